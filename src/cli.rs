@@ -1,0 +1,80 @@
+//! The command line: `mailctl <command> [options]`.
+//!
+//! Each command's options live beside its code in `cmd/`; this file holds
+//! the top level and the options shared by the client commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::transport::TlsMode;
+
+/// Send, fetch and serve mail from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "mailctl", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Print the protocol transcript on stderr (secrets redacted).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Submit a message over SMTP.
+    Send(crate::cmd::send::SendArgs),
+    /// List, retrieve and delete messages over POP3.
+    Fetch(crate::cmd::fetch::FetchArgs),
+    /// Run a local SMTP receiver and POP3 server over a Maildir.
+    Serve(crate::cmd::serve::ServeArgs),
+    /// Decode saved messages into text and attachment files.
+    Parse(crate::cmd::parse::ParseArgs),
+}
+
+/// Options every client command takes to reach a server.
+#[derive(Debug, Args, Clone)]
+pub struct ConnectArgs {
+    /// Server as HOST[:PORT].
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub server: Option<String>,
+
+    /// Transport security; by default implied by the port (465/995:
+    /// implicit, otherwise STARTTLS, which is then required).
+    #[arg(long, value_enum)]
+    pub tls: Option<TlsMode>,
+
+    /// Trust the certificates in this PEM file as well as the system's.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Do not verify the server's certificate or host name (testing only).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// User name to authenticate as.
+    #[arg(long)]
+    pub user: Option<String>,
+
+    /// Shell command whose first output line is the password or token.
+    #[arg(long, value_name = "CMD")]
+    pub password_command: Option<String>,
+
+    /// Seconds to wait for connecting and for each read or write.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,136 @@
+//! Exit statuses (sysexits.h) and the error type that carries one.
+//!
+//! Every failure that should end the program with a particular status is an
+//! [`Failure`] somewhere in the `anyhow` chain; [`exit_status`] finds it, and
+//! classifies plain I/O and TLS errors that carry none.
+
+use std::fmt;
+use std::io;
+
+/// The process exit statuses mailctl uses, as in BSD's sysexits.h.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Exit {
+    /// 0: success.
+    Ok = 0,
+    /// 64: the command line was wrong.
+    Usage = 64,
+    /// 65: the input data (a message, a header, an address) was malformed.
+    DataErr = 65,
+    /// 66: an input file did not exist or was not readable.
+    NoInput = 66,
+    /// 67: every recipient was refused.
+    NoUser = 67,
+    /// 68: the host name could not be resolved.
+    NoHost = 68,
+    /// 69: the server refused permanently (5xx / -ERR).
+    Unavailable = 69,
+    /// 70: an internal error.
+    Software = 70,
+    /// 73: an output file could not be created.
+    CantCreate = 73,
+    /// 74: an error while reading or writing a local file.
+    IoErr = 74,
+    /// 75: a temporary failure (4xx, time-out, dropped connection): retry later.
+    TempFail = 75,
+    /// 76: the remote side broke the protocol, or TLS failed.
+    Protocol = 76,
+    /// 77: authentication was refused.
+    NoPerm = 77,
+    /// 78: the configuration was wrong.
+    Config = 78,
+}
+
+impl Exit {
+    /// The numeric status.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An error that decides the exit status of the program.
+#[derive(Debug)]
+pub struct Failure {
+    /// The status to exit with.
+    pub exit: Exit,
+    /// One line saying what went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Builds an `anyhow::Error` that exits with `exit`.
+pub fn fail(exit: Exit, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        exit,
+        message: message.into(),
+    })
+}
+
+/// Returns early with a [`Failure`]: `bail_with!(Exit::Usage, "bad {}", x)`.
+#[macro_export]
+macro_rules! bail_with {
+    ($exit:expr, $($arg:tt)+) => {
+        return Err($crate::exit::fail($exit, format!($($arg)+)))
+    };
+}
+
+/// The exit status an error should produce.
+///
+/// The outermost [`Failure`] in the chain wins; otherwise I/O errors that mean
+/// "the connection went away" are temporary (75), TLS errors are 76, and
+/// anything else is an internal error (70).
+pub fn exit_status(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if let Some(failure) = cause.downcast_ref::<Failure>() {
+            return failure.exit;
+        }
+    }
+    for cause in err.chain() {
+        if let Some(io_err) = cause.downcast_ref::<io::Error>() {
+            return io_exit_status(io_err);
+        }
+        if cause.downcast_ref::<native_tls::Error>().is_some() {
+            return Exit::Protocol;
+        }
+    }
+    Exit::Software
+}
+
+/// The exit status for an I/O error on a connection.
+pub fn io_exit_status(err: &io::Error) -> Exit {
+    use io::ErrorKind::*;
+    match err.kind() {
+        TimedOut | WouldBlock | ConnectionReset | ConnectionAborted | ConnectionRefused
+        | BrokenPipe | UnexpectedEof | NotConnected | Interrupted => Exit::TempFail,
+        _ => Exit::IoErr,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn failure_in_chain_decides() {
+        let err = Err::<(), _>(fail(Exit::NoPerm, "535 no"))
+            .context("authenticating")
+            .unwrap_err();
+        assert_eq!(exit_status(&err), Exit::NoPerm);
+        assert_eq!(format!("{err:#}"), "authenticating: 535 no");
+    }
+
+    #[test]
+    fn dropped_connection_is_temporary() {
+        let err = anyhow::Error::new(io::Error::from(io::ErrorKind::UnexpectedEof));
+        assert_eq!(exit_status(&err), Exit::TempFail);
+        let err = anyhow::anyhow!("something odd");
+        assert_eq!(exit_status(&err), Exit::Software);
+    }
+}

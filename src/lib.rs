@@ -1,0 +1,15 @@
+//! mailctl: send, fetch and serve mail from the command line.
+//!
+//! The protocol modules (`smtp`, `pop3`) are state machines that do no I/O;
+//! [`transport`] is the only socket code, and the `cmd` modules drive one
+//! with the other.
+
+pub mod cli;
+pub mod cmd;
+pub mod durable;
+pub mod exit;
+pub mod maildir;
+pub mod secret;
+pub mod text;
+pub mod transcript;
+pub mod transport;

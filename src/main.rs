@@ -1,0 +1,31 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use mailctl::cli::Cli;
+use mailctl::exit::{exit_status, Exit};
+use mailctl::text::printable;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return match err.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(Exit::Usage.code()),
+            };
+        }
+    };
+    match mailctl::cmd::run(cli) {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(err) => {
+            let message = printable(format!("{err:#}").as_bytes());
+            eprintln!("mailctl: error: {message}");
+            ExitCode::from(exit_status(&err).code())
+        }
+    }
+}
