@@ -1,0 +1,1 @@
+//! Message composition for `mailctl send`.

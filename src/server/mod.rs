@@ -1,0 +1,1 @@
+//! The local SMTP receiver and POP3 server behind `mailctl serve`.
