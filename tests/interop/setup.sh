@@ -276,6 +276,7 @@ smtp_tls_security_level = none
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = $DIR/dovecot/run/auth-postfix
 smtpd_sasl_auth_enable = no
+smtpd_sasl_authenticated_header = yes
 smtpd_sasl_security_options = noanonymous
 smtpd_sasl_tls_security_options = noanonymous
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
