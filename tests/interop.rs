@@ -932,23 +932,36 @@ fn fetch_with_wrong_password_is_an_authentication_failure() {
 
 // ------------------------------------------------------------------ round trip
 
-#[test]
-fn round_trip_send_through_postfix_fetch_from_dovecot() {
-    let Some(env) = interop_env() else { return };
-    let maildir = env.maildir("ivan");
+/// Sends alice -> `user` through Postfix with a unicode-named text attachment
+/// and a binary one, waits for delivery, fetches it back from Dovecot into a
+/// --save-dir and returns (saved dir, delivered bytes, fetched message.eml,
+/// text attachment, binary attachment, token).
+struct RoundTrip {
+    _dir: tempfile::TempDir,
+    save_dir: PathBuf,
+    delivered: Vec<u8>,
+    fetched: Vec<u8>,
+    blob: Vec<u8>,
+    token: String,
+}
+
+const ROUND_TRIP_TEXT_NAME: &str = "报告 résumé.txt";
+
+fn round_trip(env: &InteropEnv, user: &str) -> RoundTrip {
+    let maildir = env.maildir(user);
     empty_maildir(&maildir);
     let dir = temp_dir();
-    let text = dir.path().join("报告 résumé.txt");
+    let text = dir.path().join(ROUND_TRIP_TEXT_NAME);
     std::fs::write(&text, ATTACHMENT_TEXT).unwrap();
     let binary = dir.path().join("blob.bin");
     let blob: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
     std::fs::write(&binary, &blob).unwrap();
 
     let (token, output) = send_with_attachment(
-        &env,
+        env,
         "SMTP_SUBMISSION_PORT",
         "starttls",
-        "ivan",
+        user,
         &[&text, &binary],
     );
     assert_ok(&output, "send for the round trip");
@@ -957,8 +970,8 @@ fn round_trip_send_through_postfix_fetch_from_dovecot() {
     let state = temp_dir();
     let save_dir = dir.path().join("saved");
     let output = fetch(
-        &env,
-        "ivan",
+        env,
+        user,
         "POP3S_PORT",
         "implicit",
         "user",
@@ -966,33 +979,59 @@ fn round_trip_send_through_postfix_fetch_from_dovecot() {
         state.path(),
     );
     assert_ok(&output, "fetch for the round trip");
-    let saved = saved_emls(&save_dir);
+    let mut saved = saved_emls(&save_dir);
     assert_eq!(saved.len(), 1, "one message fetched");
+    RoundTrip {
+        _dir: dir,
+        save_dir,
+        delivered,
+        fetched: saved.remove(0),
+        blob,
+        token,
+    }
+}
+
+#[test]
+fn round_trip_send_through_postfix_fetch_from_dovecot() {
+    let Some(env) = interop_env() else { return };
+    let trip = round_trip(&env, "ivan");
     // Postfix stores LF line ends; POP3 sends CRLF: same message otherwise.
     assert_eq!(
-        lf(&saved[0]),
-        lf(&delivered),
+        lf(&trip.fetched),
+        lf(&trip.delivered),
         "fetched bytes = delivered bytes"
     );
     check_delivered(
-        &saved[0],
-        &token,
+        &trip.fetched,
+        &trip.token,
         "ivan@example.test",
-        "报告 résumé.txt",
+        ROUND_TRIP_TEXT_NAME,
         ATTACHMENT_TEXT.as_bytes(),
     );
-    let message = MessageParser::default().parse(&saved[0][..]).unwrap();
+    let message = MessageParser::default().parse(&trip.fetched[..]).unwrap();
     let part = message
         .attachments()
         .find(|p| p.attachment_name() == Some("blob.bin"))
         .expect("binary attachment");
-    assert_eq!(part.contents(), &blob[..], "binary attachment bytes");
+    assert_eq!(part.contents(), &trip.blob[..], "binary attachment bytes");
+}
 
-    // The decoded parts beside message.eml hold the attachments' exact bytes.
-    let blobs = files_named(&save_dir, "blob.bin");
+#[test]
+fn round_trip_save_dir_holds_the_decoded_parts() {
+    let Some(env) = interop_env() else { return };
+    let trip = round_trip(&env, "mike");
+    // Beside message.eml: the text body and each attachment, exact bytes.
+    let bodies = files_named(&trip.save_dir, "body.txt");
+    assert_eq!(bodies.len(), 1, "body.txt extracted next to message.eml");
+    let body = std::fs::read_to_string(&bodies[0]).unwrap();
+    assert!(
+        body.contains(&format!("token {}", trip.token)),
+        "body.txt: {body:?}"
+    );
+    let blobs = files_named(&trip.save_dir, "blob.bin");
     assert_eq!(blobs.len(), 1, "blob.bin extracted next to message.eml");
-    assert_eq!(std::fs::read(&blobs[0]).unwrap(), blob);
-    let texts = files_named(&save_dir, "报告 résumé.txt");
+    assert_eq!(std::fs::read(&blobs[0]).unwrap(), trip.blob);
+    let texts = files_named(&trip.save_dir, ROUND_TRIP_TEXT_NAME);
     assert_eq!(texts.len(), 1, "the text attachment keeps its unicode name");
     assert_eq!(
         std::fs::read(&texts[0]).unwrap(),
