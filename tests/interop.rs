@@ -735,7 +735,13 @@ fn fetch_all_and_compare(user: &str, port_key: &str, tls: &str, auth: &str) {
         port_key,
         tls,
         auth,
-        &["--all", "--save-dir", save_dir.to_str().unwrap(), "--json"],
+        &[
+            "--all",
+            "--save-dir",
+            save_dir.to_str().unwrap(),
+            "--json",
+            "-v",
+        ],
         state.path(),
     );
     assert_ok(
@@ -751,6 +757,30 @@ fn fetch_all_and_compare(user: &str, port_key: &str, tls: &str, auth: &str) {
     );
     let rows = json_messages(&output.stdout);
     assert_eq!(rows.len(), 3, "--json reports each message: {rows:?}");
+    for row in &rows {
+        assert_eq!(row["deleted"], serde_json::Value::Bool(false), "{row}");
+        let saved = row["saved"]
+            .as_str()
+            .unwrap_or_else(|| panic!("saved: {row}"));
+        assert!(Path::new(saved).starts_with(&save_dir), "{row}");
+    }
+    // The transcript shows the security and login steps actually taken,
+    // never the password.
+    let transcript = String::from_utf8_lossy(&output.stderr);
+    let login = match auth {
+        "user" => "C: PASS <redacted>",
+        "apop" => "C: APOP",
+        "plain" => "C: AUTH PLAIN",
+        other => panic!("no transcript check for --auth {other}"),
+    };
+    assert!(transcript.contains(login), "{login} in:\n{transcript}");
+    if tls == "starttls" {
+        assert!(transcript.contains("C: STLS"), "STLS in:\n{transcript}");
+    }
+    assert!(
+        !transcript.contains(env.password(user)),
+        "password leaked:\n{transcript}"
+    );
     // Without --delete the mailbox keeps its messages.
     assert_eq!(maildir_messages(&env.maildir(user)).len(), 3);
 }
