@@ -98,10 +98,10 @@ fi
 VMAIL_UID=$(id -u "$VMAIL_USER")
 VMAIL_GID=$(id -g "$VMAIL_USER")
 
-mkdir -p "$DIR"/{tls,postfix,postfix/spool,postfix/data,dovecot,dovecot/run,dovecot/state,log,mail}
+mkdir -p "$DIR"/{tls,postfix,postfix-spool,postfix-data,dovecot,dovecot/run,dovecot/state,log,mail}
 chmod 755 "$DIR" "$DIR/log" "$DIR/dovecot" "$DIR/postfix"
 chmod 700 "$DIR/tls"
-chown postfix:postfix "$DIR/postfix/data"
+chown postfix:postfix "$DIR/postfix-data"
 chown "$VMAIL_USER:$VMAIL_USER" "$DIR/mail"
 chmod 755 "$DIR/mail"
 
@@ -217,13 +217,13 @@ CONF
 
 # ---------------------------------------------------------------- postfix
 PF=$DIR/postfix
-SPOOL=$PF/spool
+SPOOL=$DIR/postfix-spool
 cat >"$PF/main.cf" <<CONF
 # mailctl interop test server: SMTP on 127.0.0.1 only, delivers only to
 # Maildirs under $DIR/mail, never to the outside.
 compatibility_level = 3.6
 queue_directory = $SPOOL
-data_directory = $PF/data
+data_directory = $DIR/postfix-data
 command_directory = /usr/sbin
 daemon_directory = /usr/lib/postfix/sbin
 shlib_directory = /usr/lib/postfix

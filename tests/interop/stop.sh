@@ -35,5 +35,5 @@ stop_pidfile() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 
-stop_pidfile postfix "$DIR/postfix/spool/pid/master.pid" master
+stop_pidfile postfix "$DIR/postfix-spool/pid/master.pid" master
 stop_pidfile dovecot "$DIR/dovecot/run/master.pid" dovecot
