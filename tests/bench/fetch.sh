@@ -17,7 +17,7 @@
 #
 # Usage: tests/bench/fetch.sh                      # everything, prints a table
 # Knobs: BENCH_CLIENTS="mailctl,mpop,fetchmail,curl"  BENCH_RTTS="0,50"
-#        BENCH_WORKLOADS="1000x2KB,20x5MB"  BENCH_RUNS=3
+#        BENCH_FETCH_WORKLOADS="1000x2KB,20x5MB"  BENCH_RUNS=3
 #        BENCH_SLOW_RUNS=1 (curl and fetchmail on 1000 messages at +RTT: ~1-2 min each)
 #        MAILCTL_BIN=/path/to/mailctl (else: cargo build --release)
 set -euo pipefail
@@ -27,7 +27,7 @@ want mailctl && bench_mailctl
 
 RUNS=${BENCH_RUNS:-3}
 SLOW_RUNS=${BENCH_SLOW_RUNS:-1}
-WORKLOADS=$(echo "${BENCH_WORKLOADS:-1000x2KB,20x5MB}" | tr ',' ' ')
+WORKLOADS=$(echo "${BENCH_FETCH_WORKLOADS:-1000x2KB,20x5MB}" | tr ',' ' ')
 W=$BENCH_WORK/fetch
 OUT=$W/out
 mkdir -p "$W"

@@ -14,7 +14,7 @@
 #
 # Usage: tests/bench/send.sh                       # everything, prints a table
 # Knobs: BENCH_CLIENTS="mailctl,curl,msmtp,curl-T"  BENCH_RTTS="0,50"
-#        BENCH_WORKLOADS="small,10MB,50MB"  BENCH_RUNS=5 (small)  BENCH_BIG_RUNS=3
+#        BENCH_SEND_WORKLOADS="small,10MB,50MB"  BENCH_RUNS=5 (small)  BENCH_BIG_RUNS=3
 #        MAILCTL_BIN=/path/to/mailctl (else: cargo build --release)
 set -euo pipefail
 . "$(dirname "$0")/common/lib.sh"
@@ -23,7 +23,7 @@ want mailctl && bench_mailctl
 
 RUNS=${BENCH_RUNS:-5}
 BIG_RUNS=${BENCH_BIG_RUNS:-3}
-WORKLOADS=$(echo "${BENCH_WORKLOADS:-small,10MB,50MB}" | tr ',' ' ')
+WORKLOADS=$(echo "${BENCH_SEND_WORKLOADS:-small,10MB,50MB}" | tr ',' ' ')
 W=$BENCH_WORK/send
 mkdir -p "$W"
 PORT=$SMTP_SUBMISSION_PORT

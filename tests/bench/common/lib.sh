@@ -24,8 +24,11 @@ bench_init() {
     [ -x /usr/bin/time ] || { echo "/usr/bin/time missing: apt-get install time" >&2; exit 1; }
     BENCH_WORK=${BENCH_WORK:-$MAILCTL_INTEROP_DIR/bench}
     mkdir -p "$BENCH_WORK"
-    BENCH_RESULTS=${BENCH_RESULTS:-$BENCH_WORK/results-$(date +%Y%m%d-%H%M%S).tsv}
-    : >"$BENCH_RESULTS"
+    # A caller-given results file is appended to (all.sh shares one).
+    if [ -z "${BENCH_RESULTS:-}" ]; then
+        BENCH_RESULTS=$BENCH_WORK/results-$(date +%Y%m%d-%H%M%S).tsv
+        : >"$BENCH_RESULTS"
+    fi
     BENCH_PROXY_PID=
     trap bench_cleanup EXIT
 }
