@@ -71,8 +71,13 @@ install_packages() {
     # No system-wide mail configuration: ours lives under $DIR.
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    local try
+    for try in 1 2 3; do
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null && break
+        [ "$try" = 3 ] && die "apt-get failed three times"
+        log "apt-get failed, retrying in 10 s"
+        sleep 10
+    done
     if [ $created_policy = 1 ]; then
         rm -f "$policy"
         trap - EXIT
