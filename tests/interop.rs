@@ -142,35 +142,60 @@ fn token(label: &str) -> String {
 /// Runs mailctl with `args`, the password in MAILCTL_PASSWORD, stdin closed
 /// and its `--new` state kept under `state_home`.
 fn mailctl(args: &[&str], password: Option<&str>, state_home: &Path) -> Output {
+    mailctl_with_stdin(args, password, state_home, None)
+}
+
+/// [`mailctl`] with `stdin` fed to the process when given.
+fn mailctl_with_stdin(
+    args: &[&str],
+    password: Option<&str>,
+    state_home: &Path,
+    stdin: Option<&[u8]>,
+) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mailctl"));
     command
         .args(args)
         .env("XDG_STATE_HOME", state_home)
         .env_remove("MAILCTL_PASSWORD")
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(password) = password {
         command.env("MAILCTL_PASSWORD", password);
     }
     let mut child = command.spawn().expect("run mailctl");
-    // A safety net against a hung client, not a timing assertion.
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("wait for mailctl").is_some() {
-            break;
+    let pid = child.id();
+    let feeder = stdin.map(|bytes| {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        })
+    });
+    // wait_with_output drains stdout and stderr while waiting; the channel
+    // bounds the wait as a safety net against a hung client (not a timing
+    // assertion).
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let output = match result.recv_timeout(RUN_LIMIT) {
+        Ok(output) => output.expect("collect mailctl output"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("mailctl {args:?} still running after {RUN_LIMIT:?}: killed");
         }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("collect mailctl output");
-            panic!(
-                "mailctl {args:?} still running after {RUN_LIMIT:?}; stderr:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    };
+    if let Some(feeder) = feeder {
+        feeder.join().expect("stdin writer");
     }
-    child.wait_with_output().expect("collect mailctl output")
+    output
 }
 
 /// Asserts that mailctl succeeded, showing its output if not.
@@ -678,6 +703,154 @@ fn send_to_an_outside_domain_is_refused_by_the_server() {
     assert_fails_with(&output, 67, "every recipient refused");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("55"), "the 5xx reply is quoted:\n{stderr}");
+}
+
+/// The header section of a delivered message, unfolded enough to search.
+fn header_section(raw: &[u8]) -> String {
+    let raw = lf(raw);
+    let end = raw
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+/// Whether a header field `name:` is present (Postfix's own trace fields
+/// Delivered-To and X-Original-To name the envelope recipient, so callers
+/// look only at the fields they mean).
+fn has_field(headers: &str, name: &str) -> bool {
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    headers
+        .lines()
+        .any(|line| line.to_ascii_lowercase().starts_with(&prefix))
+}
+
+fn field_values(headers: &str, name: &str) -> String {
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    let mut values = String::new();
+    let mut inside = false;
+    for line in headers.lines() {
+        if line.starts_with([' ', '\t']) {
+            if inside {
+                values.push_str(line);
+            }
+            continue;
+        }
+        inside = line.to_ascii_lowercase().starts_with(&prefix);
+        if inside {
+            values.push_str(line);
+            values.push('\n');
+        }
+    }
+    values
+}
+
+#[test]
+fn send_bcc_recipient_gets_the_mail_but_no_header_names_it() {
+    let Some(env) = interop_env() else { return };
+    let token = token("bcc");
+    let state = temp_dir();
+    let server = env.server("SMTP_SUBMISSION_PORT");
+    let output = mailctl(
+        &[
+            "send",
+            "--server",
+            &server,
+            "--ca-file",
+            env.ca_file(),
+            "--user",
+            "alice",
+            "--from",
+            "\"Алиса\" <alice@example.test>",
+            "--to",
+            "\"张三\" <carol@example.test>",
+            "--bcc",
+            "oscar@example.test",
+            "--subject",
+            &token,
+            "--body",
+            &format!("bcc check {token}"),
+        ],
+        Some(env.password("alice")),
+        state.path(),
+    );
+    assert_ok(&output, "send with --bcc");
+    let to_copy = wait_for_delivery(&env.maildir("carol"), &token);
+    let bcc_copy = wait_for_delivery(&env.maildir("oscar"), &token);
+    for (who, raw) in [("carol", &to_copy), ("oscar", &bcc_copy)] {
+        let headers = header_section(raw);
+        assert!(
+            !has_field(&headers, "Bcc"),
+            "{who}'s copy has a Bcc field:\n{headers}"
+        );
+        for field in ["To", "Cc", "From", "Reply-To"] {
+            assert!(
+                !field_values(&headers, field).contains("oscar"),
+                "{who}'s copy names the Bcc recipient in {field}:\n{headers}"
+            );
+        }
+        let message = MessageParser::default().parse(&raw[..]).unwrap();
+        let to = message.to().and_then(|a| a.first()).unwrap();
+        assert_eq!(to.name(), Some("张三"), "display name decoded");
+        let from = message.from().and_then(|a| a.first()).unwrap();
+        assert_eq!(from.name(), Some("Алиса"), "display name decoded");
+    }
+}
+
+#[test]
+fn send_raw_with_t_takes_recipients_from_headers_and_drops_bcc() {
+    let Some(env) = interop_env() else { return };
+    let token = token("raw");
+    let state = temp_dir();
+    let server = env.server("SMTP_SMTPS_PORT");
+    let raw = format!(
+        "From: alice@example.test\r\n\
+         To: carol@example.test\r\n\
+         Bcc: oscar@example.test\r\n\
+         Subject: raw {token}\r\n\
+         Message-ID: <{token}@example.test>\r\n\
+         \r\n\
+         .a line starting with a dot\r\n\
+         ..and one with two\r\n\
+         .\r\n\
+         token {token}\r\n"
+    );
+    let output = mailctl_with_stdin(
+        &[
+            "send",
+            "--server",
+            &server,
+            "--tls",
+            "implicit",
+            "--ca-file",
+            env.ca_file(),
+            "--user",
+            "alice",
+            "--from",
+            "alice@example.test",
+            "--raw",
+            "-t",
+        ],
+        Some(env.password("alice")),
+        state.path(),
+        Some(raw.as_bytes()),
+    );
+    assert_ok(&output, "send --raw -t");
+    let to_copy = wait_for_delivery(&env.maildir("carol"), &token);
+    let bcc_copy = wait_for_delivery(&env.maildir("oscar"), &token);
+    let body = "\n.a line starting with a dot\n..and one with two\n.\n";
+    for (who, copy) in [("carol", &to_copy), ("oscar", &bcc_copy)] {
+        let headers = header_section(copy);
+        assert!(
+            !has_field(&headers, "Bcc"),
+            "{who}'s copy has a Bcc field:\n{headers}"
+        );
+        assert!(
+            contains(&lf(copy), body.as_bytes()),
+            "{who}'s copy: dot lines arrive exactly as written"
+        );
+        assert!(contains(copy, format!("<{token}@example.test>").as_bytes()));
+    }
 }
 
 // ------------------------------------------------------------------ fetch
