@@ -20,6 +20,7 @@
 #        BENCH_FETCH_WORKLOADS="1000x2KB,20x5MB"  BENCH_RUNS=3
 #        BENCH_SLOW_RUNS=1 (curl and fetchmail on 1000 messages at +RTT: ~1-2 min each)
 #        MAILCTL_BIN=/path/to/mailctl (else: cargo build --release)
+#        BENCH_PROXY_LOG=FILE (log every chunk and round trip seen by the proxy)
 set -euo pipefail
 . "$(dirname "$0")/common/lib.sh"
 bench_init

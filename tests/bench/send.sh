@@ -16,6 +16,7 @@
 # Knobs: BENCH_CLIENTS="mailctl,curl,msmtp,curl-T"  BENCH_RTTS="0,50"
 #        BENCH_SEND_WORKLOADS="small,10MB,50MB"  BENCH_RUNS=5 (small)  BENCH_BIG_RUNS=3
 #        MAILCTL_BIN=/path/to/mailctl (else: cargo build --release)
+#        BENCH_PROXY_LOG=FILE (log every chunk and round trip seen by the proxy)
 set -euo pipefail
 . "$(dirname "$0")/common/lib.sh"
 bench_init

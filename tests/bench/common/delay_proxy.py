@@ -14,7 +14,12 @@ counted per connection as the transitions from server->client data to
 client->server data (the client sends something after having received
 something since its own last send). A client that pipelines commands has
 fewer of them. The server's greeting followed by the client's first command
-counts as one, as does each TLS handshake flight the client answers.
+counts as one, as does each TLS handshake flight the client answers. A TLS
+close_notify the client sends after the server's last reply counts too (it
+did wait for that reply).
+
+--log FILE records every chunk with its direction, size and time, and marks
+each counted round trip: handy to see where a client waits.
 
 Statistics (JSON: connections, round_trips, bytes each way) are written to
 --stats-file after every connection closes and on SIGTERM/SIGINT.
@@ -59,18 +64,33 @@ class Stats:
 class Connection:
     """One proxied connection and its round-trip bookkeeping."""
 
-    def __init__(self, stats):
+    def __init__(self, stats, log, number):
         self.stats = stats
+        self.log = log
+        self.number = number
+        self.started = asyncio.get_running_loop().time()
         # Whether the client has been handed server data since it last sent.
         self.server_spoke = False
+        self.round_trips = 0
 
-    def client_sent(self):
+    def note(self, text):
+        if self.log:
+            at = (asyncio.get_running_loop().time() - self.started) * 1000
+            self.log.write(f"[{self.number}] {at:9.1f} ms  {text}\n")
+            self.log.flush()
+
+    def client_sent(self, n):
         if self.server_spoke:
             self.stats.round_trips += 1
+            self.round_trips += 1
             self.server_spoke = False
+            self.note(f"C->S {n} bytes   (round trip {self.round_trips})")
+        else:
+            self.note(f"C->S {n} bytes")
 
-    def client_received(self):
+    def client_received(self, n):
         self.server_spoke = True
+        self.note(f"S->C {n} bytes")
 
 
 async def pump(reader, writer, delay, on_read, on_written, count):
@@ -115,7 +135,7 @@ async def pump(reader, writer, delay, on_read, on_written, count):
     await asyncio.gather(read_side(), write_side())
 
 
-async def handle(client_reader, client_writer, args, stats):
+async def handle(client_reader, client_writer, args, stats, log):
     host, port = args.target
     try:
         server_reader, server_writer = await asyncio.open_connection(host, port)
@@ -123,8 +143,8 @@ async def handle(client_reader, client_writer, args, stats):
         print(f"delay_proxy: cannot reach {host}:{port}: {e}", file=sys.stderr)
         client_writer.close()
         return
-    conn = Connection(stats)
     stats.connections += 1
+    conn = Connection(stats, log, stats.connections)
     half = args.rtt_ms / 2000.0
 
     def count_c2s(n):
@@ -135,18 +155,27 @@ async def handle(client_reader, client_writer, args, stats):
 
     # The client "sends" when its data reaches us (loopback: at once); it
     # "receives" when we hand it the server's data after the delay.
-    await asyncio.gather(
-        pump(client_reader, server_writer, half,
-             lambda d: d and conn.client_sent(), None, count_c2s),
-        pump(server_reader, client_writer, half,
-             None, lambda d: conn.client_received(), count_s2c),
-    )
+    try:
+        await relay(conn, client_reader, client_writer, server_reader, server_writer,
+                    half, count_c2s, count_s2c)
+    except asyncio.CancelledError:
+        pass  # stopped while the connection was still open
     for w in (client_writer, server_writer):
         try:
             w.close()
         except (ConnectionError, OSError):
             pass
     stats.write()
+
+
+async def relay(conn, client_reader, client_writer, server_reader, server_writer,
+                half, count_c2s, count_s2c):
+    await asyncio.gather(
+        pump(client_reader, server_writer, half,
+             lambda d: d and conn.client_sent(len(d)), None, count_c2s),
+        pump(server_reader, client_writer, half,
+             None, lambda d: conn.client_received(len(d)), count_s2c),
+    )
 
 
 def loopback_address(text):
@@ -163,12 +192,14 @@ async def main():
     p.add_argument("--rtt-ms", type=float, default=50.0, help="added round-trip time in ms (default 50)")
     p.add_argument("--port-file", help="write the listening port here once ready")
     p.add_argument("--stats-file", help="write JSON statistics here")
+    p.add_argument("--log", help="log every chunk (direction, size, time) and round trip here")
     args = p.parse_args()
+    log = open(args.log, "a") if args.log else None
 
     stats = Stats(args.stats_file)
     stats.write()
     server = await asyncio.start_server(
-        lambda r, w: handle(r, w, args, stats), args.listen[0], args.listen[1])
+        lambda r, w: handle(r, w, args, stats, log), args.listen[0], args.listen[1])
     port = server.sockets[0].getsockname()[1]
     if args.port_file:
         tmp = args.port_file + ".tmp"

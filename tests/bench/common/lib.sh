@@ -55,8 +55,10 @@ start_proxy() {
     PROXY_STATS=$BENCH_WORK/proxy.stats.json
     local port_file=$BENCH_WORK/proxy.port
     rm -f "$port_file" "$PROXY_STATS"
+    # BENCH_PROXY_LOG=FILE: every chunk and round trip of every case, appended.
     python3 "$BENCH_COMMON/delay_proxy.py" --target "127.0.0.1:$target" --rtt-ms "$rtt" \
-        --port-file "$port_file" --stats-file "$PROXY_STATS" 2>>"$BENCH_WORK/proxy.log" &
+        --port-file "$port_file" --stats-file "$PROXY_STATS" \
+        ${BENCH_PROXY_LOG:+--log "$BENCH_PROXY_LOG"} 2>>"$BENCH_WORK/proxy.log" &
     BENCH_PROXY_PID=$!
     for i in $(seq 1 200); do
         [ -s "$port_file" ] && break
