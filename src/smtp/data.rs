@@ -44,8 +44,9 @@ impl<W: Write> DataEncoder<W> {
         self.written
     }
 
-    /// Ends the last line if needed, writes the terminating "." line,
-    /// flushes, and returns the inner writer.
+    /// Ends the last line if needed, writes the terminating "." line and
+    /// returns the inner writer, not flushed, so that a pipelined QUIT can
+    /// join the same write.
     pub fn finish(mut self) -> io::Result<W> {
         let tail: &[u8] = match self.state {
             State::LineStart => b".\r\n",
@@ -54,7 +55,6 @@ impl<W: Write> DataEncoder<W> {
         };
         self.inner.write_all(tail)?;
         self.written += tail.len() as u64;
-        self.inner.flush()?;
         Ok(self.inner)
     }
 
