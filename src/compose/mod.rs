@@ -16,7 +16,6 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::message_id::MessageId;
 use mail_builder::headers::raw::Raw;
@@ -208,12 +207,62 @@ fn check_date(date: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn address<'a>(m: &'a Mailbox) -> Address<'a> {
-    Address::new_address(m.name.as_deref(), m.address.as_str())
+/// RFC 2047 encoded-words (`=?utf-8?B?...?=`) for a non-ASCII phrase,
+/// each at most 75 characters and split at character boundaries.
+pub fn encoded_words(text: &str) -> String {
+    use base64::Engine;
+    // 12 characters of framing leave 63 for base64: 45 input bytes.
+    const MAX_INPUT: usize = 45;
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        if chunk.len() + c.len_utf8() > MAX_INPUT {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() {
+        words.push(chunk);
+    }
+    words
+        .iter()
+        .map(|w| {
+            format!(
+                "=?utf-8?B?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(w)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-fn address_list<'a>(list: &'a [Mailbox]) -> Address<'a> {
-    Address::new_list(list.iter().map(address).collect())
+/// A mailbox as header text: `addr`, `Name <addr>`, `"Quoted, Name" <addr>`
+/// or `=?utf-8?B?...?= <addr>`; an encoded-word is never put inside quotes
+/// (RFC 2047 section 5).
+pub fn format_mailbox(m: &Mailbox) -> String {
+    let Some(name) = m.name.as_deref().filter(|n| !n.trim().is_empty()) else {
+        return m.address.clone();
+    };
+    let phrase = if !name.is_ascii() {
+        encoded_words(name)
+    } else if name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b' ' || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
+        && !name.starts_with(' ')
+        && !name.ends_with(' ')
+    {
+        name.to_string()
+    } else {
+        quoted(name)
+    };
+    format!("{phrase} <{}>", m.address)
+}
+
+fn format_list(list: &[Mailbox]) -> String {
+    list.iter()
+        .map(format_mailbox)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A boundary derived from the Message-ID, so a fixed Message-ID gives
@@ -370,20 +419,20 @@ impl Draft {
         };
 
         let mut builder = MessageBuilder::new()
-            .from(address(from))
+            .header("From", Raw::new(format_mailbox(from)))
             .message_id(MessageId::new(message_id.as_str()));
         if let Some(date) = &self.date {
             check_date(date)?;
             builder = builder.header("Date", Raw::new(date.as_str()));
         }
         if !self.to.is_empty() {
-            builder = builder.to(address_list(&self.to));
+            builder = builder.header("To", Raw::new(format_list(&self.to)));
         }
         if !self.cc.is_empty() {
-            builder = builder.cc(address_list(&self.cc));
+            builder = builder.header("Cc", Raw::new(format_list(&self.cc)));
         }
         if !self.reply_to.is_empty() {
-            builder = builder.reply_to(address_list(&self.reply_to));
+            builder = builder.header("Reply-To", Raw::new(format_list(&self.reply_to)));
         }
         if let Some(subject) = &self.subject {
             builder = builder.subject(Text::new(subject.as_str()));
@@ -494,7 +543,8 @@ mod tests {
         assert_eq!(out.len() as u64, m.size());
         assert!(out.contains("Message-ID: <fixed.1@example.org>\r\n"));
         assert!(out.contains("Date: Tue, 1 Jul 2025 10:00:00 +0000\r\n"));
-        assert!(out.contains("=?utf-8?"), "{out}");
+        assert!(out.contains("From: Ops Bot <ops@example.org>\r\n"), "{out}");
+        assert!(out.contains("To: =?utf-8?B?5byg5LiJ?= <z@example.cn>, b@example.org\r\n"));
         assert!(!out.contains("张三"));
         assert!(!out.to_ascii_lowercase().contains("bcc"));
         assert!(!out.contains("hidden@example.org"));
@@ -556,6 +606,32 @@ mod tests {
         assert_eq!(parsed.attachment(1).unwrap().contents(), b"hello\n");
         assert_eq!(parsed.body_html(0).unwrap().trim(), "<p>hi</p>");
         assert_eq!(text(&d.build().unwrap()), out, "reproducible");
+    }
+
+    #[test]
+    fn mailbox_formatting() {
+        let m = |name: &str| Mailbox {
+            name: Some(name.into()),
+            address: "a@x.org".into(),
+        };
+        assert_eq!(format_mailbox(&m("Plain Name")), "Plain Name <a@x.org>");
+        assert_eq!(format_mailbox(&m("Doe, John")), "\"Doe, John\" <a@x.org>");
+        assert_eq!(format_mailbox(&m("a \"b\"")), "\"a \\\"b\\\"\" <a@x.org>");
+        assert_eq!(
+            format_mailbox(&m("Jürgen")),
+            "=?utf-8?B?SsO8cmdlbg==?= <a@x.org>"
+        );
+        let long = "很长的名字".repeat(8);
+        let formatted = format_mailbox(&m(&long));
+        assert!(formatted.split(' ').all(|w| w.len() <= 75));
+        let header = format!("To: {formatted}\r\n\r\n");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(header.as_bytes())
+            .unwrap();
+        assert_eq!(
+            parsed.to().unwrap().first().unwrap().name(),
+            Some(long.as_str())
+        );
     }
 
     #[test]

@@ -308,7 +308,7 @@ impl Client {
     }
 
     /// The outcome: the report, or the first failure and the report.
-    pub fn finish(mut self) -> Result<Report, (anyhow::Error, Report)> {
+    pub fn finish(mut self) -> Result<Report, Box<(anyhow::Error, Report)>> {
         if !self.report.accepted && self.failure.is_none() {
             self.failure = Some(fail(
                 Exit::TempFail,
@@ -316,7 +316,7 @@ impl Client {
             ));
         }
         match self.failure.take() {
-            Some(err) => Err((err, self.report)),
+            Some(err) => Err(Box::new((err, self.report))),
             None => Ok(self.report),
         }
     }
@@ -909,7 +909,7 @@ mod tests {
         c.on_reply(reply(b"220 old\r\n"));
         c.on_reply(reply(b"500 what?\r\n"));
         assert_eq!(c.on_reply(reply(b"250 old\r\n")), Event::Close);
-        let (err, _) = c.finish().unwrap_err();
+        let (err, _) = *c.finish().unwrap_err();
         assert_eq!(exit_status(&err), Exit::Protocol);
     }
 
@@ -941,7 +941,7 @@ mod tests {
         let mut c = Client::new(with_auth(config(TlsMode::Starttls), None));
         c.on_reply(reply(b"220 hi\r\n"));
         assert_eq!(c.on_reply(reply(EHLO_PLAIN)), Event::Close);
-        let (err, report) = c.finish().unwrap_err();
+        let (err, report) = *c.finish().unwrap_err();
         assert_eq!(exit_status(&err), Exit::Protocol);
         assert!(err.to_string().contains("STARTTLS"));
         assert!(report.auth.is_none());
@@ -952,7 +952,7 @@ mod tests {
         let mut c = Client::new(with_auth(config(TlsMode::None), None));
         c.on_reply(reply(b"220 hi\r\n"));
         assert_eq!(c.on_reply(reply(EHLO_AUTH)), Event::Close);
-        let (err, _) = c.finish().unwrap_err();
+        let (err, _) = *c.finish().unwrap_err();
         assert_eq!(exit_status(&err), Exit::Config);
 
         let mut cfg = with_auth(config(TlsMode::None), Some(Mechanism::Login));
@@ -974,7 +974,7 @@ mod tests {
         let e = c.on_reply(reply(b"535 5.7.8 bad credentials\r\n"));
         assert_eq!(wire(&e), b"QUIT\r\n");
         c.on_reply(reply(b"221 bye\r\n"));
-        let (err, _) = c.finish().unwrap_err();
+        let (err, _) = *c.finish().unwrap_err();
         assert_eq!(exit_status(&err), Exit::NoPerm);
         assert!(err.to_string().contains("535 5.7.8 bad credentials"));
     }
@@ -1026,7 +1026,7 @@ mod tests {
         c.on_reply(reply(b"220 hi\r\n"));
         let e = c.on_reply(reply(b"250-mx\r\n250 AUTH PLAIN\r\n"));
         assert_eq!(wire(&e), b"QUIT\r\n");
-        let (err, _) = c.finish().unwrap_err();
+        let (err, _) = *c.finish().unwrap_err();
         assert_eq!(exit_status(&err), Exit::NoPerm);
         assert!(err.to_string().contains("offers: PLAIN"));
     }
@@ -1044,7 +1044,7 @@ mod tests {
         let e = c.on_reply(reply(b"250 reset\r\n"));
         assert_eq!(wire(&e), b"QUIT\r\n");
         assert_eq!(c.on_reply(reply(b"221 bye\r\n")), Event::Close);
-        let (err, report) = c.finish().unwrap_err();
+        let (err, report) = *c.finish().unwrap_err();
         assert_eq!(exit_status(&err), Exit::Unavailable);
         assert!(err
             .to_string()
@@ -1063,7 +1063,7 @@ mod tests {
         c.on_reply(reply(b"250 ok\r\n"));
         c.on_reply(reply(b"450 4.2.0 greylisted\r\n"));
         assert!(matches!(c.on_reply(reply(b"354 go\r\n")), Event::Abort(_)));
-        let (err, _) = c.finish().unwrap_err();
+        let (err, _) = *c.finish().unwrap_err();
         assert_eq!(exit_status(&err), Exit::TempFail);
     }
 
@@ -1079,7 +1079,7 @@ mod tests {
         assert_eq!(wire(&e), b"RSET\r\n");
         c.on_reply(reply(b"250 ok\r\n"));
         c.on_reply(reply(b"221 bye\r\n"));
-        let (err, report) = c.finish().unwrap_err();
+        let (err, report) = *c.finish().unwrap_err();
         assert_eq!(exit_status(&err), Exit::NoUser);
         assert!(err.to_string().contains("<c@example.org>"));
         assert!(report
@@ -1096,7 +1096,7 @@ mod tests {
         c.on_reply(reply(b"220 hi\r\n"));
         let e = c.on_reply(reply(EHLO_PLAIN));
         assert_eq!(wire(&e), b"QUIT\r\n");
-        let (err, _) = c.finish().unwrap_err();
+        let (err, _) = *c.finish().unwrap_err();
         assert_eq!(exit_status(&err), Exit::Unavailable);
         assert!(err.to_string().contains("at most 1000"));
     }
@@ -1116,7 +1116,7 @@ mod tests {
             c.on_reply(reply(b"354 go\r\n"));
             let e = c.on_reply(reply(final_reply));
             assert_eq!(wire(&e), b"QUIT\r\n");
-            let (err, report) = c.finish().unwrap_err();
+            let (err, report) = *c.finish().unwrap_err();
             assert_eq!(exit_status(&err), exit);
             assert!(!report.accepted);
         }

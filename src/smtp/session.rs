@@ -84,7 +84,7 @@ pub struct SubmitError {
     /// What went wrong.
     pub error: anyhow::Error,
     /// What is known about each recipient.
-    pub report: SubmitReport,
+    pub report: Box<SubmitReport>,
 }
 
 impl fmt::Display for SubmitError {
@@ -253,10 +253,13 @@ pub fn submit(
         };
         match client.finish() {
             Ok(report) => Ok(wrap(report)),
-            Err((error, report)) => Err(SubmitError {
-                error,
-                report: wrap(report),
-            }),
+            Err(failed) => {
+                let (error, report) = *failed;
+                Err(SubmitError {
+                    error,
+                    report: Box::new(wrap(report)),
+                })
+            }
         }
     };
 
