@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Submit a message over SMTP.
-    Send(crate::cmd::send::SendArgs),
+    Send(Box<crate::cmd::send::SendArgs>),
     /// List, retrieve and delete messages over POP3.
     Fetch(crate::cmd::fetch::FetchArgs),
     /// Run a local SMTP receiver and POP3 server over a Maildir.
