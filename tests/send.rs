@@ -634,6 +634,32 @@ fn plaintext_credentials_to_a_remote_server_are_refused() {
     );
     assert_eq!(code(&out), 78, "{}", stderr(&out));
     assert!(stderr(&out).contains("unencrypted"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn json_even_when_failing_before_the_attempt() {
+    let out = run(
+        &[
+            "send",
+            "--server",
+            "127.0.0.1:9",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--attach",
+            "/nonexistent/report.pdf",
+            "--json",
+        ]
+        .map(String::from),
+        b"",
+    );
+    assert_eq!(code(&out), 66);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["status"], "failed");
+    assert_eq!(json["exit_code"], 66);
+    assert!(json["error"].as_str().unwrap().contains("report.pdf"));
 }
 
 #[test]

@@ -347,7 +347,43 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
 
 /// Runs `mailctl send`.
 pub fn run(args: SendArgs, globals: Globals) -> anyhow::Result<Exit> {
-    let (message, envelope) = build(&args)?;
+    let json = args.json;
+    match send(args, globals) {
+        Ok(exit) => Ok(exit),
+        Err(Failed::Reported(err)) => Err(err),
+        Err(Failed::Early(err)) => {
+            if json {
+                // Failures before the attempt (bad options, missing files)
+                // still give one JSON object: scripts never parse prose.
+                print_json(&serde_json::json!({
+                    "status": "failed",
+                    "exit_code": crate::exit::exit_status(&err).code(),
+                    "error": crate::text::printable(format!("{err:#}").as_bytes()),
+                    "server": null,
+                    "tls": false,
+                    "auth": null,
+                    "message_id": null,
+                    "size": null,
+                    "recipients": [],
+                    "final_reply": null,
+                    "queue_id": null,
+                }))?;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// A failure, and whether its JSON report was printed already.
+enum Failed {
+    /// Before the attempt: nothing printed yet.
+    Early(anyhow::Error),
+    /// The attempt's JSON report (if asked for) is out.
+    Reported(anyhow::Error),
+}
+
+fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
+    let (message, envelope) = build(&args).map_err(Failed::Early)?;
     let transcript = Transcript::stderr(globals.verbose > 0);
 
     if args.dry_run {
@@ -368,23 +404,24 @@ pub fn run(args: SendArgs, globals: Globals) -> anyhow::Result<Exit> {
         message
             .write_to(&mut out)
             .and_then(|_| out.flush().map_err(Into::into))
-            .map_err(|e| fail(Exit::IoErr, format!("writing standard output: {e:#}")))?;
+            .map_err(|e| Failed::Early(fail(Exit::IoErr, format!("writing the message: {e:#}"))))?;
         return Ok(Exit::Ok);
     }
 
-    let settings = settings(&args)?;
+    let settings = settings(&args).map_err(Failed::Early)?;
     match session::submit(&settings, &envelope, &message, &transcript) {
         Ok(report) => {
             if args.json {
-                print_json(&report.to_json(None))?;
+                print_json(&report.to_json(None)).map_err(Failed::Reported)?;
             }
             Ok(Exit::Ok)
         }
         Err(failed) => {
             if args.json {
-                print_json(&failed.report.to_json(Some(&failed.error)))?;
+                print_json(&failed.report.to_json(Some(&failed.error)))
+                    .map_err(Failed::Reported)?;
             }
-            Err(failed.error)
+            Err(Failed::Reported(failed.error))
         }
     }
 }
