@@ -118,6 +118,18 @@ fn starttls_with_auth_and_redacted_transcript() {
     assert!(!err.contains(PASSWORD));
     assert!(!err.contains(&plain));
     assert!(!err.contains("nightly report"), "the message is summarised");
+    // Round trips the client waits for: EHLO, STARTTLS, EHLO, AUTH,
+    // MAIL+RCPT+DATA, message+QUIT (plus the TLS handshake).
+    let mut flights = 0;
+    let mut previous = "";
+    for line in err.lines() {
+        let side = &line[..2];
+        if side == "C:" && previous != "C:" {
+            flights += 1;
+        }
+        previous = side;
+    }
+    assert_eq!(flights, 6, "{err}");
 }
 
 #[test]
@@ -692,10 +704,45 @@ fn large_attachment_is_streamed_intact_with_bounded_memory() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let rec = server.finish();
     let hwm = rec.client_vmhwm_kb.expect("client memory measured");
+    eprintln!("mailctl peak memory while sending 50 MiB: {hwm} kB");
     assert!(hwm < 32 * 1024, "peak memory {hwm} kB");
     let message = rec.message();
     let parsed = mail_parser::MessageParser::default()
         .parse(&message)
         .unwrap();
     assert!(parsed.attachment(0).unwrap().contents() == &data[..]);
+}
+
+#[test]
+fn oversized_replies_are_protocol_errors() {
+    let long_line = format!("250 {}", "x".repeat(70 * 1024));
+    let many_lines = format!("{}250 end", "250-x\r\n".repeat(1000));
+    for reply in [long_line, many_lines] {
+        let server = FakeServer::start(Script {
+            ehlo_reply: Some(reply),
+            ..Script::default()
+        });
+        let out = run(&with(args(&server, "none"), &["--body", "x"]), b"");
+        assert_eq!(code(&out), 76, "{}", stderr(&out));
+        assert!(!server.finish().saw("MAIL"));
+    }
+}
+
+#[test]
+fn helo_fallback_when_ehlo_is_refused() {
+    let server = FakeServer::start(Script {
+        ehlo_reply: Some("502 5.5.2 Error: command not recognized".into()),
+        ..Script::default()
+    });
+    let out = run(&with(args(&server, "none"), &["--body", "x"]), b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = server.finish();
+    assert!(rec.saw("HELO "));
+    assert!(rec.data.is_some());
+    // Without extensions: no SIZE parameter, one command at a time.
+    assert_eq!(rec.mail_from.as_deref(), Some("ops@example.org"));
+    assert!(rec
+        .commands
+        .iter()
+        .any(|c| c == "MAIL FROM:<ops@example.org>"));
 }
