@@ -746,3 +746,54 @@ fn helo_fallback_when_ehlo_is_refused() {
         .iter()
         .any(|c| c == "MAIL FROM:<ops@example.org>"));
 }
+
+#[test]
+fn library_probe_checks_settings_without_sending() {
+    use mailctl::exit::{exit_status, Exit};
+    use mailctl::smtp::client::Credentials;
+    use mailctl::smtp::session::{probe, Settings};
+    use mailctl::transcript::Transcript;
+    use mailctl::transport::{Endpoint, TlsMode, TlsOptions};
+
+    for (auth_reply, expected) in [
+        ("235 2.7.0 ok", None),
+        ("535 5.7.8 bad", Some(Exit::NoPerm)),
+    ] {
+        let server = FakeServer::start(Script {
+            tls: ServerTls::Starttls,
+            auth_reply: auth_reply.into(),
+            ..Script::default()
+        });
+        let settings = Settings {
+            endpoint: Endpoint::parse(&format!("localhost:{}", server.port), 587).unwrap(),
+            tls: TlsMode::Starttls,
+            tls_options: TlsOptions {
+                ca_file: server.ca_file.clone(),
+                insecure: false,
+            },
+            timeout: std::time::Duration::from_secs(30),
+            helo_name: Some("client.example".into()),
+            credentials: Some(Credentials {
+                user: "ops".into(),
+                secret: mailctl::secret::Secret::new(PASSWORD),
+                mechanism: None,
+            }),
+        };
+        let (transcript, log) = Transcript::memory();
+        let result = probe(&settings, &transcript);
+        let rec = server.finish();
+        assert!(!rec.saw("MAIL"));
+        assert!(rec.saw("QUIT"));
+        let log = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+        assert!(!log.contains(PASSWORD));
+        match expected {
+            None => {
+                let report = result.unwrap();
+                assert!(report.tls);
+                assert!(report.capabilities.pipelining);
+                assert_eq!(report.auth.map(|m| m.name()), Some("PLAIN"));
+            }
+            Some(exit) => assert_eq!(exit_status(&result.unwrap_err()), exit),
+        }
+    }
+}

@@ -60,6 +60,9 @@ pub struct ClientConfig {
     pub message_size: u64,
     /// Whether the message has bytes above 127 (asks for BODY=8BITMIME).
     pub eight_bit: bool,
+    /// Stop after authentication with QUIT: a check of the settings that
+    /// sends no mail. The envelope is then ignored.
+    pub probe: bool,
 }
 
 /// Bytes to write in one go, and the lines they stand for in the
@@ -156,7 +159,9 @@ pub struct Report {
     pub recipients: Vec<RecipientStatus>,
     /// The reply to the final dot.
     pub final_reply: Option<Reply>,
-    /// Whether the message was accepted for delivery.
+    /// Whether the message was accepted for delivery (with
+    /// [`ClientConfig::probe`]: whether the server could have been sent
+    /// mail).
     pub accepted: bool,
     /// Whether the session ran over TLS.
     pub tls: bool,
@@ -616,6 +621,11 @@ impl Client {
     }
 
     fn start_transaction(&mut self) -> anyhow::Result<Event> {
+        if self.config.probe {
+            // Everything up to a mail transaction worked.
+            self.report.accepted = true;
+            return self.send(State::Quit, Command::Quit);
+        }
         let caps = self.report.capabilities.clone().unwrap_or_default();
         if self.config.recipients.is_empty() {
             crate::bail_with!(Exit::Usage, "no recipients");
@@ -800,6 +810,7 @@ mod tests {
             recipients: vec!["b@example.org".into(), "c@example.org".into()],
             message_size: 100,
             eight_bit: false,
+            probe: false,
         }
     }
 
@@ -1155,6 +1166,25 @@ mod tests {
         assert!(c.is_finishing());
         c.connection_lost(anyhow::anyhow!("closed"));
         assert!(c.finish().unwrap().accepted);
+    }
+
+    #[test]
+    fn probe_stops_after_authentication() {
+        let mut cfg = with_auth(config(TlsMode::Starttls), None);
+        cfg.probe = true;
+        cfg.recipients.clear();
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 hi\r\n"));
+        c.on_reply(reply(EHLO_STARTTLS));
+        assert_eq!(c.on_reply(reply(b"220 go\r\n")), Event::StartTls);
+        c.tls_established();
+        let e = c.on_reply(reply(b"250-mx\r\n250 AUTH PLAIN\r\n"));
+        assert!(wire(&e).starts_with(b"AUTH PLAIN "));
+        assert_eq!(wire(&c.on_reply(reply(b"235 ok\r\n"))), b"QUIT\r\n");
+        assert_eq!(c.on_reply(reply(b"221 bye\r\n")), Event::Close);
+        let report = c.finish().unwrap();
+        assert!(report.accepted && report.tls);
+        assert_eq!(report.auth, Some(Mechanism::Plain));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::transport::{Connection, Endpoint, TlsMode, TlsOptions};
 
 use super::client::{Client, ClientConfig, Credentials, Event, RecipientStatus};
 use super::data::DataEncoder;
+use super::ehlo::Capabilities;
 use super::reply::{Reply, ReplyParser, MAX_LINE};
 
 /// How long to wait for the reply to a pipelined QUIT once the message has
@@ -229,7 +230,7 @@ pub fn submit(
     transcript: &Transcript,
 ) -> Result<SubmitReport, SubmitError> {
     let endpoint = &settings.endpoint;
-    let mut client = Client::new(ClientConfig {
+    let client = Client::new(ClientConfig {
         helo_name: settings.helo_name.clone().unwrap_or_else(default_helo_name),
         tls: settings.tls,
         credentials: settings.credentials.clone(),
@@ -238,31 +239,81 @@ pub fn submit(
         recipients: envelope.recipients.clone(),
         message_size: message.size(),
         eight_bit: message.eight_bit(),
+        probe: false,
     });
-    let finish = |client: Client| -> Result<SubmitReport, SubmitError> {
-        let wrap = |r: super::client::Report| SubmitReport {
-            server: endpoint.to_string(),
-            message_id: message.message_id().map(str::to_string),
-            size: message.size(),
-            queue_id: r.final_reply.as_ref().and_then(queue_id),
-            recipients: r.recipients,
-            final_reply: r.final_reply,
-            accepted: r.accepted,
-            tls: r.tls,
-            auth: r.auth,
-        };
-        match client.finish() {
-            Ok(report) => Ok(wrap(report)),
-            Err(failed) => {
-                let (error, report) = *failed;
-                Err(SubmitError {
-                    error,
-                    report: Box::new(wrap(report)),
-                })
-            }
-        }
+    let client = drive(settings, client, Some(message), transcript);
+    let wrap = |r: super::client::Report| SubmitReport {
+        server: endpoint.to_string(),
+        message_id: message.message_id().map(str::to_string),
+        size: message.size(),
+        queue_id: r.final_reply.as_ref().and_then(queue_id),
+        recipients: r.recipients,
+        final_reply: r.final_reply,
+        accepted: r.accepted,
+        tls: r.tls,
+        auth: r.auth,
     };
+    match client.finish() {
+        Ok(report) => Ok(wrap(report)),
+        Err(failed) => {
+            let (error, report) = *failed;
+            Err(SubmitError {
+                error,
+                report: Box::new(wrap(report)),
+            })
+        }
+    }
+}
 
+/// What a [`probe`] found out.
+#[derive(Clone, Debug)]
+pub struct ProbeReport {
+    /// The server, as `host:port`.
+    pub server: String,
+    /// Whether the connection was encrypted.
+    pub tls: bool,
+    /// The AUTH mechanism that succeeded, if credentials were given.
+    pub auth: Option<Mechanism>,
+    /// The extensions of the last EHLO.
+    pub capabilities: Capabilities,
+}
+
+/// Checks `settings` without sending mail: connects, negotiates TLS as
+/// configured, authenticates if credentials are given, then says QUIT.
+/// Errors carry the same exit statuses as [`submit`].
+pub fn probe(settings: &Settings, transcript: &Transcript) -> anyhow::Result<ProbeReport> {
+    let client = Client::new(ClientConfig {
+        helo_name: settings.helo_name.clone().unwrap_or_else(default_helo_name),
+        tls: settings.tls,
+        credentials: settings.credentials.clone(),
+        plaintext_auth_allowed: settings.endpoint.is_loopback(),
+        from: String::new(),
+        recipients: Vec::new(),
+        message_size: 0,
+        eight_bit: false,
+        probe: true,
+    });
+    let client = drive(settings, client, None, transcript);
+    match client.finish() {
+        Ok(report) => Ok(ProbeReport {
+            server: settings.endpoint.to_string(),
+            tls: report.tls,
+            auth: report.auth,
+            capabilities: report.capabilities.unwrap_or_default(),
+        }),
+        Err(failed) => Err(failed.0),
+    }
+}
+
+/// Runs a session: connects, feeds replies to `client`, performs its
+/// events, and returns it finished (its outcome recorded inside).
+fn drive(
+    settings: &Settings,
+    mut client: Client,
+    message: Option<&Message>,
+    transcript: &Transcript,
+) -> Client {
+    let endpoint = &settings.endpoint;
     if settings.credentials.is_some() && settings.tls == TlsMode::None && !endpoint.is_loopback() {
         client.connection_lost(fail(
             Exit::Config,
@@ -271,7 +322,7 @@ pub fn submit(
                  (only loopback servers may use --tls none with --user)"
             ),
         ));
-        return finish(client);
+        return client;
     }
 
     let connected = match settings.tls {
@@ -284,7 +335,7 @@ pub fn submit(
         Ok(conn) => conn,
         Err(err) => {
             client.connection_lost(err);
-            return finish(client);
+            return client;
         }
     };
     let mut parser = ReplyParser::new();
@@ -315,7 +366,7 @@ pub fn submit(
                 }
                 Err(err) => {
                     client.connection_lost(err);
-                    return finish(client);
+                    return client;
                 }
             },
             Event::SendMessage { size, then } => {
@@ -326,8 +377,13 @@ pub fn submit(
                         transcript.client(line.as_bytes());
                     }
                 }
-                stream_message(&mut conn, message, then.as_ref().map(|f| &f.wire[..]))
-                    .with_context(|| format!("sending the message to {endpoint}"))
+                match message {
+                    Some(message) => {
+                        stream_message(&mut conn, message, then.as_ref().map(|f| &f.wire[..]))
+                            .with_context(|| format!("sending the message to {endpoint}"))
+                    }
+                    None => Err(fail(Exit::Software, "no message to send")),
+                }
             }
             Event::Abort(note) => {
                 transcript.note("C", &note);
@@ -353,7 +409,7 @@ pub fn submit(
         }
     }
     conn.close();
-    finish(client)
+    client
 }
 
 #[cfg(test)]
