@@ -13,6 +13,7 @@ pub mod message;
 pub mod raw;
 
 use std::borrow::Cow;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -363,10 +364,29 @@ fn prepare_attachment(path: &Path) -> anyhow::Result<PreparedAttachment> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "attachment".to_string());
-    let content_type = mime_guess::from_path(path)
+    let mut content_type = mime_guess::from_path(path)
         .first_or_octet_stream()
         .essence_str()
         .to_string();
+    if content_type.starts_with("text/") {
+        // Say which charset a text file uses when it is plainly UTF-8, so
+        // that readers do not show it as Latin-1.
+        let mut head = Vec::with_capacity(8192);
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| fail(Exit::NoInput, format!("{}: {e}", path.display())))?;
+        (&mut file)
+            .take(8192)
+            .read_to_end(&mut head)
+            .map_err(|e| fail(Exit::IoErr, format!("{}: {e}", path.display())))?;
+        let utf8 = match std::str::from_utf8(&head) {
+            Ok(_) => true,
+            // A multi-byte character cut at the end of the sample.
+            Err(e) => e.error_len().is_none(),
+        };
+        if utf8 {
+            content_type.push_str("; charset=utf-8");
+        }
+    }
     Ok(PreparedAttachment {
         path: path.to_path_buf(),
         len: meta.len(),
@@ -591,6 +611,7 @@ mod tests {
              filename*=utf-8''%E6%8A%A5%E5%91%8A%202025.pdf;\r\n filename=\"__ 2025.pdf\"\r\n"
         ));
         assert!(out.contains("filename=\"notes.txt\"\r\nContent-Transfer-Encoding: base64"));
+        assert!(out.contains("Content-Type: text/plain; charset=utf-8;\r\n name=\"notes.txt\""));
         assert!(
             !out.contains("=?utf-8?B?5oql"),
             "no RFC 2047 inside parameters"
