@@ -383,6 +383,13 @@ enum Failed {
 }
 
 fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
+    if !args.dry_run && args.connect.server.is_none() {
+        // Say so before reading a message from standard input.
+        return Err(Failed::Early(fail(
+            Exit::Usage,
+            "--server is required (or --dry-run to print the message)",
+        )));
+    }
     let (message, envelope) = build(&args).map_err(Failed::Early)?;
     let transcript = Transcript::stderr(globals.verbose > 0);
 
