@@ -1168,6 +1168,66 @@ mod tests {
         assert!(c.finish().unwrap().accepted);
     }
 
+    /// Whatever the server answers, in any order, the machine neither
+    /// panics nor claims success without a positive reply to the final dot.
+    #[test]
+    fn random_replies_never_panic() {
+        let codes: [&[u8]; 14] = [
+            b"220 hi\r\n",
+            b"221 bye\r\n",
+            b"235 ok\r\n",
+            b"250-mx\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN CRAM-MD5\r\n",
+            b"250 ok\r\n",
+            b"251 forwarded\r\n",
+            b"334 VXNlcm5hbWU6\r\n",
+            b"334 !!!\r\n",
+            b"354 go\r\n",
+            b"421 closing\r\n",
+            b"450 later\r\n",
+            b"500 what\r\n",
+            b"535 no\r\n",
+            b"554 no\r\n",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..3000 {
+            let tls = [TlsMode::None, TlsMode::Starttls, TlsMode::Implicit][round % 3];
+            let mut cfg = config(tls);
+            if round % 2 == 0 {
+                cfg = with_auth(cfg, None);
+                cfg.plaintext_auth_allowed = round % 4 == 0;
+            }
+            let mut c = Client::new(cfg);
+            let mut positive_after_dot = false;
+            let mut awaiting_dot_reply = false;
+            for _ in 0..40 {
+                let r = reply(codes[(next() % codes.len() as u64) as usize]);
+                let positive = r.is_positive();
+                let event = c.on_reply(r);
+                if awaiting_dot_reply {
+                    positive_after_dot |= positive;
+                    awaiting_dot_reply = false;
+                }
+                match event {
+                    Event::Close | Event::Abort(_) => break,
+                    Event::StartTls => {
+                        c.tls_established();
+                    }
+                    Event::SendMessage { .. } => awaiting_dot_reply = true,
+                    Event::Send(_) | Event::Wait => {}
+                }
+            }
+            if let Ok(report) = c.finish() {
+                assert!(report.accepted && positive_after_dot, "round {round}");
+            }
+        }
+    }
+
     #[test]
     fn probe_stops_after_authentication() {
         let mut cfg = with_auth(config(TlsMode::Starttls), None);

@@ -394,6 +394,36 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_are_replies_or_protocol_errors() {
+        let alphabet = b"0123456789 -\r\n.x\x1b\xff25";
+        let mut seed: u64 = 42;
+        for _ in 0..2000 {
+            let mut bytes = Vec::new();
+            for _ in 0..(seed % 64) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                bytes.push(alphabet[(seed >> 33) as usize % alphabet.len()]);
+            }
+            let mut reader = ReplyReader::new();
+            let chunk = 1 + (seed % 7) as usize;
+            for piece in bytes.chunks(chunk) {
+                match reader.feed(piece) {
+                    Ok(()) => {
+                        while let Some(r) = reader.next_reply() {
+                            assert!((200..600).contains(&r.code));
+                        }
+                    }
+                    Err(e) => {
+                        assert_eq!(exit_status(&e), Exit::Protocol);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn text_is_neutralised() {
         let r = &parse_all(b"550 bad \x1b[2J\r\n", 100).unwrap()[0];
         assert_eq!(r.text(), "bad \\x1b[2J");
