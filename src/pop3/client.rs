@@ -230,12 +230,42 @@ impl Client {
         self.capabilities = None;
     }
 
+    /// The APOP command for `user` (RFC 1939 section 7), built from the
+    /// greeting's timestamp. Refused when the greeting had no timestamp or
+    /// when it is not a well-formed msg-id (CVE-2007-1558): a server that
+    /// picks the timestamp freely can recover the password.
+    pub fn apop(&self, user: &str, password: &str) -> Result<Command, Error> {
+        let stamp = self
+            .timestamp
+            .as_deref()
+            .ok_or_else(|| Error::NotAllowed("the greeting has no APOP timestamp".into()))?;
+        if !crate::sasl::valid_apop_timestamp(stamp) {
+            return Err(Error::NotAllowed(format!(
+                "APOP refused: the greeting timestamp '{}' is not a well-formed msg-id (CVE-2007-1558)",
+                crate::text::printable(stamp)
+            )));
+        }
+        Ok(Command::Apop {
+            user: user.to_string(),
+            digest: crate::secret::Secret::new(crate::sasl::apop_digest(stamp, password)),
+        })
+    }
+
     /// Checks that `command` may be sent now and returns its wire bytes.
     pub fn send(&mut self, command: &Command) -> Result<Vec<u8>, Error> {
         let kind = command.kind();
         let refuse = |why: String| Err(Error::NotAllowed(why));
         if self.tls_pending {
             return refuse("the TLS handshake must follow STLS".into());
+        }
+        if let Command::Apop { .. } = command {
+            if !self
+                .timestamp
+                .as_deref()
+                .is_some_and(crate::sasl::valid_apop_timestamp)
+            {
+                return refuse("APOP needs a well-formed greeting timestamp".into());
+            }
         }
         if let Command::SaslResponse(_) = command {
             if !self.sasl_challenge {
@@ -559,6 +589,39 @@ mod tests {
         // Nothing may be sent in AUTHORIZATION that needs a maildrop.
         assert!(c.send(&Command::Retr(1)).is_err());
         assert!(c.send(&Command::Pass(Secret::new("x"))).is_err());
+    }
+
+    #[test]
+    fn apop_only_with_a_safe_timestamp() {
+        let mut c = Client::new(false);
+        feed(
+            &mut c,
+            b"+OK POP3 ready <1896.697170952@dbc.mtview.ca.us>\r\n",
+        );
+        let cmd = c.apop("mrose", "tanstaaf").unwrap();
+        assert_eq!(
+            c.send(&cmd).unwrap(),
+            b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"
+        );
+        assert_eq!(cmd.shown(), "APOP mrose <redacted>");
+        feed(&mut c, b"+OK mrose's maildrop has 2 messages\r\n");
+        assert_eq!(c.state(), State::Transaction);
+
+        for greeting in [
+            &b"+OK ready <1896.697170952>\r\n"[..],
+            b"+OK ready <a@b\xff>\r\n",
+            b"+OK ready <a b@c>\r\n",
+            b"+OK ready\r\n",
+        ] {
+            let mut c = Client::new(false);
+            feed(&mut c, greeting);
+            assert!(c.apop("u", "p").is_err());
+            let forged = Command::Apop {
+                user: "u".into(),
+                digest: Secret::new("00"),
+            };
+            assert!(matches!(c.send(&forged), Err(Error::NotAllowed(_))));
+        }
     }
 
     #[test]

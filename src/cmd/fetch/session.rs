@@ -55,6 +55,8 @@ pub struct Session {
     /// Message bytes handed back by the last event.
     pub out: Vec<u8>,
     endpoint: Endpoint,
+    /// Bytes of the multi-line body being read, for the transcript.
+    body_bytes: u64,
 }
 
 /// An `-ERR` turned into an error with the right exit status.
@@ -106,6 +108,7 @@ impl Session {
             outbox: Vec::new(),
             out: Vec::new(),
             endpoint: endpoint.clone(),
+            body_bytes: 0,
         };
         match session.next_event()? {
             Event::Reply(r) if r.ok => {}
@@ -176,13 +179,15 @@ impl Session {
             };
             fail(exit, format!("reading from {}: {e:#}", self.endpoint))
         })?;
+        let before = self.out.len();
         let event = self.client.on_line(line, &mut self.out).map_err(protocol)?;
         if self.transcript.enabled() {
             match &event {
-                Event::Data => {}
-                Event::BodyEnd(kind @ (Kind::Retr(_) | Kind::Top(_))) => {
-                    self.transcript
-                        .note("S", &format!("<{} body>", kind.name()));
+                Event::Data => self.body_bytes += (self.out.len() - before) as u64,
+                Event::BodyEnd(kind @ (Kind::Retr(n) | Kind::Top(n))) => {
+                    let bytes = std::mem::take(&mut self.body_bytes);
+                    let note = format!("<{} {n} body, {bytes} bytes>", kind.name());
+                    self.transcript.note("S", &note);
                     self.transcript.server(line);
                 }
                 Event::Challenge(_) => self.transcript.server(b"+ <challenge>"),
@@ -296,24 +301,11 @@ impl Session {
                 }
             }
             AuthMethod::Apop => {
-                let Some(stamp) = self.client.apop_timestamp().map(<[u8]>::to_vec) else {
-                    crate::bail_with!(
-                        Exit::Unavailable,
-                        "APOP: the server greeting has no timestamp"
-                    );
-                };
-                if !sasl::valid_apop_timestamp(&stamp) {
-                    crate::bail_with!(
-                        Exit::Protocol,
-                        "APOP refused: the greeting timestamp '{}' is not a well-formed msg-id (CVE-2007-1558); nothing was sent",
-                        printable(&stamp)
-                    );
-                }
-                let digest = sasl::apop_digest(&stamp, secret.expose());
-                let reply = self.command(&Command::Apop {
-                    user: user.to_string(),
-                    digest: Secret::new(digest),
-                })?;
+                let command = self
+                    .client
+                    .apop(user, secret.expose())
+                    .map_err(|e| fail(Exit::Protocol, format!("{e}; nothing was sent")))?;
+                let reply = self.command(&command)?;
                 if !reply.ok {
                     return Err(refused(&reply, "APOP login"));
                 }
@@ -484,6 +476,9 @@ impl Session {
         numbers: &[u32],
         max_keep: usize,
     ) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+        if self.client.capabilities().is_some_and(|c| !c.top) {
+            return Ok(vec![None; numbers.len()]);
+        }
         let window = if self.client.pipelining() { WINDOW } else { 1 };
         let mut result = Vec::with_capacity(numbers.len());
         let mut sent = 0;
