@@ -3,10 +3,12 @@
 //! - [`session`]: drives the `pop3` state machine over a connection.
 //! - [`retrieve`]: the RETR/DELE loop (pipelined, durable before DELE).
 //! - [`sink`]: `--save-dir`, `--maildir`, `--mbox`, `--stdout`.
+//! - [`commit`]: makes saved messages durable on worker threads.
 //! - [`state`]: UIDLs already fetched, for `--new`.
 //! - [`listing`]: `--list` rows from `TOP n 0`.
 //! - [`progress`]: the progress bar.
 
+pub mod commit;
 pub mod listing;
 pub mod progress;
 pub mod retrieve;

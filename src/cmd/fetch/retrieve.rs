@@ -1,13 +1,17 @@
 //! The retrieval loop: RETR flights, each message streamed into the sink
 //! and made durable before its DELE is queued.
 //!
-//! With PIPELINING, up to [`WINDOW`] RETR commands are outstanding; DELE n
-//! joins the next flight only once message n is synced. Without it, one
-//! command at a time. After any failure to save, no more RETR and no DELE at
-//! all are sent: responses already on their way are read and discarded.
+//! With PIPELINING, up to [`WINDOW`] RETR commands are outstanding and
+//! messages are committed (synced) on worker threads while the next ones
+//! arrive; DELE n joins the next flight only once message n and every
+//! message before it are synced. Without PIPELINING, one command at a time,
+//! and each message is synced before the next command. After any failure to
+//! save, no more RETR and no DELE at all are sent: responses already on
+//! their way are read and discarded.
 
 use serde::Serialize;
 
+use super::commit::Committer;
 use super::progress::Progress;
 use super::session::{refused, Entry, Session, WINDOW};
 use super::sink::{Meta, Sink};
@@ -53,6 +57,96 @@ pub struct Report {
     pub connection_ok: bool,
 }
 
+/// Where each planned message stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// Not yet received (or being received).
+    Waiting,
+    /// Received; its commit is running.
+    Committing,
+    /// Durable.
+    Saved,
+    /// The server refused RETR: nothing to delete.
+    Refused,
+    /// Saving failed, or was abandoned after an earlier failure.
+    Failed,
+}
+
+/// Commits running at once before the network loop waits for the disk.
+const MAX_COMMITS_IN_FLIGHT: usize = 64;
+
+/// Everything the loop keeps between events.
+struct Run<'a> {
+    plan: &'a [Entry],
+    index: std::collections::HashMap<u32, usize>,
+    outcomes: Vec<Outcome>,
+    slots: Vec<Slot>,
+    failure: Option<anyhow::Error>,
+    /// After a local failure: no new RETR, no DELE at all.
+    stopped: bool,
+    delete: bool,
+    /// The next message (plan order) whose DELE is still to be decided;
+    /// DELEs go out in message order, so no message is deleted after one
+    /// that failed to save.
+    dele_cursor: usize,
+}
+
+impl Run<'_> {
+    fn commit_done(
+        &mut self,
+        i: usize,
+        result: anyhow::Result<super::sink::Saved>,
+        progress: &Progress,
+        saved: &mut dyn FnMut(&Entry),
+    ) {
+        match result {
+            Ok(s) => {
+                if let Some(w) = &s.warning {
+                    eprintln!(
+                        "mailctl: warning: message {} saved to {} but {}",
+                        self.plan[i].number,
+                        printable(s.location.as_bytes()),
+                        printable(w.as_bytes())
+                    );
+                }
+                self.outcomes[i].saved = Some(s.location);
+                self.outcomes[i].warning = s.warning;
+                self.slots[i] = Slot::Saved;
+                saved(&self.plan[i]);
+                progress.message_done();
+            }
+            Err(e) => {
+                local_failure(&mut self.outcomes[i], e, &mut self.failure);
+                self.slots[i] = Slot::Failed;
+                self.stopped = true;
+            }
+        }
+    }
+
+    /// Queues the DELEs that may go out now.
+    fn queue_deletes(&mut self, session: &mut Session) -> anyhow::Result<()> {
+        if !self.delete {
+            return Ok(());
+        }
+        while self.dele_cursor < self.slots.len() && !self.stopped {
+            match self.slots[self.dele_cursor] {
+                Slot::Saved => {
+                    if !session.in_transaction()
+                        || !(session.client().pipelining() || session.client().outstanding() == 0)
+                    {
+                        return Ok(());
+                    }
+                    session.queue(&Command::Dele(self.plan[self.dele_cursor].number))?;
+                }
+                Slot::Refused => {}
+                Slot::Waiting | Slot::Committing | Slot::Failed => return Ok(()),
+            }
+            self.dele_cursor += 1;
+        }
+        Ok(())
+    }
+}
+
 /// Retrieves `plan` into `sink`, deleting each saved message if `delete`.
 /// `saved` is called for every message once it is durable.
 pub fn retrieve(
@@ -63,77 +157,88 @@ pub fn retrieve(
     progress: &Progress,
     mut saved: impl FnMut(&Entry),
 ) -> Report {
-    let mut outcomes: Vec<Outcome> = plan
-        .iter()
-        .map(|e| Outcome {
-            number: e.number,
-            uidl: e.uidl.clone(),
-            size: e.size,
-            ..Outcome::default()
-        })
-        .collect();
-    let index: std::collections::HashMap<u32, usize> = plan
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.number, i))
-        .collect();
-    let mut failure: Option<anyhow::Error> = None;
+    let mut run = Run {
+        plan,
+        index: plan
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.number, i))
+            .collect(),
+        outcomes: plan
+            .iter()
+            .map(|e| Outcome {
+                number: e.number,
+                uidl: e.uidl.clone(),
+                size: e.size,
+                ..Outcome::default()
+            })
+            .collect(),
+        slots: vec![Slot::Waiting; plan.len()],
+        failure: None,
+        stopped: false,
+        delete,
+        dele_cursor: 0,
+    };
+    let threads = if sink.parallel() { 16 } else { 1 };
+    let mut committer = Committer::new(threads);
     let result = run_loop(
         session,
-        plan,
-        &index,
         sink,
-        delete,
+        &mut committer,
+        &mut run,
         progress,
-        &mut outcomes,
-        &mut failure,
         &mut saved,
     );
     let connection_ok = match result {
         Ok(()) => true,
         Err(err) => {
             sink.abort();
-            if let Some(o) = outcomes
-                .iter_mut()
-                .find(|o| o.saved.is_none() && o.error.is_none() && o.skipped.is_none())
-            {
-                o.error = Some(format!("{err:#}"));
+            // Messages already handed to the disk still count once durable.
+            while let Some((i, r)) = committer.next() {
+                run.commit_done(i, r, progress, &mut saved);
+            }
+            if let Some(i) = run.slots.iter().position(|s| *s == Slot::Waiting) {
+                run.outcomes[i].error = Some(format!("{err:#}"));
             }
             // A broken connection outranks per-message problems.
-            failure = Some(err);
+            run.failure = Some(err);
             false
         }
     };
+    for (o, slot) in run.outcomes.iter_mut().zip(&run.slots) {
+        if *slot == Slot::Waiting && o.error.is_none() && connection_ok {
+            o.error = Some("not retrieved after an earlier failure".into());
+        }
+    }
     Report {
-        outcomes,
-        failure,
+        outcomes: run.outcomes,
+        failure: run.failure,
         connection_ok,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_loop(
     session: &mut Session,
-    plan: &[Entry],
-    index: &std::collections::HashMap<u32, usize>,
     sink: &mut dyn Sink,
-    delete: bool,
+    committer: &mut Committer,
+    run: &mut Run<'_>,
     progress: &Progress,
-    outcomes: &mut [Outcome],
-    failure: &mut Option<anyhow::Error>,
     saved: &mut dyn FnMut(&Entry),
 ) -> anyhow::Result<()> {
+    let plan = run.plan;
     let pipelining = session.client().pipelining();
     let window = if pipelining { WINDOW } else { 1 };
     let mut next = 0;
     let mut retr_in_flight = 0usize;
-    // After a local failure: no new RETR, no DELE at all.
-    let mut stopped = false;
     // The message being received, and whether its bytes are being kept.
     let mut receiving: Option<(usize, bool)> = None;
 
     loop {
-        while !stopped
+        while let Some((i, r)) = committer.try_next() {
+            run.commit_done(i, r, progress, saved);
+        }
+        run.queue_deletes(session)?;
+        while !run.stopped
             && next < plan.len()
             && retr_in_flight < window
             && (pipelining || session.client().outstanding() == 0)
@@ -144,7 +249,15 @@ fn run_loop(
         }
         session.flush()?;
         if session.client().outstanding() == 0 {
-            return Ok(());
+            // Nothing on the wire: wait for the disk, which may allow
+            // more DELEs, or finish.
+            match committer.next() {
+                Some((i, r)) => {
+                    run.commit_done(i, r, progress, saved);
+                    continue;
+                }
+                None => return Ok(()),
+            }
         }
         session.out.clear();
         match session.next_event()? {
@@ -152,8 +265,8 @@ fn run_loop(
                 let Kind::Retr(n) = reply.kind else {
                     return Err(unexpected(&reply.kind));
                 };
-                let i = lookup(index, n)?;
-                let keep = !stopped && {
+                let i = lookup(&run.index, n)?;
+                let keep = !run.stopped && {
                     let meta = Meta {
                         number: n,
                         uidl: plan[i].uidl.clone(),
@@ -161,8 +274,9 @@ fn run_loop(
                     match sink.begin(&meta) {
                         Ok(()) => true,
                         Err(e) => {
-                            local_failure(&mut outcomes[i], e, failure);
-                            stopped = true;
+                            local_failure(&mut run.outcomes[i], e, &mut run.failure);
+                            run.slots[i] = Slot::Failed;
+                            run.stopped = true;
                             false
                         }
                     }
@@ -174,60 +288,68 @@ fn run_loop(
                 if let Some((i, true)) = receiving {
                     if let Err(e) = sink.write(&session.out) {
                         sink.abort();
-                        local_failure(&mut outcomes[i], e, failure);
-                        stopped = true;
+                        local_failure(&mut run.outcomes[i], e, &mut run.failure);
+                        run.slots[i] = Slot::Failed;
+                        run.stopped = true;
                         receiving = Some((i, false));
                     }
                 }
             }
             Event::BodyEnd(Kind::Retr(n)) => {
                 retr_in_flight -= 1;
-                let (i, keep) = receiving.take().unwrap_or((lookup(index, n)?, false));
-                if keep {
+                let (i, keep) = match receiving.take() {
+                    Some(r) => r,
+                    None => (lookup(&run.index, n)?, false),
+                };
+                if keep && !run.stopped {
                     match sink.finish() {
-                        Ok(s) => {
-                            if let Some(w) = &s.warning {
-                                eprintln!(
-                                    "mailctl: warning: message {n} saved to {} but {}",
-                                    printable(s.location.as_bytes()),
-                                    printable(w.as_bytes())
-                                );
-                            }
-                            outcomes[i].saved = Some(s.location);
-                            outcomes[i].warning = s.warning;
-                            saved(&plan[i]);
-                            progress.message_done();
-                            if delete && !stopped && session.in_transaction() {
-                                session.queue(&Command::Dele(n))?;
+                        Ok(commit) => {
+                            run.slots[i] = Slot::Committing;
+                            committer.submit(i, commit);
+                            // Without pipelining every command costs a round
+                            // trip anyway: commit now, so DELE n goes out
+                            // before RETR n+1.
+                            if !pipelining || committer.in_flight() >= MAX_COMMITS_IN_FLIGHT {
+                                if let Some((j, r)) = committer.next() {
+                                    run.commit_done(j, r, progress, saved);
+                                }
                             }
                         }
                         Err(e) => {
-                            local_failure(&mut outcomes[i], e, failure);
-                            stopped = true;
+                            local_failure(&mut run.outcomes[i], e, &mut run.failure);
+                            run.slots[i] = Slot::Failed;
+                            run.stopped = true;
                         }
                     }
-                } else if outcomes[i].error.is_none() {
-                    outcomes[i].error = Some("not saved after an earlier failure".into());
+                } else {
+                    if keep {
+                        sink.abort();
+                    }
+                    if run.slots[i] == Slot::Waiting {
+                        run.slots[i] = Slot::Failed;
+                        run.outcomes[i].error = Some("not saved after an earlier failure".into());
+                    }
                 }
             }
             Event::Reply(reply) => match reply.kind {
                 Kind::Retr(n) => {
                     retr_in_flight -= 1;
-                    let i = lookup(index, n)?;
+                    let i = lookup(&run.index, n)?;
                     let err = refused(&reply, &format!("RETR {n}"));
                     eprintln!("mailctl: error: message {n}: {err}");
-                    outcomes[i].error = Some(err.to_string());
-                    failure.get_or_insert(err);
+                    run.outcomes[i].error = Some(err.to_string());
+                    run.slots[i] = Slot::Refused;
+                    run.failure.get_or_insert(err);
                 }
                 Kind::Dele(n) => {
-                    let i = lookup(index, n)?;
+                    let i = lookup(&run.index, n)?;
                     if reply.ok {
-                        outcomes[i].marked = true;
+                        run.outcomes[i].marked = true;
                     } else {
                         let err = refused(&reply, &format!("DELE {n}"));
                         eprintln!("mailctl: error: message {n}: {err}");
-                        outcomes[i].error = Some(err.to_string());
-                        failure.get_or_insert(err);
+                        run.outcomes[i].error = Some(err.to_string());
+                        run.failure.get_or_insert(err);
                     }
                 }
                 other => return Err(unexpected(&other)),

@@ -1,10 +1,12 @@
 //! Where retrieved messages go: a folder per message, a Maildir, an mbox
 //! file, or standard output.
 //!
-//! Every sink streams a message as it arrives and makes it durable in
-//! [`Sink::finish`]: only after that returns may the message be deleted on
-//! the server. A message that is not finished (the connection broke, a write
-//! failed) leaves nothing that looks complete.
+//! Every sink streams a message as it arrives; [`Sink::finish`] hands back a
+//! [`Commit`] that makes it durable (fsync, link into place, directory
+//! fsync) and may run on another thread, so that the disk and the network
+//! work at the same time. Only after a commit succeeds may the message be
+//! deleted on the server. A message that is not finished (the connection
+//! broke, a write failed) leaves nothing that looks complete.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -44,10 +46,29 @@ pub trait Sink {
     fn begin(&mut self, meta: &Meta) -> anyhow::Result<()>;
     /// Appends bytes of the current message, exactly as received.
     fn write(&mut self, data: &[u8]) -> anyhow::Result<()>;
-    /// Completes the current message durably.
-    fn finish(&mut self) -> anyhow::Result<Saved>;
+    /// Ends the current message; the returned commit makes it durable.
+    fn finish(&mut self) -> anyhow::Result<Box<dyn Commit>>;
     /// Discards the current message, leaving no trace of it.
     fn abort(&mut self);
+    /// Whether commits of different messages may run at the same time
+    /// (separate files); otherwise they run one after another, in order.
+    fn parallel(&self) -> bool;
+}
+
+/// The last step of saving one message: makes it durable and says where
+/// it is.
+pub trait Commit: Send {
+    /// Syncs and links the message into place.
+    fn run(self: Box<Self>) -> anyhow::Result<Saved>;
+}
+
+/// A commit with nothing left to do.
+struct Done(Saved);
+
+impl Commit for Done {
+    fn run(self: Box<Self>) -> anyhow::Result<Saved> {
+        Ok(self.0)
+    }
 }
 
 /// An error writing local files: 73 if a file could not be created, 74
@@ -113,29 +134,29 @@ impl SaveDir {
             current: None,
         })
     }
+}
 
-    /// Creates a fresh folder for a message, never reusing one: a numeric
-    /// suffix is added when the name is taken.
-    fn new_folder(&self, meta: &Meta) -> anyhow::Result<PathBuf> {
-        let base = folder_name(meta);
-        for attempt in 1..10_000u32 {
-            let name = if attempt == 1 {
-                base.clone()
-            } else {
-                format!("{base}-{attempt}")
-            };
-            let path = self.dir.join(&name);
-            match fs::DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => return Ok(path),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(local_error(e, path.display(), true)),
-            }
+/// Creates a fresh folder for a message under `dir`, never reusing one: a
+/// numeric suffix is added when the name is taken.
+fn new_folder(dir: &Path, meta: &Meta) -> anyhow::Result<PathBuf> {
+    let base = folder_name(meta);
+    for attempt in 1..10_000u32 {
+        let name = if attempt == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{attempt}")
+        };
+        let path = dir.join(&name);
+        match fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(local_error(e, path.display(), true)),
         }
-        Err(fail(
-            Exit::CantCreate,
-            format!("{}: too many folders named {base}", self.dir.display()),
-        ))
     }
+    Err(fail(
+        Exit::CantCreate,
+        format!("{}: too many folders named {base}", dir.display()),
+    ))
 }
 
 /// A safe folder name for a message: its UIDL with anything outside
@@ -176,14 +197,38 @@ impl Sink for SaveDir {
             .map_err(|e| local_error(e, self.dir.display(), false))
     }
 
-    fn finish(&mut self) -> anyhow::Result<Saved> {
+    fn finish(&mut self) -> anyhow::Result<Box<dyn Commit>> {
         let (meta, w) = self.current.take().expect("message begun");
         let pending = w
             .into_inner()
             .map_err(|e| local_error(e.into_error(), self.dir.display(), false))?;
-        let folder = self.new_folder(&meta)?;
+        Ok(Box::new(SaveDirCommit {
+            dir: self.dir.clone(),
+            meta,
+            pending,
+        }))
+    }
+
+    fn abort(&mut self) {
+        self.current = None;
+    }
+
+    fn parallel(&self) -> bool {
+        true
+    }
+}
+
+struct SaveDirCommit {
+    dir: PathBuf,
+    meta: Meta,
+    pending: PendingFile,
+}
+
+impl Commit for SaveDirCommit {
+    fn run(self: Box<Self>) -> anyhow::Result<Saved> {
+        let folder = new_folder(&self.dir, &self.meta)?;
         let eml = folder.join("message.eml");
-        if let Err(e) = pending.commit(&eml) {
+        if let Err(e) = self.pending.commit(&eml) {
             let _ = fs::remove_dir(&folder);
             return Err(local_error(e, eml.display(), false));
         }
@@ -192,10 +237,6 @@ impl Sink for SaveDir {
             location: folder.display().to_string(),
             warning,
         })
-    }
-
-    fn abort(&mut self) {
-        self.current = None;
     }
 }
 
@@ -246,23 +287,39 @@ impl Sink for MaildirSink {
             .map_err(|e| local_error(e, self.maildir.root().display(), false))
     }
 
-    fn finish(&mut self) -> anyhow::Result<Saved> {
+    fn finish(&mut self) -> anyhow::Result<Box<dyn Commit>> {
         let w = self.current.take().expect("message begun");
         let root = self.maildir.root().display().to_string();
         let delivery = w
             .into_inner()
             .map_err(|e| local_error(e.into_error(), &root, false))?;
-        let path = delivery
-            .commit()
-            .map_err(|e| local_error(e, &root, false))?;
-        Ok(Saved {
-            location: path.display().to_string(),
-            warning: None,
-        })
+        Ok(Box::new(MaildirCommit { root, delivery }))
     }
 
     fn abort(&mut self) {
         self.current = None;
+    }
+
+    fn parallel(&self) -> bool {
+        true
+    }
+}
+
+struct MaildirCommit {
+    root: String,
+    delivery: Delivery,
+}
+
+impl Commit for MaildirCommit {
+    fn run(self: Box<Self>) -> anyhow::Result<Saved> {
+        let path = self
+            .delivery
+            .commit()
+            .map_err(|e| local_error(e, &self.root, false))?;
+        Ok(Saved {
+            location: path.display().to_string(),
+            warning: None,
+        })
     }
 }
 
@@ -414,7 +471,7 @@ fn asctime(now: SystemTime) -> String {
 /// as saved, and a message that fails half-way is cut off again.
 pub struct MboxSink {
     path: PathBuf,
-    file: File,
+    file: std::sync::Arc<File>,
     encoder: MboxrdEncoder,
     buf: Vec<u8>,
     start: Option<u64>,
@@ -451,7 +508,7 @@ impl MboxSink {
         }
         Ok(MboxSink {
             path: path.to_path_buf(),
-            file,
+            file: std::sync::Arc::new(file),
             encoder: MboxrdEncoder::default(),
             buf: Vec::with_capacity(128 * 1024),
             start: None,
@@ -459,7 +516,7 @@ impl MboxSink {
     }
 
     fn flush_buf(&mut self) -> io::Result<()> {
-        let result = (&self.file).write_all(&self.buf);
+        let result = (&*self.file).write_all(&self.buf);
         self.buf.clear();
         result
     }
@@ -488,19 +545,22 @@ impl Sink for MboxSink {
         Ok(())
     }
 
-    fn finish(&mut self) -> anyhow::Result<Saved> {
+    fn finish(&mut self) -> anyhow::Result<Box<dyn Commit>> {
         self.encoder.finish(&mut self.buf);
-        let result = self.flush_buf().and_then(|()| self.file.sync_data());
-        if let Err(e) = result {
+        if let Err(e) = self.flush_buf() {
             let err = self.io(e);
             self.abort();
             return Err(err);
         }
         self.start = None;
-        Ok(Saved {
-            location: self.path.display().to_string(),
-            warning: None,
-        })
+        Ok(Box::new(MboxCommit {
+            path: self.path.clone(),
+            file: self.file.clone(),
+        }))
+    }
+
+    fn parallel(&self) -> bool {
+        false
     }
 
     fn abort(&mut self) {
@@ -510,6 +570,26 @@ impl Sink for MboxSink {
             let _ = self.file.set_len(start);
             let _ = self.file.sync_data();
         }
+    }
+}
+
+/// Syncs the mbox file: everything appended so far, this message
+/// included, is on disk afterwards. Commits run in order, so a failure
+/// stops every later message from counting as saved.
+struct MboxCommit {
+    path: PathBuf,
+    file: std::sync::Arc<File>,
+}
+
+impl Commit for MboxCommit {
+    fn run(self: Box<Self>) -> anyhow::Result<Saved> {
+        self.file
+            .sync_data()
+            .map_err(|e| local_error(e, self.path.display(), false))?;
+        Ok(Saved {
+            location: self.path.display().to_string(),
+            warning: None,
+        })
     }
 }
 
@@ -562,17 +642,21 @@ impl Sink for StdoutSink {
         }
     }
 
-    fn finish(&mut self) -> anyhow::Result<Saved> {
+    fn finish(&mut self) -> anyhow::Result<Box<dyn Commit>> {
         if self.framed {
             self.buf.clear();
             self.encoder.finish(&mut self.buf);
             self.out.write_all(&self.buf).map_err(Self::io)?;
         }
         self.out.flush().map_err(Self::io)?;
-        Ok(Saved {
+        Ok(Box::new(Done(Saved {
             location: "-".into(),
             warning: None,
-        })
+        })))
+    }
+
+    fn parallel(&self) -> bool {
+        false
     }
 
     fn abort(&mut self) {
@@ -645,7 +729,7 @@ mod tests {
         for body in [&b"one\r\n"[..], b"two\r\n"] {
             sink.begin(&meta).unwrap();
             sink.write(body).unwrap();
-            locations.push(sink.finish().unwrap().location);
+            locations.push(sink.finish().unwrap().run().unwrap().location);
         }
         assert!(locations[0].ends_with("/same"));
         assert!(locations[1].ends_with("/same-2"));
@@ -671,7 +755,7 @@ mod tests {
         })
         .unwrap();
         sink.write(b"Subject: a\r\n\r\nFrom me\r\n").unwrap();
-        sink.finish().unwrap();
+        sink.finish().unwrap().run().unwrap();
         let after_first = fs::read(&path).unwrap();
         sink.begin(&Meta {
             number: 2,
