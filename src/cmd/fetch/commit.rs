@@ -86,7 +86,7 @@ impl Committer {
     }
 
     /// Waits for the next finished commit; `None` when none is in flight.
-    pub fn next(&mut self) -> Option<Finished> {
+    pub fn wait_next(&mut self) -> Option<Finished> {
         if self.in_flight == 0 {
             return None;
         }

@@ -194,7 +194,7 @@ pub fn retrieve(
         Err(err) => {
             sink.abort();
             // Messages already handed to the disk still count once durable.
-            while let Some((i, r)) = committer.next() {
+            while let Some((i, r)) = committer.wait_next() {
                 run.commit_done(i, r, progress, &mut saved);
             }
             if let Some(i) = run.slots.iter().position(|s| *s == Slot::Waiting) {
@@ -251,7 +251,7 @@ fn run_loop(
         if session.client().outstanding() == 0 {
             // Nothing on the wire: wait for the disk, which may allow
             // more DELEs, or finish.
-            match committer.next() {
+            match committer.wait_next() {
                 Some((i, r)) => {
                     run.commit_done(i, r, progress, saved);
                     continue;
@@ -310,7 +310,7 @@ fn run_loop(
                             // trip anyway: commit now, so DELE n goes out
                             // before RETR n+1.
                             if !pipelining || committer.in_flight() >= MAX_COMMITS_IN_FLIGHT {
-                                if let Some((j, r)) = committer.next() {
+                                if let Some((j, r)) = committer.wait_next() {
                                     run.commit_done(j, r, progress, saved);
                                 }
                             }

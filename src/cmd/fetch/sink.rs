@@ -13,6 +13,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -122,6 +123,48 @@ fn probe_writable(dir: &Path) -> anyhow::Result<()> {
 pub struct SaveDir {
     dir: PathBuf,
     current: Option<(Meta, BufWriter<PendingFile>)>,
+    extractor: Option<Extractor>,
+}
+
+/// Decoding needs a whole message in memory, so it happens on one thread,
+/// one message at a time, however many commits run in parallel: memory stays
+/// bounded by the largest message (and only one thread's allocator holds it).
+struct Extractor {
+    jobs: Option<mpsc::Sender<ExtractJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct ExtractJob {
+    eml: PathBuf,
+    folder: PathBuf,
+    reply: mpsc::Sender<Option<String>>,
+}
+
+impl Extractor {
+    fn start() -> Self {
+        let (jobs, rx) = mpsc::channel::<ExtractJob>();
+        let thread = std::thread::spawn(move || {
+            for job in rx {
+                let warning = extract_parts(&job.eml, &job.folder)
+                    .err()
+                    .map(|e| format!("{e:#}"));
+                let _ = job.reply.send(warning);
+            }
+        });
+        Extractor {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Extractor {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl SaveDir {
@@ -132,6 +175,7 @@ impl SaveDir {
         Ok(SaveDir {
             dir: dir.to_path_buf(),
             current: None,
+            extractor: Some(Extractor::start()),
         })
     }
 }
@@ -206,6 +250,11 @@ impl Sink for SaveDir {
             dir: self.dir.clone(),
             meta,
             pending,
+            extract: self
+                .extractor
+                .as_ref()
+                .and_then(|e| e.jobs.clone())
+                .expect("extractor running"),
         }))
     }
 
@@ -222,6 +271,7 @@ struct SaveDirCommit {
     dir: PathBuf,
     meta: Meta,
     pending: PendingFile,
+    extract: mpsc::Sender<ExtractJob>,
 }
 
 impl Commit for SaveDirCommit {
@@ -232,7 +282,18 @@ impl Commit for SaveDirCommit {
             let _ = fs::remove_dir(&folder);
             return Err(local_error(e, eml.display(), false));
         }
-        let warning = extract_parts(&eml, &folder).err().map(|e| format!("{e:#}"));
+        let (reply, answer) = mpsc::channel();
+        let job = ExtractJob {
+            eml,
+            folder: folder.clone(),
+            reply,
+        };
+        let warning = match self.extract.send(job) {
+            Ok(()) => answer
+                .recv()
+                .unwrap_or_else(|_| Some("MIME extraction stopped".into())),
+            Err(_) => Some("MIME extraction stopped".into()),
+        };
         Ok(Saved {
             location: folder.display().to_string(),
             warning,
