@@ -886,6 +886,38 @@ fn xoauth2_error_challenge_is_answered_and_reported() {
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     server.finish();
+
+    // With -v, neither the token nor the SASL string shows.
+    let server = Server::start(
+        Config {
+            password: "good-token".into(),
+            ..Config::default()
+        },
+        vec![],
+    );
+    let out = mailctl_env(
+        &[
+            "fetch",
+            "-v",
+            "--server",
+            &server.addr(),
+            "--tls",
+            "none",
+            "--user",
+            "alice",
+            "--auth",
+            "xoauth2",
+        ],
+        state.path(),
+        &[("MAILCTL_PASSWORD", "good-token")],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let b64 = base64::engine::general_purpose::STANDARD
+        .encode("user=alice\x01auth=Bearer good-token\x01\x01");
+    let err = stderr(&out);
+    assert!(err.contains("C: AUTH XOAUTH2 <redacted>"), "{err}");
+    assert!(!err.contains("good-token") && !err.contains(&b64), "{err}");
+    server.finish();
 }
 
 #[test]

@@ -158,6 +158,24 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{text}' is not a size in bytes"))
 }
 
+/// The server address and how to protect the connection: without a port,
+/// 995 (or 110 with `--tls starttls|none`); port 995 means implicit TLS,
+/// any other port STLS, which is then required, unless `--tls` says
+/// otherwise.
+fn server_and_tls(server: &str, tls: Option<TlsMode>) -> anyhow::Result<(Endpoint, TlsMode)> {
+    let default_port = match tls {
+        Some(TlsMode::Starttls) | Some(TlsMode::None) => 110,
+        _ => 995,
+    };
+    let endpoint = Endpoint::parse(server, default_port)?;
+    let tls = tls.unwrap_or(if endpoint.port == 995 {
+        TlsMode::Implicit
+    } else {
+        TlsMode::Starttls
+    });
+    Ok((endpoint, tls))
+}
+
 /// Which messages to retrieve.
 enum Selection {
     All,
@@ -216,16 +234,7 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     let Some(server) = connect.server.as_deref() else {
         crate::bail_with!(Exit::Usage, "--server is required");
     };
-    let default_port = match connect.tls {
-        Some(TlsMode::Starttls) | Some(TlsMode::None) => 110,
-        _ => 995,
-    };
-    let endpoint = Endpoint::parse(server, default_port)?;
-    let tls = connect.tls.unwrap_or(if endpoint.port == 995 {
-        TlsMode::Implicit
-    } else {
-        TlsMode::Starttls
-    });
+    let (endpoint, tls) = server_and_tls(server, connect.tls)?;
     let Some(user) = connect.user.clone() else {
         crate::bail_with!(Exit::Usage, "--user is required");
     };
@@ -481,6 +490,28 @@ fn list(session: &mut Session, entries: &[Entry], json: bool) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_decides_tls() {
+        let t = |s: &str, tls| {
+            let (e, mode) = server_and_tls(s, tls).unwrap();
+            (e.port, mode)
+        };
+        assert_eq!(t("mail.example.org", None), (995, TlsMode::Implicit));
+        assert_eq!(t("mail.example.org:995", None), (995, TlsMode::Implicit));
+        assert_eq!(t("mail.example.org:110", None), (110, TlsMode::Starttls));
+        assert_eq!(t("mail.example.org:2110", None), (2110, TlsMode::Starttls));
+        assert_eq!(
+            t("mail.example.org", Some(TlsMode::Starttls)),
+            (110, TlsMode::Starttls)
+        );
+        assert_eq!(t("h", Some(TlsMode::None)), (110, TlsMode::None));
+        assert_eq!(
+            t("h:995", Some(TlsMode::None)),
+            (995, TlsMode::None),
+            "an explicit --tls wins"
+        );
+    }
 
     #[test]
     fn ranges_and_sizes() {
