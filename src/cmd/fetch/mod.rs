@@ -247,6 +247,17 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
         _ => None,
     };
 
+    // The record of fetched UIDLs; read now so a damaged file stops us
+    // before the server is contacted.
+    let recorded = match &retrieval {
+        Some(_) => {
+            let path = state::state_path(&endpoint.to_string(), &user)?;
+            let state = state::UidlState::load(&path, &endpoint.to_string(), &user)?;
+            Some((path, state))
+        }
+        None => None,
+    };
+
     let secret = PasswordSource {
         env_var: None,
         command: connect.password_command.clone(),
@@ -263,12 +274,11 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     drop(secret);
     let entries = session.listing()?;
 
-    let Some((selection, destination)) = retrieval else {
+    let (Some((selection, destination)), Some((state_path, mut uidl_state))) =
+        (retrieval, recorded)
+    else {
         return list(&mut session, &entries, args.json);
     };
-
-    let state_path = state::state_path(&endpoint.to_string(), &user)?;
-    let mut uidl_state = state::UidlState::load(&state_path, &endpoint.to_string(), &user)?;
 
     let mut failure: Option<anyhow::Error> = None;
     let chosen: Vec<Entry> = match selection {
