@@ -999,3 +999,88 @@ fn missing_message_number_is_reported() {
     assert!(stderr(&out).contains("no message 5"));
     server.finish();
 }
+
+#[test]
+fn save_failure_in_a_pipelined_flight_sends_no_later_dele() {
+    let state = tmp();
+    let dest = tmp();
+    let dir = dest.path().join("saved");
+    let dir2 = dir.clone();
+    let hook = Arc::new(move |n: u32| {
+        if n == 2 {
+            fs::rename(&dir2, dir2.with_extension("moved")).unwrap();
+            fs::write(&dir2, b"not a directory").unwrap();
+        }
+    });
+    let server = Server::start(
+        Config {
+            capa: Some(vec!["USER".into(), "UIDL".into(), "PIPELINING".into()]),
+            pipeline_gate: 4,
+            on_retr: Some(hook),
+            ..Config::default()
+        },
+        (1..=4)
+            .map(|i| message(&format!("m{i}"), b"x\r\n"))
+            .collect(),
+    );
+    let out = run(
+        &server,
+        &[
+            "--all",
+            "--delete",
+            "--save-dir",
+            dir.to_str().unwrap(),
+            "--json",
+        ],
+        state.path(),
+    );
+    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for i in 1..4 {
+        assert_eq!(report[i]["deleted"], false);
+        assert!(report[i]["error"].is_string(), "{report}");
+    }
+    let log = server.finish();
+    assert_eq!(log.retr_before_first_answer, 4);
+    // Message 1 may or may not have been synced before the failure showed;
+    // nothing after it may be deleted.
+    assert!(log.commands("DELE").iter().all(|l| l == "DELE 1"));
+    assert_eq!(log.commands("QUIT").len(), 1);
+}
+
+#[test]
+fn large_message_streams_byte_exact() {
+    let state = tmp();
+    let dest = tmp();
+    let mut body = Vec::new();
+    for i in 0..120_000u32 {
+        if i % 1000 == 0 {
+            body.extend_from_slice(b".dot line\r\n");
+        }
+        body.extend_from_slice(format!("{i:08}").as_bytes());
+        body.extend_from_slice(b" \xe9\xff line of a large message\r\n");
+    }
+    let big = message("big", &body);
+    assert!(big.len() > 4_000_000);
+    let server = Server::start(
+        Config {
+            capa: Some(vec!["USER".into(), "UIDL".into(), "PIPELINING".into()]),
+            ..Config::default()
+        },
+        vec![big.clone(), message("small", b"s\r\n")],
+    );
+    let md = dest.path().join("md");
+    let out = run(
+        &server,
+        &["--all", "--maildir", md.to_str().unwrap()],
+        state.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut got: Vec<Vec<u8>> = folders(&md.join("new"))
+        .iter()
+        .map(|p| fs::read(p).unwrap())
+        .collect();
+    got.sort_by_key(|m| m.len());
+    assert_eq!(got[1], big);
+    server.finish();
+}
