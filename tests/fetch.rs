@@ -1034,7 +1034,9 @@ fn save_failure_in_a_pipelined_flight_sends_no_later_dele() {
         ],
         state.path(),
     );
-    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    // 73 when a folder cannot be created, 74 when message 1 was already
+    // being linked into the folder that got moved away.
+    assert!(matches!(code(&out), 73 | 74), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for i in 1..4 {
         assert_eq!(report[i]["deleted"], false);

@@ -428,9 +428,10 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     outcomes.sort_by_key(|o| o.number);
 
     if args.json {
-        let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, &outcomes)?;
-        writeln!(stdout)?;
+        print_stdout(|out| {
+            serde_json::to_writer_pretty(&mut *out, &outcomes)?;
+            writeln!(out)
+        })?;
     } else if !args.stdout || globals.verbose > 0 {
         let saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
         let deleted = outcomes.iter().filter(|o| o.deleted).count();
@@ -486,15 +487,31 @@ fn list(session: &mut Session, entries: &[Entry], json: bool) -> anyhow::Result<
             row
         })
         .collect();
-    let mut stdout = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut stdout, &rows)?;
-        writeln!(stdout)?;
-    } else {
-        listing::print_table(&rows, &mut stdout)?;
-    }
-    stdout.flush()?;
+    print_stdout(|out| {
+        if json {
+            serde_json::to_writer_pretty(&mut *out, &rows)?;
+            writeln!(out)
+        } else {
+            listing::print_table(&rows, out)
+        }
+    })?;
     Ok(Exit::Ok)
+}
+
+/// Writes a report on stdout. A reader that went away (`| head`) is not an
+/// error; any other failure is (exit 74).
+fn print_stdout(
+    write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(fail(
+            Exit::IoErr,
+            format!("writing to standard output: {e}"),
+        )),
+    }
 }
 
 #[cfg(test)]
