@@ -57,6 +57,14 @@ impl Progress {
         }
     }
 
+    /// Prints a line on stderr without garbling the bar.
+    pub fn eprintln(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
     /// Removes the bar.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

@@ -102,12 +102,12 @@ impl Run<'_> {
         match result {
             Ok(s) => {
                 if let Some(w) = &s.warning {
-                    eprintln!(
+                    progress.eprintln(&format!(
                         "mailctl: warning: message {} saved to {} but {}",
                         self.plan[i].number,
                         printable(s.location.as_bytes()),
                         printable(w.as_bytes())
-                    );
+                    ));
                 }
                 self.outcomes[i].saved = Some(s.location);
                 self.outcomes[i].warning = s.warning;
@@ -116,7 +116,7 @@ impl Run<'_> {
                 progress.message_done();
             }
             Err(e) => {
-                local_failure(&mut self.outcomes[i], e, &mut self.failure);
+                local_failure(&mut self.outcomes[i], e, &mut self.failure, progress);
                 self.slots[i] = Slot::Failed;
                 self.stopped = true;
             }
@@ -274,7 +274,7 @@ fn run_loop(
                     match sink.begin(&meta) {
                         Ok(()) => true,
                         Err(e) => {
-                            local_failure(&mut run.outcomes[i], e, &mut run.failure);
+                            local_failure(&mut run.outcomes[i], e, &mut run.failure, progress);
                             run.slots[i] = Slot::Failed;
                             run.stopped = true;
                             false
@@ -288,7 +288,7 @@ fn run_loop(
                 if let Some((i, true)) = receiving {
                     if let Err(e) = sink.write(&session.out) {
                         sink.abort();
-                        local_failure(&mut run.outcomes[i], e, &mut run.failure);
+                        local_failure(&mut run.outcomes[i], e, &mut run.failure, progress);
                         run.slots[i] = Slot::Failed;
                         run.stopped = true;
                         receiving = Some((i, false));
@@ -316,7 +316,7 @@ fn run_loop(
                             }
                         }
                         Err(e) => {
-                            local_failure(&mut run.outcomes[i], e, &mut run.failure);
+                            local_failure(&mut run.outcomes[i], e, &mut run.failure, progress);
                             run.slots[i] = Slot::Failed;
                             run.stopped = true;
                         }
@@ -336,7 +336,7 @@ fn run_loop(
                     retr_in_flight -= 1;
                     let i = lookup(&run.index, n)?;
                     let err = refused(&reply, &format!("RETR {n}"));
-                    eprintln!("mailctl: error: message {n}: {err}");
+                    progress.eprintln(&format!("mailctl: error: message {n}: {err}"));
                     run.outcomes[i].error = Some(err.to_string());
                     run.slots[i] = Slot::Refused;
                     run.failure.get_or_insert(err);
@@ -347,7 +347,7 @@ fn run_loop(
                         run.outcomes[i].marked = true;
                     } else {
                         let err = refused(&reply, &format!("DELE {n}"));
-                        eprintln!("mailctl: error: message {n}: {err}");
+                        progress.eprintln(&format!("mailctl: error: message {n}: {err}"));
                         run.outcomes[i].error = Some(err.to_string());
                         run.failure.get_or_insert(err);
                     }
@@ -379,12 +379,17 @@ fn unexpected(kind: &Kind) -> anyhow::Error {
     )
 }
 
-fn local_failure(outcome: &mut Outcome, err: anyhow::Error, failure: &mut Option<anyhow::Error>) {
-    eprintln!(
+fn local_failure(
+    outcome: &mut Outcome,
+    err: anyhow::Error,
+    failure: &mut Option<anyhow::Error>,
+    progress: &Progress,
+) {
+    progress.eprintln(&format!(
         "mailctl: error: message {}: {}; not deleting it or any later message",
         outcome.number,
         printable(format!("{err:#}").as_bytes())
-    );
+    ));
     outcome.error = Some(format!("{err:#}"));
     let status = exit_status(&err);
     let err = if matches!(status, Exit::CantCreate | Exit::IoErr) {
