@@ -733,3 +733,66 @@ fn interop_swaks_with_starttls_and_auth() {
     assert!(ok, "{out}{err}");
     assert_eq!(plain.files("ned", "new").len(), 1);
 }
+
+#[test]
+fn certificate_and_key_files_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = mailctl::selfsigned::generate(&["localhost", "127.0.0.1"]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    fs::write(&cert, &made.cert_pem).unwrap();
+    fs::write(&key, &made.key_pem).unwrap();
+    let (cert, key) = (
+        cert.to_str().unwrap().to_string(),
+        key.to_str().unwrap().to_string(),
+    );
+    let server = Server::start_in(dir, &["--tls-cert", &cert, "--tls-key", &key]);
+    let mut p = server.pop3();
+    p.expect_line("+OK");
+    p.send(b"CAPA\r\n");
+    assert!(p.multiline().contains("\r\nSTLS\r\n"));
+    p.send(b"STLS\r\n");
+    p.expect_line("+OK");
+    let tls = tls_connector(&cert).connect("localhost", p.stream).unwrap();
+    let mut reader = BufReader::new(tls);
+    reader.get_mut().write_all(b"QUIT\r\n").unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "+OK mailctl signing off\r\n");
+
+    // A key file that is not a key is a configuration error (78).
+    let out = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["serve", "--maildir", server.maildir().to_str().unwrap()])
+        .args(["--smtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0"])
+        .args(["--tls-cert", &cert, "--tls-key", &cert])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("mailctl: error: "));
+}
+
+#[test]
+fn idle_connections_are_closed_with_421() {
+    let server = Server::start(&["--idle-timeout", "1"]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    // The read below returns when the server gives up on the idle client.
+    assert_eq!(c.rest(), "421 4.4.2 Idle timeout, closing connection\r\n");
+    let mut p = server.pop3();
+    p.expect_line("+OK");
+    assert!(p.rest().starts_with("-ERR [SYS/TEMP] idle timeout"));
+}
+
+#[test]
+fn busy_listen_address_is_a_temporary_failure() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["serve", "--maildir", dir.path().to_str().unwrap()])
+        .args(["--smtp", &addr, "--pop3", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen for smtp on"), "{err}");
+}

@@ -5,22 +5,65 @@
 //! The lock is per mailbox and held by this process for the life of a POP3
 //! session; a second session gets `-ERR [IN-USE]`. Deliveries do not take
 //! it: they only add files, which a session's snapshot does not see.
+//!
+//! Durability: a message is written to `tmp/`, its data synced, hard-linked
+//! into `new/` (never overwriting), unlinked from `tmp/`, and `new/` is
+//! synced before the delivery counts as done. Concurrent deliveries into
+//! the same mailbox share that directory sync (group commit): a delivery
+//! whose link is covered by a sync that started after it waits for that
+//! sync instead of issuing its own.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::mailbox_name;
 use super::pop3::{MessageInfo, OpenError};
-use crate::maildir::{Delivery, Maildir, MaildirEntry};
+use crate::maildir::{Maildir, MaildirEntry};
 
 /// The directory holding every mailbox.
 #[derive(Debug)]
 pub struct MailStore {
     root: PathBuf,
     locked: Mutex<HashSet<String>>,
+    boxes: Mutex<HashMap<String, Arc<DirSync>>>,
+    counter: AtomicU64,
+    pid: u32,
+    host: String,
+}
+
+/// A mailbox that has been delivered to, with the group commit of its
+/// `new/` directory entries.
+#[derive(Debug)]
+struct DirSync {
+    /// The Maildir root.
+    root: PathBuf,
+    /// `new/`, kept open for syncing.
+    new_dir: File,
+    /// Links completed so far (a ticket per link).
+    linked: AtomicU64,
+    /// The highest ticket known to be on disk; held while syncing.
+    synced: Mutex<u64>,
+}
+
+impl DirSync {
+    /// Makes sure the link just made in `new/` is on disk.
+    fn sync_after_link(&self) -> io::Result<()> {
+        let ticket = self.linked.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        if *synced >= ticket {
+            return Ok(());
+        }
+        // Every link with a ticket up to `covered` finished before this sync.
+        let covered = self.linked.load(Ordering::SeqCst);
+        self.new_dir.sync_all()?;
+        *synced = covered;
+        Ok(())
+    }
 }
 
 impl MailStore {
@@ -36,7 +79,63 @@ impl MailStore {
         Ok(Arc::new(MailStore {
             root: root.to_path_buf(),
             locked: Mutex::new(HashSet::new()),
+            boxes: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(0),
+            pid: std::process::id(),
+            host: super::local_hostname(),
         }))
+    }
+
+    /// The delivery state of a mailbox, creating its Maildir the first time
+    /// (or again, if `fresh` and it was removed meanwhile).
+    fn mailbox(&self, name: &str, fresh: bool) -> io::Result<Arc<DirSync>> {
+        let mut boxes = self.boxes.lock().unwrap_or_else(|e| e.into_inner());
+        if !fresh {
+            if let Some(b) = boxes.get(name) {
+                return Ok(b.clone());
+            }
+        }
+        let maildir = self.maildir(name)?;
+        let state = Arc::new(DirSync {
+            root: maildir.root().to_path_buf(),
+            new_dir: File::open(maildir.root().join("new"))?,
+            linked: AtomicU64::new(0),
+            synced: Mutex::new(0),
+        });
+        boxes.insert(name.to_string(), state.clone());
+        Ok(state)
+    }
+
+    /// Starts writing a message into a mailbox's `tmp/`.
+    fn start_delivery(&self, name: &str) -> io::Result<Pending> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        // SECONDS.M<micros>P<pid>Q<counter>.<host>, as Maildir readers expect.
+        let unique = format!(
+            "{}.M{}P{}Q{}.{}",
+            now.as_secs(),
+            now.subsec_micros(),
+            self.pid,
+            self.counter.fetch_add(1, Ordering::Relaxed),
+            self.host
+        );
+        let mut mailbox = self.mailbox(name, false)?;
+        let mut tmp = mailbox.root.join("tmp").join(&unique);
+        let file = match crate::durable::create_new(&tmp) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                mailbox = self.mailbox(name, true)?;
+                tmp = mailbox.root.join("tmp").join(&unique);
+                crate::durable::create_new(&tmp)?
+            }
+            other => other?,
+        };
+        Ok(Pending {
+            writer: Some(BufWriter::with_capacity(64 * 1024, file)),
+            tmp,
+            new: mailbox.root.join("new").join(&unique),
+            sync: mailbox,
+        })
     }
 
     /// The Maildir of a mailbox, created if needed. The name is checked
@@ -151,11 +250,50 @@ pub fn uidl(unique: &str) -> String {
     }
 }
 
+/// One copy of a message in `tmp/`; removed if dropped before commit.
+struct Pending {
+    writer: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    new: PathBuf,
+    sync: Arc<DirSync>,
+}
+
+impl Pending {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match &mut self.writer {
+            Some(w) => w.write_all(bytes),
+            None => Err(io::Error::other("delivery already finished")),
+        }
+    }
+
+    /// Data synced, linked into `new/` (never overwriting), `tmp/` name
+    /// removed, `new/` synced.
+    fn commit(mut self) -> io::Result<PathBuf> {
+        let writer = self.writer.take().expect("writer present until commit");
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_data()?;
+        drop(file);
+        fs::hard_link(&self.tmp, &self.new)?;
+        let _ = fs::remove_file(&self.tmp);
+        self.sync.sync_after_link()?;
+        Ok(std::mem::take(&mut self.new))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            self.writer = None;
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// A message being received for one or more mailboxes: written to every
 /// mailbox's `tmp/` as it arrives, committed to `new/` at the end. Dropped
 /// before [`Incoming::commit`], it leaves nothing behind.
 pub struct Incoming {
-    targets: Vec<(String, BufWriter<Delivery>)>,
+    targets: Vec<Pending>,
     size: u64,
     limit: u64,
     too_large: bool,
@@ -186,10 +324,8 @@ impl Incoming {
             error: None,
         };
         for name in mailboxes {
-            match store.maildir(name).and_then(|m| m.deliver()) {
-                Ok(d) => incoming
-                    .targets
-                    .push((name.clone(), BufWriter::with_capacity(64 * 1024, d))),
+            match store.start_delivery(name) {
+                Ok(p) => incoming.targets.push(p),
                 Err(e) => {
                     incoming.fail(e);
                     break;
@@ -224,8 +360,8 @@ impl Incoming {
             return;
         }
         let mut error = None;
-        for (_, w) in &mut self.targets {
-            if let Err(e) = w.write_all(bytes) {
+        for target in &mut self.targets {
+            if let Err(e) = target.write_all(bytes) {
                 error = Some(e);
                 break;
             }
@@ -249,12 +385,8 @@ impl Incoming {
             return Received::Failed(e);
         }
         let mut paths = Vec::new();
-        for (_, w) in std::mem::take(&mut self.targets) {
-            let delivery = match w.into_inner() {
-                Ok(d) => d,
-                Err(e) => return Received::Failed(e.into_error()),
-            };
-            match delivery.commit() {
+        for pending in std::mem::take(&mut self.targets) {
+            match pending.commit() {
                 Ok(p) => paths.push(p),
                 Err(e) => return Received::Failed(e),
             }
