@@ -417,7 +417,10 @@ fn pop3_deletes_at_quit_while_new_mail_arrives() {
     q.expect_line("+OK");
     let after = q.multiline();
     q.expect_line("+OK");
-    drop(q);
+    // Hang up without QUIT: the server closes its side once it has let go
+    // of the mailbox, and the deletion is forgotten.
+    q.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(q.rest(), "");
     // The deleted message's UIDL is gone, the kept one's is unchanged.
     let uids = |listing: &str| -> BTreeSet<String> {
         listing
@@ -492,6 +495,26 @@ fn termination_mid_data_abandons_the_message() {
     for sub in ["new", "tmp", "cur"] {
         assert!(files_in(&dir.path().join("mail/hal").join(sub)).is_empty());
     }
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_says_goodbye() {
+    let server = Server::start(&[]);
+    server.deliver("a@x.test", &["ian@y.test"], MESSAGE);
+    let mut idle = server.smtp();
+    idle.expect_reply("220");
+    let (status, log, dir) = server.signal("-INT");
+    assert_eq!(status.code(), Some(0), "{log:?}");
+    assert_eq!(
+        idle.rest(),
+        "421 4.3.2 Server shutting down, closing connection\r\n"
+    );
+    assert_eq!(
+        log.last().unwrap(),
+        "mailctl: stopped (1 messages delivered)"
+    );
+    assert_eq!(files_in(&dir.path().join("mail/ian/new")).len(), 1);
+    assert!(files_in(&dir.path().join("mail/ian/tmp")).is_empty());
 }
 
 #[test]

@@ -105,8 +105,13 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit; returns status and the temp dir.
     pub fn terminate(self) -> (ExitStatus, Vec<String>, tempfile::TempDir) {
+        self.signal("-TERM")
+    }
+
+    /// Sends a signal (`-INT`, `-TERM`) and waits for the exit.
+    pub fn signal(self, signal: &str) -> (ExitStatus, Vec<String>, tempfile::TempDir) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([signal, &self.pid().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
