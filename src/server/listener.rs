@@ -230,6 +230,10 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener, protocol: Protocol) 
             }
         };
         if !registered {
+            shared
+                .transcript
+                .with_prefix(format!("[{id}] "))
+                .note("*", &format!("refused {peer}: too many connections"));
             refuse(tcp, protocol);
             continue;
         }
