@@ -978,6 +978,70 @@ mod tests {
         assert_eq!(s.redacted(b"MAIL FROM:<a@b>\r\n"), b"MAIL FROM:<a@b>");
     }
 
+    /// Drives a session over a whole client byte stream, as the socket
+    /// driver does: lines to the machine, DATA to the receiver. Returns the
+    /// server's bytes and the messages received.
+    fn session(input: &[u8]) -> (String, Vec<Vec<u8>>) {
+        use crate::server::data::DataReceiver;
+        let mut s = catch_all();
+        let mut out = s.greeting().to_bytes();
+        let mut messages = Vec::new();
+        let mut rest = input;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            let (line, after) = rest.split_at(pos + 1);
+            rest = after;
+            let step = s.command(line);
+            out.extend(step.reply.to_bytes());
+            match step.action {
+                Action::ReceiveData => {
+                    let mut rx = DataReceiver::new();
+                    let mut body = Vec::new();
+                    let used = rx.feed(rest, &mut body);
+                    rest = &rest[used..];
+                    let outcome = if !rx.is_done() {
+                        break;
+                    } else if body.len() as u64 > 1000 {
+                        DataOutcome::TooLarge
+                    } else {
+                        messages.push(body);
+                        DataOutcome::Delivered(format!("Q{}", messages.len()))
+                    };
+                    out.extend(s.data_done(outcome).to_bytes());
+                }
+                Action::Close => break,
+                _ => {}
+            }
+        }
+        (String::from_utf8(out).unwrap(), messages)
+    }
+
+    #[test]
+    fn whole_session_transcript() {
+        let big = "y".repeat(1200);
+        let input = format!(
+            "HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<d@e>\r\nDATA\r\n..x\r\n\
+             .\r\nMAIL FROM:<a@b>\r\nRCPT TO:<d@e>\r\nDATA\r\n{big}\r\n.\r\n\
+             DATA\r\nQUIT\r\nNOOP\r\n"
+        );
+        let (out, messages) = session(input.as_bytes());
+        assert_eq!(
+            out,
+            "220 mx.test ESMTP mailctl ready\r\n\
+             250 mx.test\r\n\
+             250 2.1.0 Sender OK\r\n\
+             250 2.1.5 Recipient OK\r\n\
+             354 End data with <CR><LF>.<CR><LF>\r\n\
+             250 2.0.0 OK: queued as Q1\r\n\
+             250 2.1.0 Sender OK\r\n\
+             250 2.1.5 Recipient OK\r\n\
+             354 End data with <CR><LF>.<CR><LF>\r\n\
+             552 5.3.4 Message too big (limit 1000 bytes)\r\n\
+             503 5.5.1 Need MAIL before DATA\r\n\
+             221 2.0.0 Bye\r\n"
+        );
+        assert_eq!(messages, [b".x\r\n".to_vec()]);
+    }
+
     #[test]
     fn trace_headers() {
         let mut s = SmtpServer::new(policy(&[], false), true);
