@@ -1,30 +1,22 @@
-//! Ctrl-C and SIGTERM as a byte on a pipe (the self-pipe trick), so that a
-//! normal thread, not the signal handler, runs the shutdown.
+//! Ctrl-C and SIGTERM as a byte on a socket pair (the self-pipe trick), so
+//! that a normal thread, not the signal handler, runs the shutdown.
 //!
-//! This is the only unsafe code in mailctl: installing the handler with
-//! `signal(2)` and calling `write(2)` from it, which is async-signal-safe.
-//! Both sit in two small functions below.
+//! The only unsafe code in mailctl is the `signal(2)` call in
+//! [`install_handler`]. The handler itself is safe code that does nothing
+//! but an atomic load and one `write(2)`, both async-signal-safe
+//! (signal-safety(7)).
 
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
 
-/// The write end of the self-pipe, read by the handler (-1: none yet).
-static PIPE_WRITE_FD: AtomicI32 = AtomicI32::new(-1);
+/// The write end of the self-pipe, set before the handler is installed.
+static PIPE: OnceLock<UnixStream> = OnceLock::new();
 
-/// The signal handler: writes one byte to the pipe. It only touches an
-/// atomic and calls `write(2)`, both allowed in a handler (signal-safety(7)).
-#[allow(unsafe_code)]
+/// The signal handler: one non-blocking write of one byte.
 extern "C" fn on_signal(_signal: libc::c_int) {
-    let fd = PIPE_WRITE_FD.load(Ordering::Relaxed);
-    if fd >= 0 {
-        let byte = 1u8;
-        // SAFETY: `fd` is a valid descriptor kept open for the whole process
-        // (leaked below) and the buffer is one live byte on the stack.
-        unsafe {
-            libc::write(fd, (&byte as *const u8).cast(), 1);
-        }
+    if let Some(mut pipe) = PIPE.get() {
+        let _ = pipe.write(&[1]);
     }
 }
 
@@ -45,10 +37,9 @@ fn install_handler() {
 pub fn on_shutdown_signal(notify: Box<dyn Fn() + Send>) -> std::io::Result<()> {
     let (mut reader, writer) = UnixStream::pair()?;
     writer.set_nonblocking(true)?;
-    let writer: OwnedFd = writer.into();
-    PIPE_WRITE_FD.store(writer.as_raw_fd(), Ordering::Relaxed);
-    // The write end must stay open as long as the handler may run.
-    std::mem::forget(writer);
+    if PIPE.set(writer).is_err() {
+        return Err(std::io::Error::other("signal handlers already installed"));
+    }
     install_handler();
     std::thread::Builder::new()
         .name("signals".into())

@@ -5,15 +5,17 @@
 # handler: Maildir without fsync), in one run. Prints messages per second
 # and the server's peak RSS (VmHWM).
 #
-# Usage: tests/bench/serve.sh [TOTAL] [CLIENTS]
-# Needs: cargo, python3, aiosmtpd (Debian python3-aiosmtpd or pip).
+# Usage: [BENCH_DIR=/path] tests/bench/serve.sh [TOTAL] [CLIENTS]
+# BENCH_DIR is where the Maildirs go (default /tmp); its file system decides
+# what fsync costs. Needs: cargo, python3, aiosmtpd (Debian
+# python3-aiosmtpd or pip).
 set -eu
 
 TOTAL=${1:-1000}
 CLIENTS=${2:-4}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BLAST="$ROOT/tests/bench/serve/blast.py"
-WORK=$(mktemp -d)
+WORK=$(mktemp -d -p "${BENCH_DIR:-/tmp}")
 SERVER_PID=
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
@@ -56,7 +58,8 @@ report() { # name, blast output, pid
     printf '%-34s %6s msg/s  %7s s  peak RSS %s\n' "$1" "$rate" "$secs" "$(peak_rss "$3")"
 }
 
-echo "$TOTAL messages, $CLIENTS concurrent clients, $(nproc) CPUs"
+echo "$TOTAL messages, $CLIENTS concurrent clients, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)," \
+    "maildirs on $(df -T "$WORK" | awk 'NR==2 {print $2}')"
 
 # mailctl serve
 "$MAILCTL" serve --maildir "$WORK/mailctl" --smtp 127.0.0.1:0 --pop3 127.0.0.1:0 \
