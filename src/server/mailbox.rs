@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -48,6 +48,9 @@ struct DirSync {
     linked: AtomicU64,
     /// The highest ticket known to be on disk; held while syncing.
     synced: Mutex<u64>,
+    /// Set when a delivery failed: the folders are checked (and created)
+    /// again before the next one.
+    broken: AtomicBool,
 }
 
 impl DirSync {
@@ -92,7 +95,9 @@ impl MailStore {
         let mut boxes = self.boxes.lock().unwrap_or_else(|e| e.into_inner());
         if !fresh {
             if let Some(b) = boxes.get(name) {
-                return Ok(b.clone());
+                if !b.broken.load(Ordering::SeqCst) {
+                    return Ok(b.clone());
+                }
             }
         }
         let maildir = self.maildir(name)?;
@@ -101,6 +106,7 @@ impl MailStore {
             new_dir: File::open(maildir.root().join("new"))?,
             linked: AtomicU64::new(0),
             synced: Mutex::new(0),
+            broken: AtomicBool::new(false),
         });
         boxes.insert(name.to_string(), state.clone());
         Ok(state)
@@ -135,6 +141,7 @@ impl MailStore {
             tmp,
             new: mailbox.root.join("new").join(&unique),
             sync: mailbox,
+            finished: false,
         })
     }
 
@@ -256,6 +263,8 @@ struct Pending {
     tmp: PathBuf,
     new: PathBuf,
     sync: Arc<DirSync>,
+    /// Set once the `tmp/` name is gone (it then needs no clean-up).
+    finished: bool,
 }
 
 impl Pending {
@@ -267,22 +276,32 @@ impl Pending {
     }
 
     /// Data synced, linked into `new/` (never overwriting), `tmp/` name
-    /// removed, `new/` synced.
-    fn commit(mut self) -> io::Result<PathBuf> {
+    /// removed, `new/` synced. On error nothing is left in `new/`.
+    fn commit(self) -> io::Result<PathBuf> {
+        let sync = self.sync.clone();
+        self.try_commit()
+            .inspect_err(|_| sync.broken.store(true, Ordering::SeqCst))
+    }
+
+    fn try_commit(mut self) -> io::Result<PathBuf> {
         let writer = self.writer.take().expect("writer present until commit");
         let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_data()?;
         drop(file);
         fs::hard_link(&self.tmp, &self.new)?;
+        self.finished = true;
         let _ = fs::remove_file(&self.tmp);
-        self.sync.sync_after_link()?;
+        if let Err(e) = self.sync.sync_after_link() {
+            let _ = fs::remove_file(&self.new);
+            return Err(e);
+        }
         Ok(std::mem::take(&mut self.new))
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if self.writer.is_some() {
+        if !self.finished {
             self.writer = None;
             let _ = fs::remove_file(&self.tmp);
         }
@@ -388,7 +407,14 @@ impl Incoming {
         for pending in std::mem::take(&mut self.targets) {
             match pending.commit() {
                 Ok(p) => paths.push(p),
-                Err(e) => return Received::Failed(e),
+                Err(e) => {
+                    // All or nothing: the client will retry the whole
+                    // message, so no mailbox may keep a copy.
+                    for p in &paths {
+                        let _ = fs::remove_file(p);
+                    }
+                    return Received::Failed(e);
+                }
             }
         }
         Received::Delivered(paths)
@@ -456,6 +482,28 @@ mod tests {
         }
         assert!(store.maildir("../x").is_err());
         assert!(store.maildir("Bob").is_err());
+    }
+
+    #[test]
+    fn failed_commit_leaves_no_copy_anywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MailStore::open(dir.path()).unwrap();
+        let mut inc = Incoming::start(&store, &["ann".into(), "ben".into()], 100);
+        inc.write(b"Subject: x\r\n\r\nhi\r\n");
+        // Linking into ben's new/ will fail.
+        fs::remove_dir(dir.path().join("ben/new")).unwrap();
+        assert!(matches!(inc.commit(), Received::Failed(_)));
+        for sub in ["ann/new", "ann/tmp", "ben/tmp"] {
+            assert_eq!(
+                fs::read_dir(dir.path().join(sub)).unwrap().count(),
+                0,
+                "{sub}"
+            );
+        }
+        // The next delivery recreates the missing folder.
+        let mut inc = Incoming::start(&store, &["ben".into()], 100);
+        inc.write(b"x\r\n");
+        assert!(matches!(inc.commit(), Received::Delivered(_)));
     }
 
     #[test]
