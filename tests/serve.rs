@@ -11,7 +11,7 @@ use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use serve_support::{files_in, have_tool, run, Client, Server};
+use serve_support::{files_in, have_optional_tool, have_tool, run, Client, Server};
 
 const MESSAGE: &[u8] = b"From: a@x.test\r\nTo: bob@y.test\r\nSubject: hi\r\n\r\nhello\r\n";
 
@@ -818,4 +818,61 @@ fn busy_listen_address_is_a_temporary_failure() {
     assert_eq!(out.status.code(), Some(75));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen for smtp on"), "{err}");
+}
+
+#[test]
+fn interop_msmtp_and_mpop() {
+    if !have_optional_tool("msmtp") || !have_optional_tool("mpop") {
+        return;
+    }
+    let (server, ca) = tls_server(&["--user", "nia:np-pass"]);
+    let out_dir = server.dir.path().join("fetched");
+    for sub in ["tmp", "new", "cur"] {
+        fs::create_dir_all(out_dir.join(sub)).unwrap();
+    }
+    let message = "Subject: via msmtp\r\n\r\n.dot line\r\nhello\r\n";
+    let mut child = Command::new("msmtp")
+        .args(["--host=localhost", &format!("--port={}", server.smtp)])
+        .args([
+            "--tls=on",
+            "--tls-starttls=on",
+            &format!("--tls-trust-file={ca}"),
+        ])
+        .args(["--auth=plain", "--user=nia", "--passwordeval=echo np-pass"])
+        .args(["--from=a@x.test", "nia@y.test"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let delivered = server.files("nia", "new");
+    assert_eq!(delivered.len(), 1);
+    // msmtp adds From, Date and Message-ID; the rest arrives byte-exact.
+    assert!(body_of(&stored(&delivered[0])).ends_with(message.as_bytes()));
+
+    let (ok, out, err) = run(Command::new("mpop")
+        .args(["--host=localhost", &format!("--port={}", server.pop3)])
+        .args([
+            "--tls=on",
+            "--tls-starttls=on",
+            &format!("--tls-trust-file={ca}"),
+        ])
+        .args(["--auth=user", "--user=nia", "--passwordeval=echo np-pass"])
+        .arg(format!("--delivery=maildir,{}", out_dir.display()))
+        .arg(format!(
+            "--uidls-file={}",
+            server.dir.path().join("uidls").display()
+        ))
+        .args(["--keep=off", "-q"]));
+    assert!(ok, "{out}{err}");
+    let fetched = files_in(&out_dir.join("new"));
+    assert_eq!(fetched.len(), 1);
+    // mpop adds its own Received header in front; the rest is byte-exact.
+    assert!(stored(&fetched[0]).ends_with(&stored(&delivered[0])));
+    assert!(server.files("nia", "new").is_empty());
 }

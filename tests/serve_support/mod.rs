@@ -282,6 +282,22 @@ pub fn have_tool(name: &str) -> bool {
     found
 }
 
+/// Whether an optional tool (not installed by CI) is there; skips with a
+/// note when it is not, even in CI.
+pub fn have_optional_tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        eprintln!("note: {name} not installed, skipping this interop test");
+    }
+    found
+}
+
 /// Runs a command; returns (success, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (bool, String, String) {
     let out = cmd.stdin(Stdio::null()).output().unwrap();
