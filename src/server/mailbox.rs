@@ -173,6 +173,9 @@ impl MailStore {
         };
         // On error the session is dropped, which releases the lock.
         session.entries = maildir.list().map_err(|_| OpenError::Io)?;
+        session
+            .entries
+            .sort_by_cached_key(|e| arrival_key(&e.unique));
         Ok(session)
     }
 }
@@ -239,6 +242,28 @@ impl Drop for MailboxSession {
         let mut locked = self.store.locked.lock().unwrap_or_else(|e| e.into_inner());
         locked.remove(&self.name);
     }
+}
+
+/// Orders Maildir names by delivery time: `SECONDS.M<micros>...` compared
+/// numerically (a plain string sort puts `M99` after `M100`); names of
+/// another form come last, by name.
+fn arrival_key(unique: &str) -> (u64, u64, String) {
+    let mut parts = unique.splitn(3, '.');
+    let secs = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX);
+    let micros = parts
+        .next()
+        .and_then(|p| p.strip_prefix('M'))
+        .map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(u64::MAX);
+    (secs, micros, unique.to_string())
 }
 
 /// The UIDL of a Maildir unique name: the name itself when it fits RFC 1939
@@ -504,6 +529,28 @@ mod tests {
         let mut inc = Incoming::start(&store, &["ben".into()], 100);
         inc.write(b"x\r\n");
         assert!(matches!(inc.commit(), Received::Delivered(_)));
+    }
+
+    #[test]
+    fn arrival_order_is_numeric() {
+        let mut names = vec![
+            "100.M99P1Q2.h",
+            "100.M100P1Q1.h",
+            "99.M5P1Q0.h",
+            "weird",
+            "100.M100P1Q0.h",
+        ];
+        names.sort_by_cached_key(|n| arrival_key(n));
+        assert_eq!(
+            names,
+            [
+                "99.M5P1Q0.h",
+                "100.M99P1Q2.h",
+                "100.M100P1Q0.h",
+                "100.M100P1Q1.h",
+                "weird"
+            ]
+        );
     }
 
     #[test]
