@@ -22,7 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         verbose: cli.verbose,
     };
     match cli.command {
-        Command::Send(args) => send::run(args, globals),
+        Command::Send(args) => send::run(*args, globals),
         Command::Fetch(args) => fetch::run(args, globals),
         Command::Serve(args) => serve::run(args, globals),
         Command::Parse(args) => parse::run(args, globals),
