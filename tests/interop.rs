@@ -1107,6 +1107,90 @@ fn fetch_delete_empties_the_mailbox() {
     assert_eq!(json_messages(&output.stdout).len(), 0);
 }
 
+/// Reverses mboxrd: splits at `From ` separator lines and removes one `>`
+/// from every `>*From ` line.
+fn split_mboxrd(mbox: &[u8]) -> Vec<Vec<u8>> {
+    let mut messages: Vec<Vec<u8>> = Vec::new();
+    for line in mbox.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b"From ") {
+            messages.push(Vec::new());
+            continue;
+        }
+        let current = messages.last_mut().expect("mbox starts with a From line");
+        let quoted = line.iter().take_while(|&&b| b == b'>').count();
+        if quoted > 0 && line[quoted..].starts_with(b"From ") {
+            current.extend_from_slice(&line[1..]);
+        } else {
+            current.extend_from_slice(line);
+        }
+    }
+    // Each message is followed by the blank line that separates it from the
+    // next From line.
+    for message in &mut messages {
+        if message.ends_with(b"\n\n") {
+            message.pop();
+        }
+    }
+    messages
+}
+
+#[test]
+fn fetch_selected_messages_into_an_mbox() {
+    let Some(env) = interop_env() else { return };
+    let token = token("mbox");
+    let maildir = env.maildir("peggy");
+    empty_maildir(&maildir);
+    let mut messages: Vec<Vec<u8>> = (1..=4).map(|n| sample_message(&token, n)).collect();
+    // A body line that mbox readers would take for a separator, and one
+    // already quoted.
+    messages[2].extend_from_slice(b"From the desk of Ops\r\n>From quoted already\r\n");
+    fill_maildir(&env, &maildir, &messages);
+    let state = temp_dir();
+    let out = temp_dir();
+    let mbox = out.path().join("inbox.mbox");
+    let output = fetch(
+        &env,
+        "peggy",
+        "POP3_PORT",
+        "starttls",
+        "user",
+        &[
+            "--retr",
+            "1,3-4",
+            "--mbox",
+            mbox.to_str().unwrap(),
+            "--json",
+        ],
+        state.path(),
+    );
+    assert_ok(&output, "fetch --retr 1,3-4 --mbox");
+    assert_eq!(
+        json_messages(&output.stdout).len(),
+        3,
+        "three messages taken"
+    );
+    let raw = std::fs::read(&mbox).expect("the mbox was written");
+    // Dovecot numbers messages in delivery order, which fill_maildir keeps.
+    let got = split_mboxrd(&raw);
+    let want: Vec<Vec<u8>> = [0, 2, 3].iter().map(|&i| lf(&messages[i])).collect();
+    assert_eq!(got.len(), 3, "three messages in the mbox");
+    for (n, (got, want)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(got),
+            String::from_utf8_lossy(want),
+            "mbox message {n} (LF line ends, mboxrd-unquoted) equals the original"
+        );
+    }
+    assert!(
+        contains(&raw, b"\n>From the desk of Ops\n"),
+        "From line quoted"
+    );
+    assert!(
+        contains(&raw, b"\n>>From quoted already\n"),
+        "quoted line quoted again"
+    );
+}
+
 #[test]
 fn fetch_with_wrong_password_is_an_authentication_failure() {
     let Some(env) = interop_env() else { return };
