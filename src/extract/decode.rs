@@ -20,6 +20,9 @@ use super::manifest::{Headers, Role};
 /// opened further.
 pub const MAX_NESTING: usize = 32;
 
+/// At most this many warnings are kept per message (then a count).
+pub const MAX_WARNINGS: usize = 100;
+
 /// One part of a message, decoded.
 #[derive(Debug)]
 pub struct DecodedPart<'m> {
@@ -46,7 +49,8 @@ pub struct DecodedPart<'m> {
     pub in_message: Option<usize>,
 }
 
-/// A message decoded into what is written for it.
+/// A message decoded into what is written for it. Bodies have LF line
+/// endings.
 #[derive(Debug, Default)]
 pub struct Decoded<'m> {
     /// Decoded summary headers.
@@ -62,14 +66,54 @@ pub struct Decoded<'m> {
     pub warnings: Vec<String>,
 }
 
-/// Parses `raw`; `None` when it has no header at all (not a message).
+/// Parses `raw`; `None` when it is not a message at all: its first line
+/// (after an mbox `From ` line) is not a header field (RFC 5322 section
+/// 2.2: printable ASCII name, then a colon).
 pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
+    if !starts_with_header_field(raw) {
+        return None;
+    }
     MessageParser::new()
         .with_minimal_headers()
         .header_id(HeaderName::MessageId)
         .default_header_raw()
         .parse(raw)
         .filter(|m| !m.parts.is_empty() && !m.parts[0].headers.is_empty())
+}
+
+fn starts_with_header_field(raw: &[u8]) -> bool {
+    let mut raw = raw;
+    if raw.starts_with(b"From ") {
+        match raw.iter().position(|&b| b == b'\n') {
+            Some(nl) => raw = &raw[nl + 1..],
+            None => return false,
+        }
+    }
+    let name_len = raw
+        .iter()
+        .take_while(|&&b| (33..=126).contains(&b) && b != b':')
+        .count();
+    let rest = &raw[name_len..];
+    let rest = &rest[rest
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count()..];
+    name_len > 0 && rest.first() == Some(&b':')
+}
+
+/// Drops a parsed message without recursion: a message nested a hundred
+/// thousand levels deep would otherwise overflow the stack in its drop.
+pub fn dispose(message: Message<'_>) {
+    let mut pending = vec![message];
+    while let Some(mut m) = pending.pop() {
+        for part in &mut m.parts {
+            if let PartType::Message(_) = &part.body {
+                if let PartType::Message(inner) = std::mem::take(&mut part.body) {
+                    pending.push(inner);
+                }
+            }
+        }
+    }
 }
 
 /// Decodes a parsed message.
@@ -113,9 +157,19 @@ pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
         };
         let top = depth == 0;
 
-        if let PartType::Multipart(_) = &part.body {
+        if let PartType::Multipart(children) = &part.body {
             if let Some(b) = boundary(part) {
-                if !has_close_delimiter(raw_body(msg, part), b) {
+                // The close delimiter follows the last child: look only
+                // there, so nested multiparts do not rescan the input.
+                let body = raw_body(msg, part);
+                let after_children = children
+                    .last()
+                    .and_then(|&c| msg.parts.get(c as usize))
+                    .map_or(0, |last| {
+                        (last.offset_end as usize).saturating_sub(part.offset_body as usize)
+                    });
+                let tail = body.get(after_children.min(body.len()).saturating_sub(2)..);
+                if !has_close_delimiter(tail.unwrap_or(body), b) {
                     warnings.push(format!(
                         "part {path}: multipart without its end boundary; read to the end"
                     ));
@@ -143,7 +197,7 @@ pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
         }
         let in_text = msg.text_body.contains(&(id as u32));
         let in_html = msg.html_body.contains(&(id as u32));
-        let mut entry = describe(part, path.clone(), container);
+        let mut entry = describe(msg, part, path.clone(), container);
         let mut descend = None;
         entry.role = match &part.body {
             PartType::Text(body) if in_text && !part.is_encoding_problem => {
@@ -220,6 +274,11 @@ pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
             });
         }
     }
+    if warnings.len() > MAX_WARNINGS {
+        let more = warnings.len() - MAX_WARNINGS;
+        warnings.truncate(MAX_WARNINGS);
+        warnings.push(format!("{more} more warnings not shown"));
+    }
     Decoded {
         headers,
         text: (!text.is_empty()).then(|| join_bodies(&text)),
@@ -236,13 +295,18 @@ fn join_bodies<S: AsRef<str>>(bodies: &[S]) -> String {
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');
         }
-        out.push_str(body);
+        if body.contains('\r') {
+            out.push_str(&body.replace("\r\n", "\n"));
+        } else {
+            out.push_str(body);
+        }
     }
     out
 }
 
 /// The parameters and headers of a part, with empty content.
 fn describe<'m>(
+    msg: &Message<'_>,
     part: &MessagePart<'_>,
     path: String,
     in_message: Option<usize>,
@@ -262,7 +326,7 @@ fn describe<'m>(
     DecodedPart {
         part: path,
         role: Role::Attachment,
-        original_name: part.attachment_name().map(str::to_string),
+        original_name: attachment_name(msg, part),
         suggested_name: None,
         charset: ctype
             .and_then(|ct| ct.attribute("charset"))
@@ -284,6 +348,29 @@ fn describe<'m>(
         data: Cow::Borrowed(&[]),
         in_message,
     }
+}
+
+/// The decoded file name of a part: `Content-Disposition` `filename`, else
+/// `Content-Type` `name`; RFC 2231 continuations are reassembled here.
+fn attachment_name(msg: &Message<'_>, part: &MessagePart<'_>) -> Option<String> {
+    let raw = msg.raw_message.as_ref();
+    for (header, param) in [
+        (HeaderName::ContentDisposition, "filename"),
+        (HeaderName::ContentType, "name"),
+    ] {
+        let Some(h) = part.headers.iter().find(|h| h.name == header) else {
+            continue;
+        };
+        let start = (h.offset_start as usize).min(raw.len());
+        let end = (h.offset_end as usize).clamp(start, raw.len());
+        if let Some(name) = super::rfc2231::continued_param(&raw[start..end], param) {
+            return Some(name);
+        }
+        if let Some(name) = h.value.as_content_type().and_then(|ct| ct.attribute(param)) {
+            return Some(name.to_string());
+        }
+    }
+    None
 }
 
 fn attachment_role(entry: &DecodedPart<'_>) -> Role {
@@ -564,4 +651,85 @@ fn format_address(addr: &Address<'_>) -> String {
         });
     }
     out.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenient_base64_skips_junk_and_keeps_partial_groups() {
+        assert_eq!(lenient_base64(b"aGVs\r\nbG8=\r\n"), b"hello");
+        assert_eq!(lenient_base64(b"aGV!!s*bG8"), b"hello");
+        assert_eq!(lenient_base64(b"aGVsbG"), b"hell");
+        assert_eq!(lenient_base64(b""), b"");
+    }
+
+    #[test]
+    fn lenient_quoted_printable_keeps_bad_escapes() {
+        assert_eq!(lenient_quoted_printable(b"a=3Db=\r\nc"), b"a=bc");
+        assert_eq!(
+            lenient_quoted_printable(b"100=% =Z1 end="),
+            b"100=% =Z1 end="
+        );
+        assert_eq!(lenient_quoted_printable(b"caf=E9\nx=\ny"), b"caf\xe9\nxy");
+    }
+
+    #[test]
+    fn what_counts_as_a_message() {
+        assert!(starts_with_header_field(b"Subject: x\r\n\r\nbody"));
+        assert!(starts_with_header_field(b"X-Empty :\n"));
+        assert!(starts_with_header_field(
+            b"From someone Mon Jan 1\nFrom: a@b\n\n"
+        ));
+        assert!(!starts_with_header_field(b""));
+        assert!(!starts_with_header_field(b"\r\n\r\nbody"));
+        assert!(!starts_with_header_field(b"just some text\n"));
+        assert!(!starts_with_header_field(b"\x00\x01: x"));
+        assert!(!starts_with_header_field(b"From nowhere"));
+    }
+
+    #[test]
+    fn close_delimiter_must_start_a_line() {
+        assert!(has_close_delimiter(b"x\r\n--b--\r\n", "b"));
+        assert!(has_close_delimiter(b"--b--", "b"));
+        assert!(!has_close_delimiter(b"x --b--", "b"));
+        assert!(!has_close_delimiter(b"x\n--b\n", "b"));
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        // Each level a message/rfc822 holding the next: far deeper than
+        // MAX_NESTING, with no recursion on our side.
+        let mut raw = Vec::new();
+        for _ in 0..100_000 {
+            raw.extend_from_slice(b"Subject: level\r\nContent-Type: message/rfc822\r\n\r\n");
+        }
+        raw.extend_from_slice(b"Subject: bottom\r\n\r\ntext\r\n");
+        let message = parse(&raw).unwrap();
+        let decoded = decode(&message);
+        assert!(decoded
+            .warnings
+            .iter()
+            .any(|w| w.contains("nested more than")));
+        assert!(decoded.parts.len() <= MAX_NESTING + 1);
+        drop(decoded);
+        // Dropped recursively, this would overflow the stack.
+        dispose(message);
+    }
+
+    #[test]
+    fn warnings_are_capped() {
+        let mut raw = b"Subject: x\r\n".to_vec();
+        for i in 0..300 {
+            raw.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
+                    .as_bytes(),
+            );
+        }
+        let message = parse(&raw).unwrap();
+        let decoded = decode(&message);
+        assert_eq!(decoded.warnings.len(), MAX_WARNINGS + 1);
+        assert!(decoded.warnings[MAX_WARNINGS].ends_with("more warnings not shown"));
+    }
 }

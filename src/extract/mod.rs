@@ -21,6 +21,7 @@
 pub mod decode;
 pub mod filename;
 pub mod manifest;
+pub mod rfc2231;
 pub mod save;
 pub mod summary;
 
@@ -40,16 +41,21 @@ use crate::exit::{fail, Exit};
 /// created, and an I/O error when writing fails.
 pub fn extract_to_dir(raw: &[u8], dir: &Path) -> anyhow::Result<Manifest> {
     let message = parse(raw).ok_or_else(not_a_message)?;
-    let decoded = decode(&message);
-    save::save(&decoded, dir)
+    let result = {
+        let decoded = decode(&message);
+        save::save(&decoded, dir)
+    };
+    decode::dispose(message);
+    result
 }
 
 /// Decodes `raw` without writing anything: the manifest has no `saved_as`
 /// names, and the decoded bodies are returned beside it.
 pub fn summarize(raw: &[u8]) -> anyhow::Result<summary::Summary> {
     let message = parse(raw).ok_or_else(not_a_message)?;
-    let decoded = decode(&message);
-    Ok(summary::Summary::from_decoded(decoded))
+    let summary = summary::Summary::from_decoded(decode(&message));
+    decode::dispose(message);
+    Ok(summary)
 }
 
 fn not_a_message() -> anyhow::Error {
