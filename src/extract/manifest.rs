@@ -43,8 +43,10 @@ pub enum Role {
 /// One part of the message (multipart containers are not listed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PartEntry {
-    /// Position in document order: `3` is the message's part 3 (0 is its
-    /// header block), `2.1` part 1 of the message nested at part 2.
+    /// Position in document order, counting multipart containers: `0` is
+    /// the message's top part (the whole body when it is not multipart),
+    /// `3` its third part after that, `2.1` part 1 of the message nested
+    /// at part 2.
     pub part: String,
     /// What the part is.
     pub role: Role,
