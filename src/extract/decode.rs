@@ -68,7 +68,8 @@ pub struct Decoded<'m> {
 
 /// Parses `raw`; `None` when it is not a message at all: its first line
 /// (after an mbox `From ` line) is not a header field (RFC 5322 section
-/// 2.2: printable ASCII name, then a colon).
+/// 2.2: printable ASCII name, then a colon). Release the result with
+/// [`dispose`], which copes with any nesting depth.
 pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
     if !starts_with_header_field(raw) {
         return None;
@@ -251,7 +252,8 @@ pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
                     .subject()
                     .map(|s| s.trim())
                     .filter(|s| !s.is_empty())
-                    .map(|s| format!("{s}.eml"));
+                    // A subject is not a path: keep "a/b" whole.
+                    .map(|s| format!("{}.eml", s.replace(['/', '\\'], "_")));
                 if depth + 1 < MAX_NESTING {
                     descend = Some(nested);
                 } else {
