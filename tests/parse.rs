@@ -766,3 +766,30 @@ fn uncreatable_output_is_73() {
     );
     assert_eq!(out.status.code(), Some(73), "{}", stderr(&out));
 }
+
+#[test]
+fn inputs_found_by_the_fuzzer_do_not_crash() {
+    // Each once ended the process; now each is decoded or refused as bad
+    // data (in debug builds mail-parser's own debug assertion fires and is
+    // caught; release builds decode it).
+    let dir = fixture("regress");
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let tmp = tempfile::tempdir().unwrap();
+        let out = mailctl(
+            &[
+                "parse",
+                path.to_str().unwrap(),
+                "--save-dir",
+                tmp.path().to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(65)),
+            "{path:?}: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+    }
+}

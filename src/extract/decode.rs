@@ -15,6 +15,7 @@ use mail_parser::{
 };
 
 use super::manifest::{Headers, Role};
+use crate::exit::{fail, Exit};
 
 /// Nested messages deeper than this are kept as `.eml` files but not
 /// opened further.
@@ -66,20 +67,30 @@ pub struct Decoded<'m> {
     pub warnings: Vec<String>,
 }
 
-/// Parses `raw`; `None` when it is not a message at all: its first line
-/// (after an mbox `From ` line) is not a header field (RFC 5322 section
-/// 2.2: printable ASCII name, then a colon). Release the result with
-/// [`dispose`], which copes with any nesting depth.
-pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
+/// Parses `raw`. Fails with [`Exit::DataErr`] when it is not a message at
+/// all: its first line (after an mbox `From ` line) is not a header field
+/// (RFC 5322 section 2.2: printable ASCII name, then a colon). Release the
+/// result with [`dispose`], which copes with any nesting depth.
+///
+/// mail-parser promises never to panic, but it has debug assertions on
+/// internal states that hostile input reaches (seen by the fuzzer in debug
+/// builds); a panic there is caught and reported as bad data rather than
+/// ending a batch.
+pub fn parse(raw: &[u8]) -> anyhow::Result<Message<'_>> {
     if !starts_with_header_field(raw) {
-        return None;
+        return Err(fail(Exit::DataErr, "not a message: no header found"));
     }
-    MessageParser::new()
-        .with_minimal_headers()
-        .header_id(HeaderName::MessageId)
-        .default_header_raw()
-        .parse(raw)
+    let parsed = std::panic::catch_unwind(|| {
+        MessageParser::new()
+            .with_minimal_headers()
+            .header_id(HeaderName::MessageId)
+            .default_header_raw()
+            .parse(raw)
+    })
+    .map_err(|_| fail(Exit::DataErr, "the MIME parser failed on this message"))?;
+    parsed
         .filter(|m| !m.parts.is_empty() && !m.parts[0].headers.is_empty())
+        .ok_or_else(|| fail(Exit::DataErr, "not a message: no header found"))
 }
 
 fn starts_with_header_field(raw: &[u8]) -> bool {

@@ -30,8 +30,6 @@ use std::path::Path;
 pub use decode::{decode, parse, Decoded, DecodedPart};
 pub use manifest::{Headers, Manifest, PartEntry, Role};
 
-use crate::exit::{fail, Exit};
-
 /// Decodes `raw` and writes its bodies and attachments into `dir`, the
 /// message's own (existing) folder, then `manifest.json`.
 ///
@@ -40,7 +38,7 @@ use crate::exit::{fail, Exit};
 /// message at all (no header), [`Exit::CantCreate`] when a file cannot be
 /// created, and an I/O error when writing fails.
 pub fn extract_to_dir(raw: &[u8], dir: &Path) -> anyhow::Result<Manifest> {
-    let message = parse(raw).ok_or_else(not_a_message)?;
+    let message = parse(raw)?;
     let result = {
         let decoded = decode(&message);
         save::save(&decoded, dir)
@@ -52,14 +50,10 @@ pub fn extract_to_dir(raw: &[u8], dir: &Path) -> anyhow::Result<Manifest> {
 /// Decodes `raw` without writing anything: the manifest has no `saved_as`
 /// names, and the decoded bodies are returned beside it.
 pub fn summarize(raw: &[u8]) -> anyhow::Result<summary::Summary> {
-    let message = parse(raw).ok_or_else(not_a_message)?;
+    let message = parse(raw)?;
     let summary = summary::Summary::from_decoded(decode(&message));
     decode::dispose(message);
     Ok(summary)
-}
-
-fn not_a_message() -> anyhow::Error {
-    fail(Exit::DataErr, "not a message: no header found")
 }
 
 /// The lower-case hex SHA-256 of `data`.
