@@ -54,6 +54,21 @@ struct Report<T: Serialize> {
 
 /// Runs `mailctl parse`.
 pub fn run(args: ParseArgs, _globals: Globals) -> anyhow::Result<Exit> {
+    match run_inputs(&args) {
+        // The reader went away (`mailctl parse big.eml | head`): not an error.
+        Err(e) if is_broken_pipe(&e) => Ok(Exit::Ok),
+        other => other,
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run_inputs(args: &ParseArgs) -> anyhow::Result<Exit> {
     let inputs: Vec<PathBuf> = if args.files.is_empty() {
         vec![PathBuf::from("-")]
     } else {
