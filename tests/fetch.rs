@@ -1086,3 +1086,35 @@ fn large_message_streams_byte_exact() {
     assert_eq!(got[1], big);
     server.finish();
 }
+
+/// A password is never sent in clear to a server off this machine: with
+/// `--tls none` and an explicit password method the run stops before
+/// connecting (192.0.2.1 is a documentation address nobody answers on).
+#[test]
+fn plaintext_password_to_a_remote_server_is_refused_before_connecting() {
+    let state = tmp();
+    for auth in ["user", "plain", "xoauth2"] {
+        let out = mailctl(
+            &[
+                "fetch",
+                "--server",
+                "192.0.2.1:110",
+                "--tls",
+                "none",
+                "--user",
+                "alice",
+                "--auth",
+                auth,
+                "--timeout",
+                "1",
+            ],
+            state.path(),
+        );
+        assert_eq!(code(&out), 78, "{auth}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("refusing to send credentials unencrypted"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

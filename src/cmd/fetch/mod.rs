@@ -238,6 +238,10 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     let Some(user) = connect.user.clone() else {
         crate::bail_with!(Exit::Usage, "--user is required");
     };
+    if tls == TlsMode::None && args.auth != AuthMethod::Auto {
+        // Known before connecting: say so before anything is sent.
+        session::plaintext_check(args.auth, args.auth, false, &endpoint)?;
+    }
 
     // Fail on an unusable destination before touching the server.
     let mut file_sink: Option<Box<dyn Sink>> = match &retrieval {

@@ -86,6 +86,31 @@ fn protocol(err: crate::pop3::Error) -> anyhow::Error {
     }
 }
 
+/// Refuses to send a password or token over an unencrypted connection,
+/// unless the server is on this machine (loopback) or the method is APOP,
+/// which sends only a digest. Nothing has been sent when this fails.
+/// `method` is the one that would be used, `requested` the one asked for.
+pub fn plaintext_check(
+    requested: AuthMethod,
+    method: AuthMethod,
+    encrypted: bool,
+    endpoint: &Endpoint,
+) -> anyhow::Result<()> {
+    if encrypted || method == AuthMethod::Apop || endpoint.is_loopback() {
+        return Ok(());
+    }
+    let why = if requested == AuthMethod::Auto {
+        " (the greeting offers no usable APOP timestamp)"
+    } else {
+        ""
+    };
+    crate::bail_with!(
+        Exit::Config,
+        "refusing to send credentials unencrypted to {endpoint}{why}: \
+         --tls none allows only APOP, except for loopback servers"
+    )
+}
+
 impl Session {
     /// Connects, reads the greeting, asks for capabilities and (unless
     /// `tls` is `None` or implicit) upgrades with STLS, failing before any
@@ -256,6 +281,7 @@ impl Session {
             .client
             .apop_timestamp()
             .is_some_and(sasl::valid_apop_timestamp);
+        let requested = method;
         let method = match method {
             AuthMethod::Auto => {
                 let encrypted = self.client.is_tls();
@@ -268,12 +294,7 @@ impl Session {
             }
             m => m,
         };
-        if !self.client.is_tls() && method != AuthMethod::Apop && !self.endpoint.is_loopback() {
-            eprintln!(
-                "mailctl: warning: sending credentials to {} without encryption (--tls none)",
-                self.endpoint
-            );
-        }
+        plaintext_check(requested, method, self.client.is_tls(), &self.endpoint)?;
         match method {
             AuthMethod::User => {
                 self.queue(&Command::User(user.to_string()))?;
@@ -519,5 +540,28 @@ impl Session {
     /// Whether DELE may still be sent: the session is in TRANSACTION.
     pub fn in_transaction(&self) -> bool {
         self.client.state() == State::Transaction
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::exit_status;
+
+    #[test]
+    fn no_password_in_clear_to_a_remote_server() {
+        let remote = Endpoint::parse("192.0.2.7:110", 110).unwrap();
+        let local = Endpoint::parse("127.0.0.1:110", 110).unwrap();
+        for method in [AuthMethod::User, AuthMethod::Plain, AuthMethod::Xoauth2] {
+            let err = plaintext_check(method, method, false, &remote).unwrap_err();
+            assert_eq!(exit_status(&err), Exit::Config, "{method:?}");
+            plaintext_check(method, method, true, &remote).unwrap();
+            plaintext_check(method, method, false, &local).unwrap();
+        }
+        // APOP sends a digest, not the password.
+        plaintext_check(AuthMethod::Apop, AuthMethod::Apop, false, &remote).unwrap();
+        // auto without an APOP timestamp falls back to USER/PASS: refused.
+        let err = plaintext_check(AuthMethod::Auto, AuthMethod::User, false, &remote).unwrap_err();
+        assert!(err.to_string().contains("APOP timestamp"), "{err}");
     }
 }
