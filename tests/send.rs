@@ -797,3 +797,56 @@ fn library_probe_checks_settings_without_sending() {
         }
     }
 }
+
+/// Runs mailctl with standard output connected to a pipe nobody reads any
+/// more: every write to it fails with EPIPE.
+fn run_into_closed_pipe(args: &[String]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(args)
+        .env("MAILCTL_PASSWORD", PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+/// `mailctl send --dry-run ... | head` ends quietly, like any filter.
+#[test]
+fn dry_run_into_a_closed_pipe_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.bin");
+    std::fs::write(&file, vec![7u8; 256 * 1024]).unwrap();
+    let a: Vec<String> = [
+        "send",
+        "--dry-run",
+        "--from",
+        "a@example.org",
+        "--to",
+        "b@example.org",
+        "--body",
+        "x",
+        "--attach",
+        file.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run_into_closed_pipe(&a);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
+
+/// The message was accepted: a JSON reader that went away must not turn
+/// that into a failure a wrapper would retry (sending the mail twice).
+#[test]
+fn json_into_a_closed_pipe_after_sending_is_still_success() {
+    let server = FakeServer::start(Script::default());
+    let a = with(args(&server, "none"), &["--body", "hi", "--json"]);
+    let out = run_into_closed_pipe(&a);
+    let rec = server.finish();
+    assert!(rec.data.is_some());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

@@ -338,11 +338,24 @@ fn settings(args: &SendArgs) -> anyhow::Result<Settings> {
     })
 }
 
+/// Prints the JSON report. A reader that went away (`| head -c0`) is not
+/// an error: above all it must not turn a sent message into a failure that
+/// a wrapper would retry, sending the message twice.
 fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{value}")
-        .and_then(|_| out.flush())
-        .map_err(|e| fail(Exit::IoErr, format!("writing standard output: {e}")))
+    match writeln!(out, "{value}").and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(fail(Exit::IoErr, format!("writing standard output: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Runs `mailctl send`.
@@ -408,11 +421,18 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
             ),
         );
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        message
+        return match message
             .write_to(&mut out)
             .and_then(|_| out.flush().map_err(Into::into))
-            .map_err(|e| Failed::Early(fail(Exit::IoErr, format!("writing the message: {e:#}"))))?;
-        return Ok(Exit::Ok);
+        {
+            Ok(()) => Ok(Exit::Ok),
+            // `mailctl send --dry-run ... | head`: the reader has seen enough.
+            Err(e) if is_broken_pipe(&e) => Ok(Exit::Ok),
+            Err(e) => Err(Failed::Early(fail(
+                Exit::IoErr,
+                format!("writing the message: {e:#}"),
+            ))),
+        };
     }
 
     let settings = settings(&args).map_err(Failed::Early)?;
