@@ -850,3 +850,24 @@ fn json_into_a_closed_pipe_after_sending_is_still_success() {
     assert!(rec.data.is_some());
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+/// An internationalised domain goes out in its ASCII form, in the envelope
+/// and the header alike, so a server without SMTPUTF8 takes it.
+#[test]
+fn idn_domains_are_sent_as_a_labels() {
+    let server = FakeServer::start(Script::default());
+    let a = with(
+        args(&server, "none"),
+        &["--cc", "\"Jörg\" <jorg@Bücher.de>", "--body", "hi"],
+    );
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = server.finish();
+    assert_eq!(rec.rcpt_to, vec!["b@example.org", "jorg@xn--bcher-kva.de"]);
+    assert!(!rec.saw("MAIL FROM:<OPS@EXAMPLE.ORG> SMTPUTF8"));
+    let message = String::from_utf8(rec.message()).unwrap();
+    assert!(
+        message.contains("Cc: =?utf-8?B?SsO2cmc=?= <jorg@xn--bcher-kva.de>\r\n"),
+        "{message}"
+    );
+}

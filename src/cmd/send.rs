@@ -189,7 +189,7 @@ fn build(args: &SendArgs) -> anyhow::Result<(Message, Envelope)> {
         let raw = raw::read(&mut std::io::stdin().lock())?;
         let sender = match (&from, &raw.from) {
             (Some(m), _) => m.address.clone(),
-            (None, Some(a)) => a.clone(),
+            (None, Some(a)) => address::ascii_domain(a)?,
             (None, None) => crate::bail_with!(
                 Exit::Usage,
                 "no sender: give --from or a From header in the message"
@@ -206,6 +206,7 @@ fn build(args: &SendArgs) -> anyhow::Result<(Message, Envelope)> {
             .chain(to.iter().chain(&cc).chain(&bcc).map(|m| m.address.clone()))
         {
             address::check_address(&a)?;
+            let a = address::ascii_domain(&a)?;
             if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&a)) {
                 recipients.push(a);
             }
