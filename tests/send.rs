@@ -871,3 +871,34 @@ fn idn_domains_are_sent_as_a_labels() {
         "{message}"
     );
 }
+
+/// A directory where a body, HTML or attachment file belongs is an input
+/// file that cannot be read: 66, whichever option named it.
+#[test]
+fn a_directory_as_input_file_is_66() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for option in ["--body-file", "--html", "--attach"] {
+        let out = run(
+            &[
+                "send",
+                "--from",
+                "a@example.org",
+                "--to",
+                "b@example.org",
+                "--body",
+                "x",
+                option,
+                d,
+                "--dry-run",
+            ]
+            .iter()
+            .filter(|a| !(option == "--body-file" && (**a == "--body" || **a == "x")))
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+            b"",
+        );
+        assert_eq!(code(&out), 66, "{option}: {}", stderr(&out));
+        assert!(out.stdout.is_empty());
+    }
+}

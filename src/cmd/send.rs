@@ -157,7 +157,9 @@ pub struct SendArgs {
 fn read_file_text(path: &Path, what: &str) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).map_err(|e| {
         let exit = match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Exit::NoInput,
+            std::io::ErrorKind::NotFound
+            | std::io::ErrorKind::PermissionDenied
+            | std::io::ErrorKind::IsADirectory => Exit::NoInput,
             _ => Exit::IoErr,
         };
         fail(exit, format!("{what} {}: {e}", path.display()))
