@@ -1118,3 +1118,33 @@ fn plaintext_password_to_a_remote_server_is_refused_before_connecting() {
         );
     }
 }
+
+/// With --json, a failure before any listing or report (here a refused
+/// login, for a listing and for a retrieval) still prints one JSON object.
+#[test]
+fn json_failure_before_the_report_is_one_object() {
+    let state = tmp();
+    let dest = tmp();
+    let server = Server::start(
+        Config {
+            password: "other".into(),
+            connections: 2,
+            ..Config::default()
+        },
+        vec![message("one", b"x\r\n")],
+    );
+    let dir = dest.path().join("md");
+    for extra in [
+        &["--json"][..],
+        &["--json", "--all", "--maildir", dir.to_str().unwrap()][..],
+    ] {
+        let out = run(&server, extra, state.path());
+        assert_eq!(code(&out), 77, "{}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(json["status"], "failed");
+        assert_eq!(json["exit_code"], 77);
+        assert!(json["error"].as_str().unwrap().contains("-ERR"), "{json}");
+    }
+    server.finish();
+}

@@ -46,7 +46,9 @@ UIDLs of fetched messages are kept in $XDG_STATE_HOME/mailctl/uidl/ (default ~/.
 
 Exit status: 0 ok; 64 usage; 69 the server refused (-ERR); 73 cannot create output; \
 74 local I/O error; 75 temporary failure or dropped connection; 76 protocol or TLS failure \
-(including STLS not offered); 77 login refused; 78 configuration (no password).";
+(including STLS not offered); 77 login refused; 78 configuration (no password, or a password \
+that would travel unencrypted to a remote server). With --json, a failure before the listing or \
+report gives one object: {\"status\": \"failed\", \"exit_code\": N, \"error\": \"...\"}.";
 
 /// Options of `mailctl fetch`.
 #[derive(Debug, Args)]
@@ -192,7 +194,28 @@ enum Destination {
 }
 
 /// Runs `mailctl fetch`.
+///
+/// With `--json`, a failure that comes before the listing or the report
+/// could be printed still gives one JSON object on stdout,
+/// `{"status": "failed", "exit_code": N, "error": "..."}`, so a script
+/// never has to parse prose.
 pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
+    let json = args.json;
+    let mut reported = false;
+    let result = fetch(args, globals, &mut reported);
+    if let (true, false, Err(err)) = (json, reported, &result) {
+        let object = serde_json::json!({
+            "status": "failed",
+            "exit_code": exit_status(err).code(),
+            "error": printable(format!("{err:#}").as_bytes()),
+        });
+        print_stdout(|out| writeln!(out, "{object}"))?;
+    }
+    result
+}
+
+/// `run`, setting `reported` once the JSON output has been written.
+fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Result<Exit> {
     let destination = if let Some(d) = &args.save_dir {
         Some(Destination::SaveDir(d.clone()))
     } else if let Some(d) = &args.maildir {
@@ -281,7 +304,7 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     let (Some((selection, destination)), Some((state_path, mut uidl_state))) =
         (retrieval, recorded)
     else {
-        return list(&mut session, &entries, args.json);
+        return list(&mut session, &entries, args.json, reported);
     };
 
     let mut failure: Option<anyhow::Error> = None;
@@ -432,6 +455,7 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     outcomes.sort_by_key(|o| o.number);
 
     if args.json {
+        *reported = true;
         print_stdout(|out| {
             serde_json::to_writer_pretty(&mut *out, &outcomes)?;
             writeln!(out)
@@ -466,7 +490,12 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
 }
 
 /// `--list`: TOP n 0 for each message, then a table or JSON on stdout.
-fn list(session: &mut Session, entries: &[Entry], json: bool) -> anyhow::Result<Exit> {
+fn list(
+    session: &mut Session,
+    entries: &[Entry],
+    json: bool,
+    reported: &mut bool,
+) -> anyhow::Result<Exit> {
     let numbers: Vec<u32> = entries.iter().map(|e| e.number).collect();
     let headers = session.headers(&numbers, 256 * 1024)?;
     if let Err(e) = session.quit() {
@@ -491,6 +520,7 @@ fn list(session: &mut Session, entries: &[Entry], json: bool) -> anyhow::Result<
             row
         })
         .collect();
+    *reported = true;
     print_stdout(|out| {
         if json {
             serde_json::to_writer_pretty(&mut *out, &rows)?;
