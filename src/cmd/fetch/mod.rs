@@ -497,29 +497,28 @@ fn list(
     reported: &mut bool,
 ) -> anyhow::Result<Exit> {
     let numbers: Vec<u32> = entries.iter().map(|e| e.number).collect();
-    let headers = session.headers(&numbers, 256 * 1024)?;
+    let mut rows: Vec<listing::Row> = entries
+        .iter()
+        .map(|e| listing::Row {
+            number: e.number,
+            size: e.size,
+            uidl: e.uidl.clone(),
+            ..Default::default()
+        })
+        .collect();
+    // Each header block is decoded as it arrives: memory holds the short
+    // rows, never every message's header at once.
+    session.headers(&numbers, 256 * 1024, |i, header| {
+        if let (Some(row), Some(header)) = (rows.get_mut(i), header) {
+            listing::decode_headers(row, header);
+        }
+    })?;
     if let Err(e) = session.quit() {
         eprintln!(
             "mailctl: warning: {}",
             printable(format!("{e:#}").as_bytes())
         );
     }
-    let rows: Vec<listing::Row> = entries
-        .iter()
-        .zip(headers)
-        .map(|(e, h)| {
-            let mut row = listing::Row {
-                number: e.number,
-                size: e.size,
-                uidl: e.uidl.clone(),
-                ..Default::default()
-            };
-            if let Some(h) = h {
-                listing::decode_headers(&mut row, &h);
-            }
-            row
-        })
-        .collect();
     *reported = true;
     print_stdout(|out| {
         if json {

@@ -490,22 +490,26 @@ impl Session {
         }
     }
 
-    /// `TOP n 0` for each message, pipelined; returns the header blocks
-    /// (at most `max_keep` bytes of each; `None` where TOP was refused).
+    /// `TOP n 0` for each message, pipelined; hands each header block to
+    /// `each` as it completes, with its index in `numbers` (at most
+    /// `max_keep` bytes of it; `None` where TOP was refused). Only one
+    /// block is held at a time.
     pub fn headers(
         &mut self,
         numbers: &[u32],
         max_keep: usize,
-    ) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+        mut each: impl FnMut(usize, Option<&[u8]>),
+    ) -> anyhow::Result<()> {
         if self.client.capabilities().is_some_and(|c| !c.top) {
-            return Ok(vec![None; numbers.len()]);
+            (0..numbers.len()).for_each(|i| each(i, None));
+            return Ok(());
         }
         let window = if self.client.pipelining() { WINDOW } else { 1 };
-        let mut result = Vec::with_capacity(numbers.len());
+        let mut done = 0;
         let mut sent = 0;
         let mut current: Option<Vec<u8>> = None;
-        while result.len() < numbers.len() {
-            while sent < numbers.len() && sent - result.len() < window {
+        while done < numbers.len() {
+            while sent < numbers.len() && sent - done < window {
                 self.queue(&Command::Top(numbers[sent], 0))?;
                 sent += 1;
             }
@@ -519,12 +523,18 @@ impl Session {
                         buf.extend_from_slice(&self.out[..self.out.len().min(room)]);
                     }
                 }
-                Event::BodyEnd(_) => result.push(current.take()),
-                Event::Reply(r) if !r.ok => result.push(None),
+                Event::BodyEnd(_) => {
+                    each(done, current.take().as_deref());
+                    done += 1;
+                }
+                Event::Reply(r) if !r.ok => {
+                    each(done, None);
+                    done += 1;
+                }
                 other => return Err(fail(Exit::Protocol, format!("unexpected {other:?} in TOP"))),
             }
         }
-        Ok(result)
+        Ok(())
     }
 
     /// Sends QUIT and waits for its reply. Returns whether the server
