@@ -1148,3 +1148,30 @@ fn json_failure_before_the_report_is_one_object() {
     }
     server.finish();
 }
+
+/// A state directory that cannot be created stops the run before the
+/// server is contacted, instead of after fetching messages whose UIDLs
+/// cannot be recorded.
+#[test]
+fn uncreatable_state_directory_fails_before_connecting() {
+    let dest = tmp();
+    // Reading a state file there finds nothing; creating one fails.
+    let blocker = Path::new("/proc/self/mailctl-state");
+    let server = Server::start(Config::default(), vec![message("one", b"x\r\n")]);
+    let dir = dest.path().join("md");
+    let out = run(
+        &server,
+        &["--all", "--delete", "--maildir", dir.to_str().unwrap()],
+        blocker,
+    );
+    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    assert!(stderr(&out).contains("state directory"), "{}", stderr(&out));
+    assert!(!server
+        .log
+        .lock()
+        .unwrap()
+        .lines
+        .iter()
+        .any(|l| l.starts_with("RETR")));
+    assert_eq!(server.mailbox.lock().unwrap().len(), 1);
+}

@@ -279,6 +279,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
     let recorded = match &retrieval {
         Some(_) => {
             let path = state::state_path(&endpoint.to_string(), &user)?;
+            state::prepare_dir(&path)?;
             let state = state::UidlState::load(&path, &endpoint.to_string(), &user)?;
             Some((path, state))
         }
@@ -479,10 +480,12 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
     match report.failure.or(failure) {
         Some(err) => {
             let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
-            eprintln!(
-                "mailctl: error: {failed} of {} messages were not fetched",
-                outcomes.len()
-            );
+            if failed > 0 {
+                eprintln!(
+                    "mailctl: error: {failed} of {} messages were not fetched",
+                    outcomes.len()
+                );
+            }
             Ok(exit_status(&err))
         }
         None => Ok(Exit::Ok),
