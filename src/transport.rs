@@ -88,6 +88,8 @@ impl Endpoint {
                 _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
             }
         } else if text.matches(':').count() > 1 {
+            // Only a bare IPv6 address has several colons.
+            text.parse::<IpAddr>().map_err(|_| bad())?;
             (text, None)
         } else {
             match text.split_once(':') {
@@ -102,10 +104,14 @@ impl Endpoint {
         if host.is_empty() {
             return Err(bad());
         }
-        Ok(Endpoint {
-            host: host.to_string(),
-            port,
-        })
+        // An internationalised name is resolved, and its certificate
+        // checked, in its ASCII form.
+        let host = if host.is_ascii() {
+            host.to_string()
+        } else {
+            crate::compose::idna::domain_to_ascii(host)?
+        };
+        Ok(Endpoint { host, port })
     }
 
     /// Whether the host is a loopback address (or `localhost`), where
@@ -438,6 +444,11 @@ mod tests {
         assert!(Endpoint::parse("host:x", 1).is_err());
         assert!(Endpoint::parse("a b", 1).is_err());
         assert!(Endpoint::parse(":25", 1).is_err());
+        // Several colons: an IPv6 address, or a mistake (not a host name).
+        assert!(Endpoint::parse("host:25:26", 1).is_err());
+        // An IDN host is resolved by its A-labels.
+        let e = Endpoint::parse("Bücher.example:465", 587).unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("xn--bcher-kva.example", 465));
         assert!(!Endpoint::parse("example.org", 1).unwrap().is_loopback());
     }
 
