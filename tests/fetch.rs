@@ -1175,3 +1175,37 @@ fn uncreatable_state_directory_fails_before_connecting() {
         .any(|l| l.starts_with("RETR")));
     assert_eq!(server.mailbox.lock().unwrap().len(), 1);
 }
+
+/// `mailctl fetch -v ... 2>&1 | head`: once stderr is a closed pipe, the
+/// transcript and the closing summary go nowhere, and the run still
+/// completes (no panic, exit 0, messages saved and deleted).
+#[test]
+fn closed_stderr_is_not_a_crash() {
+    let state = tmp();
+    let dest = tmp();
+    let server = Server::start(Config::default(), vec![message("one", b"x\r\n")]);
+    let dir = dest.path().join("md");
+    let mut args = plain(&server);
+    args.extend(
+        [
+            "-v",
+            "--all",
+            "--delete",
+            "--maildir",
+            dir.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(&args)
+        .env("MAILCTL_PASSWORD", "s3cret-pw")
+        .env("XDG_STATE_HOME", state.path())
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0);
+    server.finish();
+    assert_eq!(fs::read_dir(dir.join("new")).unwrap().count(), 1);
+}

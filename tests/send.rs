@@ -902,3 +902,19 @@ fn a_directory_as_input_file_is_66() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// The error line going to a closed pipe must not become a panic (101):
+/// the exit status is what a wrapper relies on.
+#[test]
+fn closed_stderr_keeps_the_exit_status() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args([
+            "send", "--server", "host:", "--from", "a@x.org", "--to", "b@x.org", "--body", "x",
+        ])
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 64);
+}

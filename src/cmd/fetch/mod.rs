@@ -8,6 +8,15 @@
 //! - [`listing`]: `--list` rows from `TOP n 0`.
 //! - [`progress`]: the progress bar.
 
+/// `eprintln!` that never panics: a closed stderr (`2>&1 | head`) must not
+/// turn a run into a crash, least of all in the middle of a retrieval.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod commit;
 pub mod listing;
 pub mod progress;
@@ -337,7 +346,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
                     } else {
                         format!("messages {}-{}", r.start(), r.end())
                     };
-                    eprintln!("mailctl: error: no {what} on the server");
+                    say!("mailctl: error: no {what} on the server");
                     failure.get_or_insert(fail(Exit::Unavailable, format!("no {what}")));
                 }
             }
@@ -354,9 +363,10 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
     for e in chosen {
         match args.max_size {
             Some(max) if e.size > max => {
-                eprintln!(
+                say!(
                     "mailctl: skipping message {} ({} bytes, over --max-size {max})",
-                    e.number, e.size
+                    e.number,
+                    e.size
                 );
                 outcomes_skipped.push(retrieve::Outcome {
                     number: e.number,
@@ -422,7 +432,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         }
     } else {
         if marked > 0 {
-            eprintln!(
+            say!(
                 "mailctl: warning: the connection failed before QUIT: the {marked} deletions may not have happened"
             );
         }
@@ -442,7 +452,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         if fetched != uidl_state.fetched {
             uidl_state.fetched = fetched;
             if let Err(e) = uidl_state.save(&state_path) {
-                eprintln!("mailctl: error: recording fetched messages: {e:#}");
+                say!("mailctl: error: recording fetched messages: {e:#}");
                 failure.get_or_insert(e);
             }
         }
@@ -465,7 +475,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         let saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
         let deleted = outcomes.iter().filter(|o| o.deleted).count();
         if saved > 0 || deleted > 0 {
-            eprintln!("mailctl: {saved} saved, {deleted} deleted");
+            say!("mailctl: {saved} saved, {deleted} deleted");
         }
     }
 
@@ -481,7 +491,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         Some(err) => {
             let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
             if failed > 0 {
-                eprintln!(
+                say!(
                     "mailctl: error: {failed} of {} messages were not fetched",
                     outcomes.len()
                 );
@@ -517,7 +527,7 @@ fn list(
         }
     })?;
     if let Err(e) = session.quit() {
-        eprintln!(
+        say!(
             "mailctl: warning: {}",
             printable(format!("{e:#}").as_bytes())
         );

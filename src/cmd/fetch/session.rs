@@ -268,7 +268,7 @@ impl Session {
             if self.transcript.enabled() {
                 self.transcript.note("*", &note);
             } else {
-                eprintln!("mailctl: warning: {note}");
+                say!("mailctl: warning: {note}");
             }
         }
         Ok(())
