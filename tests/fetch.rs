@@ -1209,3 +1209,37 @@ fn closed_stderr_is_not_a_crash() {
     server.finish();
     assert_eq!(fs::read_dir(dir.join("new")).unwrap().count(), 1);
 }
+
+/// A long OAuth token does not fit the 255 octets RFC 5034 allows an AUTH
+/// command: it is sent as the answer to the server's empty challenge.
+#[test]
+fn long_xoauth2_token_answers_the_empty_challenge() {
+    let state = tmp();
+    let token = "t".repeat(1500);
+    let server = Server::start(
+        Config {
+            password: token.clone(),
+            ..Config::default()
+        },
+        vec![message("one", b"x\r\n")],
+    );
+    let out = mailctl_env(
+        &[
+            "fetch",
+            "--server",
+            &server.addr(),
+            "--tls",
+            "none",
+            "--user",
+            "alice",
+            "--auth",
+            "xoauth2",
+            "--json",
+        ],
+        state.path(),
+        &[("MAILCTL_PASSWORD", token.as_str())],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let log = server.finish();
+    assert_eq!(log.commands("AUTH"), ["AUTH XOAUTH2"]);
+}

@@ -337,10 +337,24 @@ impl Session {
                 } else {
                     ("XOAUTH2", sasl::xoauth2_response(user, secret.expose()))
                 };
-                self.queue(&Command::Auth {
-                    mechanism: mechanism.to_string(),
-                    initial: Some(Secret::new(initial)),
-                })?;
+                // RFC 5034 section 4: an AUTH command with its initial
+                // response must fit in 255 octets; a longer response (an
+                // OAuth token, typically) answers the server's empty "+"
+                // challenge instead.
+                let fits = "AUTH ".len() + mechanism.len() + 1 + initial.len() + 2 <= 255;
+                let mut held = if fits {
+                    self.queue(&Command::Auth {
+                        mechanism: mechanism.to_string(),
+                        initial: Some(Secret::new(initial)),
+                    })?;
+                    None
+                } else {
+                    self.queue(&Command::Auth {
+                        mechanism: mechanism.to_string(),
+                        initial: None,
+                    })?;
+                    Some(Secret::new(initial))
+                };
                 self.flush()?;
                 let mut detail = String::new();
                 for _ in 0..4 {
@@ -355,6 +369,11 @@ impl Session {
                             });
                         }
                         Event::Challenge(c) => {
+                            if let Some(response) = held.take() {
+                                self.queue(&Command::SaslResponse(response))?;
+                                self.flush()?;
+                                continue;
+                            }
                             // XOAUTH2 reports errors as a challenge to be
                             // answered with an empty line; anything else is
                             // cancelled.
