@@ -50,7 +50,8 @@ With no action, --list. A destination without --retr, --all or --new takes every
 Messages are saved (written under a temporary name, synced, renamed, directory synced) before their \
 DELE is sent and their UIDL recorded; deletions happen only when the server confirms QUIT. \
 --stdout writes one message exactly as received; several are framed as mboxrd (as --mbox writes them: \
-'From ' separator lines, '>'-quoted 'From ' lines, LF line endings). \
+'From ' separator lines, '>'-quoted 'From ' lines, LF line endings); on a terminal, control \
+characters are shown as escapes such as \\x1b so a message cannot drive the terminal. \
 UIDLs of fetched messages are kept in $XDG_STATE_HOME/mailctl/uidl/ (default ~/.local/state).
 
 Exit status: 0 ok; 64 usage; 69 the server refused (-ERR); 73 cannot create output; \
@@ -384,7 +385,11 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         Some(s) => s,
         None => {
             debug_assert!(matches!(destination, Destination::Stdout));
-            Box::new(sink::StdoutSink::new(plan.len() != 1))
+            use std::io::IsTerminal;
+            Box::new(sink::StdoutSink::new(
+                plan.len() != 1,
+                std::io::stdout().is_terminal(),
+            ))
         }
     };
     let total_bytes: u64 = plan.iter().map(|e| e.size).sum();
