@@ -271,14 +271,15 @@ impl Connection {
         let connector = tls.connector()?;
         let host = self.host;
         let stream = connector.connect(&host, tcp).map_err(|e| {
-            let detail = match e {
-                native_tls::HandshakeError::Failure(e) => e.to_string(),
-                native_tls::HandshakeError::WouldBlock(_) => "handshake timed out".to_string(),
+            // A server that stops answering mid-handshake is a time-out
+            // (75, retry later); anything else is a TLS failure (76).
+            let (exit, detail) = match e {
+                native_tls::HandshakeError::Failure(e) => (Exit::Protocol, e.to_string()),
+                native_tls::HandshakeError::WouldBlock(_) => {
+                    (Exit::TempFail, "handshake timed out".to_string())
+                }
             };
-            fail(
-                Exit::Protocol,
-                format!("TLS handshake with {host} failed: {detail}"),
-            )
+            fail(exit, format!("TLS handshake with {host} failed: {detail}"))
         })?;
         Ok((
             Self::from_stream(Stream::Tls(Box::new(stream)), &host),
@@ -427,6 +428,30 @@ pub fn during<T>(result: io::Result<T>, what: impl fmt::Display) -> anyhow::Resu
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    /// A server that accepts and then says nothing during the handshake
+    /// is a time-out, which a wrapper retries, not a TLS failure.
+    #[test]
+    fn silent_tls_server_is_a_temporary_failure() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (_held, _) = listener.accept().unwrap();
+            let _ = done_rx.recv();
+        });
+        let endpoint = Endpoint::parse(&format!("127.0.0.1:{port}"), 1).unwrap();
+        let err = Connection::connect_tls(
+            &endpoint,
+            &TlsOptions::default(),
+            Duration::from_millis(300),
+        )
+        .err()
+        .expect("no handshake");
+        assert_eq!(crate::exit::exit_status(&err), Exit::TempFail, "{err:#}");
+        done_tx.send(()).unwrap();
+        server.join().unwrap();
+    }
 
     #[test]
     fn endpoint_forms() {
