@@ -64,6 +64,27 @@ impl TlsOptions {
     }
 }
 
+/// The exit status for a failed client handshake: the connection dropped
+/// (reset, or closed before the handshake ended) is temporary, like any
+/// dropped connection; everything else (certificate, protocol) is 76.
+fn handshake_failure_exit(err: &native_tls::Error) -> Exit {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(io_err) = e.downcast_ref::<io::Error>() {
+            if crate::exit::io_exit_status(io_err) == Exit::TempFail {
+                return Exit::TempFail;
+            }
+        }
+        source = e.source();
+    }
+    // OpenSSL 3 reports a peer that closed mid-handshake as an SSL error
+    // whose text says so, without an io::Error.
+    if err.to_string().contains("unexpected EOF") {
+        return Exit::TempFail;
+    }
+    Exit::Protocol
+}
+
 /// A server address: a host name or IP literal and a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -274,7 +295,9 @@ impl Connection {
             // A server that stops answering mid-handshake is a time-out
             // (75, retry later); anything else is a TLS failure (76).
             let (exit, detail) = match e {
-                native_tls::HandshakeError::Failure(e) => (Exit::Protocol, e.to_string()),
+                native_tls::HandshakeError::Failure(e) => {
+                    (handshake_failure_exit(&e), e.to_string())
+                }
                 native_tls::HandshakeError::WouldBlock(_) => {
                     (Exit::TempFail, "handshake timed out".to_string())
                 }
@@ -450,6 +473,25 @@ mod tests {
         .expect("no handshake");
         assert_eq!(crate::exit::exit_status(&err), Exit::TempFail, "{err:#}");
         done_tx.send(()).unwrap();
+        server.join().unwrap();
+    }
+
+    /// A server that closes the connection during the handshake dropped
+    /// it: temporary, like any dropped connection.
+    #[test]
+    fn connection_closed_during_handshake_is_temporary() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            drop(tcp);
+        });
+        let endpoint = Endpoint::parse(&format!("127.0.0.1:{port}"), 1).unwrap();
+        let err =
+            Connection::connect_tls(&endpoint, &TlsOptions::default(), Duration::from_secs(20))
+                .err()
+                .expect("no handshake");
+        assert_eq!(crate::exit::exit_status(&err), Exit::TempFail, "{err:#}");
         server.join().unwrap();
     }
 
