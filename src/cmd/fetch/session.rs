@@ -59,6 +59,19 @@ pub struct Session {
     body_bytes: u64,
 }
 
+/// The most characters of server text quoted in an error message.
+const MAX_QUOTED: usize = 300;
+
+/// Server text made printable and cut to [`MAX_QUOTED`] characters, so an
+/// error stays one readable line whatever the server sent.
+pub fn quoted(text: &[u8]) -> String {
+    let text = printable(text);
+    match text.char_indices().nth(MAX_QUOTED) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text,
+    }
+}
+
 /// An `-ERR` turned into an error with the right exit status.
 pub fn refused(reply: &Reply, what: &str) -> anyhow::Error {
     let exit = if reply.is_temporary() {
@@ -74,7 +87,7 @@ pub fn refused(reply: &Reply, what: &str) -> anyhow::Error {
     };
     fail(
         exit,
-        format!("{what}: server said -ERR {}", printable(&reply.text)),
+        format!("{what}: server said -ERR {}", quoted(&reply.text)),
     )
 }
 
@@ -255,7 +268,7 @@ impl Session {
                 format!(
                     "{} refused STLS: -ERR {}; refusing to log in without TLS",
                     self.endpoint,
-                    printable(&reply.text)
+                    quoted(&reply.text)
                 ),
             ));
         }
@@ -380,7 +393,7 @@ impl Session {
                             let decoded = base64::engine::general_purpose::STANDARD
                                 .decode(&c)
                                 .unwrap_or(c);
-                            detail = format!("server said {}", printable(&decoded));
+                            detail = format!("server said {}", quoted(&decoded));
                             let answer = if method == AuthMethod::Xoauth2 {
                                 ""
                             } else {
@@ -576,6 +589,19 @@ impl Session {
 mod tests {
     use super::*;
     use crate::exit::exit_status;
+
+    #[test]
+    fn refusals_quote_a_bounded_amount_of_server_text() {
+        let reply = Reply {
+            kind: Kind::Stat,
+            ok: false,
+            text: vec![b'x'; 8000],
+        };
+        let err = refused(&reply, "STAT");
+        assert!(err.to_string().len() < 400, "{}", err.to_string().len());
+        assert!(err.to_string().ends_with("..."));
+        assert_eq!(quoted(b"short \x1b[2J"), "short \\x1b[2J");
+    }
 
     #[test]
     fn no_password_in_clear_to_a_remote_server() {
