@@ -62,7 +62,7 @@ pub struct Session {
 /// The most characters of server text quoted in an error message.
 const MAX_QUOTED: usize = 300;
 
-/// Server text made printable and cut to [`MAX_QUOTED`] characters, so an
+/// Server text made printable and cut to 300 characters, so an
 /// error stays one readable line whatever the server sent.
 pub fn quoted(text: &[u8]) -> String {
     let text = printable(text);
