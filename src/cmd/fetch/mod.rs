@@ -129,7 +129,8 @@ fn parse_ranges(text: &str) -> Result<Vec<RangeInclusive<u32>>, String> {
         }
     };
     let mut ranges = Vec::new();
-    for part in text.split(',') {
+    // Empty items are skipped, as in --to lists: "1,2," is "1,2".
+    for part in text.split(',').filter(|p| !p.trim().is_empty()) {
         let range = match part.split_once('-') {
             Some((a, b)) => {
                 let (a, b) = (number(a)?, number(b)?);
@@ -144,6 +145,9 @@ fn parse_ranges(text: &str) -> Result<Vec<RangeInclusive<u32>>, String> {
             }
         };
         ranges.push(range);
+    }
+    if ranges.is_empty() {
+        return Err(format!("no message number in '{text}'"));
     }
     Ok(ranges)
 }
@@ -597,6 +601,9 @@ mod tests {
         assert!(parse_ranges("0").is_err());
         assert!(parse_ranges("5-2").is_err());
         assert!(parse_ranges("a").is_err());
+        assert_eq!(parse_ranges("1, 3-4,").unwrap(), vec![1..=1, 3..=4]);
+        assert!(parse_ranges(",").is_err());
+        assert!(parse_ranges("").is_err());
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert_eq!(parse_size("2K").unwrap(), 2048);
         assert_eq!(parse_size("1m").unwrap(), 1 << 20);
