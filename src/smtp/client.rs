@@ -239,6 +239,9 @@ fn initial_response(mechanism: Mechanism, user: &str, secret: &str) -> String {
 
 fn failure_for(what: &str, reply: &Reply) -> anyhow::Error {
     let exit = match reply.class() {
+        // RFC 4954 section 6: "530 5.7.0 Authentication required" is a
+        // matter of credentials (77), not a refusal of the mail.
+        _ if reply.code == 530 => Exit::NoPerm,
         4 => Exit::TempFail,
         5 => Exit::Unavailable,
         _ => Exit::Protocol,
@@ -1089,6 +1092,24 @@ mod tests {
         let mut c = Client::new(with_auth(config(TlsMode::Implicit), Some(Mechanism::Plain)));
         c.on_reply(reply(b"220 hi\r\n"));
         assert!(wire(&c.on_reply(reply(EHLO_AUTH))).starts_with(b"AUTH PLAIN AHRpbQB0"));
+    }
+
+    /// A server that wants AUTH from a client without credentials: 77, so
+    /// a script knows to supply them rather than give up on the mail.
+    #[test]
+    fn authentication_required_is_77() {
+        let mut c = Client::new(config(TlsMode::None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        c.on_reply(reply(EHLO_PLAIN));
+        c.on_reply(reply(b"530 5.7.0 Authentication required\r\n"));
+        c.on_reply(reply(b"503 5.5.1 need MAIL\r\n"));
+        c.on_reply(reply(b"503 5.5.1 need MAIL\r\n"));
+        c.on_reply(reply(b"503 5.5.1 need MAIL\r\n"));
+        let (err, _) = *c.finish().unwrap_err();
+        assert_eq!(exit_status(&err), Exit::NoPerm, "{err}");
+        assert!(err
+            .to_string()
+            .contains("530 5.7.0 Authentication required"));
     }
 
     #[test]
