@@ -41,6 +41,16 @@ struct Options {
     verbose: bool,
 }
 
+const USAGE: &str = "\
+usage: send_alert --server HOST[:PORT] --from ADDR --to ADDR... --check 'CMD'
+                  [--tls implicit|starttls|none] [--ca-file PEM] [--user USER]
+                  [--log FILE] [--dry-run] [-v]
+
+Runs CMD with sh -c; if it fails, mails its status and output (and FILE as
+an attachment) to the recipients. The password comes from MAILCTL_PASSWORD,
+or a prompt on the terminal. The exit status is mailctl's (0 sent or no
+alert needed, 75 try again later).";
+
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
         check: "false".into(),
@@ -67,6 +77,10 @@ fn parse_args() -> Result<Options, String> {
             "--log" => o.log = Some(value()?.into()),
             "--dry-run" => o.dry_run = true,
             "-v" => o.verbose = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -77,7 +91,7 @@ fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("send_alert: {e}");
+            eprintln!("send_alert: {e}\n\n{USAGE}");
             return ExitCode::from(Exit::Usage.code());
         }
     };
@@ -118,7 +132,11 @@ fn run(o: Options) -> anyhow::Result<()> {
         from: Some(from),
         to,
         subject: Some(format!("[ALERT] check failed on {host}")),
-        headers: vec![("X-Alert-Check".into(), o.check.clone())],
+        // A header is one line: a multi-line script is shown flattened.
+        headers: vec![(
+            "X-Alert-Check".into(),
+            o.check.split_whitespace().collect::<Vec<_>>().join(" "),
+        )],
         text: Some(text),
         attachments: o.log.into_iter().collect(),
         ..Draft::default()

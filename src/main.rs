@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -24,7 +25,8 @@ fn main() -> ExitCode {
         Ok(status) => ExitCode::from(status.code()),
         Err(err) => {
             let message = printable(format!("{err:#}").as_bytes());
-            eprintln!("mailctl: error: {message}");
+            // Not eprintln!: a closed stderr must not end in a panic.
+            let _ = writeln!(std::io::stderr(), "mailctl: error: {message}");
             ExitCode::from(exit_status(&err).code())
         }
     }

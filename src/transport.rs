@@ -64,6 +64,27 @@ impl TlsOptions {
     }
 }
 
+/// The exit status for a failed client handshake: the connection dropped
+/// (reset, or closed before the handshake ended) is temporary, like any
+/// dropped connection; everything else (certificate, protocol) is 76.
+fn handshake_failure_exit(err: &native_tls::Error) -> Exit {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(io_err) = e.downcast_ref::<io::Error>() {
+            if crate::exit::io_exit_status(io_err) == Exit::TempFail {
+                return Exit::TempFail;
+            }
+        }
+        source = e.source();
+    }
+    // OpenSSL 3 reports a peer that closed mid-handshake as an SSL error
+    // whose text says so, without an io::Error.
+    if err.to_string().contains("unexpected EOF") {
+        return Exit::TempFail;
+    }
+    Exit::Protocol
+}
+
 /// A server address: a host name or IP literal and a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -88,6 +109,8 @@ impl Endpoint {
                 _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
             }
         } else if text.matches(':').count() > 1 {
+            // Only a bare IPv6 address has several colons.
+            text.parse::<IpAddr>().map_err(|_| bad())?;
             (text, None)
         } else {
             match text.split_once(':') {
@@ -102,10 +125,14 @@ impl Endpoint {
         if host.is_empty() {
             return Err(bad());
         }
-        Ok(Endpoint {
-            host: host.to_string(),
-            port,
-        })
+        // An internationalised name is resolved, and its certificate
+        // checked, in its ASCII form.
+        let host = if host.is_ascii() {
+            host.to_string()
+        } else {
+            crate::compose::idna::domain_to_ascii(host)?
+        };
+        Ok(Endpoint { host, port })
     }
 
     /// Whether the host is a loopback address (or `localhost`), where
@@ -265,14 +292,17 @@ impl Connection {
         let connector = tls.connector()?;
         let host = self.host;
         let stream = connector.connect(&host, tcp).map_err(|e| {
-            let detail = match e {
-                native_tls::HandshakeError::Failure(e) => e.to_string(),
-                native_tls::HandshakeError::WouldBlock(_) => "handshake timed out".to_string(),
+            // A server that stops answering mid-handshake is a time-out
+            // (75, retry later); anything else is a TLS failure (76).
+            let (exit, detail) = match e {
+                native_tls::HandshakeError::Failure(e) => {
+                    (handshake_failure_exit(&e), e.to_string())
+                }
+                native_tls::HandshakeError::WouldBlock(_) => {
+                    (Exit::TempFail, "handshake timed out".to_string())
+                }
             };
-            fail(
-                Exit::Protocol,
-                format!("TLS handshake with {host} failed: {detail}"),
-            )
+            fail(exit, format!("TLS handshake with {host} failed: {detail}"))
         })?;
         Ok((
             Self::from_stream(Stream::Tls(Box::new(stream)), &host),
@@ -422,6 +452,49 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
+    /// A server that accepts and then says nothing during the handshake
+    /// is a time-out, which a wrapper retries, not a TLS failure.
+    #[test]
+    fn silent_tls_server_is_a_temporary_failure() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (_held, _) = listener.accept().unwrap();
+            let _ = done_rx.recv();
+        });
+        let endpoint = Endpoint::parse(&format!("127.0.0.1:{port}"), 1).unwrap();
+        let err = Connection::connect_tls(
+            &endpoint,
+            &TlsOptions::default(),
+            Duration::from_millis(300),
+        )
+        .err()
+        .expect("no handshake");
+        assert_eq!(crate::exit::exit_status(&err), Exit::TempFail, "{err:#}");
+        done_tx.send(()).unwrap();
+        server.join().unwrap();
+    }
+
+    /// A server that closes the connection during the handshake dropped
+    /// it: temporary, like any dropped connection.
+    #[test]
+    fn connection_closed_during_handshake_is_temporary() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            drop(tcp);
+        });
+        let endpoint = Endpoint::parse(&format!("127.0.0.1:{port}"), 1).unwrap();
+        let err =
+            Connection::connect_tls(&endpoint, &TlsOptions::default(), Duration::from_secs(20))
+                .err()
+                .expect("no handshake");
+        assert_eq!(crate::exit::exit_status(&err), Exit::TempFail, "{err:#}");
+        server.join().unwrap();
+    }
+
     #[test]
     fn endpoint_forms() {
         let e = Endpoint::parse("mail.example.org", 587).unwrap();
@@ -438,6 +511,11 @@ mod tests {
         assert!(Endpoint::parse("host:x", 1).is_err());
         assert!(Endpoint::parse("a b", 1).is_err());
         assert!(Endpoint::parse(":25", 1).is_err());
+        // Several colons: an IPv6 address, or a mistake (not a host name).
+        assert!(Endpoint::parse("host:25:26", 1).is_err());
+        // An IDN host is resolved by its A-labels.
+        let e = Endpoint::parse("Bücher.example:465", 587).unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("xn--bcher-kva.example", 465));
         assert!(!Endpoint::parse("example.org", 1).unwrap().is_loopback());
     }
 

@@ -1086,3 +1086,160 @@ fn large_message_streams_byte_exact() {
     assert_eq!(got[1], big);
     server.finish();
 }
+
+/// A password is never sent in clear to a server off this machine: with
+/// `--tls none` and an explicit password method the run stops before
+/// connecting (192.0.2.1 is a documentation address nobody answers on).
+#[test]
+fn plaintext_password_to_a_remote_server_is_refused_before_connecting() {
+    let state = tmp();
+    for auth in ["user", "plain", "xoauth2"] {
+        let out = mailctl(
+            &[
+                "fetch",
+                "--server",
+                "192.0.2.1:110",
+                "--tls",
+                "none",
+                "--user",
+                "alice",
+                "--auth",
+                auth,
+                "--timeout",
+                "1",
+            ],
+            state.path(),
+        );
+        assert_eq!(code(&out), 78, "{auth}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("refusing to send credentials unencrypted"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// With --json, a failure before any listing or report (here a refused
+/// login, for a listing and for a retrieval) still prints one JSON object.
+#[test]
+fn json_failure_before_the_report_is_one_object() {
+    let state = tmp();
+    let dest = tmp();
+    let server = Server::start(
+        Config {
+            password: "other".into(),
+            connections: 2,
+            ..Config::default()
+        },
+        vec![message("one", b"x\r\n")],
+    );
+    let dir = dest.path().join("md");
+    for extra in [
+        &["--json"][..],
+        &["--json", "--all", "--maildir", dir.to_str().unwrap()][..],
+    ] {
+        let out = run(&server, extra, state.path());
+        assert_eq!(code(&out), 77, "{}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(json["status"], "failed");
+        assert_eq!(json["exit_code"], 77);
+        assert!(json["error"].as_str().unwrap().contains("-ERR"), "{json}");
+    }
+    server.finish();
+}
+
+/// A state directory that cannot be created stops the run before the
+/// server is contacted, instead of after fetching messages whose UIDLs
+/// cannot be recorded.
+#[test]
+fn uncreatable_state_directory_fails_before_connecting() {
+    let dest = tmp();
+    // Reading a state file there finds nothing; creating one fails.
+    let blocker = Path::new("/proc/self/mailctl-state");
+    let server = Server::start(Config::default(), vec![message("one", b"x\r\n")]);
+    let dir = dest.path().join("md");
+    let out = run(
+        &server,
+        &["--all", "--delete", "--maildir", dir.to_str().unwrap()],
+        blocker,
+    );
+    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    assert!(stderr(&out).contains("state directory"), "{}", stderr(&out));
+    assert!(!server
+        .log
+        .lock()
+        .unwrap()
+        .lines
+        .iter()
+        .any(|l| l.starts_with("RETR")));
+    assert_eq!(server.mailbox.lock().unwrap().len(), 1);
+}
+
+/// `mailctl fetch -v ... 2>&1 | head`: once stderr is a closed pipe, the
+/// transcript and the closing summary go nowhere, and the run still
+/// completes (no panic, exit 0, messages saved and deleted).
+#[test]
+fn closed_stderr_is_not_a_crash() {
+    let state = tmp();
+    let dest = tmp();
+    let server = Server::start(Config::default(), vec![message("one", b"x\r\n")]);
+    let dir = dest.path().join("md");
+    let mut args = plain(&server);
+    args.extend(
+        [
+            "-v",
+            "--all",
+            "--delete",
+            "--maildir",
+            dir.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(&args)
+        .env("MAILCTL_PASSWORD", "s3cret-pw")
+        .env("XDG_STATE_HOME", state.path())
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0);
+    server.finish();
+    assert_eq!(fs::read_dir(dir.join("new")).unwrap().count(), 1);
+}
+
+/// A long OAuth token does not fit the 255 octets RFC 5034 allows an AUTH
+/// command: it is sent as the answer to the server's empty challenge.
+#[test]
+fn long_xoauth2_token_answers_the_empty_challenge() {
+    let state = tmp();
+    let token = "t".repeat(1500);
+    let server = Server::start(
+        Config {
+            password: token.clone(),
+            ..Config::default()
+        },
+        vec![message("one", b"x\r\n")],
+    );
+    let out = mailctl_env(
+        &[
+            "fetch",
+            "--server",
+            &server.addr(),
+            "--tls",
+            "none",
+            "--user",
+            "alice",
+            "--auth",
+            "xoauth2",
+            "--json",
+        ],
+        state.path(),
+        &[("MAILCTL_PASSWORD", token.as_str())],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let log = server.finish();
+    assert_eq!(log.commands("AUTH"), ["AUTH XOAUTH2"]);
+}

@@ -797,3 +797,124 @@ fn library_probe_checks_settings_without_sending() {
         }
     }
 }
+
+/// Runs mailctl with standard output connected to a pipe nobody reads any
+/// more: every write to it fails with EPIPE.
+fn run_into_closed_pipe(args: &[String]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(args)
+        .env("MAILCTL_PASSWORD", PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+/// `mailctl send --dry-run ... | head` ends quietly, like any filter.
+#[test]
+fn dry_run_into_a_closed_pipe_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.bin");
+    std::fs::write(&file, vec![7u8; 256 * 1024]).unwrap();
+    let a: Vec<String> = [
+        "send",
+        "--dry-run",
+        "--from",
+        "a@example.org",
+        "--to",
+        "b@example.org",
+        "--body",
+        "x",
+        "--attach",
+        file.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run_into_closed_pipe(&a);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
+
+/// The message was accepted: a JSON reader that went away must not turn
+/// that into a failure a wrapper would retry (sending the mail twice).
+#[test]
+fn json_into_a_closed_pipe_after_sending_is_still_success() {
+    let server = FakeServer::start(Script::default());
+    let a = with(args(&server, "none"), &["--body", "hi", "--json"]);
+    let out = run_into_closed_pipe(&a);
+    let rec = server.finish();
+    assert!(rec.data.is_some());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// An internationalised domain goes out in its ASCII form, in the envelope
+/// and the header alike, so a server without SMTPUTF8 takes it.
+#[test]
+fn idn_domains_are_sent_as_a_labels() {
+    let server = FakeServer::start(Script::default());
+    let a = with(
+        args(&server, "none"),
+        &["--cc", "\"Jörg\" <jorg@Bücher.de>", "--body", "hi"],
+    );
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = server.finish();
+    assert_eq!(rec.rcpt_to, vec!["b@example.org", "jorg@xn--bcher-kva.de"]);
+    assert!(!rec.saw("MAIL FROM:<OPS@EXAMPLE.ORG> SMTPUTF8"));
+    let message = String::from_utf8(rec.message()).unwrap();
+    assert!(
+        message.contains("Cc: =?utf-8?B?SsO2cmc=?= <jorg@xn--bcher-kva.de>\r\n"),
+        "{message}"
+    );
+}
+
+/// A directory where a body, HTML or attachment file belongs is an input
+/// file that cannot be read: 66, whichever option named it.
+#[test]
+fn a_directory_as_input_file_is_66() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for option in ["--body-file", "--html", "--attach"] {
+        let out = run(
+            &[
+                "send",
+                "--from",
+                "a@example.org",
+                "--to",
+                "b@example.org",
+                "--body",
+                "x",
+                option,
+                d,
+                "--dry-run",
+            ]
+            .iter()
+            .filter(|a| !(option == "--body-file" && (**a == "--body" || **a == "x")))
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+            b"",
+        );
+        assert_eq!(code(&out), 66, "{option}: {}", stderr(&out));
+        assert!(out.stdout.is_empty());
+    }
+}
+
+/// The error line going to a closed pipe must not become a panic (101):
+/// the exit status is what a wrapper relies on.
+#[test]
+fn closed_stderr_keeps_the_exit_status() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args([
+            "send", "--server", "host:", "--from", "a@x.org", "--to", "b@x.org", "--body", "x",
+        ])
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 64);
+}

@@ -157,7 +157,9 @@ pub struct SendArgs {
 fn read_file_text(path: &Path, what: &str) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).map_err(|e| {
         let exit = match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Exit::NoInput,
+            std::io::ErrorKind::NotFound
+            | std::io::ErrorKind::PermissionDenied
+            | std::io::ErrorKind::IsADirectory => Exit::NoInput,
             _ => Exit::IoErr,
         };
         fail(exit, format!("{what} {}: {e}", path.display()))
@@ -189,7 +191,7 @@ fn build(args: &SendArgs) -> anyhow::Result<(Message, Envelope)> {
         let raw = raw::read(&mut std::io::stdin().lock())?;
         let sender = match (&from, &raw.from) {
             (Some(m), _) => m.address.clone(),
-            (None, Some(a)) => a.clone(),
+            (None, Some(a)) => address::ascii_domain(a)?,
             (None, None) => crate::bail_with!(
                 Exit::Usage,
                 "no sender: give --from or a From header in the message"
@@ -206,6 +208,7 @@ fn build(args: &SendArgs) -> anyhow::Result<(Message, Envelope)> {
             .chain(to.iter().chain(&cc).chain(&bcc).map(|m| m.address.clone()))
         {
             address::check_address(&a)?;
+            let a = address::ascii_domain(&a)?;
             if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&a)) {
                 recipients.push(a);
             }
@@ -338,11 +341,24 @@ fn settings(args: &SendArgs) -> anyhow::Result<Settings> {
     })
 }
 
+/// Prints the JSON report. A reader that went away (`| head -c0`) is not
+/// an error: above all it must not turn a sent message into a failure that
+/// a wrapper would retry, sending the message twice.
 fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{value}")
-        .and_then(|_| out.flush())
-        .map_err(|e| fail(Exit::IoErr, format!("writing standard output: {e}")))
+    match writeln!(out, "{value}").and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(fail(Exit::IoErr, format!("writing standard output: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Runs `mailctl send`.
@@ -408,11 +424,18 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
             ),
         );
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        message
+        return match message
             .write_to(&mut out)
             .and_then(|_| out.flush().map_err(Into::into))
-            .map_err(|e| Failed::Early(fail(Exit::IoErr, format!("writing the message: {e:#}"))))?;
-        return Ok(Exit::Ok);
+        {
+            Ok(()) => Ok(Exit::Ok),
+            // `mailctl send --dry-run ... | head`: the reader has seen enough.
+            Err(e) if is_broken_pipe(&e) => Ok(Exit::Ok),
+            Err(e) => Err(Failed::Early(fail(
+                Exit::IoErr,
+                format!("writing the message: {e:#}"),
+            ))),
+        };
     }
 
     let settings = settings(&args).map_err(Failed::Early)?;

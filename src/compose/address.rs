@@ -20,7 +20,7 @@ impl Mailbox {
         check_address(address)?;
         Ok(Mailbox {
             name: None,
-            address: address.to_string(),
+            address: ascii_domain(address)?,
         })
     }
 
@@ -64,6 +64,18 @@ pub fn check_address(address: &str) -> anyhow::Result<()> {
         _ => Err(usage(format!(
             "invalid address '{shown}' (expected local@domain)"
         ))),
+    }
+}
+
+/// The address with an internationalised domain in its ASCII form
+/// (`a@bücher.de` becomes `a@xn--bcher-kva.de`), so that only a non-ASCII
+/// local part needs SMTPUTF8. Call after [`check_address`].
+pub fn ascii_domain(address: &str) -> anyhow::Result<String> {
+    match address.rsplit_once('@') {
+        Some((local, domain)) if !domain.is_ascii() => {
+            Ok(format!("{local}@{}", super::idna::domain_to_ascii(domain)?))
+        }
+        _ => Ok(address.to_string()),
     }
 }
 
@@ -153,7 +165,7 @@ pub fn parse_list(text: &str) -> anyhow::Result<Vec<Mailbox>> {
                 check_address(address)?;
                 Mailbox {
                     name: (!name.is_empty()).then_some(name),
-                    address: address.to_string(),
+                    address: ascii_domain(address)?,
                 }
             }
             None => Mailbox::new(item)?,
@@ -217,8 +229,15 @@ mod tests {
         );
         assert_eq!(parse_list("<b@x.org>").unwrap(), vec![mb(None, "b@x.org")]);
         assert_eq!(
-            parse_list("用户@例子.广告").unwrap()[0].address,
-            "用户@例子.广告"
+            parse_list("用户@例子.测试").unwrap()[0].address,
+            "用户@xn--fsqu00a.xn--0zwm56d"
+        );
+        assert_eq!(
+            parse_list("Jörg <jorg@Bücher.de>, a@münchen.de").unwrap(),
+            vec![
+                mb(Some("Jörg"), "jorg@xn--bcher-kva.de"),
+                mb(None, "a@xn--mnchen-3ya.de"),
+            ]
         );
     }
 

@@ -9,6 +9,7 @@
 //! with attachment size.
 
 pub mod address;
+pub mod idna;
 pub mod message;
 pub mod raw;
 

@@ -217,9 +217,12 @@ pub fn read(input: &mut dyn Read) -> anyhow::Result<RawMessage> {
             .and_then(|a| a.first())
             .and_then(|a| a.address())
             .map(str::to_string);
-        for list in [parsed.to(), parsed.cc(), parsed.bcc()]
-            .into_iter()
-            .flatten()
+        // Every To, Cc and Bcc field: RFC 5322 section 4.5.3 allows more
+        // than one of each, and sendmail -t reads them all.
+        for list in parsed
+            .all_to()
+            .chain(parsed.all_cc())
+            .chain(parsed.all_bcc())
         {
             for addr in list.iter() {
                 if let Some(a) = addr.address() {
@@ -298,6 +301,22 @@ mod tests {
         assert!(raw.message.eight_bit());
         assert!(out.ends_with("line 99999 \u{e9}\r\n".as_bytes()));
         assert_eq!(raw.header_recipients, vec!["b@x.org"]);
+    }
+
+    /// Repeated destination fields (RFC 5322 section 4.5.3) all count:
+    /// a recipient in a second Bcc field must not be dropped silently.
+    #[test]
+    fn every_destination_field_counts() {
+        let raw = read(
+            &mut &b"From: a@x.org\nTo: b@x.org\nBcc: s@x.org\nCc: c@x.org\nbcc: t@x.org, u@x.org\nTo: \"V\" <v@x.org>\n\nhi\n"[..],
+        )
+        .unwrap();
+        assert_eq!(
+            raw.header_recipients,
+            ["b@x.org", "v@x.org", "c@x.org", "s@x.org", "t@x.org", "u@x.org"]
+        );
+        let out = String::from_utf8(raw.message.to_vec().unwrap()).unwrap();
+        assert!(!out.to_ascii_lowercase().contains("bcc"), "{out}");
     }
 
     #[test]

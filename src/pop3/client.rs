@@ -26,6 +26,10 @@ pub const MAX_BODY_LINE: usize = 4 * 1024 * 1024;
 /// The longest line of a CAPA, LIST or UIDL listing.
 pub const MAX_LISTING_LINE: usize = 1024;
 
+/// The most entries a LIST or UIDL listing may have, whatever STAT says
+/// (a maildrop of a million messages is already extraordinary).
+pub const MAX_LISTED: u64 = 1 << 20;
+
 /// How much larger than LIST announced a message may turn out to be
 /// (twice the size plus this): servers count sizes loosely, but not this
 /// loosely.
@@ -450,7 +454,11 @@ impl Client {
             }
             Kind::List(None) | Kind::Uidl(None) => {
                 body.entries += 1;
-                let limit = self.message_count.map_or(1 << 22, u64::from);
+                // STAT's count bounds the listing, but the count itself
+                // comes from the server: cap it too.
+                let limit = self
+                    .message_count
+                    .map_or(MAX_LISTED, |n| u64::from(n).min(MAX_LISTED));
                 if body.entries > limit {
                     return Err(Error::TooLarge(format!(
                         "{} listed more than {limit} messages",
@@ -839,6 +847,26 @@ mod tests {
         c.on_line(b"+OK\r\n", &mut out).unwrap();
         c.on_line(b"1 10\r\n", &mut out).unwrap();
         assert!(c.on_line(b"2 10\r\n", &mut out).is_err());
+    }
+
+    /// A server claiming four billion messages cannot make the listing
+    /// grow without end.
+    #[test]
+    fn huge_stat_count_does_not_lift_the_listing_cap() {
+        let mut c = logged_in(false);
+        c.send(&Command::Stat).unwrap();
+        feed(&mut c, b"+OK 4000000000 10\r\n");
+        c.send(&Command::List(None)).unwrap();
+        let mut out = Vec::new();
+        c.on_line(b"+OK\r\n", &mut out).unwrap();
+        let mut failed = None;
+        for _ in 0..=MAX_LISTED {
+            if let Err(e) = c.on_line(b"1 10\r\n", &mut out) {
+                failed = Some(e);
+                break;
+            }
+        }
+        assert!(matches!(failed, Some(Error::TooLarge(_))), "{failed:?}");
     }
 
     #[test]

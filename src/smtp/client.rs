@@ -183,7 +183,13 @@ enum AuthStep {
     CramChallenge,
     /// XOAUTH2: a 334 here carries an error report to acknowledge.
     XOAuth2,
+    /// PLAIN or XOAUTH2 sent without its initial response (too long for
+    /// one command line): the server's empty 334 asks for it.
+    Initial,
 }
+
+/// The longest command line, CRLF included (RFC 5321 section 4.5.3.1.4).
+const MAX_COMMAND_LINE: usize = 512;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Expect {
@@ -222,8 +228,20 @@ pub struct Client {
     failure: Option<anyhow::Error>,
 }
 
+/// The base64 initial response of PLAIN or XOAUTH2.
+fn initial_response(mechanism: Mechanism, user: &str, secret: &str) -> String {
+    if mechanism == Mechanism::XOAuth2 {
+        sasl::xoauth2_response(user, secret)
+    } else {
+        sasl::plain_response(user, secret)
+    }
+}
+
 fn failure_for(what: &str, reply: &Reply) -> anyhow::Error {
     let exit = match reply.class() {
+        // RFC 4954 section 6: "530 5.7.0 Authentication required" is a
+        // matter of credentials (77), not a refusal of the mail.
+        _ if reply.code == 530 => Exit::NoPerm,
         4 => Exit::TempFail,
         5 => Exit::Unavailable,
         _ => Exit::Protocol,
@@ -517,20 +535,27 @@ impl Client {
         self.report.auth = Some(mechanism);
         let (user, secret) = (credentials.user.as_str(), credentials.secret.expose());
         match mechanism {
-            Mechanism::Plain => {
-                let initial = sasl::plain_response(user, secret);
+            Mechanism::Plain | Mechanism::XOAuth2 => {
+                let initial = initial_response(mechanism, user, secret);
+                // RFC 4954 section 4: a response that would make the
+                // command too long is sent after the server's empty 334.
+                if "AUTH ".len() + mechanism.name().len() + 1 + initial.len() + 2 > MAX_COMMAND_LINE
+                {
+                    return self.send(
+                        State::Auth(AuthStep::Initial),
+                        Command::Auth {
+                            mechanism,
+                            initial: None,
+                        },
+                    );
+                }
+                let next = if mechanism == Mechanism::Plain {
+                    AuthStep::Final
+                } else {
+                    AuthStep::XOAuth2
+                };
                 self.send(
-                    State::Auth(AuthStep::Final),
-                    Command::Auth {
-                        mechanism,
-                        initial: Some(&initial),
-                    },
-                )
-            }
-            Mechanism::XOAuth2 => {
-                let initial = sasl::xoauth2_response(user, secret);
-                self.send(
-                    State::Auth(AuthStep::XOAuth2),
+                    State::Auth(next),
                     Command::Auth {
                         mechanism,
                         initial: Some(&initial),
@@ -579,6 +604,16 @@ impl Client {
             .expect("authenticating only with credentials");
         let (user, secret) = (credentials.user.as_str(), credentials.secret.expose());
         match step {
+            AuthStep::Initial => {
+                let mechanism = self.report.auth.unwrap_or(Mechanism::Plain);
+                let response = initial_response(mechanism, user, secret);
+                let next = if mechanism == Mechanism::XOAuth2 {
+                    AuthStep::XOAuth2
+                } else {
+                    AuthStep::Final
+                };
+                self.send(State::Auth(next), Command::AuthResponse(&response))
+            }
             AuthStep::LoginUser => {
                 let response = sasl::login_step(user);
                 self.send(
@@ -1026,6 +1061,55 @@ mod tests {
         let e = c.on_reply(reply(b"535 5.7.8 invalid token\r\n"));
         assert_eq!(wire(&e), b"QUIT\r\n");
         assert_eq!(exit_status(&c.finish().unwrap_err().0), Exit::NoPerm);
+    }
+
+    /// RFC 4954 section 4: an initial response that would make the AUTH
+    /// command longer than 512 octets waits for the server's empty 334.
+    #[test]
+    fn long_token_is_sent_after_the_empty_challenge() {
+        let mut cfg = with_auth(config(TlsMode::Implicit), Some(Mechanism::XOAuth2));
+        let token = "t".repeat(1500);
+        cfg.credentials.as_mut().unwrap().secret = Secret::new(token.as_str());
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(EHLO_AUTH));
+        assert_eq!(wire(&e), b"AUTH XOAUTH2\r\n");
+        let e = c.on_reply(reply(b"334 \r\n"));
+        let expected = format!("{}\r\n", sasl::xoauth2_response("tim", &token));
+        match &e {
+            Event::Send(f) => {
+                assert_eq!(f.wire, expected.as_bytes());
+                assert_eq!(f.log, vec!["<redacted>"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // An error report still gets its empty acknowledgement.
+        assert_eq!(wire(&c.on_reply(reply(b"334 eyJ9\r\n"))), b"\r\n");
+        c.on_reply(reply(b"535 5.7.8 invalid token\r\n"));
+        assert_eq!(exit_status(&c.finish().unwrap_err().0), Exit::NoPerm);
+
+        // A short PLAIN response still goes with the command.
+        let mut c = Client::new(with_auth(config(TlsMode::Implicit), Some(Mechanism::Plain)));
+        c.on_reply(reply(b"220 hi\r\n"));
+        assert!(wire(&c.on_reply(reply(EHLO_AUTH))).starts_with(b"AUTH PLAIN AHRpbQB0"));
+    }
+
+    /// A server that wants AUTH from a client without credentials: 77, so
+    /// a script knows to supply them rather than give up on the mail.
+    #[test]
+    fn authentication_required_is_77() {
+        let mut c = Client::new(config(TlsMode::None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        c.on_reply(reply(EHLO_PLAIN));
+        c.on_reply(reply(b"530 5.7.0 Authentication required\r\n"));
+        c.on_reply(reply(b"503 5.5.1 need MAIL\r\n"));
+        c.on_reply(reply(b"503 5.5.1 need MAIL\r\n"));
+        c.on_reply(reply(b"503 5.5.1 need MAIL\r\n"));
+        let (err, _) = *c.finish().unwrap_err();
+        assert_eq!(exit_status(&err), Exit::NoPerm, "{err}");
+        assert!(err
+            .to_string()
+            .contains("530 5.7.0 Authentication required"));
     }
 
     #[test]

@@ -5,6 +5,9 @@ use crate::sasl::Mechanism;
 
 use super::reply::Reply;
 
+/// The most AUTH mechanism names remembered (real servers list a handful).
+pub const MAX_AUTH_NAMES: usize = 32;
+
 /// What the server offers, from its EHLO reply.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Capabilities {
@@ -65,7 +68,11 @@ impl Capabilities {
                 "AUTH" => {
                     for name in params {
                         let upper = name.to_ascii_uppercase();
-                        if !caps.auth_names.contains(&upper) {
+                        // Bounded: a hostile list of millions of names must
+                        // cost neither quadratic time nor a huge message.
+                        if caps.auth_names.len() < MAX_AUTH_NAMES
+                            && !caps.auth_names.contains(&upper)
+                        {
                             caps.auth_names.push(upper);
                         }
                         if let Some(m) = Mechanism::from_name(&name) {
@@ -109,6 +116,24 @@ mod tests {
         assert!(c.enhanced_status_codes);
         assert_eq!(c.size_limit(), Some(10_240_000));
         assert_eq!(c.auth, vec![Mechanism::Plain, Mechanism::Login]);
+    }
+
+    /// A thousand lines of made-up mechanism names: parsed quickly, the
+    /// list stays short, real mechanisms after them are still found.
+    #[test]
+    fn endless_auth_list_is_bounded() {
+        let mut ehlo = b"250-mx\r\n".to_vec();
+        for line in 0..998 {
+            ehlo.extend_from_slice(b"250-AUTH");
+            for i in 0..3000 {
+                ehlo.extend_from_slice(format!(" X{line}-{i}").as_bytes());
+            }
+            ehlo.extend_from_slice(b"\r\n");
+        }
+        ehlo.extend_from_slice(b"250 AUTH PLAIN\r\n");
+        let c = caps(&ehlo);
+        assert_eq!(c.auth_names.len(), MAX_AUTH_NAMES);
+        assert_eq!(c.auth, vec![Mechanism::Plain]);
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl Reply {
         let text = self.text();
         if !text.is_empty() {
             out.push(' ');
-            out.push_str(&text);
+            out.push_str(&shorten(&text));
         }
         out
     }
@@ -132,6 +132,18 @@ impl Reply {
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.summary())
+    }
+}
+
+/// The most characters of server text quoted in an error message.
+const MAX_QUOTED: usize = 300;
+
+/// `text` cut to [`MAX_QUOTED`] characters, marked when cut: an error
+/// message stays one readable line whatever the server sent.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
     }
 }
 
@@ -167,7 +179,10 @@ impl ReplyParser {
         let malformed = || {
             fail(
                 Exit::Protocol,
-                format!("malformed reply from server: '{}'", printable(line)),
+                format!(
+                    "malformed reply from server: '{}'",
+                    shorten(&printable(line))
+                ),
             )
         };
         if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) {
@@ -189,7 +204,7 @@ impl ReplyParser {
                     Exit::Protocol,
                     format!(
                         "malformed reply: line '{}' continues a {expected} reply",
-                        printable(line)
+                        shorten(&printable(line))
                     ),
                 ));
             }
@@ -292,6 +307,28 @@ impl ReplyReader {
 mod tests {
     use super::*;
     use crate::exit::exit_status;
+
+    /// Errors quote the server, but a few hundred characters of it, not
+    /// 64 KiB lines or a thousand of them.
+    #[test]
+    fn quoted_server_text_is_shortened() {
+        let long = vec![b'x'; 60_000];
+        let mut p = ReplyParser::new();
+        let err = p.push_line(&long).unwrap_err();
+        assert!(err.to_string().len() < 400, "{}", err.to_string().len());
+        assert!(err.to_string().ends_with("...'"));
+
+        let mut p = ReplyParser::new();
+        let mut reply = None;
+        for i in 0..MAX_LINES {
+            let sep = if i + 1 == MAX_LINES { ' ' } else { '-' };
+            let line = format!("554{sep}{}\r\n", "no ".repeat(2000));
+            reply = p.push_line(line.as_bytes()).unwrap();
+        }
+        let summary = reply.unwrap().summary();
+        assert!(summary.len() < 400, "{}", summary.len());
+        assert!(summary.starts_with("554 no no"));
+    }
 
     fn parse_all(bytes: &[u8], chunk: usize) -> anyhow::Result<Vec<Reply>> {
         let mut reader = ReplyReader::new();

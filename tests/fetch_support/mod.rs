@@ -419,9 +419,22 @@ impl<'a> ServerSession<'a> {
                     }
                 }
                 "AUTH" => {
+                    // RFC 5034 section 4: at most 255 octets with the CRLF.
+                    if line.len() + 2 > 255 {
+                        self.err("command line too long");
+                        continue;
+                    }
                     let mech = arg1.unwrap_or("").to_ascii_uppercase();
-                    let data = arg2
-                        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                    // Without an initial response: an empty challenge.
+                    let response = match arg2 {
+                        Some(b) => b.to_string(),
+                        None => {
+                            self.send(b"+ \r\n");
+                            self.next_command()?
+                        }
+                    };
+                    let data = base64::engine::general_purpose::STANDARD
+                        .decode(&response)
                         .unwrap_or_default();
                     let good = match mech.as_str() {
                         "PLAIN" => {

@@ -26,23 +26,35 @@ pub struct Row {
     pub subject: Option<String>,
 }
 
+/// The most characters kept of a sender or subject: enough for any real
+/// one, and a listing of many messages stays small whatever a server sends.
+pub const MAX_FIELD_CHARS: usize = 998;
+
+/// `text` cut to [`MAX_FIELD_CHARS`] characters, ending in `...` when cut.
+fn clip(text: String) -> String {
+    match text.char_indices().nth(MAX_FIELD_CHARS) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text,
+    }
+}
+
 /// Fills the header fields of a row from the header block of a message.
 pub fn decode_headers(row: &mut Row, headers: &[u8]) {
     let Some(message) = MessageParser::default().parse_headers(headers) else {
         return;
     };
     row.date = message.date().map(|d| d.to_rfc3339());
-    row.from =
-        message
-            .from()
-            .and_then(|a| a.first())
-            .map(|addr| match (addr.name(), addr.address()) {
-                (Some(name), Some(address)) if !name.is_empty() => format!("{name} <{address}>"),
-                (_, Some(address)) => address.to_string(),
-                (Some(name), None) => name.to_string(),
-                (None, None) => String::new(),
-            });
-    row.subject = message.subject().map(str::to_string);
+    row.from = message
+        .from()
+        .and_then(|a| a.first())
+        .map(|addr| match (addr.name(), addr.address()) {
+            (Some(name), Some(address)) if !name.is_empty() => format!("{name} <{address}>"),
+            (_, Some(address)) => address.to_string(),
+            (Some(name), None) => name.to_string(),
+            (None, None) => String::new(),
+        })
+        .map(clip);
+    row.subject = message.subject().map(|s| clip(s.to_string()));
 }
 
 /// Prints the rows as an aligned table with terminal controls neutralised.
@@ -121,6 +133,22 @@ mod tests {
         assert_eq!(row.date.as_deref(), Some("2024-03-01T10:00:00+01:00"));
         assert_eq!(row.from.as_deref(), Some("张三 <zs@example.cn>"));
         assert_eq!(row.subject.as_deref(), Some("中文日本語"));
+    }
+
+    /// A header of a quarter megabyte gives a row of a few kilobytes.
+    #[test]
+    fn huge_subject_and_sender_are_clipped() {
+        let mut header = format!("From: {}@example.org\r\nSubject:", "a".repeat(100_000));
+        for _ in 0..30_000 {
+            header.push_str(" word");
+        }
+        header.push_str("\r\n\r\n");
+        let mut row = Row::default();
+        decode_headers(&mut row, header.as_bytes());
+        let subject = row.subject.unwrap();
+        assert_eq!(subject.chars().count(), MAX_FIELD_CHARS + 3);
+        assert!(subject.starts_with("word word") && subject.ends_with("..."));
+        assert!(row.from.unwrap().chars().count() <= MAX_FIELD_CHARS + 3);
     }
 
     #[test]

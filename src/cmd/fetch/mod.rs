@@ -8,6 +8,15 @@
 //! - [`listing`]: `--list` rows from `TOP n 0`.
 //! - [`progress`]: the progress bar.
 
+/// `eprintln!` that never panics: a closed stderr (`2>&1 | head`) must not
+/// turn a run into a crash, least of all in the middle of a retrieval.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod commit;
 pub mod listing;
 pub mod progress;
@@ -41,12 +50,15 @@ With no action, --list. A destination without --retr, --all or --new takes every
 Messages are saved (written under a temporary name, synced, renamed, directory synced) before their \
 DELE is sent and their UIDL recorded; deletions happen only when the server confirms QUIT. \
 --stdout writes one message exactly as received; several are framed as mboxrd (as --mbox writes them: \
-'From ' separator lines, '>'-quoted 'From ' lines, LF line endings). \
+'From ' separator lines, '>'-quoted 'From ' lines, LF line endings); on a terminal, control \
+characters are shown as escapes such as \\x1b so a message cannot drive the terminal. \
 UIDLs of fetched messages are kept in $XDG_STATE_HOME/mailctl/uidl/ (default ~/.local/state).
 
 Exit status: 0 ok; 64 usage; 69 the server refused (-ERR); 73 cannot create output; \
 74 local I/O error; 75 temporary failure or dropped connection; 76 protocol or TLS failure \
-(including STLS not offered); 77 login refused; 78 configuration (no password).";
+(including STLS not offered); 77 login refused; 78 configuration (no password, or a password \
+that would travel unencrypted to a remote server). With --json, a failure before the listing or \
+report gives one object: {\"status\": \"failed\", \"exit_code\": N, \"error\": \"...\"}.";
 
 /// Options of `mailctl fetch`.
 #[derive(Debug, Args)]
@@ -117,7 +129,8 @@ fn parse_ranges(text: &str) -> Result<Vec<RangeInclusive<u32>>, String> {
         }
     };
     let mut ranges = Vec::new();
-    for part in text.split(',') {
+    // Empty items are skipped, as in --to lists: "1,2," is "1,2".
+    for part in text.split(',').filter(|p| !p.trim().is_empty()) {
         let range = match part.split_once('-') {
             Some((a, b)) => {
                 let (a, b) = (number(a)?, number(b)?);
@@ -132,6 +145,9 @@ fn parse_ranges(text: &str) -> Result<Vec<RangeInclusive<u32>>, String> {
             }
         };
         ranges.push(range);
+    }
+    if ranges.is_empty() {
+        return Err(format!("no message number in '{text}'"));
     }
     Ok(ranges)
 }
@@ -192,7 +208,28 @@ enum Destination {
 }
 
 /// Runs `mailctl fetch`.
+///
+/// With `--json`, a failure that comes before the listing or the report
+/// could be printed still gives one JSON object on stdout,
+/// `{"status": "failed", "exit_code": N, "error": "..."}`, so a script
+/// never has to parse prose.
 pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
+    let json = args.json;
+    let mut reported = false;
+    let result = fetch(args, globals, &mut reported);
+    if let (true, false, Err(err)) = (json, reported, &result) {
+        let object = serde_json::json!({
+            "status": "failed",
+            "exit_code": exit_status(err).code(),
+            "error": printable(format!("{err:#}").as_bytes()),
+        });
+        print_stdout(|out| writeln!(out, "{object}"))?;
+    }
+    result
+}
+
+/// `run`, setting `reported` once the JSON output has been written.
+fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Result<Exit> {
     let destination = if let Some(d) = &args.save_dir {
         Some(Destination::SaveDir(d.clone()))
     } else if let Some(d) = &args.maildir {
@@ -238,6 +275,10 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     let Some(user) = connect.user.clone() else {
         crate::bail_with!(Exit::Usage, "--user is required");
     };
+    if tls == TlsMode::None && args.auth != AuthMethod::Auto {
+        // Known before connecting: say so before anything is sent.
+        session::plaintext_check(args.auth, args.auth, false, &endpoint)?;
+    }
 
     // Fail on an unusable destination before touching the server.
     let mut file_sink: Option<Box<dyn Sink>> = match &retrieval {
@@ -252,6 +293,7 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     let recorded = match &retrieval {
         Some(_) => {
             let path = state::state_path(&endpoint.to_string(), &user)?;
+            state::prepare_dir(&path)?;
             let state = state::UidlState::load(&path, &endpoint.to_string(), &user)?;
             Some((path, state))
         }
@@ -277,7 +319,7 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     let (Some((selection, destination)), Some((state_path, mut uidl_state))) =
         (retrieval, recorded)
     else {
-        return list(&mut session, &entries, args.json);
+        return list(&mut session, &entries, args.json, reported);
     };
 
     let mut failure: Option<anyhow::Error> = None;
@@ -309,7 +351,7 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
                     } else {
                         format!("messages {}-{}", r.start(), r.end())
                     };
-                    eprintln!("mailctl: error: no {what} on the server");
+                    say!("mailctl: error: no {what} on the server");
                     failure.get_or_insert(fail(Exit::Unavailable, format!("no {what}")));
                 }
             }
@@ -326,9 +368,10 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     for e in chosen {
         match args.max_size {
             Some(max) if e.size > max => {
-                eprintln!(
+                say!(
                     "mailctl: skipping message {} ({} bytes, over --max-size {max})",
-                    e.number, e.size
+                    e.number,
+                    e.size
                 );
                 outcomes_skipped.push(retrieve::Outcome {
                     number: e.number,
@@ -346,7 +389,11 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
         Some(s) => s,
         None => {
             debug_assert!(matches!(destination, Destination::Stdout));
-            Box::new(sink::StdoutSink::new(plan.len() != 1))
+            use std::io::IsTerminal;
+            Box::new(sink::StdoutSink::new(
+                plan.len() != 1,
+                std::io::stdout().is_terminal(),
+            ))
         }
     };
     let total_bytes: u64 = plan.iter().map(|e| e.size).sum();
@@ -394,7 +441,7 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
         }
     } else {
         if marked > 0 {
-            eprintln!(
+            say!(
                 "mailctl: warning: the connection failed before QUIT: the {marked} deletions may not have happened"
             );
         }
@@ -414,7 +461,7 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
         if fetched != uidl_state.fetched {
             uidl_state.fetched = fetched;
             if let Err(e) = uidl_state.save(&state_path) {
-                eprintln!("mailctl: error: recording fetched messages: {e:#}");
+                say!("mailctl: error: recording fetched messages: {e:#}");
                 failure.get_or_insert(e);
             }
         }
@@ -428,6 +475,7 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     outcomes.sort_by_key(|o| o.number);
 
     if args.json {
+        *reported = true;
         print_stdout(|out| {
             serde_json::to_writer_pretty(&mut *out, &outcomes)?;
             writeln!(out)
@@ -436,7 +484,7 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
         let saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
         let deleted = outcomes.iter().filter(|o| o.deleted).count();
         if saved > 0 || deleted > 0 {
-            eprintln!("mailctl: {saved} saved, {deleted} deleted");
+            say!("mailctl: {saved} saved, {deleted} deleted");
         }
     }
 
@@ -451,10 +499,12 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     match report.failure.or(failure) {
         Some(err) => {
             let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
-            eprintln!(
-                "mailctl: error: {failed} of {} messages were not fetched",
-                outcomes.len()
-            );
+            if failed > 0 {
+                say!(
+                    "mailctl: error: {failed} of {} messages were not fetched",
+                    outcomes.len()
+                );
+            }
             Ok(exit_status(&err))
         }
         None => Ok(Exit::Ok),
@@ -462,31 +512,36 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
 }
 
 /// `--list`: TOP n 0 for each message, then a table or JSON on stdout.
-fn list(session: &mut Session, entries: &[Entry], json: bool) -> anyhow::Result<Exit> {
+fn list(
+    session: &mut Session,
+    entries: &[Entry],
+    json: bool,
+    reported: &mut bool,
+) -> anyhow::Result<Exit> {
     let numbers: Vec<u32> = entries.iter().map(|e| e.number).collect();
-    let headers = session.headers(&numbers, 256 * 1024)?;
+    let mut rows: Vec<listing::Row> = entries
+        .iter()
+        .map(|e| listing::Row {
+            number: e.number,
+            size: e.size,
+            uidl: e.uidl.clone(),
+            ..Default::default()
+        })
+        .collect();
+    // Each header block is decoded as it arrives: memory holds the short
+    // rows, never every message's header at once.
+    session.headers(&numbers, 256 * 1024, |i, header| {
+        if let (Some(row), Some(header)) = (rows.get_mut(i), header) {
+            listing::decode_headers(row, header);
+        }
+    })?;
     if let Err(e) = session.quit() {
-        eprintln!(
+        say!(
             "mailctl: warning: {}",
             printable(format!("{e:#}").as_bytes())
         );
     }
-    let rows: Vec<listing::Row> = entries
-        .iter()
-        .zip(headers)
-        .map(|(e, h)| {
-            let mut row = listing::Row {
-                number: e.number,
-                size: e.size,
-                uidl: e.uidl.clone(),
-                ..Default::default()
-            };
-            if let Some(h) = h {
-                listing::decode_headers(&mut row, &h);
-            }
-            row
-        })
-        .collect();
+    *reported = true;
     print_stdout(|out| {
         if json {
             serde_json::to_writer_pretty(&mut *out, &rows)?;
@@ -546,6 +601,9 @@ mod tests {
         assert!(parse_ranges("0").is_err());
         assert!(parse_ranges("5-2").is_err());
         assert!(parse_ranges("a").is_err());
+        assert_eq!(parse_ranges("1, 3-4,").unwrap(), vec![1..=1, 3..=4]);
+        assert!(parse_ranges(",").is_err());
+        assert!(parse_ranges("").is_err());
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert_eq!(parse_size("2K").unwrap(), 2048);
         assert_eq!(parse_size("1m").unwrap(), 1 << 20);

@@ -59,6 +59,19 @@ pub struct Session {
     body_bytes: u64,
 }
 
+/// The most characters of server text quoted in an error message.
+const MAX_QUOTED: usize = 300;
+
+/// Server text made printable and cut to 300 characters, so an
+/// error stays one readable line whatever the server sent.
+pub fn quoted(text: &[u8]) -> String {
+    let text = printable(text);
+    match text.char_indices().nth(MAX_QUOTED) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text,
+    }
+}
+
 /// An `-ERR` turned into an error with the right exit status.
 pub fn refused(reply: &Reply, what: &str) -> anyhow::Error {
     let exit = if reply.is_temporary() {
@@ -74,7 +87,7 @@ pub fn refused(reply: &Reply, what: &str) -> anyhow::Error {
     };
     fail(
         exit,
-        format!("{what}: server said -ERR {}", printable(&reply.text)),
+        format!("{what}: server said -ERR {}", quoted(&reply.text)),
     )
 }
 
@@ -84,6 +97,31 @@ fn protocol(err: crate::pop3::Error) -> anyhow::Error {
         crate::pop3::Error::NotAllowed(m) => fail(Exit::Software, m),
         other => fail(Exit::Protocol, other.to_string()),
     }
+}
+
+/// Refuses to send a password or token over an unencrypted connection,
+/// unless the server is on this machine (loopback) or the method is APOP,
+/// which sends only a digest. Nothing has been sent when this fails.
+/// `method` is the one that would be used, `requested` the one asked for.
+pub fn plaintext_check(
+    requested: AuthMethod,
+    method: AuthMethod,
+    encrypted: bool,
+    endpoint: &Endpoint,
+) -> anyhow::Result<()> {
+    if encrypted || method == AuthMethod::Apop || endpoint.is_loopback() {
+        return Ok(());
+    }
+    let why = if requested == AuthMethod::Auto {
+        " (the greeting offers no usable APOP timestamp)"
+    } else {
+        ""
+    };
+    crate::bail_with!(
+        Exit::Config,
+        "refusing to send credentials unencrypted to {endpoint}{why}: \
+         --tls none allows only APOP, except for loopback servers"
+    )
 }
 
 impl Session {
@@ -230,7 +268,7 @@ impl Session {
                 format!(
                     "{} refused STLS: -ERR {}; refusing to log in without TLS",
                     self.endpoint,
-                    printable(&reply.text)
+                    quoted(&reply.text)
                 ),
             ));
         }
@@ -243,7 +281,7 @@ impl Session {
             if self.transcript.enabled() {
                 self.transcript.note("*", &note);
             } else {
-                eprintln!("mailctl: warning: {note}");
+                say!("mailctl: warning: {note}");
             }
         }
         Ok(())
@@ -256,6 +294,7 @@ impl Session {
             .client
             .apop_timestamp()
             .is_some_and(sasl::valid_apop_timestamp);
+        let requested = method;
         let method = match method {
             AuthMethod::Auto => {
                 let encrypted = self.client.is_tls();
@@ -268,12 +307,7 @@ impl Session {
             }
             m => m,
         };
-        if !self.client.is_tls() && method != AuthMethod::Apop && !self.endpoint.is_loopback() {
-            eprintln!(
-                "mailctl: warning: sending credentials to {} without encryption (--tls none)",
-                self.endpoint
-            );
-        }
+        plaintext_check(requested, method, self.client.is_tls(), &self.endpoint)?;
         match method {
             AuthMethod::User => {
                 self.queue(&Command::User(user.to_string()))?;
@@ -316,10 +350,24 @@ impl Session {
                 } else {
                     ("XOAUTH2", sasl::xoauth2_response(user, secret.expose()))
                 };
-                self.queue(&Command::Auth {
-                    mechanism: mechanism.to_string(),
-                    initial: Some(Secret::new(initial)),
-                })?;
+                // RFC 5034 section 4: an AUTH command with its initial
+                // response must fit in 255 octets; a longer response (an
+                // OAuth token, typically) answers the server's empty "+"
+                // challenge instead.
+                let fits = "AUTH ".len() + mechanism.len() + 1 + initial.len() + 2 <= 255;
+                let mut held = if fits {
+                    self.queue(&Command::Auth {
+                        mechanism: mechanism.to_string(),
+                        initial: Some(Secret::new(initial)),
+                    })?;
+                    None
+                } else {
+                    self.queue(&Command::Auth {
+                        mechanism: mechanism.to_string(),
+                        initial: None,
+                    })?;
+                    Some(Secret::new(initial))
+                };
                 self.flush()?;
                 let mut detail = String::new();
                 for _ in 0..4 {
@@ -334,13 +382,18 @@ impl Session {
                             });
                         }
                         Event::Challenge(c) => {
+                            if let Some(response) = held.take() {
+                                self.queue(&Command::SaslResponse(response))?;
+                                self.flush()?;
+                                continue;
+                            }
                             // XOAUTH2 reports errors as a challenge to be
                             // answered with an empty line; anything else is
                             // cancelled.
                             let decoded = base64::engine::general_purpose::STANDARD
                                 .decode(&c)
                                 .unwrap_or(c);
-                            detail = format!("server said {}", printable(&decoded));
+                            detail = format!("server said {}", quoted(&decoded));
                             let answer = if method == AuthMethod::Xoauth2 {
                                 ""
                             } else {
@@ -469,22 +522,26 @@ impl Session {
         }
     }
 
-    /// `TOP n 0` for each message, pipelined; returns the header blocks
-    /// (at most `max_keep` bytes of each; `None` where TOP was refused).
+    /// `TOP n 0` for each message, pipelined; hands each header block to
+    /// `each` as it completes, with its index in `numbers` (at most
+    /// `max_keep` bytes of it; `None` where TOP was refused). Only one
+    /// block is held at a time.
     pub fn headers(
         &mut self,
         numbers: &[u32],
         max_keep: usize,
-    ) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+        mut each: impl FnMut(usize, Option<&[u8]>),
+    ) -> anyhow::Result<()> {
         if self.client.capabilities().is_some_and(|c| !c.top) {
-            return Ok(vec![None; numbers.len()]);
+            (0..numbers.len()).for_each(|i| each(i, None));
+            return Ok(());
         }
         let window = if self.client.pipelining() { WINDOW } else { 1 };
-        let mut result = Vec::with_capacity(numbers.len());
+        let mut done = 0;
         let mut sent = 0;
         let mut current: Option<Vec<u8>> = None;
-        while result.len() < numbers.len() {
-            while sent < numbers.len() && sent - result.len() < window {
+        while done < numbers.len() {
+            while sent < numbers.len() && sent - done < window {
                 self.queue(&Command::Top(numbers[sent], 0))?;
                 sent += 1;
             }
@@ -498,12 +555,18 @@ impl Session {
                         buf.extend_from_slice(&self.out[..self.out.len().min(room)]);
                     }
                 }
-                Event::BodyEnd(_) => result.push(current.take()),
-                Event::Reply(r) if !r.ok => result.push(None),
+                Event::BodyEnd(_) => {
+                    each(done, current.take().as_deref());
+                    done += 1;
+                }
+                Event::Reply(r) if !r.ok => {
+                    each(done, None);
+                    done += 1;
+                }
                 other => return Err(fail(Exit::Protocol, format!("unexpected {other:?} in TOP"))),
             }
         }
-        Ok(result)
+        Ok(())
     }
 
     /// Sends QUIT and waits for its reply. Returns whether the server
@@ -519,5 +582,41 @@ impl Session {
     /// Whether DELE may still be sent: the session is in TRANSACTION.
     pub fn in_transaction(&self) -> bool {
         self.client.state() == State::Transaction
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::exit_status;
+
+    #[test]
+    fn refusals_quote_a_bounded_amount_of_server_text() {
+        let reply = Reply {
+            kind: Kind::Stat,
+            ok: false,
+            text: vec![b'x'; 8000],
+        };
+        let err = refused(&reply, "STAT");
+        assert!(err.to_string().len() < 400, "{}", err.to_string().len());
+        assert!(err.to_string().ends_with("..."));
+        assert_eq!(quoted(b"short \x1b[2J"), "short \\x1b[2J");
+    }
+
+    #[test]
+    fn no_password_in_clear_to_a_remote_server() {
+        let remote = Endpoint::parse("192.0.2.7:110", 110).unwrap();
+        let local = Endpoint::parse("127.0.0.1:110", 110).unwrap();
+        for method in [AuthMethod::User, AuthMethod::Plain, AuthMethod::Xoauth2] {
+            let err = plaintext_check(method, method, false, &remote).unwrap_err();
+            assert_eq!(exit_status(&err), Exit::Config, "{method:?}");
+            plaintext_check(method, method, true, &remote).unwrap();
+            plaintext_check(method, method, false, &local).unwrap();
+        }
+        // APOP sends a digest, not the password.
+        plaintext_check(AuthMethod::Apop, AuthMethod::Apop, false, &remote).unwrap();
+        // auto without an APOP timestamp falls back to USER/PASS: refused.
+        let err = plaintext_check(AuthMethod::Auto, AuthMethod::User, false, &remote).unwrap_err();
+        assert!(err.to_string().contains("APOP timestamp"), "{err}");
     }
 }

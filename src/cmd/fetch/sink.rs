@@ -657,23 +657,94 @@ impl Commit for MboxCommit {
 // ---------------------------------------------------------------------------
 // --stdout
 
+/// Makes message bytes safe to show on a terminal: C0 controls other than
+/// tab and line feed, DEL, and C1 controls written as UTF-8 (which some
+/// terminals obey like ESC sequences) become visible escapes such as
+/// `\x1b`; a CR is kept only before LF. Its state survives chunk
+/// boundaries.
+#[derive(Debug, Default)]
+pub struct TerminalFilter {
+    pending: Option<u8>,
+}
+
+impl TerminalFilter {
+    /// Filters `data` onto `out`.
+    pub fn filter(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        for &b in data {
+            match (self.pending.take(), b) {
+                (Some(b'\r'), b'\n') => {
+                    out.extend_from_slice(b"\r\n");
+                    continue;
+                }
+                (Some(0xc2), 0x80..=0x9f) => {
+                    out.extend_from_slice(format!("\\u{{{b:x}}}").as_bytes());
+                    continue;
+                }
+                (Some(p), _) => self.flush_pending(p, out),
+                (None, _) => {}
+            }
+            match b {
+                b'\r' | 0xc2 => self.pending = Some(b),
+                b'\n' | b'\t' => out.push(b),
+                0x00..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+                _ => out.push(b),
+            }
+        }
+    }
+
+    /// Writes what is held back at the end of the data.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if let Some(p) = self.pending.take() {
+            self.flush_pending(p, out);
+        }
+    }
+
+    fn flush_pending(&self, p: u8, out: &mut Vec<u8>) {
+        if p == b'\r' {
+            out.extend_from_slice(b"\\r");
+        } else {
+            out.push(p);
+        }
+    }
+}
+
 /// `--stdout`: one message is written exactly as received; several are
 /// framed as mboxrd (as `--mbox` writes them) so a reader can split them.
+/// On a terminal, control characters are neutralised (see
+/// [`TerminalFilter`]): a message must not be able to drive the terminal.
 pub struct StdoutSink {
     out: BufWriter<io::Stdout>,
     framed: bool,
     encoder: MboxrdEncoder,
     buf: Vec<u8>,
+    terminal: Option<(TerminalFilter, Vec<u8>)>,
 }
 
 impl StdoutSink {
-    /// Writes to standard output; `framed` selects mboxrd framing.
-    pub fn new(framed: bool) -> Self {
+    /// Writes to standard output; `framed` selects mboxrd framing;
+    /// `terminal` neutralises control characters.
+    pub fn new(framed: bool, terminal: bool) -> Self {
         StdoutSink {
             out: BufWriter::with_capacity(64 * 1024, io::stdout()),
             framed,
             encoder: MboxrdEncoder::default(),
             buf: Vec::new(),
+            terminal: terminal.then(|| (TerminalFilter::default(), Vec::new())),
+        }
+    }
+
+    /// Writes bytes, through the terminal filter when there is one.
+    fn emit(&mut self, bytes: &[u8], last: bool) -> io::Result<()> {
+        match &mut self.terminal {
+            Some((filter, shown)) => {
+                shown.clear();
+                filter.filter(bytes, shown);
+                if last {
+                    filter.finish(shown);
+                }
+                self.out.write_all(shown)
+            }
+            None => self.out.write_all(bytes),
         }
     }
 
@@ -684,6 +755,9 @@ impl StdoutSink {
 
 impl Sink for StdoutSink {
     fn begin(&mut self, _meta: &Meta) -> anyhow::Result<()> {
+        if let Some((filter, _)) = &mut self.terminal {
+            *filter = TerminalFilter::default();
+        }
         if self.framed {
             self.encoder = MboxrdEncoder::default();
             self.out
@@ -695,20 +769,26 @@ impl Sink for StdoutSink {
 
     fn write(&mut self, data: &[u8]) -> anyhow::Result<()> {
         if self.framed {
-            self.buf.clear();
-            self.encoder.encode(data, &mut self.buf);
-            self.out.write_all(&self.buf).map_err(Self::io)
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            self.encoder.encode(data, &mut buf);
+            let result = self.emit(&buf, false);
+            self.buf = buf;
+            result.map_err(Self::io)
         } else {
-            self.out.write_all(data).map_err(Self::io)
+            self.emit(data, false).map_err(Self::io)
         }
     }
 
     fn finish(&mut self) -> anyhow::Result<Box<dyn Commit>> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
         if self.framed {
-            self.buf.clear();
-            self.encoder.finish(&mut self.buf);
-            self.out.write_all(&self.buf).map_err(Self::io)?;
+            self.encoder.finish(&mut buf);
         }
+        let result = self.emit(&buf, true);
+        self.buf = buf;
+        result.map_err(Self::io)?;
         self.out.flush().map_err(Self::io)?;
         Ok(Box::new(Done(Saved {
             location: "-".into(),
@@ -731,6 +811,21 @@ impl Sink for StdoutSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_filter_neutralises_controls_in_any_chunking() {
+        let input = "Subject: hi\x1b]0;pwned\x07\r\nbody\rover\tx \u{9b}31m é\x7f\r".as_bytes();
+        let expected = "Subject: hi\\x1b]0;pwned\\x07\r\nbody\\rover\tx \\u{9b}31m é\\x7f\\r";
+        for chunk in 1..=input.len() {
+            let mut f = TerminalFilter::default();
+            let mut out = Vec::new();
+            for piece in input.chunks(chunk) {
+                f.filter(piece, &mut out);
+            }
+            f.finish(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "chunk {chunk}");
+        }
+    }
 
     fn mboxrd(input: &[u8], chunk: usize) -> Vec<u8> {
         let mut enc = MboxrdEncoder::default();

@@ -112,15 +112,30 @@ impl UidlState {
 
 /// Writes `bytes` to `path`, replacing it atomically: temporary file in the
 /// same directory, fsync, rename, directory fsync.
+fn create_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Creates the directory of the state file `path` (mode 0700) if needed,
+/// so that a run which could not record what it fetched fails before
+/// fetching anything (exit 73).
+pub fn prepare_dir(path: &Path) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_dir(dir).map_err(|e| {
+        fail(
+            Exit::CantCreate,
+            format!("cannot create the state directory {}: {e}", dir.display()),
+        )
+    })
+}
+
 fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
+    create_dir(dir)?;
     let tmp = dir.join(format!(".state-{}.tmp", std::process::id()));
     let _ = fs::remove_file(&tmp);
     let result = (|| {
