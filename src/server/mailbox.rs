@@ -6,9 +6,10 @@
 //! session; a second session gets `-ERR [IN-USE]`. Deliveries do not take
 //! it: they only add files, which a session's snapshot does not see.
 //!
-//! Durability: a message is written to `tmp/`, its data synced, hard-linked
-//! into `new/` (never overwriting), unlinked from `tmp/`, and `new/` is
-//! synced before the delivery counts as done. Concurrent deliveries into
+//! Durability: a message is written to `tmp/`, its data synced, moved into
+//! `new/` (never overwriting: `renameat2(RENAME_NOREPLACE)`, or a hard link
+//! and unlink where the file system lacks it), and `new/` is synced before
+//! the delivery counts as done. Concurrent deliveries into
 //! the same mailbox share that directory sync (group commit): a delivery
 //! whose link is covered by a sync that started after it waits for that
 //! sync instead of issuing its own.
@@ -300,8 +301,8 @@ impl Pending {
         }
     }
 
-    /// Data synced, linked into `new/` (never overwriting), `tmp/` name
-    /// removed, `new/` synced. On error nothing is left in `new/`.
+    /// Data synced, moved into `new/` (never overwriting), `new/` synced.
+    /// On error nothing is left in `new/`.
     fn commit(self) -> io::Result<PathBuf> {
         let sync = self.sync.clone();
         self.try_commit()
@@ -313,15 +314,53 @@ impl Pending {
         let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_data()?;
         drop(file);
-        fs::hard_link(&self.tmp, &self.new)?;
+        move_no_replace(&self.tmp, &self.new)?;
         self.finished = true;
-        let _ = fs::remove_file(&self.tmp);
         if let Err(e) = self.sync.sync_after_link() {
             let _ = fs::remove_file(&self.new);
             return Err(e);
         }
         Ok(std::mem::take(&mut self.new))
     }
+}
+
+/// Moves `from` to `to`, failing with `AlreadyExists` rather than replacing
+/// anything at `to`. One `renameat2(RENAME_NOREPLACE)` call where the kernel
+/// and file system support it (one directory operation per message instead
+/// of a link and an unlink); otherwise a hard link then an unlink of `from`.
+#[allow(unsafe_code)]
+fn move_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+        };
+        let (f, t) = (c(from)?, c(to)?);
+        // SAFETY: both pointers are valid NUL-terminated strings for the call.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                f.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {}
+            _ => return Err(err),
+        }
+    }
+    fs::hard_link(from, to)?;
+    let _ = fs::remove_file(from);
+    Ok(())
 }
 
 impl Drop for Pending {
@@ -529,6 +568,22 @@ mod tests {
         let mut inc = Incoming::start(&store, &["ben".into()], 100);
         inc.write(b"x\r\n");
         assert!(matches!(inc.commit(), Received::Delivered(_)));
+    }
+
+    #[test]
+    fn move_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"new").unwrap();
+        fs::write(&b, b"old").unwrap();
+        let err = move_no_replace(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&b).unwrap(), b"old");
+        assert_eq!(fs::read(&a).unwrap(), b"new");
+        fs::remove_file(&b).unwrap();
+        move_no_replace(&a, &b).unwrap();
+        assert!(!a.exists());
+        assert_eq!(fs::read(&b).unwrap(), b"new");
     }
 
     #[test]
