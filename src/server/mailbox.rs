@@ -2,9 +2,11 @@
 //! `--maildir` directory, deliveries streamed into `tmp/` and committed to
 //! `new/`, and POP3 sessions over a locked snapshot.
 //!
-//! The lock is per mailbox and held by this process for the life of a POP3
-//! session; a second session gets `-ERR [IN-USE]`. Deliveries do not take
-//! it: they only add files, which a session's snapshot does not see.
+//! The lock is per mailbox and held for the life of a POP3 session: within
+//! this process, and against other `mailctl serve` processes on the same
+//! directory by an exclusive `flock(2)` on the mailbox folder. A second
+//! session gets `-ERR [IN-USE]`. Deliveries do not take it: they only add
+//! files, which a session's snapshot does not see.
 //!
 //! Durability: a message is written to `tmp/`, its data synced, moved into
 //! `new/` (never overwriting: `renameat2(RENAME_NOREPLACE)`, or a hard link
@@ -171,8 +173,15 @@ impl MailStore {
             store: self.clone(),
             name: name.to_string(),
             entries: Vec::new(),
+            _folder_lock: None,
         };
-        // On error the session is dropped, which releases the lock.
+        // On error the session is dropped, which releases the locks.
+        let folder = File::open(maildir.root()).map_err(|_| OpenError::Io)?;
+        match folder.try_lock() {
+            Ok(()) => session._folder_lock = Some(folder),
+            Err(fs::TryLockError::WouldBlock) => return Err(OpenError::InUse),
+            Err(fs::TryLockError::Error(_)) => return Err(OpenError::Io),
+        }
         session.entries = maildir.list().map_err(|_| OpenError::Io)?;
         session
             .entries
@@ -187,6 +196,8 @@ pub struct MailboxSession {
     store: Arc<MailStore>,
     name: String,
     entries: Vec<MaildirEntry>,
+    /// The mailbox folder, open and `flock`ed until the session ends.
+    _folder_lock: Option<File>,
 }
 
 impl MailboxSession {
@@ -522,6 +533,18 @@ mod tests {
         let session = store.lock("bob").unwrap();
         assert_eq!(session.messages().len(), 1);
         assert_eq!(session.messages()[0].size, 3);
+    }
+
+    #[test]
+    fn lock_holds_against_another_server_on_the_same_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = MailStore::open(dir.path()).unwrap();
+        let other = MailStore::open(dir.path()).unwrap();
+        let session = one.lock("bob").unwrap();
+        assert_eq!(other.lock("bob").unwrap_err(), OpenError::InUse);
+        assert!(other.lock("carol").is_ok());
+        drop(session);
+        assert!(other.lock("bob").is_ok());
     }
 
     #[test]
