@@ -793,3 +793,70 @@ fn inputs_found_by_the_fuzzer_do_not_crash() {
         );
     }
 }
+
+#[test]
+fn odd_inputs_never_panic_and_keep_documented_statuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A directory is an input that cannot be read.
+    let out = mailctl(&["parse", tmp.path().to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(66), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // /dev/null is empty: not a message.
+    let out = mailctl(&["parse", "/dev/null"], None);
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    // Multiparts nested 2000 deep, never closed: decoded, with warnings.
+    let mut deep = String::from("From: a@b\r\nSubject: deep\r\nMIME-Version: 1.0\r\n");
+    for i in 0..2000 {
+        deep.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
+    }
+    deep.push_str("Content-Type: text/plain\r\n\r\ninner\r\n");
+    let out = mailctl(&["parse", "-"], Some(deep.as_bytes()));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\ninner\n"));
+}
+
+#[test]
+fn names_of_only_dots_spaces_and_slashes_get_a_typed_name() {
+    let proposed = [". ..", ". .", "....", "/////", "\\\\", " . . .x.txt"];
+    let mut message = String::from(
+        "From: a@b\r\nSubject: dots\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"z\"\r\n\r\n",
+    );
+    for (i, name) in proposed.iter().enumerate() {
+        message.push_str(&format!(
+            "--z\r\nContent-Type: application/octet-stream\r\n\
+             Content-Disposition: attachment; filename*=utf-8''{}\r\n\r\npart{i}\r\n",
+            name.replace('%', "%25")
+                .replace(' ', "%20")
+                .replace('\\', "%5C")
+        ));
+    }
+    message.push_str("--z--\r\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let save = tmp.path().join("out");
+    let out = mailctl(
+        &["parse", "--save-dir", save.to_str().unwrap(), "-"],
+        Some(message.as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let folder = save.join("stdin");
+    assert_eq!(
+        names(&folder),
+        set(&[
+            "attachment-1.bin",
+            "attachment-2.bin",
+            "attachment-3.bin",
+            "attachment-4.bin",
+            "attachment-5.bin",
+            "x.txt",
+            "manifest.json",
+            "message.eml",
+        ])
+    );
+    assert_eq!(read(&folder, "attachment-1.bin"), b"part0");
+    assert_eq!(read(&folder, "x.txt"), b"part5");
+    // Nothing beside the save folder.
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
+}

@@ -136,6 +136,41 @@ fn attachment_and_non_ascii_text_survive_send_serve_fetch() {
     assert_eq!(fs::read(folder.join("报告 2026.bin")).unwrap(), payload);
     let text = fs::read_to_string(folder.join("body.txt")).unwrap();
     assert_eq!(text.replace("\r\n", "\n").trim_end(), body);
+
+    // `parse --save-dir` on the stored message writes the same files with
+    // the same bytes (manifest included) as `fetch --save-dir` did.
+    let parsed = work.path().join("parsed");
+    ok(&mailctl(&[
+        "parse",
+        "--save-dir",
+        parsed.to_str().unwrap(),
+        stored[0].to_str().unwrap(),
+    ]));
+    assert_eq!(
+        folder_contents(&only_child(&parsed)),
+        folder_contents(&folder)
+    );
+}
+
+/// Every file in a folder: name and bytes, sorted by name.
+fn folder_contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 4,
+        "{:?}",
+        files.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    files
 }
 
 #[test]

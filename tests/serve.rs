@@ -149,6 +149,30 @@ fn data_is_unstuffed_normalised_and_never_smuggled() {
 }
 
 #[test]
+fn data_command_ended_by_bare_lf_is_not_half_a_terminator() {
+    let server = Server::start(&[]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    // `DATA LF . CRLF`: the dot line follows a bare LF, so it is content.
+    c.send(b"EHLO s\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<bob@y.test>\r\nDATA\n");
+    for want in ["250", "250", "250", "354"] {
+        c.expect_reply(want);
+    }
+    c.send(b".\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<evil@x>\r\nDATA\r\nhidden\r\n.\r\nNOOP\r\n");
+    c.expect_reply("250 2.0.0");
+    c.expect_reply("250 2.0.0"); // the NOOP after the real end
+    c.send(b"QUIT\r\n");
+    c.expect_reply("221");
+    let files = server.files("bob", "new");
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        body_of(&stored(&files[0])),
+        b".\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<evil@x>\r\nDATA\r\nhidden\r\n"
+    );
+    assert!(server.files("evil", "new").is_empty());
+}
+
+#[test]
 fn oversized_message_is_refused_after_data_and_leaves_nothing() {
     let server = Server::start(&["--max-size", "100"]);
     let mut c = server.smtp();

@@ -240,8 +240,16 @@ pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
             PartType::Text(body) | PartType::Html(body) => {
                 let (data, repaired) = text_part_data(msg, part, body, &path, &mut warnings);
                 entry.data = data;
-                if repaired && top && in_text && entry.content_type == "text/plain" {
-                    // A broken single text body is still the body.
+                // A broken text body is still the body: mail-parser leaves a
+                // part it had to repair (such as a last part cut off before
+                // its end boundary) out of its body list, so a plain text
+                // part that is no attachment and comes before any other
+                // text counts too.
+                let body_like = in_text
+                    || (text.is_empty()
+                        && entry.original_name.is_none()
+                        && entry.disposition.as_deref() != Some("attachment"));
+                if repaired && top && body_like && entry.content_type == "text/plain" {
                     text.push(String::from_utf8_lossy(&entry.data).into_owned().into());
                     Role::BodyText
                 } else {
@@ -729,6 +737,29 @@ mod tests {
         drop(decoded);
         // Dropped recursively, this would overflow the stack.
         dispose(message);
+    }
+
+    #[test]
+    fn text_body_cut_before_its_end_boundary_is_still_the_body() {
+        let raw = b"Subject: cut\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nthe text\r\n";
+        let message = parse(raw).unwrap();
+        let decoded = decode(&message);
+        assert_eq!(decoded.text.as_deref().map(str::trim_end), Some("the text"));
+        assert!(decoded.parts.iter().all(|p| p.role == Role::BodyText));
+        assert!(decoded
+            .warnings
+            .iter()
+            .any(|w| w.contains("without its end boundary")));
+        // A named part cut the same way stays an attachment.
+        let raw = b"Subject: cut\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+Content-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\nfile\r\n";
+        let message = parse(raw).unwrap();
+        let decoded = decode(&message);
+        assert_eq!(decoded.text, None);
+        assert_eq!(decoded.parts[0].role, Role::Attachment);
     }
 
     #[test]

@@ -27,7 +27,11 @@ pub fn sanitize(proposed: &str) -> Option<String> {
 
 fn clean_component(component: &str) -> String {
     let kept: String = component.chars().filter(|&c| !is_unsafe_char(c)).collect();
-    kept.trim().trim_start_matches('.').trim_start().to_string()
+    // Dots and white space may alternate (". .. x"): strip them together,
+    // so nothing left starts with a dot and `.`/`..` cannot come back.
+    kept.trim()
+        .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
+        .to_string()
 }
 
 fn is_unsafe_char(c: char) -> bool {
@@ -122,6 +126,12 @@ mod tests {
             Some("billfdp.exe")
         );
         assert_eq!(sanitize("\u{85}").as_deref(), None);
+        // Dots and spaces alternating must not leave a leading dot, `.` or `..`.
+        assert_eq!(sanitize(". .."), None);
+        assert_eq!(sanitize(". ."), None);
+        assert_eq!(sanitize(" . . .x"), Some("x".to_string()));
+        assert_eq!(sanitize("a/. ../b/ .. "), Some("b".to_string()));
+        assert_eq!(sanitize(".\u{3000}.bashrc"), Some("bashrc".to_string()));
         assert_eq!(sanitize("报告.docx").as_deref(), Some("报告.docx"));
     }
 

@@ -5,7 +5,8 @@
 //!
 //! Rules, chosen so that no "SMTP smuggling" is possible:
 //! - the message ends only at `CRLF . CRLF` (the first CRLF may be the one
-//!   that ended the DATA command);
+//!   that ended the DATA command, if it did end in CRLF: `DATA LF . CRLF`
+//!   is a bare-LF dot line like any other);
 //! - a `.` line after a bare LF (`\n.\r\n`, `\n.\n`) or after a bare CR
 //!   (`\r.\r\n`) never ends it, and neither does `\r\n.\n`;
 //! - a leading dot is removed only at the start of a line that follows a
@@ -46,6 +47,18 @@ impl DataReceiver {
     pub fn new() -> Self {
         DataReceiver {
             state: State::LineStart { crlf: true },
+            done: false,
+        }
+    }
+
+    /// A receiver positioned just after a DATA command line that ended in
+    /// CRLF (`ended_in_crlf`) or in a bare LF. After a bare LF, a `.` line
+    /// right away is content, not the end of the message.
+    pub fn after_command_line(ended_in_crlf: bool) -> Self {
+        DataReceiver {
+            state: State::LineStart {
+                crlf: ended_in_crlf,
+            },
             done: false,
         }
     }
@@ -185,6 +198,21 @@ mod tests {
             assert_eq!(r.feed(b".\r\n", &mut out), 3);
             assert!(r.is_done());
         }
+    }
+
+    #[test]
+    fn data_command_ended_by_bare_lf_is_no_first_crlf() {
+        let mut r = DataReceiver::after_command_line(false);
+        let mut out = Vec::new();
+        assert_eq!(r.feed(b".\r\nMAIL FROM:<x>\r\n", &mut out), 18);
+        assert!(!r.is_done());
+        assert_eq!(out, b".\r\nMAIL FROM:<x>\r\n");
+        assert_eq!(r.feed(b".\r\n", &mut out), 3);
+        assert!(r.is_done());
+        // After CRLF, the same bytes end the (empty) message at once.
+        let mut r = DataReceiver::after_command_line(true);
+        assert_eq!(r.feed(b".\r\nMAIL FROM:<x>\r\n", &mut Vec::new()), 3);
+        assert!(r.is_done());
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //! `--maildir` directory, deliveries streamed into `tmp/` and committed to
 //! `new/`, and POP3 sessions over a locked snapshot.
 //!
-//! The lock is per mailbox and held by this process for the life of a POP3
-//! session; a second session gets `-ERR [IN-USE]`. Deliveries do not take
-//! it: they only add files, which a session's snapshot does not see.
+//! The lock is per mailbox and held for the life of a POP3 session: within
+//! this process, and against other `mailctl serve` processes on the same
+//! directory by an exclusive `flock(2)` on the mailbox folder. A second
+//! session gets `-ERR [IN-USE]`. Deliveries do not take it: they only add
+//! files, which a session's snapshot does not see.
 //!
-//! Durability: a message is written to `tmp/`, its data synced, hard-linked
-//! into `new/` (never overwriting), unlinked from `tmp/`, and `new/` is
-//! synced before the delivery counts as done. Concurrent deliveries into
+//! Durability: a message is written to `tmp/`, its data synced, moved into
+//! `new/` (never overwriting: `renameat2(RENAME_NOREPLACE)`, or a hard link
+//! and unlink where the file system lacks it), and `new/` is synced before
+//! the delivery counts as done. Concurrent deliveries into
 //! the same mailbox share that directory sync (group commit): a delivery
 //! whose link is covered by a sync that started after it waits for that
 //! sync instead of issuing its own.
@@ -170,8 +173,15 @@ impl MailStore {
             store: self.clone(),
             name: name.to_string(),
             entries: Vec::new(),
+            _folder_lock: None,
         };
-        // On error the session is dropped, which releases the lock.
+        // On error the session is dropped, which releases the locks.
+        let folder = File::open(maildir.root()).map_err(|_| OpenError::Io)?;
+        match folder.try_lock() {
+            Ok(()) => session._folder_lock = Some(folder),
+            Err(fs::TryLockError::WouldBlock) => return Err(OpenError::InUse),
+            Err(fs::TryLockError::Error(_)) => return Err(OpenError::Io),
+        }
         session.entries = maildir.list().map_err(|_| OpenError::Io)?;
         session
             .entries
@@ -186,6 +196,8 @@ pub struct MailboxSession {
     store: Arc<MailStore>,
     name: String,
     entries: Vec<MaildirEntry>,
+    /// The mailbox folder, open and `flock`ed until the session ends.
+    _folder_lock: Option<File>,
 }
 
 impl MailboxSession {
@@ -300,8 +312,8 @@ impl Pending {
         }
     }
 
-    /// Data synced, linked into `new/` (never overwriting), `tmp/` name
-    /// removed, `new/` synced. On error nothing is left in `new/`.
+    /// Data synced, moved into `new/` (never overwriting), `new/` synced.
+    /// On error nothing is left in `new/`.
     fn commit(self) -> io::Result<PathBuf> {
         let sync = self.sync.clone();
         self.try_commit()
@@ -313,15 +325,53 @@ impl Pending {
         let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_data()?;
         drop(file);
-        fs::hard_link(&self.tmp, &self.new)?;
+        move_no_replace(&self.tmp, &self.new)?;
         self.finished = true;
-        let _ = fs::remove_file(&self.tmp);
         if let Err(e) = self.sync.sync_after_link() {
             let _ = fs::remove_file(&self.new);
             return Err(e);
         }
         Ok(std::mem::take(&mut self.new))
     }
+}
+
+/// Moves `from` to `to`, failing with `AlreadyExists` rather than replacing
+/// anything at `to`. One `renameat2(RENAME_NOREPLACE)` call where the kernel
+/// and file system support it (one directory operation per message instead
+/// of a link and an unlink); otherwise a hard link then an unlink of `from`.
+#[allow(unsafe_code)]
+fn move_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+        };
+        let (f, t) = (c(from)?, c(to)?);
+        // SAFETY: both pointers are valid NUL-terminated strings for the call.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                f.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {}
+            _ => return Err(err),
+        }
+    }
+    fs::hard_link(from, to)?;
+    let _ = fs::remove_file(from);
+    Ok(())
 }
 
 impl Drop for Pending {
@@ -486,6 +536,18 @@ mod tests {
     }
 
     #[test]
+    fn lock_holds_against_another_server_on_the_same_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = MailStore::open(dir.path()).unwrap();
+        let other = MailStore::open(dir.path()).unwrap();
+        let session = one.lock("bob").unwrap();
+        assert_eq!(other.lock("bob").unwrap_err(), OpenError::InUse);
+        assert!(other.lock("carol").is_ok());
+        drop(session);
+        assert!(other.lock("bob").is_ok());
+    }
+
+    #[test]
     fn too_large_and_abandoned_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = MailStore::open(dir.path()).unwrap();
@@ -529,6 +591,22 @@ mod tests {
         let mut inc = Incoming::start(&store, &["ben".into()], 100);
         inc.write(b"x\r\n");
         assert!(matches!(inc.commit(), Received::Delivered(_)));
+    }
+
+    #[test]
+    fn move_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"new").unwrap();
+        fs::write(&b, b"old").unwrap();
+        let err = move_no_replace(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&b).unwrap(), b"old");
+        assert_eq!(fs::read(&a).unwrap(), b"new");
+        fs::remove_file(&b).unwrap();
+        move_no_replace(&a, &b).unwrap();
+        assert!(!a.exists());
+        assert_eq!(fs::read(&b).unwrap(), b"new");
     }
 
     #[test]

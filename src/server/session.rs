@@ -167,7 +167,8 @@ pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) 
                 if flush(&mut conn, &mut out).is_err() {
                     return;
                 }
-                match receive_data(shared, &mut conn, &machine, &t, peer, id) {
+                let receiver = DataReceiver::after_command_line(line.ends_with(b"\r\n"));
+                match receive_data(shared, &mut conn, &machine, receiver, &t, peer, id) {
                     Ok(outcome) => emit(&t, &mut out, &machine.data_done(outcome).to_bytes()),
                     Err(e) => {
                         t.note("*", &format!("message abandoned: {e}"));
@@ -187,6 +188,7 @@ fn receive_data(
     shared: &Shared,
     conn: &mut Connection,
     machine: &SmtpServer,
+    mut receiver: DataReceiver,
     t: &Transcript,
     peer: SocketAddr,
     id: u64,
@@ -206,7 +208,6 @@ fn receive_data(
         &queue_id,
         &rfc5322_date(now.as_secs()),
     ));
-    let mut receiver = DataReceiver::new();
     let mut content = Vec::with_capacity(128 * 1024);
     loop {
         if conn.buffered().is_empty() && conn.fill()? == 0 {

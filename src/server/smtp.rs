@@ -455,6 +455,16 @@ impl SmtpServer {
                         )
                     }
                     Ok(_) => {}
+                    // Digits beyond u64 are still a size, and too large.
+                    Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                        return Step::reply(
+                            552,
+                            format!(
+                                "5.3.4 Message size exceeds limit of {} bytes",
+                                self.policy.max_size
+                            ),
+                        )
+                    }
                     Err(_) => return Step::reply(501, "5.5.4 Bad SIZE value"),
                 },
                 ("BODY", Some(v))
@@ -847,6 +857,9 @@ mod tests {
             &[
                 ("EHLO me", "250"),
                 ("MAIL FROM:<a@b> SIZE=1001", "552 5.3.4"),
+                ("MAIL FROM:<a@b> SIZE=99999999999999999999999", "552 5.3.4"),
+                ("MAIL FROM:<a@b> SIZE=-1", "501 5.5.4"),
+                ("MAIL FROM:<a@b> SIZE=", "501 5.5.4"),
                 ("MAIL FROM:<a@b> SIZE=1000", "250"),
                 ("RCPT TO:<c@d>", "250"),
                 ("DATA", "354"),

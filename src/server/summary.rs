@@ -2,12 +2,16 @@
 //! envelope, From, Subject (decoded to UTF-8 whatever its charset) and
 //! attachments with their decoded sizes.
 
-use mail_parser::{MessageParser, MimeHeaders};
-
 use super::smtp::Envelope;
+use crate::extract::Role;
 use crate::text::printable;
 
 /// Summary lines for a delivered message (already printable on a terminal).
+///
+/// The message is decoded by the same code as `mailctl parse`
+/// ([`crate::extract::summarize`]), so names split into RFC 2231 segments in
+/// a legacy charset come out whole, and the parser's own failures cannot
+/// take the connection down.
 pub fn describe(envelope: &Envelope, message: &[u8]) -> Vec<String> {
     let mut lines = vec![format!(
         "envelope from <{}> to {}",
@@ -19,31 +23,42 @@ pub fn describe(envelope: &Envelope, message: &[u8]) -> Vec<String> {
             .collect::<Vec<_>>()
             .join(", ")
     )];
-    let parsed = match MessageParser::default().parse(message) {
-        Some(m) => m,
-        None => {
+    let summary = match crate::extract::summarize(message) {
+        Ok(s) => s,
+        Err(_) => {
             lines.push("message could not be parsed".to_string());
             return lines;
         }
     };
-    if let Some(from) = parsed.from().and_then(|a| a.first()) {
-        let address = from.address().unwrap_or("");
-        let text = match from.name() {
-            Some(name) => format!("{name} <{address}>"),
-            None => format!("<{address}>"),
-        };
-        lines.push(format!("from: {}", printable(text.as_bytes())));
+    if let Some(from) = &summary.headers.from {
+        lines.push(format!("from: {}", printable(from.as_bytes())));
     }
     lines.push(format!(
         "subject: {}",
-        printable(parsed.subject().unwrap_or("(none)").as_bytes())
+        printable(
+            summary
+                .headers
+                .subject
+                .as_deref()
+                .unwrap_or("(none)")
+                .as_bytes()
+        )
     ));
-    for part in parsed.attachments() {
-        let name = part.attachment_name().unwrap_or("(unnamed)");
+    for part in &summary.parts {
+        let kind = match part.role {
+            Role::Attachment | Role::Inline => "attachment",
+            Role::Message => "message",
+            Role::BodyText | Role::BodyHtml | Role::NestedBody => continue,
+        };
         lines.push(format!(
-            "attachment: {} ({} bytes)",
-            printable(name.as_bytes()),
-            part.len()
+            "{kind}: {} ({} bytes)",
+            printable(
+                part.original_name
+                    .as_deref()
+                    .unwrap_or("(unnamed)")
+                    .as_bytes()
+            ),
+            part.size
         ));
     }
     lines
@@ -72,7 +87,10 @@ Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
 --b\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
 --b\r\nContent-Type: application/octet-stream\r\n\
 Content-Disposition: attachment; filename=\"data.bin\"\r\n\
-Content-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n--b--\r\n";
+Content-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n\
+--b\r\nContent-Type: text/plain; charset=gb18030\r\n\
+Content-Disposition: attachment;\r\n filename*0*=gb18030''%B1%A8; filename*1*=%B8%E6.txt\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n1tDOxA==\r\n--b--\r\n";
         let lines = describe(&envelope, message);
         assert_eq!(
             lines,
@@ -81,6 +99,7 @@ Content-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n--b--\r\n";
                 "from: 张三 <zhang@example.cn>",
                 "subject: 邮件测试",
                 "attachment: data.bin (5 bytes)",
+                "attachment: 报告.txt (6 bytes)",
             ]
         );
     }

@@ -1,11 +1,13 @@
 #!/bin/sh
 # Benchmark (not a test): 1000 messages from 4 concurrent SMTP clients into
 # `mailctl serve` (release build, every message fsynced into a Maildir
-# before 250) and into python aiosmtpd (Sink handler: discards; Mailbox
-# handler: Maildir without fsync), in one run. Prints messages per second
-# and the server's peak RSS (VmHWM).
+# before 250) and into python aiosmtpd with three handlers: Sink (discards),
+# Mailbox (Maildir without fsync) and serve/fsync_maildir.py (Maildir synced
+# like mailctl's: data, rename into new/, new/ synced, then 250). The four
+# servers are run interleaved ROUNDS times, since a shared machine is noisy;
+# prints each run and the median rate per server, with its peak RSS (VmHWM).
 #
-# Usage: [BENCH_DIR=/path] tests/bench/serve.sh [TOTAL] [CLIENTS]
+# Usage: [BENCH_DIR=/path] [ROUNDS=3] tests/bench/serve.sh [TOTAL] [CLIENTS]
 # BENCH_DIR is where the Maildirs go (default /tmp); its file system decides
 # what fsync costs. Needs: cargo, python3, aiosmtpd (Debian
 # python3-aiosmtpd or pip).
@@ -13,6 +15,7 @@ set -eu
 
 TOTAL=${1:-1000}
 CLIENTS=${2:-4}
+ROUNDS=${ROUNDS:-3}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BLAST="$ROOT/tests/bench/serve/blast.py"
 WORK=$(mktemp -d -p "${BENCH_DIR:-/tmp}")
@@ -32,7 +35,7 @@ done
 (cd "$ROOT" && cargo build --release --quiet)
 MAILCTL="${CARGO_TARGET_DIR:-$ROOT/target}/release/mailctl"
 
-peak_rss() { awk '/VmHWM/ {print $2 " kB"}' "/proc/$1/status"; }
+peak_rss() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -51,49 +54,72 @@ sys.exit(1)
 PY
 }
 
-report() { # name, blast output, pid
-    set -- "$1" "$2" "$3"
-    secs=${2% *}
-    rate=${2#* }
-    printf '%-34s %6s msg/s  %7s s  peak RSS %s\n' "$1" "$rate" "$secs" "$(peak_rss "$3")"
-}
+echo "$TOTAL messages, $CLIENTS concurrent clients, $ROUNDS rounds, $(nproc) CPUs," \
+    "load $(cut -d' ' -f1 /proc/loadavg), maildirs on $(df -T "$WORK" | awk 'NR==2 {print $2}')"
 
-echo "$TOTAL messages, $CLIENTS concurrent clients, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)," \
-    "maildirs on $(df -T "$WORK" | awk 'NR==2 {print $2}')"
-
-# mailctl serve
-"$MAILCTL" serve --maildir "$WORK/mailctl" --smtp 127.0.0.1:0 --pop3 127.0.0.1:0 \
-    2>"$WORK/mailctl.log" &
-SERVER_PID=$!
-while ! grep -qs 'smtp listening' "$WORK/mailctl.log"; do sleep 0.05; done
-PORT=$(sed -n 's/^mailctl: smtp listening on .*:\([0-9]*\)$/\1/p' "$WORK/mailctl.log")
-OUT=$(python3 "$BLAST" 127.0.0.1 "$PORT" "$TOTAL" "$CLIENTS")
-report "mailctl serve (fsync each)" "$OUT" "$SERVER_PID"
-kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
-COUNT=$(ls "$WORK/mailctl/inbox/new" | wc -l)
-[ "$COUNT" -eq "$TOTAL" ] || { echo "mailctl stored $COUNT of $TOTAL" >&2; exit 1; }
-
-if [ -z "$AIOPY" ]; then
-    echo "aiosmtpd not installed: skipped (apt install python3-aiosmtpd)"
-    exit 0
+SERVERS="mailctl"
+if [ -n "$AIOPY" ]; then
+    SERVERS="mailctl aio-sink aio-maildir aio-fsync"
+else
+    echo "aiosmtpd not installed: only mailctl runs (apt install python3-aiosmtpd)"
 fi
 
-for handler in Sink Mailbox; do
-    PORT=$(free_port)
-    if [ "$handler" = Mailbox ]; then
-        set -- "$WORK/aio"
-    else
-        set --
-    fi
-    "$AIOPY" -m aiosmtpd -n -l "127.0.0.1:$PORT" -c "aiosmtpd.handlers.$handler" "$@" \
-        >/dev/null 2>"$WORK/aio.log" &
-    SERVER_PID=$!
-    wait_port "$PORT"
-    OUT=$(python3 "$BLAST" 127.0.0.1 "$PORT" "$TOTAL" "$CLIENTS")
-    case $handler in
-        Sink) name="aiosmtpd (Sink, discards)" ;;
-        *) name="aiosmtpd (Maildir, no fsync)" ;;
+label() {
+    case $1 in
+        mailctl) echo "mailctl serve (Maildir, fsync each)" ;;
+        aio-sink) echo "aiosmtpd (Sink, discards)" ;;
+        aio-maildir) echo "aiosmtpd (Mailbox, no fsync)" ;;
+        aio-fsync) echo "aiosmtpd (Maildir, fsync each)" ;;
     esac
-    report "$name" "$OUT" "$SERVER_PID"
-    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+}
+
+run_one() { # server, round
+    srv=$1 rnd=$2
+    dir="$WORK/$srv.$rnd"
+    case $srv in
+        mailctl)
+            "$MAILCTL" serve --maildir "$dir" --smtp 127.0.0.1:0 --pop3 127.0.0.1:0 \
+                2>"$WORK/mailctl.log" &
+            SERVER_PID=$!
+            while ! grep -qs 'smtp listening' "$WORK/mailctl.log"; do sleep 0.05; done
+            PORT=$(sed -n 's/^mailctl: smtp listening on .*:\([0-9]*\)$/\1/p' "$WORK/mailctl.log")
+            ;;
+        *)
+            PORT=$(free_port)
+            case $srv in
+                aio-sink) set -- aiosmtpd.handlers.Sink ;;
+                aio-maildir) set -- aiosmtpd.handlers.Mailbox "$dir" ;;
+                aio-fsync) set -- fsync_maildir.FsyncMaildir "$dir" ;;
+            esac
+            PYTHONPATH="$ROOT/tests/bench/serve" "$AIOPY" -m aiosmtpd -n -l "127.0.0.1:$PORT" \
+                -c "$@" >/dev/null 2>"$WORK/aio.log" &
+            SERVER_PID=$!
+            wait_port "$PORT"
+            ;;
+    esac
+    OUT=$(python3 "$BLAST" 127.0.0.1 "$PORT" "$TOTAL" "$CLIENTS")
+    RSS=$(peak_rss "$SERVER_PID")
+    kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+    case $srv in
+        mailctl) COUNT=$(ls "$dir/inbox/new" | wc -l) ;;
+        aio-sink) COUNT=$TOTAL ;;
+        *) COUNT=$(ls "$dir/new" | wc -l) ;;
+    esac
+    [ "$COUNT" -eq "$TOTAL" ] || { echo "$srv stored $COUNT of $TOTAL" >&2; exit 1; }
+    rm -rf "$dir"
+    echo "$srv ${OUT#* } ${OUT% *} $RSS" >>"$WORK/results"
+    printf '  round %s  %-38s %6s msg/s  %6s s  peak RSS %s\n' "$rnd" "$(label "$srv")" "${OUT#* }" "${OUT% *}" "$RSS"
+}
+
+round=1
+while [ "$round" -le "$ROUNDS" ]; do
+    for server in $SERVERS; do run_one "$server" "$round"; done
+    round=$((round + 1))
+done
+
+echo "median of $ROUNDS rounds:"
+for server in $SERVERS; do
+    awk -v s="$server" '$1 == s {print $2, $4}' "$WORK/results" | sort -n |
+        awk -v name="$(label "$server")" '{r[NR]=$1; m[NR]=$2} END {
+            i = int((NR + 1) / 2); printf "  %-38s %6s msg/s  peak RSS %s kB\n", name, r[i], m[i] }'
 done
