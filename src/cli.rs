@@ -17,6 +17,10 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Configuration file [default: $XDG_CONFIG_HOME/mailctl/config.toml].
+    #[arg(long, global = true, value_name = "FILE", env = "MAILCTL_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -33,11 +37,24 @@ pub enum Command {
     Serve(crate::cmd::serve::ServeArgs),
     /// Decode saved messages into text and attachment files.
     Parse(crate::cmd::parse::ParseArgs),
+    /// Check the configuration file and the servers it names.
+    Config(crate::cmd::config::ConfigArgs),
+    /// Submit a message the sendmail way: message on stdin, recipients as
+    /// arguments.
+    Sendmail(crate::cmd::sendmail::SendmailArgs),
+    /// Print a shell completion script.
+    Completions(crate::cmd::completions::CompletionsArgs),
+    /// Write the man pages, one per command.
+    Man(crate::cmd::man::ManArgs),
 }
 
 /// Options every client command takes to reach a server.
 #[derive(Debug, Args, Clone)]
 pub struct ConnectArgs {
+    /// Account from the configuration file [default: the file's `default`].
+    #[arg(long, value_name = "NAME", env = "MAILCTL_ACCOUNT")]
+    pub account: Option<String>,
+
     /// Server as HOST[:PORT].
     #[arg(long, value_name = "HOST[:PORT]")]
     pub server: Option<String>,
