@@ -213,6 +213,11 @@ fn warnings(server: &ResolvedServer) -> Vec<String> {
             out.push(format!("{origin}: password_env names {var}, which is not set now"));
         }
     }
+    if server.user.is_none() && server.password.configured.is_some() {
+        out.push(
+            "a password source is set but no `user`: no login will be attempted".to_string(),
+        );
+    }
     if let Some(ca) = &server.tls_options.ca_file {
         if !ca.is_file() {
             out.push(format!("ca_file {} does not exist", ca.display()));

@@ -571,7 +571,24 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
         timeout: config::DEFAULT_TIMEOUT_SECS,
     };
     let config_path = inv.config.clone().or_else(|| globals.config.map(PathBuf::from));
-    let server = config::resolve_smtp(&connect, config_path.as_deref())?;
+    let server = config::resolve_smtp(&connect, config_path.as_deref()).map_err(|err| {
+        if crate::exit::exit_status(&err) == Exit::Usage {
+            let path = config_path
+                .clone()
+                .or_else(config::default_path)
+                .unwrap_or_default();
+            fail(
+                Exit::Config,
+                format!(
+                    "sendmail mode sends through an account of the configuration file, and {} \
+                     does not exist (examples/mailctl.toml shows one)",
+                    path.display()
+                ),
+            )
+        } else {
+            err
+        }
+    })?;
     let message = read_message(&mut std::io::stdin().lock(), inv.ignore_dots)?;
     let now = mail_builder::headers::date::Date::now().to_rfc822();
     let submission = prepare(&inv, server.from.as_deref(), &message, &now)?;

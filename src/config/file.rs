@@ -312,7 +312,7 @@ fn parse_error(path: &Path, text: &str, err: &toml::de::Error) -> anyhow::Error 
             let line = line_of(text, span.start);
             let table = enclosing_table(text, span.start);
             let place = match table {
-                Some(t) => format!(" in [{t}]"),
+                Some(t) => format!(" [{t}]:"),
                 None => String::new(),
             };
             fail(
@@ -500,8 +500,8 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 /// The `[table]` header in force at byte `offset`, if any.
 fn enclosing_table(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
-    let start_of_line = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    text[..start_of_line]
+    let end_of_line = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    text[..end_of_line]
         .lines()
         .rev()
         .find_map(table_header)
@@ -543,6 +543,10 @@ mod tests {
             Some("accounts.w.smtp")
         );
         assert_eq!(enclosing_table(text, 2), None);
+        assert_eq!(
+            enclosing_table(text, text.find("[accounts.w.smtp]").unwrap()).as_deref(),
+            Some("accounts.w.smtp")
+        );
         assert_eq!(table_line(text, "accounts.w"), Some(2));
         assert_eq!(table_line(text, "accounts.w.smtp"), Some(5));
         assert_eq!(table_line(text, "accounts.v"), None);
