@@ -11,7 +11,21 @@ use crate::transport::TlsMode;
 
 /// Send, fetch and serve mail from the command line.
 #[derive(Debug, Parser)]
-#[command(name = "mailctl", version, about, propagate_version = true)]
+#[command(
+    name = "mailctl",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "\
+Examples:
+  mailctl send --to bob@example.org --subject hi --body 'see you at 5'
+  mailctl fetch --account work --new --maildir ~/Mail/work
+  mailctl config check --connect
+  mailctl completions bash > ~/.local/share/bash-completion/completions/mailctl
+
+Accounts live in $XDG_CONFIG_HOME/mailctl/config.toml (see `mailctl config check --help`).
+Exit status follows sysexits.h: 0 ok, 64 usage, 75 try again later, 78 configuration, ..."
+)]
 pub struct Cli {
     /// Print the protocol transcript on stderr (secrets redacted).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

@@ -33,7 +33,9 @@ fn main() -> ExitCode {
 
 /// Whether the program was started through a link named `sendmail`.
 fn invoked_as_sendmail(argv0: &OsString) -> bool {
-    Path::new(argv0).file_name().is_some_and(|n| n == "sendmail")
+    Path::new(argv0)
+        .file_name()
+        .is_some_and(|n| n == "sendmail")
 }
 
 /// sendmail mode: the whole command line is sendmail's.

@@ -34,7 +34,9 @@ pub enum ConfigAction {
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
     /// Print the path of the configuration file in use.
-    #[command(after_help = "Examples:\n  mailctl config path\n  $EDITOR \"$(mailctl config path)\"")]
+    #[command(
+        after_help = "Examples:\n  mailctl config path\n  $EDITOR \"$(mailctl config path)\""
+    )]
     Path,
 }
 
@@ -86,20 +88,14 @@ fn config_path(globals: Globals) -> anyhow::Result<PathBuf> {
 }
 
 fn run_check(path: &std::path::Path, args: &CheckArgs, globals: Globals) -> anyhow::Result<Exit> {
-    let loaded = config::load(path).map_err(|err| {
-        if config::is_not_found(&err) {
-            fail(
-                Exit::Config,
-                format!(
-                    "{}: no such file: create it (examples/mailctl.toml shows every key) \
-                     or give --config FILE",
-                    path.display()
-                ),
-            )
-        } else {
-            err
-        }
-    })?;
+    if config::is_absent(path) {
+        crate::bail_with!(
+            Exit::Config,
+            "{}: no such file: create it (examples/mailctl.toml shows every key) or give --config FILE",
+            path.display()
+        );
+    }
+    let loaded = config::load(path)?;
     let names: Vec<String> = match &args.account {
         Some(name) => vec![config::choose_account(&loaded, Some(name))?.to_string()],
         None => loaded.file.accounts.keys().cloned().collect(),
@@ -174,10 +170,20 @@ fn account_servers(loaded: &Loaded, name: &str) -> anyhow::Result<Vec<ResolvedSe
     let account = &loaded.file.accounts[name];
     let mut out = Vec::new();
     if account.smtp.is_some() {
-        out.push(config::from_account(Protocol::Smtp, &connect, loaded, Some(name))?);
+        out.push(config::from_account(
+            Protocol::Smtp,
+            &connect,
+            loaded,
+            Some(name),
+        )?);
     }
     if account.pop3.is_some() {
-        out.push(config::from_account(Protocol::Pop3, &connect, loaded, Some(name))?);
+        out.push(config::from_account(
+            Protocol::Pop3,
+            &connect,
+            loaded,
+            Some(name),
+        )?);
     }
     Ok(out)
 }
@@ -210,13 +216,13 @@ fn warnings(server: &ResolvedServer) -> Vec<String> {
     }
     if let Some(config::ConfiguredPassword::Env { var, origin }) = &server.password.configured {
         if std::env::var_os(var).is_none() {
-            out.push(format!("{origin}: password_env names {var}, which is not set now"));
+            out.push(format!(
+                "{origin}: password_env names {var}, which is not set now"
+            ));
         }
     }
     if server.user.is_none() && server.password.configured.is_some() {
-        out.push(
-            "a password source is set but no `user`: no login will be attempted".to_string(),
-        );
+        out.push("a password source is set but no `user`: no login will be attempted".to_string());
     }
     if let Some(ca) = &server.tls_options.ca_file {
         if !ca.is_file() {
@@ -307,7 +313,9 @@ fn command(conn: &mut Connection, transcript: &Transcript, line: &str) -> anyhow
 fn open(server: &ResolvedServer) -> anyhow::Result<Connection> {
     let timeout = server.timeout;
     match server.tls {
-        TlsMode::Implicit => Connection::connect_tls(&server.endpoint, &server.tls_options, timeout),
+        TlsMode::Implicit => {
+            Connection::connect_tls(&server.endpoint, &server.tls_options, timeout)
+        }
         _ => Connection::connect(&server.endpoint, timeout),
     }
 }
@@ -329,7 +337,11 @@ fn ehlo_name() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        })
         .unwrap_or_else(|| "localhost".to_string())
 }
 
@@ -348,7 +360,11 @@ pub fn probe_smtp(server: &ResolvedServer, transcript: &Transcript) -> anyhow::R
     let mut caps = expect_smtp(read_smtp_reply(&mut conn, transcript)?, 250, "EHLO")?;
     let mut discarded = 0;
     if server.tls == TlsMode::Starttls {
-        let offered = caps.lines.iter().skip(1).any(|l| l.eq_ignore_ascii_case("STARTTLS"));
+        let offered = caps
+            .lines
+            .iter()
+            .skip(1)
+            .any(|l| l.eq_ignore_ascii_case("STARTTLS"));
         if !offered {
             crate::bail_with!(
                 Exit::Protocol,
@@ -361,10 +377,19 @@ pub fn probe_smtp(server: &ResolvedServer, transcript: &Transcript) -> anyhow::R
         conn = upgraded;
         discarded = n;
         command(&mut conn, transcript, &ehlo)?;
-        caps = expect_smtp(read_smtp_reply(&mut conn, transcript)?, 250, "EHLO after STARTTLS")?;
+        caps = expect_smtp(
+            read_smtp_reply(&mut conn, transcript)?,
+            250,
+            "EHLO after STARTTLS",
+        )?;
     }
     report.push(tls_line(server, discarded));
-    let keywords: Vec<String> = caps.lines.iter().skip(1).map(|l| printable(l.as_bytes())).collect();
+    let keywords: Vec<String> = caps
+        .lines
+        .iter()
+        .skip(1)
+        .map(|l| printable(l.as_bytes()))
+        .collect();
     report.push(format!(
         "offers: {}",
         if keywords.is_empty() {
@@ -398,7 +423,11 @@ fn auth_line(server: &ResolvedServer, keywords: &[String], prefix: &str) -> Stri
     }
 }
 
-fn read_pop3_status(conn: &mut Connection, transcript: &Transcript, step: &str) -> anyhow::Result<String> {
+fn read_pop3_status(
+    conn: &mut Connection,
+    transcript: &Transcript,
+    step: &str,
+) -> anyhow::Result<String> {
     let line = conn.read_line(MAX_LINE)?;
     transcript.server(line);
     let text = printable_line(line);
@@ -426,7 +455,10 @@ fn read_pop3_lines(conn: &mut Connection, transcript: &Transcript) -> anyhow::Re
         let body = body.strip_prefix(b".").unwrap_or(body);
         lines.push(printable(body));
         if lines.len() > MAX_LINES {
-            crate::bail_with!(Exit::Protocol, "POP3 response of more than {MAX_LINES} lines");
+            crate::bail_with!(
+                Exit::Protocol,
+                "POP3 response of more than {MAX_LINES} lines"
+            );
         }
     }
 }
@@ -441,7 +473,11 @@ fn capa(conn: &mut Connection, transcript: &Transcript) -> anyhow::Result<Option
     if line.starts_with(b"-ERR") {
         return Ok(None);
     }
-    crate::bail_with!(Exit::Protocol, "CAPA: malformed POP3 response: {}", printable_line(line))
+    crate::bail_with!(
+        Exit::Protocol,
+        "CAPA: malformed POP3 response: {}",
+        printable_line(line)
+    )
 }
 
 /// Connects to a POP3 server and reports its greeting, TLS and CAPA list
@@ -498,9 +534,18 @@ mod tests {
 
     #[test]
     fn smtp_reply_lines() {
-        assert_eq!(parse_smtp_line(b"250-SIZE 1000\r\n"), Some((250, false, "SIZE 1000".into())));
-        assert_eq!(parse_smtp_line(b"250 OK\r\n"), Some((250, true, "OK".into())));
-        assert_eq!(parse_smtp_line(b"220\r\n"), Some((220, true, String::new())));
+        assert_eq!(
+            parse_smtp_line(b"250-SIZE 1000\r\n"),
+            Some((250, false, "SIZE 1000".into()))
+        );
+        assert_eq!(
+            parse_smtp_line(b"250 OK\r\n"),
+            Some((250, true, "OK".into()))
+        );
+        assert_eq!(
+            parse_smtp_line(b"220\r\n"),
+            Some((220, true, String::new()))
+        );
         assert_eq!(parse_smtp_line(b"22 x\r\n"), None);
         assert_eq!(parse_smtp_line(b"220x\r\n"), None);
     }

@@ -35,7 +35,11 @@ pub fn write_pages(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-fn write_tree(command: clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+fn write_tree(
+    command: clap::Command,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> anyhow::Result<()> {
     let page = clap_mangen::Man::new(command.clone());
     let path = dir.join(page.get_filename());
     let mut bytes = Vec::new();

@@ -30,10 +30,7 @@ impl Globals {
     pub fn from_cli(cli: &Cli) -> Self {
         Globals {
             verbose: cli.verbose,
-            config: cli
-                .config
-                .clone()
-                .map(|p| &*Box::leak(p.into_boxed_path())),
+            config: cli.config.clone().map(|p| &*Box::leak(p.into_boxed_path())),
         }
     }
 }

@@ -155,7 +155,10 @@ impl SendmailInvocation {
                     String::new()
                 } else {
                     args.next().ok_or_else(|| {
-                        fail(Exit::Usage, format!("sendmail option -{letter} needs a value"))
+                        fail(
+                            Exit::Usage,
+                            format!("sendmail option -{letter} needs a value"),
+                        )
                     })?
                 };
                 inv.valued_option(letter, value)?;
@@ -176,7 +179,10 @@ impl SendmailInvocation {
         };
         let mut value = || {
             inline.clone().or_else(|| rest.next()).ok_or_else(|| {
-                fail(Exit::Usage, format!("sendmail option --{name} needs a value"))
+                fail(
+                    Exit::Usage,
+                    format!("sendmail option --{name} needs a value"),
+                )
             })
         };
         match name {
@@ -204,11 +210,7 @@ impl SendmailInvocation {
                 self.full_name = Some(value);
             }
             'C' => self.config = Some(PathBuf::from(value)),
-            'o' => {
-                if value == "i" {
-                    self.ignore_dots = true;
-                }
-            }
+            'o' if value == "i" => self.ignore_dots = true,
             'b' => match value.as_str() {
                 "m" => {}
                 "s" => crate::bail_with!(
@@ -451,9 +453,8 @@ pub fn prepare(
     if inv.recipients_from_headers {
         for name in [HeaderName::To, HeaderName::Cc, HeaderName::Bcc] {
             for addr in addresses_of(name) {
-                check_address(&addr, "header address").map_err(|e| {
-                    fail(Exit::DataErr, format!("{e:#}"))
-                })?;
+                check_address(&addr, "header address")
+                    .map_err(|e| fail(Exit::DataErr, format!("{e:#}")))?;
                 recipients.push(addr);
             }
         }
@@ -558,10 +559,11 @@ pub fn run(args: SendmailArgs, globals: Globals) -> anyhow::Result<Exit> {
 pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
     let inv = SendmailInvocation::parse(args)?;
     let connect = ConnectArgs {
-        account: inv
-            .account
-            .clone()
-            .or_else(|| std::env::var("MAILCTL_ACCOUNT").ok().filter(|a| !a.is_empty())),
+        account: inv.account.clone().or_else(|| {
+            std::env::var("MAILCTL_ACCOUNT")
+                .ok()
+                .filter(|a| !a.is_empty())
+        }),
         server: None,
         tls: None,
         ca_file: None,
@@ -570,7 +572,10 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
         password_command: None,
         timeout: config::DEFAULT_TIMEOUT_SECS,
     };
-    let config_path = inv.config.clone().or_else(|| globals.config.map(PathBuf::from));
+    let config_path = inv
+        .config
+        .clone()
+        .or_else(|| globals.config.map(PathBuf::from));
     let server = config::resolve_smtp(&connect, config_path.as_deref()).map_err(|err| {
         if crate::exit::exit_status(&err) == Exit::Usage {
             let path = config_path
@@ -601,7 +606,11 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
 
 /// Hands the prepared message to the SMTP client: the one place sendmail
 /// mode meets `mailctl send`'s submission code.
-pub fn submit(server: &ResolvedServer, submission: &Submission, globals: Globals) -> anyhow::Result<Exit> {
+pub fn submit(
+    server: &ResolvedServer,
+    submission: &Submission,
+    globals: Globals,
+) -> anyhow::Result<Exit> {
     let _ = (server, submission, globals);
     Err(fail(
         Exit::Software,
@@ -635,7 +644,15 @@ mod tests {
 
     #[test]
     fn mutt_arguments() {
-        let inv = parse(&["-oem", "-oi", "-B8BITMIME", "-N", "failure,delay", "--", "-odd@example.org"]);
+        let inv = parse(&[
+            "-oem",
+            "-oi",
+            "-B8BITMIME",
+            "-N",
+            "failure,delay",
+            "--",
+            "-odd@example.org",
+        ]);
         assert!(inv.ignore_dots);
         assert_eq!(inv.recipients, ["-odd@example.org"]);
     }
@@ -648,7 +665,16 @@ mod tests {
         assert!(inv.ignore_dots);
         assert_eq!(inv.recipients, ["root"]);
         // cronie: -FCronDaemon -i -odi -oem -oi -t -f USER
-        let inv = parse(&["-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t", "-f", "root"]);
+        let inv = parse(&[
+            "-FCronDaemon",
+            "-i",
+            "-odi",
+            "-oem",
+            "-oi",
+            "-t",
+            "-f",
+            "root",
+        ]);
         assert!(inv.recipients_from_headers);
         assert_eq!(inv.envelope_from.as_deref(), Some("root"));
         assert!(inv.recipients.is_empty());
@@ -656,7 +682,15 @@ mod tests {
 
     #[test]
     fn clusters_attached_values_and_long_options() {
-        let inv = parse(&["-ti", "-fme@x.org", "-F", "Jane Doe", "--account=work", "--config", "/c.toml"]);
+        let inv = parse(&[
+            "-ti",
+            "-fme@x.org",
+            "-F",
+            "Jane Doe",
+            "--account=work",
+            "--config",
+            "/c.toml",
+        ]);
         assert!(inv.recipients_from_headers && inv.ignore_dots);
         assert_eq!(inv.envelope_from.as_deref(), Some("me@x.org"));
         assert_eq!(inv.full_name.as_deref(), Some("Jane Doe"));
@@ -692,10 +726,16 @@ mod tests {
     #[test]
     fn lone_dot_ends_input_without_i() {
         let input = b"Subject: x\n\nline\n.\nafter\n";
-        assert_eq!(read_message(&mut &input[..], false).unwrap(), b"Subject: x\n\nline\n");
+        assert_eq!(
+            read_message(&mut &input[..], false).unwrap(),
+            b"Subject: x\n\nline\n"
+        );
         assert_eq!(read_message(&mut &input[..], true).unwrap(), input);
         let input = b"Subject: x\r\n\r\n..x\r\n.\r\n";
-        assert_eq!(read_message(&mut &input[..], false).unwrap(), b"Subject: x\r\n\r\n..x\r\n");
+        assert_eq!(
+            read_message(&mut &input[..], false).unwrap(),
+            b"Subject: x\r\n\r\n..x\r\n"
+        );
     }
 
     const NOW: &str = "Wed, 25 Nov 2026 20:00:00 +0000";
@@ -708,7 +748,14 @@ mod tests {
         assert_eq!(sub.envelope_from, "me@x.org");
         assert_eq!(
             sub.recipients,
-            ["extra@x.org", "a@x.org", "b@x.org", "c@x.org", "secret@x.org", "also@x.org"]
+            [
+                "extra@x.org",
+                "a@x.org",
+                "b@x.org",
+                "c@x.org",
+                "secret@x.org",
+                "also@x.org"
+            ]
         );
         assert_eq!(
             String::from_utf8(sub.message).unwrap(),
@@ -726,7 +773,10 @@ mod tests {
         assert!(text.starts_with(&format!(
             "From: \"Cron Daemon\" <sys@x.org>\r\nDate: {NOW}\r\nMessage-ID: <"
         )));
-        assert!(text.ends_with("@x.org>\r\nSubject: out\r\n\r\nhello\r\n"), "{text}");
+        assert!(
+            text.ends_with("@x.org>\r\nSubject: out\r\n\r\nhello\r\n"),
+            "{text}"
+        );
         // Without -F, the account's own From line is used as is.
         let inv = parse(&["root@x.org"]);
         let sub = prepare(&inv, Some("Sys <sys@x.org>"), b"Subject: s\n\nb\n", NOW).unwrap();

@@ -220,7 +220,11 @@ impl Loaded {
     }
 
     /// An exit-78 error pointing at the start of `span`.
-    pub fn error_at(&self, span: std::ops::Range<usize>, message: impl AsRef<str>) -> anyhow::Error {
+    pub fn error_at(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl AsRef<str>,
+    ) -> anyhow::Error {
         fail(
             Exit::Config,
             format!(
@@ -255,8 +259,7 @@ impl Loaded {
 
 /// Reads, parses and checks the configuration file at `path`.
 ///
-/// Errors: the file cannot be read (exit 78, or `NotFound` kept in the chain
-/// so callers can tell a missing file), a syntax error, an unknown key, a
+/// Errors (all exit 78): the file cannot be read, a syntax error, an unknown key, a
 /// wrong type, a missing required key, or a rule broken (see
 /// [`check`]): all exit 78 with `FILE:LINE:`.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
@@ -287,22 +290,18 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
-/// A file that could not be opened: the `io::Error` stays in the chain (so
-/// `NotFound` can be recognised) under a message naming the file.
+/// A file that could not be opened or inspected.
 fn open_error(path: &Path, err: std::io::Error) -> anyhow::Error {
-    let message = format!("{}: cannot open configuration file: {err}", path.display());
-    anyhow::Error::new(err).context(crate::exit::Failure {
-        exit: Exit::Config,
-        message,
-    })
+    fail(
+        Exit::Config,
+        format!("{}: cannot open configuration file: {err}", path.display()),
+    )
 }
 
-/// Whether `err` came from a configuration file that does not exist.
-pub fn is_not_found(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-    })
+/// Whether `path` is known not to exist (as opposed to existing but being
+/// unreadable, which [`load`] reports).
+pub fn is_absent(path: &Path) -> bool {
+    matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 fn parse_error(path: &Path, text: &str, err: &toml::de::Error) -> anyhow::Error {
@@ -367,7 +366,9 @@ pub fn check(loaded: &Loaded) -> anyhow::Result<()> {
         if account.smtp.is_none() && account.pop3.is_none() {
             return Err(loaded.error_at_table(
                 &table,
-                format!("account '{name}' has neither an [{table}.smtp] nor an [{table}.pop3] table"),
+                format!(
+                    "account '{name}' has neither an [{table}.smtp] nor an [{table}.pop3] table"
+                ),
             ));
         }
         if let Some(server) = &account.smtp {
@@ -387,7 +388,9 @@ fn check_server<A>(loaded: &Loaded, server: &Server<A>) -> anyhow::Result<()> {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     let bad_host = bare.is_empty()
-        || bare.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        || bare
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
         || (bare.contains(':') && bare.parse::<std::net::Ipv6Addr>().is_err());
     if bad_host {
         let hint = if bare.contains(':') {

@@ -53,9 +53,15 @@ mod tests {
 
     #[test]
     fn mismatches_have_hints() {
-        assert!(tls_hint(465, TlsMode::Starttls).unwrap().contains("--tls implicit"));
-        assert!(tls_hint(995, TlsMode::None).unwrap().contains("--tls implicit"));
-        assert!(tls_hint(587, TlsMode::Implicit).unwrap().contains("--tls starttls"));
+        assert!(tls_hint(465, TlsMode::Starttls)
+            .unwrap()
+            .contains("--tls implicit"));
+        assert!(tls_hint(995, TlsMode::None)
+            .unwrap()
+            .contains("--tls implicit"));
+        assert!(tls_hint(587, TlsMode::Implicit)
+            .unwrap()
+            .contains("--tls starttls"));
         assert!(tls_hint(110, TlsMode::Implicit).unwrap().contains("STLS"));
         assert_eq!(tls_hint(465, TlsMode::Implicit), None);
         assert_eq!(tls_hint(587, TlsMode::Starttls), None);

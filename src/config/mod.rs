@@ -15,8 +15,7 @@ mod hint;
 mod resolve;
 
 pub use file::{
-    is_not_found, load, Account, AuthName, ConfigFile, Loaded, Pop3Auth, Server, SmtpAuth,
-    TlsSetting,
+    is_absent, load, Account, AuthName, ConfigFile, Loaded, Pop3Auth, Server, SmtpAuth, TlsSetting,
 };
 pub use hint::{tls_hint, with_tls_hint};
 pub use resolve::{

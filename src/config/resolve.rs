@@ -136,11 +136,17 @@ impl Password {
             return format!("from ${PASSWORD_ENV}");
         }
         if let Some(command) = &self.command_line {
-            return format!("from --password-command `{command}`");
+            return format!(
+                "from --password-command `{}`",
+                crate::text::printable(command.as_bytes())
+            );
         }
         match &self.configured {
             Some(ConfiguredPassword::Command { command, .. }) => {
-                format!("from password_command `{command}`")
+                format!(
+                    "from password_command `{}`",
+                    crate::text::printable(command.as_bytes())
+                )
             }
             Some(ConfiguredPassword::Env { var, .. }) => format!("from ${var}"),
             Some(ConfiguredPassword::Stored { .. }) => "stored in the config file".to_string(),
@@ -194,7 +200,10 @@ impl ResolvedServer {
             Some(name) => T::from_str(name, true).map(Some).map_err(|_| {
                 fail(
                     Exit::Config,
-                    format!("auth = \"{name}\" is not supported for {}", self.protocol.name()),
+                    format!(
+                        "auth = \"{name}\" is not supported for {}",
+                        self.protocol.name()
+                    ),
                 )
             }),
         }
@@ -255,12 +264,18 @@ pub fn default_path() -> Option<PathBuf> {
 }
 
 /// Resolves the SMTP server for `mailctl send` and sendmail mode.
-pub fn resolve_smtp(connect: &ConnectArgs, config: Option<&Path>) -> anyhow::Result<ResolvedServer> {
+pub fn resolve_smtp(
+    connect: &ConnectArgs,
+    config: Option<&Path>,
+) -> anyhow::Result<ResolvedServer> {
     resolve(Protocol::Smtp, connect, config)
 }
 
 /// Resolves the POP3 server for `mailctl fetch`.
-pub fn resolve_pop3(connect: &ConnectArgs, config: Option<&Path>) -> anyhow::Result<ResolvedServer> {
+pub fn resolve_pop3(
+    connect: &ConnectArgs,
+    config: Option<&Path>,
+) -> anyhow::Result<ResolvedServer> {
     resolve(Protocol::Pop3, connect, config)
 }
 
@@ -289,19 +304,16 @@ pub fn resolve(
             )
         })?,
     };
-    let loaded = match file::load(&path) {
-        Ok(loaded) => loaded,
-        Err(err) if file::is_not_found(&err) && connect.account.is_none() && config.is_none() => {
-            crate::bail_with!(
-                Exit::Usage,
-                "no {} server: give --server HOST[:PORT], or describe an account in {} \
-                 (see `mailctl config --help`)",
-                protocol.name(),
-                path.display()
-            );
-        }
-        Err(err) => return Err(err),
-    };
+    if connect.account.is_none() && config.is_none() && file::is_absent(&path) {
+        crate::bail_with!(
+            Exit::Usage,
+            "no {} server: give --server HOST[:PORT], or describe an account in {} \
+             (see `mailctl config check --help`)",
+            protocol.name(),
+            path.display()
+        );
+    }
+    let loaded = file::load(&path)?;
     from_account(protocol, connect, &loaded, connect.account.as_deref())
 }
 
@@ -368,7 +380,11 @@ pub fn choose_account<'a>(loaded: &'a Loaded, name: Option<&str>) -> anyhow::Res
                 loaded.path.display()
             ),
         )),
-        1 => Ok(accounts.keys().next().map(String::as_str).unwrap_or_default()),
+        1 => Ok(accounts
+            .keys()
+            .next()
+            .map(String::as_str)
+            .unwrap_or_default()),
         _ => Err(fail(
             Exit::Config,
             format!(
@@ -488,7 +504,13 @@ fn merge<A: AuthName>(
 }
 
 fn configured_password(loaded: &Loaded, keys: PasswordKeys<'_>) -> Option<ConfiguredPassword> {
-    let origin = |s: &Spanned<String>| format!("{}:{}", loaded.path.display(), loaded.line_of(s.span().start));
+    let origin = |s: &Spanned<String>| {
+        format!(
+            "{}:{}",
+            loaded.path.display(),
+            loaded.line_of(s.span().start)
+        )
+    };
     if let Some(c) = keys.password_command {
         return Some(ConfiguredPassword::Command {
             command: c.get_ref().clone(),
