@@ -740,3 +740,20 @@ fn check_connect_hints_at_the_tls_mode() {
     );
     assert!(stdout.contains("--tls implicit"), "{stdout}");
 }
+
+#[test]
+fn the_sample_configuration_is_valid() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mailctl.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let out = mailctl(dir.path())
+        .arg("--config")
+        .arg(&sample)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("account work (default)"), "{stdout}");
+    assert!(stdout.contains("smtp: smtp.example.org:465, implicit TLS"), "{stdout}");
+    assert!(stdout.contains("pop3: pop.example.org:995, implicit TLS"), "{stdout}");
+}
