@@ -108,4 +108,54 @@ mod tests {
     fn cli_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    fn sendmail_args(argv: &[&str]) -> (Vec<String>, u8) {
+        let cli = Cli::try_parse_from(argv).unwrap();
+        match cli.command {
+            Command::Sendmail(args) => (
+                args.args
+                    .into_iter()
+                    .map(|a| a.into_string().unwrap())
+                    .collect(),
+                cli.verbose,
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sendmail_arguments_pass_through_untouched() {
+        for rest in [
+            &["-oem", "-oi", "--", "a@x"][..],
+            &["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"][..],
+            &["-f", "me@x", "-i", "a@x", "b@x"][..],
+            &["-ti", "-h", "5", "--account", "work"][..],
+            &["--account=work", "-t", "--", "-v"][..],
+        ] {
+            let mut argv = vec!["mailctl", "sendmail"];
+            argv.extend_from_slice(rest);
+            assert_eq!(sendmail_args(&argv).0, rest, "{rest:?}");
+        }
+        // Global options before the command still work.
+        let (args, verbose) = sendmail_args(&["mailctl", "-v", "sendmail", "-i", "a@x"]);
+        assert_eq!(
+            (args, verbose),
+            (vec!["-i".to_string(), "a@x".to_string()], 1)
+        );
+    }
+
+    #[test]
+    fn account_flag_on_client_commands() {
+        let cli =
+            Cli::try_parse_from(["mailctl", "--config", "/c.toml", "config", "check"]).unwrap();
+        assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("/c.toml")));
+        let connect = ConnectArgs::augment_args(clap::Command::new("x"));
+        let matches = connect
+            .try_get_matches_from(["x", "--account", "work", "--server", "h"])
+            .unwrap();
+        assert_eq!(
+            matches.get_one::<String>("account").map(String::as_str),
+            Some("work")
+        );
+    }
 }

@@ -751,9 +751,20 @@ fn the_sample_configuration_is_valid() {
         .args(["config", "check"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("account work (default)"), "{stdout}");
-    assert!(stdout.contains("smtp: smtp.example.org:465, implicit TLS"), "{stdout}");
-    assert!(stdout.contains("pop3: pop.example.org:995, implicit TLS"), "{stdout}");
+    assert!(
+        stdout.contains("smtp: smtp.example.org:465, implicit TLS"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pop3: pop.example.org:995, implicit TLS"),
+        "{stdout}"
+    );
 }
