@@ -619,6 +619,9 @@ fn self_signed() -> (Vec<u8>, native_tls::TlsAcceptor) {
 fn smtp_reply(line: &str) -> Option<&'static str> {
     match line.split(' ').next().unwrap_or("") {
         "EHLO" => Some("250-mx.test greets you\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n"),
+        // base64 of "\0tester\0pw-from-command"
+        "AUTH" if line == "AUTH PLAIN AHRlc3RlcgBwdy1mcm9tLWNvbW1hbmQ=" => Some("235 2.7.0 ok\r\n"),
+        "AUTH" => Some("535 5.7.8 bad credentials\r\n"),
         "QUIT" => Some("221 bye\r\n"),
         _ => Some("502 unexpected\r\n"),
     }
@@ -627,6 +630,7 @@ fn smtp_reply(line: &str) -> Option<&'static str> {
 fn pop3_reply(line: &str) -> Option<&'static str> {
     match line {
         "CAPA" => Some("+OK list follows\r\nUSER\r\nUIDL\r\nSASL PLAIN\r\nPIPELINING\r\n.\r\n"),
+        "AUTH PLAIN AHRlc3RlcgBwdy1mcm9tLWNvbW1hbmQ=" => Some("+OK logged in\r\n"),
         "QUIT" => Some("+OK bye\r\n"),
         _ => Some("-ERR unexpected\r\n"),
     }
@@ -641,7 +645,7 @@ fn check_connect_probes_both_servers_and_sends_nothing() {
     let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
     let pop3 = TcpListener::bind("127.0.0.1:0").unwrap();
     let text = format!(
-        "[accounts.t]\nfrom = \"t@localhost\"\nuser = \"tester\"\npassword_command = \"echo never-used\"\nca_file = \"{}\"\n\
+        "[accounts.t]\nfrom = \"t@localhost\"\nuser = \"tester\"\npassword_command = \"echo pw-from-command\"\nca_file = \"{}\"\n\
          [accounts.t.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\n\
          [accounts.t.pop3]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\n",
         ca.display(),
@@ -673,7 +677,14 @@ fn check_connect_probes_both_servers_and_sends_nothing() {
         stdout.contains("offers: PIPELINING, SIZE 1000000, STARTTLS, AUTH PLAIN LOGIN"),
         "{stdout}"
     );
-    assert!(stdout.contains("auth: mechanisms PLAIN LOGIN"), "{stdout}");
+    assert!(
+        stdout.contains("auth: PLAIN as tester accepted"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("auth: AUTH PLAIN as tester accepted"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("greeting: +OK ready <1.2@test>"),
         "{stdout}"
@@ -686,12 +697,51 @@ fn check_connect_probes_both_servers_and_sends_nothing() {
         stdout.contains("offers: USER, UIDL, SASL PLAIN, PIPELINING"),
         "{stdout}"
     );
-    assert!(stdout.contains("APOP timestamp"), "{stdout}");
     let smtp_seen = smtp_seen.join().unwrap();
     let hostname = &smtp_seen[0];
     assert!(hostname.starts_with("EHLO "), "{smtp_seen:?}");
-    assert_eq!(smtp_seen[1..], ["STARTTLS", hostname.as_str(), "QUIT"]);
-    assert_eq!(pop3_seen.join().unwrap(), ["CAPA", "QUIT"]);
+    let auth = "AUTH PLAIN AHRlc3RlcgBwdy1mcm9tLWNvbW1hbmQ=";
+    assert_eq!(
+        smtp_seen[1..],
+        ["STARTTLS", hostname.as_str(), auth, "QUIT"]
+    );
+    assert_eq!(pop3_seen.join().unwrap(), ["CAPA", auth, "QUIT"]);
+}
+
+#[test]
+fn check_connect_reports_refused_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let text = format!(
+        "[accounts.t]\nuser = \"tester\"\npassword_command = \"echo wrong\"\n\
+         [accounts.t.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nauth = \"login\"\n",
+        smtp.local_addr().unwrap().port()
+    );
+    let path = write_config(dir.path(), "c.toml", &text, 0o644);
+    fn login(line: &str) -> Option<&'static str> {
+        match line {
+            l if l.starts_with("EHLO") => Some("250-mx.test\r\n250 AUTH LOGIN\r\n"),
+            "AUTH LOGIN" => Some("334 VXNlcm5hbWU6\r\n"),
+            "dGVzdGVy" => Some("334 UGFzc3dvcmQ6\r\n"),
+            "QUIT" => Some("221 bye\r\n"),
+            _ => Some("535 5.7.8 no\r\n"),
+        }
+    }
+    let seen = serve_once(smtp, None, "220 mx.test\r\n", login);
+    let out = mailctl(dir.path())
+        .arg("--config")
+        .arg(&path)
+        .args(["config", "check", "--connect"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(77));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("AUTH LOGIN as tester: 535 5.7.8 no"),
+        "{stderr}"
+    );
+    let seen = seen.join().unwrap();
+    assert_eq!(seen[1..], ["AUTH LOGIN", "dGVzdGVy", "d3Jvbmc=", "QUIT"]);
 }
 
 #[test]
