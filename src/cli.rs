@@ -99,6 +99,22 @@ pub struct ConnectArgs {
     pub timeout: u64,
 }
 
+impl Default for ConnectArgs {
+    /// No flags given: every option unset, the default time-out.
+    fn default() -> Self {
+        ConnectArgs {
+            account: None,
+            server: None,
+            tls: None,
+            ca_file: None,
+            insecure: false,
+            user: None,
+            password_command: None,
+            timeout: crate::config::DEFAULT_TIMEOUT_SECS,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

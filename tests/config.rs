@@ -54,16 +54,7 @@ fn write_config(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
 }
 
 fn flags() -> ConnectArgs {
-    ConnectArgs {
-        account: None,
-        server: None,
-        tls: None,
-        ca_file: None,
-        insecure: false,
-        user: None,
-        password_command: None,
-        timeout: 60,
-    }
+    ConnectArgs::default()
 }
 
 #[test]

@@ -564,13 +564,7 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
                 .ok()
                 .filter(|a| !a.is_empty())
         }),
-        server: None,
-        tls: None,
-        ca_file: None,
-        insecure: false,
-        user: None,
-        password_command: None,
-        timeout: config::DEFAULT_TIMEOUT_SECS,
+        ..ConnectArgs::default()
     };
     let config_path = inv
         .config

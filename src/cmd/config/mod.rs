@@ -169,7 +169,7 @@ fn run_check(path: &std::path::Path, args: &CheckArgs, globals: Globals) -> anyh
 
 /// The SMTP and POP3 servers of account `name`, resolved without flags.
 fn account_servers(loaded: &Loaded, name: &str) -> anyhow::Result<Vec<ResolvedServer>> {
-    let connect = no_flags();
+    let connect = ConnectArgs::default();
     let account = &loaded.file.accounts[name];
     let mut out = Vec::new();
     if account.smtp.is_some() {
@@ -189,19 +189,6 @@ fn account_servers(loaded: &Loaded, name: &str) -> anyhow::Result<Vec<ResolvedSe
         )?);
     }
     Ok(out)
-}
-
-fn no_flags() -> ConnectArgs {
-    ConnectArgs {
-        account: None,
-        server: None,
-        tls: None,
-        ca_file: None,
-        insecure: false,
-        user: None,
-        password_command: None,
-        timeout: config::DEFAULT_TIMEOUT_SECS,
-    }
 }
 
 /// Doubtful but legal settings.
