@@ -489,7 +489,7 @@ pub fn prepare(
             (Some(name), _) if !envelope_from.is_empty() => {
                 format!("{} <{envelope_from}>", display_name(name))
             }
-            (None, Some(f)) if inv.envelope_from.is_none() => f.to_string(),
+            (None, Some(f)) if inv.envelope_from.is_none() => header_mailbox(f),
             _ if !envelope_from.is_empty() => envelope_from.clone(),
             _ => crate::bail_with!(
                 Exit::DataErr,
@@ -535,6 +535,21 @@ fn push_field(out: &mut Vec<u8>, name: &str, value: &str, eol: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(eol);
+}
+
+/// A configured `Name <addr>` as a header value: the name quoted, or
+/// RFC 2047-encoded when it is not ASCII.
+fn header_mailbox(from: &str) -> String {
+    let addr = config::address_of(from);
+    let name = match from.rfind('<') {
+        Some(open) => from[..open].trim().trim_matches('"').trim(),
+        None => "",
+    };
+    if name.is_empty() {
+        addr.to_string()
+    } else {
+        format!("{} <{addr}>", display_name(name))
+    }
 }
 
 /// A display name as a quoted string, or an RFC 2047 word when not ASCII.
@@ -774,7 +789,9 @@ mod tests {
         // Without -F, the account's own From line is used as is.
         let inv = parse(&["root@x.org"]);
         let sub = prepare(&inv, Some("Sys <sys@x.org>"), b"Subject: s\n\nb\n", NOW).unwrap();
-        assert!(sub.message.starts_with(b"From: Sys <sys@x.org>\nDate: "));
+        assert!(sub
+            .message
+            .starts_with(b"From: \"Sys\" <sys@x.org>\nDate: "));
     }
 
     #[test]
@@ -799,6 +816,17 @@ mod tests {
         let inv = parse(&["-t", "A@x.org"]);
         let sub = prepare(&inv, Some("m@x.org"), b"To: a@x.org\n\nb\n", NOW).unwrap();
         assert_eq!(sub.recipients, ["A@x.org"]);
+    }
+
+    #[test]
+    fn configured_from_as_header() {
+        assert_eq!(header_mailbox("a@x.org"), "a@x.org");
+        assert_eq!(header_mailbox("Ann <a@x.org>"), "\"Ann\" <a@x.org>");
+        assert_eq!(header_mailbox("\"Ann B\" <a@x.org>"), "\"Ann B\" <a@x.org>");
+        assert_eq!(
+            header_mailbox("张三 <a@x.org>"),
+            "=?utf-8?b?5byg5LiJ?= <a@x.org>"
+        );
     }
 
     #[test]

@@ -109,6 +109,9 @@ fn run_check(path: &std::path::Path, args: &CheckArgs, globals: Globals) -> anyh
         loaded.mode,
         if loaded.is_private() { ", private" } else { "" }
     );
+    if names.is_empty() {
+        println!("warning: no account defined: add an [accounts.NAME] table");
+    }
     let default = config::choose_account(&loaded, None).ok();
     for name in &names {
         let servers = account_servers(&loaded, name)?;
