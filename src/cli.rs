@@ -41,10 +41,12 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Submit a message over SMTP.
-    Send(crate::cmd::send::SendArgs),
+    Send(Box<crate::cmd::send::SendArgs>),
     /// List, retrieve and delete messages over POP3.
     Fetch(crate::cmd::fetch::FetchArgs),
     /// Run a local SMTP receiver and POP3 server over a Maildir.

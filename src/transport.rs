@@ -318,6 +318,12 @@ impl Connection {
         &self.buf[self.start..self.end]
     }
 
+    /// Drops the first `n` buffered bytes (at most all of them), for callers
+    /// that parse [`Connection::buffered`] themselves.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
     /// Reads one line, ending in LF and returned with it, of at most
     /// `max_len` bytes.
     ///

@@ -40,7 +40,7 @@ impl Globals {
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     let globals = Globals::from_cli(&cli);
     match cli.command {
-        Command::Send(args) => send::run(args, globals),
+        Command::Send(args) => send::run(*args, globals),
         Command::Fetch(args) => fetch::run(args, globals),
         Command::Serve(args) => serve::run(args, globals),
         Command::Parse(args) => parse::run(args, globals),

@@ -1,15 +1,434 @@
-//! `mailctl send`.
+//! `mailctl send`: turn the command line into a message, an envelope and
+//! connection settings, and hand them to [`crate::smtp::session::submit`].
 
-use clap::Args;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
 
 use super::Globals;
-use crate::exit::Exit;
+use crate::cli::ConnectArgs;
+use crate::compose::{self, address, raw, Draft, Mailbox, Message};
+use crate::exit::{fail, Exit};
+use crate::sasl::Mechanism;
+use crate::secret::PasswordSource;
+use crate::smtp::client::Credentials;
+use crate::smtp::session::{self, Envelope, Settings};
+use crate::transcript::Transcript;
+use crate::transport::{Endpoint, TlsMode, TlsOptions};
+
+/// `--auth` choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthChoice {
+    /// The strongest password mechanism the server offers.
+    Auto,
+    /// PLAIN (RFC 4616), sent as an initial response.
+    Plain,
+    /// LOGIN.
+    Login,
+    /// CRAM-MD5 (RFC 2195): the password itself is not sent.
+    CramMd5,
+    /// XOAUTH2: the password source yields an OAuth 2 access token.
+    #[value(name = "xoauth2")]
+    XOAuth2,
+}
+
+impl AuthChoice {
+    fn mechanism(self) -> Option<Mechanism> {
+        match self {
+            AuthChoice::Auto => None,
+            AuthChoice::Plain => Some(Mechanism::Plain),
+            AuthChoice::Login => Some(Mechanism::Login),
+            AuthChoice::CramMd5 => Some(Mechanism::CramMd5),
+            AuthChoice::XOAuth2 => Some(Mechanism::XOAuth2),
+        }
+    }
+}
+
+const COMPOSE_ONLY: &[&str] = &[
+    "subject",
+    "header",
+    "body",
+    "body_file",
+    "html",
+    "attach",
+    "reply_to",
+    "date",
+    "message_id",
+];
 
 /// Options of `mailctl send`.
 #[derive(Debug, Args)]
-pub struct SendArgs {}
+#[command(after_help = "\
+The password comes from MAILCTL_PASSWORD, the first line printed by --password-command, \
+or a prompt on the terminal; never from an argument.
+
+Exit status: 0 sent; 64 usage; 65 bad message data; 66 input file missing; 67 every \
+recipient refused; 68 host not found; 69 permanent refusal (5xx); 75 temporary failure \
+(4xx, time-out, dropped connection: retry later); 76 malformed reply or TLS failure; \
+77 authentication refused; 78 configuration.")]
+pub struct SendArgs {
+    /// Where and how to connect.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// SASL mechanism (with --user).
+    #[arg(long, value_enum, value_name = "MECH", requires = "user")]
+    pub auth: Option<AuthChoice>,
+
+    /// Sender address; also the envelope sender.
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+
+    /// Recipient; repeat the option or separate addresses with commas;
+    /// `"Name" <addr>` keeps a display name.
+    #[arg(long, value_name = "ADDR")]
+    pub to: Vec<String>,
+
+    /// Copy recipient (repeatable, comma-separated).
+    #[arg(long, value_name = "ADDR")]
+    pub cc: Vec<String>,
+
+    /// Blind copy recipient: gets the mail, never appears in the header.
+    #[arg(long, value_name = "ADDR")]
+    pub bcc: Vec<String>,
+
+    /// Reply-To address.
+    #[arg(long, value_name = "ADDR")]
+    pub reply_to: Option<String>,
+
+    /// Subject line (non-ASCII is RFC 2047 encoded).
+    #[arg(long, value_name = "TEXT")]
+    pub subject: Option<String>,
+
+    /// Extra header field (repeatable).
+    #[arg(long, value_name = "'Name: value'")]
+    pub header: Vec<String>,
+
+    /// Plain-text body.
+    #[arg(long, value_name = "TEXT", conflicts_with = "body_file")]
+    pub body: Option<String>,
+
+    /// Read the plain-text body from FILE (UTF-8). Without --body or
+    /// --body-file, the body is read from standard input when it is not a
+    /// terminal.
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+
+    /// HTML alternative to the text body (multipart/alternative).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Attach a file (repeatable); its MIME type is guessed from its name.
+    #[arg(long, value_name = "FILE")]
+    pub attach: Vec<PathBuf>,
+
+    /// Send standard input as a complete, ready-made message.
+    #[arg(long, conflicts_with_all = COMPOSE_ONLY)]
+    pub raw: bool,
+
+    /// With --raw: take the recipients from the message's To, Cc and Bcc.
+    #[arg(short = 't', long = "read-recipients", requires = "raw")]
+    pub read_recipients: bool,
+
+    /// Print the complete message on standard output; do not connect.
+    #[arg(long, conflicts_with = "json")]
+    pub dry_run: bool,
+
+    /// Print one JSON object describing the outcome on standard output.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Fixed Date header (RFC 5322), for reproducible messages.
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<String>,
+
+    /// Fixed Message-ID, for reproducible messages.
+    #[arg(long, value_name = "ID")]
+    pub message_id: Option<String>,
+
+    /// Name to announce in EHLO (default: the host name if fully
+    /// qualified, else localhost).
+    #[arg(long, value_name = "NAME")]
+    pub helo: Option<String>,
+}
+
+fn read_file_text(path: &Path, what: &str) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let exit = match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Exit::NoInput,
+            _ => Exit::IoErr,
+        };
+        fail(exit, format!("{what} {}: {e}", path.display()))
+    })?;
+    String::from_utf8(bytes).map_err(|_| {
+        fail(
+            Exit::DataErr,
+            format!("{what} {} is not UTF-8", path.display()),
+        )
+    })
+}
+
+fn mailboxes(values: &[String]) -> anyhow::Result<Vec<Mailbox>> {
+    let mut out = Vec::new();
+    for v in values {
+        out.extend(address::parse_list(v)?);
+    }
+    Ok(out)
+}
+
+/// The message and envelope the command line describes.
+fn build(args: &SendArgs) -> anyhow::Result<(Message, Envelope)> {
+    let to = mailboxes(&args.to)?;
+    let cc = mailboxes(&args.cc)?;
+    let bcc = mailboxes(&args.bcc)?;
+    let from = args.from.as_deref().map(Mailbox::parse).transpose()?;
+
+    if args.raw {
+        let raw = raw::read(&mut std::io::stdin().lock())?;
+        let sender = match (&from, &raw.from) {
+            (Some(m), _) => m.address.clone(),
+            (None, Some(a)) => a.clone(),
+            (None, None) => crate::bail_with!(
+                Exit::Usage,
+                "no sender: give --from or a From header in the message"
+            ),
+        };
+        let mut recipients: Vec<String> = Vec::new();
+        let header = if args.read_recipients {
+            raw.header_recipients.clone()
+        } else {
+            Vec::new()
+        };
+        for a in header
+            .into_iter()
+            .chain(to.iter().chain(&cc).chain(&bcc).map(|m| m.address.clone()))
+        {
+            address::check_address(&a)?;
+            if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&a)) {
+                recipients.push(a);
+            }
+        }
+        if recipients.is_empty() {
+            crate::bail_with!(
+                Exit::Usage,
+                "no recipients: give --to, or -t to read them from the message"
+            );
+        }
+        return Ok((
+            raw.message,
+            Envelope {
+                from: sender,
+                recipients,
+            },
+        ));
+    }
+
+    let text = match (&args.body, &args.body_file) {
+        (Some(body), _) => Some(body.clone()),
+        (None, Some(path)) => Some(read_file_text(path, "body file")?),
+        (None, None) if !std::io::stdin().is_terminal() => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut bytes)
+                .map_err(|e| fail(Exit::IoErr, format!("reading standard input: {e}")))?;
+            let body = String::from_utf8(bytes)
+                .map_err(|_| fail(Exit::DataErr, "the body on standard input is not UTF-8"))?;
+            // An empty pipe with an HTML part means "HTML only".
+            (!(body.is_empty() && args.html.is_some())).then_some(body)
+        }
+        (None, None) => None,
+    };
+    let html = args
+        .html
+        .as_deref()
+        .map(|p| read_file_text(p, "HTML file"))
+        .transpose()?;
+    let headers = args
+        .header
+        .iter()
+        .map(|h| compose::parse_header(h))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let reply_to = match &args.reply_to {
+        Some(r) => address::parse_list(r)?,
+        None => Vec::new(),
+    };
+    let draft = Draft {
+        from,
+        to,
+        cc,
+        bcc,
+        reply_to,
+        subject: args.subject.clone(),
+        headers,
+        text,
+        html,
+        attachments: args.attach.clone(),
+        date: args.date.clone(),
+        message_id: args.message_id.clone(),
+    };
+    let envelope = draft.envelope()?;
+    Ok((draft.build()?, envelope))
+}
+
+/// Resolves the connection options: default port and TLS mode, and the
+/// password, which is asked for only after the plaintext check.
+fn settings(args: &SendArgs) -> anyhow::Result<Settings> {
+    let connect = &args.connect;
+    let server = connect.server.as_deref().ok_or_else(|| {
+        fail(
+            Exit::Usage,
+            "--server is required (or --dry-run to print the message)",
+        )
+    })?;
+    let default_port = if connect.tls == Some(TlsMode::Implicit) {
+        465
+    } else {
+        587
+    };
+    let endpoint = Endpoint::parse(server, default_port)?;
+    let tls = connect.tls.unwrap_or(if endpoint.port == 465 {
+        TlsMode::Implicit
+    } else {
+        TlsMode::Starttls
+    });
+    if connect.timeout == 0 {
+        crate::bail_with!(Exit::Usage, "--timeout must be at least 1 second");
+    }
+    if let Some(helo) = &args.helo {
+        crate::smtp::command::Command::Ehlo(helo).render()?;
+    }
+    let credentials = match &connect.user {
+        None => None,
+        Some(user) => {
+            if user.chars().any(char::is_control) {
+                crate::bail_with!(Exit::Usage, "--user contains a control character");
+            }
+            if tls == TlsMode::None && !endpoint.is_loopback() {
+                crate::bail_with!(
+                    Exit::Config,
+                    "refusing to send credentials unencrypted to {endpoint} \
+                     (--tls none with --user is allowed only for loopback servers)"
+                );
+            }
+            let source = PasswordSource {
+                env_var: None,
+                command: connect.password_command.clone(),
+            };
+            let secret = source.obtain(&format!("Password for {user} at {endpoint}: "))?;
+            Some(Credentials {
+                user: user.clone(),
+                secret,
+                mechanism: args.auth.and_then(AuthChoice::mechanism),
+            })
+        }
+    };
+    Ok(Settings {
+        endpoint,
+        tls,
+        tls_options: TlsOptions {
+            ca_file: connect.ca_file.clone(),
+            insecure: connect.insecure,
+        },
+        timeout: Duration::from_secs(connect.timeout),
+        helo_name: args.helo.clone(),
+        credentials,
+    })
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{value}")
+        .and_then(|_| out.flush())
+        .map_err(|e| fail(Exit::IoErr, format!("writing standard output: {e}")))
+}
 
 /// Runs `mailctl send`.
-pub fn run(_args: SendArgs, _globals: Globals) -> anyhow::Result<Exit> {
-    Err(crate::exit::fail(Exit::Software, "not implemented yet"))
+pub fn run(args: SendArgs, globals: Globals) -> anyhow::Result<Exit> {
+    let json = args.json;
+    match send(args, globals) {
+        Ok(exit) => Ok(exit),
+        Err(Failed::Reported(err)) => Err(err),
+        Err(Failed::Early(err)) => {
+            if json {
+                // Failures before the attempt (bad options, missing files)
+                // still give one JSON object: scripts never parse prose.
+                print_json(&serde_json::json!({
+                    "status": "failed",
+                    "exit_code": crate::exit::exit_status(&err).code(),
+                    "error": crate::text::printable(format!("{err:#}").as_bytes()),
+                    "server": null,
+                    "tls": false,
+                    "auth": null,
+                    "message_id": null,
+                    "size": null,
+                    "recipients": [],
+                    "final_reply": null,
+                    "queue_id": null,
+                }))?;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// A failure, and whether its JSON report was printed already.
+enum Failed {
+    /// Before the attempt: nothing printed yet.
+    Early(anyhow::Error),
+    /// The attempt's JSON report (if asked for) is out.
+    Reported(anyhow::Error),
+}
+
+fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
+    if !args.dry_run && args.connect.server.is_none() {
+        // Say so before reading a message from standard input.
+        return Err(Failed::Early(fail(
+            Exit::Usage,
+            "--server is required (or --dry-run to print the message)",
+        )));
+    }
+    let (message, envelope) = build(&args).map_err(Failed::Early)?;
+    let transcript = Transcript::stderr(globals.verbose > 0);
+
+    if args.dry_run {
+        transcript.note(
+            "envelope",
+            &format!(
+                "from <{}> to {}",
+                envelope.from,
+                envelope
+                    .recipients
+                    .iter()
+                    .map(|r| format!("<{r}>"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        message
+            .write_to(&mut out)
+            .and_then(|_| out.flush().map_err(Into::into))
+            .map_err(|e| Failed::Early(fail(Exit::IoErr, format!("writing the message: {e:#}"))))?;
+        return Ok(Exit::Ok);
+    }
+
+    let settings = settings(&args).map_err(Failed::Early)?;
+    match session::submit(&settings, &envelope, &message, &transcript) {
+        Ok(report) => {
+            if args.json {
+                print_json(&report.to_json(None)).map_err(Failed::Reported)?;
+            }
+            Ok(Exit::Ok)
+        }
+        Err(failed) => {
+            if args.json {
+                print_json(&failed.report.to_json(Some(&failed.error)))
+                    .map_err(Failed::Reported)?;
+            }
+            Err(Failed::Reported(failed.error))
+        }
+    }
 }

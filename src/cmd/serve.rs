@@ -1,15 +1,314 @@
-//! `mailctl serve`.
+//! `mailctl serve`: a local SMTP receiver and POP3 server over a directory
+//! of Maildirs, for tests, CI jobs and trying mailctl out.
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 
 use super::Globals;
-use crate::exit::Exit;
+use crate::exit::{fail, Exit};
+use crate::server::listener::{self, ServerOptions};
+use crate::server::mailbox::MailStore;
+use crate::server::{local_hostname, Policy, Users};
+use crate::transcript::Transcript;
 
 /// Options of `mailctl serve`.
 #[derive(Debug, Args)]
-pub struct ServeArgs {}
+#[command(after_help = "\
+Mailboxes: every mailbox is a Maildir DIR/<name>/. Mail to <local@any.domain> goes to the
+mailbox named by the local part in lower case (letters, digits and . _ + - only); a POP3
+login selects a mailbox the same way. Without --user any sender, recipient and password is
+accepted (a catch-all test inbox); with users, SMTP needs AUTH and POP3 checks passwords.
+
+At start-up one line per listener is printed on stderr, e.g.
+  mailctl: smtp listening on 127.0.0.1:2525
+which tells the actual port when port 0 was asked for.")]
+pub struct ServeArgs {
+    /// The options proper (boxed: they are large next to other commands').
+    #[command(flatten)]
+    pub options: Box<ServeOptions>,
+}
+
+/// The options of `mailctl serve`.
+#[derive(Debug, Args)]
+pub struct ServeOptions {
+    /// Directory holding one Maildir per mailbox (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub maildir: PathBuf,
+
+    /// SMTP listening address.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:2525")]
+    pub smtp: String,
+
+    /// POP3 listening address.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:1110")]
+    pub pop3: String,
+
+    /// An account, NAME:PASSWORD (repeatable). Visible to other local users
+    /// in the process list: prefer --users-file.
+    #[arg(long = "user", value_name = "NAME:PASSWORD")]
+    pub users: Vec<String>,
+
+    /// A file of NAME:PASSWORD lines ('#' comments and blank lines ignored).
+    #[arg(long, value_name = "FILE")]
+    pub users_file: Option<PathBuf>,
+
+    /// Certificate chain (PEM) for STARTTLS and STLS.
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Make a throwaway certificate for localhost and 127.0.0.1 and write it
+    /// to this file, for clients to verify the server with (--ca-file).
+    #[arg(long, value_name = "CA_OUT.pem")]
+    pub tls_self_signed: Option<PathBuf>,
+
+    /// Largest message accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_size: u64,
+
+    /// Exit (status 0) after this many messages have been delivered.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub exit_after: Option<u64>,
+
+    /// Seconds a connection may stay idle before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+
+    /// Most connections served at once; more are turned away with 421.
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_connections: u64,
+}
 
 /// Runs `mailctl serve`.
-pub fn run(_args: ServeArgs, _globals: Globals) -> anyhow::Result<Exit> {
-    Err(crate::exit::fail(Exit::Software, "not implemented yet"))
+pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
+    let args = *args.options;
+    let smtp = listen_address(&args.smtp)?;
+    let pop3 = listen_address(&args.pop3)?;
+    let users = load_users(&args)?;
+    let tls = tls_acceptor(&args)?;
+    let store = MailStore::open(&args.maildir)
+        .map_err(|e| fail(Exit::CantCreate, format!("{}: {e}", args.maildir.display())))?;
+    let policy = Policy {
+        hostname: local_hostname(),
+        max_size: args.max_size,
+        tls_available: tls.is_some(),
+        users: Arc::new(users),
+    };
+    let delivered = listener::run(ServerOptions {
+        smtp,
+        pop3,
+        policy,
+        store,
+        tls,
+        transcript: Transcript::stderr(globals.verbose > 0),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        exit_after: args.exit_after,
+        max_connections: args.max_connections as usize,
+    })?;
+    eprintln!("mailctl: stopped ({delivered} messages delivered)");
+    Ok(Exit::Ok)
+}
+
+fn listen_address(text: &str) -> anyhow::Result<SocketAddr> {
+    let bad = |why: String| {
+        fail(
+            Exit::Usage,
+            format!("invalid listening address '{text}': {why}"),
+        )
+    };
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if !text.contains(':') {
+        return Err(bad("expected ADDR:PORT".into()));
+    }
+    text.to_socket_addrs()
+        .map_err(|e| bad(e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("no address".into()))
+}
+
+fn load_users(args: &ServeOptions) -> anyhow::Result<Users> {
+    let mut users = Users::none();
+    if !args.users.is_empty() {
+        eprintln!(
+            "mailctl: warning: passwords given with --user are visible to other local users \
+             (ps); prefer --users-file"
+        );
+    }
+    for spec in &args.users {
+        users
+            .add_spec(spec)
+            .map_err(|e| fail(Exit::Usage, format!("--user: {e}")))?;
+    }
+    if let Some(path) = &args.users_file {
+        let text = fs::read_to_string(path)
+            .map_err(|e| fail(Exit::NoInput, format!("{}: {e}", path.display())))?;
+        if let Ok(meta) = fs::metadata(path) {
+            if meta.mode() & 0o077 != 0 {
+                eprintln!(
+                    "mailctl: warning: {} is readable by other users (chmod 600 it)",
+                    path.display()
+                );
+            }
+        }
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            users.add_spec(line).map_err(|e| {
+                fail(
+                    Exit::Config,
+                    format!("{} line {}: {e}", path.display(), n + 1),
+                )
+            })?;
+        }
+    }
+    Ok(users)
+}
+
+fn tls_acceptor(args: &ServeOptions) -> anyhow::Result<Option<native_tls::TlsAcceptor>> {
+    let (cert, key) = if let Some(out) = &args.tls_self_signed {
+        let made = crate::selfsigned::generate(&["localhost", "127.0.0.1"])
+            .map_err(|e| fail(Exit::Software, format!("cannot make a certificate: {e:#}")))?;
+        replace_file(out, &made.cert_pem)
+            .map_err(|e| fail(Exit::CantCreate, format!("{}: {e}", out.display())))?;
+        (made.cert_pem, made.key_pem)
+    } else if let (Some(cert_path), Some(key_path)) = (&args.tls_cert, &args.tls_key) {
+        let read = |p: &Path| {
+            fs::read(p).map_err(|e| fail(Exit::NoInput, format!("{}: {e}", p.display())))
+        };
+        let cert = read(cert_path)?;
+        let key = openssl::pkey::PKey::private_key_from_pem(&read(key_path)?)
+            .and_then(|k| k.private_key_to_pem_pkcs8())
+            .map_err(|e| {
+                fail(
+                    Exit::Config,
+                    format!("{}: not a PEM private key: {e}", key_path.display()),
+                )
+            })?;
+        (cert, key)
+    } else {
+        return Ok(None);
+    };
+    let identity = native_tls::Identity::from_pkcs8(&cert, &key).map_err(|e| {
+        fail(
+            Exit::Config,
+            format!("TLS certificate or key unusable: {e}"),
+        )
+    })?;
+    let acceptor = native_tls::TlsAcceptor::builder(identity)
+        .min_protocol_version(Some(native_tls::Protocol::Tlsv12))
+        .build()
+        .map_err(|e| fail(Exit::Config, format!("TLS set-up failed: {e}")))?;
+    Ok(Some(acceptor))
+}
+
+/// Writes `bytes` to `path` durably, replacing any earlier file there (a
+/// previous run's certificate) by rename, never writing through a symlink.
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut file = crate::durable::create_new(&tmp)?;
+    let result = file
+        .write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .and_then(|_| fs::rename(&tmp, path))
+        .and_then(|_| crate::durable::sync_dir(dir));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<ServeOptions, clap::Error> {
+        let mut argv = vec!["mailctl", "serve"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Serve(a) => *a.options,
+            _ => unreachable!(),
+        })
+    }
+
+    #[test]
+    fn defaults_and_conflicts() {
+        let a = parse(&["--maildir", "m"]).unwrap();
+        assert_eq!(a.smtp, "127.0.0.1:2525");
+        assert_eq!(a.pop3, "127.0.0.1:1110");
+        assert_eq!(a.max_connections, 64);
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--maildir", "m", "--tls-cert", "c"]).is_err());
+        assert!(parse(&[
+            "--maildir",
+            "m",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--tls-self-signed",
+            "x"
+        ])
+        .is_err());
+        assert!(parse(&["--maildir", "m", "--exit-after", "0"]).is_err());
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(listen_address("127.0.0.1:0").unwrap().port(), 0);
+        assert!(listen_address("[::1]:25").unwrap().is_ipv6());
+        assert!(listen_address("localhost:2525").is_ok());
+        assert!(listen_address("127.0.0.1").is_err());
+        assert!(listen_address("1.2.3.4:99999").is_err());
+    }
+
+    #[test]
+    fn certificate_file_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("victim");
+        fs::write(&target, b"keep").unwrap();
+        let link = dir.path().join("ca.pem");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        replace_file(&link, b"cert").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        assert_eq!(fs::read(&link).unwrap(), b"cert");
+        assert!(!fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
 }

@@ -1,0 +1,407 @@
+//! The retrieval loop: RETR flights, each message streamed into the sink
+//! and made durable before its DELE is queued.
+//!
+//! With PIPELINING, up to [`WINDOW`] RETR commands are outstanding and
+//! messages are committed (synced) on worker threads while the next ones
+//! arrive; DELE n joins the next flight only once message n and every
+//! message before it are synced. Without PIPELINING, one command at a time,
+//! and each message is synced before the next command. After any failure to
+//! save, no more RETR and no DELE at all are sent: responses already on
+//! their way are read and discarded.
+
+use serde::Serialize;
+
+use super::commit::Committer;
+use super::progress::Progress;
+use super::session::{refused, Entry, Session, WINDOW};
+use super::sink::{Meta, Sink};
+use crate::exit::{exit_status, fail, Exit};
+use crate::pop3::{Command, Event, Kind};
+use crate::text::printable;
+
+/// What happened to one message (the `--json` report).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Outcome {
+    /// Message number in this session.
+    pub number: u32,
+    /// Unique id, if known.
+    pub uidl: Option<String>,
+    /// Size announced by LIST.
+    pub size: u64,
+    /// Where it was saved (`-` for standard output).
+    pub saved: Option<String>,
+    /// Whether the server confirmed its deletion (DELE and QUIT answered
+    /// `+OK`).
+    pub deleted: bool,
+    /// Why it was skipped, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// What went wrong, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A problem after the message was safely saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    /// DELE answered +OK (confirmed only by QUIT).
+    #[serde(skip)]
+    pub marked: bool,
+}
+
+/// The result of a retrieval run.
+pub struct Report {
+    /// One outcome per planned message, in order.
+    pub outcomes: Vec<Outcome>,
+    /// The first failure that should decide the exit status.
+    pub failure: Option<anyhow::Error>,
+    /// Whether the connection is still usable (so QUIT can be sent).
+    pub connection_ok: bool,
+}
+
+/// Where each planned message stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// Not yet received (or being received).
+    Waiting,
+    /// Received; its commit is running.
+    Committing,
+    /// Durable.
+    Saved,
+    /// The server refused RETR: nothing to delete.
+    Refused,
+    /// Saving failed, or was abandoned after an earlier failure.
+    Failed,
+}
+
+/// Commits running at once before the network loop waits for the disk.
+const MAX_COMMITS_IN_FLIGHT: usize = 64;
+
+/// Everything the loop keeps between events.
+struct Run<'a> {
+    plan: &'a [Entry],
+    index: std::collections::HashMap<u32, usize>,
+    outcomes: Vec<Outcome>,
+    slots: Vec<Slot>,
+    failure: Option<anyhow::Error>,
+    /// After a local failure: no new RETR, no DELE at all.
+    stopped: bool,
+    delete: bool,
+    /// The next message (plan order) whose DELE is still to be decided;
+    /// DELEs go out in message order, so no message is deleted after one
+    /// that failed to save.
+    dele_cursor: usize,
+}
+
+impl Run<'_> {
+    fn commit_done(
+        &mut self,
+        i: usize,
+        result: anyhow::Result<super::sink::Saved>,
+        progress: &Progress,
+        saved: &mut dyn FnMut(&Entry),
+    ) {
+        match result {
+            Ok(s) => {
+                if let Some(w) = &s.warning {
+                    progress.eprintln(&format!(
+                        "mailctl: warning: message {} saved to {} but {}",
+                        self.plan[i].number,
+                        printable(s.location.as_bytes()),
+                        printable(w.as_bytes())
+                    ));
+                }
+                self.outcomes[i].saved = Some(s.location);
+                self.outcomes[i].warning = s.warning;
+                self.slots[i] = Slot::Saved;
+                saved(&self.plan[i]);
+                progress.message_done();
+            }
+            Err(e) => {
+                local_failure(&mut self.outcomes[i], e, &mut self.failure, progress);
+                self.slots[i] = Slot::Failed;
+                self.stopped = true;
+            }
+        }
+    }
+
+    /// Queues the DELEs that may go out now.
+    fn queue_deletes(&mut self, session: &mut Session) -> anyhow::Result<()> {
+        if !self.delete {
+            return Ok(());
+        }
+        while self.dele_cursor < self.slots.len() && !self.stopped {
+            match self.slots[self.dele_cursor] {
+                Slot::Saved => {
+                    if !session.in_transaction()
+                        || !(session.client().pipelining() || session.client().outstanding() == 0)
+                    {
+                        return Ok(());
+                    }
+                    session.queue(&Command::Dele(self.plan[self.dele_cursor].number))?;
+                }
+                Slot::Refused => {}
+                Slot::Waiting | Slot::Committing | Slot::Failed => return Ok(()),
+            }
+            self.dele_cursor += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Retrieves `plan` into `sink`, deleting each saved message if `delete`.
+/// `saved` is called for every message once it is durable.
+pub fn retrieve(
+    session: &mut Session,
+    plan: &[Entry],
+    sink: &mut dyn Sink,
+    delete: bool,
+    progress: &Progress,
+    mut saved: impl FnMut(&Entry),
+) -> Report {
+    let mut run = Run {
+        plan,
+        index: plan
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.number, i))
+            .collect(),
+        outcomes: plan
+            .iter()
+            .map(|e| Outcome {
+                number: e.number,
+                uidl: e.uidl.clone(),
+                size: e.size,
+                ..Outcome::default()
+            })
+            .collect(),
+        slots: vec![Slot::Waiting; plan.len()],
+        failure: None,
+        stopped: false,
+        delete,
+        dele_cursor: 0,
+    };
+    let threads = if sink.parallel() { 16 } else { 1 };
+    let mut committer = Committer::new(threads);
+    let result = run_loop(
+        session,
+        sink,
+        &mut committer,
+        &mut run,
+        progress,
+        &mut saved,
+    );
+    let connection_ok = match result {
+        Ok(()) => true,
+        Err(err) => {
+            sink.abort();
+            // Messages already handed to the disk still count once durable.
+            while let Some((i, r)) = committer.wait_next() {
+                run.commit_done(i, r, progress, &mut saved);
+            }
+            if let Some(i) = run.slots.iter().position(|s| *s == Slot::Waiting) {
+                run.outcomes[i].error = Some(format!("{err:#}"));
+            }
+            // A broken connection outranks per-message problems.
+            run.failure = Some(err);
+            false
+        }
+    };
+    for (o, slot) in run.outcomes.iter_mut().zip(&run.slots) {
+        if *slot == Slot::Waiting && o.error.is_none() && connection_ok {
+            o.error = Some("not retrieved after an earlier failure".into());
+        }
+    }
+    Report {
+        outcomes: run.outcomes,
+        failure: run.failure,
+        connection_ok,
+    }
+}
+
+fn run_loop(
+    session: &mut Session,
+    sink: &mut dyn Sink,
+    committer: &mut Committer,
+    run: &mut Run<'_>,
+    progress: &Progress,
+    saved: &mut dyn FnMut(&Entry),
+) -> anyhow::Result<()> {
+    let plan = run.plan;
+    let pipelining = session.client().pipelining();
+    let window = if pipelining { WINDOW } else { 1 };
+    let mut next = 0;
+    let mut retr_in_flight = 0usize;
+    // The message being received, and whether its bytes are being kept.
+    let mut receiving: Option<(usize, bool)> = None;
+
+    loop {
+        while let Some((i, r)) = committer.try_next() {
+            run.commit_done(i, r, progress, saved);
+        }
+        run.queue_deletes(session)?;
+        while !run.stopped
+            && next < plan.len()
+            && retr_in_flight < window
+            && (pipelining || session.client().outstanding() == 0)
+        {
+            session.queue(&Command::Retr(plan[next].number))?;
+            next += 1;
+            retr_in_flight += 1;
+        }
+        session.flush()?;
+        if session.client().outstanding() == 0 {
+            // Nothing on the wire: wait for the disk, which may allow
+            // more DELEs, or finish.
+            match committer.wait_next() {
+                Some((i, r)) => {
+                    run.commit_done(i, r, progress, saved);
+                    continue;
+                }
+                None => return Ok(()),
+            }
+        }
+        session.out.clear();
+        match session.next_event()? {
+            Event::BodyStart(reply) => {
+                let Kind::Retr(n) = reply.kind else {
+                    return Err(unexpected(&reply.kind));
+                };
+                let i = lookup(&run.index, n)?;
+                let keep = !run.stopped && {
+                    let meta = Meta {
+                        number: n,
+                        uidl: plan[i].uidl.clone(),
+                    };
+                    match sink.begin(&meta) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            local_failure(&mut run.outcomes[i], e, &mut run.failure, progress);
+                            run.slots[i] = Slot::Failed;
+                            run.stopped = true;
+                            false
+                        }
+                    }
+                };
+                receiving = Some((i, keep));
+            }
+            Event::Data => {
+                progress.add_bytes(session.out.len() as u64);
+                if let Some((i, true)) = receiving {
+                    if let Err(e) = sink.write(&session.out) {
+                        sink.abort();
+                        local_failure(&mut run.outcomes[i], e, &mut run.failure, progress);
+                        run.slots[i] = Slot::Failed;
+                        run.stopped = true;
+                        receiving = Some((i, false));
+                    }
+                }
+            }
+            Event::BodyEnd(Kind::Retr(n)) => {
+                retr_in_flight -= 1;
+                let (i, keep) = match receiving.take() {
+                    Some(r) => r,
+                    None => (lookup(&run.index, n)?, false),
+                };
+                if keep && !run.stopped {
+                    match sink.finish() {
+                        Ok(commit) => {
+                            run.slots[i] = Slot::Committing;
+                            committer.submit(i, commit);
+                            // Without pipelining every command costs a round
+                            // trip anyway: commit now, so DELE n goes out
+                            // before RETR n+1.
+                            if !pipelining || committer.in_flight() >= MAX_COMMITS_IN_FLIGHT {
+                                if let Some((j, r)) = committer.wait_next() {
+                                    run.commit_done(j, r, progress, saved);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            local_failure(&mut run.outcomes[i], e, &mut run.failure, progress);
+                            run.slots[i] = Slot::Failed;
+                            run.stopped = true;
+                        }
+                    }
+                } else {
+                    if keep {
+                        sink.abort();
+                    }
+                    if run.slots[i] == Slot::Waiting {
+                        run.slots[i] = Slot::Failed;
+                        run.outcomes[i].error = Some("not saved after an earlier failure".into());
+                    }
+                }
+            }
+            Event::Reply(reply) => match reply.kind {
+                Kind::Retr(n) => {
+                    retr_in_flight -= 1;
+                    let i = lookup(&run.index, n)?;
+                    let err = refused(&reply, &format!("RETR {n}"));
+                    progress.eprintln(&format!("mailctl: error: message {n}: {err}"));
+                    run.outcomes[i].error = Some(err.to_string());
+                    run.slots[i] = Slot::Refused;
+                    run.failure.get_or_insert(err);
+                }
+                Kind::Dele(n) => {
+                    let i = lookup(&run.index, n)?;
+                    if reply.ok {
+                        run.outcomes[i].marked = true;
+                    } else {
+                        let err = refused(&reply, &format!("DELE {n}"));
+                        progress.eprintln(&format!("mailctl: error: message {n}: {err}"));
+                        run.outcomes[i].error = Some(err.to_string());
+                        run.failure.get_or_insert(err);
+                    }
+                }
+                other => return Err(unexpected(&other)),
+            },
+            Event::BodyEnd(other) => return Err(unexpected(&other)),
+            other => {
+                return Err(fail(
+                    Exit::Protocol,
+                    format!("unexpected {other:?} during retrieval"),
+                ))
+            }
+        }
+    }
+}
+
+fn lookup(index: &std::collections::HashMap<u32, usize>, n: u32) -> anyhow::Result<usize> {
+    index
+        .get(&n)
+        .copied()
+        .ok_or_else(|| fail(Exit::Software, format!("reply for unplanned message {n}")))
+}
+
+fn unexpected(kind: &Kind) -> anyhow::Error {
+    fail(
+        Exit::Protocol,
+        format!("unexpected reply to {} during retrieval", kind.name()),
+    )
+}
+
+fn local_failure(
+    outcome: &mut Outcome,
+    err: anyhow::Error,
+    failure: &mut Option<anyhow::Error>,
+    progress: &Progress,
+) {
+    progress.eprintln(&format!(
+        "mailctl: error: message {}: {}; not deleting it or any later message",
+        outcome.number,
+        printable(format!("{err:#}").as_bytes())
+    ));
+    outcome.error = Some(format!("{err:#}"));
+    let status = exit_status(&err);
+    let err = if matches!(status, Exit::CantCreate | Exit::IoErr) {
+        err
+    } else {
+        fail(Exit::IoErr, format!("{err:#}"))
+    };
+    // A local failure decides the exit status over refusals by the server.
+    let earlier_local = failure
+        .as_ref()
+        .is_some_and(|f| matches!(exit_status(f), Exit::CantCreate | Exit::IoErr));
+    if !earlier_local {
+        *failure = Some(err);
+    }
+}

@@ -1,1 +1,0 @@
-//! Message composition for `mailctl send`.

@@ -1,0 +1,246 @@
+//! Mailboxes as users write them on the command line: `a@example.org`,
+//! `Name <a@example.org>`, `"Doe, John" <j@example.org>`, `"张三" <z@example.cn>`,
+//! several separated by commas (RFC 5322 section 3.4, simplified).
+
+use crate::exit::{fail, Exit};
+use crate::text::printable;
+
+/// An address with an optional display name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mailbox {
+    /// The display name, unquoted.
+    pub name: Option<String>,
+    /// The address `local@domain`.
+    pub address: String,
+}
+
+impl Mailbox {
+    /// A mailbox without a display name, after checking the address.
+    pub fn new(address: &str) -> anyhow::Result<Self> {
+        check_address(address)?;
+        Ok(Mailbox {
+            name: None,
+            address: address.to_string(),
+        })
+    }
+
+    /// Parses one mailbox; a list of several is an error.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut list = parse_list(text)?;
+        if list.len() != 1 {
+            crate::bail_with!(
+                Exit::Usage,
+                "expected one address, got {}: '{}'",
+                list.len(),
+                printable(text.as_bytes())
+            );
+        }
+        Ok(list.remove(0))
+    }
+}
+
+fn usage(message: String) -> anyhow::Error {
+    fail(Exit::Usage, message)
+}
+
+/// Checks an address: `local@domain`, no spaces, brackets or control
+/// characters (so no CR or LF can reach a header or a command).
+pub fn check_address(address: &str) -> anyhow::Result<()> {
+    let shown = printable(address.as_bytes());
+    if address.contains(['\r', '\n']) {
+        return Err(usage(format!("address '{shown}' contains a line break")));
+    }
+    if address.chars().any(|c| c.is_control() || c.is_whitespace())
+        || address.contains(['<', '>', '"', ',', '(', ')', '\\'])
+    {
+        return Err(usage(format!("invalid address '{shown}'")));
+    }
+    match address.rsplit_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && address.matches('@').count() == 1 =>
+        {
+            Ok(())
+        }
+        _ => Err(usage(format!(
+            "invalid address '{shown}' (expected local@domain)"
+        ))),
+    }
+}
+
+/// Splits at commas that are outside quotes and angle brackets.
+fn split_items(text: &str) -> anyhow::Result<Vec<&str>> {
+    let mut items = Vec::new();
+    let (mut quoted, mut escaped, mut angle) = (false, false, false);
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                items.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if quoted {
+        return Err(usage(format!(
+            "unbalanced quotes in '{}'",
+            printable(text.as_bytes())
+        )));
+    }
+    items.push(&text[start..]);
+    Ok(items)
+}
+
+fn unquote(name: &str) -> String {
+    let name = name.trim();
+    match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+        Some(inner) => {
+            let mut out = String::with_capacity(inner.len());
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    if let Some(next) = chars.next() {
+                        out.push(next);
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+        None => name.to_string(),
+    }
+}
+
+/// Parses a comma-separated list of mailboxes. Empty items are skipped; an
+/// empty list, a malformed item or any CR/LF is a usage error (exit 64).
+pub fn parse_list(text: &str) -> anyhow::Result<Vec<Mailbox>> {
+    if text.contains(['\r', '\n']) {
+        return Err(usage(format!(
+            "address list '{}' contains a line break",
+            printable(text.as_bytes())
+        )));
+    }
+    let mut out = Vec::new();
+    for item in split_items(text)? {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let shown = printable(item.as_bytes());
+        let mailbox = match find_angle(item) {
+            Some(open) => {
+                let rest = &item[open + 1..];
+                let close = rest
+                    .find('>')
+                    .ok_or_else(|| usage(format!("missing '>' in '{shown}'")))?;
+                if !rest[close + 1..].trim().is_empty() {
+                    return Err(usage(format!("text after '>' in '{shown}'")));
+                }
+                let address = rest[..close].trim();
+                let name = unquote(&item[..open]);
+                if name.chars().any(char::is_control) {
+                    return Err(usage(format!("control character in name '{shown}'")));
+                }
+                check_address(address)?;
+                Mailbox {
+                    name: (!name.is_empty()).then_some(name),
+                    address: address.to_string(),
+                }
+            }
+            None => Mailbox::new(item)?,
+        };
+        out.push(mailbox);
+    }
+    if out.is_empty() {
+        return Err(usage(format!(
+            "no address in '{}'",
+            printable(text.as_bytes())
+        )));
+    }
+    Ok(out)
+}
+
+/// The position of the '<' that opens the address, outside quotes.
+fn find_angle(item: &str) -> Option<usize> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in item.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::exit_status;
+
+    fn mb(name: Option<&str>, address: &str) -> Mailbox {
+        Mailbox {
+            name: name.map(str::to_string),
+            address: address.to_string(),
+        }
+    }
+
+    #[test]
+    fn lists_and_names() {
+        assert_eq!(
+            parse_list(r#"a@x.org, "Doe, John" <j@x.org>,"张三" <z@x.cn>, Plain Name <p@x.org>,"#)
+                .unwrap(),
+            vec![
+                mb(None, "a@x.org"),
+                mb(Some("Doe, John"), "j@x.org"),
+                mb(Some("张三"), "z@x.cn"),
+                mb(Some("Plain Name"), "p@x.org"),
+            ]
+        );
+        assert_eq!(
+            parse_list(r#""say \"hi\"" <q@x.org>"#).unwrap(),
+            vec![mb(Some("say \"hi\""), "q@x.org")]
+        );
+        assert_eq!(parse_list("<b@x.org>").unwrap(), vec![mb(None, "b@x.org")]);
+        assert_eq!(
+            parse_list("用户@例子.广告").unwrap()[0].address,
+            "用户@例子.广告"
+        );
+    }
+
+    #[test]
+    fn refused() {
+        for bad in [
+            "",
+            " , ",
+            "nobody",
+            "@x.org",
+            "a@",
+            "a b@x.org",
+            "a@x.org\r\nBcc: victim@y.org",
+            "Name <a@x.org\n>",
+            "\"unbalanced <a@x.org>",
+            "Name <a@x.org",
+            "Name <a@x.org> extra",
+            "x <a@b@c>",
+        ] {
+            let err = parse_list(bad).unwrap_err();
+            assert_eq!(exit_status(&err), Exit::Usage, "{bad:?}");
+        }
+        assert!(Mailbox::parse("a@x.org, b@x.org").is_err());
+    }
+}

@@ -1,0 +1,323 @@
+//! A message ready to send, held as a sequence of segments so that large
+//! parts never sit in memory: bytes built in memory, attachments whose
+//! base64 is produced from the file while writing, and ranges of a spooled
+//! input.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
+use crate::exit::{fail, Exit};
+
+/// Input bytes per base64 line: 57 bytes become 76 characters (RFC 2045
+/// section 6.8).
+pub const BASE64_LINE_INPUT: usize = 57;
+
+/// Where a spooled raw message lives.
+#[derive(Debug)]
+pub enum Spool {
+    /// Small inputs stay in memory.
+    Memory(Vec<u8>),
+    /// Larger inputs go to an unlinked temporary file.
+    File(File),
+}
+
+impl Spool {
+    /// Reads at `offset` like `pread`.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match self {
+            Spool::Memory(bytes) => {
+                let start = (offset as usize).min(bytes.len());
+                let n = buf.len().min(bytes.len() - start);
+                buf[..n].copy_from_slice(&bytes[start..start + n]);
+                Ok(n)
+            }
+            Spool::File(file) => file.read_at(buf, offset),
+        }
+    }
+}
+
+/// One piece of a message.
+#[derive(Clone, Debug)]
+pub enum Segment {
+    /// Bytes written as they are.
+    Bytes(Vec<u8>),
+    /// A file written as base64 in 76-column lines separated by CRLF (no
+    /// CRLF after the last line); `len` is the file size when the message
+    /// was built.
+    Base64File {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        len: u64,
+    },
+    /// A range of a spooled input, written as it is.
+    Spooled {
+        /// The spool.
+        spool: Arc<Spool>,
+        /// Where the range starts.
+        offset: u64,
+        /// How many bytes.
+        len: u64,
+    },
+}
+
+/// The exact size of a file's base64 in 76-column lines joined by CRLF.
+pub fn base64_lines_len(len: u64) -> u64 {
+    if len == 0 {
+        return 0;
+    }
+    let chars = len.div_ceil(3) * 4;
+    let lines = len.div_ceil(BASE64_LINE_INPUT as u64);
+    chars + 2 * (lines - 1)
+}
+
+impl Segment {
+    /// The number of bytes this segment writes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Segment::Bytes(b) => b.len() as u64,
+            Segment::Base64File { len, .. } => base64_lines_len(*len),
+            Segment::Spooled { len, .. } => *len,
+        }
+    }
+
+    /// Whether the segment writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the segment. Errors writing to `out` are returned as they are
+    /// (they concern the connection); errors reading local files are
+    /// [`Exit::IoErr`] failures.
+    fn write_to(&self, out: &mut dyn Write) -> anyhow::Result<()> {
+        match self {
+            Segment::Bytes(b) => out.write_all(b)?,
+            Segment::Base64File { path, len } => write_base64_file(path, *len, out)?,
+            Segment::Spooled { spool, offset, len } => {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut done = 0u64;
+                while done < *len {
+                    let want = buf.len().min((*len - done) as usize);
+                    let n = spool
+                        .read_at(&mut buf[..want], offset + done)
+                        .map_err(|e| {
+                            fail(Exit::IoErr, format!("reading the spooled message: {e}"))
+                        })?;
+                    if n == 0 {
+                        crate::bail_with!(Exit::IoErr, "the spooled message was truncated");
+                    }
+                    out.write_all(&buf[..n])?;
+                    done += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_base64_file(path: &PathBuf, len: u64, out: &mut dyn Write) -> anyhow::Result<()> {
+    let local = |e: io::Error| fail(Exit::IoErr, format!("{}: {e}", path.display()));
+    let mut file = File::open(path).map_err(local)?;
+    const LINES_PER_CHUNK: usize = 1024;
+    let mut input = vec![0u8; BASE64_LINE_INPUT * LINES_PER_CHUNK];
+    let mut output = Vec::with_capacity(78 * LINES_PER_CHUNK);
+    let mut total = 0u64;
+    let mut first = true;
+    loop {
+        // Fill the buffer completely (or to end of file) so that every line
+        // but the last holds exactly 57 input bytes.
+        let mut filled = 0;
+        while filled < input.len() {
+            match file.read(&mut input[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(local(e)),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        total += filled as u64;
+        if total > len {
+            break;
+        }
+        output.clear();
+        for line in input[..filled].chunks(BASE64_LINE_INPUT) {
+            if !first {
+                output.extend_from_slice(b"\r\n");
+            }
+            first = false;
+            let start = output.len();
+            output.resize(start + line.len().div_ceil(3) * 4, 0);
+            BASE64
+                .encode_slice(line, &mut output[start..])
+                .expect("output sized for the encoding");
+        }
+        out.write_all(&output)?;
+        if filled < input.len() {
+            break;
+        }
+    }
+    if total != len {
+        crate::bail_with!(
+            Exit::IoErr,
+            "{}: the file changed size while being sent ({len} bytes expected)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// A complete message: header and body, CRLF line endings.
+#[derive(Clone, Debug, Default)]
+pub struct Message {
+    segments: Vec<Segment>,
+    eight_bit: bool,
+    message_id: Option<String>,
+}
+
+impl Message {
+    /// A message from its segments.
+    pub fn from_segments(segments: Vec<Segment>, message_id: Option<String>) -> Self {
+        let eight_bit = segments.iter().any(|s| match s {
+            Segment::Bytes(b) => !b.is_ascii(),
+            _ => false,
+        });
+        Message {
+            segments,
+            eight_bit,
+            message_id,
+        }
+    }
+
+    /// A message held in memory, already with CRLF line endings.
+    pub fn from_bytes(bytes: Vec<u8>, message_id: Option<String>) -> Self {
+        Self::from_segments(vec![Segment::Bytes(bytes)], message_id)
+    }
+
+    /// Marks the message as containing 8-bit data (for spooled input).
+    pub fn set_eight_bit(&mut self, eight_bit: bool) {
+        self.eight_bit = eight_bit;
+    }
+
+    /// The exact size in bytes (the SIZE of RFC 1870).
+    pub fn size(&self) -> u64 {
+        self.segments.iter().map(Segment::len).sum()
+    }
+
+    /// Whether any byte is above 127 (BODY=8BITMIME is then asked for).
+    pub fn eight_bit(&self) -> bool {
+        self.eight_bit
+    }
+
+    /// The Message-ID, without angle brackets, if known.
+    pub fn message_id(&self) -> Option<&str> {
+        self.message_id.as_deref()
+    }
+
+    /// The segments.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Writes the whole message. Write errors on `out` come back as I/O
+    /// errors; a local file that cannot be read, or changed size since the
+    /// message was built, is an [`Exit::IoErr`] failure.
+    pub fn write_to(&self, out: &mut dyn Write) -> anyhow::Result<()> {
+        for segment in &self.segments {
+            segment.write_to(out)?;
+        }
+        Ok(())
+    }
+
+    /// The whole message in memory (for tests and `--dry-run` of small
+    /// messages).
+    pub fn to_vec(&self) -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.size() as usize);
+        self.write_to(&mut out)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_file_lines_and_size() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [
+            0usize,
+            1,
+            2,
+            3,
+            56,
+            57,
+            58,
+            114,
+            1000,
+            57 * 1024,
+            57 * 1024 + 1,
+            200_000,
+        ] {
+            let path = dir.path().join(format!("f{len}"));
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
+            std::fs::write(&path, &data).unwrap();
+            let seg = Segment::Base64File {
+                path: path.clone(),
+                len: len as u64,
+            };
+            let msg = Message::from_segments(vec![seg], None);
+            let out = msg.to_vec().unwrap();
+            assert_eq!(out.len() as u64, msg.size(), "len {len}");
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.split("\r\n").all(|l| l.len() <= 76));
+            assert!(!text.ends_with("\r\n"));
+            let decoded = BASE64.decode(text.replace("\r\n", "")).unwrap();
+            assert_eq!(decoded, data);
+        }
+    }
+
+    #[test]
+    fn file_changed_size_is_a_local_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"abcdef").unwrap();
+        for len in [5u64, 7] {
+            let msg = Message::from_segments(
+                vec![Segment::Base64File {
+                    path: path.clone(),
+                    len,
+                }],
+                None,
+            );
+            let err = msg.to_vec().unwrap_err();
+            assert_eq!(crate::exit::exit_status(&err), Exit::IoErr);
+        }
+    }
+
+    #[test]
+    fn spooled_ranges() {
+        let spool = Arc::new(Spool::Memory(b"0123456789".to_vec()));
+        let msg = Message::from_segments(
+            vec![
+                Segment::Bytes(b"ab".to_vec()),
+                Segment::Spooled {
+                    spool,
+                    offset: 3,
+                    len: 4,
+                },
+            ],
+            None,
+        );
+        assert_eq!(msg.size(), 6);
+        assert_eq!(msg.to_vec().unwrap(), b"ab3456");
+    }
+}

@@ -1,0 +1,311 @@
+//! Ready-made messages (`mailctl send --raw`, sendmail style): read once,
+//! line endings made CRLF, spooled to an unlinked temporary file when
+//! large, Bcc header removed, recipients optionally taken from the header
+//! (`-t`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Arc;
+
+use crate::exit::{fail, Exit};
+
+use super::message::{Message, Segment, Spool};
+
+/// Inputs up to this size stay in memory.
+pub const MEMORY_LIMIT: usize = 1 << 20;
+
+/// The longest header section accepted.
+pub const MAX_HEADER: usize = 1 << 20;
+
+/// A ready-made message and what its header says.
+#[derive(Debug)]
+pub struct RawMessage {
+    /// The message to send (Bcc header removed).
+    pub message: Message,
+    /// The address in From, if any.
+    pub from: Option<String>,
+    /// Every address in To, Cc and Bcc, once each, in that order.
+    pub header_recipients: Vec<String>,
+}
+
+struct SpoolWriter {
+    memory: Vec<u8>,
+    file: Option<File>,
+    len: u64,
+    pending_cr: bool,
+    eight_bit: bool,
+    /// Whether the bytes stored so far end with CRLF.
+    last_crlf: bool,
+    chunk: Vec<u8>,
+}
+
+fn temp_file() -> io::Result<File> {
+    let mut random = [0u8; 12];
+    openssl::rand::rand_bytes(&mut random).map_err(io::Error::other)?;
+    let path = std::env::temp_dir().join(format!(
+        ".mailctl-spool-{}-{}",
+        std::process::id(),
+        crate::sasl::hex(&random)
+    ));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)?;
+    // Unlinked at once: the data disappears with the process.
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+impl SpoolWriter {
+    fn new() -> Self {
+        SpoolWriter {
+            memory: Vec::new(),
+            file: None,
+            len: 0,
+            pending_cr: false,
+            eight_bit: false,
+            last_crlf: false,
+            chunk: Vec::new(),
+        }
+    }
+
+    /// Appends input, making every line ending CRLF.
+    fn push(&mut self, input: &[u8]) -> io::Result<()> {
+        self.chunk.clear();
+        for &b in input {
+            if self.pending_cr {
+                self.pending_cr = false;
+                self.chunk.extend_from_slice(b"\r\n");
+                if b == b'\n' {
+                    continue;
+                }
+            }
+            match b {
+                b'\r' => self.pending_cr = true,
+                b'\n' => self.chunk.extend_from_slice(b"\r\n"),
+                _ => {
+                    self.eight_bit |= b >= 0x80;
+                    self.chunk.push(b);
+                }
+            }
+        }
+        let chunk = std::mem::take(&mut self.chunk);
+        let result = self.store(&chunk);
+        self.chunk = chunk;
+        result
+    }
+
+    fn store(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if !bytes.is_empty() {
+            self.last_crlf = bytes.ends_with(b"\r\n");
+        }
+        self.len += bytes.len() as u64;
+        if self.file.is_none() && self.memory.len() + bytes.len() > MEMORY_LIMIT {
+            let mut file = temp_file()?;
+            file.write_all(&self.memory)?;
+            self.memory = Vec::new();
+            self.file = Some(file);
+        }
+        match &mut self.file {
+            Some(file) => file.write_all(bytes),
+            None => {
+                self.memory.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(mut self) -> io::Result<(Spool, u64, bool)> {
+        if self.pending_cr {
+            self.pending_cr = false;
+            self.store(b"\r\n")?;
+        } else if self.len > 0 && !self.last_crlf {
+            // The message ends with a complete line, so its size is exact.
+            self.store(b"\r\n")?;
+        }
+        let spool = match self.file {
+            Some(mut file) => {
+                file.flush()?;
+                Spool::File(file)
+            }
+            None => Spool::Memory(self.memory),
+        };
+        Ok((spool, self.len, self.eight_bit))
+    }
+}
+
+fn field_name(line: &[u8]) -> &[u8] {
+    let end = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+    line[..end].trim_ascii_end()
+}
+
+/// Removes every field called `name` (with its continuation lines).
+pub fn remove_field(header: &[u8], name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(header.len());
+    let mut skipping = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            skipping = field_name(line).eq_ignore_ascii_case(name.as_bytes());
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads a complete message from `input`.
+pub fn read(input: &mut dyn Read) -> anyhow::Result<RawMessage> {
+    let local = |e: io::Error| fail(Exit::IoErr, format!("reading the message: {e}"));
+    let mut writer = SpoolWriter::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(local(e)),
+        };
+        writer.push(&buf[..n]).map_err(local)?;
+    }
+    let (spool, len, eight_bit) = writer.finish().map_err(local)?;
+    if len == 0 {
+        crate::bail_with!(Exit::DataErr, "the message on standard input is empty");
+    }
+
+    // The header section: everything before the first empty line.
+    let mut head = vec![0u8; (len as usize).min(MAX_HEADER + 4)];
+    let mut filled = 0;
+    while filled < head.len() {
+        let n = spool
+            .read_at(&mut head[filled..], filled as u64)
+            .map_err(local)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    head.truncate(filled);
+    let header_len = if head.starts_with(b"\r\n") {
+        0
+    } else {
+        match find(&head, b"\r\n\r\n") {
+            Some(pos) => pos + 2,
+            None if len as usize <= MAX_HEADER => len as usize,
+            None => crate::bail_with!(
+                Exit::DataErr,
+                "the message has no end of header within {MAX_HEADER} bytes"
+            ),
+        }
+    };
+    let header = &head[..header_len];
+    let parsed = mail_parser::MessageParser::default().parse_headers(header);
+    let mut from = None;
+    let mut header_recipients: Vec<String> = Vec::new();
+    if let Some(parsed) = &parsed {
+        from = parsed
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(str::to_string);
+        for list in [parsed.to(), parsed.cc(), parsed.bcc()]
+            .into_iter()
+            .flatten()
+        {
+            for addr in list.iter() {
+                if let Some(a) = addr.address() {
+                    if !header_recipients.iter().any(|r| r.eq_ignore_ascii_case(a)) {
+                        header_recipients.push(a.to_string());
+                    }
+                }
+            }
+        }
+    }
+    let message_id = parsed
+        .as_ref()
+        .and_then(|p| p.message_id())
+        .map(str::to_string);
+    let cleaned = remove_field(header, "Bcc");
+    let rest_len = len - header_len as u64;
+    let mut segments = vec![Segment::Bytes(cleaned)];
+    if rest_len > 0 {
+        segments.push(Segment::Spooled {
+            spool: Arc::new(spool),
+            offset: header_len as u64,
+            len: rest_len,
+        });
+    }
+    let mut message = Message::from_segments(segments, message_id);
+    message.set_eight_bit(eight_bit);
+    Ok(RawMessage {
+        message,
+        from,
+        header_recipients,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bcc_removed_recipients_collected_line_endings_fixed() {
+        let input = b"From: A <a@x.org>\nTo: b@x.org, \"C\" <c@x.org>\nBcc: hidden@x.org,\n  other@x.org\nCc: b@x.org, d@x.org\nSubject: hi\nMessage-ID: <m1@x.org>\n\nbody\n.line\r\nend\r";
+        let raw = read(&mut &input[..]).unwrap();
+        let out = raw.message.to_vec().unwrap();
+        assert_eq!(out.len() as u64, raw.message.size());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "From: A <a@x.org>\r\nTo: b@x.org, \"C\" <c@x.org>\r\nCc: b@x.org, d@x.org\r\nSubject: hi\r\nMessage-ID: <m1@x.org>\r\n\r\nbody\r\n.line\r\nend\r\n"
+        );
+        assert_eq!(raw.from.as_deref(), Some("a@x.org"));
+        assert_eq!(
+            raw.header_recipients,
+            vec![
+                "b@x.org",
+                "c@x.org",
+                "d@x.org",
+                "hidden@x.org",
+                "other@x.org"
+            ]
+        );
+        assert_eq!(raw.message.message_id(), Some("m1@x.org"));
+        assert!(!raw.message.eight_bit());
+    }
+
+    #[test]
+    fn large_input_is_spooled_to_a_file() {
+        let mut input = b"To: b@x.org\r\nSubject: big\r\n\r\n".to_vec();
+        for i in 0..100_000 {
+            input.extend_from_slice(format!("line {i} \u{e9}\n").as_bytes());
+        }
+        let raw = read(&mut &input[..]).unwrap();
+        assert!(matches!(
+            raw.message.segments()[1],
+            Segment::Spooled { ref spool, .. } if matches!(**spool, Spool::File(_))
+        ));
+        let out = raw.message.to_vec().unwrap();
+        assert_eq!(out.len() as u64, raw.message.size());
+        assert!(raw.message.eight_bit());
+        assert!(out.ends_with("line 99999 \u{e9}\r\n".as_bytes()));
+        assert_eq!(raw.header_recipients, vec!["b@x.org"]);
+    }
+
+    #[test]
+    fn empty_or_headerless() {
+        let err = read(&mut &b""[..]).unwrap_err();
+        assert_eq!(crate::exit::exit_status(&err), Exit::DataErr);
+        let raw = read(&mut &b"\nonly body"[..]).unwrap();
+        assert_eq!(raw.message.to_vec().unwrap(), b"\r\nonly body\r\n");
+        assert!(raw.header_recipients.is_empty());
+    }
+}

@@ -1,0 +1,562 @@
+//! The Maildir side of the server: one Maildir per mailbox under the
+//! `--maildir` directory, deliveries streamed into `tmp/` and committed to
+//! `new/`, and POP3 sessions over a locked snapshot.
+//!
+//! The lock is per mailbox and held by this process for the life of a POP3
+//! session; a second session gets `-ERR [IN-USE]`. Deliveries do not take
+//! it: they only add files, which a session's snapshot does not see.
+//!
+//! Durability: a message is written to `tmp/`, its data synced, hard-linked
+//! into `new/` (never overwriting), unlinked from `tmp/`, and `new/` is
+//! synced before the delivery counts as done. Concurrent deliveries into
+//! the same mailbox share that directory sync (group commit): a delivery
+//! whose link is covered by a sync that started after it waits for that
+//! sync instead of issuing its own.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::mailbox_name;
+use super::pop3::{MessageInfo, OpenError};
+use crate::maildir::{Maildir, MaildirEntry};
+
+/// The directory holding every mailbox.
+#[derive(Debug)]
+pub struct MailStore {
+    root: PathBuf,
+    locked: Mutex<HashSet<String>>,
+    boxes: Mutex<HashMap<String, Arc<DirSync>>>,
+    counter: AtomicU64,
+    pid: u32,
+    host: String,
+}
+
+/// A mailbox that has been delivered to, with the group commit of its
+/// `new/` directory entries.
+#[derive(Debug)]
+struct DirSync {
+    /// The Maildir root.
+    root: PathBuf,
+    /// `new/`, kept open for syncing.
+    new_dir: File,
+    /// Links completed so far (a ticket per link).
+    linked: AtomicU64,
+    /// The highest ticket known to be on disk; held while syncing.
+    synced: Mutex<u64>,
+    /// Set when a delivery failed: the folders are checked (and created)
+    /// again before the next one.
+    broken: AtomicBool,
+}
+
+impl DirSync {
+    /// Makes sure the link just made in `new/` is on disk.
+    fn sync_after_link(&self) -> io::Result<()> {
+        let ticket = self.linked.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        if *synced >= ticket {
+            return Ok(());
+        }
+        // Every link with a ticket up to `covered` finished before this sync.
+        let covered = self.linked.load(Ordering::SeqCst);
+        self.new_dir.sync_all()?;
+        *synced = covered;
+        Ok(())
+    }
+}
+
+impl MailStore {
+    /// Opens (creating with mode 0700 if needed) the directory of mailboxes.
+    pub fn open(root: &Path) -> io::Result<Arc<Self>> {
+        if !root.is_dir() {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)?;
+        }
+        Ok(Arc::new(MailStore {
+            root: root.to_path_buf(),
+            locked: Mutex::new(HashSet::new()),
+            boxes: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(0),
+            pid: std::process::id(),
+            host: super::local_hostname(),
+        }))
+    }
+
+    /// The delivery state of a mailbox, creating its Maildir the first time
+    /// (or again, if `fresh` and it was removed meanwhile).
+    fn mailbox(&self, name: &str, fresh: bool) -> io::Result<Arc<DirSync>> {
+        let mut boxes = self.boxes.lock().unwrap_or_else(|e| e.into_inner());
+        if !fresh {
+            if let Some(b) = boxes.get(name) {
+                if !b.broken.load(Ordering::SeqCst) {
+                    return Ok(b.clone());
+                }
+            }
+        }
+        let maildir = self.maildir(name)?;
+        let state = Arc::new(DirSync {
+            root: maildir.root().to_path_buf(),
+            new_dir: File::open(maildir.root().join("new"))?,
+            linked: AtomicU64::new(0),
+            synced: Mutex::new(0),
+            broken: AtomicBool::new(false),
+        });
+        boxes.insert(name.to_string(), state.clone());
+        Ok(state)
+    }
+
+    /// Starts writing a message into a mailbox's `tmp/`.
+    fn start_delivery(&self, name: &str) -> io::Result<Pending> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        // SECONDS.M<micros>P<pid>Q<counter>.<host>, as Maildir readers expect.
+        let unique = format!(
+            "{}.M{}P{}Q{}.{}",
+            now.as_secs(),
+            now.subsec_micros(),
+            self.pid,
+            self.counter.fetch_add(1, Ordering::Relaxed),
+            self.host
+        );
+        let mut mailbox = self.mailbox(name, false)?;
+        let mut tmp = mailbox.root.join("tmp").join(&unique);
+        let file = match crate::durable::create_new(&tmp) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                mailbox = self.mailbox(name, true)?;
+                tmp = mailbox.root.join("tmp").join(&unique);
+                crate::durable::create_new(&tmp)?
+            }
+            other => other?,
+        };
+        Ok(Pending {
+            writer: Some(BufWriter::with_capacity(64 * 1024, file)),
+            tmp,
+            new: mailbox.root.join("new").join(&unique),
+            sync: mailbox,
+            finished: false,
+        })
+    }
+
+    /// The Maildir of a mailbox, created if needed. The name is checked
+    /// again here, so no caller can reach outside the root.
+    pub fn maildir(&self, name: &str) -> io::Result<Maildir> {
+        if mailbox_name(name).as_deref() != Some(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid mailbox name",
+            ));
+        }
+        Maildir::create(self.root.join(name))
+    }
+
+    /// Locks a mailbox for a POP3 session and takes its snapshot.
+    pub fn lock(self: &Arc<Self>, name: &str) -> Result<MailboxSession, OpenError> {
+        let maildir = self.maildir(name).map_err(|_| OpenError::Io)?;
+        {
+            let mut locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
+            if !locked.insert(name.to_string()) {
+                return Err(OpenError::InUse);
+            }
+        }
+        let mut session = MailboxSession {
+            store: self.clone(),
+            name: name.to_string(),
+            entries: Vec::new(),
+        };
+        // On error the session is dropped, which releases the lock.
+        session.entries = maildir.list().map_err(|_| OpenError::Io)?;
+        session
+            .entries
+            .sort_by_cached_key(|e| arrival_key(&e.unique));
+        Ok(session)
+    }
+}
+
+/// A locked mailbox and the messages it held at login.
+#[derive(Debug)]
+pub struct MailboxSession {
+    store: Arc<MailStore>,
+    name: String,
+    entries: Vec<MaildirEntry>,
+}
+
+impl MailboxSession {
+    /// The snapshot as the POP3 machine sees it.
+    pub fn messages(&self) -> Vec<MessageInfo> {
+        self.entries
+            .iter()
+            .map(|e| MessageInfo {
+                size: e.size,
+                uid: uidl(&e.unique),
+            })
+            .collect()
+    }
+
+    /// Opens message `index` for reading.
+    pub fn open(&self, index: usize) -> io::Result<File> {
+        let entry = self
+            .entries
+            .get(index)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such message"))?;
+        File::open(&entry.path)
+    }
+
+    /// Removes these messages (the UPDATE state); a message already gone is
+    /// not an error. The directories are synced afterwards.
+    pub fn delete(&self, indexes: &[usize]) -> io::Result<()> {
+        let mut first_error = None;
+        for &i in indexes {
+            if let Some(entry) = self.entries.get(i) {
+                match fs::remove_file(&entry.path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        if !indexes.is_empty() {
+            let root = self.store.root.join(&self.name);
+            for sub in ["new", "cur"] {
+                let _ = crate::durable::sync_dir(&root.join(sub));
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for MailboxSession {
+    fn drop(&mut self) {
+        let mut locked = self.store.locked.lock().unwrap_or_else(|e| e.into_inner());
+        locked.remove(&self.name);
+    }
+}
+
+/// Orders Maildir names by delivery time: `SECONDS.M<micros>...` compared
+/// numerically (a plain string sort puts `M99` after `M100`); names of
+/// another form come last, by name.
+fn arrival_key(unique: &str) -> (u64, u64, String) {
+    let mut parts = unique.splitn(3, '.');
+    let secs = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX);
+    let micros = parts
+        .next()
+        .and_then(|p| p.strip_prefix('M'))
+        .map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(u64::MAX);
+    (secs, micros, unique.to_string())
+}
+
+/// The UIDL of a Maildir unique name: the name itself when it fits RFC 1939
+/// (1 to 70 characters from 0x21 to 0x7E), otherwise its MD5 in hex.
+pub fn uidl(unique: &str) -> String {
+    if !unique.is_empty()
+        && unique.len() <= 70
+        && unique.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    {
+        unique.to_string()
+    } else {
+        let digest = openssl::hash::hash(openssl::hash::MessageDigest::md5(), unique.as_bytes())
+            .map(|d| crate::sasl::hex(&d))
+            .unwrap_or_else(|_| "0".to_string());
+        digest
+    }
+}
+
+/// One copy of a message in `tmp/`; removed if dropped before commit.
+struct Pending {
+    writer: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    new: PathBuf,
+    sync: Arc<DirSync>,
+    /// Set once the `tmp/` name is gone (it then needs no clean-up).
+    finished: bool,
+}
+
+impl Pending {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match &mut self.writer {
+            Some(w) => w.write_all(bytes),
+            None => Err(io::Error::other("delivery already finished")),
+        }
+    }
+
+    /// Data synced, linked into `new/` (never overwriting), `tmp/` name
+    /// removed, `new/` synced. On error nothing is left in `new/`.
+    fn commit(self) -> io::Result<PathBuf> {
+        let sync = self.sync.clone();
+        self.try_commit()
+            .inspect_err(|_| sync.broken.store(true, Ordering::SeqCst))
+    }
+
+    fn try_commit(mut self) -> io::Result<PathBuf> {
+        let writer = self.writer.take().expect("writer present until commit");
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_data()?;
+        drop(file);
+        fs::hard_link(&self.tmp, &self.new)?;
+        self.finished = true;
+        let _ = fs::remove_file(&self.tmp);
+        if let Err(e) = self.sync.sync_after_link() {
+            let _ = fs::remove_file(&self.new);
+            return Err(e);
+        }
+        Ok(std::mem::take(&mut self.new))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.writer = None;
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A message being received for one or more mailboxes: written to every
+/// mailbox's `tmp/` as it arrives, committed to `new/` at the end. Dropped
+/// before [`Incoming::commit`], it leaves nothing behind.
+pub struct Incoming {
+    targets: Vec<Pending>,
+    size: u64,
+    limit: u64,
+    too_large: bool,
+    error: Option<io::Error>,
+}
+
+/// How a received message ended.
+#[derive(Debug)]
+pub enum Received {
+    /// In `new/` of each mailbox; the paths.
+    Delivered(Vec<PathBuf>),
+    /// Over the size limit; nothing kept.
+    TooLarge,
+    /// A local error; nothing kept.
+    Failed(io::Error),
+}
+
+impl Incoming {
+    /// Starts deliveries into `mailboxes`, with `limit` on the content size
+    /// (trace headers not counted). A failure here is remembered and
+    /// reported at the end, so the data is still read to its end.
+    pub fn start(store: &MailStore, mailboxes: &[String], limit: u64) -> Self {
+        let mut incoming = Incoming {
+            targets: Vec::new(),
+            size: 0,
+            limit,
+            too_large: false,
+            error: None,
+        };
+        for name in mailboxes {
+            match store.start_delivery(name) {
+                Ok(p) => incoming.targets.push(p),
+                Err(e) => {
+                    incoming.fail(e);
+                    break;
+                }
+            }
+        }
+        incoming
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        self.error.get_or_insert(e);
+        self.targets.clear();
+    }
+
+    /// Writes the trace headers (not counted against the limit).
+    pub fn write_headers(&mut self, bytes: &[u8]) {
+        self.write_all(bytes);
+    }
+
+    /// Writes message content.
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.size += bytes.len() as u64;
+        if self.size > self.limit && !self.too_large {
+            self.too_large = true;
+            self.targets.clear();
+        }
+        self.write_all(bytes);
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut error = None;
+        for target in &mut self.targets {
+            if let Err(e) = target.write_all(bytes) {
+                error = Some(e);
+                break;
+            }
+        }
+        if let Some(e) = error {
+            self.fail(e);
+        }
+    }
+
+    /// Content bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Syncs every copy into `new/`.
+    pub fn commit(mut self) -> Received {
+        if self.too_large {
+            return Received::TooLarge;
+        }
+        if let Some(e) = self.error.take() {
+            return Received::Failed(e);
+        }
+        let mut paths = Vec::new();
+        for pending in std::mem::take(&mut self.targets) {
+            match pending.commit() {
+                Ok(p) => paths.push(p),
+                Err(e) => {
+                    // All or nothing: the client will retry the whole
+                    // message, so no mailbox may keep a copy.
+                    for p in &paths {
+                        let _ = fs::remove_file(p);
+                    }
+                    return Received::Failed(e);
+                }
+            }
+        }
+        Received::Delivered(paths)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn deliver_lock_snapshot_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MailStore::open(&dir.path().join("mail")).unwrap();
+        let mut inc = Incoming::start(&store, &["bob".into(), "carol".into()], 100);
+        inc.write_headers(b"Return-Path: <a@b>\r\n");
+        inc.write(b"Subject: x\r\n\r\nhi\r\n");
+        let paths = match inc.commit() {
+            Received::Delivered(p) => p,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(paths.len(), 2);
+        assert!(paths[0].starts_with(dir.path().join("mail/bob/new")));
+
+        let session = store.lock("bob").unwrap();
+        assert_eq!(store.lock("bob").unwrap_err(), OpenError::InUse);
+        let msgs = session.messages();
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].size, 38);
+        let mut text = String::new();
+        session.open(0).unwrap().read_to_string(&mut text).unwrap();
+        assert!(text.starts_with("Return-Path"));
+        // A delivery during the session is not in its snapshot.
+        let mut inc = Incoming::start(&store, &["bob".into()], 100);
+        inc.write(b"x\r\n");
+        assert!(matches!(inc.commit(), Received::Delivered(_)));
+        assert_eq!(session.messages().len(), 1);
+        session.delete(&[0]).unwrap();
+        drop(session);
+        let session = store.lock("bob").unwrap();
+        assert_eq!(session.messages().len(), 1);
+        assert_eq!(session.messages()[0].size, 3);
+    }
+
+    #[test]
+    fn too_large_and_abandoned_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MailStore::open(dir.path()).unwrap();
+        let mut inc = Incoming::start(&store, &["bob".into()], 10);
+        inc.write_headers(b"Return-Path: <>\r\n");
+        inc.write(b"0123456789");
+        inc.write(b"a");
+        assert_eq!(inc.size(), 11);
+        assert!(matches!(inc.commit(), Received::TooLarge));
+        let inc = Incoming::start(&store, &["bob".into()], 10);
+        drop(inc);
+        for sub in ["tmp", "new", "cur"] {
+            assert_eq!(
+                fs::read_dir(dir.path().join("bob").join(sub))
+                    .unwrap()
+                    .count(),
+                0
+            );
+        }
+        assert!(store.maildir("../x").is_err());
+        assert!(store.maildir("Bob").is_err());
+    }
+
+    #[test]
+    fn failed_commit_leaves_no_copy_anywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MailStore::open(dir.path()).unwrap();
+        let mut inc = Incoming::start(&store, &["ann".into(), "ben".into()], 100);
+        inc.write(b"Subject: x\r\n\r\nhi\r\n");
+        // Linking into ben's new/ will fail.
+        fs::remove_dir(dir.path().join("ben/new")).unwrap();
+        assert!(matches!(inc.commit(), Received::Failed(_)));
+        for sub in ["ann/new", "ann/tmp", "ben/tmp"] {
+            assert_eq!(
+                fs::read_dir(dir.path().join(sub)).unwrap().count(),
+                0,
+                "{sub}"
+            );
+        }
+        // The next delivery recreates the missing folder.
+        let mut inc = Incoming::start(&store, &["ben".into()], 100);
+        inc.write(b"x\r\n");
+        assert!(matches!(inc.commit(), Received::Delivered(_)));
+    }
+
+    #[test]
+    fn arrival_order_is_numeric() {
+        let mut names = vec![
+            "100.M99P1Q2.h",
+            "100.M100P1Q1.h",
+            "99.M5P1Q0.h",
+            "weird",
+            "100.M100P1Q0.h",
+        ];
+        names.sort_by_cached_key(|n| arrival_key(n));
+        assert_eq!(
+            names,
+            [
+                "99.M5P1Q0.h",
+                "100.M99P1Q2.h",
+                "100.M100P1Q0.h",
+                "100.M100P1Q1.h",
+                "weird"
+            ]
+        );
+    }
+
+    #[test]
+    fn uidl_forms() {
+        assert_eq!(uidl("1700.M1P2Q3.host"), "1700.M1P2Q3.host");
+        assert_eq!(uidl(&"x".repeat(71)).len(), 32);
+        assert_eq!(uidl("a b").len(), 32);
+    }
+}

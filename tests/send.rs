@@ -1,0 +1,799 @@
+//! `mailctl send` against in-process fake SMTP servers.
+
+mod send_support;
+
+use base64::Engine;
+use send_support::*;
+
+const DATE: &str = "Tue, 1 Jul 2025 10:00:00 +0000";
+
+/// Arguments for a plain-text send to `server`.
+fn args(server: &FakeServer, tls: &str) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "send",
+        "--server",
+        &server.addr(),
+        "--tls",
+        tls,
+        "--from",
+        "Ops <ops@example.org>",
+        "--to",
+        "b@example.org",
+        "--subject",
+        "nightly report",
+        "--date",
+        DATE,
+        "--message-id",
+        "t1@example.org",
+        "--timeout",
+        "30",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(ca) = &server.ca_file {
+        v.push("--ca-file".into());
+        v.push(ca.display().to_string());
+    }
+    v
+}
+
+fn with(mut base: Vec<String>, more: &[&str]) -> Vec<String> {
+    base.extend(more.iter().map(|s| s.to_string()));
+    base
+}
+
+fn run(args: &[String], stdin: &[u8]) -> std::process::Output {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    mailctl(&refs, stdin)
+}
+
+#[test]
+fn plain_success_with_bcc_kept_out_of_the_header() {
+    let server = FakeServer::start(Script::default());
+    let a = with(
+        args(&server, "none"),
+        &[
+            "--cc",
+            "\"张三\" <z@example.cn>, c@example.org",
+            "--bcc",
+            "hidden@example.org",
+            "--body",
+            "hello\n",
+        ],
+    );
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    let rec = server.finish();
+    assert_eq!(rec.mail_from.as_deref(), Some("ops@example.org"));
+    assert_eq!(
+        rec.rcpt_to,
+        vec![
+            "b@example.org",
+            "z@example.cn",
+            "c@example.org",
+            "hidden@example.org"
+        ]
+    );
+    let message = String::from_utf8(rec.message()).unwrap();
+    assert!(message.contains("\r\nTo: b@example.org\r\n"), "{message}");
+    assert!(message.contains("Cc: =?utf-8?B?5byg5LiJ?= <z@example.cn>, c@example.org\r\n"));
+    assert!(!message.contains("hidden"), "Bcc leaked: {message}");
+    assert!(!message.to_ascii_lowercase().contains("\nbcc:"));
+    assert!(message.ends_with("hello\r\n"));
+    assert!(rec.saw("QUIT"));
+    assert_eq!(rec.tls_at_mail, Some(false));
+}
+
+#[test]
+fn starttls_with_auth_and_redacted_transcript() {
+    let server = FakeServer::start(Script {
+        tls: ServerTls::Starttls,
+        ..Script::default()
+    });
+    let a = with(
+        args(&server, "starttls"),
+        &["--user", "ops@example.org", "--body", "hi", "-v"],
+    );
+    let out = run(&a, b"");
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    let rec = server.finish();
+    assert_eq!(rec.tls_at_mail, Some(true));
+    // EHLO, STARTTLS, EHLO again, then AUTH.
+    let verbs: Vec<String> = rec
+        .commands
+        .iter()
+        .take(4)
+        .map(|c| c.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(verbs, ["EHLO", "STARTTLS", "EHLO", "AUTH"]);
+    assert!(err.contains("C: STARTTLS"));
+    assert!(err.contains("C: AUTH PLAIN <redacted>"), "{err}");
+    assert!(err.contains("S: 235 2.7.0"));
+    assert!(err.contains("C: <message, "));
+    let plain =
+        base64::engine::general_purpose::STANDARD.encode(format!("\0ops@example.org\0{PASSWORD}"));
+    assert!(!err.contains(PASSWORD));
+    assert!(!err.contains(&plain));
+    assert!(!err.contains("nightly report"), "the message is summarised");
+    // Round trips the client waits for: EHLO, STARTTLS, EHLO, AUTH,
+    // MAIL+RCPT+DATA, message+QUIT (plus the TLS handshake).
+    let mut flights = 0;
+    let mut previous = "";
+    for line in err.lines() {
+        let side = &line[..2];
+        if side == "C:" && previous != "C:" {
+            flights += 1;
+        }
+        previous = side;
+    }
+    assert_eq!(flights, 6, "{err}");
+}
+
+#[test]
+fn auth_login_transcript_is_redacted() {
+    let server = FakeServer::start(Script::default());
+    let a = with(
+        args(&server, "none"),
+        &["--user", "ops", "--auth", "login", "--body", "x", "-v"],
+    );
+    let out = run(&a, b"");
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    assert!(!err.contains(PASSWORD) && !err.contains(&b64(PASSWORD)));
+    assert!(!err.contains(&b64("ops")));
+    assert_eq!(err.matches("C: <redacted>").count(), 2, "{err}");
+    let rec = server.finish();
+    assert!(rec.commands.contains(&b64(PASSWORD)));
+}
+
+#[test]
+fn implicit_tls() {
+    let server = FakeServer::start(Script {
+        tls: ServerTls::Implicit,
+        ..Script::default()
+    });
+    let a = with(args(&server, "implicit"), &["--user", "ops", "--body", "x"]);
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = server.finish();
+    assert_eq!(rec.tls_at_mail, Some(true));
+    assert!(!rec.saw("STARTTLS"));
+}
+
+#[test]
+fn untrusted_certificate_is_76() {
+    let server = FakeServer::start(Script {
+        tls: ServerTls::Implicit,
+        ..Script::default()
+    });
+    let a: Vec<String> = args(&server, "implicit")
+        .into_iter()
+        .take_while(|a| a != "--ca-file")
+        .chain(["--body".to_string(), "x".to_string()])
+        .collect();
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 76, "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("mailctl: error: "));
+    server.finish();
+}
+
+#[test]
+fn auth_refused_is_77() {
+    let server = FakeServer::start(Script {
+        tls: ServerTls::Starttls,
+        auth_reply: "535 5.7.8 Error: authentication failed".into(),
+        ..Script::default()
+    });
+    let a = with(args(&server, "starttls"), &["--user", "ops", "--body", "x"]);
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 77);
+    assert!(stderr(&out).contains("535 5.7.8 Error: authentication failed"));
+    let rec = server.finish();
+    assert!(!rec.saw("MAIL"));
+}
+
+fn refuse_b(addr: &str) -> String {
+    if addr == "b@example.org" {
+        "550 5.1.1 <b@example.org>: Recipient address rejected: User unknown".into()
+    } else {
+        "250 2.1.5 Ok".into()
+    }
+}
+
+#[test]
+fn one_refused_recipient_means_rset_and_nothing_sent() {
+    let server = FakeServer::start(Script {
+        extensions: vec!["SIZE 1000000".into()],
+        rcpt_reply: refuse_b,
+        ..Script::default()
+    });
+    let a = with(
+        args(&server, "none"),
+        &["--to", "ok@example.org", "--body", "x", "--json"],
+    );
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("<b@example.org>: 550 5.1.1"), "{err}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["status"], "failed");
+    assert_eq!(json["exit_code"], 69);
+    assert_eq!(json["recipients"][0]["address"], "b@example.org");
+    assert_eq!(json["recipients"][0]["status"], "perm");
+    assert_eq!(json["recipients"][0]["code"], 550);
+    assert_eq!(json["recipients"][0]["enhanced"], "5.1.1");
+    assert_eq!(json["recipients"][1]["status"], "accepted");
+    assert!(json["final_reply"].is_null());
+    let rec = server.finish();
+    assert!(rec.saw("RSET"));
+    assert!(!rec.saw("DATA"));
+    assert!(rec.data.is_none());
+}
+
+#[test]
+fn refused_recipient_in_a_pipelined_group_never_sends_the_dot() {
+    let server = FakeServer::start(Script {
+        rcpt_reply: refuse_b,
+        expect_flight: true,
+        ..Script::default()
+    });
+    let a = with(
+        args(&server, "none"),
+        &["--to", "ok@example.org", "--body", "x", "-v"],
+    );
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    assert!(stderr(&out).contains("before the final dot"));
+    let rec = server.finish();
+    assert_eq!(rec.flight_before_reply, Some(true));
+    assert!(rec.data.is_none(), "no message may be completed");
+}
+
+#[test]
+fn every_recipient_refused_is_67() {
+    let server = FakeServer::start(Script {
+        rcpt_reply: |_| "550 5.1.1 User unknown".into(),
+        ..Script::default()
+    });
+    let a = with(
+        args(&server, "none"),
+        &["--to", "c@example.org", "--body", "x"],
+    );
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 67, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("<b@example.org>") && err.contains("<c@example.org>"));
+    let rec = server.finish();
+    assert!(rec.data.is_none());
+}
+
+#[test]
+fn temporary_failure_is_75() {
+    let server = FakeServer::start(Script {
+        mail_reply: "451 4.3.0 Try again later".into(),
+        extensions: vec![],
+        ..Script::default()
+    });
+    let out = run(&with(args(&server, "none"), &["--body", "x"]), b"");
+    assert_eq!(code(&out), 75);
+    assert!(stderr(&out).contains("451 4.3.0 Try again later"));
+    server.finish();
+}
+
+#[test]
+fn refusal_after_the_dot_is_69() {
+    let server = FakeServer::start(Script {
+        final_reply: "554 5.7.1 Message rejected as spam".into(),
+        ..Script::default()
+    });
+    let out = run(
+        &with(args(&server, "none"), &["--body", "x", "--json"]),
+        b"",
+    );
+    assert_eq!(code(&out), 69);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["final_reply"]["code"], 554);
+    assert_eq!(json["status"], "failed");
+    assert!(server.finish().data.is_some());
+}
+
+#[test]
+fn dropped_connection_is_75() {
+    for drop_on in ["MAIL", "."] {
+        let server = FakeServer::start(Script {
+            drop_on: Some(drop_on.into()),
+            ..Script::default()
+        });
+        let out = run(&with(args(&server, "none"), &["--body", "x"]), b"");
+        assert_eq!(code(&out), 75, "drop on {drop_on}: {}", stderr(&out));
+        server.finish();
+    }
+}
+
+#[test]
+fn malformed_reply_is_76() {
+    let server = FakeServer::start(Script {
+        mail_reply: "2x0 what".into(),
+        extensions: vec![],
+        ..Script::default()
+    });
+    let out = run(&with(args(&server, "none"), &["--body", "x"]), b"");
+    assert_eq!(code(&out), 76, "{}", stderr(&out));
+    assert!(stderr(&out).contains("malformed reply"));
+    server.finish();
+}
+
+#[test]
+fn hostile_server_text_is_neutralised() {
+    let server = FakeServer::start(Script {
+        mail_reply: "550 5.7.1 \x1b]0;pwned\x07\x1b[2J gone".into(),
+        extensions: vec![],
+        ..Script::default()
+    });
+    let out = run(&with(args(&server, "none"), &["--body", "x"]), b"");
+    assert_eq!(code(&out), 69);
+    assert!(!out.stderr.contains(&0x1b));
+    assert!(stderr(&out).contains("\\x1b]0;pwned\\x07"));
+    server.finish();
+}
+
+#[test]
+fn missing_starttls_fails_before_anything_else_is_sent() {
+    let server = FakeServer::start(Script::default());
+    let a = with(args(&server, "starttls"), &["--user", "ops", "--body", "x"]);
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 76);
+    assert!(stderr(&out).contains("STARTTLS"));
+    let rec = server.finish();
+    assert_eq!(rec.commands.len(), 1, "{:?}", rec.commands);
+    assert!(rec.commands[0].starts_with("EHLO"));
+}
+
+#[test]
+fn port_other_than_465_requires_starttls_by_default() {
+    let server = FakeServer::start(Script::default());
+    let a: Vec<String> = args(&server, "none")
+        .into_iter()
+        .filter(|a| a != "--tls" && a != "none")
+        .chain(["--body".to_string(), "x".to_string()])
+        .collect();
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 76, "{}", stderr(&out));
+    assert!(!server.finish().saw("MAIL"));
+}
+
+#[test]
+fn bytes_injected_after_starttls_are_discarded() {
+    let injected = b"250-fake.example\r\n250 AUTH PLAIN\r\n535 5.7.8 injected\r\n";
+    let server = FakeServer::start(Script {
+        tls: ServerTls::Starttls,
+        inject_after_starttls: injected.to_vec(),
+        ..Script::default()
+    });
+    let a = with(
+        args(&server, "starttls"),
+        &["--user", "ops", "--body", "x", "-v"],
+    );
+    let out = run(&a, b"");
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(
+        err.contains(&format!("<discarded {} bytes", injected.len())),
+        "{err}"
+    );
+    assert!(!err.contains("injected"));
+    let rec = server.finish();
+    assert_eq!(rec.tls_at_mail, Some(true));
+    assert!(rec.data.is_some());
+}
+
+#[test]
+fn dot_stuffing_is_byte_exact() {
+    let server = FakeServer::start(Script::default());
+    let body = ".leading dot\n..two dots\nmiddle . dot\n.\nbare\rcr\r\nlast";
+    let a = with(args(&server, "none"), &["--body", body]);
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = server.finish();
+    let data = rec.data.clone().unwrap();
+    let tail =
+        b"\r\n..leading dot\r\n...two dots\r\nmiddle . dot\r\n..\r\nbare\r\ncr\r\nlast\r\n.\r\n";
+    assert!(
+        data.ends_with(tail),
+        "{:?}",
+        String::from_utf8_lossy(&data[data.len().saturating_sub(120)..])
+    );
+    assert!(!data[..data.len() - 3].windows(5).any(|w| w == b"\r\n.\r\n"));
+}
+
+#[test]
+fn pipelined_group_arrives_before_any_reply() {
+    let server = FakeServer::start(Script {
+        expect_flight: true,
+        ..Script::default()
+    });
+    let a = with(
+        args(&server, "none"),
+        &["--cc", "c@example.org", "--body", "x"],
+    );
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = server.finish();
+    assert_eq!(rec.flight_before_reply, Some(true));
+    assert_eq!(rec.rcpt_to.len(), 2);
+    assert!(rec.saw("QUIT"));
+}
+
+#[test]
+fn message_over_size_limit_is_refused_before_mail() {
+    let server = FakeServer::start(Script {
+        extensions: vec!["PIPELINING".into(), "SIZE 500".into()],
+        ..Script::default()
+    });
+    let body = "x".repeat(600);
+    let out = run(&with(args(&server, "none"), &["--body", &body]), b"");
+    assert_eq!(code(&out), 69);
+    assert!(stderr(&out).contains("at most 500"));
+    let rec = server.finish();
+    assert!(!rec.saw("MAIL") && !rec.saw("DATA"));
+}
+
+#[test]
+fn line_breaks_in_input_are_refused_with_64() {
+    // Port 9 on loopback: nothing may be contacted before the refusal.
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "send",
+            "--server",
+            "127.0.0.1:9",
+            "--tls",
+            "none",
+            "--from",
+            "a@example.org",
+            "--body",
+            "x",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    for extra in [
+        &[
+            "--to",
+            "b@example.org",
+            "--subject",
+            "hi\r\nBcc: victim@example.org",
+        ][..],
+        &["--to", "b@example.org\r\nRCPT TO:<victim@example.org>"],
+        &[
+            "--to",
+            "b@example.org",
+            "--header",
+            "X-A: 1\nBcc: victim@example.org",
+        ],
+        &["--to", "b@example.org", "--reply-to", "r@example.org\n"],
+        &["--to", "\"Name\r\n\" <b@example.org>"],
+        &["--to", "b@example.org", "--header", "Bad Header: x"],
+    ] {
+        let out = run(&base(extra), b"");
+        assert_eq!(code(&out), 64, "{extra:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("mailctl: error: ") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn dry_run_prints_the_message_reproducibly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("données.csv");
+    std::fs::write(&file, "a,b\n1,2\n").unwrap();
+    let html = dir.path().join("body.html");
+    std::fs::write(&html, "<p>hello</p>").unwrap();
+    let a: Vec<String> = [
+        "send",
+        "--from",
+        "Ops <ops@example.org>",
+        "--to",
+        "b@example.org",
+        "--bcc",
+        "hidden@example.org",
+        "--subject",
+        "Données 报告",
+        "--header",
+        "X-Job: nightly",
+        "--html",
+        html.to_str().unwrap(),
+        "--attach",
+        file.to_str().unwrap(),
+        "--date",
+        DATE,
+        "--message-id",
+        "<fixed@example.org>",
+        "--dry-run",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run(&a, b"text body\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Message-ID: <fixed@example.org>\r\n"));
+    assert!(text.contains("Subject: =?utf-8?"));
+    assert!(text.contains("X-Job: nightly\r\n"));
+    assert!(text.contains("multipart/alternative"));
+    assert!(text.contains("filename*=utf-8''donn%C3%A9es.csv;\r\n filename=\"donn_es.csv\""));
+    assert!(text.contains("text body\r\n"));
+    assert!(!text.contains("hidden"));
+    let again = run(&a, b"text body\n");
+    assert_eq!(again.stdout, out.stdout);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&out.stdout)
+        .unwrap();
+    assert_eq!(parsed.subject(), Some("Données 报告"));
+    assert_eq!(parsed.attachment(0).unwrap().contents(), b"a,b\n1,2\n");
+}
+
+#[test]
+fn json_reports_success() {
+    let server = FakeServer::start(Script::default());
+    let a = with(
+        args(&server, "none"),
+        &["--cc", "c@example.org", "--body", "x", "--json"],
+    );
+    let out = run(&a, b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["status"], "sent");
+    assert_eq!(json["exit_code"], 0);
+    assert_eq!(json["message_id"], "<t1@example.org>");
+    assert!(json["size"].as_u64().unwrap() > 100);
+    assert_eq!(json["queue_id"], "4QX1abc");
+    assert_eq!(json["final_reply"]["code"], 250);
+    assert_eq!(json["final_reply"]["enhanced"], "2.0.0");
+    assert_eq!(json["final_reply"]["text"], "Ok: queued as 4QX1abc");
+    assert_eq!(json["recipients"].as_array().unwrap().len(), 2);
+    assert_eq!(json["recipients"][1]["status"], "accepted");
+    assert_eq!(json["recipients"][1]["enhanced"], "2.1.5");
+    let size = json["size"].as_u64().unwrap();
+    assert_eq!(size as usize, server.finish().message().len());
+}
+
+#[test]
+fn body_from_stdin_and_file() {
+    let server = FakeServer::start(Script::default());
+    let out = run(&args(&server, "none"), b"piped body\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(String::from_utf8(server.finish().message())
+        .unwrap()
+        .ends_with("\r\n\r\npiped body\r\n"));
+
+    let out = run(
+        &[
+            "send",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--body-file",
+            "/nonexistent/body.txt",
+            "--dry-run",
+        ]
+        .map(String::from),
+        b"",
+    );
+    assert_eq!(code(&out), 66);
+}
+
+#[test]
+fn raw_with_recipients_from_the_header() {
+    let server = FakeServer::start(Script::default());
+    let message = b"From: Ops <ops@example.org>\nTo: b@example.org\nCc: Carl <c@example.org>\nBcc: hidden@example.org\nSubject: raw\n\n.body line\n";
+    let a: Vec<String> = [
+        "send",
+        "--server",
+        &server.addr(),
+        "--tls",
+        "none",
+        "--raw",
+        "-t",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run(&a, message);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = server.finish();
+    assert_eq!(rec.mail_from.as_deref(), Some("ops@example.org"));
+    assert_eq!(
+        rec.rcpt_to,
+        vec!["b@example.org", "c@example.org", "hidden@example.org"]
+    );
+    assert_eq!(
+        rec.message(),
+        b"From: Ops <ops@example.org>\r\nTo: b@example.org\r\nCc: Carl <c@example.org>\r\nSubject: raw\r\n\r\n.body line\r\n"
+    );
+}
+
+#[test]
+fn plaintext_credentials_to_a_remote_server_are_refused() {
+    let out = run(
+        &[
+            "send",
+            "--server",
+            "192.0.2.1:587",
+            "--tls",
+            "none",
+            "--user",
+            "ops",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--body",
+            "x",
+        ]
+        .map(String::from),
+        b"",
+    );
+    assert_eq!(code(&out), 78, "{}", stderr(&out));
+    assert!(stderr(&out).contains("unencrypted"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn json_even_when_failing_before_the_attempt() {
+    let out = run(
+        &[
+            "send",
+            "--server",
+            "127.0.0.1:9",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--attach",
+            "/nonexistent/report.pdf",
+            "--json",
+        ]
+        .map(String::from),
+        b"",
+    );
+    assert_eq!(code(&out), 66);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["status"], "failed");
+    assert_eq!(json["exit_code"], 66);
+    assert!(json["error"].as_str().unwrap().contains("report.pdf"));
+}
+
+#[test]
+fn large_attachment_is_streamed_intact_with_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    let size = 50 * 1024 * 1024;
+    let mut data = Vec::with_capacity(size);
+    let mut x: u32 = 12345;
+    while data.len() < size {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(&path, &data).unwrap();
+    let server = FakeServer::start(Script::default());
+    let pid = server.client_pid.clone();
+    let a = with(
+        args(&server, "none"),
+        &[
+            "--body",
+            "see attachment",
+            "--attach",
+            path.to_str().unwrap(),
+        ],
+    );
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = run_with(&refs, b"", |child| {
+        pid.store(child, std::sync::atomic::Ordering::SeqCst)
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = server.finish();
+    let hwm = rec.client_vmhwm_kb.expect("client memory measured");
+    eprintln!("mailctl peak memory while sending 50 MiB: {hwm} kB");
+    assert!(hwm < 32 * 1024, "peak memory {hwm} kB");
+    let message = rec.message();
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message)
+        .unwrap();
+    assert!(parsed.attachment(0).unwrap().contents() == &data[..]);
+}
+
+#[test]
+fn oversized_replies_are_protocol_errors() {
+    let long_line = format!("250 {}", "x".repeat(70 * 1024));
+    let many_lines = format!("{}250 end", "250-x\r\n".repeat(1000));
+    for reply in [long_line, many_lines] {
+        let server = FakeServer::start(Script {
+            ehlo_reply: Some(reply),
+            ..Script::default()
+        });
+        let out = run(&with(args(&server, "none"), &["--body", "x"]), b"");
+        assert_eq!(code(&out), 76, "{}", stderr(&out));
+        assert!(!server.finish().saw("MAIL"));
+    }
+}
+
+#[test]
+fn helo_fallback_when_ehlo_is_refused() {
+    let server = FakeServer::start(Script {
+        ehlo_reply: Some("502 5.5.2 Error: command not recognized".into()),
+        ..Script::default()
+    });
+    let out = run(&with(args(&server, "none"), &["--body", "x"]), b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = server.finish();
+    assert!(rec.saw("HELO "));
+    assert!(rec.data.is_some());
+    // Without extensions: no SIZE parameter, one command at a time.
+    assert_eq!(rec.mail_from.as_deref(), Some("ops@example.org"));
+    assert!(rec
+        .commands
+        .iter()
+        .any(|c| c == "MAIL FROM:<ops@example.org>"));
+}
+
+#[test]
+fn library_probe_checks_settings_without_sending() {
+    use mailctl::exit::{exit_status, Exit};
+    use mailctl::smtp::client::Credentials;
+    use mailctl::smtp::session::{probe, Settings};
+    use mailctl::transcript::Transcript;
+    use mailctl::transport::{Endpoint, TlsMode, TlsOptions};
+
+    for (auth_reply, expected) in [
+        ("235 2.7.0 ok", None),
+        ("535 5.7.8 bad", Some(Exit::NoPerm)),
+    ] {
+        let server = FakeServer::start(Script {
+            tls: ServerTls::Starttls,
+            auth_reply: auth_reply.into(),
+            ..Script::default()
+        });
+        let settings = Settings {
+            endpoint: Endpoint::parse(&format!("localhost:{}", server.port), 587).unwrap(),
+            tls: TlsMode::Starttls,
+            tls_options: TlsOptions {
+                ca_file: server.ca_file.clone(),
+                insecure: false,
+            },
+            timeout: std::time::Duration::from_secs(30),
+            helo_name: Some("client.example".into()),
+            credentials: Some(Credentials {
+                user: "ops".into(),
+                secret: mailctl::secret::Secret::new(PASSWORD),
+                mechanism: None,
+            }),
+        };
+        let (transcript, log) = Transcript::memory();
+        let result = probe(&settings, &transcript);
+        let rec = server.finish();
+        assert!(!rec.saw("MAIL"));
+        assert!(rec.saw("QUIT"));
+        let log = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+        assert!(!log.contains(PASSWORD));
+        match expected {
+            None => {
+                let report = result.unwrap();
+                assert!(report.tls);
+                assert!(report.capabilities.pipelining);
+                assert_eq!(report.auth.map(|m| m.name()), Some("PLAIN"));
+            }
+            Some(exit) => assert_eq!(exit_status(&result.unwrap_err()), exit),
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! A scripted fake SMTP server for the `mailctl send` integration tests:
+//! one connection, on 127.0.0.1, in a thread, recording what the client
+//! sent.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mailctl::selfsigned::SelfSigned;
+
+/// How the server protects the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerTls {
+    /// Never.
+    None,
+    /// Offers STARTTLS.
+    Starttls,
+    /// TLS from the first byte.
+    Implicit,
+}
+
+/// What the fake server says. Replies are full lines without CRLF
+/// (multi-line replies use "\r\n" inside).
+#[derive(Clone)]
+pub struct Script {
+    pub tls: ServerTls,
+    pub greeting: String,
+    /// EHLO keywords after the first line (STARTTLS is added when offered
+    /// and the connection is still plain).
+    pub extensions: Vec<String>,
+    pub ehlo_reply: Option<String>,
+    pub auth_reply: String,
+    pub mail_reply: String,
+    /// Reply to RCPT for an address.
+    pub rcpt_reply: fn(&str) -> String,
+    pub data_reply: String,
+    pub final_reply: String,
+    /// Close the connection, without replying, on receiving a command
+    /// starting with this (or "." for the end of the message).
+    pub drop_on: Option<String>,
+    /// Bytes written in the same write as the 220 reply to STARTTLS.
+    pub inject_after_starttls: Vec<u8>,
+    /// With PIPELINING: wait for the whole MAIL..DATA group before replying.
+    pub expect_flight: bool,
+}
+
+fn accept_all(_: &str) -> String {
+    "250 2.1.5 Ok".to_string()
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            tls: ServerTls::None,
+            greeting: "220 fake.example ESMTP ready".into(),
+            extensions: vec![
+                "PIPELINING".into(),
+                "SIZE 100000000".into(),
+                "8BITMIME".into(),
+                "ENHANCEDSTATUSCODES".into(),
+                "AUTH PLAIN LOGIN".into(),
+            ],
+            ehlo_reply: None,
+            auth_reply: "235 2.7.0 Authentication successful".into(),
+            mail_reply: "250 2.1.0 Ok".into(),
+            rcpt_reply: accept_all,
+            data_reply: "354 End data with <CR><LF>.<CR><LF>".into(),
+            final_reply: "250 2.0.0 Ok: queued as 4QX1abc".into(),
+            drop_on: None,
+            inject_after_starttls: Vec::new(),
+            expect_flight: false,
+        }
+    }
+}
+
+/// What the client did.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Every command line (without CRLF); AUTH payload lines included.
+    pub commands: Vec<String>,
+    /// The DATA bytes exactly as received, final dot line included.
+    pub data: Option<Vec<u8>>,
+    /// MAIL FROM / RCPT TO addresses.
+    pub mail_from: Option<String>,
+    pub rcpt_to: Vec<String>,
+    /// Whether MAIL, every RCPT and DATA arrived before the first reply.
+    pub flight_before_reply: Option<bool>,
+    /// Whether the connection had been upgraded to TLS when MAIL came.
+    pub tls_at_mail: Option<bool>,
+    /// The client's peak memory (VmHWM, kB) when the final dot arrived.
+    pub client_vmhwm_kb: Option<u64>,
+}
+
+impl Recorded {
+    pub fn saw(&self, prefix: &str) -> bool {
+        self.commands
+            .iter()
+            .any(|c| c.to_ascii_uppercase().starts_with(prefix))
+    }
+
+    /// The message as delivered: DATA bytes with dot-stuffing removed and
+    /// the final dot line dropped.
+    pub fn message(&self) -> Vec<u8> {
+        let data = self.data.as_ref().expect("a message was received");
+        let body = data.strip_suffix(b".\r\n").expect("final dot");
+        let mut out = Vec::with_capacity(body.len());
+        for line in body.split_inclusive(|&b| b == b'\n') {
+            out.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+        }
+        out
+    }
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<native_tls::TlsStream<TcpStream>>),
+    Gone,
+}
+
+struct Conn {
+    stream: Stream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn read_more(&mut self) -> std::io::Result<usize> {
+        let mut chunk = [0u8; 65536];
+        let n = match &mut self.stream {
+            Stream::Plain(s) => s.read(&mut chunk)?,
+            Stream::Tls(s) => s.read(&mut chunk)?,
+            Stream::Gone => 0,
+        };
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// One line with its CRLF, or None at end of stream / time-out.
+    fn line(&mut self) -> Option<Vec<u8>> {
+        let mut scanned = 0;
+        loop {
+            if let Some(p) = self.buf[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + p + 1;
+                return Some(self.buf.drain(..end).collect());
+            }
+            scanned = self.buf.len();
+            match self.read_more() {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Whether a complete line is already buffered, reading (with the
+    /// stream's time-out) if not.
+    fn has_line(&mut self) -> bool {
+        loop {
+            if self.buf.contains(&b'\n') {
+                return true;
+            }
+            match self.read_more() {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let _ = match &mut self.stream {
+            Stream::Plain(s) => s.write_all(bytes),
+            Stream::Tls(s) => s.write_all(bytes).and_then(|_| s.flush()),
+            Stream::Gone => Ok(()),
+        };
+    }
+
+    fn reply(&mut self, text: &str) {
+        self.write(format!("{text}\r\n").as_bytes());
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+}
+
+fn vmhwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A running fake server.
+pub struct FakeServer {
+    pub port: u16,
+    pub ca_file: Option<PathBuf>,
+    /// Set to the client's pid to have its memory recorded.
+    pub client_pid: Arc<AtomicU32>,
+    handle: JoinHandle<Recorded>,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeServer {
+    pub fn start(script: Script) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_file = None;
+        let cert: Option<SelfSigned> = if script.tls == ServerTls::None {
+            None
+        } else {
+            let cert = mailctl::selfsigned::generate(&["localhost", "127.0.0.1"]).unwrap();
+            let path = dir.path().join("ca.pem");
+            std::fs::write(&path, &cert.cert_pem).unwrap();
+            ca_file = Some(path);
+            Some(cert)
+        };
+        let client_pid = Arc::new(AtomicU32::new(0));
+        let pid = client_pid.clone();
+        let handle = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let acceptor = cert.map(|c| c.acceptor().unwrap());
+            serve(tcp, &script, acceptor, &pid)
+        });
+        FakeServer {
+            port,
+            ca_file,
+            client_pid,
+            handle,
+            _dir: dir,
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn finish(self) -> Recorded {
+        self.handle.join().expect("fake server thread")
+    }
+}
+
+fn serve(
+    tcp: TcpStream,
+    script: &Script,
+    acceptor: Option<native_tls::TlsAcceptor>,
+    client_pid: &AtomicU32,
+) -> Recorded {
+    let mut rec = Recorded::default();
+    let stream = match script.tls {
+        ServerTls::Implicit => match acceptor.as_ref().unwrap().accept(tcp) {
+            Ok(s) => Stream::Tls(Box::new(s)),
+            Err(_) => return rec,
+        },
+        _ => Stream::Plain(tcp),
+    };
+    let mut c = Conn {
+        stream,
+        buf: Vec::new(),
+    };
+    c.reply(&script.greeting);
+    let pipelining = script.extensions.iter().any(|e| e == "PIPELINING");
+    let mut login_step = 0;
+    while let Some(line) = c.line() {
+        let text = String::from_utf8_lossy(&line)
+            .trim_end_matches(['\r', '\n'])
+            .to_string();
+        rec.commands.push(text.clone());
+        let upper = text.to_ascii_uppercase();
+        if let Some(drop) = &script.drop_on {
+            if upper.starts_with(drop.as_str()) {
+                return rec;
+            }
+        }
+        if login_step > 0 {
+            login_step += 1;
+            if login_step == 2 {
+                c.reply("334 UGFzc3dvcmQ6");
+            } else {
+                login_step = 0;
+                c.reply(&script.auth_reply);
+            }
+            continue;
+        }
+        if upper.starts_with("EHLO") {
+            if let Some(r) = &script.ehlo_reply {
+                c.reply(r);
+                continue;
+            }
+            let mut lines = vec!["fake.example".to_string()];
+            if script.tls == ServerTls::Starttls && !c.is_tls() {
+                lines.push("STARTTLS".into());
+            }
+            lines.extend(script.extensions.iter().cloned());
+            let n = lines.len();
+            let reply: String = lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| format!("250{}{l}\r\n", if i + 1 == n { ' ' } else { '-' }))
+                .collect();
+            c.write(reply.as_bytes());
+        } else if upper.starts_with("HELO") {
+            c.reply("250 fake.example");
+        } else if upper == "STARTTLS" {
+            let mut bytes = b"220 2.0.0 Ready to start TLS\r\n".to_vec();
+            bytes.extend_from_slice(&script.inject_after_starttls);
+            c.write(&bytes);
+            let tcp = match std::mem::replace(&mut c.stream, Stream::Gone) {
+                Stream::Plain(t) => t,
+                _ => return rec,
+            };
+            match acceptor.as_ref().unwrap().accept(tcp) {
+                Ok(s) => c.stream = Stream::Tls(Box::new(s)),
+                Err(_) => return rec,
+            }
+            c.buf.clear();
+        } else if upper.starts_with("AUTH LOGIN") {
+            login_step = 1;
+            c.reply("334 VXNlcm5hbWU6");
+        } else if upper.starts_with("AUTH") {
+            c.reply(&script.auth_reply);
+        } else if upper.starts_with("MAIL FROM:") {
+            rec.tls_at_mail = Some(c.is_tls());
+            rec.mail_from = Some(path_of(&text));
+            if pipelining && script.expect_flight {
+                // Read RCPT... DATA before replying to anything.
+                let mut group = vec![text.clone()];
+                let mut complete = false;
+                while c.has_line() {
+                    let l = c.line().unwrap();
+                    let t = String::from_utf8_lossy(&l)
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string();
+                    rec.commands.push(t.clone());
+                    let done = t.eq_ignore_ascii_case("DATA");
+                    group.push(t);
+                    if done {
+                        complete = true;
+                        break;
+                    }
+                }
+                rec.flight_before_reply = Some(complete);
+                let mut replies = String::new();
+                let mut any_rcpt_ok = false;
+                let mut data_open = false;
+                for cmd in &group {
+                    let up = cmd.to_ascii_uppercase();
+                    if up.starts_with("MAIL") {
+                        replies.push_str(&format!("{}\r\n", script.mail_reply));
+                    } else if up.starts_with("RCPT TO:") {
+                        let addr = path_of(cmd);
+                        let r = (script.rcpt_reply)(&addr);
+                        any_rcpt_ok |= r.starts_with('2');
+                        rec.rcpt_to.push(addr);
+                        replies.push_str(&format!("{r}\r\n"));
+                    } else if up == "DATA" {
+                        if any_rcpt_ok && script.mail_reply.starts_with('2') {
+                            data_open = script.data_reply.starts_with("354");
+                            replies.push_str(&format!("{}\r\n", script.data_reply));
+                        } else {
+                            replies.push_str("554 5.5.1 Error: no valid recipients\r\n");
+                        }
+                    }
+                }
+                c.write(replies.as_bytes());
+                if data_open && !receive_data(&mut c, script, &mut rec, client_pid) {
+                    return rec;
+                }
+                continue;
+            }
+            c.reply(&script.mail_reply);
+        } else if upper.starts_with("RCPT TO:") {
+            let addr = path_of(&text);
+            let r = (script.rcpt_reply)(&addr);
+            rec.rcpt_to.push(addr);
+            c.reply(&r);
+        } else if upper == "DATA" {
+            c.reply(&script.data_reply);
+            if script.data_reply.starts_with("354")
+                && !receive_data(&mut c, script, &mut rec, client_pid)
+            {
+                return rec;
+            }
+        } else if upper == "RSET" || upper == "NOOP" {
+            c.reply("250 2.0.0 Ok");
+        } else if upper == "QUIT" {
+            c.reply("221 2.0.0 Bye");
+            return rec;
+        } else {
+            c.reply("502 5.5.2 Error: command not recognized");
+        }
+    }
+    rec
+}
+
+/// Reads the message up to the final dot; false if the connection ended
+/// or the script drops it there.
+fn receive_data(c: &mut Conn, script: &Script, rec: &mut Recorded, client_pid: &AtomicU32) -> bool {
+    let mut data = Vec::new();
+    loop {
+        let Some(line) = c.line() else {
+            rec.data = None;
+            return false;
+        };
+        data.extend_from_slice(&line);
+        if line == b".\r\n" {
+            break;
+        }
+    }
+    rec.data = Some(data);
+    let pid = client_pid.load(Ordering::SeqCst);
+    if pid != 0 {
+        rec.client_vmhwm_kb = vmhwm_kb(pid);
+    }
+    if script.drop_on.as_deref() == Some(".") {
+        return false;
+    }
+    c.reply(&script.final_reply);
+    true
+}
+
+fn path_of(command: &str) -> String {
+    let start = command.find('<').map_or(0, |p| p + 1);
+    let end = command[start..]
+        .find('>')
+        .map_or(command.len(), |p| start + p);
+    command[start..end].to_string()
+}
+
+/// Runs `mailctl` with `args`, `stdin` as standard input, and a password in
+/// MAILCTL_PASSWORD.
+pub fn mailctl(args: &[&str], stdin: &[u8]) -> Output {
+    run_with(args, stdin, |_| {})
+}
+
+/// Like [`mailctl`], calling `spawned` with the child's pid.
+pub fn run_with(args: &[&str], stdin: &[u8], spawned: impl FnOnce(u32)) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(args)
+        .env("MAILCTL_PASSWORD", PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mailctl runs");
+    spawned(child.id());
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    output
+}
+
+/// The password every test uses.
+pub const PASSWORD: &str = "s3cret-Pa55w0rd";
+
+pub fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited normally")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

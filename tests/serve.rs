@@ -1,0 +1,883 @@
+//! Integration tests of `mailctl serve`: the binary is started on port 0
+//! (see serve_support) and driven with raw TCP scripts and real clients
+//! (curl, python smtplib/poplib, swaks).
+
+mod serve_support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::process::Command;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use serve_support::{files_in, have_optional_tool, have_tool, run, Client, Server};
+
+const MESSAGE: &[u8] = b"From: a@x.test\r\nTo: bob@y.test\r\nSubject: hi\r\n\r\nhello\r\n";
+
+fn stored(path: &std::path::Path) -> Vec<u8> {
+    fs::read(path).unwrap()
+}
+
+/// The stored message without the two trace headers the server prepends.
+fn body_of(stored: &[u8]) -> Vec<u8> {
+    let text = stored;
+    assert!(
+        text.starts_with(b"Return-Path: <"),
+        "{:?}",
+        String::from_utf8_lossy(text)
+    );
+    let received = text.windows(10).position(|w| w == b"Received: ").unwrap();
+    let mut i = received;
+    // The Received header ends at the first CRLF not followed by a tab.
+    loop {
+        let eol = i + text[i..].windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+        if text[eol] != b'\t' {
+            return text[eol..].to_vec();
+        }
+        i = eol;
+    }
+}
+
+#[test]
+fn smtp_session_errors_in_every_state() {
+    let server = Server::start(&[]);
+    let mut c = server.smtp();
+    c.expect_reply("220 ");
+    let script: &[(&str, &str)] = &[
+        ("MAIL FROM:<a@x.test>", "503 5.5.1"),
+        ("RCPT TO:<b@y.test>", "503 5.5.1"),
+        ("DATA", "503 5.5.1"),
+        ("FOO", "500 5.5.2"),
+        ("EXPN staff", "502 5.5.1"),
+        ("EHLO", "501 5.5.4"),
+        ("EHLO client.test", "250-"),
+        ("DATA", "503 5.5.1"),
+        ("MAIL FROM:a@x.test", "501 5.5.4"),
+        ("MAIL FROM:<a@x.test> SIZE=999999999999", "552 5.3.4"),
+        ("MAIL FROM:<a@x.test> FOO=BAR", "555 5.5.4"),
+        ("MAIL FROM:<a@x.test>", "250 2.1.0"),
+        ("MAIL FROM:<a@x.test>", "503 5.5.1"),
+        ("DATA", "503 5.5.1"),
+        ("RCPT TO:<../../etc@y.test>", "553 5.1.3"),
+        ("RCPT TO:b@y.test", "501 5.5.4"),
+        ("VRFY bob", "252 2.5.0"),
+        ("HELP", "214 2.0.0"),
+        ("NOOP", "250 2.0.0"),
+        ("STARTTLS", "502 5.5.1"),
+        ("AUTH PLAIN", "502 5.5.1"),
+        ("RSET", "250 2.0.0"),
+        ("RCPT TO:<b@y.test>", "503 5.5.1"),
+    ];
+    for (line, want) in script {
+        c.send(format!("{line}\r\n").as_bytes());
+        let reply = c.reply();
+        assert!(reply.starts_with(want), "{line}: {reply:?}");
+    }
+    // An over-long line is discarded whole and answered once.
+    let mut long = vec![b'X'; 10_000];
+    long.extend_from_slice(b"\r\nNOOP\r\n");
+    c.send(&long);
+    c.expect_reply("500 5.5.6");
+    c.expect_reply("250 2.0.0");
+    c.send(b"QUIT\r\n");
+    c.expect_reply("221 2.0.0");
+    assert_eq!(c.rest(), "");
+}
+
+#[test]
+fn pipelined_commands_get_replies_in_order() {
+    let server = Server::start(&[]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(
+        b"EHLO p\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<bob@y.test>\r\nRCPT TO:<bad path>\r\n\
+          RCPT TO:<carol@y.test>\r\nDATA\r\n",
+    );
+    let ehlo = c.expect_reply("250-");
+    assert!(ehlo.contains("PIPELINING") && ehlo.contains("SIZE ") && ehlo.contains("8BITMIME"));
+    assert!(ehlo.contains("ENHANCEDSTATUSCODES"));
+    c.expect_reply("250 2.1.0");
+    c.expect_reply("250 2.1.5");
+    c.expect_reply("501");
+    c.expect_reply("250 2.1.5");
+    c.expect_reply("354");
+    // Message, then a second transaction and QUIT, all in one write.
+    c.send(b"Subject: one\r\n\r\nx\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<bob@y.test>\r\nDATA\r\n");
+    c.expect_reply("250 2.0.0");
+    c.expect_reply("250 2.1.0");
+    c.expect_reply("250 2.1.5");
+    c.expect_reply("354");
+    c.send(b"Subject: two\r\n\r\ny\r\n.\r\nQUIT\r\n");
+    c.expect_reply("250 2.0.0");
+    c.expect_reply("221");
+    assert_eq!(server.files("bob", "new").len(), 2);
+    assert_eq!(server.files("carol", "new").len(), 1);
+    let bounce = server
+        .files("bob", "new")
+        .into_iter()
+        .map(|p| stored(&p))
+        .find(|m| body_of(m).starts_with(b"Subject: two"))
+        .unwrap();
+    assert!(bounce.starts_with(b"Return-Path: <>\r\n"));
+}
+
+#[test]
+fn data_is_unstuffed_normalised_and_never_smuggled() {
+    let server = Server::start(&[]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"EHLO s\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<bob@y.test>\r\nDATA\r\n");
+    for want in ["250", "250", "250", "354"] {
+        c.expect_reply(want);
+    }
+    let smuggle = b"Subject: s\r\n\r\n..dot\r\nbare lf\nx\n.\r\nMAIL FROM:<evil@x>\r\n\
+        y\n.\nRCPT TO:<evil@x>\r\nz\r.\r\nDATA\r\n\r\n.\nw\r\n.\r\nNOOP\r\n";
+    c.send(smuggle);
+    c.expect_reply("250 2.0.0");
+    c.expect_reply("250 2.0.0"); // the NOOP after the real end
+    c.send(b"QUIT\r\n");
+    c.expect_reply("221");
+    let files = server.files("bob", "new");
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        body_of(&stored(&files[0])),
+        b"Subject: s\r\n\r\n.dot\r\nbare lf\r\nx\r\n.\r\nMAIL FROM:<evil@x>\r\n\
+          y\r\n.\r\nRCPT TO:<evil@x>\r\nz\r.\r\nDATA\r\n\r\n.\r\nw\r\n"
+    );
+    assert!(server.files("evil", "new").is_empty());
+}
+
+#[test]
+fn oversized_message_is_refused_after_data_and_leaves_nothing() {
+    let server = Server::start(&["--max-size", "100"]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"EHLO s\r\n");
+    assert!(c.expect_reply("250").contains("SIZE 100\r\n"));
+    c.send(b"MAIL FROM:<a@x.test> SIZE=101\r\n");
+    c.expect_reply("552 5.3.4");
+    c.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<bob@y.test>\r\nDATA\r\n");
+    c.expect_reply("250");
+    c.expect_reply("250");
+    c.expect_reply("354");
+    let big = format!("Subject: big\r\n\r\n{}\r\n.\r\n", "x".repeat(5000));
+    c.send(big.as_bytes());
+    c.expect_reply("552 5.3.4");
+    // The session goes on; a small message still fits.
+    c.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<bob@y.test>\r\nDATA\r\n");
+    c.expect_reply("250");
+    c.expect_reply("250");
+    c.expect_reply("354");
+    c.send(b"Subject: small\r\n\r\nok\r\n.\r\nQUIT\r\n");
+    c.expect_reply("250 2.0.0");
+    c.expect_reply("221");
+    let files = server.files("bob", "new");
+    assert_eq!(files.len(), 1);
+    assert_eq!(body_of(&stored(&files[0])), b"Subject: small\r\n\r\nok\r\n");
+    assert!(server.files("bob", "tmp").is_empty());
+}
+
+#[test]
+fn users_need_auth_and_credentials_stay_out_of_the_log() {
+    let server = Server::start(&["-v", "--user", "alice:Sesame-42", "--user", "bob:pw2"]);
+    let plain = BASE64.encode("\0alice\0Sesame-42");
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"EHLO a\r\n");
+    assert!(c.expect_reply("250").contains("AUTH PLAIN LOGIN"));
+    c.send(b"MAIL FROM:<alice@x.test>\r\n");
+    c.expect_reply("530 5.7.0");
+    c.send(format!("AUTH PLAIN {}\r\n", BASE64.encode("\0alice\0wrong")).as_bytes());
+    c.expect_reply("535 5.7.8");
+    c.send(format!("AUTH PLAIN {plain}\r\n").as_bytes());
+    c.expect_reply("235 2.7.0");
+    c.send(b"MAIL FROM:<alice@x.test>\r\nRCPT TO:<nobody@y.test>\r\nRCPT TO:<bob@y.test>\r\n");
+    c.expect_reply("250");
+    c.expect_reply("550 5.1.1");
+    c.expect_reply("250");
+    c.send(b"DATA\r\n");
+    c.expect_reply("354");
+    c.send(b"Subject: s\r\n\r\nb\r\n.\r\nQUIT\r\n");
+    c.expect_reply("250");
+    c.expect_reply("221");
+    let received = String::from_utf8(stored(&server.files("bob", "new")[0])).unwrap();
+    assert!(received.contains("with ESMTPA id"), "{received}");
+
+    // AUTH LOGIN too.
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"EHLO a\r\nAUTH LOGIN\r\n");
+    c.expect_reply("250");
+    c.expect_reply("334 VXNlcm5hbWU6");
+    c.send(format!("{}\r\n", BASE64.encode("alice")).as_bytes());
+    c.expect_reply("334 UGFzc3dvcmQ6");
+    c.send(format!("{}\r\n", BASE64.encode("Sesame-42")).as_bytes());
+    c.expect_reply("235");
+    c.send(b"QUIT\r\n");
+    c.expect_reply("221");
+
+    // POP3 checks passwords; APOP works.
+    let mut p = server.pop3();
+    let greeting = p.expect_line("+OK");
+    let ts = &greeting[greeting.find('<').unwrap()..=greeting.find('>').unwrap()];
+    p.send(b"USER bob\r\nPASS nope\r\n");
+    p.expect_line("+OK");
+    p.expect_line("-ERR [AUTH]");
+    let digest = mailctl::sasl::apop_digest(ts.as_bytes(), "pw2");
+    p.send(format!("APOP bob {digest}\r\nSTAT\r\nQUIT\r\n").as_bytes());
+    p.expect_line("+OK maildrop has 1 messages");
+    p.expect_line("+OK 1 ");
+    p.expect_line("+OK");
+    let mut p = server.pop3();
+    p.expect_line("+OK");
+    p.send(b"USER alice\r\nPASS Sesame-42\r\nQUIT\r\n");
+    p.expect_line("+OK");
+    p.expect_line("+OK maildrop has 0 messages");
+    p.expect_line("+OK");
+    p.rest();
+
+    let (status, log, _dir) = server.terminate();
+    assert!(status.success());
+    let log = log.join("\n");
+    for secret in [
+        "Sesame-42",
+        "pw2",
+        &plain,
+        &BASE64.encode("Sesame-42"),
+        &digest,
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+    assert!(log.contains("C: AUTH PLAIN <redacted>"));
+    assert!(log.contains("C: PASS <redacted>"));
+    assert!(log.contains("C: APOP bob <redacted>"));
+    assert!(log.contains("] C: <redacted>"));
+    assert!(log.contains("visible to other local users"));
+}
+
+#[test]
+fn users_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    fs::write(&users, "# accounts\n\ncarol:c-pass\n").unwrap();
+    let users = users.to_str().unwrap().to_string();
+    let server = Server::start(&["--users-file", &users]);
+    let mut p = server.pop3();
+    p.expect_line("+OK");
+    p.send(b"USER carol\r\nPASS c-pass\r\nQUIT\r\n");
+    p.expect_line("+OK");
+    p.expect_line("+OK maildrop");
+    p.expect_line("+OK");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["serve", "--maildir", "/nonexistent/x", "--user", "../x:pw"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mailctl: error: --user: invalid user name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn concurrent_senders() {
+    let server = Server::start(&[]);
+    let port = server.smtp;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(port);
+                c.expect_reply("220");
+                c.send(b"EHLO c\r\n");
+                c.expect_reply("250");
+                for i in 0..10 {
+                    c.send(
+                        format!("MAIL FROM:<t{t}@x.test>\r\nRCPT TO:<inbox@y.test>\r\nDATA\r\n")
+                            .as_bytes(),
+                    );
+                    c.expect_reply("250");
+                    c.expect_reply("250");
+                    c.expect_reply("354");
+                    c.send(format!("Subject: {t}-{i}\r\n\r\nbody\r\n.\r\n").as_bytes());
+                    c.expect_reply("250 2.0.0");
+                }
+                c.send(b"QUIT\r\n");
+                c.expect_reply("221");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let subjects: BTreeSet<String> = server
+        .files("inbox", "new")
+        .iter()
+        .map(|p| {
+            let body = body_of(&stored(p));
+            String::from_utf8(body)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(subjects.len(), 40);
+    assert!(subjects.contains("Subject: 3-9"));
+}
+
+#[test]
+fn pop3_errors_and_byte_stuffed_retrieval() {
+    let server = Server::start(&[]);
+    let message = b"Subject: dots\r\n\r\n..one\r\n.\r\nlast line\r\n";
+    server.deliver("a@x.test", &["dora@y.test"], message);
+    let mut p = server.pop3();
+    p.expect_line("+OK mailctl POP3 server ready <");
+    for (line, want) in [
+        ("STAT", "-ERR command not valid"),
+        ("BOGUS", "-ERR unknown command"),
+        ("PASS x", "-ERR USER first"),
+        ("USER ../../etc", "-ERR [AUTH]"),
+    ] {
+        p.send(format!("{line}\r\n").as_bytes());
+        p.expect_line(want);
+    }
+    p.send(b"CAPA\r\n");
+    let capa = p.multiline();
+    for cap in ["TOP", "UIDL", "USER", "PIPELINING", "SASL PLAIN"] {
+        assert!(capa.contains(&format!("\r\n{cap}\r\n")), "{capa}");
+    }
+    assert!(!capa.contains("STLS"));
+    p.send(b"USER Dora@y.test\r\nPASS anything\r\n");
+    p.expect_line("+OK");
+    p.expect_line("+OK maildrop has 1 messages");
+    let stored_file = stored(&server.files("dora", "new")[0]);
+    // Pipelined: replies come back in order.
+    p.send(b"STAT\r\nLIST 2\r\nRETR 1\r\nTOP 1 1\r\nDELE 9\r\nRETR x\r\nUSER a\r\n");
+    p.expect_line(&format!("+OK 1 {}\r\n", stored_file.len()));
+    p.expect_line("-ERR no such message");
+    p.expect_line(&format!("+OK {} octets", stored_file.len()));
+    let retr = p.multiline();
+    let mut expected = String::from_utf8(stored_file.clone()).unwrap();
+    expected = expected.replace("\r\n..one\r\n.\r\n", "\r\n...one\r\n..\r\n");
+    assert_eq!(retr, format!("{expected}.\r\n"));
+    p.expect_line("+OK");
+    let top = p.multiline();
+    assert!(top.ends_with("\r\n\r\n...one\r\n.\r\n"), "{top:?}");
+    p.expect_line("-ERR no such message");
+    p.expect_line("-ERR invalid message number");
+    p.expect_line("-ERR command not valid");
+    p.send(b"QUIT\r\n");
+    p.expect_line("+OK");
+    assert_eq!(p.rest(), "");
+    assert_eq!(server.files("dora", "new").len(), 1);
+}
+
+#[test]
+fn pop3_deletes_at_quit_while_new_mail_arrives() {
+    let server = Server::start(&[]);
+    server.deliver("a@x.test", &["erin@y.test"], b"Subject: 1\r\n\r\none\r\n");
+    server.deliver("a@x.test", &["erin@y.test"], b"Subject: 2\r\n\r\ntwo\r\n");
+    let mut p = server.pop3();
+    p.expect_line("+OK");
+    p.send(b"USER erin\r\nPASS x\r\nUIDL\r\n");
+    p.expect_line("+OK");
+    p.expect_line("+OK maildrop has 2 messages");
+    p.expect_line("+OK");
+    let uidl = p.multiline();
+    p.send(b"DELE 1\r\n");
+    p.expect_line("+OK message 1 deleted");
+
+    // Mail arriving now is kept but not shown to this session.
+    server.deliver("a@x.test", &["erin@y.test"], b"Subject: 3\r\n\r\nthree\r\n");
+    assert_eq!(server.files("erin", "new").len(), 3);
+    p.send(b"STAT\r\n");
+    p.expect_line("+OK 1 ");
+
+    // The mailbox is locked for a second session.
+    let mut q = server.pop3();
+    q.expect_line("+OK");
+    q.send(b"USER erin\r\nPASS x\r\n");
+    q.expect_line("+OK");
+    q.expect_line("-ERR [IN-USE]");
+
+    // Nothing is deleted until QUIT; a dropped session deletes nothing.
+    assert_eq!(server.files("erin", "new").len(), 3);
+    p.send(b"QUIT\r\n");
+    p.expect_line("+OK mailctl signing off (1 messages deleted)");
+    assert_eq!(p.rest(), "");
+    assert_eq!(server.files("erin", "new").len(), 2);
+
+    q.send(b"USER erin\r\nPASS x\r\nUIDL\r\nDELE 1\r\n");
+    q.expect_line("+OK");
+    q.expect_line("+OK maildrop has 2 messages");
+    q.expect_line("+OK");
+    let after = q.multiline();
+    q.expect_line("+OK");
+    // Hang up without QUIT: the server closes its side once it has let go
+    // of the mailbox, and the deletion is forgotten.
+    q.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(q.rest(), "");
+    // The deleted message's UIDL is gone, the kept one's is unchanged.
+    let uids = |listing: &str| -> BTreeSet<String> {
+        listing
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, u)| u.to_string()))
+            .collect()
+    };
+    let (before, after) = (uids(&uidl), uids(&after));
+    assert_eq!(before.len(), 2);
+    assert_eq!(after.len(), 2);
+    assert_eq!(before.intersection(&after).count(), 1);
+    let mut r = server.pop3();
+    r.expect_line("+OK");
+    r.send(b"USER erin\r\nPASS x\r\nQUIT\r\n");
+    r.expect_line("+OK");
+    r.expect_line("+OK maildrop has 2 messages");
+}
+
+#[test]
+fn restart_keeps_mail_and_uidls() {
+    let server = Server::start(&[]);
+    server.deliver("a@x.test", &["fay@y.test"], b"Subject: 1\r\n\r\none\r\n");
+    server.deliver("a@x.test", &["fay@y.test"], b"Subject: 2\r\n\r\ntwo\r\n");
+    let uidl = |server: &Server| {
+        let mut p = server.pop3();
+        p.expect_line("+OK");
+        p.send(b"USER fay\r\nPASS x\r\nUIDL\r\nQUIT\r\n");
+        p.expect_line("+OK");
+        p.expect_line("+OK");
+        p.expect_line("+OK");
+        let listing = p.multiline();
+        p.expect_line("+OK");
+        listing
+    };
+    let before = uidl(&server);
+    assert_eq!(before.lines().count(), 3, "{before}");
+    let (status, log, dir) = server.terminate();
+    assert!(status.success(), "{log:?}");
+    assert!(log
+        .iter()
+        .any(|l| l == "mailctl: stopped (2 messages delivered)"));
+    let server = Server::start_in(dir, &[]);
+    assert_eq!(uidl(&server), before);
+}
+
+#[test]
+fn exit_after_n_messages() {
+    let server = Server::start(&["--exit-after", "2"]);
+    server.deliver("a@x.test", &["gus@y.test"], MESSAGE);
+    server.deliver("a@x.test", &["gus@y.test"], MESSAGE);
+    let (status, log, dir) = server.wait();
+    assert_eq!(status.code(), Some(0), "{log:?}");
+    assert_eq!(files_in(&dir.path().join("mail/gus/new")).len(), 2);
+}
+
+#[test]
+fn termination_mid_data_abandons_the_message() {
+    let server = Server::start(&[]);
+    let mut idle = server.pop3();
+    idle.expect_line("+OK");
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"EHLO s\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<hal@y.test>\r\nDATA\r\n");
+    for want in ["250", "250", "250", "354"] {
+        c.expect_reply(want);
+    }
+    c.send(b"Subject: cut\r\n\r\nhalf a message\r\n");
+    let (status, log, dir) = server.terminate();
+    assert!(status.success(), "{log:?}");
+    // The idle POP3 client is told why it is disconnected.
+    assert_eq!(idle.rest(), "-ERR [SYS/TEMP] server shutting down\r\n");
+    for sub in ["new", "tmp", "cur"] {
+        assert!(files_in(&dir.path().join("mail/hal").join(sub)).is_empty());
+    }
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_says_goodbye() {
+    let server = Server::start(&[]);
+    server.deliver("a@x.test", &["ian@y.test"], MESSAGE);
+    let mut idle = server.smtp();
+    idle.expect_reply("220");
+    let (status, log, dir) = server.signal("-INT");
+    assert_eq!(status.code(), Some(0), "{log:?}");
+    assert_eq!(
+        idle.rest(),
+        "421 4.3.2 Server shutting down, closing connection\r\n"
+    );
+    assert_eq!(
+        log.last().unwrap(),
+        "mailctl: stopped (1 messages delivered)"
+    );
+    assert_eq!(files_in(&dir.path().join("mail/ian/new")).len(), 1);
+    assert!(files_in(&dir.path().join("mail/ian/tmp")).is_empty());
+}
+
+#[test]
+fn connections_over_the_cap_get_421() {
+    let server = Server::start(&["--max-connections", "1"]);
+    let mut first = server.smtp();
+    first.expect_reply("220");
+    let mut second = server.smtp();
+    assert_eq!(
+        second.rest(),
+        "421 4.3.2 Too many connections, try again later\r\n"
+    );
+    let mut pop = server.pop3();
+    assert!(pop
+        .rest()
+        .starts_with("-ERR [SYS/TEMP] too many connections"));
+    first.send(b"QUIT\r\n");
+    first.expect_reply("221");
+}
+
+#[test]
+fn verbose_summary_decodes_gb18030_and_attachments() {
+    let server = Server::start(&["-v"]);
+    let message = b"From: =?gb18030?B?1cXI/Q==?= <zhang@example.cn>\r\n\
+Subject: =?gb18030?B?08q8/rLiytQ=?=\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+Content-Type: text/plain\r\n\r\nhello\r\n--b\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename=\"data.bin\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n--b--\r\n";
+    server.deliver("zhang@example.cn", &["ivy@y.test"], message);
+    let (_, log, _) = server.terminate();
+    let log = log.join("\n");
+    assert!(log.contains("*:   subject: 邮件测试"), "{log}");
+    assert!(log.contains("*:   from: 张三 <zhang@example.cn>"), "{log}");
+    assert!(log.contains("*:   attachment: data.bin (5 bytes)"), "{log}");
+    assert!(log.contains("] C: <message data, "), "{log}");
+}
+
+fn tls_server(extra: &[&str]) -> (Server, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem").to_str().unwrap().to_string();
+    let mut args = vec!["--tls-self-signed", ca.as_str()];
+    args.extend_from_slice(extra);
+    let server = Server::start_in(dir, &args);
+    (server, ca)
+}
+
+fn tls_connector(ca: &str) -> native_tls::TlsConnector {
+    let pem = fs::read(ca).unwrap();
+    native_tls::TlsConnector::builder()
+        .add_root_certificate(native_tls::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn starttls_discards_pipelined_plaintext_and_verifies() {
+    let (server, ca) = tls_server(&["-v"]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"EHLO t\r\n");
+    assert!(c.expect_reply("250").contains("STARTTLS"));
+    // NOOP injected after STARTTLS must never be answered.
+    c.send(b"STARTTLS\r\nNOOP\r\n");
+    c.expect_reply("220 2.0.0");
+    assert!(c.reader.buffer().is_empty());
+    let tls = tls_connector(&ca).connect("localhost", c.stream).unwrap();
+    let mut reader = BufReader::new(tls);
+    reader.get_mut().write_all(b"EHLO t\r\n").unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("250-"), "{line}");
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert!(!line.contains("STARTTLS"));
+        if line.starts_with("250 ") {
+            break;
+        }
+    }
+    reader.get_mut().write_all(b"QUIT\r\n").unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "221 2.0.0 Bye\r\n");
+
+    // POP3 STLS the same way.
+    let mut p = server.pop3();
+    p.expect_line("+OK");
+    p.send(b"STLS\r\nUSER x\r\n");
+    p.expect_line("+OK begin TLS");
+    let tls = tls_connector(&ca).connect("localhost", p.stream).unwrap();
+    let mut reader = BufReader::new(tls);
+    reader.get_mut().write_all(b"PASS y\r\n").unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "-ERR USER first\r\n");
+
+    let (_, log, _) = server.terminate();
+    assert!(log
+        .iter()
+        .any(|l| l.contains("discarded 6 bytes the client sent before TLS")));
+}
+
+#[test]
+fn untrusted_certificate_is_refused_by_the_client() {
+    let (server, _ca) = tls_server(&[]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"STARTTLS\r\n");
+    c.expect_reply("220");
+    let connector = native_tls::TlsConnector::new().unwrap();
+    assert!(connector.connect("localhost", c.stream).is_err());
+}
+
+// ---- real clients ------------------------------------------------------
+
+#[test]
+fn interop_curl_smtp_and_pop3_with_tls() {
+    if !have_tool("curl") {
+        return;
+    }
+    let (server, ca) = tls_server(&[]);
+    let msg = server.dir.path().join("msg.eml");
+    fs::write(
+        &msg,
+        "From: a@x.test\r\nTo: kim@y.test\r\nSubject: curl\r\n\r\n.leading dot\r\nbody\r\n",
+    )
+    .unwrap();
+    let (ok, out, err) = run(Command::new("curl")
+        .args(["-sS", "--ssl-reqd", "--cacert", &ca])
+        .arg(format!("smtp://localhost:{}", server.smtp))
+        .args([
+            "--mail-from",
+            "a@x.test",
+            "--mail-rcpt",
+            "kim@y.test",
+            "--upload-file",
+        ])
+        .arg(&msg));
+    assert!(ok, "{out}{err}");
+    let files = server.files("kim", "new");
+    assert_eq!(files.len(), 1);
+    assert_eq!(body_of(&stored(&files[0])), fs::read(&msg).unwrap());
+
+    let url = format!("pop3://localhost:{}/", server.pop3);
+    let (ok, list, err) = run(Command::new("curl")
+        .args(["-sS", "--ssl-reqd", "--cacert", &ca, "-u", "kim:x"])
+        .arg(&url));
+    assert!(ok, "{err}");
+    assert_eq!(list, format!("1 {}\r\n", stored(&files[0]).len()));
+    let out = Command::new("curl")
+        .args(["-sS", "--ssl-reqd", "--cacert", &ca, "-u", "kim:x"])
+        .arg(format!("{url}1"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, stored(&files[0]));
+}
+
+#[test]
+fn interop_python_smtplib_and_poplib() {
+    if !have_tool("python3") {
+        return;
+    }
+    let (server, ca) = tls_server(&["--user", "lee:py-secret"]);
+    let script = format!(
+        r#"
+import smtplib, poplib, ssl, sys
+ctx = ssl.create_default_context(cafile={ca:?})
+s = smtplib.SMTP("localhost", {smtp})
+s.starttls(context=ctx)
+s.login("lee", "py-secret")
+msg = "From: a@x.test\r\nTo: lee@y.test\r\nSubject: py\r\n\r\n.dot line\r\nsecond\r\n"
+refused = s.sendmail("a@x.test", ["lee@y.test"], msg)
+assert refused == {{}}, refused
+s.quit()
+p = poplib.POP3("localhost", {pop3})
+p.stls(context=ctx)
+p.user("lee")
+p.pass_("py-secret")
+count, size = p.stat()
+assert count == 1, count
+resp, lines, octets = p.retr(1)
+assert lines[-2:] == [b".dot line", b"second"], lines
+assert octets == size, (octets, size)
+resp, uids, _ = p.uidl()
+p.dele(1)
+p.quit()
+print("ok", len(uids))
+"#,
+        smtp = server.smtp,
+        pop3 = server.pop3
+    );
+    let (ok, out, err) = run(Command::new("python3").arg("-c").arg(&script));
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.trim(), "ok 1");
+    assert!(server.files("lee", "new").is_empty());
+}
+
+#[test]
+fn interop_swaks_with_starttls_and_auth() {
+    if !have_tool("swaks") {
+        return;
+    }
+    let (server, ca) = tls_server(&["--user", "max:sw-pass"]);
+    let (ok, out, err) = run(Command::new("swaks")
+        .args(["--server", &format!("localhost:{}", server.smtp)])
+        .args(["--from", "a@x.test", "--to", "max@y.test"])
+        .args(["--tls", "--tls-verify", "--tls-ca-path", &ca])
+        .args([
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "max",
+            "--auth-password",
+            "sw-pass",
+        ])
+        .args(["--header", "Subject: swaks", "--body", "hello from swaks"]));
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("250 2.0.0 OK: queued as"), "{out}");
+    let files = server.files("max", "new");
+    assert_eq!(files.len(), 1);
+    let text = String::from_utf8(stored(&files[0])).unwrap();
+    assert!(text.contains("Subject: swaks") && text.contains("hello from swaks"));
+    assert!(text.contains("with ESMTPSA id"));
+
+    // Plain swaks without TLS against a catch-all server, with pipelining.
+    let plain = Server::start(&[]);
+    let (ok, out, err) = run(Command::new("swaks")
+        .args(["--server", &format!("127.0.0.1:{}", plain.smtp)])
+        .args([
+            "--from",
+            "a@x.test",
+            "--to",
+            "ned@y.test,ned@z.test",
+            "--pipeline",
+        ]));
+    assert!(ok, "{out}{err}");
+    assert_eq!(plain.files("ned", "new").len(), 1);
+}
+
+#[test]
+fn certificate_and_key_files_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = mailctl::selfsigned::generate(&["localhost", "127.0.0.1"]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    fs::write(&cert, &made.cert_pem).unwrap();
+    fs::write(&key, &made.key_pem).unwrap();
+    let (cert, key) = (
+        cert.to_str().unwrap().to_string(),
+        key.to_str().unwrap().to_string(),
+    );
+    let server = Server::start_in(dir, &["--tls-cert", &cert, "--tls-key", &key]);
+    let mut p = server.pop3();
+    p.expect_line("+OK");
+    p.send(b"CAPA\r\n");
+    assert!(p.multiline().contains("\r\nSTLS\r\n"));
+    p.send(b"STLS\r\n");
+    p.expect_line("+OK");
+    let tls = tls_connector(&cert).connect("localhost", p.stream).unwrap();
+    let mut reader = BufReader::new(tls);
+    reader.get_mut().write_all(b"QUIT\r\n").unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "+OK mailctl signing off\r\n");
+
+    // A key file that is not a key is a configuration error (78).
+    let out = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["serve", "--maildir", server.maildir().to_str().unwrap()])
+        .args(["--smtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0"])
+        .args(["--tls-cert", &cert, "--tls-key", &cert])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("mailctl: error: "));
+}
+
+#[test]
+fn idle_connections_are_closed_with_421() {
+    let server = Server::start(&["--idle-timeout", "1"]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    // The read below returns when the server gives up on the idle client.
+    assert_eq!(c.rest(), "421 4.4.2 Idle timeout, closing connection\r\n");
+    let mut p = server.pop3();
+    p.expect_line("+OK");
+    assert!(p.rest().starts_with("-ERR [SYS/TEMP] idle timeout"));
+}
+
+#[test]
+fn busy_listen_address_is_a_temporary_failure() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["serve", "--maildir", dir.path().to_str().unwrap()])
+        .args(["--smtp", &addr, "--pop3", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen for smtp on"), "{err}");
+}
+
+#[test]
+fn interop_msmtp_and_mpop() {
+    if !have_optional_tool("msmtp") || !have_optional_tool("mpop") {
+        return;
+    }
+    let (server, ca) = tls_server(&["--user", "nia:np-pass"]);
+    let out_dir = server.dir.path().join("fetched");
+    for sub in ["tmp", "new", "cur"] {
+        fs::create_dir_all(out_dir.join(sub)).unwrap();
+    }
+    let message = "Subject: via msmtp\r\n\r\n.dot line\r\nhello\r\n";
+    let mut child = Command::new("msmtp")
+        .args(["--host=localhost", &format!("--port={}", server.smtp)])
+        .args([
+            "--tls=on",
+            "--tls-starttls=on",
+            &format!("--tls-trust-file={ca}"),
+        ])
+        .args(["--auth=plain", "--user=nia", "--passwordeval=echo np-pass"])
+        .args(["--from=a@x.test", "nia@y.test"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let delivered = server.files("nia", "new");
+    assert_eq!(delivered.len(), 1);
+    // msmtp adds From, Date and Message-ID; the rest arrives byte-exact.
+    let kept = stored(&delivered[0]);
+    assert!(body_of(&kept).ends_with(message.as_bytes()));
+
+    let (ok, out, err) = run(Command::new("mpop")
+        .args(["--host=localhost", &format!("--port={}", server.pop3)])
+        .args([
+            "--tls=on",
+            "--tls-starttls=on",
+            &format!("--tls-trust-file={ca}"),
+        ])
+        .args(["--auth=user", "--user=nia", "--passwordeval=echo np-pass"])
+        .arg(format!("--delivery=maildir,{}", out_dir.display()))
+        .arg(format!(
+            "--uidls-file={}",
+            server.dir.path().join("uidls").display()
+        ))
+        .args(["--keep=off", "-q"]));
+    assert!(ok, "{out}{err}");
+    let fetched = files_in(&out_dir.join("new"));
+    assert_eq!(fetched.len(), 1);
+    // mpop adds its own Received header in front and stores LF line ends
+    // (the local convention); otherwise the message is unchanged.
+    let kept_lf = String::from_utf8(kept).unwrap().replace("\r\n", "\n");
+    let fetched = String::from_utf8(stored(&fetched[0])).unwrap();
+    assert!(fetched.ends_with(&kept_lf), "{fetched}");
+    assert!(fetched.contains("\n.dot line\nhello\n"));
+    assert!(server.files("nia", "new").is_empty());
+}
