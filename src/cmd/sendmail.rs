@@ -614,17 +614,61 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
 }
 
 /// Hands the prepared message to the SMTP client: the one place sendmail
-/// mode meets `mailctl send`'s submission code.
+/// mode meets `mailctl send`'s submission code
+/// ([`crate::smtp::session::submit`]).
 pub fn submit(
     server: &ResolvedServer,
     submission: &Submission,
     globals: Globals,
 ) -> anyhow::Result<Exit> {
-    let _ = (server, submission, globals);
-    Err(fail(
-        Exit::Software,
-        "SMTP submission is not available in this build",
-    ))
+    let settings = server.smtp_settings(server.smtp_mechanism(), None)?;
+    let envelope = crate::smtp::session::Envelope {
+        from: submission.envelope_from.clone(),
+        recipients: submission.recipients.clone(),
+    };
+    let message_id = message_id_of(&submission.message);
+    let bytes = to_crlf(&submission.message);
+    let eight_bit = !bytes.is_ascii();
+    let mut message = crate::compose::Message::from_bytes(bytes, message_id);
+    message.set_eight_bit(eight_bit);
+    let transcript = crate::transcript::Transcript::stderr(globals.verbose > 0);
+    match crate::smtp::session::submit(&settings, &envelope, &message, &transcript) {
+        Ok(_) => Ok(Exit::Ok),
+        Err(failed) => Err(config::with_tls_hint(
+            failed.error,
+            server.endpoint.port,
+            server.tls,
+        )),
+    }
+}
+
+/// Every line ending made CRLF (bare LF and bare CR alike).
+fn to_crlf(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 2);
+    let mut i = 0;
+    while i < message.len() {
+        match message[i] {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                if message.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The Message-ID in the header, without angle brackets, for reports.
+fn message_id_of(message: &[u8]) -> Option<String> {
+    let parsed = MessageParser::new().parse_headers(message)?;
+    parsed.message_id().map(str::to_string)
 }
 
 #[cfg(test)]
@@ -816,6 +860,13 @@ mod tests {
         let inv = parse(&["-t", "A@x.org"]);
         let sub = prepare(&inv, Some("m@x.org"), b"To: a@x.org\n\nb\n", NOW).unwrap();
         assert_eq!(sub.recipients, ["A@x.org"]);
+    }
+
+    #[test]
+    fn line_endings_become_crlf() {
+        assert_eq!(to_crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd\r\n");
+        assert_eq!(to_crlf(b""), b"");
+        assert_eq!(to_crlf(b"x\r\n"), b"x\r\n");
     }
 
     #[test]

@@ -209,6 +209,58 @@ impl ResolvedServer {
         }
     }
 
+    /// The file's `auth` as a SASL mechanism for SMTP; `None` for `auto`
+    /// (the strongest offered) or when the file sets none.
+    pub fn smtp_mechanism(&self) -> Option<crate::sasl::Mechanism> {
+        self.auth
+            .as_deref()
+            .filter(|a| *a != "auto")
+            .and_then(crate::sasl::Mechanism::from_name)
+    }
+
+    /// Settings for [`crate::smtp::session::submit`]. With a user, the
+    /// password is obtained here, after refusing to send it unencrypted to a
+    /// server that is not loopback. `mechanism` is the one to use (`None`:
+    /// the strongest offered), `helo_name` the EHLO name (`None`: default).
+    pub fn smtp_settings(
+        &self,
+        mechanism: Option<crate::sasl::Mechanism>,
+        helo_name: Option<String>,
+    ) -> anyhow::Result<crate::smtp::session::Settings> {
+        let credentials = match &self.user {
+            None => None,
+            Some(user) => {
+                if user.chars().any(char::is_control) {
+                    crate::bail_with!(Exit::Config, "the user name holds a control character");
+                }
+                if self.tls == TlsMode::None && !self.endpoint.is_loopback() {
+                    crate::bail_with!(
+                        Exit::Config,
+                        "refusing to send credentials unencrypted to {} \
+                         (tls none with a user is allowed only for loopback servers)",
+                        self.endpoint
+                    );
+                }
+                Some(crate::smtp::client::Credentials {
+                    user: user.clone(),
+                    secret: self.obtain_password()?,
+                    mechanism,
+                })
+            }
+        };
+        if self.timeout.is_zero() {
+            crate::bail_with!(Exit::Usage, "the time-out must be at least 1 second");
+        }
+        Ok(crate::smtp::session::Settings {
+            endpoint: self.endpoint.clone(),
+            tls: self.tls,
+            tls_options: self.tls_options.clone(),
+            timeout: self.timeout,
+            helo_name,
+            credentials,
+        })
+    }
+
     /// The bare address of `from` (inside `<...>` when there is a display
     /// name), for the envelope sender.
     pub fn from_address(&self) -> Option<&str> {
