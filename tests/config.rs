@@ -159,7 +159,12 @@ fn server_flag_without_account_ignores_the_file() {
     assert_eq!(server.account, None);
     assert!(server.password.configured.is_none());
     let server = config::resolve_pop3(&connect, None).unwrap();
+    assert_eq!(server.endpoint.to_string(), "smtp.example.org:995");
+    assert_eq!(server.tls, TlsMode::Implicit);
+    connect.tls = Some(TlsMode::Starttls);
+    let server = config::resolve_pop3(&connect, None).unwrap();
     assert_eq!(server.endpoint.to_string(), "smtp.example.org:110");
+    connect.tls = None;
     connect.server = Some("pop.example.org:995".into());
     let server = config::resolve_pop3(&connect, None).unwrap();
     assert_eq!(server.tls, TlsMode::Implicit);

@@ -41,7 +41,7 @@ impl Protocol {
         }
     }
 
-    /// The port used when neither a port nor implicit TLS is asked for.
+    /// The port of plaintext-then-STARTTLS (RFC 6409 / RFC 2595).
     pub fn plain_port(self) -> u16 {
         match self {
             Protocol::Smtp => 587,
@@ -49,10 +49,12 @@ impl Protocol {
         }
     }
 
-    /// The port implied by a TLS mode.
+    /// The port implied by a TLS mode. With none given, SMTP uses
+    /// submission on 587 (STARTTLS) and POP3 uses 995 (implicit TLS, as RFC
+    /// 8314 recommends), as `mailctl send` and `mailctl fetch` do.
     pub fn default_port(self, tls: Option<TlsMode>) -> u16 {
-        match tls {
-            Some(TlsMode::Implicit) => self.implicit_tls_port(),
+        match (self, tls) {
+            (_, Some(TlsMode::Implicit)) | (Protocol::Pop3, None) => self.implicit_tls_port(),
             _ => self.plain_port(),
         }
     }
