@@ -3,8 +3,9 @@
 //!
 //! SMTP: greeting, EHLO (RFC 5321 section 4.1.1.1), STARTTLS (RFC 3207) when
 //! required, EHLO again, AUTH (RFC 4954) when a user is configured, QUIT.
-//! POP3: greeting, CAPA (RFC 2449), STLS (RFC 2595) when required, CAPA
-//! again, USER/PASS, APOP or AUTH (RFC 1939, RFC 5034), QUIT. No MAIL, no
+//! POP3 (through `mailctl fetch`'s session and the `pop3` state machine):
+//! greeting, CAPA (RFC 2449), STLS (RFC 2595) when required, CAPA again,
+//! USER/PASS, APOP or AUTH (RFC 1939, RFC 5034), QUIT. No MAIL, no
 //! DELE: a POP3 session that issued no DELE changes nothing at QUIT.
 //!
 //! Passwords and SASL payloads appear in the transcript as `<redacted>`.
@@ -12,58 +13,41 @@
 use crate::config::ResolvedServer;
 use crate::exit::{fail, Exit};
 use crate::sasl::{self, Mechanism};
-use crate::text::{printable, printable_line};
+use crate::smtp::reply::ReplyParser;
+use crate::text::printable;
 use crate::transcript::Transcript;
 use crate::transport::{during, Connection, TlsMode};
 
 /// Longest reply line accepted from a server while probing.
 const MAX_LINE: usize = 64 * 1024;
-/// Most lines accepted in one reply while probing.
-const MAX_LINES: usize = 1000;
 
-/// One SMTP reply (RFC 5321 section 4.2): the code and its text lines.
+/// One SMTP reply (RFC 5321 section 4.2), read with the project's bounded
+/// reply parser ([`ReplyParser`]).
 #[derive(Debug, PartialEq, Eq)]
 pub struct SmtpReply {
     /// Three-digit code.
     pub code: u16,
-    /// The text of each line, without the code and separator.
+    /// The text of each line (no code, separator or enhanced code).
     pub lines: Vec<String>,
-}
-
-/// Parses one reply line: `(code, last_line, text)`; `None` if malformed.
-pub fn parse_smtp_line(line: &[u8]) -> Option<(u16, bool, String)> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let code = std::str::from_utf8(&line[..3]).ok()?.parse().ok()?;
-    let (last, text) = match line.get(3) {
-        None => (true, &line[3..]),
-        Some(b' ') => (true, &line[4..]),
-        Some(b'-') => (false, &line[4..]),
-        Some(_) => return None,
-    };
-    Some((code, last, String::from_utf8_lossy(text).into_owned()))
+    /// `code [enhanced] text`, safe to print.
+    pub summary: String,
 }
 
 fn read_smtp_reply(conn: &mut Connection, transcript: &Transcript) -> anyhow::Result<SmtpReply> {
-    let mut lines = Vec::new();
+    let mut parser = ReplyParser::new();
     loop {
         let line = conn.read_line(MAX_LINE)?;
         transcript.server(line);
-        let (code, last, text) = parse_smtp_line(line).ok_or_else(|| {
-            fail(
-                Exit::Protocol,
-                format!("malformed SMTP reply: {}", printable_line(line)),
-            )
-        })?;
-        lines.push(text);
-        if lines.len() > MAX_LINES {
-            crate::bail_with!(Exit::Protocol, "SMTP reply of more than {MAX_LINES} lines");
-        }
-        if last {
-            return Ok(SmtpReply { code, lines });
+        if let Some(reply) = parser.push_line(line)? {
+            return Ok(SmtpReply {
+                code: reply.code,
+                lines: reply
+                    .lines
+                    .iter()
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+                    .collect(),
+                summary: reply.summary(),
+            });
         }
     }
 }
@@ -76,14 +60,7 @@ fn smtp_failure(reply: &SmtpReply, step: &str) -> anyhow::Error {
     } else {
         Exit::Protocol
     };
-    fail(
-        exit,
-        format!(
-            "{step}: {} {}",
-            reply.code,
-            printable(reply.lines.join(" / ").as_bytes())
-        ),
-    )
+    fail(exit, format!("{step}: {}", reply.summary))
 }
 
 fn expect_smtp(reply: SmtpReply, want: u16, step: &str) -> anyhow::Result<SmtpReply> {
@@ -326,218 +303,79 @@ fn smtp_login(
     Ok(format!("auth: {name} as {user} accepted"))
 }
 
-fn read_pop3_status(
-    conn: &mut Connection,
-    transcript: &Transcript,
-    step: &str,
-) -> anyhow::Result<String> {
-    let line = conn.read_line(MAX_LINE)?;
-    transcript.server(line);
-    if let Some(rest) = line.strip_prefix(b"+OK") {
-        return Ok(printable_line(rest).trim().to_string());
-    }
-    let text = printable_line(line);
-    if line.starts_with(b"-ERR") {
-        crate::bail_with!(Exit::Unavailable, "{step}: {text}");
-    }
-    crate::bail_with!(Exit::Protocol, "{step}: malformed POP3 response: {text}")
-}
-
-/// Reads the lines of a multi-line POP3 response up to the lone dot,
-/// un-stuffing leading dots (RFC 1939 section 3).
-fn read_pop3_lines(conn: &mut Connection, transcript: &Transcript) -> anyhow::Result<Vec<String>> {
-    let mut lines = Vec::new();
-    loop {
-        let line = conn.read_line(MAX_LINE)?;
-        transcript.server(line);
-        let body = line.strip_suffix(b"\n").unwrap_or(line);
-        let body = body.strip_suffix(b"\r").unwrap_or(body);
-        if body == b"." {
-            return Ok(lines);
-        }
-        let body = body.strip_prefix(b".").unwrap_or(body);
-        lines.push(printable(body));
-        if lines.len() > MAX_LINES {
-            crate::bail_with!(
-                Exit::Protocol,
-                "POP3 response of more than {MAX_LINES} lines"
-            );
-        }
-    }
-}
-
-fn capa(conn: &mut Connection, transcript: &Transcript) -> anyhow::Result<Option<Vec<String>>> {
-    command(conn, transcript, "CAPA", "CAPA")?;
-    let line = conn.read_line(MAX_LINE)?;
-    transcript.server(line);
-    if line.starts_with(b"+OK") {
-        return read_pop3_lines(conn, transcript).map(Some);
-    }
-    if line.starts_with(b"-ERR") {
-        return Ok(None);
-    }
-    crate::bail_with!(
-        Exit::Protocol,
-        "CAPA: malformed POP3 response: {}",
-        printable_line(line)
-    )
-}
-
-/// The `<...>` APOP timestamp of a greeting, if any.
-fn apop_timestamp(greeting: &str) -> Option<&str> {
-    let start = greeting.find('<')?;
-    let end = start + greeting[start..].find('>')?;
-    Some(&greeting[start..=end])
-}
-
-/// Connects to a POP3 server and reports its greeting, TLS and CAPA list,
-/// then logs in if a user is configured. Sends no DELE, so nothing is
-/// removed at QUIT.
+/// Connects to a POP3 server with `mailctl fetch`'s session (greeting,
+/// CAPA, STLS when required, CAPA again), reports what it offers, then logs
+/// in if a user is configured. Sends no DELE, so nothing is removed at QUIT.
 pub fn probe_pop3(server: &ResolvedServer, transcript: &Transcript) -> anyhow::Result<Vec<String>> {
-    let mut conn = open(server)?;
-    let greeting = read_pop3_status(&mut conn, transcript, "greeting")?;
-    let mut report = vec![format!("greeting: +OK {greeting}")];
-    let mut caps = capa(&mut conn, transcript)?;
-    let mut discarded = 0;
-    if server.tls == TlsMode::Starttls {
-        let offered = caps
-            .as_ref()
-            .is_some_and(|c| c.iter().any(|l| l.eq_ignore_ascii_case("STLS")));
-        if !offered {
-            crate::bail_with!(
-                Exit::Protocol,
-                "the server does not offer STLS, which the account requires"
-            );
-        }
-        command(&mut conn, transcript, "STLS", "STLS")?;
-        read_pop3_status(&mut conn, transcript, "STLS")?;
-        let (upgraded, n) = conn.start_tls(&server.tls_options)?;
-        conn = upgraded;
-        discarded = n;
-        caps = capa(&mut conn, transcript)?;
-    }
-    report.push(tls_line(server.tls, discarded));
-    let keywords = caps.clone().unwrap_or_default();
+    use crate::cmd::fetch::session::{AuthMethod, Session};
+    let mut session = Session::open(
+        &server.endpoint,
+        server.tls,
+        &server.tls_options,
+        server.timeout,
+        transcript.clone(),
+    )?;
+    let mut report = vec![tls_line(server.tls, 0)];
     report.push(format!(
         "offers: {}",
-        if keywords.is_empty() {
-            "nothing (no CAPA)".to_string()
-        } else {
-            keywords.join(", ")
+        match session.client().capabilities() {
+            Some(caps) => pop3_keywords(caps),
+            None => "nothing (no CAPA)".to_string(),
         }
     ));
-    let timestamp = apop_timestamp(&greeting)
-        .filter(|t| sasl::valid_apop_timestamp(t.as_bytes()))
-        .map(str::to_string);
-    let result = match login_refusal(server, &conn) {
-        Some(why) => Ok(format!("auth: not tried: {why}")),
-        None => pop3_login(
-            server,
-            &mut conn,
-            transcript,
-            &keywords,
-            timestamp.as_deref(),
+    let encrypted = server.tls != TlsMode::None;
+    let result = match (&server.user, encrypted || server.endpoint.is_loopback()) {
+        (None, _) => Ok("auth: not tried: no user configured".to_string()),
+        (Some(_), false) => Ok(
+            "auth: not tried: the connection is not encrypted, so no password is sent".to_string(),
         ),
+        (Some(user), true) => {
+            let method = server.auth_as::<AuthMethod>()?.unwrap_or(AuthMethod::Auto);
+            obtain_password(server)
+                .and_then(|secret| session.login(method, user, &secret))
+                .map(|()| {
+                    let name = clap::ValueEnum::to_possible_value(&method)
+                        .map(|v| v.get_name().to_string())
+                        .unwrap_or_default();
+                    format!("auth: login as {user} accepted (method {name})")
+                })
+        }
     };
-    let _ = command(&mut conn, transcript, "QUIT", "QUIT")
-        .and_then(|()| read_pop3_status(&mut conn, transcript, "QUIT").map(drop));
-    conn.close();
+    let _ = session.quit();
     report.push(result?);
     Ok(report)
 }
 
-fn pop3_login(
-    server: &ResolvedServer,
-    conn: &mut Connection,
-    transcript: &Transcript,
-    keywords: &[String],
-    timestamp: Option<&str>,
-) -> anyhow::Result<String> {
-    let sasl_offered: Vec<String> = keywords
-        .iter()
-        .filter_map(|k| {
-            let (word, rest) = k.split_once(' ').unwrap_or((k, ""));
-            word.eq_ignore_ascii_case("SASL").then_some(rest)
-        })
-        .flat_map(|rest| rest.split_whitespace().map(str::to_ascii_uppercase))
-        .collect();
-    let method = match server.auth.as_deref() {
-        None | Some("auto") => {
-            if sasl_offered.iter().any(|m| m == "PLAIN") {
-                "plain"
-            } else {
-                "user"
-            }
+/// The CAPA keywords mailctl understands, for the report.
+fn pop3_keywords(caps: &crate::pop3::capability::Capabilities) -> String {
+    let mut words: Vec<String> = Vec::new();
+    for (on, word) in [
+        (caps.stls, "STLS"),
+        (caps.user, "USER"),
+        (caps.top, "TOP"),
+        (caps.uidl, "UIDL"),
+        (caps.pipelining, "PIPELINING"),
+        (caps.resp_codes, "RESP-CODES"),
+        (caps.auth_resp_code, "AUTH-RESP-CODE"),
+    ] {
+        if on {
+            words.push(word.to_string());
         }
-        Some(other) => other,
-    };
-    let user = server.user.as_deref().unwrap_or_default();
-    let secret = obtain_password(server)?;
-    let password = secret.expose();
-    let refused = |e: anyhow::Error| {
-        if crate::exit::exit_status(&e) == Exit::Unavailable {
-            fail(Exit::NoPerm, format!("{e:#}"))
-        } else {
-            e
-        }
-    };
-    let name = match method {
-        "user" => {
-            command(
-                conn,
-                transcript,
-                &format!("USER {user}"),
-                &format!("USER {user}"),
-            )?;
-            read_pop3_status(conn, transcript, "USER").map_err(refused)?;
-            command(
-                conn,
-                transcript,
-                &format!("PASS {password}"),
-                "PASS <redacted>",
-            )?;
-            read_pop3_status(conn, transcript, "PASS").map_err(refused)?;
-            "USER/PASS"
-        }
-        "apop" => {
-            let Some(timestamp) = timestamp else {
-                crate::bail_with!(
-                    Exit::NoPerm,
-                    "auth = \"apop\" but the greeting has no valid APOP timestamp"
-                );
-            };
-            let digest = sasl::apop_digest(timestamp.as_bytes(), password);
-            command(
-                conn,
-                transcript,
-                &format!("APOP {user} {digest}"),
-                &format!("APOP {user} <redacted>"),
-            )?;
-            read_pop3_status(conn, transcript, "APOP").map_err(refused)?;
-            "APOP"
-        }
-        "plain" | "xoauth2" => {
-            let (mech, response) = if method == "plain" {
-                ("PLAIN", sasl::plain_response(user, password))
-            } else {
-                ("XOAUTH2", sasl::xoauth2_response(user, password))
-            };
-            command(
-                conn,
-                transcript,
-                &format!("AUTH {mech} {response}"),
-                &format!("AUTH {mech} <redacted>"),
-            )?;
-            read_pop3_status(conn, transcript, "AUTH").map_err(refused)?;
-            if mech == "PLAIN" {
-                "AUTH PLAIN"
-            } else {
-                "AUTH XOAUTH2"
-            }
-        }
-        other => crate::bail_with!(Exit::Config, "auth = \"{other}\" is not a POP3 method"),
-    };
-    Ok(format!("auth: {name} as {user} accepted"))
+    }
+    if !caps.sasl.is_empty() {
+        words.push(format!("SASL {}", caps.sasl.join(" ")));
+    }
+    if let Some(implementation) = &caps.implementation {
+        words.push(format!(
+            "IMPLEMENTATION {}",
+            printable(implementation.as_bytes())
+        ));
+    }
+    if words.is_empty() {
+        "no known capability".to_string()
+    } else {
+        words.join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -545,27 +383,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn smtp_reply_lines() {
+    fn pop3_capabilities_are_listed() {
+        let mut caps = crate::pop3::capability::Capabilities::default();
+        assert_eq!(pop3_keywords(&caps), "no known capability");
+        for line in [
+            &b"STLS"[..],
+            b"UIDL",
+            b"SASL PLAIN XOAUTH2",
+            b"IMPLEMENTATION x\x1by",
+        ] {
+            caps.add_line(line);
+        }
         assert_eq!(
-            parse_smtp_line(b"250-SIZE 1000\r\n"),
-            Some((250, false, "SIZE 1000".into()))
+            pop3_keywords(&caps),
+            "STLS, UIDL, SASL PLAIN XOAUTH2, IMPLEMENTATION x\\x1by"
         );
-        assert_eq!(
-            parse_smtp_line(b"250 OK\r\n"),
-            Some((250, true, "OK".into()))
-        );
-        assert_eq!(
-            parse_smtp_line(b"220\r\n"),
-            Some((220, true, String::new()))
-        );
-        assert_eq!(parse_smtp_line(b"22 x\r\n"), None);
-        assert_eq!(parse_smtp_line(b"220x\r\n"), None);
-    }
-
-    #[test]
-    fn apop_timestamps() {
-        assert_eq!(apop_timestamp("ready <1.2@host> now"), Some("<1.2@host>"));
-        assert_eq!(apop_timestamp("ready"), None);
-        assert_eq!(apop_timestamp("a > b <c"), None);
     }
 }
