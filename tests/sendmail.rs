@@ -503,3 +503,55 @@ fn no_recipient_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no recipients"));
 }
+
+#[test]
+fn account_from_flag_or_environment() {
+    for how in ["flag", "env"] {
+        let (port, server) = fake_smtp(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        // The default account points at a closed port: using it would fail.
+        fs::write(
+            &config,
+            format!(
+                "default = \"dead\"\n\
+                 [accounts.dead]\nfrom = \"dead@example.org\"\n\
+                 [accounts.dead.smtp]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"none\"\n\
+                 [accounts.live]\nfrom = \"live@example.org\"\n\
+                 [accounts.live.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(mailctl());
+        cmd.arg("sendmail");
+        if how == "flag" {
+            cmd.args(["--account", "live"])
+                .env_remove("MAILCTL_ACCOUNT");
+        } else {
+            cmd.env("MAILCTL_ACCOUNT", "live");
+        }
+        let mut child = cmd
+            .args(["-i", "x@example.org"])
+            .env("MAILCTL_CONFIG", &config)
+            .env_remove("MAILCTL_PASSWORD")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"Subject: s\n\nb\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{how}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rec = server.join().unwrap();
+        assert_eq!(rec.mail_from, ["live@example.org"], "{how}");
+    }
+}
