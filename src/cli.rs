@@ -11,11 +11,29 @@ use crate::transport::TlsMode;
 
 /// Send, fetch and serve mail from the command line.
 #[derive(Debug, Parser)]
-#[command(name = "mailctl", version, about, propagate_version = true)]
+#[command(
+    name = "mailctl",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "\
+Examples:
+  mailctl send --to bob@example.org --subject hi --body 'see you at 5'
+  mailctl fetch --account work --new --maildir ~/Mail/work
+  mailctl config check --connect
+  mailctl completions bash > ~/.local/share/bash-completion/completions/mailctl
+
+Accounts live in $XDG_CONFIG_HOME/mailctl/config.toml (see `mailctl config check --help`).
+Exit status follows sysexits.h: 0 ok, 64 usage, 75 try again later, 78 configuration, ..."
+)]
 pub struct Cli {
     /// Print the protocol transcript on stderr (secrets redacted).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Configuration file [default: $XDG_CONFIG_HOME/mailctl/config.toml].
+    #[arg(long, global = true, value_name = "FILE", env = "MAILCTL_CONFIG")]
+    pub config: Option<PathBuf>,
 
     /// The command to run.
     #[command(subcommand)]
@@ -35,11 +53,24 @@ pub enum Command {
     Serve(crate::cmd::serve::ServeArgs),
     /// Decode saved messages into text and attachment files.
     Parse(crate::cmd::parse::ParseArgs),
+    /// Check the configuration file and the servers it names.
+    Config(crate::cmd::config::ConfigArgs),
+    /// Submit a message the sendmail way: message on stdin, recipients as
+    /// arguments.
+    Sendmail(crate::cmd::sendmail::SendmailArgs),
+    /// Print a shell completion script.
+    Completions(crate::cmd::completions::CompletionsArgs),
+    /// Write the man pages, one per command.
+    Man(crate::cmd::man::ManArgs),
 }
 
 /// Options every client command takes to reach a server.
 #[derive(Debug, Args, Clone)]
 pub struct ConnectArgs {
+    /// Account from the configuration file [default: the file's `default`].
+    #[arg(long, value_name = "NAME", env = "MAILCTL_ACCOUNT")]
+    pub account: Option<String>,
+
     /// Server as HOST[:PORT].
     #[arg(long, value_name = "HOST[:PORT]")]
     pub server: Option<String>,
@@ -70,6 +101,22 @@ pub struct ConnectArgs {
     pub timeout: u64,
 }
 
+impl Default for ConnectArgs {
+    /// No flags given: every option unset, the default time-out.
+    fn default() -> Self {
+        ConnectArgs {
+            account: None,
+            server: None,
+            tls: None,
+            ca_file: None,
+            insecure: false,
+            user: None,
+            password_command: None,
+            timeout: crate::config::DEFAULT_TIMEOUT_SECS,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +125,55 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    fn sendmail_args(argv: &[&str]) -> (Vec<String>, u8) {
+        let cli = Cli::try_parse_from(argv).unwrap();
+        match cli.command {
+            Command::Sendmail(args) => (
+                args.args
+                    .into_iter()
+                    .map(|a| a.into_string().unwrap())
+                    .collect(),
+                cli.verbose,
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sendmail_arguments_pass_through_untouched() {
+        for rest in [
+            &["-oem", "-oi", "--", "a@x"][..],
+            &["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"][..],
+            &["-f", "me@x", "-i", "a@x", "b@x"][..],
+            &["-ti", "-h", "5", "--account", "work"][..],
+            &["--account=work", "-t", "--", "-v"][..],
+        ] {
+            let mut argv = vec!["mailctl", "sendmail"];
+            argv.extend_from_slice(rest);
+            assert_eq!(sendmail_args(&argv).0, rest, "{rest:?}");
+        }
+        // Global options before the command still work.
+        let (args, verbose) = sendmail_args(&["mailctl", "-v", "sendmail", "-i", "a@x"]);
+        assert_eq!(
+            (args, verbose),
+            (vec!["-i".to_string(), "a@x".to_string()], 1)
+        );
+    }
+
+    #[test]
+    fn account_flag_on_client_commands() {
+        let cli =
+            Cli::try_parse_from(["mailctl", "--config", "/c.toml", "config", "check"]).unwrap();
+        assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("/c.toml")));
+        let connect = ConnectArgs::augment_args(clap::Command::new("x"));
+        let matches = connect
+            .try_get_matches_from(["x", "--account", "work", "--server", "h"])
+            .unwrap();
+        assert_eq!(
+            matches.get_one::<String>("account").map(String::as_str),
+            Some("work")
+        );
     }
 }

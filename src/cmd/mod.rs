@@ -1,9 +1,15 @@
 //! One module per subcommand: its options and its `run`.
 
+pub mod completions;
+pub mod config;
 pub mod fetch;
+pub mod man;
 pub mod parse;
 pub mod send;
+pub mod sendmail;
 pub mod serve;
+
+use std::path::Path;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -13,18 +19,34 @@ use crate::exit::Exit;
 pub struct Globals {
     /// `-v` count.
     pub verbose: u8,
+    /// `--config FILE` (or `MAILCTL_CONFIG`), if given; `None` means the
+    /// default location (see [`crate::config::default_path`]).
+    pub config: Option<&'static Path>,
+}
+
+impl Globals {
+    /// Globals from the parsed command line. The config path is leaked once
+    /// so that `Globals` stays `Copy`.
+    pub fn from_cli(cli: &Cli) -> Self {
+        Globals {
+            verbose: cli.verbose,
+            config: cli.config.clone().map(|p| &*Box::leak(p.into_boxed_path())),
+        }
+    }
 }
 
 /// Runs the parsed command line; returns the exit status for success paths
 /// that are not plain success (such as "some messages failed").
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
-    let globals = Globals {
-        verbose: cli.verbose,
-    };
+    let globals = Globals::from_cli(&cli);
     match cli.command {
         Command::Send(args) => send::run(*args, globals),
         Command::Fetch(args) => fetch::run(args, globals),
         Command::Serve(args) => serve::run(args, globals),
         Command::Parse(args) => parse::run(args, globals),
+        Command::Config(args) => config::run(args, globals),
+        Command::Sendmail(args) => sendmail::run(args, globals),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }

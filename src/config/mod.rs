@@ -1,0 +1,24 @@
+//! The configuration file and accounts.
+//!
+//! A TOML file at `$XDG_CONFIG_HOME/mailctl/config.toml` (or `--config
+//! FILE`) names accounts, each with a `from` address, an `smtp` and a `pop3`
+//! server table and a password source (`password_command`, `password_env`,
+//! or a `password` kept in a private file). See `examples/mailctl.toml`.
+//!
+//! Commands call [`resolve_smtp`] or [`resolve_pop3`] with their
+//! [`ConnectArgs`](crate::cli::ConnectArgs) and the global `--config` path;
+//! command-line flags override the file, and a command line that names a
+//! `--server` without `--account` does not read the file at all.
+
+mod file;
+mod hint;
+mod resolve;
+
+pub use file::{
+    is_absent, load, Account, AuthName, ConfigFile, Loaded, Pop3Auth, Server, SmtpAuth, TlsSetting,
+};
+pub use hint::{tls_hint, with_tls_hint};
+pub use resolve::{
+    address_of, choose_account, default_path, from_account, resolve, resolve_pop3, resolve_smtp,
+    ConfiguredPassword, Password, Protocol, ResolvedServer, DEFAULT_TIMEOUT_SECS,
+};

@@ -1,0 +1,601 @@
+//! Turning command-line flags plus an account from the file into the
+//! settings of one server connection. Flags win over the file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::file::{self, AuthName, Loaded, PasswordKeys, Server};
+use crate::cli::ConnectArgs;
+use crate::exit::{fail, Exit};
+use crate::secret::{run_password_command, PasswordSource, Secret, PASSWORD_ENV};
+use crate::transport::{Endpoint, TlsMode, TlsOptions};
+
+/// The `--timeout` default; a file's `timeout` applies when the flag has it.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+
+/// Which server of an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// SMTP submission (RFC 6409): 587 with STARTTLS, 465 with implicit TLS.
+    Smtp,
+    /// POP3 (RFC 1939): 110 with STLS, 995 with implicit TLS.
+    Pop3,
+}
+
+impl Protocol {
+    /// The table name in the file and the word used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Pop3 => "pop3",
+        }
+    }
+
+    /// The port of TLS from the first byte (RFC 8314 section 3.3 / 7.2).
+    pub fn implicit_tls_port(self) -> u16 {
+        match self {
+            Protocol::Smtp => 465,
+            Protocol::Pop3 => 995,
+        }
+    }
+
+    /// The port of plaintext-then-STARTTLS (RFC 6409 / RFC 2595).
+    pub fn plain_port(self) -> u16 {
+        match self {
+            Protocol::Smtp => 587,
+            Protocol::Pop3 => 110,
+        }
+    }
+
+    /// The port implied by a TLS mode. With none given, SMTP uses
+    /// submission on 587 (STARTTLS) and POP3 uses 995 (implicit TLS, as RFC
+    /// 8314 recommends), as `mailctl send` and `mailctl fetch` do.
+    pub fn default_port(self, tls: Option<TlsMode>) -> u16 {
+        match (self, tls) {
+            (_, Some(TlsMode::Implicit)) | (Protocol::Pop3, None) => self.implicit_tls_port(),
+            _ => self.plain_port(),
+        }
+    }
+
+    /// The TLS mode implied by a port: implicit on 465 / 995, otherwise a
+    /// required STARTTLS / STLS.
+    pub fn implied_tls(self, port: u16) -> TlsMode {
+        if port == self.implicit_tls_port() {
+            TlsMode::Implicit
+        } else {
+            TlsMode::Starttls
+        }
+    }
+}
+
+/// A password source named in the configuration file, with where.
+#[derive(Clone, Debug)]
+pub enum ConfiguredPassword {
+    /// `password_command`: first line of the command's output.
+    Command {
+        /// The shell command.
+        command: String,
+        /// `FILE:LINE` of the key.
+        origin: String,
+    },
+    /// `password_env`: the value of an environment variable.
+    Env {
+        /// The variable name.
+        var: String,
+        /// `FILE:LINE` of the key.
+        origin: String,
+    },
+    /// `password`: stored in the (private) file itself.
+    Stored {
+        /// The password.
+        secret: Secret,
+        /// `FILE:LINE` of the key.
+        origin: String,
+    },
+}
+
+/// Where the password for a server comes from, in order: `MAILCTL_PASSWORD`,
+/// `--password-command`, the file's source, then a terminal prompt.
+#[derive(Clone, Debug, Default)]
+pub struct Password {
+    /// `--password-command` from the command line.
+    pub command_line: Option<String>,
+    /// The source the configuration file names for this server.
+    pub configured: Option<ConfiguredPassword>,
+}
+
+impl Password {
+    /// Finds the password or token. Never reads it from an argument.
+    pub fn obtain(&self, prompt: &str) -> anyhow::Result<Secret> {
+        if let Some(value) = std::env::var(PASSWORD_ENV).ok().filter(|v| !v.is_empty()) {
+            return Ok(Secret::new(value));
+        }
+        if let Some(command) = &self.command_line {
+            return run_password_command(command);
+        }
+        match &self.configured {
+            Some(ConfiguredPassword::Command { command, origin }) => run_password_command(command)
+                .map_err(|e| fail(crate::exit::exit_status(&e), format!("{origin}: {e:#}"))),
+            Some(ConfiguredPassword::Env { var, origin }) => {
+                match std::env::var(var).ok().filter(|v| !v.is_empty()) {
+                    Some(value) => Ok(Secret::new(value)),
+                    None => Err(fail(
+                        Exit::Config,
+                        format!("{origin}: password_env names {var}, which is not set"),
+                    )),
+                }
+            }
+            Some(ConfiguredPassword::Stored { secret, .. }) => Ok(secret.clone()),
+            None => PasswordSource::default().obtain(prompt),
+        }
+    }
+
+    /// Where the password will come from, for summaries (never the password).
+    pub fn describe(&self) -> String {
+        if std::env::var(PASSWORD_ENV).is_ok_and(|v| !v.is_empty()) {
+            return format!("from ${PASSWORD_ENV}");
+        }
+        if let Some(command) = &self.command_line {
+            return format!(
+                "from --password-command `{}`",
+                crate::text::printable(command.as_bytes())
+            );
+        }
+        match &self.configured {
+            Some(ConfiguredPassword::Command { command, .. }) => {
+                format!(
+                    "from password_command `{}`",
+                    crate::text::printable(command.as_bytes())
+                )
+            }
+            Some(ConfiguredPassword::Env { var, .. }) => format!("from ${var}"),
+            Some(ConfiguredPassword::Stored { .. }) => "stored in the config file".to_string(),
+            None => "asked on the terminal".to_string(),
+        }
+    }
+}
+
+/// Everything needed to connect and log in to one server.
+#[derive(Clone, Debug)]
+pub struct ResolvedServer {
+    /// SMTP or POP3.
+    pub protocol: Protocol,
+    /// The account used, if the file was used at all.
+    pub account: Option<String>,
+    /// The file the account came from.
+    pub config_path: Option<PathBuf>,
+    /// Host and port.
+    pub endpoint: Endpoint,
+    /// TLS mode, explicit or implied by the port.
+    pub tls: TlsMode,
+    /// CA file and `--insecure`.
+    pub tls_options: TlsOptions,
+    /// User name, if authentication is wanted.
+    pub user: Option<String>,
+    /// Authentication mechanism as the command line spells it (`auto`,
+    /// `plain`, `cram-md5`, `user`, `apop`, ...), if the file sets one.
+    pub auth: Option<String>,
+    /// Where the password comes from.
+    pub password: Password,
+    /// The account's `from` address (`Name <addr>` or `addr`).
+    pub from: Option<String>,
+    /// Connect and I/O time-out.
+    pub timeout: Duration,
+}
+
+impl ResolvedServer {
+    /// Obtains the password, prompting `Password for USER@HOST: ` when no
+    /// other source is set.
+    pub fn obtain_password(&self) -> anyhow::Result<Secret> {
+        let user = self.user.as_deref().unwrap_or("");
+        self.password
+            .obtain(&format!("Password for {user}@{}: ", self.endpoint.host))
+    }
+
+    /// The file's `auth` as the command's own `--auth` value type, so a
+    /// command does `args.auth.or(server.auth_as()?)`.
+    pub fn auth_as<T: clap::ValueEnum>(&self) -> anyhow::Result<Option<T>> {
+        match &self.auth {
+            None => Ok(None),
+            Some(name) => T::from_str(name, true).map(Some).map_err(|_| {
+                fail(
+                    Exit::Config,
+                    format!(
+                        "auth = \"{name}\" is not supported for {}",
+                        self.protocol.name()
+                    ),
+                )
+            }),
+        }
+    }
+
+    /// The file's `auth` as a SASL mechanism for SMTP; `None` for `auto`
+    /// (the strongest offered) or when the file sets none.
+    pub fn smtp_mechanism(&self) -> Option<crate::sasl::Mechanism> {
+        self.auth
+            .as_deref()
+            .filter(|a| *a != "auto")
+            .and_then(crate::sasl::Mechanism::from_name)
+    }
+
+    /// Settings for [`crate::smtp::session::submit`]. With a user, the
+    /// password is obtained here, after refusing to send it unencrypted to a
+    /// server that is not loopback. `mechanism` is the one to use (`None`:
+    /// the strongest offered), `helo_name` the EHLO name (`None`: default).
+    pub fn smtp_settings(
+        &self,
+        mechanism: Option<crate::sasl::Mechanism>,
+        helo_name: Option<String>,
+    ) -> anyhow::Result<crate::smtp::session::Settings> {
+        let credentials = match &self.user {
+            None => None,
+            Some(user) => {
+                if user.chars().any(char::is_control) {
+                    crate::bail_with!(Exit::Config, "the user name holds a control character");
+                }
+                if self.tls == TlsMode::None && !self.endpoint.is_loopback() {
+                    crate::bail_with!(
+                        Exit::Config,
+                        "refusing to send credentials unencrypted to {} \
+                         (tls none with a user is allowed only for loopback servers)",
+                        self.endpoint
+                    );
+                }
+                Some(crate::smtp::client::Credentials {
+                    user: user.clone(),
+                    secret: self.obtain_password()?,
+                    mechanism,
+                })
+            }
+        };
+        if self.timeout.is_zero() {
+            crate::bail_with!(Exit::Usage, "the time-out must be at least 1 second");
+        }
+        Ok(crate::smtp::session::Settings {
+            endpoint: self.endpoint.clone(),
+            tls: self.tls,
+            tls_options: self.tls_options.clone(),
+            timeout: self.timeout,
+            helo_name,
+            credentials,
+        })
+    }
+
+    /// The bare address of `from` (inside `<...>` when there is a display
+    /// name), for the envelope sender.
+    pub fn from_address(&self) -> Option<&str> {
+        self.from.as_deref().map(address_of)
+    }
+
+    /// A hint when the port and TLS mode look mismatched.
+    pub fn tls_hint(&self) -> Option<&'static str> {
+        super::tls_hint(self.endpoint.port, self.tls)
+    }
+
+    /// One line for `config check`: `host:port, implicit TLS, user u, ...`.
+    pub fn describe(&self) -> String {
+        let tls = match self.tls {
+            TlsMode::Implicit => "implicit TLS",
+            TlsMode::Starttls => "STARTTLS required",
+            TlsMode::None => "no TLS",
+        };
+        let mut out = format!("{}, {tls}", self.endpoint);
+        match &self.user {
+            Some(user) => {
+                out.push_str(&format!(", user {user}"));
+                out.push_str(&format!(
+                    ", auth {}",
+                    self.auth.as_deref().unwrap_or("auto")
+                ));
+                out.push_str(&format!(", password {}", self.password.describe()));
+            }
+            None => out.push_str(", no authentication"),
+        }
+        if let Some(ca) = &self.tls_options.ca_file {
+            out.push_str(&format!(", CA file {}", ca.display()));
+        }
+        if self.timeout != Duration::from_secs(DEFAULT_TIMEOUT_SECS) {
+            out.push_str(&format!(", timeout {}s", self.timeout.as_secs()));
+        }
+        out
+    }
+}
+
+/// The bare address in `Name <addr>`, or the trimmed text.
+pub fn address_of(from: &str) -> &str {
+    match (from.rfind('<'), from.rfind('>')) {
+        (Some(open), Some(close)) if open < close => from[open + 1..close].trim(),
+        _ => from.trim(),
+    }
+}
+
+/// The configuration file used when `--config` is not given:
+/// `$XDG_CONFIG_HOME/mailctl/config.toml`.
+pub fn default_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|dir| dir.join("mailctl").join("config.toml"))
+}
+
+/// Resolves the SMTP server for `mailctl send` and sendmail mode.
+pub fn resolve_smtp(
+    connect: &ConnectArgs,
+    config: Option<&Path>,
+) -> anyhow::Result<ResolvedServer> {
+    resolve(Protocol::Smtp, connect, config)
+}
+
+/// Resolves the POP3 server for `mailctl fetch`.
+pub fn resolve_pop3(
+    connect: &ConnectArgs,
+    config: Option<&Path>,
+) -> anyhow::Result<ResolvedServer> {
+    resolve(Protocol::Pop3, connect, config)
+}
+
+/// Resolves one server from the flags in `connect` and, when needed, the
+/// configuration file (`config`, else [`default_path`]).
+///
+/// - `--account NAME` (or `MAILCTL_ACCOUNT`): that account from the file;
+///   every flag given overrides the file's value.
+/// - `--server` without an account: the flags alone; the file is not read,
+///   so no account's password can go to a server named on the command line.
+/// - neither: the default account (`default = "..."`, or the only one).
+pub fn resolve(
+    protocol: Protocol,
+    connect: &ConnectArgs,
+    config: Option<&Path>,
+) -> anyhow::Result<ResolvedServer> {
+    if connect.account.is_none() && connect.server.is_some() {
+        return from_flags(protocol, connect);
+    }
+    let path = match config {
+        Some(path) => path.to_path_buf(),
+        None => default_path().ok_or_else(|| {
+            fail(
+                Exit::Config,
+                "no configuration directory (HOME and XDG_CONFIG_HOME unset): give --config FILE",
+            )
+        })?,
+    };
+    if connect.account.is_none() && config.is_none() && file::is_absent(&path) {
+        crate::bail_with!(
+            Exit::Usage,
+            "no {} server: give --server HOST[:PORT], or describe an account in {} \
+             (see `mailctl config check --help`)",
+            protocol.name(),
+            path.display()
+        );
+    }
+    let loaded = file::load(&path)?;
+    from_account(protocol, connect, &loaded, connect.account.as_deref())
+}
+
+/// Settings from the command line alone.
+fn from_flags(protocol: Protocol, connect: &ConnectArgs) -> anyhow::Result<ResolvedServer> {
+    let server = connect.server.as_deref().unwrap_or_default();
+    let endpoint = Endpoint::parse(server, protocol.default_port(connect.tls))?;
+    let tls = connect
+        .tls
+        .unwrap_or_else(|| protocol.implied_tls(endpoint.port));
+    Ok(ResolvedServer {
+        protocol,
+        account: None,
+        config_path: None,
+        endpoint,
+        tls,
+        tls_options: TlsOptions {
+            ca_file: connect.ca_file.clone(),
+            insecure: connect.insecure,
+        },
+        user: connect.user.clone(),
+        auth: None,
+        password: Password {
+            command_line: connect.password_command.clone(),
+            configured: None,
+        },
+        from: None,
+        timeout: Duration::from_secs(connect.timeout),
+    })
+}
+
+/// Picks the account: the one named, the file's `default`, or the only one.
+pub fn choose_account<'a>(loaded: &'a Loaded, name: Option<&str>) -> anyhow::Result<&'a str> {
+    let accounts = &loaded.file.accounts;
+    let list = || accounts.keys().cloned().collect::<Vec<_>>().join(", ");
+    if let Some(name) = name {
+        return match accounts.get_key_value(name) {
+            Some((key, _)) => Ok(key.as_str()),
+            None if accounts.is_empty() => Err(fail(
+                Exit::Config,
+                format!(
+                    "{}: no account '{name}': the file defines no account",
+                    loaded.path.display()
+                ),
+            )),
+            None => Err(fail(
+                Exit::Config,
+                format!(
+                    "{}: no account '{name}' (accounts: {})",
+                    loaded.path.display(),
+                    list()
+                ),
+            )),
+        };
+    }
+    if let Some(default) = &loaded.file.default {
+        return Ok(default.get_ref().as_str());
+    }
+    match accounts.len() {
+        0 => Err(fail(
+            Exit::Config,
+            format!(
+                "{}: defines no account: add an [accounts.NAME] table (see examples/mailctl.toml)",
+                loaded.path.display()
+            ),
+        )),
+        1 => Ok(accounts
+            .keys()
+            .next()
+            .map(String::as_str)
+            .unwrap_or_default()),
+        _ => Err(fail(
+            Exit::Config,
+            format!(
+                "{}: several accounts ({}) and no `default`: add default = \"NAME\" at the top, \
+                 or give --account NAME",
+                loaded.path.display(),
+                list()
+            ),
+        )),
+    }
+}
+
+/// Settings from one account of the file, overridden by the flags.
+pub fn from_account(
+    protocol: Protocol,
+    connect: &ConnectArgs,
+    loaded: &Loaded,
+    name: Option<&str>,
+) -> anyhow::Result<ResolvedServer> {
+    let name = choose_account(loaded, name)?;
+    let account = &loaded.file.accounts[name];
+    match protocol {
+        Protocol::Smtp => match &account.smtp {
+            Some(server) => merge(protocol, connect, loaded, name, account, server),
+            None => Err(missing_table(loaded, name, protocol)),
+        },
+        Protocol::Pop3 => match &account.pop3 {
+            Some(server) => merge(protocol, connect, loaded, name, account, server),
+            None => Err(missing_table(loaded, name, protocol)),
+        },
+    }
+}
+
+fn missing_table(loaded: &Loaded, name: &str, protocol: Protocol) -> anyhow::Error {
+    let table = format!("accounts.{name}");
+    loaded.error_at_table(
+        &table,
+        format!(
+            "account '{name}' has no [{table}.{}] table",
+            protocol.name()
+        ),
+    )
+}
+
+fn merge<A: AuthName>(
+    protocol: Protocol,
+    connect: &ConnectArgs,
+    loaded: &Loaded,
+    name: &str,
+    account: &file::Account,
+    server: &Server<A>,
+) -> anyhow::Result<ResolvedServer> {
+    let file_tls = server.tls.as_ref().map(|t| TlsMode::from(*t.get_ref()));
+    let explicit_tls = connect.tls.or(file_tls);
+    let endpoint = match &connect.server {
+        Some(text) => Endpoint::parse(text, protocol.default_port(explicit_tls))?,
+        None => {
+            let host = server.host.get_ref();
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            let port = server
+                .port
+                .as_ref()
+                .map(|p| *p.get_ref())
+                .unwrap_or_else(|| protocol.default_port(explicit_tls));
+            Endpoint {
+                host: host.to_string(),
+                port,
+            }
+        }
+    };
+    let tls = explicit_tls.unwrap_or_else(|| protocol.implied_tls(endpoint.port));
+    let ca_file = connect.ca_file.clone().or_else(|| {
+        server
+            .ca_file
+            .as_ref()
+            .or(account.ca_file.as_ref())
+            .map(|p| relative_to(&loaded.path, p.get_ref()))
+    });
+    let user = connect.user.clone().or_else(|| {
+        server
+            .user
+            .as_ref()
+            .or(account.user.as_ref())
+            .map(|u| u.get_ref().clone())
+    });
+    let keys = if server.password_keys().is_empty() {
+        account.password_keys()
+    } else {
+        server.password_keys()
+    };
+    let timeout = match (&server.timeout, connect.timeout) {
+        (Some(t), DEFAULT_TIMEOUT_SECS) => *t.get_ref(),
+        _ => connect.timeout,
+    };
+    Ok(ResolvedServer {
+        protocol,
+        account: Some(name.to_string()),
+        config_path: Some(loaded.path.clone()),
+        endpoint,
+        tls,
+        tls_options: TlsOptions {
+            ca_file,
+            insecure: connect.insecure,
+        },
+        user,
+        auth: server.auth.as_ref().map(|a| a.get_ref().name().to_string()),
+        password: Password {
+            command_line: connect.password_command.clone(),
+            configured: configured_password(loaded, keys),
+        },
+        from: account.from.as_ref().map(|f| f.get_ref().clone()),
+        timeout: Duration::from_secs(timeout),
+    })
+}
+
+fn configured_password(loaded: &Loaded, keys: PasswordKeys<'_>) -> Option<ConfiguredPassword> {
+    let origin = |s: &Spanned<String>| {
+        format!(
+            "{}:{}",
+            loaded.path.display(),
+            loaded.line_of(s.span().start)
+        )
+    };
+    if let Some(c) = keys.password_command {
+        return Some(ConfiguredPassword::Command {
+            command: c.get_ref().clone(),
+            origin: origin(c),
+        });
+    }
+    if let Some(v) = keys.password_env {
+        return Some(ConfiguredPassword::Env {
+            var: v.get_ref().clone(),
+            origin: origin(v),
+        });
+    }
+    keys.password.map(|p| ConfiguredPassword::Stored {
+        secret: Secret::new(p.get_ref().clone()),
+        origin: origin(p),
+    })
+}
+
+/// A relative `ca_file` is taken relative to the configuration file's
+/// directory, `~/` to the home directory.
+fn relative_to(config: &Path, path: &Path) -> PathBuf {
+    if let Ok(rest) = path.strip_prefix("~") {
+        if let Some(home) = dirs::home_dir() {
+            return home.join(rest);
+        }
+    }
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    config
+        .parent()
+        .map(|dir| dir.join(path))
+        .unwrap_or_else(|| path.to_path_buf())
+}
