@@ -58,6 +58,14 @@ const COMPOSE_ONLY: &[&str] = &[
 /// Options of `mailctl send`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
+Examples:
+  mailctl send --to bob@example.org --subject Report --body-file report.txt
+  mailctl send --account work --to '\"Zhang San\" <z@example.net>' --attach a.pdf < note.txt
+  df -h | mailctl send --server smtp.example.org:465 --user me --from me@example.org \\
+      --to ops@example.org --subject 'disk usage'
+  mailctl send --raw -t < message.eml
+  mailctl send --dry-run --from a@example.org --to b@example.org --subject test --body x
+
 The password comes from MAILCTL_PASSWORD, the first line printed by --password-command, \
 or a prompt on the terminal; never from an argument.
 

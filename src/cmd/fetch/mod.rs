@@ -34,6 +34,12 @@ use session::{AuthMethod, Entry, Session};
 use sink::Sink;
 
 const AFTER_HELP: &str = "\
+Examples:
+  mailctl fetch                                          # list, default account
+  mailctl fetch --account work --new --maildir ~/Maildir
+  mailctl fetch --server pop.example.org --user me --all --delete --save-dir ./mail
+  mailctl fetch --list --json | jq -r '.[].subject'
+
 With no action, --list. A destination without --retr, --all or --new takes every message.
 
 Messages are saved (written under a temporary name, synced, renamed, directory synced) before their \
