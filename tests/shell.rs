@@ -115,6 +115,10 @@ fn man_defaults_to_the_current_directory() {
 fn help_has_examples() {
     for args in [
         &[][..],
+        &["send"][..],
+        &["fetch"][..],
+        &["serve"][..],
+        &["parse"][..],
         &["config", "check"][..],
         &["config", "path"][..],
         &["sendmail"][..],

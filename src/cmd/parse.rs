@@ -24,6 +24,12 @@ use crate::text::printable;
 
 /// Options of `mailctl parse`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  mailctl parse message.eml
+  mailctl parse --json message.eml | jq .headers.subject
+  mailctl parse --save-dir out/ *.eml
+  mailctl fetch --retr 1 --stdout | mailctl parse -")]
 pub struct ParseArgs {
     /// Message files to decode; `-` or none reads standard input.
     #[arg(value_name = "FILE")]

@@ -3,20 +3,17 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
 use super::Globals;
 use crate::cli::ConnectArgs;
 use crate::compose::{self, address, raw, Draft, Mailbox, Message};
+use crate::config::ResolvedServer;
 use crate::exit::{fail, Exit};
 use crate::sasl::Mechanism;
-use crate::secret::PasswordSource;
-use crate::smtp::client::Credentials;
 use crate::smtp::session::{self, Envelope, Settings};
 use crate::transcript::Transcript;
-use crate::transport::{Endpoint, TlsMode, TlsOptions};
 
 /// `--auth` choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -61,6 +58,14 @@ const COMPOSE_ONLY: &[&str] = &[
 /// Options of `mailctl send`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
+Examples:
+  mailctl send --to bob@example.org --subject Report --body-file report.txt
+  mailctl send --account work --to '\"Zhang San\" <z@example.net>' --attach a.pdf < note.txt
+  df -h | mailctl send --server smtp.example.org:465 --user me --from me@example.org \\
+      --to ops@example.org --subject 'disk usage'
+  mailctl send --raw -t < message.eml
+  mailctl send --dry-run --from a@example.org --to b@example.org --subject test --body x
+
 The password comes from MAILCTL_PASSWORD, the first line printed by --password-command, \
 or a prompt on the terminal; never from an argument.
 
@@ -181,11 +186,16 @@ fn mailboxes(values: &[String]) -> anyhow::Result<Vec<Mailbox>> {
 }
 
 /// The message and envelope the command line describes.
-fn build(args: &SendArgs) -> anyhow::Result<(Message, Envelope)> {
+fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message, Envelope)> {
     let to = mailboxes(&args.to)?;
     let cc = mailboxes(&args.cc)?;
     let bcc = mailboxes(&args.bcc)?;
-    let from = args.from.as_deref().map(Mailbox::parse).transpose()?;
+    let from = args
+        .from
+        .as_deref()
+        .or(account_from)
+        .map(Mailbox::parse)
+        .transpose()?;
 
     if args.raw {
         let raw = raw::read(&mut std::io::stdin().lock())?;
@@ -276,69 +286,17 @@ fn build(args: &SendArgs) -> anyhow::Result<(Message, Envelope)> {
     Ok((draft.build()?, envelope))
 }
 
-/// Resolves the connection options: default port and TLS mode, and the
-/// password, which is asked for only after the plaintext check.
-fn settings(args: &SendArgs) -> anyhow::Result<Settings> {
-    let connect = &args.connect;
-    let server = connect.server.as_deref().ok_or_else(|| {
-        fail(
-            Exit::Usage,
-            "--server is required (or --dry-run to print the message)",
-        )
-    })?;
-    let default_port = if connect.tls == Some(TlsMode::Implicit) {
-        465
-    } else {
-        587
-    };
-    let endpoint = Endpoint::parse(server, default_port)?;
-    let tls = connect.tls.unwrap_or(if endpoint.port == 465 {
-        TlsMode::Implicit
-    } else {
-        TlsMode::Starttls
-    });
-    if connect.timeout == 0 {
-        crate::bail_with!(Exit::Usage, "--timeout must be at least 1 second");
-    }
+/// The session settings for the resolved server: `--auth` wins over the
+/// account's `auth`; the password is asked for only after the plaintext check.
+fn settings(args: &SendArgs, server: &ResolvedServer) -> anyhow::Result<Settings> {
     if let Some(helo) = &args.helo {
         crate::smtp::command::Command::Ehlo(helo).render()?;
     }
-    let credentials = match &connect.user {
-        None => None,
-        Some(user) => {
-            if user.chars().any(char::is_control) {
-                crate::bail_with!(Exit::Usage, "--user contains a control character");
-            }
-            if tls == TlsMode::None && !endpoint.is_loopback() {
-                crate::bail_with!(
-                    Exit::Config,
-                    "refusing to send credentials unencrypted to {endpoint} \
-                     (--tls none with --user is allowed only for loopback servers)"
-                );
-            }
-            let source = PasswordSource {
-                env_var: None,
-                command: connect.password_command.clone(),
-            };
-            let secret = source.obtain(&format!("Password for {user} at {endpoint}: "))?;
-            Some(Credentials {
-                user: user.clone(),
-                secret,
-                mechanism: args.auth.and_then(AuthChoice::mechanism),
-            })
-        }
+    let mechanism = match args.auth {
+        Some(choice) => choice.mechanism(),
+        None => server.smtp_mechanism(),
     };
-    Ok(Settings {
-        endpoint,
-        tls,
-        tls_options: TlsOptions {
-            ca_file: connect.ca_file.clone(),
-            insecure: connect.insecure,
-        },
-        timeout: Duration::from_secs(connect.timeout),
-        helo_name: args.helo.clone(),
-        credentials,
-    })
+    server.smtp_settings(mechanism, args.helo.clone())
 }
 
 /// Prints the JSON report. A reader that went away (`| head -c0`) is not
@@ -399,14 +357,15 @@ enum Failed {
 }
 
 fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
-    if !args.dry_run && args.connect.server.is_none() {
-        // Say so before reading a message from standard input.
-        return Err(Failed::Early(fail(
-            Exit::Usage,
-            "--server is required (or --dry-run to print the message)",
-        )));
-    }
-    let (message, envelope) = build(&args).map_err(Failed::Early)?;
+    // Resolved before reading a message from standard input, so a missing
+    // server or a broken config file is reported first.
+    let server = match crate::config::resolve_smtp(&args.connect, globals.config) {
+        Ok(server) => Some(server),
+        Err(_) if args.dry_run => None,
+        Err(err) => return Err(Failed::Early(err)),
+    };
+    let account_from = server.as_ref().and_then(|s| s.from.as_deref());
+    let (message, envelope) = build(&args, account_from).map_err(Failed::Early)?;
     let transcript = Transcript::stderr(globals.verbose > 0);
 
     if args.dry_run {
@@ -438,7 +397,10 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
         };
     }
 
-    let settings = settings(&args).map_err(Failed::Early)?;
+    let server = server.ok_or_else(|| {
+        Failed::Early(fail(Exit::Software, "no server resolved outside --dry-run"))
+    })?;
+    let settings = settings(&args, &server).map_err(Failed::Early)?;
     match session::submit(&settings, &envelope, &message, &transcript) {
         Ok(report) => {
             if args.json {

@@ -21,6 +21,11 @@ use crate::transcript::Transcript;
 /// Options of `mailctl serve`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
+Examples:
+  mailctl serve --maildir /tmp/mail -v                  # SMTP 127.0.0.1:2525, POP3 127.0.0.1:1110
+  mailctl serve --maildir /tmp/mail --tls-self-signed /tmp/ca.pem
+  mailctl serve --maildir /tmp/mail --users-file users.txt
+
 Mailboxes: every mailbox is a Maildir DIR/<name>/. Mail to <local@any.domain> goes to the
 mailbox named by the local part in lower case (letters, digits and . _ + - only); a POP3
 login selects a mailbox the same way. Without --user any sender, recipient and password is

@@ -36,15 +36,19 @@ use clap::Args;
 use super::Globals;
 use crate::cli::ConnectArgs;
 use crate::exit::{exit_status, fail, Exit};
-use crate::secret::PasswordSource;
 use crate::text::printable;
 use crate::transcript::Transcript;
-use crate::transport::{Endpoint, TlsMode, TlsOptions};
 
 use session::{AuthMethod, Entry, Session};
 use sink::Sink;
 
 const AFTER_HELP: &str = "\
+Examples:
+  mailctl fetch                                          # list, default account
+  mailctl fetch --account work --new --maildir ~/Maildir
+  mailctl fetch --server pop.example.org --user me --all --delete --save-dir ./mail
+  mailctl fetch --list --json | jq -r '.[].subject'
+
 With no action, --list. A destination without --retr, --all or --new takes every message.
 
 Messages are saved (written under a temporary name, synced, renamed, directory synced) before their \
@@ -68,8 +72,9 @@ pub struct FetchArgs {
     pub connect: ConnectArgs,
 
     /// How to log in.
-    #[arg(long, value_enum, default_value_t = AuthMethod::Auto)]
-    pub auth: AuthMethod,
+    /// [default: the account's `auth`, else auto]
+    #[arg(long, value_enum)]
+    pub auth: Option<AuthMethod>,
 
     /// List the messages: number, size, UIDL, date, sender, subject (the
     /// default action).
@@ -174,22 +179,22 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{text}' is not a size in bytes"))
 }
 
-/// The server address and how to protect the connection: without a port,
-/// 995 (or 110 with `--tls starttls|none`); port 995 means implicit TLS,
-/// any other port STLS, which is then required, unless `--tls` says
-/// otherwise.
-fn server_and_tls(server: &str, tls: Option<TlsMode>) -> anyhow::Result<(Endpoint, TlsMode)> {
-    let default_port = match tls {
-        Some(TlsMode::Starttls) | Some(TlsMode::None) => 110,
-        _ => 995,
+/// The server address and TLS mode `--server` and `--tls` alone give (the
+/// rule lives in [`crate::config::Protocol`]): without a port, 995 (or 110
+/// with `--tls starttls|none`); port 995 means implicit TLS, any other port
+/// STLS, which is then required, unless `--tls` says otherwise.
+#[cfg(test)]
+fn server_and_tls(
+    server: &str,
+    tls: Option<crate::transport::TlsMode>,
+) -> anyhow::Result<(crate::transport::Endpoint, crate::transport::TlsMode)> {
+    let connect = ConnectArgs {
+        server: Some(server.to_string()),
+        tls,
+        ..ConnectArgs::default()
     };
-    let endpoint = Endpoint::parse(server, default_port)?;
-    let tls = tls.unwrap_or(if endpoint.port == 995 {
-        TlsMode::Implicit
-    } else {
-        TlsMode::Starttls
-    });
-    Ok((endpoint, tls))
+    let resolved = crate::config::resolve_pop3(&connect, None)?;
+    Ok((resolved.endpoint, resolved.tls))
 }
 
 /// Which messages to retrieve.
@@ -267,13 +272,14 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         (selection, Some(dest)) => Some((selection.unwrap_or(Selection::All), dest)),
     };
 
-    let connect = &args.connect;
-    let Some(server) = connect.server.as_deref() else {
-        crate::bail_with!(Exit::Usage, "--server is required");
+    let server = crate::config::resolve_pop3(&args.connect, globals.config)?;
+    let (endpoint, tls) = (server.endpoint.clone(), server.tls);
+    let Some(user) = server.user.clone() else {
+        crate::bail_with!(Exit::Usage, "--user is required (or `user` in the account)");
     };
-    let (endpoint, tls) = server_and_tls(server, connect.tls)?;
-    let Some(user) = connect.user.clone() else {
-        crate::bail_with!(Exit::Usage, "--user is required");
+    let auth = match args.auth {
+        Some(auth) => auth,
+        None => server.auth_as()?.unwrap_or(AuthMethod::Auto),
     };
     if tls == TlsMode::None && args.auth != AuthMethod::Auto {
         // Known before connecting: say so before anything is sent.
@@ -300,19 +306,12 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         None => None,
     };
 
-    let secret = PasswordSource {
-        env_var: None,
-        command: connect.password_command.clone(),
-    }
-    .obtain(&format!("Password for {user} at {}: ", endpoint.host))?;
-    let tls_options = TlsOptions {
-        ca_file: connect.ca_file.clone(),
-        insecure: connect.insecure,
-    };
+    let secret = server.obtain_password()?;
+    let tls_options = server.tls_options.clone();
     let transcript = Transcript::stderr(globals.verbose > 0);
-    let timeout = Duration::from_secs(connect.timeout.max(1));
+    let timeout = server.timeout.max(Duration::from_secs(1));
     let mut session = Session::open(&endpoint, tls, &tls_options, timeout, transcript)?;
-    session.login(args.auth, &user, &secret)?;
+    session.login(auth, &user, &secret)?;
     drop(secret);
     let entries = session.listing()?;
 
@@ -572,6 +571,7 @@ fn print_stdout(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::TlsMode;
 
     #[test]
     fn port_decides_tls() {
