@@ -281,9 +281,9 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         Some(auth) => auth,
         None => server.auth_as()?.unwrap_or(AuthMethod::Auto),
     };
-    if tls == TlsMode::None && args.auth != AuthMethod::Auto {
+    if tls == crate::transport::TlsMode::None && auth != AuthMethod::Auto {
         // Known before connecting: say so before anything is sent.
-        session::plaintext_check(args.auth, args.auth, false, &endpoint)?;
+        session::plaintext_check(auth, auth, false, &endpoint)?;
     }
 
     // Fail on an unusable destination before touching the server.
