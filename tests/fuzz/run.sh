@@ -19,8 +19,8 @@ corpus="$here/corpus/extract"
 mkdir -p "$corpus"
 cd "$root"
 # Optimised as shipped, with debug assertions and overflow checks in
-# mailctl's own code (see Cargo.toml here); no sanitizer (the crate has no
-# unsafe code), which keeps the executions per second high.
+# mailctl's own code (see Cargo.toml here); no sanitizer (the extraction code has
+# no unsafe code), which keeps the executions per second high.
 exec cargo fuzz run --fuzz-dir "$here" -O --sanitizer none extract \
     "$corpus" "$root/tests/fixtures/eml" -- \
     -max_total_time="$seconds" -timeout=10 -max_len=65536 -rss_limit_mb=2048 \
