@@ -1243,3 +1243,19 @@ fn long_xoauth2_token_answers_the_empty_challenge() {
     let log = server.finish();
     assert_eq!(log.commands("AUTH"), ["AUTH XOAUTH2"]);
 }
+
+/// A TLS mode that contradicts a well-known port is named in the error,
+/// with the fix.
+#[test]
+fn wrong_tls_mode_for_the_port_gets_a_hint() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["fetch", "--server", "127.0.0.1:995", "--tls", "starttls"])
+        .args(["--user", "u", "--timeout", "5"])
+        .env("MAILCTL_PASSWORD", "x")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("hint: port 995 speaks TLS"), "{stderr}");
+}

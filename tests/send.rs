@@ -918,3 +918,21 @@ fn closed_stderr_keeps_the_exit_status() {
         .unwrap();
     assert_eq!(code(&out), 64);
 }
+
+/// A TLS mode that contradicts a well-known port is named in the error,
+/// with the fix.
+#[test]
+fn wrong_tls_mode_for_the_port_gets_a_hint() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["send", "--server", "127.0.0.1:465", "--tls", "starttls"])
+        .args(["--from", "a@example.test", "--to", "b@example.test"])
+        .args(["--body", "x", "--timeout", "5"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("mailctl: error: "), "{stderr}");
+    assert!(stderr.contains("hint: port 465 speaks TLS"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -409,11 +409,12 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
             Ok(Exit::Ok)
         }
         Err(failed) => {
+            let error =
+                crate::config::with_tls_hint(failed.error, settings.endpoint.port, settings.tls);
             if args.json {
-                print_json(&failed.report.to_json(Some(&failed.error)))
-                    .map_err(Failed::Reported)?;
+                print_json(&failed.report.to_json(Some(&error))).map_err(Failed::Reported)?;
             }
-            Err(Failed::Reported(failed.error))
+            Err(Failed::Reported(error))
         }
     }
 }

@@ -310,7 +310,8 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
     let tls_options = server.tls_options.clone();
     let transcript = Transcript::stderr(globals.verbose > 0);
     let timeout = server.timeout.max(Duration::from_secs(1));
-    let mut session = Session::open(&endpoint, tls, &tls_options, timeout, transcript)?;
+    let mut session = Session::open(&endpoint, tls, &tls_options, timeout, transcript)
+        .map_err(|e| crate::config::with_tls_hint(e, endpoint.port, tls))?;
     session.login(auth, &user, &secret)?;
     drop(secret);
     let entries = session.listing()?;
