@@ -385,6 +385,52 @@ impl Client {
         Ok(Event::Reply(reply))
     }
 
+    /// Whether a RETR or TOP body is being received, so that
+    /// [`Client::on_message_data`] may be fed raw bytes instead of lines.
+    pub fn in_message_body(&self) -> bool {
+        matches!(
+            &self.body,
+            Some(Body {
+                kind: Kind::Top(_) | Kind::Retr(_),
+                ..
+            })
+        )
+    }
+
+    /// Whether the terminating line of the RETR or TOP body in progress
+    /// has been read: [`Client::on_message_data`] then needs no more input
+    /// to report [`Event::BodyEnd`].
+    pub fn message_body_ended(&self) -> bool {
+        self.in_message_body() && self.body.as_ref().is_some_and(|b| b.reader.is_done())
+    }
+
+    /// Feeds any number of bytes of a RETR or TOP body (RFC 1939 section 3),
+    /// split anywhere, appending the unstuffed message bytes to `out`.
+    /// Returns how many input bytes were used (fewer than given when the
+    /// terminating `.` CRLF ends inside `input`: the rest belongs to the
+    /// next reply) and the event: [`Event::Data`] while message bytes come,
+    /// including the last ones, then [`Event::BodyEnd`] on its own, so that
+    /// no message byte arrives with the end.
+    pub fn on_message_data(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, Event), Error> {
+        if !self.in_message_body() {
+            return Err(Error::Malformed("no message body in progress".into()));
+        }
+        let body = self.body.as_mut().expect("body in progress");
+        let kind = body.kind;
+        let before = out.len();
+        let fed = body.reader.feed(input, out)?;
+        if fed.done && out.len() == before {
+            self.body = None;
+            self.pending.pop_front();
+            return Ok((fed.consumed, Event::BodyEnd(kind)));
+        }
+        Ok((fed.consumed, Event::Data))
+    }
+
     fn start_body(&mut self, kind: Kind) {
         let (max_line, max_total) = match kind {
             Kind::Capa => (MAX_LISTING_LINE, 64 * 1024),
@@ -787,6 +833,58 @@ mod tests {
         feed(&mut c, b"+OK bye\r\n");
         assert_eq!(c.state(), State::Closed);
         assert!(c.deletions_committed());
+    }
+
+    /// Drives a client the way a session does: status lines through
+    /// `on_line`, message bodies as raw chunks of `chunk` bytes.
+    fn drive_in_chunks(client: &mut Client, server: &[u8], chunk: usize) -> (Vec<Event>, Vec<u8>) {
+        let mut events = Vec::new();
+        let mut out = Vec::new();
+        let mut rest = server;
+        while !rest.is_empty() || client.message_body_ended() {
+            if client.in_message_body() {
+                let take = rest.len().min(chunk);
+                let (used, event) = client.on_message_data(&rest[..take], &mut out).unwrap();
+                rest = &rest[used..];
+                events.push(event);
+            } else {
+                let end = rest.iter().position(|&b| b == b'\n').unwrap() + 1;
+                events.push(client.on_line(&rest[..end], &mut out).unwrap());
+                rest = &rest[end..];
+            }
+        }
+        (events, out)
+    }
+
+    #[test]
+    fn message_bodies_in_raw_chunks_of_any_size() {
+        let wire: &[u8] = b"+OK\r\nA: b\r\n\r\n..dot\r\n.\r\r\nx\r\n.\r\n+OK\r\n.\r\n-ERR gone\r\n";
+        for chunk in 1..=wire.len() {
+            let mut c = logged_in(true);
+            for n in 1..=3 {
+                c.send(&Command::Retr(n)).unwrap();
+            }
+            let (ev, out) = drive_in_chunks(&mut c, wire, chunk);
+            assert_eq!(out, b"A: b\r\n\r\n.dot\r\n\r\r\nx\r\n", "chunk {chunk}");
+            let ends: Vec<_> = ev
+                .iter()
+                .filter(|e| matches!(e, Event::BodyEnd(_)))
+                .collect();
+            assert_eq!(
+                ends,
+                [
+                    &Event::BodyEnd(Kind::Retr(1)),
+                    &Event::BodyEnd(Kind::Retr(2))
+                ]
+            );
+            assert_eq!(
+                ev.last(),
+                Some(&Event::Reply(reply(Kind::Retr(3), false, b"gone")))
+            );
+            assert_eq!(c.outstanding(), 0);
+        }
+        let mut c = logged_in(true);
+        assert!(c.on_message_data(b"x", &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -245,13 +245,27 @@ impl MultiLine {
                     }
                 }
                 Position::Mid => {
+                    // Take this line and every following one that does not
+                    // start with `.` as one run: checked line by line, but
+                    // copied to `out` at once.
                     let rest = &input[i..];
-                    let (piece, ended) = match rest.iter().position(|&b| b == b'\n') {
-                        Some(pos) => (&rest[..=pos], true),
-                        None => (rest, false),
-                    };
-                    self.emit(piece, out)?;
-                    i += piece.len();
+                    let mut run = 0;
+                    let mut ended = false;
+                    while let Some(pos) = memchr::memchr(b'\n', &rest[run..]) {
+                        self.count(pos as u64 + 1)?;
+                        self.line_len = 0;
+                        run += pos + 1;
+                        if rest.get(run).is_none_or(|&b| b == b'.') {
+                            ended = true;
+                            break;
+                        }
+                    }
+                    if !ended {
+                        self.count((rest.len() - run) as u64)?;
+                        run = rest.len();
+                    }
+                    out.extend_from_slice(&rest[..run]);
+                    i += run;
                     if ended {
                         self.position = Position::LineStart;
                     }
@@ -265,8 +279,15 @@ impl MultiLine {
     }
 
     fn emit(&mut self, piece: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        self.line_len += piece.len() as u64;
-        self.total += piece.len() as u64;
+        self.count(piece.len() as u64)?;
+        out.extend_from_slice(piece);
+        Ok(())
+    }
+
+    /// Counts `n` more bytes of the current line against the limits.
+    fn count(&mut self, n: u64) -> Result<(), Error> {
+        self.line_len += n;
+        self.total += n;
         if self.line_len > self.limits.max_line {
             return Err(Error::TooLarge(format!(
                 "a response line is longer than {} bytes",
@@ -279,7 +300,6 @@ impl MultiLine {
                 self.limits.max_total
             )));
         }
-        out.extend_from_slice(piece);
         Ok(())
     }
 }
@@ -441,5 +461,27 @@ mod tests {
         }
         assert!(matches!(result, Err(Error::TooLarge(_))));
         assert!(out.len() <= 25);
+
+        // Lines copied as one run are still checked one by one, however
+        // the input is cut: 10 bytes pass, 11 do not.
+        let wide = Limits {
+            max_line: 10,
+            max_total: 1 << 20,
+        };
+        let ok: &[u8] = b"ab\r\n12345678\r\ncd\r\n.\r\n";
+        let long: &[u8] = b"ab\r\ncd\r\n123456789\r\nef\r\n.\r\n";
+        for chunk in 1..=long.len() {
+            let mut r = MultiLine::new(wide);
+            let mut out = Vec::new();
+            let fed: Result<Vec<_>, _> = ok.chunks(chunk).map(|c| r.feed(c, &mut out)).collect();
+            assert!(fed.is_ok() && r.is_done(), "chunk {chunk}");
+            assert_eq!(out, &ok[..ok.len() - 3]);
+            let mut r = MultiLine::new(wide);
+            let fed: Result<Vec<_>, _> = long
+                .chunks(chunk)
+                .map(|c| r.feed(c, &mut Vec::new()))
+                .collect();
+            assert!(matches!(fed, Err(Error::TooLarge(_))), "chunk {chunk}");
+        }
     }
 }

@@ -206,17 +206,14 @@ impl Session {
     /// Reads one line and interprets it. Message bytes land in `self.out`
     /// (appended; the caller clears it).
     pub fn next_event(&mut self) -> anyhow::Result<Event> {
+        if self.client.in_message_body() {
+            return self.message_data();
+        }
         let max = self.client.max_line();
         let conn = self.conn.as_mut().expect("connection present");
-        let line = conn.read_line(max).map_err(|e| {
-            let exit = crate::exit::exit_status(&e);
-            let exit = if exit == Exit::Software {
-                Exit::Protocol
-            } else {
-                exit
-            };
-            fail(exit, format!("reading from {}: {e:#}", self.endpoint))
-        })?;
+        let line = conn
+            .read_line(max)
+            .map_err(|e| read_error(&self.endpoint, e))?;
         let before = self.out.len();
         let event = self.client.on_line(line, &mut self.out).map_err(protocol)?;
         if self.transcript.enabled() {
@@ -233,6 +230,49 @@ impl Session {
             }
         }
         Ok(event)
+    }
+
+    /// Inside a RETR or TOP body: hands everything already read (reading
+    /// more only when nothing is buffered) to the state machine at once,
+    /// rather than line by line, so a large message costs a few events per
+    /// read buffer instead of one per line.
+    fn message_data(&mut self) -> anyhow::Result<Event> {
+        let conn = self.conn.as_mut().expect("connection present");
+        if conn.buffered().is_empty() && !self.client.message_body_ended() {
+            let n = conn
+                .fill()
+                .map_err(|e| read_error(&self.endpoint, anyhow::Error::new(e)))?;
+            if n == 0 {
+                let eof = std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "connection closed in the middle of a message",
+                );
+                return Err(read_error(&self.endpoint, anyhow::Error::new(eof)));
+            }
+        }
+        let before = self.out.len();
+        let (used, event) = self
+            .client
+            .on_message_data(conn.buffered(), &mut self.out)
+            .map_err(protocol)?;
+        conn.consume(used);
+        if self.transcript.enabled() {
+            self.body_bytes += (self.out.len() - before) as u64;
+        }
+        if let Event::BodyEnd(kind) = event {
+            self.note_body_end(kind);
+        }
+        Ok(event)
+    }
+
+    /// Notes the end of a message body in the transcript.
+    fn note_body_end(&mut self, kind: Kind) {
+        if let (true, Kind::Retr(n) | Kind::Top(n)) = (self.transcript.enabled(), kind) {
+            let bytes = std::mem::take(&mut self.body_bytes);
+            let note = format!("<{} {n} body, {bytes} bytes>", kind.name());
+            self.transcript.note("S", &note);
+            self.transcript.server(b".\r\n");
+        }
     }
 
     /// Sends one single-line command and waits for its reply.
@@ -583,6 +623,18 @@ impl Session {
     pub fn in_transaction(&self) -> bool {
         self.client.state() == State::Transaction
     }
+}
+
+/// A failed read, with the exit status its cause calls for (a malformed
+/// stream is a protocol error).
+fn read_error(endpoint: &Endpoint, e: anyhow::Error) -> anyhow::Error {
+    let exit = crate::exit::exit_status(&e);
+    let exit = if exit == Exit::Software {
+        Exit::Protocol
+    } else {
+        exit
+    };
+    fail(exit, format!("reading from {endpoint}: {e:#}"))
 }
 
 #[cfg(test)]
