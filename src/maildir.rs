@@ -61,8 +61,8 @@ impl Maildir {
         })
     }
 
-    /// Lists the messages in `new/` and `cur/`, oldest first (by name, which
-    /// starts with the delivery time).
+    /// Lists the messages in `new/` and `cur/`, oldest first (by the
+    /// delivery time their names start with).
     pub fn list(&self) -> io::Result<Vec<MaildirEntry>> {
         let mut entries = Vec::new();
         for sub in ["new", "cur"] {
@@ -84,18 +84,31 @@ impl Maildir {
                 });
             }
         }
-        entries.sort_by(|a, b| sort_key(&a.unique).cmp(&sort_key(&b.unique)));
+        entries.sort_by_cached_key(|e| arrival_key(&e.unique));
         Ok(entries)
     }
 }
 
-fn sort_key(unique: &str) -> (u64, &str) {
-    let secs = unique
-        .split('.')
+/// Orders Maildir names by delivery time: `SECONDS.M<micros>...` compared
+/// numerically (a plain string sort puts `M99` after `M100`); names of
+/// another form come last, by name.
+pub(crate) fn arrival_key(unique: &str) -> (u64, u64, String) {
+    let mut parts = unique.splitn(3, '.');
+    let secs = parts
         .next()
         .and_then(|s| s.parse().ok())
         .unwrap_or(u64::MAX);
-    (secs, unique)
+    let micros = parts
+        .next()
+        .and_then(|p| p.strip_prefix('M'))
+        .map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(u64::MAX);
+    (secs, micros, unique.to_string())
 }
 
 trait PrivateDir {
@@ -189,5 +202,27 @@ mod tests {
         assert_eq!(list[0].size, 20);
         assert!(!list[0].unique.contains('/'));
         assert_ne!(unique_name(), unique_name());
+    }
+
+    #[test]
+    fn arrival_order_is_numeric() {
+        let mut names = vec![
+            "100.M99P1Q2.h",
+            "100.M100P1Q1.h",
+            "99.M5P1Q0.h",
+            "weird",
+            "100.M100P1Q0.h",
+        ];
+        names.sort_by_cached_key(|n| arrival_key(n));
+        assert_eq!(
+            names,
+            [
+                "99.M5P1Q0.h",
+                "100.M99P1Q2.h",
+                "100.M100P1Q0.h",
+                "100.M100P1Q1.h",
+                "weird"
+            ]
+        );
     }
 }

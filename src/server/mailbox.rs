@@ -183,9 +183,6 @@ impl MailStore {
             Err(fs::TryLockError::Error(_)) => return Err(OpenError::Io),
         }
         session.entries = maildir.list().map_err(|_| OpenError::Io)?;
-        session
-            .entries
-            .sort_by_cached_key(|e| arrival_key(&e.unique));
         Ok(session)
     }
 }
@@ -254,28 +251,6 @@ impl Drop for MailboxSession {
         let mut locked = self.store.locked.lock().unwrap_or_else(|e| e.into_inner());
         locked.remove(&self.name);
     }
-}
-
-/// Orders Maildir names by delivery time: `SECONDS.M<micros>...` compared
-/// numerically (a plain string sort puts `M99` after `M100`); names of
-/// another form come last, by name.
-fn arrival_key(unique: &str) -> (u64, u64, String) {
-    let mut parts = unique.splitn(3, '.');
-    let secs = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(u64::MAX);
-    let micros = parts
-        .next()
-        .and_then(|p| p.strip_prefix('M'))
-        .map(|p| {
-            p.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-        })
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(u64::MAX);
-    (secs, micros, unique.to_string())
 }
 
 /// The UIDL of a Maildir unique name: the name itself when it fits RFC 1939
@@ -607,28 +582,6 @@ mod tests {
         move_no_replace(&a, &b).unwrap();
         assert!(!a.exists());
         assert_eq!(fs::read(&b).unwrap(), b"new");
-    }
-
-    #[test]
-    fn arrival_order_is_numeric() {
-        let mut names = vec![
-            "100.M99P1Q2.h",
-            "100.M100P1Q1.h",
-            "99.M5P1Q0.h",
-            "weird",
-            "100.M100P1Q0.h",
-        ];
-        names.sort_by_cached_key(|n| arrival_key(n));
-        assert_eq!(
-            names,
-            [
-                "99.M5P1Q0.h",
-                "100.M99P1Q2.h",
-                "100.M100P1Q0.h",
-                "100.M100P1Q1.h",
-                "weird"
-            ]
-        );
     }
 
     #[test]
