@@ -92,7 +92,7 @@ impl Maildir {
 /// Orders Maildir names by delivery time: `SECONDS.M<micros>...` compared
 /// numerically (a plain string sort puts `M99` after `M100`); names of
 /// another form come last, by name.
-pub(crate) fn arrival_key(unique: &str) -> (u64, u64, String) {
+fn arrival_key(unique: &str) -> (u64, u64, String) {
     let mut parts = unique.splitn(3, '.');
     let secs = parts
         .next()
