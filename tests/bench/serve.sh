@@ -9,7 +9,12 @@
 #
 # Usage: [BENCH_DIR=/path] [ROUNDS=3] tests/bench/serve.sh [TOTAL] [CLIENTS]
 # BENCH_DIR is where the Maildirs go (default /tmp); its file system decides
-# what fsync costs. Needs: cargo, python3, aiosmtpd (Debian
+# what fsync and file creation cost. Each client is its own process
+# (serve/blast.py), so the clients keep up with the servers. To measure on
+# a journaled ext4 where the machine's own file system has none (as root):
+#   truncate -s 2G /var/tmp/ext4.img && mkfs.ext4 -q -F /var/tmp/ext4.img &&
+#   mkdir -p /mnt/bench && mount -o loop /var/tmp/ext4.img /mnt/bench &&
+#   BENCH_DIR=/mnt/bench tests/bench/serve.sh Needs: cargo, python3, aiosmtpd (Debian
 # python3-aiosmtpd or pip).
 set -eu
 
@@ -54,8 +59,13 @@ sys.exit(1)
 PY
 }
 
+FS=$(df -T "$WORK" | awk 'NR==2 {print $2}')
+DEV=$(df "$WORK" | awk 'NR==2 {print $1}')
+case $FS in
+    ext4) if ls /proc/fs/jbd2/ 2>/dev/null | grep -q "^${DEV#/dev/}-"; then FS="ext4 (journal)"; else FS="ext4 (no journal)"; fi ;;
+esac
 echo "$TOTAL messages, $CLIENTS concurrent clients, $ROUNDS rounds, $(nproc) CPUs," \
-    "load $(cut -d' ' -f1 /proc/loadavg), maildirs on $(df -T "$WORK" | awk 'NR==2 {print $2}')"
+    "load $(cut -d' ' -f1 /proc/loadavg), maildirs on $FS"
 
 SERVERS="mailctl"
 if [ -n "$AIOPY" ]; then
@@ -106,7 +116,9 @@ run_one() { # server, round
         *) COUNT=$(ls "$dir/new" | wc -l) ;;
     esac
     [ "$COUNT" -eq "$TOTAL" ] || { echo "$srv stored $COUNT of $TOTAL" >&2; exit 1; }
-    rm -rf "$dir"
+    # The Maildirs are kept until the end: on ext4 without a journal, new
+    # inodes skip recently deleted ones by scanning for them, so deleting a
+    # run's files here would slow file creation in the runs after it.
     echo "$srv ${OUT#* } ${OUT% *} $RSS" >>"$WORK/results"
     printf '  round %s  %-38s %6s msg/s  %6s s  peak RSS %s\n' "$rnd" "$(label "$srv")" "${OUT#* }" "${OUT% *}" "$RSS"
 }
