@@ -14,8 +14,8 @@
 # a journaled ext4 where the machine's own file system has none (as root):
 #   truncate -s 2G /var/tmp/ext4.img && mkfs.ext4 -q -F /var/tmp/ext4.img &&
 #   mkdir -p /mnt/bench && mount -o loop /var/tmp/ext4.img /mnt/bench &&
-#   BENCH_DIR=/mnt/bench tests/bench/serve.sh Needs: cargo, python3, aiosmtpd (Debian
-# python3-aiosmtpd or pip).
+#   BENCH_DIR=/mnt/bench tests/bench/serve.sh
+# Needs: cargo, python3, aiosmtpd (Debian python3-aiosmtpd or pip).
 set -eu
 
 TOTAL=${1:-1000}
