@@ -1,13 +1,15 @@
 //! `mailctl send`: turn the command line into a message, an envelope and
 //! connection settings, and hand them to [`crate::smtp::session::submit`].
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
 use super::Globals;
 use crate::cli::ConnectArgs;
+use crate::compose::text::{self, ReadTextError, TextBody};
 use crate::compose::{self, address, raw, Draft, Mailbox, Message};
 use crate::config::ResolvedServer;
 use crate::exit::{fail, Exit};
@@ -159,21 +161,54 @@ pub struct SendArgs {
     pub helo: Option<String>,
 }
 
+fn input_error(e: &std::io::Error) -> Exit {
+    match e.kind() {
+        std::io::ErrorKind::NotFound
+        | std::io::ErrorKind::PermissionDenied
+        | std::io::ErrorKind::IsADirectory => Exit::NoInput,
+        _ => Exit::IoErr,
+    }
+}
+
 fn read_file_text(path: &Path, what: &str) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        let exit = match e.kind() {
-            std::io::ErrorKind::NotFound
-            | std::io::ErrorKind::PermissionDenied
-            | std::io::ErrorKind::IsADirectory => Exit::NoInput,
-            _ => Exit::IoErr,
-        };
-        fail(exit, format!("{what} {}: {e}", path.display()))
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| fail(input_error(&e), format!("{what} {}: {e}", path.display())))?;
     String::from_utf8(bytes).map_err(|_| {
         fail(
             Exit::DataErr,
             format!("{what} {} is not UTF-8", path.display()),
         )
+    })
+}
+
+/// Reads the text body from `--body-file` or standard input: small bodies
+/// in memory, large ones spooled (see [`text::read_text`]).
+fn read_text_body(path: Option<&Path>) -> anyhow::Result<TextBody> {
+    let result = match path {
+        Some(path) => {
+            let mut file = std::fs::File::open(path).map_err(|e| {
+                fail(
+                    input_error(&e),
+                    format!("body file {}: {e}", path.display()),
+                )
+            })?;
+            text::read_text(&mut file)
+        }
+        None => text::read_text(&mut std::io::stdin().lock()),
+    };
+    result.map_err(|e| match (e, path) {
+        (ReadTextError::Io(e), Some(path)) => fail(
+            input_error(&e),
+            format!("body file {}: {e}", path.display()),
+        ),
+        (ReadTextError::Io(e), None) => fail(Exit::IoErr, format!("reading standard input: {e}")),
+        (ReadTextError::NotUtf8, Some(path)) => fail(
+            Exit::DataErr,
+            format!("body file {} is not UTF-8", path.display()),
+        ),
+        (ReadTextError::NotUtf8, None) => {
+            fail(Exit::DataErr, "the body on standard input is not UTF-8")
+        }
     })
 }
 
@@ -238,21 +273,20 @@ fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message
         ));
     }
 
-    let text = match (&args.body, &args.body_file) {
-        (Some(body), _) => Some(body.clone()),
-        (None, Some(path)) => Some(read_file_text(path, "body file")?),
-        (None, None) if !std::io::stdin().is_terminal() => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut bytes)
-                .map_err(|e| fail(Exit::IoErr, format!("reading standard input: {e}")))?;
-            let body = String::from_utf8(bytes)
-                .map_err(|_| fail(Exit::DataErr, "the body on standard input is not UTF-8"))?;
+    let body = match (&args.body, &args.body_file) {
+        (Some(body), _) => Some(TextBody::Memory(body.clone())),
+        (None, Some(path)) => Some(read_text_body(Some(path))?),
+        (None, None) if !std::io::stdin().is_terminal() => match read_text_body(None)? {
             // An empty pipe with an HTML part means "HTML only".
-            (!(body.is_empty() && args.html.is_some())).then_some(body)
-        }
+            TextBody::Memory(body) if body.is_empty() && args.html.is_some() => None,
+            body => Some(body),
+        },
         (None, None) => None,
+    };
+    let (text, spooled_text) = match body {
+        Some(TextBody::Memory(text)) => (Some(text), None),
+        Some(TextBody::Spooled(spooled)) => (None, Some(Arc::new(spooled))),
+        None => (None, None),
     };
     let html = args
         .html
@@ -277,6 +311,7 @@ fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message
         subject: args.subject.clone(),
         headers,
         text,
+        spooled_text,
         html,
         attachments: args.attach.clone(),
         date: args.date.clone(),

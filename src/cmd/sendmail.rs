@@ -8,14 +8,19 @@
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 use mail_parser::{HeaderName, MessageParser};
 
 use super::Globals;
 use crate::cli::ConnectArgs;
+use crate::compose::raw::MAX_HEADER;
+use crate::compose::spool::{SpoolWriter, Spooled};
+use crate::compose::{Message, Segment};
 use crate::config::{self, ResolvedServer};
 use crate::exit::{fail, Exit};
+use crate::smtp::session::Envelope;
 
 /// Options of `mailctl sendmail`: everything after it, read the sendmail way.
 #[derive(Debug, Args)]
@@ -326,29 +331,123 @@ pub struct Submission {
     pub message: Vec<u8>,
 }
 
-/// Reads the message from `input`: up to end of input, or with no `-i` up
-/// to a line holding a single dot (the traditional end of input).
-pub fn read_message(input: &mut dyn Read, ignore_dots: bool) -> anyhow::Result<Vec<u8>> {
-    let mut data = Vec::new();
-    input
-        .read_to_end(&mut data)
-        .map_err(|e| fail(Exit::IoErr, format!("reading the message from stdin: {e}")))?;
-    if !ignore_dots {
-        let mut start = 0;
-        while start < data.len() {
-            let end = data[start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(data.len(), |p| start + p + 1);
-            let line = &data[start..end];
-            if line == b".\n" || line == b".\r\n" || line == b"." {
-                data.truncate(start);
-                break;
-            }
-            start = end;
+/// Ends the input at a line holding a single dot (`.` then LF, CRLF or the
+/// end of input), as sendmail does without `-i`; fed in pieces.
+#[derive(Debug)]
+struct LoneDot {
+    line_start: bool,
+    /// What is held back of a line that may be the lone dot: `.` or `.\r`.
+    held: &'static [u8],
+}
+
+impl LoneDot {
+    fn new() -> Self {
+        LoneDot {
+            line_start: true,
+            held: b"",
         }
     }
-    Ok(data)
+
+    /// Appends to `out` what of `input` is message; `true` once the lone
+    /// dot is found (nothing after it is message).
+    fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        for &b in input {
+            match (self.held, b) {
+                (b".", b'\n') | (b".\r", b'\n') => return true,
+                (b".", b'\r') => {
+                    self.held = b".\r";
+                    continue;
+                }
+                (b"", _) => {}
+                (held, _) => {
+                    out.extend_from_slice(held);
+                    self.held = b"";
+                }
+            }
+            if self.line_start && b == b'.' {
+                self.held = b".";
+                self.line_start = false;
+                continue;
+            }
+            out.push(b);
+            self.line_start = b == b'\n';
+        }
+        false
+    }
+
+    /// Ends the input: a held-back `.` alone on the last line ends the
+    /// message, a `.\r` is message.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.held == b".\r" {
+            out.extend_from_slice(self.held);
+        }
+        self.held = b"";
+    }
+}
+
+/// Reads the message from `input`: up to end of input, or with no `-i` up
+/// to a line holding a single dot (the traditional end of input; what
+/// follows is read and dropped, as before). Line endings are made CRLF and
+/// the message is spooled, to a temporary file when large.
+pub fn read_message(input: &mut dyn Read, ignore_dots: bool) -> anyhow::Result<Spooled> {
+    let local =
+        |e: std::io::Error| fail(Exit::IoErr, format!("reading the message from stdin: {e}"));
+    let mut writer = SpoolWriter::new();
+    let mut dots = (!ignore_dots).then(LoneDot::new);
+    let mut ended = false;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut message = Vec::with_capacity(buf.len());
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(local(e)),
+        };
+        if ended {
+            continue;
+        }
+        match &mut dots {
+            None => {
+                writer.push(&buf[..n]).map_err(local)?;
+            }
+            Some(dots) => {
+                message.clear();
+                ended = dots.push(&buf[..n], &mut message);
+                writer.push(&message).map_err(local)?;
+            }
+        }
+    }
+    if let Some(dots) = &mut dots {
+        if !ended {
+            message.clear();
+            dots.finish(&mut message);
+            writer.push(&message).map_err(local)?;
+        }
+    }
+    writer.finish().map_err(local)
+}
+
+/// Where the header fields of `message` end: at the blank line or the
+/// first line that is neither a field nor a continuation (as
+/// [`split_header`] reads it). `None` when every complete line is part of
+/// the header.
+fn header_section_len(message: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    let mut in_field = false;
+    while let Some(p) = message[pos..].iter().position(|&b| b == b'\n') {
+        let end = pos + p + 1;
+        let line = &message[pos..end];
+        let continuation = matches!(line.first(), Some(b' ' | b'\t')) && in_field;
+        if !continuation {
+            if header_name(line).is_none() {
+                return Some(pos);
+            }
+            in_field = true;
+        }
+        pos = end;
+    }
+    None
 }
 
 /// One header field: its name and its raw lines (continuations included).
@@ -530,6 +629,54 @@ pub fn prepare(
     })
 }
 
+/// Prepares a spooled message (see [`read_message`]) as [`prepare`] does,
+/// reading only its header into memory: the body is sent from the spool.
+pub fn prepare_spooled(
+    inv: &SendmailInvocation,
+    default_from: Option<&str>,
+    spooled: Spooled,
+    now: &str,
+) -> anyhow::Result<(Envelope, Message)> {
+    let local = |e: std::io::Error| fail(Exit::IoErr, format!("reading the spooled message: {e}"));
+    let mut head = vec![0u8; spooled.len.min(MAX_HEADER as u64 + 2) as usize];
+    let filled = spooled.spool.read_full_at(&mut head, 0).map_err(local)?;
+    head.truncate(filled);
+    let header_len = match header_section_len(&head) {
+        Some(len) => len,
+        None if head.len() as u64 == spooled.len => head.len(),
+        None => crate::bail_with!(
+            Exit::DataErr,
+            "the message has no end of header within {MAX_HEADER} bytes"
+        ),
+    };
+    // `prepare` ends the header it is given with a blank line: the
+    // message's own blank line, if it has one, is then skipped.
+    let submission = prepare(inv, default_from, &head[..header_len], now)?;
+    let header = to_crlf(&submission.message);
+    let mut body_start = header_len as u64;
+    if head[header_len..].starts_with(b"\r\n") {
+        body_start += 2;
+    }
+    let message_id = message_id_of(&header);
+    let eight_bit = !header.is_ascii() || spooled.eight_bit;
+    let body_len = spooled.len - body_start;
+    let mut segments = vec![Segment::Bytes(header)];
+    if body_len > 0 {
+        segments.push(Segment::Spooled {
+            spool: Arc::new(spooled.spool),
+            offset: body_start,
+            len: body_len,
+        });
+    }
+    let mut message = Message::from_segments(segments, message_id);
+    message.set_eight_bit(eight_bit);
+    let envelope = Envelope {
+        from: submission.envelope_from,
+        recipients: submission.recipients,
+    };
+    Ok((envelope, message))
+}
+
 fn push_field(out: &mut Vec<u8>, name: &str, value: &str, eol: &[u8]) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
@@ -603,14 +750,14 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
             err
         }
     })?;
-    let message = read_message(&mut std::io::stdin().lock(), inv.ignore_dots)?;
+    let spooled = read_message(&mut std::io::stdin().lock(), inv.ignore_dots)?;
     let now = mail_builder::headers::date::Date::now().to_rfc822();
-    let submission = prepare(&inv, server.from.as_deref(), &message, &now)?;
+    let (envelope, message) = prepare_spooled(&inv, server.from.as_deref(), spooled, &now)?;
     let globals = Globals {
         verbose: globals.verbose.max(u8::from(inv.verbose)),
         ..globals
     };
-    submit(&server, &submission, globals)
+    submit(&server, &envelope, &message, globals)
 }
 
 /// Hands the prepared message to the SMTP client: the one place sendmail
@@ -618,21 +765,13 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
 /// ([`crate::smtp::session::submit`]).
 pub fn submit(
     server: &ResolvedServer,
-    submission: &Submission,
+    envelope: &Envelope,
+    message: &Message,
     globals: Globals,
 ) -> anyhow::Result<Exit> {
     let settings = server.smtp_settings(server.smtp_mechanism(), None)?;
-    let envelope = crate::smtp::session::Envelope {
-        from: submission.envelope_from.clone(),
-        recipients: submission.recipients.clone(),
-    };
-    let message_id = message_id_of(&submission.message);
-    let bytes = to_crlf(&submission.message);
-    let eight_bit = !bytes.is_ascii();
-    let mut message = crate::compose::Message::from_bytes(bytes, message_id);
-    message.set_eight_bit(eight_bit);
     let transcript = crate::transcript::Transcript::stderr(globals.verbose > 0);
-    match crate::smtp::session::submit(&settings, &envelope, &message, &transcript) {
+    match crate::smtp::session::submit(&settings, envelope, message, &transcript) {
         Ok(_) => Ok(Exit::Ok),
         Err(failed) => Err(config::with_tls_hint(
             failed.error,
@@ -776,19 +915,117 @@ mod tests {
         assert!(parse_err(&["-f", "a b@x"]).contains("not a valid address"));
     }
 
+    fn read(input: &[u8], ignore_dots: bool, piece: usize) -> Vec<u8> {
+        struct Pieces<'a>(&'a [u8], usize);
+        impl Read for Pieces<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.1.min(buf.len()).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let spooled = read_message(&mut Pieces(input, piece), ignore_dots).unwrap();
+        let mut out = vec![0u8; spooled.len as usize];
+        spooled.spool.read_full_at(&mut out, 0).unwrap();
+        out
+    }
+
     #[test]
     fn lone_dot_ends_input_without_i() {
-        let input = b"Subject: x\n\nline\n.\nafter\n";
-        assert_eq!(
-            read_message(&mut &input[..], false).unwrap(),
-            b"Subject: x\n\nline\n"
-        );
-        assert_eq!(read_message(&mut &input[..], true).unwrap(), input);
-        let input = b"Subject: x\r\n\r\n..x\r\n.\r\n";
-        assert_eq!(
-            read_message(&mut &input[..], false).unwrap(),
-            b"Subject: x\r\n\r\n..x\r\n"
-        );
+        let cases: &[(&[u8], &[u8], &[u8])] = &[
+            (
+                b"Subject: x\n\nline\n.\nafter\n",
+                b"Subject: x\r\n\r\nline\r\n",
+                b"Subject: x\r\n\r\nline\r\n.\r\nafter\r\n",
+            ),
+            (
+                b"Subject: x\r\n\r\n..x\r\n.\r\n",
+                b"Subject: x\r\n\r\n..x\r\n",
+                b"Subject: x\r\n\r\n..x\r\n.\r\n",
+            ),
+            (b"a\n.", b"a\r\n", b"a\r\n.\r\n"),
+            (b".\nb\n", b"", b".\r\nb\r\n"),
+            (
+                b"a\n.x\n. \n.\r\r\n",
+                b"a\r\n.x\r\n. \r\n.\r\n\r\n",
+                b"a\r\n.x\r\n. \r\n.\r\n\r\n",
+            ),
+            (b"a\n.\r", b"a\r\n.\r\n", b"a\r\n.\r\n"),
+            (b"a.\nb\n", b"a.\r\nb\r\n", b"a.\r\nb\r\n"),
+        ];
+        for (input, without_i, with_i) in cases {
+            for piece in 1..=input.len() {
+                assert_eq!(read(input, false, piece), *without_i, "{input:?} / {piece}");
+                assert_eq!(read(input, true, piece), *with_i, "{input:?} / {piece}");
+            }
+        }
+    }
+
+    fn spooled_submission(inv: &SendmailInvocation, input: &[u8]) -> (Envelope, Vec<u8>) {
+        let spooled = read_message(&mut &input[..], inv.ignore_dots).unwrap();
+        let (envelope, message) = prepare_spooled(inv, Some("m@x.org"), spooled, NOW).unwrap();
+        let bytes = message.to_vec().unwrap();
+        assert_eq!(bytes.len() as u64, message.size());
+        (envelope, bytes)
+    }
+
+    /// The spooled path gives what `prepare` gives for the whole message,
+    /// line endings made CRLF.
+    #[test]
+    fn spooled_message_matches_prepare() {
+        let inv = parse(&["-t", "-i"]);
+        let big = "a log line\n".repeat(200_000);
+        let headers =
+            "From: me@x.org\nTo: a@x.org\nBcc: b@x.org\nDate: d\nMessage-ID: <1@x>\nSubject: s\n";
+        for input in [
+            format!("{headers}\n{big}"),
+            format!("{headers}{big}"),
+            headers.to_string(),
+            format!("{headers}\nshort\n"),
+            format!("{headers}\n"),
+            format!("\n{big}"),
+            big.clone(),
+        ] {
+            let inv = if input.starts_with("From") {
+                inv.clone()
+            } else {
+                parse(&["-i", "-f", "me@x.org", "a@x.org"])
+            };
+            let (envelope, bytes) = spooled_submission(&inv, input.as_bytes());
+            let whole = prepare(&inv, Some("m@x.org"), input.as_bytes(), NOW).unwrap();
+            assert_eq!(envelope.from, whole.envelope_from);
+            assert_eq!(envelope.recipients, whole.recipients);
+            if input.starts_with("From") {
+                assert_eq!(
+                    bytes,
+                    to_crlf(&whole.message),
+                    "{}",
+                    &input[..input.len().min(200)]
+                );
+            } else {
+                // A new Message-ID each time: compare around it.
+                let text = String::from_utf8(bytes).unwrap();
+                let expected = String::from_utf8(to_crlf(&whole.message)).unwrap();
+                let after_id = |t: &str| {
+                    t[t.find("Message-ID").unwrap()..]
+                        .split_once('>')
+                        .unwrap()
+                        .1
+                        .to_string()
+                };
+                assert_eq!(after_id(&text), after_id(&expected));
+            }
+        }
+    }
+
+    #[test]
+    fn endless_header_is_refused() {
+        let inv = parse(&["-i", "a@x.org"]);
+        let input = "X-Field: value\n".repeat(100_000);
+        let spooled = read_message(&mut input.as_bytes(), true).unwrap();
+        let err = prepare_spooled(&inv, Some("m@x.org"), spooled, NOW).unwrap_err();
+        assert_eq!(crate::exit::exit_status(&err), Exit::DataErr);
     }
 
     const NOW: &str = "Wed, 25 Nov 2026 20:00:00 +0000";

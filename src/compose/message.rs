@@ -1,11 +1,10 @@
 //! A message ready to send, held as a sequence of segments so that large
 //! parts never sit in memory: bytes built in memory, attachments whose
-//! base64 is produced from the file while writing, and ranges of a spooled
-//! input.
+//! base64 is produced from the file while writing, large text bodies encoded
+//! from their spool while writing, and ranges of a spooled input.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -18,29 +17,8 @@ use crate::exit::{fail, Exit};
 /// section 6.8).
 pub const BASE64_LINE_INPUT: usize = 57;
 
-/// Where a spooled raw message lives.
-#[derive(Debug)]
-pub enum Spool {
-    /// Small inputs stay in memory.
-    Memory(Vec<u8>),
-    /// Larger inputs go to an unlinked temporary file.
-    File(File),
-}
-
-impl Spool {
-    /// Reads at `offset` like `pread`.
-    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        match self {
-            Spool::Memory(bytes) => {
-                let start = (offset as usize).min(bytes.len());
-                let n = buf.len().min(bytes.len() - start);
-                buf[..n].copy_from_slice(&bytes[start..start + n]);
-                Ok(n)
-            }
-            Spool::File(file) => file.read_at(buf, offset),
-        }
-    }
-}
+pub use super::spool::Spool;
+use super::text::SpooledText;
 
 /// One piece of a message.
 #[derive(Clone, Debug)]
@@ -56,6 +34,8 @@ pub enum Segment {
         /// Its size in bytes.
         len: u64,
     },
+    /// A spooled text body, written with its transfer encoding.
+    Text(Arc<SpooledText>),
     /// A range of a spooled input, written as it is.
     Spooled {
         /// The spool.
@@ -83,6 +63,7 @@ impl Segment {
         match self {
             Segment::Bytes(b) => b.len() as u64,
             Segment::Base64File { len, .. } => base64_lines_len(*len),
+            Segment::Text(text) => text.encoded_len(),
             Segment::Spooled { len, .. } => *len,
         }
     }
@@ -99,6 +80,7 @@ impl Segment {
         match self {
             Segment::Bytes(b) => out.write_all(b)?,
             Segment::Base64File { path, len } => write_base64_file(path, *len, out)?,
+            Segment::Text(text) => text.write_encoded(out)?,
             Segment::Spooled { spool, offset, len } => {
                 let mut buf = vec![0u8; 64 * 1024];
                 let mut done = 0u64;

@@ -12,10 +12,13 @@ pub mod address;
 pub mod idna;
 pub mod message;
 pub mod raw;
+pub mod spool;
+pub mod text;
 
 use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mail_builder::headers::content_type::ContentType;
@@ -31,6 +34,7 @@ use crate::text::printable;
 
 pub use address::Mailbox;
 pub use message::{Message, Segment};
+pub use text::SpooledText;
 
 /// Everything a composed message is made of (a plain struct, so library
 /// users can fill it in directly).
@@ -52,6 +56,9 @@ pub struct Draft {
     pub headers: Vec<(String, String)>,
     /// The plain-text body.
     pub text: Option<String>,
+    /// A large plain-text body, spooled by [`text::read_text`]; when set it
+    /// is the text part and `text` is not used.
+    pub spooled_text: Option<Arc<SpooledText>>,
     /// An HTML alternative to the text body.
     pub html: Option<String>,
     /// Files to attach.
@@ -462,19 +469,39 @@ impl Draft {
             builder = builder.header(name.as_str(), Text::new(value.as_str()));
         }
 
-        let text = self.text.as_deref().map(crlf_text);
-        let html = self.html.as_deref().map(crlf_text);
-        let text_part = |t: &str| MimePart::new("text/plain", BodyPart::Text(Cow::Owned(t.into())));
-        let html_part = |h: &str| MimePart::new("text/html", BodyPart::Text(Cow::Owned(h.into())));
-        let main: Option<MimePart> = match (&text, &html) {
+        let nonce = random_hex(8);
+        let marker = |what: &str| format!("\u{1}mailctl-{what}-{nonce}\u{1}");
+        // Parts written by us are raw parts whose body is a unique marker;
+        // each marker is then replaced by a segment that streams the data.
+        let mut streamed: Vec<(String, Segment)> = Vec::new();
+        let text = match &self.spooled_text {
+            Some(spooled) => {
+                let text_marker = marker("text");
+                let part = format!("{}{text_marker}", spooled.part_header());
+                streamed.push((text_marker, Segment::Text(Arc::clone(spooled))));
+                Some(MimePart::raw(BodyPart::Text(Cow::Owned(part))))
+            }
+            None => self
+                .text
+                .as_deref()
+                .map(|t| MimePart::new("text/plain", BodyPart::Text(Cow::Owned(crlf_text(t))))),
+        };
+        let html = self
+            .html
+            .as_deref()
+            .map(|h| MimePart::new("text/html", BodyPart::Text(Cow::Owned(crlf_text(h)))));
+        let main: Option<MimePart> = match (text, html) {
             (Some(t), Some(h)) => Some(MimePart::new(
                 ContentType::new("multipart/alternative")
                     .attribute("boundary", boundary(&message_id, "alt")),
-                vec![text_part(t), html_part(h)],
+                vec![t, h],
             )),
-            (Some(t), None) => Some(text_part(t)),
-            (None, Some(h)) => Some(html_part(h)),
-            (None, None) if self.attachments.is_empty() => Some(text_part("\r\n")),
+            (Some(t), None) => Some(t),
+            (None, Some(h)) => Some(h),
+            (None, None) if self.attachments.is_empty() => Some(MimePart::new(
+                "text/plain",
+                BodyPart::Text(Cow::Borrowed("\r\n")),
+            )),
             (None, None) => None,
         };
 
@@ -484,46 +511,46 @@ impl Draft {
             .map(|p| prepare_attachment(p))
             .collect::<anyhow::Result<_>>()?;
 
-        if prepared.is_empty() {
-            let bytes = builder
-                .body(main.expect("a body part without attachments"))
-                .write_to_vec()?;
+        let body = if prepared.is_empty() {
+            main.expect("a body part without attachments")
+        } else {
+            let mut parts: Vec<MimePart> = main.into_iter().collect();
+            for (i, attachment) in prepared.iter().enumerate() {
+                let attachment_marker = marker(&format!("attachment-{i}"));
+                parts.push(MimePart::raw(BodyPart::Text(Cow::Owned(format!(
+                    "{}{attachment_marker}",
+                    attachment.headers
+                )))));
+                streamed.push((
+                    attachment_marker,
+                    Segment::Base64File {
+                        path: attachment.path.clone(),
+                        len: attachment.len,
+                    },
+                ));
+            }
+            MimePart::new(
+                ContentType::new("multipart/mixed")
+                    .attribute("boundary", boundary(&message_id, "mix")),
+                parts,
+            )
+        };
+        let bytes = builder.body(body).write_to_vec()?;
+        if streamed.is_empty() {
             return Ok(Message::from_bytes(bytes, Some(message_id)));
         }
 
-        // Each attachment is a raw part whose body is a unique marker; the
-        // marker is then replaced by a segment that streams the file.
-        let nonce = random_hex(8);
-        let markers: Vec<String> = (0..prepared.len())
-            .map(|i| format!("\u{1}mailctl-attachment-{nonce}-{i}\u{1}"))
-            .collect();
-        let mut parts: Vec<MimePart> = main.into_iter().collect();
-        for (attachment, marker) in prepared.iter().zip(&markers) {
-            parts.push(MimePart::raw(BodyPart::Text(Cow::Owned(format!(
-                "{}{marker}",
-                attachment.headers
-            )))));
-        }
-        let body = MimePart::new(
-            ContentType::new("multipart/mixed").attribute("boundary", boundary(&message_id, "mix")),
-            parts,
-        );
-        let bytes = builder.body(body).write_to_vec()?;
-
-        let mut segments = Vec::with_capacity(2 * prepared.len() + 1);
+        let mut segments = Vec::with_capacity(2 * streamed.len() + 1);
         let mut rest: &[u8] = &bytes;
-        for (attachment, marker) in prepared.iter().zip(&markers) {
+        for (marker, segment) in streamed {
             let pos = find(rest, marker.as_bytes()).ok_or_else(|| {
                 fail(
                     Exit::Software,
-                    "attachment placeholder lost while composing",
+                    "streamed part placeholder lost while composing",
                 )
             })?;
             segments.push(Segment::Bytes(rest[..pos].to_vec()));
-            segments.push(Segment::Base64File {
-                path: attachment.path.clone(),
-                len: attachment.len,
-            });
+            segments.push(segment);
             rest = &rest[pos + marker.len()..];
         }
         segments.push(Segment::Bytes(rest.to_vec()));

@@ -3,17 +3,15 @@
 //! large, Bcc header removed, recipients optionally taken from the header
 //! (`-t`).
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use crate::exit::{fail, Exit};
 
-use super::message::{Message, Segment, Spool};
+use super::message::{Message, Segment};
+use super::spool::{SpoolWriter, Spooled};
 
-/// Inputs up to this size stay in memory.
-pub const MEMORY_LIMIT: usize = 1 << 20;
+pub use super::spool::MEMORY_LIMIT;
 
 /// The longest header section accepted.
 pub const MAX_HEADER: usize = 1 << 20;
@@ -27,115 +25,6 @@ pub struct RawMessage {
     pub from: Option<String>,
     /// Every address in To, Cc and Bcc, once each, in that order.
     pub header_recipients: Vec<String>,
-}
-
-struct SpoolWriter {
-    memory: Vec<u8>,
-    file: Option<File>,
-    len: u64,
-    pending_cr: bool,
-    eight_bit: bool,
-    /// Whether the bytes stored so far end with CRLF.
-    last_crlf: bool,
-    chunk: Vec<u8>,
-}
-
-fn temp_file() -> io::Result<File> {
-    let mut random = [0u8; 12];
-    openssl::rand::rand_bytes(&mut random).map_err(io::Error::other)?;
-    let path = std::env::temp_dir().join(format!(
-        ".mailctl-spool-{}-{}",
-        std::process::id(),
-        crate::sasl::hex(&random)
-    ));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)?;
-    // Unlinked at once: the data disappears with the process.
-    std::fs::remove_file(&path)?;
-    Ok(file)
-}
-
-impl SpoolWriter {
-    fn new() -> Self {
-        SpoolWriter {
-            memory: Vec::new(),
-            file: None,
-            len: 0,
-            pending_cr: false,
-            eight_bit: false,
-            last_crlf: false,
-            chunk: Vec::new(),
-        }
-    }
-
-    /// Appends input, making every line ending CRLF.
-    fn push(&mut self, input: &[u8]) -> io::Result<()> {
-        self.chunk.clear();
-        for &b in input {
-            if self.pending_cr {
-                self.pending_cr = false;
-                self.chunk.extend_from_slice(b"\r\n");
-                if b == b'\n' {
-                    continue;
-                }
-            }
-            match b {
-                b'\r' => self.pending_cr = true,
-                b'\n' => self.chunk.extend_from_slice(b"\r\n"),
-                _ => {
-                    self.eight_bit |= b >= 0x80;
-                    self.chunk.push(b);
-                }
-            }
-        }
-        let chunk = std::mem::take(&mut self.chunk);
-        let result = self.store(&chunk);
-        self.chunk = chunk;
-        result
-    }
-
-    fn store(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if !bytes.is_empty() {
-            self.last_crlf = bytes.ends_with(b"\r\n");
-        }
-        self.len += bytes.len() as u64;
-        if self.file.is_none() && self.memory.len() + bytes.len() > MEMORY_LIMIT {
-            let mut file = temp_file()?;
-            file.write_all(&self.memory)?;
-            self.memory = Vec::new();
-            self.file = Some(file);
-        }
-        match &mut self.file {
-            Some(file) => file.write_all(bytes),
-            None => {
-                self.memory.extend_from_slice(bytes);
-                Ok(())
-            }
-        }
-    }
-
-    fn finish(mut self) -> io::Result<(Spool, u64, bool)> {
-        if self.pending_cr {
-            self.pending_cr = false;
-            self.store(b"\r\n")?;
-        } else if self.len > 0 && !self.last_crlf {
-            // The message ends with a complete line, so its size is exact.
-            self.store(b"\r\n")?;
-        }
-        let spool = match self.file {
-            Some(mut file) => {
-                file.flush()?;
-                Spool::File(file)
-            }
-            None => Spool::Memory(self.memory),
-        };
-        Ok((spool, self.len, self.eight_bit))
-    }
 }
 
 fn field_name(line: &[u8]) -> &[u8] {
@@ -177,23 +66,18 @@ pub fn read(input: &mut dyn Read) -> anyhow::Result<RawMessage> {
         };
         writer.push(&buf[..n]).map_err(local)?;
     }
-    let (spool, len, eight_bit) = writer.finish().map_err(local)?;
+    let Spooled {
+        spool,
+        len,
+        eight_bit,
+    } = writer.finish().map_err(local)?;
     if len == 0 {
         crate::bail_with!(Exit::DataErr, "the message on standard input is empty");
     }
 
     // The header section: everything before the first empty line.
     let mut head = vec![0u8; (len as usize).min(MAX_HEADER + 4)];
-    let mut filled = 0;
-    while filled < head.len() {
-        let n = spool
-            .read_at(&mut head[filled..], filled as u64)
-            .map_err(local)?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
+    let filled = spool.read_full_at(&mut head, 0).map_err(local)?;
     head.truncate(filled);
     let header_len = if head.starts_with(b"\r\n") {
         0
@@ -259,6 +143,7 @@ pub fn read(input: &mut dyn Read) -> anyhow::Result<RawMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compose::spool::Spool;
 
     #[test]
     fn bcc_removed_recipients_collected_line_endings_fixed() {
