@@ -936,3 +936,195 @@ fn wrong_tls_mode_for_the_port_gets_a_hint() {
     assert!(stderr.contains("hint: port 465 speaks TLS"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// The SIZE parameter of MAIL FROM.
+fn size_parameter(rec: &Recorded) -> Option<u64> {
+    let mail = rec.commands.iter().find(|c| c.starts_with("MAIL FROM:"))?;
+    let size = mail
+        .split_whitespace()
+        .find_map(|p| p.strip_prefix("SIZE="))?;
+    size.parse().ok()
+}
+
+/// About `size` bytes of `line` (numbered), with a line holding a single
+/// dot and one starting with a dot now and then.
+fn big_text(size: usize, line: &str) -> String {
+    let mut text = String::with_capacity(size + 200);
+    let mut i = 0;
+    while text.len() < size {
+        text.push_str(&format!("{i:>7} {line}\n"));
+        if i % 997 == 0 {
+            text.push_str(".\n.leading dot\n");
+        }
+        i += 1;
+    }
+    text
+}
+
+/// Bodies above the in-memory limit are spooled and encoded while sending:
+/// each arrives decoding to exactly the input, in the expected transfer
+/// encoding, with lines of at most 998 octets and an exact SIZE.
+#[test]
+fn large_body_from_stdin_arrives_intact() {
+    let cases = [
+        ("a log line, ASCII only", "7bit"),
+        (
+            "Grüße aus Köln: every job finished, trailing space ",
+            "quoted-printable",
+        ),
+        ("夜间任务全部完成，没有错误。", "base64"),
+    ];
+    for (line, encoding) in cases {
+        let body = big_text(3 * 1024 * 1024, line);
+        let server = FakeServer::start(Script::default());
+        let out = run(&args(&server, "none"), body.as_bytes());
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let rec = server.finish();
+        let message = rec.message();
+        assert_eq!(size_parameter(&rec), Some(message.len() as u64), "{line}");
+        assert!(message
+            .split(|&b| b == b'\n')
+            .all(|l| l.len() <= 1000 && l.last().is_none_or(|&b| b == b'\r')));
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&message)
+            .unwrap();
+        let part = &parsed.parts[0];
+        use mail_parser::MimeHeaders;
+        let ct = part.content_type().unwrap();
+        assert_eq!(
+            (ct.ctype(), ct.subtype(), ct.attribute("charset")),
+            ("text", Some("plain"), Some("utf-8"))
+        );
+        assert_eq!(part.content_transfer_encoding(), Some(encoding), "{line}");
+        assert!(
+            parsed.body_text(0).unwrap() == body.replace('\n', "\r\n"),
+            "{line}: the body changed"
+        );
+        assert!(!message.is_empty() && message.ends_with(b"\r\n"));
+    }
+}
+
+/// A large --body-file next to --html and an attachment gives the same
+/// MIME structure as a small one.
+#[test]
+fn large_body_file_keeps_the_mime_structure() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.txt");
+    let small = dir.path().join("small.txt");
+    let html = dir.path().join("body.html");
+    let attachment = dir.path().join("data.csv");
+    let body = big_text(2 * 1024 * 1024, "Köln report ok");
+    std::fs::write(&big, &body).unwrap();
+    std::fs::write(&small, "small body\n").unwrap();
+    std::fs::write(&html, "<p>report</p>\n").unwrap();
+    std::fs::write(&attachment, "a,b\n1,2\n").unwrap();
+    let shape = |body_file: &std::path::Path| {
+        let out = mailctl(
+            &[
+                "send",
+                "--dry-run",
+                "--from",
+                "a@example.org",
+                "--to",
+                "b@example.org",
+                "--message-id",
+                "m1@example.org",
+                "--date",
+                DATE,
+                "--body-file",
+                body_file.to_str().unwrap(),
+                "--html",
+                html.to_str().unwrap(),
+                "--attach",
+                attachment.to_str().unwrap(),
+            ],
+            b"",
+        );
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&out.stdout)
+            .unwrap()
+            .into_owned();
+        use mail_parser::MimeHeaders;
+        let types: Vec<String> = parsed
+            .parts
+            .iter()
+            .map(|p| {
+                let ct = p.content_type().unwrap();
+                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""))
+            })
+            .collect();
+        (parsed, types)
+    };
+    let (small_parsed, small_types) = shape(&small);
+    let (parsed, types) = shape(&big);
+    assert_eq!(types, small_types);
+    assert_eq!(
+        types,
+        [
+            "multipart/mixed",
+            "multipart/alternative",
+            "text/plain",
+            "text/html",
+            "text/csv"
+        ]
+    );
+    assert_eq!(small_parsed.body_text(0).unwrap(), "small body\r\n");
+    assert!(parsed.body_text(0).unwrap() == body.replace('\n', "\r\n"));
+    assert_eq!(parsed.body_html(0).unwrap(), "<p>report</p>\r\n");
+    assert_eq!(parsed.attachment(0).unwrap().contents(), b"a,b\n1,2\n");
+}
+
+/// A large body that is not UTF-8 is refused as a small one is, wherever
+/// the bad byte is (a character cut at the end included).
+#[test]
+fn large_body_not_utf8_is_65() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cut = "x".repeat(2 * 1024 * 1024).into_bytes();
+    cut.extend_from_slice(&"é".as_bytes()[..1]);
+    let mut bad = "y".repeat(1024 * 1024 + 5).into_bytes();
+    bad.push(0xFF);
+    bad.extend_from_slice(&[b'z'; 100_000]);
+    for input in [cut, bad] {
+        let base = [
+            "send",
+            "--dry-run",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+        ];
+        let out = mailctl(&base, &input);
+        assert_eq!(code(&out), 65, "{}", stderr(&out));
+        assert!(stderr(&out).contains("standard input is not UTF-8"));
+        let path = dir.path().join("body.txt");
+        std::fs::write(&path, &input).unwrap();
+        let mut args = base.to_vec();
+        args.extend(["--body-file", path.to_str().unwrap()]);
+        let out = mailctl(&args, b"");
+        assert_eq!(code(&out), 65, "{}", stderr(&out));
+        assert!(stderr(&out).contains("body.txt is not UTF-8"));
+    }
+}
+
+/// Memory does not grow with the body.
+#[test]
+fn large_body_is_sent_with_bounded_memory() {
+    let body = big_text(48 * 1024 * 1024, "nightly backup copied a file");
+    let server = FakeServer::start(Script::default());
+    let pid = server.client_pid.clone();
+    let a = args(&server, "none");
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = run_with(&refs, body.as_bytes(), |child| {
+        pid.store(child, std::sync::atomic::Ordering::SeqCst)
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = server.finish();
+    let hwm = rec.client_vmhwm_kb.expect("client memory measured");
+    eprintln!("mailctl peak memory while sending a 48 MiB body: {hwm} kB");
+    assert!(hwm < 32 * 1024, "peak memory {hwm} kB");
+    let message = rec.message();
+    assert_eq!(size_parameter(&rec), Some(message.len() as u64));
+    let start = message.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(message[start..] == *body.replace('\n', "\r\n").as_bytes());
+}

@@ -555,3 +555,94 @@ fn account_from_flag_or_environment() {
         assert_eq!(rec.mail_from, ["live@example.org"], "{how}");
     }
 }
+
+/// A body of about `size` bytes of log lines, with lines that hold a single
+/// dot or start with one (the SMTP layer must dot-stuff them).
+fn big_log(size: usize) -> String {
+    let mut body = String::with_capacity(size + 100);
+    let mut i = 0;
+    while body.len() < size {
+        body.push_str(&format!(
+            "2026-11-25T20:00:{:02}Z job[{i}]: step done\n",
+            i % 60
+        ));
+        if i % 1000 == 0 {
+            body.push_str(".\n..two dots\n.leading dot\n");
+        }
+        i += 1;
+    }
+    body
+}
+
+fn size_parameter(rec: &Recorded) -> Option<u64> {
+    let mail = rec.commands.iter().find(|c| c.starts_with("MAIL FROM:"))?;
+    let size = mail
+        .split_whitespace()
+        .find_map(|p| p.strip_prefix("SIZE="))?;
+    size.parse().ok()
+}
+
+/// A message larger than the in-memory limit goes through the spool and
+/// arrives byte for byte (Bcc removed, CRLF), with an exact SIZE.
+#[test]
+fn large_message_arrives_intact() {
+    let (port, server) = fake_smtp(&[]);
+    let (_dir, config) = account(port, "");
+    let header = "From: Cron <cron@example.org>\nTo: ops@example.org\nBcc: audit@example.org\n\
+                  Subject: nightly log\nDate: Wed, 25 Nov 2026 20:00:00 +0000\n\
+                  Message-ID: <log.1@example.org>\n\n";
+    let body = big_log(3 * 1024 * 1024);
+    let message = format!("{header}{body}");
+    let out = run(
+        &mailctl(),
+        &["sendmail", "-t", "-i"],
+        &config,
+        message.as_bytes(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rec = server.join().unwrap();
+    assert_eq!(rec.rcpt_to, ["ops@example.org", "audit@example.org"]);
+    let expected = crlf(&message.replace("Bcc: audit@example.org\n", ""));
+    assert!(rec.data == expected.as_bytes(), "the message changed");
+    assert_eq!(size_parameter(&rec), Some(rec.data.len() as u64));
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&rec.data)
+        .unwrap();
+    assert!(parsed.body_text(0).unwrap() == crlf(&body));
+}
+
+/// Without -i, a lone dot still ends a large message; what follows it is
+/// read and dropped. A header-less message gets its blank line.
+#[test]
+fn large_message_ends_at_a_lone_dot() {
+    let (port, server) = fake_smtp(&[]);
+    let (_dir, config) = account(port, "");
+    let body = format!(
+        "The nightly log follows.\n{}",
+        big_log(2 * 1024 * 1024).replace("\n.\n", "\n")
+    );
+    let message = format!("{body}.\nnot part of the message\n");
+    let out = run(
+        &mailctl(),
+        &["sendmail", "ops@example.org"],
+        &config,
+        message.as_bytes(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rec = server.join().unwrap();
+    let (added, rest) = added_headers(&rec.data, 3);
+    assert!(added[0].starts_with("From: "), "{added:?}");
+    assert!(added[2].starts_with("Message-ID: "), "{added:?}");
+    assert!(rest == format!("\r\n{}", crlf(&body)), "the body changed");
+    assert_eq!(size_parameter(&rec), Some(rec.data.len() as u64));
+}
