@@ -119,7 +119,8 @@ pub struct SendArgs {
 
     /// Read the plain-text body from FILE (UTF-8). Without --body or
     /// --body-file, the body is read from standard input when it is not a
-    /// terminal.
+    /// terminal. A body over 1 MiB is spooled to an unlinked file in
+    /// $TMPDIR, not held in memory.
     #[arg(long, value_name = "FILE")]
     pub body_file: Option<PathBuf>,
 

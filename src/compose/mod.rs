@@ -6,7 +6,9 @@
 //! names, an RFC 2231 `filename*=utf-8''...` parameter (never RFC 2047
 //! inside a parameter, which RFC 2047 section 5 forbids), and their base64
 //! is streamed from the file while sending, so memory use does not grow
-//! with attachment size.
+//! with attachment size. A text body too large to hold in memory is
+//! spooled and written by us too, with a transfer encoding produced while
+//! sending (see [`text`]).
 
 pub mod address;
 pub mod idna;
@@ -655,6 +657,40 @@ mod tests {
         assert_eq!(parsed.attachment(1).unwrap().contents(), b"hello\n");
         assert_eq!(parsed.body_html(0).unwrap().trim(), "<p>hi</p>");
         assert_eq!(text(&d.build().unwrap()), out, "reproducible");
+    }
+
+    /// A spooled text body takes the place of the text part mail-builder
+    /// would write, in the same multipart structure, with an exact size.
+    #[test]
+    fn spooled_text_part() {
+        let body = "Köln report line\n".repeat(100_000);
+        let spooled = || match text::read_text(&mut body.as_bytes()).unwrap() {
+            text::TextBody::Spooled(s) => Arc::new(s),
+            text::TextBody::Memory(_) => panic!("not spooled"),
+        };
+        assert_eq!(
+            spooled().encoding(),
+            text::TransferEncoding::QuotedPrintable
+        );
+        for html in [false, true] {
+            let mut d = draft();
+            d.text = None;
+            d.spooled_text = Some(spooled());
+            d.html = html.then(|| "<p>hi</p>".to_string());
+            let m = d.build().unwrap();
+            let out = m.to_vec().unwrap();
+            assert_eq!(out.len() as u64, m.size());
+            assert!(m.segments().iter().any(|s| matches!(s, Segment::Text(_))));
+            let parsed = mail_parser::MessageParser::default().parse(&out).unwrap();
+            assert!(parsed.body_text(0).unwrap() == body.replace('\n', "\r\n"));
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.contains(
+                "Content-Type: text/plain; charset=\"utf-8\"\r\n\
+                 Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            ));
+            assert_eq!(text.contains("multipart/alternative"), html);
+            assert_eq!(text.contains("<p>hi</p>"), html);
+        }
     }
 
     #[test]
