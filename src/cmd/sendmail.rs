@@ -1019,6 +1019,22 @@ mod tests {
         }
     }
 
+    /// Bare CR line endings are line endings for the header too: a Bcc
+    /// field in a CR-only message is found and removed.
+    #[test]
+    fn bcc_removed_from_a_cr_only_message() {
+        let inv = parse(&["-t", "-i"]);
+        let input = b"From: me@x.org\rTo: a@x.org\rBcc: secret@x.org\rSubject: s\r\rbody\r";
+        let (envelope, bytes) = spooled_submission(&inv, input);
+        assert_eq!(envelope.recipients, ["a@x.org", "secret@x.org"]);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(!text.contains("secret"), "{text}");
+        assert!(
+            text.ends_with("To: a@x.org\r\nSubject: s\r\n\r\nbody\r\n"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn endless_header_is_refused() {
         let inv = parse(&["-i", "a@x.org"]);

@@ -722,6 +722,29 @@ mod tests {
         assert!(written(&text).split(|&b| b == b'\n').all(|l| l.len() <= 77));
     }
 
+    /// A line of 998 octets may be sent as it is; one of 999 may not
+    /// (RFC 5322 section 2.1.1), whatever the piece boundaries.
+    #[test]
+    fn longest_line_sent_as_it_is() {
+        let filler = "short line\n".repeat(MEMORY_LIMIT / 10);
+        for (len, encoding) in [
+            (998, TransferEncoding::SevenBit),
+            (999, TransferEncoding::QuotedPrintable),
+        ] {
+            let body = format!("{filler}{}\n{filler}", "L".repeat(len));
+            let text = spooled(body.as_bytes());
+            assert_eq!(text.encoding(), encoding, "line of {len}");
+            let out = written(&text);
+            let longest = out.split(|&b| b == b'\n').map(<[u8]>::len).max().unwrap();
+            assert!(longest <= 998 + 1, "line of {len}: {longest}");
+        }
+        // A NUL or DEL needs an encoding too.
+        for odd in ["\0", "\u{7f}"] {
+            let text = spooled(format!("{filler}{odd}\n").as_bytes());
+            assert_eq!(text.encoding(), TransferEncoding::QuotedPrintable);
+        }
+    }
+
     #[test]
     fn not_utf8_is_refused_at_any_size() {
         let mut big = "a".repeat(2 * MEMORY_LIMIT).into_bytes();
