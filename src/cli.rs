@@ -96,13 +96,14 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "CMD")]
     pub password_command: Option<String>,
 
-    /// Seconds to wait for connecting and for each read or write.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub timeout: u64,
+    /// Seconds to wait for connecting and for each read or write
+    /// [default: the account's `timeout`, else 60].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
 }
 
 impl Default for ConnectArgs {
-    /// No flags given: every option unset, the default time-out.
+    /// No flags given: every option unset.
     fn default() -> Self {
         ConnectArgs {
             account: None,
@@ -112,7 +113,7 @@ impl Default for ConnectArgs {
             insecure: false,
             user: None,
             password_command: None,
-            timeout: crate::config::DEFAULT_TIMEOUT_SECS,
+            timeout: None,
         }
     }
 }
