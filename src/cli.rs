@@ -71,8 +71,9 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "NAME", env = "MAILCTL_ACCOUNT")]
     pub account: Option<String>,
 
-    /// Server as HOST[:PORT].
-    #[arg(long, value_name = "HOST[:PORT]")]
+    /// Server as `HOST[:PORT]`.
+    // The help text without the Markdown quotes the doc comment needs.
+    #[arg(long, value_name = "HOST[:PORT]", help = "Server as HOST[:PORT]")]
     pub server: Option<String>,
 
     /// Transport security; by default implied by the port (465/995:
