@@ -18,6 +18,93 @@ pub fn create_new(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Opens a new file in `dir` that has no name yet (Linux `O_TMPFILE`,
+/// mode 0600 before the umask). It gets one only through [`link_unnamed`],
+/// so a crash or an error before that leaves nothing behind. `Ok(None)`
+/// where the kernel or the file system cannot make such files.
+pub fn create_unnamed(dir: &Path) -> io::Result<Option<File>> {
+    #[cfg(target_os = "linux")]
+    {
+        let opened = OpenOptions::new()
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(dir);
+        match opened {
+            Ok(file) => Ok(Some(file)),
+            Err(e) => match e.raw_os_error() {
+                // No O_TMPFILE in this kernel (EISDIR: flag read as
+                // O_DIRECTORY) or file system.
+                Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL) => Ok(None),
+                _ => Err(e),
+            },
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        Ok(None)
+    }
+}
+
+/// Gives a file made by [`create_unnamed`] the name `path`, which must not
+/// exist: fails with `AlreadyExists` rather than replacing anything. Uses
+/// `/proc/self/fd`, as open(2) describes for `O_TMPFILE`.
+#[allow(unsafe_code)]
+pub fn link_unnamed(file: &File, path: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .map_err(io::Error::other)?;
+        let to = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+        // SAFETY: both pointers are valid NUL-terminated strings for the call.
+        let rc = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, path);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "unnamed files are not supported here",
+        ))
+    }
+}
+
+/// Whether files made by [`create_unnamed`] in `dir` can be named with
+/// [`link_unnamed`] (tried once with a throwaway file).
+pub fn unnamed_files_work(dir: &Path) -> bool {
+    let Ok(Some(file)) = create_unnamed(dir) else {
+        return false;
+    };
+    let mut random = [0u8; 8];
+    if openssl::rand::rand_bytes(&mut random).is_err() {
+        return false;
+    }
+    let probe = dir.join(format!(".mailctl-probe-{}", crate::sasl::hex(&random)));
+    let linked = link_unnamed(&file, &probe).is_ok();
+    if linked {
+        let _ = fs::remove_file(&probe);
+    }
+    linked
+}
+
 /// Flushes a directory's entries to disk, so a rename or link in it survives
 /// a crash.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -128,6 +215,30 @@ mod tests {
         p.write_all(b"partial").unwrap();
         drop(p);
         assert!(!tmp.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn unnamed_files_appear_only_when_linked_and_never_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        if !unnamed_files_work(dir.path()) {
+            eprintln!("no O_TMPFILE support here; nothing to test");
+            return;
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        let mut file = create_unnamed(dir.path()).unwrap().unwrap();
+        file.write_all(b"message").unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        let target = dir.path().join("named");
+        fs::write(&target, b"old").unwrap();
+        let err = link_unnamed(&file, &target).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&target).unwrap(), b"old");
+        fs::remove_file(&target).unwrap();
+        link_unnamed(&file, &target).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"message");
+        // Dropped without a name, a file leaves nothing.
+        drop(create_unnamed(dir.path()).unwrap().unwrap());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

@@ -8,10 +8,14 @@
 //! session gets `-ERR [IN-USE]`. Deliveries do not take it: they only add
 //! files, which a session's snapshot does not see.
 //!
-//! Durability: a message is written to `tmp/`, its data synced, moved into
-//! `new/` (never overwriting: `renameat2(RENAME_NOREPLACE)`, or a hard link
-//! and unlink where the file system lacks it), and `new/` is synced before
-//! the delivery counts as done. Concurrent deliveries into
+//! Durability: a message is written in `tmp/`, its data synced, moved into
+//! `new/` (never overwriting), and `new/` is synced before the delivery
+//! counts as done. Where Linux and the file system allow it, the file in
+//! `tmp/` has no name (`O_TMPFILE`) and is linked into `new/` once synced:
+//! a crash mid-delivery then leaves nothing to clean up, and each message
+//! costs one directory operation instead of two. Elsewhere it is a named
+//! file in `tmp/`, renamed with `renameat2(RENAME_NOREPLACE)` (or a hard
+//! link and unlink where the file system lacks that). Concurrent deliveries into
 //! the same mailbox share that directory sync (group commit): a delivery
 //! whose link is covered by a sync that started after it waits for that
 //! sync instead of issuing its own.
@@ -37,6 +41,8 @@ pub struct MailStore {
     counter: AtomicU64,
     pid: u32,
     host: String,
+    /// Whether deliveries start as unnamed files (see the module docs).
+    unnamed: bool,
 }
 
 /// A mailbox that has been delivered to, with the group commit of its
@@ -75,6 +81,12 @@ impl DirSync {
 impl MailStore {
     /// Opens (creating with mode 0700 if needed) the directory of mailboxes.
     pub fn open(root: &Path) -> io::Result<Arc<Self>> {
+        Self::open_with(root, None)
+    }
+
+    /// [`MailStore::open`], with unnamed `tmp/` files forced on or off
+    /// (`None`: used if they work here).
+    fn open_with(root: &Path, unnamed: Option<bool>) -> io::Result<Arc<Self>> {
         if !root.is_dir() {
             use std::os::unix::fs::DirBuilderExt;
             fs::DirBuilder::new()
@@ -89,6 +101,7 @@ impl MailStore {
             counter: AtomicU64::new(0),
             pid: std::process::id(),
             host: super::local_hostname(),
+            unnamed: unnamed.unwrap_or_else(|| crate::durable::unnamed_files_work(root)),
         }))
     }
 
@@ -130,12 +143,10 @@ impl MailStore {
             self.host
         );
         let mut mailbox = self.mailbox(name, false)?;
-        let mut tmp = mailbox.root.join("tmp").join(&unique);
-        let file = match crate::durable::create_new(&tmp) {
+        let (file, tmp) = match self.create_scratch(&mailbox, &unique) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 mailbox = self.mailbox(name, true)?;
-                tmp = mailbox.root.join("tmp").join(&unique);
-                crate::durable::create_new(&tmp)?
+                self.create_scratch(&mailbox, &unique)?
             }
             other => other?,
         };
@@ -146,6 +157,23 @@ impl MailStore {
             sync: mailbox,
             finished: false,
         })
+    }
+
+    /// The file a delivery is written to in `tmp/`, and its name there
+    /// (`None` for an unnamed file).
+    fn create_scratch(
+        &self,
+        mailbox: &DirSync,
+        unique: &str,
+    ) -> io::Result<(File, Option<PathBuf>)> {
+        let tmp_dir = mailbox.root.join("tmp");
+        if self.unnamed {
+            if let Some(file) = crate::durable::create_unnamed(&tmp_dir)? {
+                return Ok((file, None));
+            }
+        }
+        let tmp = tmp_dir.join(unique);
+        Ok((crate::durable::create_new(&tmp)?, Some(tmp)))
     }
 
     /// The Maildir of a mailbox, created if needed. The name is checked
@@ -272,7 +300,9 @@ pub fn uidl(unique: &str) -> String {
 /// One copy of a message in `tmp/`; removed if dropped before commit.
 struct Pending {
     writer: Option<BufWriter<File>>,
-    tmp: PathBuf,
+    /// The name in `tmp/`; `None` for an unnamed file, which vanishes by
+    /// itself when closed.
+    tmp: Option<PathBuf>,
     new: PathBuf,
     sync: Arc<DirSync>,
     /// Set once the `tmp/` name is gone (it then needs no clean-up).
@@ -299,8 +329,13 @@ impl Pending {
         let writer = self.writer.take().expect("writer present until commit");
         let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_data()?;
-        drop(file);
-        move_no_replace(&self.tmp, &self.new)?;
+        match &self.tmp {
+            Some(tmp) => {
+                drop(file);
+                move_no_replace(tmp, &self.new)?;
+            }
+            None => crate::durable::link_unnamed(&file, &self.new)?,
+        }
         self.finished = true;
         if let Err(e) = self.sync.sync_after_link() {
             let _ = fs::remove_file(&self.new);
@@ -353,7 +388,9 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if !self.finished {
             self.writer = None;
-            let _ = fs::remove_file(&self.tmp);
+            if let Some(tmp) = &self.tmp {
+                let _ = fs::remove_file(tmp);
+            }
         }
     }
 }
@@ -476,10 +513,19 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    /// Both ways of writing into `tmp/`.
+    const SCRATCH_MODES: [Option<bool>; 2] = [Some(false), Some(true)];
+
     #[test]
     fn deliver_lock_snapshot_delete() {
+        for unnamed in SCRATCH_MODES {
+            deliver_lock_snapshot_delete_with(unnamed);
+        }
+    }
+
+    fn deliver_lock_snapshot_delete_with(unnamed: Option<bool>) {
         let dir = tempfile::tempdir().unwrap();
-        let store = MailStore::open(&dir.path().join("mail")).unwrap();
+        let store = MailStore::open_with(&dir.path().join("mail"), unnamed).unwrap();
         let mut inc = Incoming::start(&store, &["bob".into(), "carol".into()], 100);
         inc.write_headers(b"Return-Path: <a@b>\r\n");
         inc.write(b"Subject: x\r\n\r\nhi\r\n");
@@ -524,8 +570,14 @@ mod tests {
 
     #[test]
     fn too_large_and_abandoned_leave_nothing() {
+        for unnamed in SCRATCH_MODES {
+            too_large_and_abandoned_leave_nothing_with(unnamed);
+        }
+    }
+
+    fn too_large_and_abandoned_leave_nothing_with(unnamed: Option<bool>) {
         let dir = tempfile::tempdir().unwrap();
-        let store = MailStore::open(dir.path()).unwrap();
+        let store = MailStore::open_with(dir.path(), unnamed).unwrap();
         let mut inc = Incoming::start(&store, &["bob".into()], 10);
         inc.write_headers(b"Return-Path: <>\r\n");
         inc.write(b"0123456789");
@@ -533,6 +585,9 @@ mod tests {
         assert_eq!(inc.size(), 11);
         assert!(matches!(inc.commit(), Received::TooLarge));
         let inc = Incoming::start(&store, &["bob".into()], 10);
+        // A named scratch file is visible in tmp/ while it is written.
+        let in_tmp = fs::read_dir(dir.path().join("bob/tmp")).unwrap().count();
+        assert_eq!(in_tmp, usize::from(unnamed == Some(false)));
         drop(inc);
         for sub in ["tmp", "new", "cur"] {
             assert_eq!(
@@ -548,8 +603,14 @@ mod tests {
 
     #[test]
     fn failed_commit_leaves_no_copy_anywhere() {
+        for unnamed in SCRATCH_MODES {
+            failed_commit_leaves_no_copy_anywhere_with(unnamed);
+        }
+    }
+
+    fn failed_commit_leaves_no_copy_anywhere_with(unnamed: Option<bool>) {
         let dir = tempfile::tempdir().unwrap();
-        let store = MailStore::open(dir.path()).unwrap();
+        let store = MailStore::open_with(dir.path(), unnamed).unwrap();
         let mut inc = Incoming::start(&store, &["ann".into(), "ben".into()], 100);
         inc.write(b"Subject: x\r\n\r\nhi\r\n");
         // Linking into ben's new/ will fail.
