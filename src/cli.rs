@@ -99,8 +99,21 @@ pub struct ConnectArgs {
 
     /// Seconds to wait for connecting and for each read or write
     /// [default: the account's `timeout`, else 60].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = timeout_seconds)]
     pub timeout: Option<u64>,
+}
+
+/// The longest `--timeout` accepted: a day.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+/// Parses `--timeout`: whole seconds from 1 to [`MAX_TIMEOUT_SECS`].
+fn timeout_seconds(value: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(secs) if (1..=MAX_TIMEOUT_SECS).contains(&secs) => Ok(secs),
+        _ => Err(format!(
+            "expected whole seconds from 1 to {MAX_TIMEOUT_SECS}"
+        )),
+    }
 }
 
 impl Default for ConnectArgs {

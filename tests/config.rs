@@ -899,3 +899,30 @@ fn the_sample_configuration_is_valid() {
         "{stdout}"
     );
 }
+
+#[test]
+fn timeout_out_of_range() {
+    for bad in ["0", "86401"] {
+        assert_refused(
+            &format!("{SMTP_OK}timeout = {bad}\n"),
+            0o644,
+            3,
+            &["`timeout` must be from 1 to 86400 seconds"],
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["send", "fetch"] {
+        for bad in ["0", "86401", "1.5"] {
+            let out = mailctl(dir.path())
+                .args([command, "--server", "127.0.0.1:9", "--timeout", bad])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(64), "{command} {bad}: {stderr}");
+            assert!(
+                stderr.contains("expected whole seconds from 1 to 86400"),
+                "{stderr}"
+            );
+        }
+    }
+}

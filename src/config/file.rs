@@ -411,8 +411,10 @@ fn check_server<A>(loaded: &Loaded, server: &Server<A>) -> anyhow::Result<()> {
         }
     }
     if let Some(timeout) = &server.timeout {
-        if *timeout.get_ref() == 0 {
-            return Err(loaded.error_at(timeout.span(), "`timeout` must be at least 1 second"));
+        let max = crate::cli::MAX_TIMEOUT_SECS;
+        if !(1..=max).contains(timeout.get_ref()) {
+            let message = format!("`timeout` must be from 1 to {max} seconds");
+            return Err(loaded.error_at(timeout.span(), &message));
         }
     }
     if let Some(user) = &server.user {
