@@ -71,8 +71,9 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "NAME", env = "MAILCTL_ACCOUNT")]
     pub account: Option<String>,
 
-    /// Server as HOST[:PORT].
-    #[arg(long, value_name = "HOST[:PORT]")]
+    /// Server as `HOST[:PORT]`.
+    // The help text without the Markdown quotes the doc comment needs.
+    #[arg(long, value_name = "HOST[:PORT]", help = "Server as HOST[:PORT]")]
     pub server: Option<String>,
 
     /// Transport security; by default implied by the port (465/995:
@@ -96,13 +97,27 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "CMD")]
     pub password_command: Option<String>,
 
-    /// Seconds to wait for connecting and for each read or write.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub timeout: u64,
+    /// Seconds to wait for connecting and for each read or write
+    /// [default: the account's `timeout`, else 60].
+    #[arg(long, value_name = "SECS", value_parser = timeout_seconds)]
+    pub timeout: Option<u64>,
+}
+
+/// The longest `--timeout` accepted: a day.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+/// Parses `--timeout`: whole seconds from 1 to [`MAX_TIMEOUT_SECS`].
+fn timeout_seconds(value: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(secs) if (1..=MAX_TIMEOUT_SECS).contains(&secs) => Ok(secs),
+        _ => Err(format!(
+            "expected whole seconds from 1 to {MAX_TIMEOUT_SECS}"
+        )),
+    }
 }
 
 impl Default for ConnectArgs {
-    /// No flags given: every option unset, the default time-out.
+    /// No flags given: every option unset.
     fn default() -> Self {
         ConnectArgs {
             account: None,
@@ -112,7 +127,7 @@ impl Default for ConnectArgs {
             insecure: false,
             user: None,
             password_command: None,
-            timeout: crate::config::DEFAULT_TIMEOUT_SECS,
+            timeout: None,
         }
     }
 }

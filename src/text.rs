@@ -1,4 +1,5 @@
-//! Making remote text safe to print on a terminal.
+//! Making remote text safe to print on a terminal, and local text safe to
+//! put in a protocol command line.
 
 /// Renders bytes from a remote party so they cannot control the terminal.
 ///
@@ -32,6 +33,31 @@ pub fn printable_line(line: &[u8]) -> String {
     printable(line)
 }
 
+/// Which characters an argument of a client command line may not hold
+/// (see [`forbidden_in_argument`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgumentCheck {
+    /// CR, LF and NUL.
+    LineBreaks,
+    /// Every control character: C0 (line breaks and NUL included), DEL and
+    /// C1.
+    Controls,
+}
+
+/// The first character of `value` that an argument of an SMTP or POP3
+/// command line may not hold under `check`, if any.
+///
+/// Both protocols end a command at CRLF (RFC 5321 section 2.3.8, RFC 1939
+/// section 3): a CR or LF inside an argument would end the command early and
+/// run the rest of the value as a second command, and a NUL cuts the line
+/// short in many servers.
+pub fn forbidden_in_argument(value: &str, check: ArgumentCheck) -> Option<char> {
+    value.chars().find(|&c| match check {
+        ArgumentCheck::LineBreaks => matches!(c, '\r' | '\n' | '\0'),
+        ArgumentCheck::Controls => c.is_control(),
+    })
+}
+
 fn is_bidi_control(c: char) -> bool {
     matches!(c as u32, 0x200e | 0x200f | 0x202a..=0x202e | 0x2066..=0x2069)
 }
@@ -48,5 +74,28 @@ mod tests {
         assert_eq!(printable(b"\xff"), "\u{fffd}");
         assert_eq!(printable_line(b"+OK hi\r\n"), "+OK hi");
         assert_eq!(printable("邮件\tok".as_bytes()), "邮件\tok");
+    }
+
+    #[test]
+    fn argument_checks() {
+        use ArgumentCheck::{Controls, LineBreaks};
+        for ok in ["user@example.org", "a b", "邮件", "", "pa\u{e9}ss"] {
+            assert_eq!(forbidden_in_argument(ok, LineBreaks), None, "{ok:?}");
+            assert_eq!(forbidden_in_argument(ok, Controls), None, "{ok:?}");
+        }
+        for (bad, first) in [("a\r\nQUIT", '\r'), ("x\ny", '\n'), ("nul\0", '\0')] {
+            assert_eq!(forbidden_in_argument(bad, LineBreaks), Some(first));
+            assert_eq!(forbidden_in_argument(bad, Controls), Some(first));
+        }
+        // Other controls: only the stricter check refuses them.
+        for (bad, first) in [
+            ("tab\there", '\t'),
+            ("esc\x1b[2J", '\x1b'),
+            ("del\x7f", '\x7f'),
+        ] {
+            assert_eq!(forbidden_in_argument(bad, LineBreaks), None, "{bad:?}");
+            assert_eq!(forbidden_in_argument(bad, Controls), Some(first));
+        }
+        assert_eq!(forbidden_in_argument("c1\u{85}", Controls), Some('\u{85}'));
     }
 }

@@ -123,7 +123,7 @@ fn named_account_and_flag_overrides() {
     connect.user = Some("override".into());
     connect.password_command = Some("echo flag-command".into());
     connect.ca_file = Some("/etc/ca.pem".into());
-    connect.timeout = 5;
+    connect.timeout = Some(5);
     let over = config::resolve_smtp(&connect, Some(&path)).unwrap();
     assert_eq!(over.account.as_deref(), Some("home"));
     assert_eq!(over.endpoint.to_string(), "127.0.0.1:2525");
@@ -144,6 +144,95 @@ fn named_account_and_flag_overrides() {
     connect.tls = Some(TlsMode::Implicit);
     let over = config::resolve_smtp(&connect, Some(&path)).unwrap();
     assert_eq!(over.endpoint.to_string(), "other.example.org:465");
+}
+
+/// The connect options `mailctl ARGV...` parses to, for send and fetch.
+fn parsed_connect(argv: &[&str]) -> ConnectArgs {
+    use clap::Parser;
+    let cli = mailctl::cli::Cli::try_parse_from(argv).unwrap();
+    match cli.command {
+        mailctl::cli::Command::Send(args) => args.connect,
+        mailctl::cli::Command::Fetch(args) => args.connect,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn timeout_flag_wins_even_at_its_default_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "c.toml",
+        "[accounts.a.smtp]\nhost = \"h\"\ntimeout = 5\n\
+         [accounts.a.pop3]\nhost = \"h\"\ntimeout = 5\n\
+         [accounts.b.smtp]\nhost = \"h\"\n[accounts.b.pop3]\nhost = \"h\"\n",
+        0o644,
+    );
+    let secs = |argv: &[&str]| {
+        let connect = parsed_connect(argv);
+        let server = match argv[1] {
+            "send" => config::resolve_smtp(&connect, Some(&path)),
+            _ => config::resolve_pop3(&connect, Some(&path)),
+        };
+        server.unwrap().timeout.as_secs()
+    };
+    for command in ["send", "fetch"] {
+        // The flag, even at the documented default, beats the file.
+        let flag_60 = ["mailctl", command, "--account", "a", "--timeout", "60"];
+        assert_eq!(secs(&flag_60), 60, "{command}");
+        let flag_7 = ["mailctl", command, "--account", "a", "--timeout", "7"];
+        assert_eq!(secs(&flag_7), 7, "{command}");
+        // No flag: the file's value.
+        assert_eq!(
+            secs(&["mailctl", command, "--account", "a"]),
+            5,
+            "{command}"
+        );
+        // Neither: 60 seconds.
+        assert_eq!(
+            secs(&["mailctl", command, "--account", "b"]),
+            60,
+            "{command}"
+        );
+        let flag_7 = ["mailctl", command, "--account", "b", "--timeout", "7"];
+        assert_eq!(secs(&flag_7), 7, "{command}");
+        // --server without --account: the flags alone.
+        let flags_only = ["mailctl", command, "--server", "h"];
+        assert_eq!(secs(&flags_only), 60, "{command}");
+        let flags_only = ["mailctl", command, "--server", "h", "--timeout", "9"];
+        assert_eq!(secs(&flags_only), 9, "{command}");
+    }
+    assert_eq!(config::resolve_timeout(Some(60), Some(5)), 60);
+    assert_eq!(config::resolve_timeout(None, Some(5)), 5);
+    assert_eq!(config::resolve_timeout(None, None), 60);
+}
+
+#[test]
+fn timeout_help_names_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["send", "fetch"] {
+        let out = mailctl(dir.path())
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&out.stdout);
+        let option = help
+            .split("--timeout <SECS>")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{command} --help lacks --timeout: {help}"));
+        let text: String = option
+            .split("\n  -")
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            text.contains("[default: the account's `timeout`, else 60]"),
+            "{command}: {text}"
+        );
+    }
 }
 
 #[test]
@@ -809,4 +898,31 @@ fn the_sample_configuration_is_valid() {
         stdout.contains("pop3: pop.example.org:995, implicit TLS"),
         "{stdout}"
     );
+}
+
+#[test]
+fn timeout_out_of_range() {
+    for bad in ["0", "86401"] {
+        assert_refused(
+            &format!("{SMTP_OK}timeout = {bad}\n"),
+            0o644,
+            3,
+            &["`timeout` must be from 1 to 86400 seconds"],
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["send", "fetch"] {
+        for bad in ["0", "86401", "1.5"] {
+            let out = mailctl(dir.path())
+                .args([command, "--server", "127.0.0.1:9", "--timeout", bad])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(64), "{command} {bad}: {stderr}");
+            assert!(
+                stderr.contains("expected whole seconds from 1 to 86400"),
+                "{stderr}"
+            );
+        }
+    }
 }

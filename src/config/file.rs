@@ -260,8 +260,10 @@ impl Loaded {
 /// Reads, parses and checks the configuration file at `path`.
 ///
 /// Errors (all exit 78): the file cannot be read, a syntax error, an unknown key, a
-/// wrong type, a missing required key, or a rule broken (see
-/// [`check`]): all exit 78 with `FILE:LINE:`.
+/// wrong type, a missing required key, or a rule the types do not express
+/// broken (a `default` naming no account, a file every user may write, a
+/// bad host or port, two password sources for one server, ...): all exit 78
+/// with `FILE:LINE:`.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let mut file = File::open(path).map_err(|e| open_error(path, e))?;
     let meta = file.metadata().map_err(|e| open_error(path, e))?;
@@ -409,8 +411,10 @@ fn check_server<A>(loaded: &Loaded, server: &Server<A>) -> anyhow::Result<()> {
         }
     }
     if let Some(timeout) = &server.timeout {
-        if *timeout.get_ref() == 0 {
-            return Err(loaded.error_at(timeout.span(), "`timeout` must be at least 1 second"));
+        let max = crate::cli::MAX_TIMEOUT_SECS;
+        if !(1..=max).contains(timeout.get_ref()) {
+            let message = format!("`timeout` must be from 1 to {max} seconds");
+            return Err(loaded.error_at(timeout.span(), &message));
         }
     }
     if let Some(user) = &server.user {

@@ -20,5 +20,5 @@ pub use file::{
 pub use hint::{tls_hint, with_tls_hint};
 pub use resolve::{
     address_of, choose_account, default_path, from_account, resolve, resolve_pop3, resolve_smtp,
-    ConfiguredPassword, Password, Protocol, ResolvedServer, DEFAULT_TIMEOUT_SECS,
+    resolve_timeout, ConfiguredPassword, Password, Protocol, ResolvedServer, DEFAULT_TIMEOUT_SECS,
 };

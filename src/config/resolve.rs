@@ -12,8 +12,14 @@ use crate::exit::{fail, Exit};
 use crate::secret::{run_password_command, PasswordSource, Secret, PASSWORD_ENV};
 use crate::transport::{Endpoint, TlsMode, TlsOptions};
 
-/// The `--timeout` default; a file's `timeout` applies when the flag has it.
+/// The time-out when neither `--timeout` nor the account's `timeout` sets one.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+
+/// The time-out in seconds: `--timeout` if given, else the server table's
+/// `timeout`, else [`DEFAULT_TIMEOUT_SECS`].
+pub fn resolve_timeout(flag: Option<u64>, file: Option<u64>) -> u64 {
+    flag.or(file).unwrap_or(DEFAULT_TIMEOUT_SECS)
+}
 
 /// Which server of an account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -395,7 +401,7 @@ fn from_flags(protocol: Protocol, connect: &ConnectArgs) -> anyhow::Result<Resol
             configured: None,
         },
         from: None,
-        timeout: Duration::from_secs(connect.timeout),
+        timeout: Duration::from_secs(resolve_timeout(connect.timeout, None)),
     })
 }
 
@@ -532,10 +538,10 @@ fn merge<A: AuthName>(
     } else {
         server.password_keys()
     };
-    let timeout = match (&server.timeout, connect.timeout) {
-        (Some(t), DEFAULT_TIMEOUT_SECS) => *t.get_ref(),
-        _ => connect.timeout,
-    };
+    let timeout = resolve_timeout(
+        connect.timeout,
+        server.timeout.as_ref().map(|t| *t.get_ref()),
+    );
     Ok(ResolvedServer {
         protocol,
         account: Some(name.to_string()),

@@ -3,6 +3,7 @@
 
 use super::Error;
 use crate::secret::Secret;
+use crate::text::{forbidden_in_argument, ArgumentCheck};
 
 /// A command the client can send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,7 +203,7 @@ impl Command {
 }
 
 fn argument<'a>(value: &'a str, what: &str) -> Result<&'a str, Error> {
-    if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+    if forbidden_in_argument(value, ArgumentCheck::LineBreaks).is_some() {
         return Err(Error::BadArgument(format!(
             "the {what} contains a line break or NUL"
         )));

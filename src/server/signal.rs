@@ -2,7 +2,7 @@
 //! that a normal thread, not the signal handler, runs the shutdown.
 //!
 //! Apart from the `renameat2(2)` call in the Maildir delivery, the only
-//! unsafe code in mailctl is the `signal(2)` call in [`install_handler`].
+//! unsafe code in mailctl is the `signal(2)` call in `install_handler`.
 //! The handler itself is safe code that does nothing
 //! but an atomic load and one `write(2)`, both async-signal-safe
 //! (signal-safety(7)).

@@ -7,7 +7,7 @@
 
 use crate::exit::{fail, Exit};
 use crate::sasl::Mechanism;
-use crate::text::printable;
+use crate::text::{forbidden_in_argument, printable, ArgumentCheck};
 
 /// Parameters of `MAIL FROM` from the extensions in use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub enum Command<'a> {
 }
 
 fn check_arg(what: &str, value: &str) -> anyhow::Result<()> {
-    if value.chars().any(|c| c.is_control()) {
+    if forbidden_in_argument(value, ArgumentCheck::Controls).is_some() {
         crate::bail_with!(
             Exit::Usage,
             "{what} '{}' contains a line break or control character",

@@ -29,7 +29,6 @@ use std::collections::{BTreeSet, HashSet};
 use std::io::Write;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 
@@ -309,7 +308,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
     let secret = server.obtain_password()?;
     let tls_options = server.tls_options.clone();
     let transcript = Transcript::stderr(globals.verbose > 0);
-    let timeout = server.timeout.max(Duration::from_secs(1));
+    let timeout = server.timeout;
     let mut session = Session::open(&endpoint, tls, &tls_options, timeout, transcript)
         .map_err(|e| crate::config::with_tls_hint(e, endpoint.port, tls))?;
     session.login(auth, &user, &secret)?;
