@@ -93,11 +93,11 @@ pub fn unnamed_files_work(dir: &Path) -> bool {
     let Ok(Some(file)) = create_unnamed(dir) else {
         return false;
     };
-    let mut random = [0u8; 8];
-    if openssl::rand::rand_bytes(&mut random).is_err() {
-        return false;
-    }
-    let probe = dir.join(format!(".mailctl-probe-{}", crate::sasl::hex(&random)));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let probe = dir.join(format!(".mailctl-probe-{}-{nanos}", std::process::id()));
     let linked = link_unnamed(&file, &probe).is_ok();
     if linked {
         let _ = fs::remove_file(&probe);
