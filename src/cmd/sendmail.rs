@@ -16,7 +16,7 @@ use mail_parser::{HeaderName, MessageParser};
 use super::Globals;
 use crate::cli::ConnectArgs;
 use crate::compose::raw::MAX_HEADER;
-use crate::compose::spool::{SpoolWriter, Spooled};
+use crate::compose::spool::{for_each_chunk, SpoolWriter, Spooled};
 use crate::compose::{Message, Segment};
 use crate::config::{self, ResolvedServer};
 use crate::exit::{fail, Exit};
@@ -395,29 +395,23 @@ pub fn read_message(input: &mut dyn Read, ignore_dots: bool) -> anyhow::Result<S
     let mut writer = SpoolWriter::new();
     let mut dots = (!ignore_dots).then(LoneDot::new);
     let mut ended = false;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut message = Vec::with_capacity(buf.len());
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(local(e)),
-        };
+    let mut message = Vec::new();
+    let each = |chunk: &[u8]| {
+        // Input after the lone dot is read and dropped.
         if ended {
-            continue;
+            return Ok(());
         }
         match &mut dots {
-            None => {
-                writer.push(&buf[..n]).map_err(local)?;
-            }
+            None => writer.push(chunk).map(drop),
             Some(dots) => {
                 message.clear();
-                ended = dots.push(&buf[..n], &mut message);
-                writer.push(&message).map_err(local)?;
+                ended = dots.push(chunk, &mut message);
+                writer.push(&message).map(drop)
             }
         }
-    }
+        .map_err(local)
+    };
+    for_each_chunk(input, each, local)?;
     if let Some(dots) = &mut dots {
         if !ended {
             message.clear();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::exit::{fail, Exit};
 
 use super::message::{Message, Segment};
-use super::spool::{SpoolWriter, Spooled};
+use super::spool::{for_each_chunk, SpoolWriter, Spooled};
 
 pub use super::spool::MEMORY_LIMIT;
 
@@ -56,16 +56,11 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 pub fn read(input: &mut dyn Read) -> anyhow::Result<RawMessage> {
     let local = |e: io::Error| fail(Exit::IoErr, format!("reading the message: {e}"));
     let mut writer = SpoolWriter::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(local(e)),
-        };
-        writer.push(&buf[..n]).map_err(local)?;
-    }
+    for_each_chunk(
+        input,
+        |chunk| writer.push(chunk).map(drop).map_err(local),
+        local,
+    )?;
     let Spooled {
         spool,
         len,

@@ -4,7 +4,7 @@
 //! file, so memory use does not grow with the input.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
 /// Inputs up to this size stay in memory.
@@ -46,6 +46,25 @@ impl Spool {
             }
         }
         Ok(filled)
+    }
+}
+
+/// Reads `input` to its end a buffer at a time, handing each piece to
+/// `each`; a read interrupted by a signal is retried, any other read error
+/// goes through `read_error`.
+pub fn for_each_chunk<E>(
+    input: &mut dyn Read,
+    mut each: impl FnMut(&[u8]) -> Result<(), E>,
+    read_error: impl Fn(io::Error) -> E,
+) -> Result<(), E> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match input.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => each(&buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_error(e)),
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
 use super::message::BASE64_LINE_INPUT;
-use super::spool::{Spool, SpoolWriter, MEMORY_LIMIT};
+use super::spool::{for_each_chunk, Spool, SpoolWriter, MEMORY_LIMIT};
 use crate::exit::{fail, Exit};
 
 /// The longest line, without its CRLF, that may be sent as it is (RFC 5322
@@ -369,19 +369,14 @@ pub fn read_text(input: &mut dyn Read) -> Result<TextBody, ReadTextError> {
     }
     stats.push(writer.push(&head).map_err(ReadTextError::Io)?);
     drop(head);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ReadTextError::Io(e)),
-        };
-        if !utf8.push(&buf[..n]) {
+    let each = |chunk: &[u8]| {
+        if !utf8.push(chunk) {
             return Err(ReadTextError::NotUtf8);
         }
-        stats.push(writer.push(&buf[..n]).map_err(ReadTextError::Io)?);
-    }
+        stats.push(writer.push(chunk).map_err(ReadTextError::Io)?);
+        Ok(())
+    };
+    for_each_chunk(input, each, ReadTextError::Io)?;
     if !utf8.finish() {
         return Err(ReadTextError::NotUtf8);
     }
