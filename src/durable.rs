@@ -1,6 +1,6 @@
-//! Files that appear complete or not at all: written under a temporary name,
-//! synced, then linked into place without ever overwriting, and the
-//! directory synced.
+//! Files that appear complete or not at all: written unnamed (Linux
+//! `O_TMPFILE`) or under a temporary name, synced, then linked into place
+//! without ever overwriting, and the directory synced.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -87,22 +87,11 @@ pub fn link_unnamed(file: &File, path: &Path) -> io::Result<()> {
     }
 }
 
-/// Whether files made by [`create_unnamed`] in `dir` can be named with
-/// [`link_unnamed`] (tried once with a throwaway file).
-pub fn unnamed_files_work(dir: &Path) -> bool {
-    let Ok(Some(file)) = create_unnamed(dir) else {
-        return false;
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let probe = dir.join(format!(".mailctl-probe-{}-{nanos}", std::process::id()));
-    let linked = link_unnamed(&file, &probe).is_ok();
-    if linked {
-        let _ = fs::remove_file(&probe);
-    }
-    linked
+/// Whether files made by [`create_unnamed`] can be given a name here: it
+/// goes through `/proc/self/fd`, which a chroot or container may lack.
+pub fn unnamed_files_work() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| cfg!(target_os = "linux") && Path::new("/proc/self/fd").is_dir())
 }
 
 /// Flushes a directory's entries to disk, so a rename or link in it survives
@@ -111,44 +100,62 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// A file being written under a temporary name. It becomes visible under its
-/// final name only through [`PendingFile::commit`]; if dropped first, the
-/// temporary file is removed.
+/// A file being written that appears under its final name only through
+/// [`PendingFile::commit`]. It has no name at all until then where the
+/// system allows ([`create_unnamed`]), else the temporary name given; if
+/// dropped first, nothing is left.
 pub struct PendingFile {
     file: Option<File>,
-    tmp_path: PathBuf,
+    /// The temporary name, `None` for an unnamed file.
+    tmp_path: Option<PathBuf>,
     committed: bool,
 }
 
 impl PendingFile {
-    /// Creates `tmp_path` (which must not exist) for writing.
+    /// Starts a file in the folder of `tmp_path`: unnamed if possible, else
+    /// as `tmp_path` (which must not exist).
     pub fn create(tmp_path: PathBuf) -> io::Result<Self> {
+        if unnamed_files_work() {
+            if let Some(file) = create_unnamed(parent_dir(&tmp_path))? {
+                return Ok(PendingFile {
+                    file: Some(file),
+                    tmp_path: None,
+                    committed: false,
+                });
+            }
+        }
+        Self::create_named(tmp_path)
+    }
+
+    /// Starts a file under the temporary name `tmp_path` (which must not
+    /// exist).
+    pub fn create_named(tmp_path: PathBuf) -> io::Result<Self> {
         let file = create_new(&tmp_path)?;
         Ok(PendingFile {
             file: Some(file),
-            tmp_path,
+            tmp_path: Some(tmp_path),
             committed: false,
         })
     }
 
-    /// The temporary path being written.
-    pub fn tmp_path(&self) -> &Path {
-        &self.tmp_path
-    }
-
     /// Syncs the data, links the file to `final_path` (failing with
-    /// `AlreadyExists` rather than overwriting), removes the temporary name
+    /// `AlreadyExists` rather than overwriting), removes any temporary name
     /// and syncs the directories involved.
     pub fn commit(mut self, final_path: &Path) -> io::Result<()> {
         let file = self.file.take().expect("file present until commit");
-        file.sync_all()?;
-        drop(file);
-        fs::hard_link(&self.tmp_path, final_path)?;
-        self.committed = true;
-        fs::remove_file(&self.tmp_path)?;
+        file.sync_data()?;
         let final_dir = parent_dir(final_path);
+        let Some(tmp_path) = self.tmp_path.clone() else {
+            link_unnamed(&file, final_path)?;
+            self.committed = true;
+            return sync_dir(final_dir);
+        };
+        drop(file);
+        fs::hard_link(&tmp_path, final_path)?;
+        self.committed = true;
+        fs::remove_file(&tmp_path)?;
         sync_dir(final_dir)?;
-        let tmp_dir = parent_dir(&self.tmp_path);
+        let tmp_dir = parent_dir(&tmp_path);
         if tmp_dir != final_dir {
             sync_dir(tmp_dir)?;
         }
@@ -174,8 +181,8 @@ impl Write for PendingFile {
 
 impl Drop for PendingFile {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.tmp_path);
+        if let (false, Some(tmp_path)) = (self.committed, &self.tmp_path) {
+            let _ = fs::remove_file(tmp_path);
         }
     }
 }
@@ -211,17 +218,44 @@ mod tests {
         assert_eq!(fs::read(&target).unwrap(), b"one");
 
         let tmp = dir.path().join("pending.tmp");
-        let mut p = PendingFile::create(tmp.clone()).unwrap();
-        p.write_all(b"partial").unwrap();
-        drop(p);
-        assert!(!tmp.exists());
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        for named in [true, false] {
+            let mut p = if named {
+                PendingFile::create_named(tmp.clone()).unwrap()
+            } else {
+                PendingFile::create(tmp.clone()).unwrap()
+            };
+            p.write_all(b"partial").unwrap();
+            // A named file is there while it is written.
+            assert_eq!(tmp.exists(), named || !unnamed_files_work());
+            drop(p);
+            assert!(!tmp.exists());
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        }
+    }
+
+    #[test]
+    fn named_and_unnamed_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        for (named, name) in [(true, "named.txt"), (false, "unnamed.txt")] {
+            let tmp = dir.path().join(format!("{name}.tmp"));
+            let mut p = if named {
+                PendingFile::create_named(tmp.clone()).unwrap()
+            } else {
+                PendingFile::create(tmp.clone()).unwrap()
+            };
+            p.write_all(name.as_bytes()).unwrap();
+            let target = dir.path().join(name);
+            p.commit(&target).unwrap();
+            assert_eq!(fs::read(&target).unwrap(), name.as_bytes());
+            assert!(!tmp.exists());
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]
     fn unnamed_files_appear_only_when_linked_and_never_replace() {
         let dir = tempfile::tempdir().unwrap();
-        if !unnamed_files_work(dir.path()) {
+        if !unnamed_files_work() {
             eprintln!("no O_TMPFILE support here; nothing to test");
             return;
         }

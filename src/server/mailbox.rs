@@ -101,7 +101,7 @@ impl MailStore {
             counter: AtomicU64::new(0),
             pid: std::process::id(),
             host: super::local_hostname(),
-            unnamed: unnamed.unwrap_or_else(|| crate::durable::unnamed_files_work(root)),
+            unnamed: unnamed.unwrap_or_else(crate::durable::unnamed_files_work),
         }))
     }
 
