@@ -401,6 +401,39 @@ fn pop3_errors_and_byte_stuffed_retrieval() {
 }
 
 #[test]
+fn sizes_count_the_crlf_sent_for_files_other_programs_wrote() {
+    let server = Server::start(&[]);
+    server.deliver(
+        "a@x.test",
+        &["gus@y.test"],
+        b"Subject: ours\r\n\r\nbody\r\n",
+    );
+    let ours = stored(&server.files("gus", "new")[0]);
+    // Most delivery agents store LF line ends; POP3 sends CRLF.
+    let theirs = "Subject: theirs\nFrom: b@x.test\n\nline\r\n.dot\nend\n";
+    let new = server.maildir().join("gus").join("new");
+    std::fs::write(new.join("1999999999.M1P1.elsewhere"), theirs).unwrap();
+    let sent = theirs.replace("\r\n", "\n").replace('\n', "\r\n");
+    let mut p = server.pop3();
+    p.expect_line("+OK");
+    p.send(b"USER gus\r\nPASS x\r\nSTAT\r\nLIST\r\nRETR 2\r\nQUIT\r\n");
+    p.expect_line("+OK");
+    p.expect_line("+OK");
+    p.expect_line(&format!("+OK 2 {}\r\n", ours.len() + sent.len()));
+    p.expect_line("+OK");
+    assert_eq!(
+        p.multiline(),
+        format!("1 {}\r\n2 {}\r\n.\r\n", ours.len(), sent.len())
+    );
+    p.expect_line(&format!("+OK {} octets", sent.len()));
+    assert_eq!(
+        p.multiline(),
+        format!("{}.\r\n", sent.replace("\n.dot", "\n..dot"))
+    );
+    p.expect_line("+OK");
+}
+
+#[test]
 fn pop3_deletes_at_quit_while_new_mail_arrives() {
     let server = Server::start(&[]);
     server.deliver("a@x.test", &["erin@y.test"], b"Subject: 1\r\n\r\none\r\n");

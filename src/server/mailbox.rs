@@ -60,9 +60,39 @@ struct DirSync {
     /// Set when a delivery failed: the folders are checked (and created)
     /// again before the next one.
     broken: AtomicBool,
+    /// Message sizes as POP3 sends them, by unique name: (size on disk,
+    /// size sent). Known at delivery for this server's messages; counted
+    /// once for files other programs put there.
+    wire_sizes: Mutex<HashMap<String, (u64, u64)>>,
 }
 
 impl DirSync {
+    /// The size of a stored message as POP3 sends it, where every bare LF
+    /// goes out as CRLF (RFC 1939 section 3): the same as on disk for the
+    /// messages this server stores, larger for LF files other programs
+    /// wrote.
+    fn wire_size(&self, entry: &MaildirEntry) -> io::Result<u64> {
+        let cached = self.sizes().get(&entry.unique).copied();
+        if let Some((disk, wire)) = cached {
+            if disk == entry.size {
+                return Ok(wire);
+            }
+        }
+        let mut count = LineEnds::default();
+        io::copy(&mut File::open(&entry.path)?, &mut count)?;
+        let wire = count.octets + count.bare_lf;
+        self.remember_size(&entry.unique, count.octets, wire);
+        Ok(wire)
+    }
+
+    fn remember_size(&self, unique: &str, disk: u64, wire: u64) {
+        self.sizes().insert(unique.to_string(), (disk, wire));
+    }
+
+    fn sizes(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, u64)>> {
+        self.wire_sizes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Makes sure the link just made in `new/` is on disk.
     fn sync_after_link(&self) -> io::Result<()> {
         let ticket = self.linked.fetch_add(1, Ordering::SeqCst) + 1;
@@ -123,6 +153,7 @@ impl MailStore {
             linked: AtomicU64::new(0),
             synced: Mutex::new(0),
             broken: AtomicBool::new(false),
+            wire_sizes: Mutex::new(HashMap::new()),
         });
         boxes.insert(name.to_string(), state.clone());
         Ok(state)
@@ -210,7 +241,12 @@ impl MailStore {
             Err(fs::TryLockError::WouldBlock) => return Err(OpenError::InUse),
             Err(fs::TryLockError::Error(_)) => return Err(OpenError::Io),
         }
-        session.entries = maildir.list().map_err(|_| OpenError::Io)?;
+        let sizes = self.mailbox(name, false).map_err(|_| OpenError::Io)?;
+        let mut entries = maildir.list().map_err(|_| OpenError::Io)?;
+        for entry in &mut entries {
+            entry.size = sizes.wire_size(entry).map_err(|_| OpenError::Io)?;
+        }
+        session.entries = entries;
         Ok(session)
     }
 }
@@ -329,6 +365,8 @@ impl Pending {
         let writer = self.writer.take().expect("writer present until commit");
         let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_data()?;
+        // Stored with CRLF line ends: sent as it is.
+        let size = file.metadata()?.len();
         match &self.tmp {
             Some(tmp) => {
                 drop(file);
@@ -341,7 +379,39 @@ impl Pending {
             let _ = fs::remove_file(&self.new);
             return Err(e);
         }
+        if let Some(unique) = self.new.file_name().and_then(|n| n.to_str()) {
+            self.sync.remember_size(unique, size, size);
+        }
         Ok(std::mem::take(&mut self.new))
+    }
+}
+
+/// Counts what is written to it: octets, and LFs not preceded by a CR.
+#[derive(Default)]
+struct LineEnds {
+    octets: u64,
+    bare_lf: u64,
+    after_cr: bool,
+}
+
+impl io::Write for LineEnds {
+    fn write(&mut self, chunk: &[u8]) -> io::Result<usize> {
+        for at in memchr::memchr_iter(b'\n', chunk) {
+            let after_cr = match at {
+                0 => self.after_cr,
+                _ => chunk[at - 1] == b'\r',
+            };
+            self.bare_lf += u64::from(!after_cr);
+        }
+        if let Some(&last) = chunk.last() {
+            self.after_cr = last == b'\r';
+        }
+        self.octets += chunk.len() as u64;
+        Ok(chunk.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -643,6 +713,24 @@ mod tests {
         move_no_replace(&a, &b).unwrap();
         assert!(!a.exists());
         assert_eq!(fs::read(&b).unwrap(), b"new");
+    }
+
+    #[test]
+    fn bare_lf_count_is_the_same_whatever_the_chunks() {
+        let text = b"a\r\nb\nc\r\r\n\n\r\nend\n\r";
+        let whole = {
+            let mut count = LineEnds::default();
+            count.write_all(text).unwrap();
+            (count.octets, count.bare_lf)
+        };
+        assert_eq!(whole, (text.len() as u64, 3));
+        for size in 1..text.len() {
+            let mut count = LineEnds::default();
+            for chunk in text.chunks(size) {
+                count.write_all(chunk).unwrap();
+            }
+            assert_eq!((count.octets, count.bare_lf), whole, "chunks of {size}");
+        }
     }
 
     #[test]
