@@ -368,10 +368,7 @@ impl SmtpServer {
                     )
                 }
             }
-            "HELP" => Step::reply(
-                214,
-                "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
-            ),
+            "HELP" => Step::reply(214, format!("2.0.0 Commands: {}", self.commands())),
             "STARTTLS" => self.starttls(args),
             "AUTH" => self.auth(args),
             "EXPN" | "TURN" | "ETRN" | "BDAT" | "SEND" | "SOML" | "SAML" | "ATRN" => {
@@ -386,6 +383,18 @@ impl SmtpServer {
         self.from = None;
         self.recipients.clear();
         self.mailboxes.clear();
+    }
+
+    /// The commands HELP lists: those this session can use now.
+    fn commands(&self) -> String {
+        let mut commands = String::from("EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+        if self.policy.tls_available && !self.tls {
+            commands.push_str(" STARTTLS");
+        }
+        if self.auth_offered() {
+            commands.push_str(" AUTH");
+        }
+        commands
     }
 
     fn auth_offered(&self) -> bool {
@@ -806,12 +815,24 @@ mod tests {
                 ("AUTH PLAIN", "502 5.5.1"),
                 ("VRFY bob", "252 2.5.0"),
                 ("VRFY", "501 5.5.4"),
-                ("HELP", "214 2.0.0"),
+                (
+                    "HELP",
+                    "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n",
+                ),
                 ("NOOP", "250 2.0.0"),
                 ("noop anything", "250 2.0.0"),
             ],
         );
         assert_eq!(s.line_too_long().to_bytes(), b"500 5.5.6 Line too long\r\n");
+    }
+
+    #[test]
+    fn help_lists_starttls_and_auth_only_when_they_are_offered() {
+        let mut s = SmtpServer::new(policy(&[("ann", "pw")], true), true);
+        script(&mut s, &[("HELP", "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH\r\n")]);
+        // Not on loopback, without TLS: no AUTH offered yet.
+        let mut s = SmtpServer::new(policy(&[("ann", "pw")], true), false);
+        script(&mut s, &[("HELP", "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS\r\n")]);
     }
 
     #[test]
