@@ -34,6 +34,88 @@ enum Input {
     Failed(io::Error),
 }
 
+/// What a server machine answers when a session's input is not a command
+/// line.
+trait Interruptions {
+    /// To a line over the length limit (discarded; the session goes on).
+    fn too_long(&mut self) -> Vec<u8>;
+    /// To an idle client, before closing.
+    fn timed_out(&self) -> Vec<u8>;
+    /// To a client cut off by the server shutting down.
+    fn shutdown(&self) -> Vec<u8>;
+}
+
+impl Interruptions for SmtpServer {
+    fn too_long(&mut self) -> Vec<u8> {
+        self.line_too_long().to_bytes()
+    }
+    fn timed_out(&self) -> Vec<u8> {
+        self.timeout_reply().to_bytes()
+    }
+    fn shutdown(&self) -> Vec<u8> {
+        self.shutdown_reply().to_bytes()
+    }
+}
+
+impl Interruptions for Pop3Server {
+    fn too_long(&mut self) -> Vec<u8> {
+        self.line_too_long()
+    }
+    fn timed_out(&self) -> Vec<u8> {
+        self.timeout_reply()
+    }
+    fn shutdown(&self) -> Vec<u8> {
+        self.shutdown_reply()
+    }
+}
+
+/// How a session goes on after reading its input.
+enum Next {
+    /// A command line to handle.
+    Line(Vec<u8>),
+    /// The session is over: send what is queued and close.
+    End,
+    /// The connection failed: nothing more can be sent.
+    Broken,
+}
+
+/// The next command line of a session. A line too long is answered and
+/// skipped; a time-out, a shutdown or the client leaving ends the session,
+/// answered where the protocol has something to say.
+fn next_command(
+    shared: &Shared,
+    conn: &mut Connection,
+    out: &mut Vec<u8>,
+    t: &Transcript,
+    machine: &mut impl Interruptions,
+) -> Next {
+    loop {
+        match read_command(conn, out, MAX_COMMAND_LINE) {
+            Input::Line(line) => return Next::Line(line),
+            Input::TooLong => {
+                t.client(b"<line too long, discarded>");
+                emit(t, out, &machine.too_long());
+            }
+            Input::TimedOut => {
+                emit(t, out, &machine.timed_out());
+                return Next::End;
+            }
+            Input::Eof if shared.stopping.load(Ordering::SeqCst) => {
+                emit(t, out, &machine.shutdown());
+                return Next::End;
+            }
+            Input::Eof => {
+                t.note("*", "client closed the connection");
+                return Next::End;
+            }
+            Input::Failed(e) => {
+                t.note("*", &format!("connection error: {e}"));
+                return Next::Broken;
+            }
+        }
+    }
+}
+
 /// Reads one command line, first sending the replies queued in `out` if
 /// the client has nothing more buffered (so pipelined commands get their
 /// replies in one write, in order). An over-long line is discarded up to
@@ -123,29 +205,10 @@ pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) 
     let mut out = Vec::new();
     emit(&t, &mut out, &machine.greeting().to_bytes());
     loop {
-        let line = match read_command(&mut conn, &mut out, MAX_COMMAND_LINE) {
-            Input::Line(line) => line,
-            Input::TooLong => {
-                t.client(b"<line too long, discarded>");
-                emit(&t, &mut out, &machine.line_too_long().to_bytes());
-                continue;
-            }
-            Input::TimedOut => {
-                emit(&t, &mut out, &machine.timeout_reply().to_bytes());
-                break;
-            }
-            Input::Eof if shared.stopping.load(Ordering::SeqCst) => {
-                emit(&t, &mut out, &machine.shutdown_reply().to_bytes());
-                break;
-            }
-            Input::Eof => {
-                t.note("*", "client closed the connection");
-                break;
-            }
-            Input::Failed(e) => {
-                t.note("*", &format!("connection error: {e}"));
-                return;
-            }
+        let line = match next_command(shared, &mut conn, &mut out, &t, &mut machine) {
+            Next::Line(line) => line,
+            Next::End => break,
+            Next::Broken => return,
         };
         t.client(&machine.redacted(&line));
         let step = machine.command(&line);
@@ -287,29 +350,10 @@ pub fn pop3_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) 
     let mut out = Vec::new();
     emit(&t, &mut out, &machine.greeting());
     loop {
-        let line = match read_command(&mut conn, &mut out, MAX_COMMAND_LINE) {
-            Input::Line(line) => line,
-            Input::TooLong => {
-                t.client(b"<line too long, discarded>");
-                emit(&t, &mut out, &machine.line_too_long());
-                continue;
-            }
-            Input::TimedOut => {
-                emit(&t, &mut out, &machine.timeout_reply());
-                break;
-            }
-            Input::Eof if shared.stopping.load(Ordering::SeqCst) => {
-                emit(&t, &mut out, &machine.shutdown_reply());
-                break;
-            }
-            Input::Eof => {
-                t.note("*", "client closed the connection");
-                break;
-            }
-            Input::Failed(e) => {
-                t.note("*", &format!("connection error: {e}"));
-                return;
-            }
+        let line = match next_command(shared, &mut conn, &mut out, &t, &mut machine) {
+            Next::Line(line) => line,
+            Next::End => break,
+            Next::Broken => return,
         };
         t.client(&machine.redacted(&line));
         let step = machine.command(&line);
