@@ -32,6 +32,12 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
+/// A character that could control a terminal (tab is harmless and kept,
+/// see `mailctl::text::printable`).
+fn unsafe_char(c: char) -> bool {
+    c.is_control() && c != '\t'
+}
+
 // ---- SMTP replies -------------------------------------------------------
 
 fn read_replies(input: &[u8], seed: u8) -> (Vec<Reply>, Option<String>, bool) {
@@ -59,7 +65,7 @@ fn smtp_replies(input: &[u8], seed: u8) {
     );
     let (replies, error, _) = whole;
     if let Some(message) = error {
-        assert!(!message.chars().any(char::is_control), "{message:?}");
+        assert!(!message.chars().any(unsafe_char), "{message:?}");
         assert!(message.len() < 2000, "error of {} bytes", message.len());
     }
     for reply in replies {
@@ -70,9 +76,9 @@ fn smtp_replies(input: &[u8], seed: u8) {
             assert_eq!(u16::from(e.class), reply.code / 100);
         }
         let summary = reply.summary();
-        assert!(!summary.chars().any(char::is_control), "{summary:?}");
+        assert!(!summary.chars().any(unsafe_char), "{summary:?}");
         assert!(summary.chars().count() < 400, "summary not shortened");
-        assert!(!reply.text().chars().any(char::is_control));
+        assert!(!reply.text().chars().any(unsafe_char));
     }
 }
 
@@ -319,5 +325,5 @@ fn pop3_session(input: &[u8], seed: u8) {
         run_session(commands, server, seed),
         "chunking changed the session"
     );
-    assert!(!whole.end.chars().any(char::is_control), "{:?}", whole.end);
+    assert!(!whole.end.chars().any(unsafe_char), "{:?}", whole.end);
 }
