@@ -24,6 +24,11 @@ pub const MAX_AUTH_FAILURES: u32 = 3;
 /// Longest address accepted inside `<...>` (RFC 5321 section 4.5.3.1.3).
 pub const MAX_PATH: usize = 256;
 
+/// Longest EHLO/HELO domain accepted (RFC 5321 section 4.5.3.1.2). It is
+/// echoed in the EHLO reply, whose lines may not exceed 512 octets
+/// (section 4.5.3.1.5), and in the Received header.
+pub const MAX_DOMAIN: usize = 255;
+
 /// An SMTP reply: a code and one or more text lines (each already carrying
 /// its enhanced status code, where there is one).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -407,6 +412,9 @@ impl SmtpServer {
             let verb = if esmtp { "EHLO" } else { "HELO" };
             return Step::reply(501, format!("5.5.4 Syntax: {verb} <domain>"));
         }
+        if domain.len() > MAX_DOMAIN {
+            return Step::reply(501, "5.5.4 Domain name too long");
+        }
         self.reset_transaction();
         self.helo = Some((domain.to_string(), esmtp));
         let host = &self.policy.hostname;
@@ -732,6 +740,30 @@ mod tests {
 
     fn catch_all() -> SmtpServer {
         SmtpServer::new(policy(&[], false), true)
+    }
+
+    #[test]
+    fn hello_refuses_a_domain_over_255_octets() {
+        // Echoed in the reply, it would make a line over the 512 octets of
+        // RFC 5321 section 4.5.3.1.5 (the smtp_server fuzz target checks it).
+        let mut s = SmtpServer::new(policy(&[], false), true);
+        let long = "a".repeat(MAX_DOMAIN + 1);
+        for verb in ["EHLO", "HELO"] {
+            let step = s.command(format!("{verb} {long}\r\n").as_bytes());
+            assert_eq!(step.reply, Reply::new(501, "5.5.4 Domain name too long"));
+        }
+        let ok = "a".repeat(MAX_DOMAIN);
+        let step = s.command(format!("EHLO {ok}\r\n").as_bytes());
+        assert_eq!(step.reply.code, 250);
+        assert!(step
+            .reply
+            .to_bytes()
+            .split(|&b| b == b'\n')
+            .all(|l| l.len() <= 512));
+        // Nothing was accepted from the refused greetings.
+        let mut s = SmtpServer::new(policy(&[], false), true);
+        s.command(format!("EHLO {long}\r\n").as_bytes());
+        assert_eq!(s.command(b"MAIL FROM:<a@b>\r\n").reply.code, 503);
     }
 
     #[test]
