@@ -15,7 +15,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{crlf_lines, lf_to_crlf, Chunks};
+use common::{crlf_lines, lf_to_crlf, sent_password, Chunks};
 use libfuzzer_sys::fuzz_target;
 use mailctl::secret::Secret;
 use mailctl::server::pop3::{MessageInfo, MessageStuffer, OpenError, Pop3Action, Pop3Server};
@@ -56,6 +56,8 @@ fn session(flags: u8, input: &[u8]) {
     check_reply(&server.timeout_reply());
     check_reply(&server.shutdown_reply());
 
+    let loopback = flags & 2 != 0;
+    let mut tls = false;
     let count = usize::from(flags >> 4 & 3);
     let mut snapshot = 0;
     let mut rest = input;
@@ -84,6 +86,7 @@ fn session(flags: u8, input: &[u8]) {
                 assert!(step.reply.starts_with(b"+OK"));
                 check_reply(&step.reply);
                 server.tls_started();
+                tls = true;
             }
             Pop3Action::Open(name) => {
                 assert!(step.reply.is_empty());
@@ -91,6 +94,17 @@ fn session(flags: u8, input: &[u8]) {
                     mailctl::server::mailbox_name(&name).as_deref(),
                     Some(name.as_str())
                 );
+                // Nobody let in: with an account, only by its APOP digest,
+                // or by its password over TLS or loopback.
+                if flags & 8 != 0 {
+                    assert_eq!(name, "alice");
+                    let digest = mailctl::sasl::apop_digest(TIMESTAMP.as_bytes(), "secret");
+                    let apop = input.windows(digest.len()).any(|w| w == digest.as_bytes());
+                    assert!(
+                        apop || ((tls || loopback) && sent_password(input, "secret")),
+                        "let in"
+                    );
+                }
                 let result = match flags >> 6 {
                     2 => Err(OpenError::InUse),
                     3 => Err(OpenError::Io),

@@ -14,7 +14,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{crlf_lines, Chunks};
+use common::{crlf_lines, sent_password, Chunks};
 use libfuzzer_sys::fuzz_target;
 use mailctl::secret::Secret;
 use mailctl::server::data::DataReceiver;
@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
     check_reply(&server.timeout_reply());
     check_reply(&server.shutdown_reply());
 
+    let mut tls = flags & 8 != 0;
     let mut rest = input;
     while let Some(end) = rest.iter().position(|&b| b == b'\n') {
         let line = &rest[..=end];
@@ -71,11 +72,27 @@ fuzz_target!(|data: &[u8]| {
             Action::StartTls => {
                 assert_eq!(step.reply.code, 220);
                 server.tls_started();
+                tls = true;
             }
             Action::ReceiveData => {
                 assert_eq!(step.reply.code, 354);
                 let envelope = server.envelope().expect("an envelope in the data phase");
                 check_envelope(&envelope, &users);
+                // Nobody let in: with accounts, only a client that sent a
+                // password, over TLS or loopback; without, no AUTH at all.
+                assert_eq!(envelope.tls, tls);
+                match envelope.authenticated.as_deref() {
+                    None => assert!(!users.exist(), "mail without AUTH"),
+                    Some(name) => {
+                        assert!(tls || loopback, "AUTH in plaintext");
+                        let password = match name {
+                            "alice" => "secret",
+                            "bob" => "hunter2",
+                            _ => panic!("authenticated as {name:?}"),
+                        };
+                        assert!(sent_password(input, password), "let in as {name}");
+                    }
+                }
                 let (used, done) = receive(rest, line.ends_with(b"\r\n"), seed);
                 if !done {
                     return;

@@ -92,3 +92,17 @@ pub fn lf_to_crlf(input: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Whether the client's bytes prove knowledge of `password`: sent as is,
+/// or inside a base64 word (a SASL PLAIN or LOGIN response).
+pub fn sent_password(input: &[u8], password: &str) -> bool {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    let password = password.as_bytes();
+    let has = |hay: &[u8]| hay.windows(password.len()).any(|w| w == password);
+    has(input)
+        || input
+            .split(|&b| matches!(b, b' ' | b'\r' | b'\n'))
+            .filter_map(|word| STANDARD.decode(word).ok())
+            .any(|decoded| has(&decoded))
+}
