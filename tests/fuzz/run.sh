@@ -12,7 +12,7 @@
 # New inputs go to tests/fuzz/corpus/TARGET and crashes to
 # tests/fuzz/artifacts/TARGET (both ignored by git). Every target runs even
 # if one fails; the script fails if any did, and ends with one line per
-# target: "fuzz: TARGET: N runs in S s, ok" (or "CRASHED").
+# target: "fuzz: TARGET: N runs in S s, no crash" (or "FAILED ...").
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -64,14 +64,18 @@ for t in "${targets[@]}"; do
     if cargo fuzz run "${flags[@]}" "$t" "$corpus" "$seeds" -- \
         -max_total_time="$each" -timeout=10 -max_len=65536 -rss_limit_mb=2048 \
         -print_final_stats=1 2>&1 | tee "$log"; then
-        verdict=ok
+        ok=1
     else
-        verdict="CRASHED (see tests/fuzz/artifacts/$t)"
+        ok=0
         failed=1
     fi
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     rm -f "$log"
-    summary+=("fuzz: $t: ${runs:-?} runs in $each s, $verdict")
+    if [ "$ok" = 1 ]; then
+        summary+=("fuzz: $t: ${runs:-?} runs in $each s, no crash")
+    else
+        summary+=("fuzz: $t: FAILED after ${runs:-?} runs (input in tests/fuzz/artifacts/$t)")
+    fi
 done
 printf '%s\n' "${summary[@]}"
 exit "$failed"

@@ -94,15 +94,16 @@ pub fn lf_to_crlf(input: &[u8]) -> Vec<u8> {
 }
 
 /// Whether the client's bytes prove knowledge of `password`: sent as is,
-/// or inside a base64 word (a SASL PLAIN or LOGIN response).
+/// or inside a base64 word (a SASL PLAIN or LOGIN response; the servers
+/// trim the white space around it).
 pub fn sent_password(input: &[u8], password: &str) -> bool {
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
     let password = password.as_bytes();
     let has = |hay: &[u8]| hay.windows(password.len()).any(|w| w == password);
     has(input)
-        || input
-            .split(|&b| matches!(b, b' ' | b'\r' | b'\n'))
+        || String::from_utf8_lossy(input)
+            .split(char::is_whitespace)
             .filter_map(|word| STANDARD.decode(word).ok())
             .any(|decoded| has(&decoded))
 }
