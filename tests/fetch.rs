@@ -545,7 +545,39 @@ fn implicit_tls_on_995_style_connection() {
         state.path(),
     );
     assert_eq!(code(&out), 76, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("failed: certificate verify failed (self-signed certificate); hint: ")
+            && err.contains("--ca-file"),
+        "{err}"
+    );
+    assert!(!err.contains("ssl3_"), "OpenSSL internals shown: {err}");
     server.finish();
+
+    // TLS to a server that speaks plain POP3: the hint names STARTTLS.
+    let server = Server::start(Config::default(), vec![]);
+    let out = mailctl(
+        &[
+            "fetch",
+            "--server",
+            &server.localhost(),
+            "--tls",
+            "implicit",
+            "--user",
+            "alice",
+            "--timeout",
+            "20",
+        ],
+        state.path(),
+    );
+    assert_eq!(code(&out), 76, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("failed: wrong version number; hint: the server answered in plain text")
+            && err.contains("--tls starttls"),
+        "{err}"
+    );
+    drop(server);
 }
 
 #[test]
