@@ -259,10 +259,8 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         Some(Destination::Mbox(f.clone()))
     } else if args.stdout {
         Some(Destination::Stdout)
-    } else if let Some(c) = &args.mda {
-        Some(Destination::Mda(c.clone()))
     } else {
-        None
+        args.mda.clone().map(Destination::Mda)
     };
     let selection = if !args.retr.is_empty() {
         Some(Selection::Numbers(args.retr.concat()))
