@@ -1549,10 +1549,38 @@ fn mda_excludes_other_destinations() {
         &["--mda", "cat", "--maildir", "md"],
         &["--mda", "cat", "--list"],
         &["--mda", " "],
+        &["--mda-lf", "--stdout"],
     ] {
         let mut args = vec!["fetch", "--server", "127.0.0.1:9", "--user", "a"];
         args.extend_from_slice(extra);
         let out = mailctl(&args, state.path());
         assert_eq!(code(&out), 64, "{extra:?}: {}", stderr(&out));
     }
+}
+
+/// --mda-lf: the agent gets LF line endings, other bytes unchanged.
+#[test]
+fn mda_lf_gives_unix_line_endings() {
+    let state = tmp();
+    let out_dir = tmp();
+    let msgs = tricky_messages();
+    let server = Server::start(Config::default(), msgs.clone());
+    let mut args = plain(&server);
+    args.extend(["--retr", "2", "--mda-lf", "--mda", RECORDING_MDA].map(String::from));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = mailctl_env(
+        &refs,
+        state.path(),
+        &[("OUT", out_dir.path().to_str().unwrap())],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let got = fs::read(out_dir.path().join("msg-2")).unwrap();
+    let expected = msgs[1]
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join(&b'\n');
+    assert_eq!(got, expected);
+    assert!(!got.contains(&b'\r'));
+    server.finish();
 }

@@ -12,6 +12,9 @@
 //!
 //! The command's standard output goes to our standard error, so that
 //! `--json` on standard output stays clean; its standard error is ours.
+//! With `lf`, each CRLF becomes LF on the way (procmail and maildrop
+//! expect Unix line endings), nothing else changes.
+//!
 //! Its environment says which message it gets (`MAILCTL_NUMBER`,
 //! `MAILCTL_SIZE`, `MAILCTL_UIDL`, `MAILCTL_SERVER`, `MAILCTL_USER`) and
 //! never holds the password.
@@ -39,6 +42,8 @@ pub struct MdaSink {
     user: String,
     /// Variables removed from the command's environment: the password's.
     hidden: Vec<OsString>,
+    /// Whether CRLF becomes LF.
+    lf: bool,
     current: Option<Delivery>,
 }
 
@@ -47,14 +52,78 @@ struct Delivery {
     child: Child,
     /// `None` once the command stopped reading (or the message ended).
     stdin: Option<BufWriter<ChildStdin>>,
+    /// With `--mda-lf`: the line-ending conversion and its output buffer.
+    lf: Option<(CrlfToLf, Vec<u8>)>,
+}
+
+impl Delivery {
+    /// Writes to the command, converting line endings if asked. A command
+    /// that stopped reading gets nothing more, and that is not an error:
+    /// its exit status will say whether the message was delivered.
+    fn send(&mut self, data: &[u8], last: bool) -> io::Result<()> {
+        let Some(w) = self.stdin.as_mut() else {
+            return Ok(());
+        };
+        let result = match &mut self.lf {
+            Some((conv, buf)) => {
+                buf.clear();
+                conv.convert(data, buf);
+                if last {
+                    conv.finish(buf);
+                }
+                w.write_all(buf)
+            }
+            None => w.write_all(data),
+        };
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                // Unwritten bytes are dropped, not flushed.
+                drop(self.stdin.take().map(BufWriter::into_parts));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// Turns each CRLF into LF, keeping any other CR; the result does not
+/// depend on how the input is cut into chunks.
+#[derive(Debug, Default)]
+pub struct CrlfToLf {
+    pending_cr: bool,
+}
+
+impl CrlfToLf {
+    /// Converts `input`, appending to `out`; a final CR is held back.
+    pub fn convert(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        for &b in input {
+            if std::mem::take(&mut self.pending_cr) && b != b'\n' {
+                out.push(b'\r');
+            }
+            if b == b'\r' {
+                self.pending_cr = true;
+            } else {
+                out.push(b);
+            }
+        }
+    }
+
+    /// Ends the input: a CR held back is written.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.pending_cr) {
+            out.push(b'\r');
+        }
+    }
 }
 
 impl MdaSink {
     /// Prepares to run `command` for messages from `user` at `server`.
     /// `hidden` names environment variables the command must not see
-    /// (`MAILCTL_PASSWORD` is always among them).
+    /// (`MAILCTL_PASSWORD` is always among them). With `lf`, CRLF line
+    /// endings become LF.
     pub fn new(
         command: &str,
+        lf: bool,
         server: String,
         user: String,
         hidden: impl IntoIterator<Item = OsString>,
@@ -69,6 +138,7 @@ impl MdaSink {
             server,
             user,
             hidden,
+            lf,
             current: None,
         })
     }
@@ -170,30 +240,28 @@ impl Sink for MdaSink {
             .stdin
             .take()
             .map(|s| BufWriter::with_capacity(64 * 1024, s));
-        self.current = Some(Delivery { child, stdin });
+        self.current = Some(Delivery {
+            child,
+            stdin,
+            lf: self.lf.then(|| (CrlfToLf::default(), Vec::new())),
+        });
         Ok(())
     }
 
     fn write(&mut self, data: &[u8]) -> anyhow::Result<()> {
         let shown = self.shown();
         let d = self.current.as_mut().expect("message begun");
-        let Some(w) = d.stdin.as_mut() else {
-            // The command stopped reading: the rest is not for it.
-            return Ok(());
-        };
-        match w.write_all(data) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                // Its exit status will say whether that was a delivery.
-                drop(d.stdin.take().map(BufWriter::into_parts));
-                Ok(())
-            }
-            Err(e) => Err(local_error(e, format!("writing to {shown}"), false)),
-        }
+        d.send(data, false)
+            .map_err(|e| local_error(e, format!("writing to {shown}"), false))
     }
 
     fn finish(&mut self) -> anyhow::Result<Box<dyn Commit>> {
         let shown = self.shown();
+        let d = self.current.as_mut().expect("message begun");
+        if let Err(e) = d.send(&[], true) {
+            self.kill_current();
+            return Err(local_error(e, format!("writing to {shown}"), false));
+        }
         let mut d = self.current.take().expect("message begun");
         if let Some(w) = d.stdin.take() {
             match w.into_inner() {
@@ -242,7 +310,14 @@ mod tests {
     use crate::exit::exit_status;
 
     fn sink(command: &str) -> MdaSink {
-        MdaSink::new(command, "pop.example.org:995".into(), "me".into(), []).unwrap()
+        MdaSink::new(
+            command,
+            false,
+            "pop.example.org:995".into(),
+            "me".into(),
+            [],
+        )
+        .unwrap()
     }
 
     fn meta(number: u32) -> Meta {
@@ -312,8 +387,32 @@ mod tests {
     }
 
     #[test]
+    fn crlf_to_lf_in_any_chunking() {
+        let input = b"a\r\nb\rc\r\r\n\nd\r";
+        for chunk in 1..=input.len() {
+            let mut conv = CrlfToLf::default();
+            let mut out = Vec::new();
+            for piece in input.chunks(chunk) {
+                conv.convert(piece, &mut out);
+            }
+            conv.finish(&mut out);
+            assert_eq!(out, b"a\nb\rc\r\n\nd\r", "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn lf_reaches_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let command = format!("cat > '{}'", out.display());
+        let mut s = MdaSink::new(&command, true, String::new(), String::new(), []).unwrap();
+        deliver(&mut s, 1, b"Subject: x\r\n\r\nbody\r\nlast\r").unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"Subject: x\n\nbody\nlast\r");
+    }
+
+    #[test]
     fn empty_command_is_a_usage_error() {
-        let err = MdaSink::new("  ", String::new(), String::new(), [])
+        let err = MdaSink::new("  ", false, String::new(), String::new(), [])
             .err()
             .unwrap();
         assert_eq!(exit_status(&err), Exit::Usage);

@@ -49,7 +49,7 @@ Examples:
   mailctl fetch --account work --new --maildir ~/Maildir
   mailctl fetch --server pop.example.org --user me --all --delete --save-dir ./mail
   mailctl fetch --list --json | jq -r '.[].subject'
-  mailctl fetch --new --delete --mda procmail
+  mailctl fetch --new --delete --mda procmail --mda-lf
 
 With no action, --list. A destination without --retr, --all or --new takes every message.
 
@@ -131,13 +131,18 @@ pub struct FetchArgs {
     pub stdout: bool,
 
     /// Deliver each message by running CMD with `sh -c`, the message on
-    /// its standard input exactly as received (CRLF line endings, dot
-    /// lines unstuffed). Delivered when CMD exits 0; its standard output
+    /// its standard input exactly as received (CRLF line endings unless
+    /// --mda-lf, dot lines unstuffed). Delivered when CMD exits 0; its standard output
     /// goes to standard error. CMD sees MAILCTL_NUMBER, MAILCTL_SIZE,
     /// MAILCTL_UIDL (when known), MAILCTL_SERVER and MAILCTL_USER, never
     /// the password.
     #[arg(long, value_name = "CMD")]
     pub mda: Option<String>,
+
+    /// With --mda: give CMD LF line endings instead (each CRLF becomes
+    /// LF), as procmail and maildrop expect.
+    #[arg(long, requires = "mda")]
+    pub mda_lf: bool,
 }
 
 /// Parses `1,4-6` into ranges.
@@ -262,6 +267,10 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
     } else {
         args.mda.clone().map(Destination::Mda)
     };
+    if args.mda_lf && args.mda.is_none() {
+        // clap lets `requires` pass when a conflicting destination is given.
+        crate::bail_with!(Exit::Usage, "--mda-lf needs --mda");
+    }
     let selection = if !args.retr.is_empty() {
         Some(Selection::Numbers(args.retr.concat()))
     } else if args.all {
@@ -314,6 +323,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
             };
             Some(Box::new(mda::MdaSink::new(
                 command,
+                args.mda_lf,
                 endpoint.to_string(),
                 user.clone(),
                 hidden,
