@@ -1584,3 +1584,38 @@ fn mda_lf_gives_unix_line_endings() {
     assert!(!got.contains(&b'\r'));
     server.finish();
 }
+
+/// With the password in a variable the configuration file names
+/// (`password_env`), that variable is kept from the agent too.
+#[test]
+fn mda_never_sees_a_configured_password_variable() {
+    let state = tmp();
+    let out_dir = tmp();
+    let server = Server::start(Config::default(), vec![message("a", b"a\r\n")]);
+    let config = out_dir.path().join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "[accounts.test.pop3]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"alice\"\npassword_env = \"MY_POP_PASSWORD\"\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .arg("--config")
+        .arg(&config)
+        .args(["fetch", "--all", "--mda", RECORDING_MDA])
+        .env_remove("MAILCTL_PASSWORD")
+        .env_remove("MAILCTL_ACCOUNT")
+        .env("MY_POP_PASSWORD", "s3cret-pw")
+        .env("OUT", out_dir.path())
+        .env("XDG_STATE_HOME", state.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let env = fs::read_to_string(out_dir.path().join("env-1")).unwrap();
+    assert!(env.contains("MAILCTL_USER=alice"), "{env}");
+    assert!(!env.contains("MY_POP_PASSWORD"), "{env}");
+    assert!(!env.contains("s3cret-pw"), "{env}");
+    server.finish();
+}
