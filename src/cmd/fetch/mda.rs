@@ -410,6 +410,25 @@ mod tests {
         assert_eq!(std::fs::read(&out).unwrap(), b"Subject: x\n\nbody\nlast\r");
     }
 
+    /// Rust ignores SIGPIPE in its own process (so a command that stops
+    /// reading cannot kill mailctl); the command gets the default back.
+    #[test]
+    fn the_command_does_not_inherit_an_ignored_sigpipe() {
+        if !std::path::Path::new("/proc/self/status").exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("ignored");
+        let command = format!(
+            "cat >/dev/null; grep '^SigIgn:' /proc/self/status > '{}'",
+            out.display()
+        );
+        deliver(&mut sink(&command), 1, b"x").unwrap();
+        let line = std::fs::read_to_string(&out).unwrap();
+        let mask = u64::from_str_radix(line.trim_start_matches("SigIgn:").trim(), 16).unwrap();
+        assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{line}");
+    }
+
     #[test]
     fn empty_command_is_a_usage_error() {
         let err = MdaSink::new("  ", false, String::new(), String::new(), [])
