@@ -10,11 +10,17 @@
 //! delivered the message (as with any filter that decides from the
 //! header alone).
 //!
+//! With `lf`, each CRLF becomes LF on the way (procmail and maildrop
+//! expect Unix line endings); nothing else changes.
+//!
+//! If the message cannot be finished (the connection broke), the command
+//! is sent SIGTERM before its input is closed, so that it does not take
+//! the truncated message for a whole one. Only the shell's own process
+//! gets the signal: a command such as `spamc | procmail` should end with
+//! `exec` in a script of its own if that matters.
+//!
 //! The command's standard output goes to our standard error, so that
 //! `--json` on standard output stays clean; its standard error is ours.
-//! With `lf`, each CRLF becomes LF on the way (procmail and maildrop
-//! expect Unix line endings), nothing else changes.
-//!
 //! Its environment says which message it gets (`MAILCTL_NUMBER`,
 //! `MAILCTL_SIZE`, `MAILCTL_UIDL`, `MAILCTL_SERVER`, `MAILCTL_USER`) and
 //! never holds the password.
@@ -185,7 +191,10 @@ impl MdaSink {
                 Exit::from_sysexits(code).unwrap_or(Exit::IoErr),
                 format!("exited with status {code}{}", hint(code)),
             ),
-            (None, Some(signal)) => (Exit::IoErr, format!("was killed by signal {signal}")),
+            (None, Some(signal)) => (
+                Exit::IoErr,
+                format!("was killed by signal {signal}{}", signal_name(signal)),
+            ),
             (None, None) => (Exit::IoErr, format!("ended with {status}")),
         };
         Some(fail(exit, format!("{} {what}", self.shown())))
@@ -215,6 +224,20 @@ fn terminate(child: &Child) {
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }
+    }
+}
+
+/// The name of a common signal, for messages.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => " (SIGHUP)",
+        libc::SIGINT => " (SIGINT)",
+        libc::SIGABRT => " (SIGABRT)",
+        libc::SIGKILL => " (SIGKILL)",
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGPIPE => " (SIGPIPE)",
+        libc::SIGTERM => " (SIGTERM)",
+        _ => "",
     }
 }
 
@@ -357,7 +380,11 @@ mod tests {
         assert!(err.to_string().ends_with("(command not found)"), "{err}");
         let err = deliver(&mut sink("kill -KILL $$"), 1, b"x").unwrap_err();
         assert_eq!(exit_status(&err), Exit::IoErr);
-        assert!(err.to_string().ends_with("was killed by signal 9"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("was killed by signal 9 (SIGKILL)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Where retrieved messages go: a folder per message, a Maildir, an mbox
-//! file, or standard output.
+//! file, or standard output (a delivery program: [`super::mda`]).
 //!
 //! Every sink streams a message as it arrives; [`Sink::finish`] hands back a
 //! [`Commit`] that makes it durable (fsync, link into place, directory
