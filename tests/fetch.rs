@@ -1619,3 +1619,39 @@ fn mda_never_sees_a_configured_password_variable() {
     assert!(!env.contains("s3cret-pw"), "{env}");
     server.finish();
 }
+
+/// The connection breaks in the middle of message 2: its agent is stopped
+/// (SIGTERM before its input ends), so it never takes the truncated message
+/// for a whole one; message 1 was delivered, nothing is deleted without
+/// QUIT, and mailctl exits 75.
+#[test]
+fn mda_is_stopped_when_the_connection_breaks_mid_message() {
+    let state = tmp();
+    let out_dir = tmp();
+    let server = Server::start(
+        Config {
+            cut_retr: Some((2, 1000)),
+            ..Config::default()
+        },
+        vec![
+            message("first", b"one\r\n"),
+            message("second", &b"line of the second message\r\n".repeat(200)),
+        ],
+    );
+    let mut args = plain(&server);
+    args.extend(["--all", "--delete", "--mda", RECORDING_MDA].map(String::from));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = mailctl_env(
+        &refs,
+        state.path(),
+        &[("OUT", out_dir.path().to_str().unwrap())],
+    );
+    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    assert!(out_dir.path().join("done-1").exists());
+    assert!(!out_dir.path().join("done-2").exists());
+    let mailbox = server.mailbox.clone();
+    let log = server.finish();
+    assert_eq!(log.commands("DELE"), ["DELE 1"]);
+    assert!(log.commands("QUIT").is_empty());
+    assert_eq!(mailbox.lock().unwrap().len(), 2);
+}
