@@ -26,6 +26,12 @@ pub enum Exit {
     Unavailable = 69,
     /// 70: an internal error.
     Software = 70,
+    /// 71: an operating system error (such as failing to fork); only
+    /// passed on from a program mailctl ran.
+    OsErr = 71,
+    /// 72: a critical system file was missing; only passed on from a
+    /// program mailctl ran.
+    OsFile = 72,
     /// 73: an output file could not be created.
     CantCreate = 73,
     /// 74: an error while reading or writing a local file.
@@ -44,6 +50,29 @@ impl Exit {
     /// The numeric status.
     pub fn code(self) -> u8 {
         self as u8
+    }
+
+    /// The status for a sysexits code (64 to 78) another program exited
+    /// with; `None` for any other code.
+    pub fn from_sysexits(code: i32) -> Option<Exit> {
+        Some(match code {
+            64 => Exit::Usage,
+            65 => Exit::DataErr,
+            66 => Exit::NoInput,
+            67 => Exit::NoUser,
+            68 => Exit::NoHost,
+            69 => Exit::Unavailable,
+            70 => Exit::Software,
+            71 => Exit::OsErr,
+            72 => Exit::OsFile,
+            73 => Exit::CantCreate,
+            74 => Exit::IoErr,
+            75 => Exit::TempFail,
+            76 => Exit::Protocol,
+            77 => Exit::NoPerm,
+            78 => Exit::Config,
+            _ => return None,
+        })
     }
 }
 
@@ -124,6 +153,16 @@ mod tests {
             .unwrap_err();
         assert_eq!(exit_status(&err), Exit::NoPerm);
         assert_eq!(format!("{err:#}"), "authenticating: 535 no");
+    }
+
+    #[test]
+    fn sysexits_codes_round_trip() {
+        for code in 64..=78 {
+            assert_eq!(Exit::from_sysexits(code).unwrap().code() as i32, code);
+        }
+        assert_eq!(Exit::from_sysexits(0), None);
+        assert_eq!(Exit::from_sysexits(1), None);
+        assert_eq!(Exit::from_sysexits(79), None);
     }
 
     #[test]

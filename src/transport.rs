@@ -85,6 +85,34 @@ fn handshake_failure_exit(err: &native_tls::Error) -> Exit {
     Exit::Protocol
 }
 
+/// A failed handshake in a few words, with what to do about it where the
+/// cause is a common one: OpenSSL's `error:CODE:LIB:FUNC:REASON:FILE:LINE:`
+/// is cut down to its reason (and the verification result native-tls adds).
+fn describe_handshake_failure(err: &native_tls::Error) -> String {
+    let text = err.to_string();
+    let fields: Vec<&str> = text.split(':').collect();
+    let short = match fields.as_slice() {
+        ["error", _code, _lib, _func, reason, _file, _line, rest @ ..] => {
+            format!("{reason}{}", rest.join(":").trim_end())
+        }
+        _ => text.clone(),
+    };
+    let advice = if text.contains("wrong version number") || text.contains("packet length too long")
+    {
+        Some("the server answered in plain text, not TLS: on this port it may expect STARTTLS (--tls starttls)")
+    } else if text.contains("hostname mismatch") {
+        Some("the certificate was issued for another name: connect by a name it lists")
+    } else if text.contains("certificate verify failed") {
+        Some("the server's certificate is not trusted here: give the CA that signed it with --ca-file FILE")
+    } else {
+        None
+    };
+    match advice {
+        Some(advice) => format!("{short}; hint: {advice}"),
+        None => short,
+    }
+}
+
 /// A server address: a host name or IP literal and a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -296,7 +324,7 @@ impl Connection {
             // (75, retry later); anything else is a TLS failure (76).
             let (exit, detail) = match e {
                 native_tls::HandshakeError::Failure(e) => {
-                    (handshake_failure_exit(&e), e.to_string())
+                    (handshake_failure_exit(&e), describe_handshake_failure(&e))
                 }
                 native_tls::HandshakeError::WouldBlock(_) => {
                     (Exit::TempFail, "handshake timed out".to_string())

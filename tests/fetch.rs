@@ -545,7 +545,39 @@ fn implicit_tls_on_995_style_connection() {
         state.path(),
     );
     assert_eq!(code(&out), 76, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("failed: certificate verify failed (self-signed certificate); hint: ")
+            && err.contains("--ca-file"),
+        "{err}"
+    );
+    assert!(!err.contains("ssl3_"), "OpenSSL internals shown: {err}");
     server.finish();
+
+    // TLS to a server that speaks plain POP3: the hint names STARTTLS.
+    let server = Server::start(Config::default(), vec![]);
+    let out = mailctl(
+        &[
+            "fetch",
+            "--server",
+            &server.localhost(),
+            "--tls",
+            "implicit",
+            "--user",
+            "alice",
+            "--timeout",
+            "20",
+        ],
+        state.path(),
+    );
+    assert_eq!(code(&out), 76, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("failed: wrong version number; hint: the server answered in plain text")
+            && err.contains("--tls starttls"),
+        "{err}"
+    );
+    drop(server);
 }
 
 #[test]
@@ -1258,4 +1290,368 @@ fn wrong_tls_mode_for_the_port_gets_a_hint() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("hint: port 995 speaks TLS"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------
+// --mda
+
+/// A delivery agent that keeps what it gets: message n's bytes in
+/// `$OUT/msg-n`, its environment in `$OUT/env-n`, then `$OUT/done-n` once
+/// it is about to exit 0. It also writes to its standard output, which must
+/// not reach ours. Message `$FAIL_AT` (if set) gets exit status
+/// `$FAIL_STATUS` after it was read whole.
+const RECORDING_MDA: &str = "n=$MAILCTL_NUMBER; cat > \"$OUT/msg-$n\" && env > \"$OUT/env-$n\" \
+    && echo \"mda output for $n\" \
+    && if [ \"$n\" = \"${FAIL_AT:-}\" ]; then exit \"$FAIL_STATUS\"; fi \
+    && : > \"$OUT/done-$n\"";
+
+/// The UIDLs the state file under `state` records as fetched.
+fn recorded_uidls(state: &Path) -> Vec<String> {
+    let files: Vec<PathBuf> = fs::read_dir(state.join("mailctl/uidl"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&files[0]).unwrap()).unwrap();
+    json["fetched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Each message reaches the agent byte for byte (dot lines unstuffed, CRLF
+/// kept, 8-bit data intact) with its number, size and UIDL in the
+/// environment, never the password; DELE n only once agent n exited 0.
+#[test]
+fn mda_gets_each_message_exactly_and_dele_follows_its_exit() {
+    let state = tmp();
+    let out_dir = tmp();
+    let out_path = out_dir.path().to_path_buf();
+    let done_at_dele = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (record, check) = (done_at_dele.clone(), out_path.clone());
+    let msgs = tricky_messages();
+    let server = Server::start(
+        Config {
+            on_dele: Some(Arc::new(move |n: u32| {
+                let done = check.join(format!("done-{n}")).exists();
+                record.lock().unwrap().push((n, done));
+            })),
+            ..Config::default()
+        },
+        msgs.clone(),
+    );
+    let mut args = plain(&server);
+    args.extend(["--all", "--delete", "--json", "--mda", RECORDING_MDA].map(String::from));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = mailctl_env(&refs, state.path(), &[("OUT", out_path.to_str().unwrap())]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // Standard output holds the report alone; the agent's output went to
+    // standard error.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (i, m) in msgs.iter().enumerate() {
+        let n = i + 1;
+        assert_eq!(report[i]["saved"], "mda");
+        assert_eq!(report[i]["deleted"], true);
+        assert!(stderr(&out).contains(&format!("mda output for {n}")));
+        assert_eq!(
+            fs::read(out_path.join(format!("msg-{n}"))).unwrap(),
+            as_served(m),
+            "message {n}"
+        );
+        let env = String::from_utf8(fs::read(out_path.join(format!("env-{n}"))).unwrap()).unwrap();
+        let lines: Vec<&str> = env.lines().collect();
+        for expected in [
+            format!("MAILCTL_NUMBER={n}"),
+            format!("MAILCTL_SIZE={}", m.len()),
+            format!("MAILCTL_UIDL=uid-{n}"),
+            format!("MAILCTL_SERVER={}", server.addr()),
+            "MAILCTL_USER=alice".to_string(),
+        ] {
+            assert!(lines.contains(&expected.as_str()), "{expected} in {env}");
+        }
+        assert!(!env.contains("MAILCTL_PASSWORD"), "{env}");
+        assert!(!env.contains("s3cret-pw"), "{env}");
+    }
+    // The dot lines arrived unstuffed.
+    assert!(fs::read(out_path.join("msg-1"))
+        .unwrap()
+        .ends_with(b"\r\n.\r\n..\r\n...\r\n.leading\r\n..two\r\nend\r\n"));
+    let log = server.finish();
+    assert_eq!(log.commands("DELE"), ["DELE 1", "DELE 2", "DELE 3"]);
+    assert_eq!(
+        *done_at_dele.lock().unwrap(),
+        [(1, true), (2, true), (3, true)]
+    );
+}
+
+/// An agent failing with 75 on the second of three messages: the first is
+/// delivered and deleted, the second and third are neither deleted nor
+/// recorded, the third never reaches an agent, the session ends with QUIT,
+/// and mailctl exits 75. With and without pipelining.
+#[test]
+fn mda_failure_stops_the_run_with_its_status() {
+    for capa in [vec!["USER", "UIDL"], vec!["USER", "UIDL", "PIPELINING"]] {
+        let state = tmp();
+        let out_dir = tmp();
+        let out_path = out_dir.path();
+        let server = Server::start(
+            Config {
+                capa: Some(capa.iter().map(|s| s.to_string()).collect()),
+                ..Config::default()
+            },
+            vec![
+                message("a", b"a\r\n"),
+                message("b", b"b\r\n"),
+                message("c", b"c\r\n"),
+            ],
+        );
+        let mut args = plain(&server);
+        args.extend(["--new", "--delete", "--json", "--mda", RECORDING_MDA].map(String::from));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = mailctl_env(
+            &refs,
+            state.path(),
+            &[
+                ("OUT", out_path.to_str().unwrap()),
+                ("FAIL_AT", "2"),
+                ("FAIL_STATUS", "75"),
+            ],
+        );
+        assert_eq!(code(&out), 75, "{capa:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("message 2: mda 'n=$MAILCTL_NUMBER;")
+                && err.contains("exited with status 75; not deleting it or any later message"),
+            "{err}"
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report[0]["deleted"], true);
+        assert_eq!(report[1]["deleted"], false);
+        assert!(report[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 75"));
+        assert_eq!(report[2]["deleted"], false);
+        assert!(report[2]["saved"].is_null());
+
+        assert!(out_path.join("done-1").exists());
+        assert!(out_path.join("msg-2").exists() && !out_path.join("done-2").exists());
+        assert!(!out_path.join("msg-3").exists(), "{capa:?}");
+        let mailbox = server.mailbox.clone();
+        let log = server.finish();
+        assert_eq!(log.commands("DELE"), ["DELE 1"], "{capa:?}");
+        assert_eq!(log.commands("QUIT").len(), 1);
+        let left: Vec<String> = mailbox
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.uid.clone())
+            .collect();
+        assert_eq!(left, ["uid-2", "uid-3"], "{capa:?}");
+        assert_eq!(recorded_uidls(state.path()), ["uid-1"], "{capa:?}");
+    }
+}
+
+/// A 5 MB message reaches the agent whole through the pipe (the agent
+/// counts the bytes), and an agent that exits 0 without reading a large
+/// message has delivered it: mailctl is not killed by the broken pipe.
+#[test]
+fn mda_streams_a_large_message_and_may_stop_reading() {
+    let mut body = Vec::new();
+    for i in 0..160_000u32 {
+        if i % 1000 == 0 {
+            body.extend_from_slice(b".dot line\r\n");
+        }
+        body.extend_from_slice(format!("{i:08}").as_bytes());
+        body.extend_from_slice(b" \xe9\xff line of a large message\r\n");
+    }
+    let big = message("big", &body);
+    assert!(big.len() > 5 * 1024 * 1024);
+    for (command, counted) in [
+        ("wc -c > \"$OUT/count-$MAILCTL_NUMBER\"", true),
+        ("exit 0", false),
+        ("head -c 100 >/dev/null", false),
+    ] {
+        let state = tmp();
+        let out_dir = tmp();
+        let server = Server::start(
+            Config {
+                capa: Some(vec!["USER".into(), "UIDL".into(), "PIPELINING".into()]),
+                ..Config::default()
+            },
+            vec![big.clone(), message("small", b"s\r\n")],
+        );
+        let mut args = plain(&server);
+        args.extend(["--all", "--delete", "--mda", command].map(String::from));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = mailctl_env(
+            &refs,
+            state.path(),
+            &[("OUT", out_dir.path().to_str().unwrap())],
+        );
+        assert_eq!(code(&out), 0, "{command}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("2 delivered, 2 deleted"),
+            "{}",
+            stderr(&out)
+        );
+        if counted {
+            let count = fs::read_to_string(out_dir.path().join("count-1")).unwrap();
+            assert_eq!(count.trim(), big.len().to_string());
+        }
+        let log = server.finish();
+        assert_eq!(log.commands("DELE"), ["DELE 1", "DELE 2"], "{command}");
+    }
+}
+
+/// An agent killed by a signal, or failing with a status outside the
+/// sysexits range, gives 74; one that exits 73 (a sysexits code) gives 73.
+#[test]
+fn mda_statuses_map_to_exit_codes() {
+    for (command, expected, says) in [
+        (
+            "cat >/dev/null; kill -KILL $$",
+            74,
+            "was killed by signal 9",
+        ),
+        ("cat >/dev/null; exit 3", 74, "exited with status 3"),
+        ("exit 73", 73, "exited with status 73"),
+        (
+            "no-such-delivery-agent 2>/dev/null",
+            74,
+            "(command not found)",
+        ),
+    ] {
+        let state = tmp();
+        let server = Server::start(Config::default(), vec![message("a", b"a\r\n")]);
+        let out = run(
+            &server,
+            &["--all", "--delete", "--mda", command],
+            state.path(),
+        );
+        assert_eq!(code(&out), expected, "{command}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+        let log = server.finish();
+        assert!(log.commands("DELE").is_empty());
+        assert_eq!(log.commands("QUIT").len(), 1);
+    }
+}
+
+/// --mda is one destination among the others, and needs a command.
+#[test]
+fn mda_excludes_other_destinations() {
+    let state = tmp();
+    for extra in [
+        &["--mda", "cat", "--stdout"][..],
+        &["--mda", "cat", "--maildir", "md"],
+        &["--mda", "cat", "--list"],
+        &["--mda", " "],
+        &["--mda-lf", "--stdout"],
+    ] {
+        let mut args = vec!["fetch", "--server", "127.0.0.1:9", "--user", "a"];
+        args.extend_from_slice(extra);
+        let out = mailctl(&args, state.path());
+        assert_eq!(code(&out), 64, "{extra:?}: {}", stderr(&out));
+    }
+}
+
+/// --mda-lf: the agent gets LF line endings, other bytes unchanged.
+#[test]
+fn mda_lf_gives_unix_line_endings() {
+    let state = tmp();
+    let out_dir = tmp();
+    let msgs = tricky_messages();
+    let server = Server::start(Config::default(), msgs.clone());
+    let mut args = plain(&server);
+    args.extend(["--retr", "2", "--mda-lf", "--mda", RECORDING_MDA].map(String::from));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = mailctl_env(
+        &refs,
+        state.path(),
+        &[("OUT", out_dir.path().to_str().unwrap())],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let got = fs::read(out_dir.path().join("msg-2")).unwrap();
+    let expected = msgs[1]
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join(&b'\n');
+    assert_eq!(got, expected);
+    assert!(!got.contains(&b'\r'));
+    server.finish();
+}
+
+/// With the password in a variable the configuration file names
+/// (`password_env`), that variable is kept from the agent too.
+#[test]
+fn mda_never_sees_a_configured_password_variable() {
+    let state = tmp();
+    let out_dir = tmp();
+    let server = Server::start(Config::default(), vec![message("a", b"a\r\n")]);
+    let config = out_dir.path().join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "[accounts.test.pop3]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"alice\"\npassword_env = \"MY_POP_PASSWORD\"\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .arg("--config")
+        .arg(&config)
+        .args(["fetch", "--all", "--mda", RECORDING_MDA])
+        .env_remove("MAILCTL_PASSWORD")
+        .env_remove("MAILCTL_ACCOUNT")
+        .env("MY_POP_PASSWORD", "s3cret-pw")
+        .env("OUT", out_dir.path())
+        .env("XDG_STATE_HOME", state.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let env = fs::read_to_string(out_dir.path().join("env-1")).unwrap();
+    assert!(env.contains("MAILCTL_USER=alice"), "{env}");
+    assert!(!env.contains("MY_POP_PASSWORD"), "{env}");
+    assert!(!env.contains("s3cret-pw"), "{env}");
+    server.finish();
+}
+
+/// The connection breaks in the middle of message 2: its agent is stopped
+/// (SIGTERM before its input ends), so it never takes the truncated message
+/// for a whole one; message 1 was delivered, nothing is deleted without
+/// QUIT, and mailctl exits 75.
+#[test]
+fn mda_is_stopped_when_the_connection_breaks_mid_message() {
+    let state = tmp();
+    let out_dir = tmp();
+    let server = Server::start(
+        Config {
+            cut_retr: Some((2, 1000)),
+            ..Config::default()
+        },
+        vec![
+            message("first", b"one\r\n"),
+            message("second", &b"line of the second message\r\n".repeat(200)),
+        ],
+    );
+    let mut args = plain(&server);
+    args.extend(["--all", "--delete", "--mda", RECORDING_MDA].map(String::from));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = mailctl_env(
+        &refs,
+        state.path(),
+        &[("OUT", out_dir.path().to_str().unwrap())],
+    );
+    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    assert!(out_dir.path().join("done-1").exists());
+    assert!(!out_dir.path().join("done-2").exists());
+    let mailbox = server.mailbox.clone();
+    let log = server.finish();
+    assert_eq!(log.commands("DELE"), ["DELE 1"]);
+    assert!(log.commands("QUIT").is_empty());
+    assert_eq!(mailbox.lock().unwrap().len(), 2);
 }

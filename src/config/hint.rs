@@ -38,6 +38,8 @@ pub fn tls_hint(port: u16, mode: TlsMode) -> Option<&'static str> {
 /// error's message, keeping its exit status.
 pub fn with_tls_hint(err: anyhow::Error, port: u16, mode: TlsMode) -> anyhow::Error {
     match tls_hint(port, mode) {
+        // One hint is enough: the error may carry its own.
+        Some(_) if format!("{err:#}").contains("; hint: ") => err,
         Some(hint) => {
             let exit = crate::exit::exit_status(&err);
             crate::exit::fail(exit, format!("{err:#}; hint: {hint}"))

@@ -1,9 +1,9 @@
 //! Ctrl-C and SIGTERM as a byte on a socket pair (the self-pipe trick), so
 //! that a normal thread, not the signal handler, runs the shutdown.
 //!
-//! Apart from the `renameat2(2)` call in the Maildir delivery, the only
-//! unsafe code in mailctl is the `signal(2)` call in `install_handler`.
-//! The handler itself is safe code that does nothing
+//! The unsafe code here is the `signal(2)` call in `install_handler` (the
+//! crate denies unsafe code; each exception is marked and explained where
+//! it is). The handler itself is safe code that does nothing
 //! but an atomic load and one `write(2)`, both async-signal-safe
 //! (signal-safety(7)).
 

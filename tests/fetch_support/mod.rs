@@ -52,6 +52,8 @@ pub struct Config {
     /// Do not answer the first RETR before this many RETR have arrived.
     pub pipeline_gate: usize,
     pub on_retr: Option<Hook>,
+    /// Run when a DELE for message n arrives, before it is answered.
+    pub on_dele: Option<Hook>,
     /// Sizes LIST reports instead of the real ones: (number, size).
     pub lie_size: Option<(u32, u64)>,
     /// Connections to serve before the thread ends.
@@ -77,6 +79,7 @@ impl Default for Config {
             inject_after_stls: Vec::new(),
             pipeline_gate: 0,
             on_retr: None,
+            on_dele: None,
             lie_size: None,
             connections: 1,
         }
@@ -568,6 +571,9 @@ impl<'a> ServerSession<'a> {
                 }
                 "DELE" => match self.message(arg1) {
                     Some((n, _, _)) => {
+                        if let Some(hook) = &self.config.on_dele {
+                            hook(n);
+                        }
                         self.marked.insert(n);
                         self.ok("marked");
                     }

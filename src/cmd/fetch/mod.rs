@@ -3,6 +3,7 @@
 //! - [`session`]: drives the `pop3` state machine over a connection.
 //! - [`retrieve`]: the RETR/DELE loop (pipelined, durable before DELE).
 //! - [`sink`]: `--save-dir`, `--maildir`, `--mbox`, `--stdout`.
+//! - [`mda`]: `--mda CMD`, delivery through a program.
 //! - [`commit`]: makes saved messages durable on worker threads.
 //! - [`state`]: UIDLs already fetched, for `--new`.
 //! - [`listing`]: `--list` rows from `TOP n 0`.
@@ -19,6 +20,7 @@ macro_rules! say {
 
 pub mod commit;
 pub mod listing;
+pub mod mda;
 pub mod progress;
 pub mod retrieve;
 pub mod session;
@@ -47,6 +49,7 @@ Examples:
   mailctl fetch --account work --new --maildir ~/Maildir
   mailctl fetch --server pop.example.org --user me --all --delete --save-dir ./mail
   mailctl fetch --list --json | jq -r '.[].subject'
+  mailctl fetch --new --delete --mda procmail --mda-lf
 
 With no action, --list. A destination without --retr, --all or --new takes every message.
 
@@ -55,6 +58,10 @@ DELE is sent and their UIDL recorded; deletions happen only when the server conf
 --stdout writes one message exactly as received; several are framed as mboxrd (as --mbox writes them: \
 'From ' separator lines, '>'-quoted 'From ' lines, LF line endings); on a terminal, control \
 characters are shown as escapes such as \\x1b so a message cannot drive the terminal. \
+--mda runs its command once per message, one at a time, and the message counts as delivered only when \
+the command exits 0 (even without reading all of it); a failing command stops the run: no DELE for \
+that message or any later one, and mailctl exits with the command's status if it is 64-78 (75: try \
+later), else 74. \
 UIDLs of fetched messages are kept in $XDG_STATE_HOME/mailctl/uidl/ (default ~/.local/state).
 
 Exit status: 0 ok; 64 usage; 69 the server refused (-ERR); 73 cannot create output; \
@@ -77,7 +84,7 @@ pub struct FetchArgs {
 
     /// List the messages: number, size, UIDL, date, sender, subject (the
     /// default action).
-    #[arg(long, conflicts_with_all = ["retr", "all", "new", "delete", "save_dir", "maildir", "mbox", "stdout"])]
+    #[arg(long, conflicts_with_all = ["retr", "all", "new", "delete", "save_dir", "maildir", "mbox", "stdout", "mda"])]
     pub list: bool,
 
     /// Print the listing, or the per-message retrieval report, as JSON.
@@ -108,20 +115,34 @@ pub struct FetchArgs {
 
     /// Save each message in a new folder under DIR: message.eml (exact
     /// bytes) and its decoded parts.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["maildir", "mbox", "stdout"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["maildir", "mbox", "stdout", "mda"])]
     pub save_dir: Option<PathBuf>,
 
     /// Deliver each message into the Maildir DIR (created if missing).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "stdout"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "stdout", "mda"])]
     pub maildir: Option<PathBuf>,
 
     /// Append messages to FILE in mboxrd format, under an exclusive lock.
-    #[arg(long, value_name = "FILE", conflicts_with = "stdout")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["stdout", "mda"])]
     pub mbox: Option<PathBuf>,
 
     /// Write messages to standard output (several: mboxrd framing).
-    #[arg(long, conflicts_with = "json")]
+    #[arg(long, conflicts_with_all = ["json", "mda"])]
     pub stdout: bool,
+
+    /// Deliver each message by running CMD with `sh -c`, the message on
+    /// its standard input exactly as received (CRLF line endings unless
+    /// --mda-lf, dot lines unstuffed). Delivered when CMD exits 0; its standard output
+    /// goes to standard error. CMD sees MAILCTL_NUMBER, MAILCTL_SIZE,
+    /// MAILCTL_UIDL (when known), MAILCTL_SERVER and MAILCTL_USER, never
+    /// the password.
+    #[arg(long, value_name = "CMD")]
+    pub mda: Option<String>,
+
+    /// With --mda: give CMD LF line endings instead (each CRLF becomes
+    /// LF), as procmail and maildrop expect.
+    #[arg(long, requires = "mda")]
+    pub mda_lf: bool,
 }
 
 /// Parses `1,4-6` into ranges.
@@ -209,6 +230,7 @@ enum Destination {
     Maildir(PathBuf),
     Mbox(PathBuf),
     Stdout,
+    Mda(String),
 }
 
 /// Runs `mailctl fetch`.
@@ -243,8 +265,12 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
     } else if args.stdout {
         Some(Destination::Stdout)
     } else {
-        None
+        args.mda.clone().map(Destination::Mda)
     };
+    if args.mda_lf && args.mda.is_none() {
+        // clap lets `requires` pass when a conflicting destination is given.
+        crate::bail_with!(Exit::Usage, "--mda-lf needs --mda");
+    }
     let selection = if !args.retr.is_empty() {
         Some(Selection::Numbers(args.retr.concat()))
     } else if args.all {
@@ -259,14 +285,14 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
             if args.delete {
                 crate::bail_with!(
                     Exit::Usage,
-                    "--delete needs a destination: --save-dir, --maildir, --mbox or --stdout"
+                    "--delete needs a destination: --save-dir, --maildir, --mbox, --stdout or --mda"
                 );
             }
             None
         }
         (Some(_), None) => crate::bail_with!(
             Exit::Usage,
-            "choose where to save messages: --save-dir, --maildir, --mbox or --stdout"
+            "choose where to save messages: --save-dir, --maildir, --mbox, --stdout or --mda"
         ),
         (selection, Some(dest)) => Some((selection.unwrap_or(Selection::All), dest)),
     };
@@ -290,6 +316,19 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         Some((_, Destination::SaveDir(d))) => Some(Box::new(sink::SaveDir::open(d)?)),
         Some((_, Destination::Maildir(d))) => Some(Box::new(sink::MaildirSink::open(d)?)),
         Some((_, Destination::Mbox(f))) => Some(Box::new(sink::MboxSink::open(f)?)),
+        Some((_, Destination::Mda(command))) => {
+            let hidden = match &server.password.configured {
+                Some(crate::config::ConfiguredPassword::Env { var, .. }) => Some(var.into()),
+                _ => None,
+            };
+            Some(Box::new(mda::MdaSink::new(
+                command,
+                args.mda_lf,
+                endpoint.to_string(),
+                user.clone(),
+                hidden,
+            )?))
+        }
         _ => None,
     };
 
@@ -482,8 +521,13 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
     } else if !args.stdout || globals.verbose > 0 {
         let saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
         let deleted = outcomes.iter().filter(|o| o.deleted).count();
+        let verb = if args.mda.is_some() {
+            "delivered"
+        } else {
+            "saved"
+        };
         if saved > 0 || deleted > 0 {
-            say!("mailctl: {saved} saved, {deleted} deleted");
+            say!("mailctl: {saved} {verb}, {deleted} deleted");
         }
     }
 

@@ -5,9 +5,10 @@
 //! messages are committed (synced) on worker threads while the next ones
 //! arrive; DELE n joins the next flight only once message n and every
 //! message before it are synced. Without PIPELINING, one command at a time,
-//! and each message is synced before the next command. After any failure to
-//! save, no more RETR and no DELE at all are sent: responses already on
-//! their way are read and discarded.
+//! and each message is synced before the next command. After a failure to
+//! save a message, no more RETR are sent and no DELE for that message or
+//! any later one (messages saved before it are still deleted): responses
+//! already on their way are read and discarded.
 
 use serde::Serialize;
 
@@ -15,7 +16,7 @@ use super::commit::Committer;
 use super::progress::Progress;
 use super::session::{refused, Entry, Session, WINDOW};
 use super::sink::{Meta, Sink};
-use crate::exit::{exit_status, fail, Exit};
+use crate::exit::{fail, Exit, Failure};
 use crate::pop3::{Command, Event, Kind};
 use crate::text::printable;
 
@@ -82,7 +83,8 @@ struct Run<'a> {
     outcomes: Vec<Outcome>,
     slots: Vec<Slot>,
     failure: Option<anyhow::Error>,
-    /// After a local failure: no new RETR, no DELE at all.
+    /// After a local failure: no new RETR, and no DELE from the failed
+    /// message on (`dele_cursor` never passes it).
     stopped: bool,
     delete: bool,
     /// The next message (plan order) whose DELE is still to be decided;
@@ -116,7 +118,13 @@ impl Run<'_> {
                 progress.message_done();
             }
             Err(e) => {
-                local_failure(&mut self.outcomes[i], e, &mut self.failure, progress);
+                local_failure(
+                    &mut self.outcomes[i],
+                    e,
+                    &mut self.failure,
+                    self.stopped,
+                    progress,
+                );
                 self.slots[i] = Slot::Failed;
                 self.stopped = true;
             }
@@ -128,7 +136,9 @@ impl Run<'_> {
         if !self.delete {
             return Ok(());
         }
-        while self.dele_cursor < self.slots.len() && !self.stopped {
+        // The cursor stops at the first message not saved: after a failure,
+        // only the messages saved before it are deleted.
+        while self.dele_cursor < self.slots.len() {
             match self.slots[self.dele_cursor] {
                 Slot::Saved => {
                     if !session.in_transaction()
@@ -270,11 +280,18 @@ fn run_loop(
                     let meta = Meta {
                         number: n,
                         uidl: plan[i].uidl.clone(),
+                        size: plan[i].size,
                     };
                     match sink.begin(&meta) {
                         Ok(()) => true,
                         Err(e) => {
-                            local_failure(&mut run.outcomes[i], e, &mut run.failure, progress);
+                            local_failure(
+                                &mut run.outcomes[i],
+                                e,
+                                &mut run.failure,
+                                run.stopped,
+                                progress,
+                            );
                             run.slots[i] = Slot::Failed;
                             run.stopped = true;
                             false
@@ -288,7 +305,13 @@ fn run_loop(
                 if let Some((i, true)) = receiving {
                     if let Err(e) = sink.write(&session.out) {
                         sink.abort();
-                        local_failure(&mut run.outcomes[i], e, &mut run.failure, progress);
+                        local_failure(
+                            &mut run.outcomes[i],
+                            e,
+                            &mut run.failure,
+                            run.stopped,
+                            progress,
+                        );
                         run.slots[i] = Slot::Failed;
                         run.stopped = true;
                         receiving = Some((i, false));
@@ -316,7 +339,13 @@ fn run_loop(
                             }
                         }
                         Err(e) => {
-                            local_failure(&mut run.outcomes[i], e, &mut run.failure, progress);
+                            local_failure(
+                                &mut run.outcomes[i],
+                                e,
+                                &mut run.failure,
+                                run.stopped,
+                                progress,
+                            );
                             run.slots[i] = Slot::Failed;
                             run.stopped = true;
                         }
@@ -379,10 +408,15 @@ fn unexpected(kind: &Kind) -> anyhow::Error {
     )
 }
 
+/// Records a failure to save a message. Its status is the one the sink
+/// chose (such as a delivery agent's sysexits code), or 74 for an error
+/// that carries none. The first local failure decides the exit status,
+/// over any refusal by the server; `stopped` says one happened already.
 fn local_failure(
     outcome: &mut Outcome,
     err: anyhow::Error,
     failure: &mut Option<anyhow::Error>,
+    stopped: bool,
     progress: &Progress,
 ) {
     progress.eprintln(&format!(
@@ -391,17 +425,13 @@ fn local_failure(
         printable(format!("{err:#}").as_bytes())
     ));
     outcome.error = Some(format!("{err:#}"));
-    let status = exit_status(&err);
-    let err = if matches!(status, Exit::CantCreate | Exit::IoErr) {
+    let chosen = err.chain().any(|c| c.downcast_ref::<Failure>().is_some());
+    let err = if chosen {
         err
     } else {
         fail(Exit::IoErr, format!("{err:#}"))
     };
-    // A local failure decides the exit status over refusals by the server.
-    let earlier_local = failure
-        .as_ref()
-        .is_some_and(|f| matches!(exit_status(f), Exit::CantCreate | Exit::IoErr));
-    if !earlier_local {
+    if !stopped || failure.is_none() {
         *failure = Some(err);
     }
 }

@@ -1,5 +1,5 @@
 //! Where retrieved messages go: a folder per message, a Maildir, an mbox
-//! file, or standard output.
+//! file, or standard output (a delivery program: [`super::mda`]).
 //!
 //! Every sink streams a message as it arrives; [`Sink::finish`] hands back a
 //! [`Commit`] that makes it durable (fsync, link into place, directory
@@ -29,6 +29,8 @@ pub struct Meta {
     pub number: u32,
     /// The server's unique id, if it has one.
     pub uidl: Option<String>,
+    /// Size announced by LIST.
+    pub size: u64,
 }
 
 /// Where one message was saved.
@@ -64,7 +66,7 @@ pub trait Commit: Send {
 }
 
 /// A commit with nothing left to do.
-struct Done(Saved);
+pub(super) struct Done(pub(super) Saved);
 
 impl Commit for Done {
     fn run(self: Box<Self>) -> anyhow::Result<Saved> {
@@ -74,7 +76,11 @@ impl Commit for Done {
 
 /// An error writing local files: 73 if a file could not be created, 74
 /// otherwise.
-fn local_error(err: io::Error, what: impl std::fmt::Display, create: bool) -> anyhow::Error {
+pub(super) fn local_error(
+    err: io::Error,
+    what: impl std::fmt::Display,
+    create: bool,
+) -> anyhow::Error {
     let exit = if create {
         Exit::CantCreate
     } else {
@@ -865,6 +871,7 @@ mod tests {
         let meta = |uidl: Option<&str>| Meta {
             number: 7,
             uidl: uidl.map(str::to_string),
+            size: 0,
         };
         assert_eq!(folder_name(&meta(Some("abc-1.2_x"))), "abc-1.2_x");
         assert_eq!(folder_name(&meta(Some("../etc/passwd"))), "_.._etc_passwd");
@@ -880,6 +887,7 @@ mod tests {
         let meta = Meta {
             number: 1,
             uidl: Some("same".into()),
+            size: 0,
         };
         let mut locations = Vec::new();
         for body in [&b"one\r\n"[..], b"two\r\n"] {
@@ -908,6 +916,7 @@ mod tests {
         sink.begin(&Meta {
             number: 1,
             uidl: None,
+            size: 0,
         })
         .unwrap();
         sink.write(b"Subject: a\r\n\r\nFrom me\r\n").unwrap();
@@ -916,6 +925,7 @@ mod tests {
         sink.begin(&Meta {
             number: 2,
             uidl: None,
+            size: 0,
         })
         .unwrap();
         sink.write(&vec![b'x'; 100_000]).unwrap();
