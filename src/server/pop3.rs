@@ -641,6 +641,11 @@ impl MessageStuffer {
                     self.line_len = 1;
                 }
                 b'\r' => {
+                    // A CR not followed by LF is content: a line of CRs is
+                    // not the blank line that ends the header.
+                    if self.prev_cr {
+                        self.line_len += 1;
+                    }
                     out.push(b'\r');
                 }
                 _ => {
@@ -986,6 +991,11 @@ mod tests {
         assert_eq!(stuff(b"a\nb\n.c\n", None), b"a\r\nb\r\n..c\r\n.\r\n");
         assert_eq!(stuff(b"", None), b".\r\n");
         assert_eq!(stuff(b"a\r\n", None), b"a\r\n.\r\n");
+        // A line of CRs is not the end of the header.
+        assert_eq!(
+            stuff(b"A: 1\r\n\r\r\nB: 2\r\n\r\nbody\r\n", Some(0)),
+            b"A: 1\r\n\r\r\nB: 2\r\n\r\n.\r\n"
+        );
     }
 
     #[test]
