@@ -18,14 +18,15 @@ pub fn create_new(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Opens a new file in `dir` that has no name yet (Linux `O_TMPFILE`,
-/// mode 0600 before the umask). It gets one only through [`link_unnamed`],
+/// Opens a new file in `dir`, for reading and writing, that has no name
+/// yet (Linux `O_TMPFILE`, mode 0600 before the umask). It gets one only through [`link_unnamed`],
 /// so a crash or an error before that leaves nothing behind. `Ok(None)`
 /// where the kernel or the file system cannot make such files.
 pub fn create_unnamed(dir: &Path) -> io::Result<Option<File>> {
     #[cfg(target_os = "linux")]
     {
         let opened = OpenOptions::new()
+            .read(true)
             .write(true)
             .mode(0o600)
             .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)

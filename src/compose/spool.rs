@@ -69,8 +69,12 @@ pub fn for_each_chunk<E>(
 }
 
 /// A new temporary file, readable and writable by this process only and
-/// unlinked at once: its data disappears with the process.
+/// without a name (or unlinked at once): its data disappears with the
+/// process.
 pub fn temp_file() -> io::Result<File> {
+    if let Some(file) = crate::durable::create_unnamed(&std::env::temp_dir())? {
+        return Ok(file);
+    }
     let mut random = [0u8; 12];
     openssl::rand::rand_bytes(&mut random).map_err(io::Error::other)?;
     let path = std::env::temp_dir().join(format!(
