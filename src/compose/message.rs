@@ -8,17 +8,15 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
-
 use crate::exit::{fail, Exit};
 
 /// Input bytes per base64 line: 57 bytes become 76 characters (RFC 2045
 /// section 6.8).
 pub const BASE64_LINE_INPUT: usize = 57;
 
+use super::spool::for_each_chunk;
 pub use super::spool::Spool;
-use super::text::SpooledText;
+use super::text::{Base64Lines, SpooledText};
 
 /// One piece of a message.
 #[derive(Clone, Debug)]
@@ -105,55 +103,37 @@ impl Segment {
 
 fn write_base64_file(path: &PathBuf, len: u64, out: &mut dyn Write) -> anyhow::Result<()> {
     let local = |e: io::Error| fail(Exit::IoErr, format!("{}: {e}", path.display()));
-    let mut file = File::open(path).map_err(local)?;
-    const LINES_PER_CHUNK: usize = 1024;
-    let mut input = vec![0u8; BASE64_LINE_INPUT * LINES_PER_CHUNK];
-    let mut output = Vec::with_capacity(78 * LINES_PER_CHUNK);
+    let changed = || {
+        fail(
+            Exit::IoErr,
+            format!(
+                "{}: the file changed size while being sent ({len} bytes expected)",
+                path.display()
+            ),
+        )
+    };
+    let file = File::open(path).map_err(local)?;
+    let mut encoder = Base64Lines::joined();
+    let mut output = Vec::new();
     let mut total = 0u64;
-    let mut first = true;
-    loop {
-        // Fill the buffer completely (or to end of file) so that every line
-        // but the last holds exactly 57 input bytes.
-        let mut filled = 0;
-        while filled < input.len() {
-            match file.read(&mut input[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(local(e)),
-            }
-        }
-        if filled == 0 {
-            break;
-        }
-        total += filled as u64;
+    let each = |chunk: &[u8]| -> anyhow::Result<()> {
+        total += chunk.len() as u64;
         if total > len {
-            break;
+            return Err(changed());
         }
         output.clear();
-        for line in input[..filled].chunks(BASE64_LINE_INPUT) {
-            if !first {
-                output.extend_from_slice(b"\r\n");
-            }
-            first = false;
-            let start = output.len();
-            output.resize(start + line.len().div_ceil(3) * 4, 0);
-            BASE64
-                .encode_slice(line, &mut output[start..])
-                .expect("output sized for the encoding");
-        }
+        encoder.push(chunk, &mut output);
         out.write_all(&output)?;
-        if filled < input.len() {
-            break;
-        }
-    }
+        Ok(())
+    };
+    // One byte more than expected is enough to see the file grew.
+    for_each_chunk(&mut file.take(len + 1), each, local)?;
     if total != len {
-        crate::bail_with!(
-            Exit::IoErr,
-            "{}: the file changed size while being sent ({len} bytes expected)",
-            path.display()
-        );
+        return Err(changed());
     }
+    output.clear();
+    encoder.finish(&mut output);
+    out.write_all(&output)?;
     Ok(())
 }
 
@@ -231,6 +211,8 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine;
 
     #[test]
     fn base64_file_lines_and_size() {

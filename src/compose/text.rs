@@ -195,20 +195,40 @@ impl QuotedPrintable {
 }
 
 /// A base64 encoder fed in pieces: 76-character lines (57 input bytes),
-/// each ending with CRLF.
+/// each ending with CRLF, or with [`Base64Lines::joined`] separated by
+/// CRLF (none after the last).
 #[derive(Debug, Default)]
 pub struct Base64Lines {
     partial: Vec<u8>,
+    /// CRLF between lines instead of after each.
+    joined: bool,
+    /// Whether a line has been written.
+    started: bool,
 }
 
 impl Base64Lines {
-    fn line(input: &[u8], out: &mut Vec<u8>) {
+    /// An encoder whose lines are separated by CRLF, with none after the
+    /// last (the form an attachment takes before its boundary).
+    pub fn joined() -> Self {
+        Base64Lines {
+            joined: true,
+            ..Self::default()
+        }
+    }
+
+    fn line(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if self.joined && self.started {
+            out.extend_from_slice(b"\r\n");
+        }
+        self.started = true;
         let start = out.len();
         out.resize(start + input.len().div_ceil(3) * 4, 0);
         BASE64
             .encode_slice(input, &mut out[start..])
             .expect("output sized for the encoding");
-        out.extend_from_slice(b"\r\n");
+        if !self.joined {
+            out.extend_from_slice(b"\r\n");
+        }
     }
 
     /// Encodes the next piece of input, appending to `out`.
@@ -220,12 +240,14 @@ impl Base64Lines {
             if self.partial.len() < BASE64_LINE_INPUT {
                 return;
             }
-            Self::line(&self.partial, out);
+            let full = std::mem::take(&mut self.partial);
+            self.line(&full, out);
+            self.partial = full;
             self.partial.clear();
         }
         let mut lines = input.chunks_exact(BASE64_LINE_INPUT);
         for line in &mut lines {
-            Self::line(line, out);
+            self.line(line, out);
         }
         self.partial.extend_from_slice(lines.remainder());
     }
@@ -233,8 +255,8 @@ impl Base64Lines {
     /// Ends the input.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         if !self.partial.is_empty() {
-            Self::line(&self.partial, out);
-            self.partial.clear();
+            let last = std::mem::take(&mut self.partial);
+            self.line(&last, out);
         }
     }
 
