@@ -23,9 +23,7 @@ pub mod listing;
 pub mod mda;
 pub mod progress;
 pub mod retrieve;
-pub mod session;
 pub mod sink;
-pub mod state;
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Write;
@@ -37,10 +35,11 @@ use clap::Args;
 use super::Globals;
 use crate::cli::ConnectArgs;
 use crate::exit::{exit_status, fail, Exit};
+use crate::store::uidl as state;
 use crate::text::printable;
 use crate::transcript::Transcript;
 
-use session::{AuthMethod, Entry, Session};
+use crate::net::pop3::{self as session, AuthMethod, Entry, Session};
 use sink::Sink;
 
 const AFTER_HELP: &str = "\
@@ -206,8 +205,11 @@ fn parse_size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 fn server_and_tls(
     server: &str,
-    tls: Option<crate::transport::TlsMode>,
-) -> anyhow::Result<(crate::transport::Endpoint, crate::transport::TlsMode)> {
+    tls: Option<crate::net::connection::TlsMode>,
+) -> anyhow::Result<(
+    crate::net::connection::Endpoint,
+    crate::net::connection::TlsMode,
+)> {
     let connect = ConnectArgs {
         server: Some(server.to_string()),
         tls,
@@ -306,7 +308,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         Some(auth) => auth,
         None => server.auth_as()?.unwrap_or(AuthMethod::Auto),
     };
-    if tls == crate::transport::TlsMode::None && auth != AuthMethod::Auto {
+    if tls == crate::net::connection::TlsMode::None && auth != AuthMethod::Auto {
         // Known before connecting: say so before anything is sent.
         session::plaintext_check(auth, auth, false, &endpoint)?;
     }
@@ -615,7 +617,7 @@ fn print_stdout(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::TlsMode;
+    use crate::net::connection::TlsMode;
 
     #[test]
     fn port_decides_tls() {

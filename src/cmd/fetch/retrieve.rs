@@ -14,10 +14,10 @@ use serde::Serialize;
 
 use super::commit::Committer;
 use super::progress::Progress;
-use super::session::{refused, Entry, Session, WINDOW};
 use super::sink::{Meta, Sink};
 use crate::exit::{fail, Exit, Failure};
-use crate::pop3::{Command, Event, Kind};
+use crate::net::pop3::{refused, Entry, Session, WINDOW};
+use crate::proto::pop3::{Command, Event, Kind};
 use crate::text::printable;
 
 /// What happened to one message (the `--json` report).

@@ -1,0 +1,12 @@
+//! The protocols, as pure state machines: no sockets, files, clock or
+//! process state. They are fed bytes or lines and hand back what to send.
+//!
+//! - [`smtp`]: SMTP client (submission) and server (receiver).
+//! - [`pop3`]: POP3 client (retrieval) and server.
+//! - [`sasl`]: the SASL mechanisms both protocols use.
+//! - [`users`]: the accounts and mailbox names of `mailctl serve`.
+
+pub mod pop3;
+pub mod sasl;
+pub mod smtp;
+pub mod users;
