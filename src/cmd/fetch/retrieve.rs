@@ -16,8 +16,8 @@ use super::commit::Committer;
 use super::progress::Progress;
 use super::sink::{Meta, Sink};
 use crate::exit::{fail, Exit, Failure};
-use crate::net::pop3::{refused, Entry, Session, WINDOW};
-use crate::proto::pop3::{Command, Event, Kind};
+use crate::net::pop3::{Entry, Session, WINDOW};
+use crate::proto::pop3::{Command, Error, Event, Kind};
 use crate::text::printable;
 
 /// What happened to one message (the `--json` report).
@@ -364,7 +364,7 @@ fn run_loop(
                 Kind::Retr(n) => {
                     retr_in_flight -= 1;
                     let i = lookup(&run.index, n)?;
-                    let err = refused(&reply, &format!("RETR {n}"));
+                    let err = anyhow::Error::new(Error::refused(&reply, &format!("RETR {n}")));
                     progress.eprintln(&format!("mailctl: error: message {n}: {err}"));
                     run.outcomes[i].error = Some(err.to_string());
                     run.slots[i] = Slot::Refused;
@@ -375,7 +375,7 @@ fn run_loop(
                     if reply.ok {
                         run.outcomes[i].marked = true;
                     } else {
-                        let err = refused(&reply, &format!("DELE {n}"));
+                        let err = anyhow::Error::new(Error::refused(&reply, &format!("DELE {n}")));
                         progress.eprintln(&format!("mailctl: error: message {n}: {err}"));
                         run.outcomes[i].error = Some(err.to_string());
                         run.failure.get_or_insert(err);
@@ -385,10 +385,9 @@ fn run_loop(
             },
             Event::BodyEnd(other) => return Err(unexpected(&other)),
             other => {
-                return Err(fail(
-                    Exit::Protocol,
-                    format!("unexpected {other:?} during retrieval"),
-                ))
+                return Err(
+                    Error::Unexpected(format!("unexpected {other:?} during retrieval")).into(),
+                )
             }
         }
     }
@@ -402,10 +401,11 @@ fn lookup(index: &std::collections::HashMap<u32, usize>, n: u32) -> anyhow::Resu
 }
 
 fn unexpected(kind: &Kind) -> anyhow::Error {
-    fail(
-        Exit::Protocol,
-        format!("unexpected reply to {} during retrieval", kind.name()),
-    )
+    Error::Unexpected(format!(
+        "unexpected reply to {} during retrieval",
+        kind.name()
+    ))
+    .into()
 }
 
 /// Records a failure to save a message. Its status is the one the sink

@@ -119,6 +119,7 @@ pub struct Client {
     sasl_challenge: bool,
     pending: VecDeque<Kind>,
     body: Option<Body>,
+    line: LineBuffer,
     scratch: Vec<u8>,
     message_count: Option<u32>,
     sizes: BTreeMap<u32, u64>,
@@ -147,6 +148,7 @@ impl Client {
             sasl_challenge: false,
             pending: VecDeque::from([Kind::Greeting]),
             body: None,
+            line: LineBuffer::default(),
             scratch: Vec::new(),
             message_count: None,
             sizes: BTreeMap::new(),
@@ -343,6 +345,52 @@ impl Client {
         }
         self.pending.push_back(kind);
         Ok(wire)
+    }
+
+    /// Feeds bytes received from the server, cut anywhere. Returns how many
+    /// were used and the event they completed, if any: the machine stops
+    /// right after one event, so the rest of `input` (the next reply, or
+    /// bytes sent before a TLS handshake) stays with the caller. Status and
+    /// listing lines are collected here up to [`Client::max_line`]; RETR
+    /// and TOP bodies go through the unstuffing reader, their bytes
+    /// appended to `out` ([`Event::Data`]). `None` means: feed more bytes.
+    /// Call again with an empty `input` after an event before reading more:
+    /// an [`Event::BodyEnd`] may be due without further input.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, Option<Event>), Error> {
+        if self.in_message_body() {
+            if input.is_empty() && !self.message_body_ended() {
+                return Ok((0, None));
+            }
+            let before = out.len();
+            let (used, event) = self.on_message_data(input, out)?;
+            if event == Event::Data && out.len() == before {
+                return Ok((used, None));
+            }
+            return Ok((used, Some(event)));
+        }
+        let max = self.max_line();
+        let (used, complete) = self.line.feed(input, max)?;
+        if !complete {
+            return Ok((used, None));
+        }
+        let line = std::mem::take(&mut self.line.buf);
+        let result = self.on_line(&line, out);
+        self.line.buf = line;
+        Ok((used, Some(result?)))
+    }
+
+    /// The last complete line [`Client::feed`] interpreted, for a
+    /// transcript.
+    pub fn last_line(&self) -> &[u8] {
+        if self.line.complete {
+            &self.line.buf
+        } else {
+            &[]
+        }
     }
 
     /// Interprets one line from the server (line ending included). Message
@@ -573,6 +621,36 @@ impl Client {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// One line collected from bytes cut anywhere, of bounded length.
+#[derive(Default)]
+struct LineBuffer {
+    buf: Vec<u8>,
+    complete: bool,
+}
+
+impl LineBuffer {
+    /// Takes bytes up to and including the first LF; returns how many were
+    /// used and whether the line is complete.
+    fn feed(&mut self, input: &[u8], max: usize) -> Result<(usize, bool), Error> {
+        if self.complete {
+            self.buf.clear();
+            self.complete = false;
+        }
+        let (used, complete) = match memchr::memchr(b'\n', input) {
+            Some(p) => (p + 1, true),
+            None => (input.len(), false),
+        };
+        if self.buf.len() + used > max {
+            return Err(Error::TooLarge(format!(
+                "the server sent a line longer than {max} bytes"
+            )));
+        }
+        self.buf.extend_from_slice(&input[..used]);
+        self.complete = complete;
+        Ok((used, complete))
     }
 }
 
