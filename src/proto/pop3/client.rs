@@ -17,6 +17,7 @@ use super::capability::Capabilities;
 use super::command::{Command, Kind};
 use super::response::{self, Limits, MultiLine, Status, MAX_STATUS_LINE};
 use super::Error;
+use crate::proto::line::LineReader;
 
 /// The longest line accepted inside a message body (RETR, TOP). Lines this
 /// long are far beyond RFC 5322's 998 octets; the cap only keeps memory
@@ -119,7 +120,9 @@ pub struct Client {
     sasl_challenge: bool,
     pending: VecDeque<Kind>,
     body: Option<Body>,
-    line: LineBuffer,
+    lines: LineReader,
+    /// The last complete line, for a transcript.
+    line: Vec<u8>,
     scratch: Vec<u8>,
     message_count: Option<u32>,
     sizes: BTreeMap<u32, u64>,
@@ -148,7 +151,8 @@ impl Client {
             sasl_challenge: false,
             pending: VecDeque::from([Kind::Greeting]),
             body: None,
-            line: LineBuffer::default(),
+            lines: LineReader::new(MAX_STATUS_LINE),
+            line: Vec::new(),
             scratch: Vec::new(),
             message_count: None,
             sizes: BTreeMap::new(),
@@ -373,24 +377,27 @@ impl Client {
             return Ok((used, Some(event)));
         }
         let max = self.max_line();
-        let (used, complete) = self.line.feed(input, max)?;
-        if !complete {
-            return Ok((used, None));
+        if self.lines.max() != max && !self.lines.has_partial() {
+            self.lines = LineReader::new(max);
         }
-        let line = std::mem::take(&mut self.line.buf);
-        let result = self.on_line(&line, out);
-        self.line.buf = line;
-        Ok((used, Some(result?)))
+        self.line.clear();
+        let (used, line) = self.lines.push(input);
+        let line = match line {
+            None => return Ok((used, None)),
+            Some(Ok(line)) => line,
+            Some(Err(too_long)) => {
+                return Err(Error::TooLarge(format!("the server sent a {too_long}")))
+            }
+        };
+        let event = self.on_line(&line, out)?;
+        self.line = line;
+        Ok((used, Some(event)))
     }
 
     /// The last complete line [`Client::feed`] interpreted, for a
     /// transcript.
     pub fn last_line(&self) -> &[u8] {
-        if self.line.complete {
-            &self.line.buf
-        } else {
-            &[]
-        }
+        &self.line
     }
 
     /// Interprets one line from the server (line ending included). Message
@@ -621,36 +628,6 @@ impl Client {
             _ => {}
         }
         Ok(())
-    }
-}
-
-/// One line collected from bytes cut anywhere, of bounded length.
-#[derive(Default)]
-struct LineBuffer {
-    buf: Vec<u8>,
-    complete: bool,
-}
-
-impl LineBuffer {
-    /// Takes bytes up to and including the first LF; returns how many were
-    /// used and whether the line is complete.
-    fn feed(&mut self, input: &[u8], max: usize) -> Result<(usize, bool), Error> {
-        if self.complete {
-            self.buf.clear();
-            self.complete = false;
-        }
-        let (used, complete) = match memchr::memchr(b'\n', input) {
-            Some(p) => (p + 1, true),
-            None => (input.len(), false),
-        };
-        if self.buf.len() + used > max {
-            return Err(Error::TooLarge(format!(
-                "the server sent a line longer than {max} bytes"
-            )));
-        }
-        self.buf.extend_from_slice(&input[..used]);
-        self.complete = complete;
-        Ok((used, complete))
     }
 }
 

@@ -18,6 +18,9 @@ pub mod login;
 pub mod response;
 pub mod server;
 
+#[cfg(test)]
+mod tests;
+
 pub use capability::Capabilities;
 pub use client::{Client, Event, Reply, State};
 pub use command::{Command, Kind};
