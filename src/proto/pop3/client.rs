@@ -121,6 +121,9 @@ pub struct Client {
     pending: VecDeque<Kind>,
     body: Option<Body>,
     lines: LineReader,
+    /// Bytes of the line being collected, to refuse an over-long one
+    /// before its end arrives.
+    partial: usize,
     /// The last complete line, for a transcript.
     line: Vec<u8>,
     scratch: Vec<u8>,
@@ -152,6 +155,7 @@ impl Client {
             pending: VecDeque::from([Kind::Greeting]),
             body: None,
             lines: LineReader::new(MAX_STATUS_LINE),
+            partial: 0,
             line: Vec::new(),
             scratch: Vec::new(),
             message_count: None,
@@ -382,13 +386,22 @@ impl Client {
         }
         self.line.clear();
         let (used, line) = self.lines.push(input);
+        let too_long =
+            |max| Error::TooLarge(format!("the server sent a line longer than {max} bytes"));
         let line = match line {
-            None => return Ok((used, None)),
-            Some(Ok(line)) => line,
-            Some(Err(too_long)) => {
-                return Err(Error::TooLarge(format!("the server sent a {too_long}")))
+            None => {
+                // No server gets to make us wait for the end of a line
+                // that is refused anyway.
+                self.partial += used;
+                if self.partial >= max {
+                    return Err(too_long(max));
+                }
+                return Ok((used, None));
             }
+            Some(Ok(line)) => line,
+            Some(Err(e)) => return Err(too_long(e.max)),
         };
+        self.partial = 0;
         let event = self.on_line(&line, out)?;
         self.line = line;
         Ok((used, Some(event)))
@@ -940,6 +953,33 @@ mod tests {
         }
         let mut c = logged_in(true);
         assert!(c.on_message_data(b"x", &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn over_long_lines_are_refused_before_their_end() {
+        for chunk in [1, 7, 4096, 20_000] {
+            let mut c = Client::new(false);
+            let flood = vec![b'x'; 3 * MAX_STATUS_LINE];
+            let mut rest = &flood[..];
+            let err = loop {
+                let take = chunk.min(rest.len());
+                match c.feed(&rest[..take], &mut Vec::new()) {
+                    Ok((used, None)) => rest = &rest[used..],
+                    Ok((_, Some(e))) => panic!("{e:?}"),
+                    Err(e) => break e,
+                }
+                assert!(!rest.is_empty(), "chunk {chunk}: no error");
+            };
+            assert!(matches!(err, Error::TooLarge(_)), "{err:?}");
+        }
+        // A long line with its end in the same chunk.
+        let mut c = Client::new(false);
+        let mut line = vec![b'x'; MAX_STATUS_LINE];
+        line.extend_from_slice(b"\r\n");
+        assert!(matches!(
+            c.feed(&line, &mut Vec::new()),
+            Err(Error::TooLarge(_))
+        ));
     }
 
     #[test]
