@@ -1,8 +1,8 @@
 //! `mailctl fetch`: list, retrieve, keep or delete mail over POP3.
 //!
-//! The run goes flags -> plan -> drive -> print: [`flags`] reads what to
+//! The run goes flags -> plan -> drive -> output: [`flags`] reads what to
 //! do, [`plan`] picks the messages from the server's listing, [`drive`]
-//! retrieves them over the session of [`crate::net::pop3`], and [`print`]
+//! retrieves them over the session of [`crate::net::pop3`], and [`output`]
 //! reports.
 //!
 //! - [`retrieve`]: the RETR/DELE loop (pipelined, durable before DELE).
@@ -27,7 +27,7 @@ pub mod flags;
 pub mod listing;
 pub mod mda;
 pub mod plan;
-pub mod print;
+pub mod output;
 pub mod progress;
 pub mod retrieve;
 pub mod sink;
@@ -189,7 +189,7 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
             "exit_code": exit_status(err).code(),
             "error": printable(format!("{err:#}").as_bytes()),
         });
-        print::print_stdout(|out| writeln!(out, "{object}"))?;
+        output::print_stdout(|out| writeln!(out, "{object}"))?;
     }
     result
 }
@@ -220,7 +220,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
     let mut session = connect(&server, auth, &user, globals.verbose)?;
     let entries = session.listing()?;
     let (Some((selection, destination)), Some(record)) = (retrieval, record) else {
-        return print::list(&mut session, &entries, args.json, reported);
+        return output::list(&mut session, &entries, args.json, reported);
     };
     let server_name = server.endpoint.to_string();
     let plan = plan::plan(
@@ -258,12 +258,12 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         &entries,
         record,
     );
-    let style = print::Style {
+    let style = output::Style {
         json: args.json,
         quiet: args.stdout && !verbose,
         delivered: args.mda.is_some(),
     };
-    print::report(finished, &style, reported)
+    output::report(finished, &style, reported)
 }
 
 /// The sink for a file or program destination; `None` for `--stdout`
