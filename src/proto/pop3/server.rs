@@ -567,11 +567,11 @@ impl Pop3Server {
 }
 
 /// Writes a stored message as a POP3 multi-line response body (RFC 1939
-/// section 3) through [`Stuffer`]: lines starting with `.` get another
-/// `.`, every line end (bare LF and bare CR too) is sent as CRLF, and for
-/// TOP only the header, the blank line and `n` body lines are sent, counted
-/// in those CRLF lines, as the client sees them. Incremental: fed file
-/// contents in chunks of any size.
+/// section 3) through [`Stuffer::keeping_bare_cr`]: lines starting with
+/// `.` get another `.`, bare LF becomes CRLF, a bare CR is data (so the
+/// size LIST gave is the size sent), and for TOP only the header, the blank
+/// line and `n` body lines are sent (a line of CRs is not blank).
+/// Incremental: fed file contents in chunks of any size.
 #[derive(Clone, Debug)]
 pub struct MessageStuffer {
     stuffer: Stuffer,
@@ -585,7 +585,7 @@ impl MessageStuffer {
     /// `n` body lines.
     pub fn new(body_lines: Option<u64>) -> Self {
         MessageStuffer {
-            stuffer: Stuffer::new(),
+            stuffer: Stuffer::keeping_bare_cr(),
             body_lines,
             in_header: true,
             done: false,
@@ -940,15 +940,15 @@ mod tests {
         assert_eq!(stuff(b"a\nb\n.c\n", None), b"a\r\nb\r\n..c\r\n.\r\n");
         assert_eq!(stuff(b"", None), b".\r\n");
         assert_eq!(stuff(b"a\r\n", None), b"a\r\n.\r\n");
-        // A bare CR is a line end, sent as CRLF, and counted as the client
-        // will see it: here the header ends at the blank line it makes.
+        // A line of CRs is not the end of the header.
         assert_eq!(
             stuff(b"A: 1\r\n\r\r\nB: 2\r\n\r\nbody\r\n", Some(0)),
-            b"A: 1\r\n\r\n.\r\n"
+            b"A: 1\r\n\r\r\nB: 2\r\n\r\n.\r\n"
         );
+        // Bare CRs are data, a `.` after one is not at a line start.
         assert_eq!(
-            stuff(b"A: 1\rB: 2\r\r.x\rbody\r", Some(1)),
-            b"A: 1\r\nB: 2\r\n\r\n..x\r\n.\r\n"
+            stuff(b"A: 1\rB\r\n\r\n\r.x\rbody\r", None),
+            b"A: 1\rB\r\n\r\n\r.x\rbody\r\n.\r\n"
         );
     }
 
