@@ -952,6 +952,123 @@ mod tests {
         );
     }
 
+    /// The stored messages of the transcript below.
+    const STORED: [&[u8]; 3] = [
+        b"Subject: one\r\n\r\n.leading dot\r\n..two\r\n.\r\nend\r\n",
+        b"Subject: two\n\nbare LF\n.\nlast",
+        b"Subject: three\r\n\r\r\nX: y\r\n\r\nbody\r\n\r.\r\nmore\r\n",
+    ];
+
+    /// Drives a session over a client byte stream arriving in chunks of
+    /// `size` bytes, as the socket driver does: command lines framed by
+    /// [`LineReader`], a maildrop of [`STORED`] opened on request, messages
+    /// streamed through [`MessageStuffer`] in chunks of `size` bytes.
+    /// Returns the server's bytes and the messages removed at QUIT.
+    fn session(input: &[u8], size: usize) -> (String, Vec<usize>) {
+        use crate::proto::line::LineReader;
+        let mut s = server(&[("alice", "pw")], true, true);
+        let mut out = s.greeting();
+        let mut lines = LineReader::new(255);
+        let mut buffered = Vec::new();
+        let mut removed = Vec::new();
+        'chunks: for chunk in input.chunks(size) {
+            buffered.extend_from_slice(chunk);
+            loop {
+                let (used, line) = lines.push(&buffered);
+                buffered.drain(..used);
+                let line = match line {
+                    None => break,
+                    Some(Err(_)) => {
+                        out.extend(s.line_too_long());
+                        continue;
+                    }
+                    Some(Ok(line)) => line,
+                };
+                let step = s.command(&line);
+                out.extend(&step.reply);
+                match step.action {
+                    Pop3Action::Continue => {}
+                    Pop3Action::Close => break 'chunks,
+                    Pop3Action::StartTls => {
+                        buffered.clear();
+                        s.tls_started();
+                    }
+                    Pop3Action::Open(_) => {
+                        let infos = STORED
+                            .iter()
+                            .enumerate()
+                            .map(|(i, m)| MessageInfo {
+                                size: m.len() as u64,
+                                uid: format!("u{i}"),
+                            })
+                            .collect();
+                        out.extend(s.opened(Ok(infos)));
+                    }
+                    Pop3Action::Send { index, body_lines } => {
+                        let mut stuffer = MessageStuffer::new(body_lines);
+                        for piece in STORED[index].chunks(size) {
+                            stuffer.feed(piece, &mut out);
+                        }
+                        stuffer.finish(&mut out);
+                    }
+                    Pop3Action::Update(indexes) => {
+                        removed = indexes;
+                        out.extend(s.updated(true));
+                        break 'chunks;
+                    }
+                }
+            }
+        }
+        (String::from_utf8(out).unwrap(), removed)
+    }
+
+    #[test]
+    fn whole_session_transcript_in_every_chunk_size() {
+        let plain = BASE64.encode("\0alice\0pw");
+        let long = "x".repeat(300);
+        let input = format!(
+            "CAPA\r\nUSER alice\r\nPASS nope\r\nAUTH PLAIN\r\n{plain}\r\n\
+             STAT\r\nLIST\r\nUIDL 2\r\nRETR 1\r\nTOP 3 1\r\nRETR 2\nNOOP {long}\r\n\
+             DELE 1\r\nRETR 1\r\nTOP 2 0\r\nDELE 3\r\nQUIT\r\nNOOP\r\n"
+        );
+        let input = input.as_bytes();
+        let whole = session(input, input.len());
+        for size in 1..input.len() {
+            assert_eq!(session(input, size), whole, "chunk size {size}");
+        }
+        let (out, removed) = whole;
+        assert_eq!(removed, [0, 2]);
+        assert_eq!(
+            out,
+            format!(
+                "+OK mailctl POP3 server ready {TS}\r\n\
+                 +OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\n\
+                 RESP-CODES\r\nAUTH-RESP-CODE\r\nUSER\r\nSASL PLAIN\r\nSTLS\r\n\
+                 IMPLEMENTATION mailctl\r\n.\r\n\
+                 +OK send PASS\r\n\
+                 -ERR [AUTH] invalid user name or password\r\n\
+                 + \r\n\
+                 +OK maildrop has 3 messages (116 octets)\r\n\
+                 +OK 3 116\r\n\
+                 +OK 3 messages (116 octets)\r\n1 45\r\n2 28\r\n3 43\r\n.\r\n\
+                 +OK 2 u1\r\n\
+                 +OK 45 octets\r\n\
+                 Subject: one\r\n\r\n..leading dot\r\n...two\r\n..\r\nend\r\n.\r\n\
+                 +OK top of message follows\r\n\
+                 Subject: three\r\n\r\r\nX: y\r\n\r\nbody\r\n.\r\n\
+                 +OK 28 octets\r\n\
+                 Subject: two\r\n\r\nbare LF\r\n..\r\nlast\r\n.\r\n\
+                 -ERR line too long\r\n\
+                 +OK message 1 deleted\r\n\
+                 -ERR message 1 already deleted\r\n\
+                 +OK top of message follows\r\n\
+                 Subject: two\r\n\r\n.\r\n\
+                 +OK message 3 deleted\r\n\
+                 +OK mailctl signing off (2 messages deleted)\r\n"
+            )
+        );
+    }
+
     #[test]
     fn stuffing_chunk_size_invariance() {
         let msg: &[u8] = b"A: b\n\r\n.x\r\n\r\n..\n.\r\nend";
