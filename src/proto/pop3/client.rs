@@ -5,11 +5,13 @@
 //! [`State::Transaction`] once a login succeeds, then [`State::Update`] when
 //! QUIT is sent from the transaction state, where the server commits the
 //! deletions. [`Client::send`] checks that a command is allowed now and
-//! renders it; [`Client::on_line`] takes each line the server sends and says
-//! what it means. Commands may be sent ahead only when the server offered
-//! PIPELINING (RFC 2449 section 6.6); responses are matched to commands in
-//! order, so the client always knows whether a response is single-line or
-//! multi-line.
+//! renders it; [`Client::feed`] takes the server's bytes in whatever chunks
+//! they arrive and says what they mean. Commands may be sent ahead only
+//! when the server offered PIPELINING (RFC 2449 section 6.6); responses are
+//! matched to commands in order, so the machine always knows whether a
+//! response is single-line or multi-line, and frames it accordingly:
+//! status and listing lines through [`crate::proto::line::LineReader`],
+//! message bodies through the unstuffing [`MultiLine`] reader.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -230,8 +232,8 @@ impl Client {
         &self.marked
     }
 
-    /// The longest line the next read may return: pass it to the line
-    /// reader so memory stays bounded.
+    /// The longest line accepted next ([`Client::feed`] applies it), so
+    /// memory stays bounded.
     pub fn max_line(&self) -> usize {
         self.body.as_ref().map_or(MAX_STATUS_LINE, |b| b.max_line)
     }
