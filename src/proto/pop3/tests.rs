@@ -155,6 +155,10 @@ fn session(wire: &mut Wire<'_>) -> Seen {
         })
         .collect();
     assert_eq!(uidls.len(), count as usize);
+    // A header on its own: its end is the last byte the server sent, so
+    // the machine must report it without more input.
+    let top = wire.listing(Command::Top(1, 0));
+    assert_eq!(top.last(), Some(&Event::BodyEnd(Kind::Top(1))));
 
     let mut flight: Vec<Command> = (1..=count).map(Command::Retr).collect();
     flight.extend((1..=count).map(Command::Dele));
@@ -204,6 +208,7 @@ const SERVER_SAYS: &[u8] = b"+OK POP3 ready <1896.697170952@dbc.mtview.ca.us>\r\
 +OK logged in\r\n\
 +OK 2 320\r\n\
 +OK\r\n1 whqtswO00WBw418f9t5JxYwZ\r\n2 QhdPYR:00WBw1Ph7x7\r\n.\r\n\
++OK\r\nSubject: one\r\n\r\n.\r\n\
 +OK 120 octets\r\nSubject: one\r\n\r\n..stuffed\r\nbody\r\n.\r\n\
 +OK 200 octets\r\nSubject: two\r\n\r\n..\r\n\xff\x00 binary\r\nlast\r\n.\r\n\
 +OK message 1 deleted\r\n\
@@ -213,7 +218,7 @@ const SERVER_SAYS: &[u8] = b"+OK POP3 ready <1896.697170952@dbc.mtview.ca.us>\r\
 #[test]
 fn whole_session_in_every_chunk_size() {
     let expected = Seen {
-        sent: b"CAPA\r\nSTLS\r\nCAPA\r\nAUTH PLAIN AHRpbQB0YW5zdGFhZg==\r\nSTAT\r\nUIDL\r\n\
+        sent: b"CAPA\r\nSTLS\r\nCAPA\r\nAUTH PLAIN AHRpbQB0YW5zdGFhZg==\r\nSTAT\r\nUIDL\r\nTOP 1 0\r\n\
 RETR 1\r\nRETR 2\r\nDELE 1\r\nDELE 2\r\nQUIT\r\n"
             .to_vec(),
         uidls: vec![
