@@ -375,12 +375,12 @@ fn missing_credentials_and_bad_usage() {
     assert_eq!(code(&out), 64);
 }
 
-fn cert() -> (mailctl::net::tls::SelfSigned, tempfile::TempDir, PathBuf) {
-    let cert = mailctl::net::tls::generate(&["localhost", "127.0.0.1"]).unwrap();
+/// The fake server's TLS acceptor and a CA file that verifies it.
+fn cert() -> (Arc<native_tls::TlsAcceptor>, tempfile::TempDir, PathBuf) {
     let dir = tmp();
     let ca = dir.path().join("ca.pem");
-    fs::write(&ca, &cert.cert_pem).unwrap();
-    (cert, dir, ca)
+    fs::write(&ca, fetch_support::CERT_PEM).unwrap();
+    (Arc::new(fetch_support::acceptor()), dir, ca)
 }
 
 #[test]
@@ -414,7 +414,7 @@ fn stls_refused_sends_no_credentials() {
     let (cert, _dir, ca) = cert();
     let server = Server::start(
         Config {
-            tls: Tls::Stls(Arc::new(cert.acceptor().unwrap())),
+            tls: Tls::Stls(cert.clone()),
             fail: vec![("STLS".into(), "-ERR not today".into())],
             ..Config::default()
         },
@@ -446,7 +446,7 @@ fn stls_discards_injected_bytes_and_asks_capa_again() {
     let msgs = tricky_messages();
     let server = Server::start(
         Config {
-            tls: Tls::Stls(Arc::new(cert.acceptor().unwrap())),
+            tls: Tls::Stls(cert.clone()),
             inject_after_stls: b"+OK injected\r\n-ERR injected\r\n".to_vec(),
             ..Config::default()
         },
@@ -495,7 +495,7 @@ fn implicit_tls_on_995_style_connection() {
     let (cert, _dir, ca) = cert();
     let server = Server::start(
         Config {
-            tls: Tls::Implicit(Arc::new(cert.acceptor().unwrap())),
+            tls: Tls::Implicit(cert.clone()),
             ..Config::default()
         },
         vec![message("tls", b"secure\r\n")],
@@ -525,7 +525,7 @@ fn implicit_tls_on_995_style_connection() {
     // Without the CA file the certificate is not trusted: TLS failure.
     let server = Server::start(
         Config {
-            tls: Tls::Implicit(Arc::new(cert.acceptor().unwrap())),
+            tls: Tls::Implicit(cert.clone()),
             ..Config::default()
         },
         vec![],
@@ -688,8 +688,14 @@ fn unwritable_save_dir_with_delete_sends_no_dele() {
         state.path(),
     );
     assert_eq!(code(&out), 73, "{}", stderr(&out));
-    // The destination is checked before connecting.
-    drop(server);
+    let mailbox = server.mailbox.clone();
+    let log = server.stop();
+    assert_eq!(
+        log.text(),
+        "",
+        "the destination is checked before connecting"
+    );
+    assert_eq!(mailbox.lock().unwrap().len(), 1, "nothing was deleted");
 }
 
 #[test]

@@ -11,7 +11,9 @@ use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use serve_support::{body_of, files_in, stored, tls_server, Client, Server};
+use serve_support::{
+    apop_digest, body_of, files_in, stored, tls_server, Client, Server, CERT_PEM, KEY_PEM,
+};
 
 const MESSAGE: &[u8] = b"From: a@x.test\r\nTo: bob@y.test\r\nSubject: hi\r\n\r\nhello\r\n";
 
@@ -220,11 +222,10 @@ fn users_need_auth_and_credentials_stay_out_of_the_log() {
     // POP3 checks passwords; APOP works.
     let mut p = server.pop3();
     let greeting = p.expect_line("+OK");
-    let ts = &greeting[greeting.find('<').unwrap()..=greeting.find('>').unwrap()];
     p.send(b"USER bob\r\nPASS nope\r\n");
     p.expect_line("+OK");
     p.expect_line("-ERR [AUTH]");
-    let digest = mailctl::proto::sasl::apop_digest(ts.as_bytes(), "pw2");
+    let digest = apop_digest(&greeting, "pw2");
     p.send(format!("APOP bob {digest}\r\nSTAT\r\nQUIT\r\n").as_bytes());
     p.expect_line("+OK maildrop has 1 messages");
     p.expect_line("+OK 1 ");
@@ -654,15 +655,12 @@ fn untrusted_certificate_is_refused_by_the_client() {
     assert!(connector.connect("localhost", c.stream).is_err());
 }
 
-// ---- real clients ------------------------------------------------------
-
 #[test]
 fn certificate_and_key_files_are_used() {
     let dir = tempfile::tempdir().unwrap();
-    let made = mailctl::net::tls::generate(&["localhost", "127.0.0.1"]).unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    fs::write(&cert, &made.cert_pem).unwrap();
-    fs::write(&key, &made.key_pem).unwrap();
+    fs::write(&cert, CERT_PEM).unwrap();
+    fs::write(&key, KEY_PEM).unwrap();
     let (cert, key) = (
         cert.to_str().unwrap().to_string(),
         key.to_str().unwrap().to_string(),

@@ -6,6 +6,12 @@
 
 #![allow(dead_code)]
 
+#[path = "../fake/mod.rs"]
+mod fake;
+
+#[allow(unused_imports)] // Each test file uses some of them.
+pub use fake::{apop_digest, CERT_PEM, KEY_PEM};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
