@@ -2,16 +2,16 @@
 //! send-email --sendmail-cmd`, mutt, Debian's cron and cronie — against an
 //! in-process SMTP server that records the envelope and the delivered bytes.
 
+mod fake;
+
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::AtomicBool;
 use std::thread;
-use std::time::Duration;
-
-use mailctl::net::connection::Connection;
 
 /// What the fake server saw.
 #[derive(Debug, Default)]
@@ -34,16 +34,12 @@ fn fake_smtp(refuse: &'static [&'static str]) -> (u16, thread::JoinHandle<Record
     let handle = thread::spawn(move || {
         let mut rec = Recorded::default();
         let mut accepted = 0;
-        let (tcp, _) = match listener.accept() {
-            Ok(c) => c,
-            Err(_) => return rec,
-        };
-        let mut conn = Connection::accepted(tcp, Duration::from_secs(20)).unwrap();
+        let tcp = fake::accept(&listener, &AtomicBool::new(false)).expect("a client");
+        let mut conn = fake::Conn::new(tcp);
         conn.send(b"220 fake.test ESMTP\r\n").unwrap();
         loop {
-            let line = match conn.read_line(64 * 1024) {
-                Ok(l) => String::from_utf8_lossy(l).trim_end().to_string(),
-                Err(_) => return rec,
+            let Some(line) = conn.text_line() else {
+                return rec;
             };
             rec.commands.push(line.clone());
             let upper = line.to_ascii_uppercase();
@@ -69,7 +65,7 @@ fn fake_smtp(refuse: &'static [&'static str]) -> (u16, thread::JoinHandle<Record
             } else if upper == "DATA" {
                 conn.send(b"354 go ahead\r\n").unwrap();
                 loop {
-                    let l = conn.read_line(64 * 1024).unwrap().to_vec();
+                    let l = conn.line().expect("the message up to its final dot");
                     if l == b".\r\n" {
                         break;
                     }

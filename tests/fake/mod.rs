@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -68,4 +68,72 @@ pub fn apop_digest(greeting: &str, password: &str) -> String {
     )
     .expect("md5");
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A server's side of one connection, plain or TLS, read line by line.
+pub struct Conn {
+    stream: Stream,
+    buf: Vec<u8>,
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<native_tls::TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    /// A plain connection whose reads give up after 20 s.
+    pub fn new(tcp: TcpStream) -> Conn {
+        tcp.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("read time-out");
+        Conn {
+            stream: Stream::Plain(tcp),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The TLS handshake (as the server); bytes the client sent before it
+    /// are dropped. `None` when the handshake fails.
+    pub fn start_tls(self, acceptor: &native_tls::TlsAcceptor) -> Option<Conn> {
+        let Stream::Plain(tcp) = self.stream else {
+            panic!("TLS is already on");
+        };
+        Some(Conn {
+            stream: Stream::Tls(Box::new(acceptor.accept(tcp).ok()?)),
+            buf: Vec::new(),
+        })
+    }
+
+    /// The next line with its line end; `None` at the end of the stream,
+    /// on an error or after the time-out.
+    pub fn line(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                return Some(self.buf.drain(..=end).collect());
+            }
+            let mut chunk = [0u8; 16384];
+            let n = match &mut self.stream {
+                Stream::Plain(s) => s.read(&mut chunk),
+                Stream::Tls(s) => s.read(&mut chunk),
+            };
+            match n {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// The next line as text, without its line end.
+    pub fn text_line(&mut self) -> Option<String> {
+        let line = self.line()?;
+        Some(String::from_utf8_lossy(&line).trim_end().to_string())
+    }
+
+    /// Writes `bytes` (all of them).
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.stream {
+            Stream::Plain(s) => s.write_all(bytes),
+            Stream::Tls(s) => s.write_all(bytes).and_then(|()| s.flush()),
+        }
+    }
 }
