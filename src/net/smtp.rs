@@ -441,10 +441,17 @@ mod tests {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let host = host.trim();
         let qualified = host.contains('.') && !host.starts_with('.') && !host.ends_with('.');
-        if qualified && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+        if qualified
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
             assert_eq!(name, host, "a fully qualified host name is used as it is");
         } else {
-            assert_eq!(name, "localhost", "host name {host:?} is not fully qualified");
+            assert_eq!(
+                name, "localhost",
+                "host name {host:?} is not fully qualified"
+            );
         }
     }
 }
