@@ -13,25 +13,34 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-fn plain(server: &Server) -> Vec<String> {
-    vec![
-        "fetch".into(),
-        "--server".into(),
-        server.addr(),
-        "--tls".into(),
-        "none".into(),
-        "--user".into(),
-        "alice".into(),
-        "--timeout".into(),
-        "20".into(),
+/// `fetch --server SERVER --user alice --timeout 20` and `more`: what most
+/// runs share.
+fn fetch_args(server: &str, more: &[&str]) -> Vec<String> {
+    [
+        "fetch",
+        "--server",
+        server,
+        "--user",
+        "alice",
+        "--timeout",
+        "20",
     ]
+    .iter()
+    .chain(more)
+    .map(|s| s.to_string())
+    .collect()
 }
 
+/// [`fetch_args`] for `server` without TLS.
+fn plain(server: &Server) -> Vec<String> {
+    fetch_args(&server.addr(), &["--tls", "none"])
+}
+
+/// Fetches from `server` without TLS, with `extra`.
 fn run(server: &Server, extra: &[&str], state: &Path) -> std::process::Output {
     let mut args = plain(server);
     args.extend(extra.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    mailctl(&refs, state)
+    mailctl(&args, state)
 }
 
 /// Messages whose bytes must survive exactly: dot lines, 8-bit, invalid
@@ -387,18 +396,7 @@ fn cert() -> (Arc<native_tls::TlsAcceptor>, tempfile::TempDir, PathBuf) {
 fn stls_missing_when_required_sends_no_credentials() {
     let state = tmp();
     let server = Server::start(Config::default(), vec![message("m", b"x\r\n")]);
-    let out = mailctl(
-        &[
-            "fetch",
-            "--server",
-            &server.addr(),
-            "--user",
-            "alice",
-            "--timeout",
-            "20",
-        ],
-        state.path(),
-    );
+    let out = mailctl(&fetch_args(&server.addr(), &[]), state.path());
     assert_eq!(code(&out), 76, "{}", stderr(&out));
     assert!(stderr(&out).contains("does not offer STLS"));
     let log = server.finish();
@@ -421,17 +419,7 @@ fn stls_refused_sends_no_credentials() {
         vec![message("m", b"x\r\n")],
     );
     let out = mailctl(
-        &[
-            "fetch",
-            "--server",
-            &server.localhost(),
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--user",
-            "alice",
-            "--timeout",
-            "20",
-        ],
+        &fetch_args(&server.localhost(), &["--ca-file", ca.to_str().unwrap()]),
         state.path(),
     );
     assert_eq!(code(&out), 76, "{}", stderr(&out));
@@ -453,21 +441,17 @@ fn stls_discards_injected_bytes_and_asks_capa_again() {
         msgs.clone(),
     );
     let out = mailctl_env(
-        &[
-            "fetch",
-            "--server",
+        &fetch_args(
             &server.localhost(),
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--user",
-            "alice",
-            "--retr",
-            "1",
-            "--stdout",
-            "-v",
-            "--timeout",
-            "20",
-        ],
+            &[
+                "--ca-file",
+                ca.to_str().unwrap(),
+                "--retr",
+                "1",
+                "--stdout",
+                "-v",
+            ],
+        ),
         state.path(),
         &[],
     );
@@ -501,21 +485,17 @@ fn implicit_tls_on_995_style_connection() {
         vec![message("tls", b"secure\r\n")],
     );
     let out = mailctl(
-        &[
-            "fetch",
-            "--server",
+        &fetch_args(
             &server.localhost(),
-            "--tls",
-            "implicit",
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--user",
-            "alice",
-            "--all",
-            "--stdout",
-            "--timeout",
-            "20",
-        ],
+            &[
+                "--tls",
+                "implicit",
+                "--ca-file",
+                ca.to_str().unwrap(),
+                "--all",
+                "--stdout",
+            ],
+        ),
         state.path(),
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -531,17 +511,7 @@ fn implicit_tls_on_995_style_connection() {
         vec![],
     );
     let out = mailctl(
-        &[
-            "fetch",
-            "--server",
-            &server.localhost(),
-            "--tls",
-            "implicit",
-            "--user",
-            "alice",
-            "--timeout",
-            "20",
-        ],
+        &fetch_args(&server.localhost(), &["--tls", "implicit"]),
         state.path(),
     );
     assert_eq!(code(&out), 76, "{}", stderr(&out));
@@ -557,17 +527,7 @@ fn implicit_tls_on_995_style_connection() {
     // TLS to a server that speaks plain POP3: the hint names STARTTLS.
     let server = Server::start(Config::default(), vec![]);
     let out = mailctl(
-        &[
-            "fetch",
-            "--server",
-            &server.localhost(),
-            "--tls",
-            "implicit",
-            "--user",
-            "alice",
-            "--timeout",
-            "20",
-        ],
+        &fetch_args(&server.localhost(), &["--tls", "implicit"]),
         state.path(),
     );
     assert_eq!(code(&out), 76, "{}", stderr(&out));
@@ -879,17 +839,7 @@ fn xoauth2_error_challenge_is_answered_and_reported() {
     let state = tmp();
     let server = Server::start(Config::default(), vec![]);
     let out = mailctl_env(
-        &[
-            "fetch",
-            "--server",
-            &server.addr(),
-            "--tls",
-            "none",
-            "--user",
-            "alice",
-            "--auth",
-            "xoauth2",
-        ],
+        &fetch_args(&server.addr(), &["--tls", "none", "--auth", "xoauth2"]),
         state.path(),
         &[("MAILCTL_PASSWORD", "wrong-token")],
     );
@@ -907,17 +857,7 @@ fn xoauth2_error_challenge_is_answered_and_reported() {
         vec![],
     );
     let out = mailctl_env(
-        &[
-            "fetch",
-            "--server",
-            &server.addr(),
-            "--tls",
-            "none",
-            "--user",
-            "alice",
-            "--auth",
-            "xoauth2",
-        ],
+        &fetch_args(&server.addr(), &["--tls", "none", "--auth", "xoauth2"]),
         state.path(),
         &[("MAILCTL_PASSWORD", "good-token")],
     );
@@ -933,18 +873,10 @@ fn xoauth2_error_challenge_is_answered_and_reported() {
         vec![],
     );
     let out = mailctl_env(
-        &[
-            "fetch",
-            "-v",
-            "--server",
+        &fetch_args(
             &server.addr(),
-            "--tls",
-            "none",
-            "--user",
-            "alice",
-            "--auth",
-            "xoauth2",
-        ],
+            &["-v", "--tls", "none", "--auth", "xoauth2"],
+        ),
         state.path(),
         &[("MAILCTL_PASSWORD", "good-token")],
     );
@@ -1261,18 +1193,10 @@ fn long_xoauth2_token_answers_the_empty_challenge() {
         vec![message("one", b"x\r\n")],
     );
     let out = mailctl_env(
-        &[
-            "fetch",
-            "--server",
+        &fetch_args(
             &server.addr(),
-            "--tls",
-            "none",
-            "--user",
-            "alice",
-            "--auth",
-            "xoauth2",
-            "--json",
-        ],
+            &["--tls", "none", "--auth", "xoauth2", "--json"],
+        ),
         state.path(),
         &[("MAILCTL_PASSWORD", token.as_str())],
     );

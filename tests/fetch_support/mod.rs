@@ -10,6 +10,7 @@ mod fake;
 pub use fake::{acceptor, CERT_PEM};
 
 use std::collections::{BTreeSet, VecDeque};
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -635,11 +636,14 @@ fn is_retr(line: &str) -> bool {
 
 /// Runs the built binary with a password in the environment and a private
 /// state directory.
-pub fn mailctl(args: &[&str], state_home: &Path) -> Output {
+/// Runs mailctl with `args`, the configured password and its state under
+/// `state_home`.
+pub fn mailctl<S: AsRef<OsStr>>(args: &[S], state_home: &Path) -> Output {
     mailctl_env(args, state_home, &[])
 }
 
-pub fn mailctl_env(args: &[&str], state_home: &Path, env: &[(&str, &str)]) -> Output {
+/// [`mailctl`] with more environment variables.
+pub fn mailctl_env<S: AsRef<OsStr>>(args: &[S], state_home: &Path, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailctl"));
     cmd.args(args)
         .env("MAILCTL_PASSWORD", "s3cret-pw")
