@@ -20,6 +20,7 @@
 mod outside;
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -178,6 +179,18 @@ impl InteropEnv {
         PathBuf::from(self.get(&format!("USER_{}_MAILDIR", user.to_uppercase())))
     }
 
+    /// `send --server SERVER --ca-file CA --user alice` on `port_key`,
+    /// then `more`: what alice's sends share.
+    fn alice_sends(&self, port_key: &str, more: &[&str]) -> Vec<String> {
+        let server = self.server(port_key);
+        ["send", "--server", &server, "--ca-file", self.ca_file()]
+            .into_iter()
+            .chain(["--user", "alice"])
+            .chain(more.iter().copied())
+            .map(str::to_string)
+            .collect()
+    }
+
     fn mail_owner(&self) -> (u32, u32) {
         (
             self.get("MAIL_UID").parse().expect("uid"),
@@ -245,13 +258,17 @@ fn token(label: &str) -> String {
 
 /// Runs mailctl with `args`, the password in MAILCTL_PASSWORD, stdin closed
 /// and its `--new` state kept under `state_home`.
-fn mailctl(args: &[&str], password: Option<&str>, state_home: &Path) -> Output {
+fn mailctl<S: AsRef<OsStr> + std::fmt::Debug>(
+    args: &[S],
+    password: Option<&str>,
+    state_home: &Path,
+) -> Output {
     mailctl_with_stdin(args, password, state_home, None)
 }
 
 /// [`mailctl`] with `stdin` fed to the process when given.
-fn mailctl_with_stdin(
-    args: &[&str],
+fn mailctl_with_stdin<S: AsRef<OsStr> + std::fmt::Debug>(
+    args: &[S],
     password: Option<&str>,
     state_home: &Path,
     stdin: Option<&[u8]>,
@@ -533,38 +550,29 @@ fn send_with_attachment(
 ) -> (String, Output) {
     let token = token(tls);
     let state = temp_dir();
-    let server = env.server(port_key);
     let from = env.address("alice");
     let to = env.address(to_user);
     let body = format!("Hello Bob,\n\nthe report is attached.\ntoken {token}\n");
-    let mut args = vec![
-        "send",
-        "--server",
-        &server,
-        "--tls",
-        tls,
-        "--ca-file",
-        env.ca_file(),
-        "--user",
-        "alice",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--subject",
-        SUBJECT,
-        "--body",
-        &body,
-        "--timeout",
-        "30",
-    ];
-    let attach_args: Vec<String> = attachments
-        .iter()
-        .map(|p| p.to_str().expect("utf-8 path").to_string())
-        .collect();
-    for path in &attach_args {
-        args.push("--attach");
-        args.push(path);
+    let mut args = env.alice_sends(
+        port_key,
+        &[
+            "--tls",
+            tls,
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--subject",
+            SUBJECT,
+            "--body",
+            &body,
+            "--timeout",
+            "30",
+        ],
+    );
+    for path in attachments {
+        args.push("--attach".into());
+        args.push(path.to_str().expect("utf-8 path").into());
     }
     let output = mailctl(&args, Some(env.password("alice")), state.path());
     (token, output)
@@ -658,26 +666,21 @@ fn send_implicit_tls_with_auth_and_attachment(env: &InteropEnv) {
 fn send_verbose_transcript_redacts_the_password(env: &InteropEnv) {
     let token = token("verbose");
     let state = temp_dir();
-    let server = env.server("SMTP_SUBMISSION_PORT");
     let output = mailctl(
-        &[
-            "-v",
-            "send",
-            "--server",
-            &server,
-            "--ca-file",
-            env.ca_file(),
-            "--user",
-            "alice",
-            "--from",
-            "alice@example.test",
-            "--to",
-            "carol@example.test",
-            "--subject",
-            &token,
-            "--body",
-            "verbose run",
-        ],
+        &env.alice_sends(
+            "SMTP_SUBMISSION_PORT",
+            &[
+                "-v",
+                "--from",
+                "alice@example.test",
+                "--to",
+                "carol@example.test",
+                "--subject",
+                &token,
+                "--body",
+                "verbose run",
+            ],
+        ),
         Some(env.password("alice")),
         state.path(),
     );
@@ -706,27 +709,22 @@ fn send_verbose_transcript_redacts_the_password(env: &InteropEnv) {
 
 fn send_with_wrong_password_is_an_authentication_failure(env: &InteropEnv) {
     let state = temp_dir();
-    let server = env.server("SMTP_SUBMISSION_PORT");
     let output = mailctl(
-        &[
-            "send",
-            "--server",
-            &server,
-            "--tls",
-            "starttls",
-            "--ca-file",
-            env.ca_file(),
-            "--user",
-            "alice",
-            "--from",
-            "alice@example.test",
-            "--to",
-            "carol@example.test",
-            "--subject",
-            "wrong password",
-            "--body",
-            "must not be sent",
-        ],
+        &env.alice_sends(
+            "SMTP_SUBMISSION_PORT",
+            &[
+                "--tls",
+                "starttls",
+                "--from",
+                "alice@example.test",
+                "--to",
+                "carol@example.test",
+                "--subject",
+                "wrong password",
+                "--body",
+                "must not be sent",
+            ],
+        ),
         Some("not-the-password"),
         state.path(),
     );
@@ -766,27 +764,22 @@ fn send_without_the_test_ca_fails_certificate_verification(env: &InteropEnv) {
 
 fn send_to_an_outside_domain_is_refused_by_the_server(env: &InteropEnv) {
     let state = temp_dir();
-    let server = env.server("SMTP_SUBMISSION_PORT");
     let output = mailctl(
-        &[
-            "send",
-            "--server",
-            &server,
-            "--tls",
-            "starttls",
-            "--ca-file",
-            env.ca_file(),
-            "--user",
-            "alice",
-            "--from",
-            "alice@example.test",
-            "--to",
-            "someone@outside.invalid",
-            "--subject",
-            "refused",
-            "--body",
-            "must not be sent",
-        ],
+        &env.alice_sends(
+            "SMTP_SUBMISSION_PORT",
+            &[
+                "--tls",
+                "starttls",
+                "--from",
+                "alice@example.test",
+                "--to",
+                "someone@outside.invalid",
+                "--subject",
+                "refused",
+                "--body",
+                "must not be sent",
+            ],
+        ),
         Some(env.password("alice")),
         state.path(),
     );
@@ -840,27 +833,22 @@ fn field_values(headers: &str, name: &str) -> String {
 fn send_bcc_recipient_gets_the_mail_but_no_header_names_it(env: &InteropEnv) {
     let token = token("bcc");
     let state = temp_dir();
-    let server = env.server("SMTP_SUBMISSION_PORT");
     let output = mailctl(
-        &[
-            "send",
-            "--server",
-            &server,
-            "--ca-file",
-            env.ca_file(),
-            "--user",
-            "alice",
-            "--from",
-            "\"Алиса\" <alice@example.test>",
-            "--to",
-            "\"张三\" <carol@example.test>",
-            "--bcc",
-            "oscar@example.test",
-            "--subject",
-            &token,
-            "--body",
-            &format!("bcc check {token}"),
-        ],
+        &env.alice_sends(
+            "SMTP_SUBMISSION_PORT",
+            &[
+                "--from",
+                "\"Алиса\" <alice@example.test>",
+                "--to",
+                "\"张三\" <carol@example.test>",
+                "--bcc",
+                "oscar@example.test",
+                "--subject",
+                &token,
+                "--body",
+                &format!("bcc check {token}"),
+            ],
+        ),
         Some(env.password("alice")),
         state.path(),
     );
@@ -890,7 +878,6 @@ fn send_bcc_recipient_gets_the_mail_but_no_header_names_it(env: &InteropEnv) {
 fn send_raw_with_t_takes_recipients_from_headers_and_drops_bcc(env: &InteropEnv) {
     let token = token("raw");
     let state = temp_dir();
-    let server = env.server("SMTP_SMTPS_PORT");
     let raw = format!(
         "From: alice@example.test\r\n\
          To: carol@example.test\r\n\
@@ -904,21 +891,17 @@ fn send_raw_with_t_takes_recipients_from_headers_and_drops_bcc(env: &InteropEnv)
          token {token}\r\n"
     );
     let output = mailctl_with_stdin(
-        &[
-            "send",
-            "--server",
-            &server,
-            "--tls",
-            "implicit",
-            "--ca-file",
-            env.ca_file(),
-            "--user",
-            "alice",
-            "--from",
-            "alice@example.test",
-            "--raw",
-            "-t",
-        ],
+        &env.alice_sends(
+            "SMTP_SMTPS_PORT",
+            &[
+                "--tls",
+                "implicit",
+                "--from",
+                "alice@example.test",
+                "--raw",
+                "-t",
+            ],
+        ),
         Some(env.password("alice")),
         state.path(),
         Some(raw.as_bytes()),
