@@ -126,6 +126,16 @@ fn run(program: &Path, args: &[&str], config: &Path, message: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Asserts that the run succeeded, showing its stderr if not.
+fn assert_success(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn mailctl() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mailctl"))
 }
@@ -185,12 +195,7 @@ fn git_send_email_with_envelope_sender() {
         &config,
         PATCH.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.mail_from, ["jane@example.org"]);
     assert_eq!(rec.rcpt_to, ["list@example.org", "bob@example.org"]);
@@ -208,12 +213,7 @@ fn git_send_email_without_envelope_sender() {
         &config,
         PATCH.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.mail_from, ["robot@example.org"], "the account's from");
     assert_eq!(rec.rcpt_to, ["list@example.org"]);
@@ -246,12 +246,7 @@ Noon?\n";
         &config,
         message.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.mail_from, ["robot@example.org"]);
     assert_eq!(rec.rcpt_to, ["ann@example.org", "hidden@example.org"]);
@@ -294,12 +289,7 @@ fn debian_cron() {
         &config,
         CRON_MESSAGE.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.mail_from, ["robot@example.org"]);
     assert_eq!(rec.rcpt_to, ["root@example.org"]);
@@ -331,12 +321,7 @@ fn cronie_reads_recipients_from_headers() {
         &config,
         message.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.mail_from, ["root@host.example.org"]);
     assert_eq!(rec.rcpt_to, ["ops@example.org"]);
@@ -358,12 +343,7 @@ fn symlink_named_sendmail_with_t_and_missing_from() {
         &config,
         message.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.mail_from, ["robot@example.org"]);
     assert_eq!(
@@ -595,12 +575,7 @@ fn large_message_arrives_intact() {
         &config,
         message.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.rcpt_to, ["ops@example.org", "audit@example.org"]);
     let expected = crlf(&message.replace("Bcc: audit@example.org\n", ""));
@@ -629,12 +604,7 @@ fn large_message_ends_at_a_lone_dot() {
         &config,
         message.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     let (added, rest) = added_headers(&rec.data, 3);
     assert!(added[0].starts_with("From: "), "{added:?}");
