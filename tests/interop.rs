@@ -707,9 +707,11 @@ fn send_verbose_transcript_redacts_the_password(env: &InteropEnv) {
     wait_for_delivery(&env.maildir("carol"), &token);
 }
 
-fn send_with_wrong_password_is_an_authentication_failure(env: &InteropEnv) {
+/// A send from alice over STARTTLS that must be refused: `to` with
+/// `password`.
+fn refused_send(env: &InteropEnv, to: &str, password: &str) -> Output {
     let state = temp_dir();
-    let output = mailctl(
+    mailctl(
         &env.alice_sends(
             "SMTP_SUBMISSION_PORT",
             &[
@@ -718,16 +720,20 @@ fn send_with_wrong_password_is_an_authentication_failure(env: &InteropEnv) {
                 "--from",
                 "alice@example.test",
                 "--to",
-                "carol@example.test",
+                to,
                 "--subject",
-                "wrong password",
+                "refused",
                 "--body",
                 "must not be sent",
             ],
         ),
-        Some("not-the-password"),
+        Some(password),
         state.path(),
-    );
+    )
+}
+
+fn send_with_wrong_password_is_an_authentication_failure(env: &InteropEnv) {
+    let output = refused_send(env, "carol@example.test", "not-the-password");
     assert_fails_with(&output, 77, "send with a wrong password");
 }
 
@@ -763,26 +769,7 @@ fn send_without_the_test_ca_fails_certificate_verification(env: &InteropEnv) {
 }
 
 fn send_to_an_outside_domain_is_refused_by_the_server(env: &InteropEnv) {
-    let state = temp_dir();
-    let output = mailctl(
-        &env.alice_sends(
-            "SMTP_SUBMISSION_PORT",
-            &[
-                "--tls",
-                "starttls",
-                "--from",
-                "alice@example.test",
-                "--to",
-                "someone@outside.invalid",
-                "--subject",
-                "refused",
-                "--body",
-                "must not be sent",
-            ],
-        ),
-        Some(env.password("alice")),
-        state.path(),
-    );
+    let output = refused_send(env, "someone@outside.invalid", env.password("alice"));
     // Postfix refuses the only recipient with a 5xx: exit 67 (every
     // recipient refused), quoting the server's reply.
     assert_fails_with(&output, 67, "every recipient refused");
