@@ -1135,14 +1135,14 @@ fn uncreatable_state_directory_fails_before_connecting() {
     );
     assert_eq!(code(&out), 73, "{}", stderr(&out));
     assert!(stderr(&out).contains("state directory"), "{}", stderr(&out));
-    assert!(!server
-        .log
-        .lock()
-        .unwrap()
-        .lines
-        .iter()
-        .any(|l| l.starts_with("RETR")));
-    assert_eq!(server.mailbox.lock().unwrap().len(), 1);
+    let mailbox = server.mailbox.clone();
+    let log = server.stop();
+    assert_eq!(
+        log.text(),
+        "",
+        "the state directory is checked before connecting"
+    );
+    assert_eq!(mailbox.lock().unwrap().len(), 1);
 }
 
 /// `mailctl fetch -v ... 2>&1 | head`: once stderr is a closed pipe, the
