@@ -671,7 +671,7 @@ fn the_source_tree_keeps_the_layer_rules() {
         violations_in_src().into_iter().partition(is_pending);
     if !pending.is_empty() {
         eprintln!(
-            "{} known violation(s) in {} PENDING file(s), still to be fixed",
+            "{} known violation(s) under {} PENDING entries, still to be fixed",
             pending.len(),
             PENDING.len()
         );
