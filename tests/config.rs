@@ -653,7 +653,7 @@ fn no_server_and_no_default_file_is_a_usage_error() {
 /// every line. Returns the recorded lines when the client hangs up.
 fn serve_once(
     listener: TcpListener,
-    tls: Option<native_tls::TlsAcceptor>,
+    tls: Option<mailctl::net::tls::Acceptor>,
     greeting: &'static str,
     respond: fn(&str) -> Option<&'static str>,
 ) -> thread::JoinHandle<Vec<String>> {
@@ -693,7 +693,7 @@ fn serve_once(
     })
 }
 
-fn self_signed() -> (Vec<u8>, native_tls::TlsAcceptor) {
+fn self_signed() -> (Vec<u8>, mailctl::net::tls::Acceptor) {
     use std::sync::OnceLock;
     static CERT: OnceLock<mailctl::net::tls::SelfSigned> = OnceLock::new();
     let cert =

@@ -620,12 +620,12 @@ fn tls_server(extra: &[&str]) -> (Server, String) {
     (server, ca)
 }
 
-fn tls_connector(ca: &str) -> native_tls::TlsConnector {
-    let pem = fs::read(ca).unwrap();
-    native_tls::TlsConnector::builder()
-        .add_root_certificate(native_tls::Certificate::from_pem(&pem).unwrap())
-        .build()
-        .unwrap()
+fn tls_connector(ca: &str) -> mailctl::net::tls::Connector {
+    let options = mailctl::net::tls::TlsOptions {
+        ca_file: Some(ca.into()),
+        insecure: false,
+    };
+    options.connector().unwrap()
 }
 
 #[test]
@@ -683,7 +683,9 @@ fn untrusted_certificate_is_refused_by_the_client() {
     c.expect_reply("220");
     c.send(b"STARTTLS\r\n");
     c.expect_reply("220");
-    let connector = native_tls::TlsConnector::new().unwrap();
+    let connector = mailctl::net::tls::TlsOptions::default()
+        .connector()
+        .unwrap();
     assert!(connector.connect("localhost", c.stream).is_err());
 }
 

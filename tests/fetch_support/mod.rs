@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use base64::Engine;
-use native_tls::{TlsAcceptor, TlsStream};
+use mailctl::net::tls::{Acceptor as TlsAcceptor, TlsStream};
 
 /// How the fake server protects the connection.
 #[derive(Clone)]
@@ -188,7 +188,7 @@ impl Server {
 
 enum Conn {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
     Gone,
 }
 

@@ -120,7 +120,7 @@ impl Recorded {
 
 enum Stream {
     Plain(TcpStream),
-    Tls(Box<native_tls::TlsStream<TcpStream>>),
+    Tls(Box<mailctl::net::tls::TlsStream>),
     Gone,
 }
 
@@ -249,7 +249,7 @@ impl FakeServer {
 fn serve(
     tcp: TcpStream,
     script: &Script,
-    acceptor: Option<native_tls::TlsAcceptor>,
+    acceptor: Option<mailctl::net::tls::Acceptor>,
     client_pid: &AtomicU32,
 ) -> Recorded {
     let mut rec = Recorded::default();
