@@ -223,9 +223,18 @@ fn handshake_error(host: &str, err: HandshakeError<TcpStream>) -> Error {
         HandshakeError::SetupFailure(stack) => (stack.to_string(), false),
         HandshakeError::Failure(mid) => {
             let err = mid.error();
-            let dropped = err
-                .io_error()
-                .is_some_and(|e| crate::exit::io_exit_status(e) == crate::exit::Exit::TempFail);
+            let dropped = err.io_error().is_some_and(|e| {
+                use std::io::ErrorKind::*;
+                matches!(
+                    e.kind(),
+                    ConnectionReset
+                        | ConnectionAborted
+                        | BrokenPipe
+                        | UnexpectedEof
+                        | NotConnected
+                        | TimedOut
+                )
+            });
             let mut text = err.to_string();
             let verified = mid.ssl().verify_result();
             if verified != X509VerifyResult::OK {
