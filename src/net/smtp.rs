@@ -334,7 +334,7 @@ fn drive(
     let mut conn = match connected {
         Ok(conn) => conn,
         Err(err) => {
-            client.connection_lost(err);
+            client.connection_lost(err.into());
             return client;
         }
     };
@@ -365,7 +365,7 @@ fn drive(
                     continue;
                 }
                 Err(err) => {
-                    client.connection_lost(err);
+                    client.connection_lost(err.into());
                     return client;
                 }
             },
