@@ -553,7 +553,7 @@ impl MboxSink {
             .append(true)
             .create(true)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(crate::durable::NO_FOLLOW)
             .open(path)
             .map_err(|e| local_error(e, path.display(), true))?;
         match file.try_lock() {
