@@ -18,6 +18,7 @@ pub mod secret;
 pub mod selfsigned;
 pub mod server;
 pub mod smtp;
+pub mod system;
 pub mod text;
 pub mod transcript;
 pub mod transport;
