@@ -745,7 +745,7 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
         }
     })?;
     let spooled = read_message(&mut std::io::stdin().lock(), inv.ignore_dots)?;
-    let now = mail_builder::headers::date::Date::now().to_rfc822();
+    let now = crate::system::rfc5322_now();
     let (envelope, message) = prepare_spooled(&inv, server.from.as_deref(), spooled, &now)?;
     let globals = Globals {
         verbose: globals.verbose.max(u8::from(inv.verbose)),

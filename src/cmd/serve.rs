@@ -15,7 +15,7 @@ use super::Globals;
 use crate::exit::{fail, Exit};
 use crate::server::listener::{self, ServerOptions};
 use crate::server::mailbox::MailStore;
-use crate::server::{local_hostname, Policy, Users};
+use crate::server::{Policy, Users};
 use crate::transcript::Transcript;
 
 /// Options of `mailctl serve`.
@@ -111,7 +111,7 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
     let store = MailStore::open(&args.maildir)
         .map_err(|e| fail(Exit::CantCreate, format!("{}: {e}", args.maildir.display())))?;
     let policy = Policy {
-        hostname: local_hostname(),
+        hostname: crate::system::hostname(),
         max_size: args.max_size,
         tls_available: tls.is_some(),
         users: Arc::new(users),

@@ -130,7 +130,7 @@ impl MailStore {
             boxes: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
             pid: std::process::id(),
-            host: super::local_hostname(),
+            host: crate::system::hostname(),
             unnamed: unnamed.unwrap_or_else(crate::durable::unnamed_files_work),
         }))
     }
