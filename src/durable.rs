@@ -90,7 +90,7 @@ pub fn unnamed_files_work() -> bool {
 /// Moves `from` to `to`, failing with `AlreadyExists` rather than replacing
 /// anything at `to`. One `renameat2(RENAME_NOREPLACE)` call where the kernel
 /// and file system support it (one directory operation instead of a link
-/// and an unlink); otherwise [`link_then_unlink`].
+/// and an unlink); otherwise a hard link, then the old name removed.
 pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
