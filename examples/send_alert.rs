@@ -19,13 +19,13 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use mailctl::compose::{Draft, Mailbox};
 use mailctl::exit::{exit_status, Exit};
+use mailctl::mail::compose::{Draft, Mailbox};
+use mailctl::net::connection::{Endpoint, TlsMode, TlsOptions};
+use mailctl::net::smtp::{submit, Settings};
+use mailctl::proto::smtp::client::Credentials;
 use mailctl::secret::PasswordSource;
-use mailctl::smtp::client::Credentials;
-use mailctl::smtp::session::{submit, Settings};
 use mailctl::transcript::Transcript;
-use mailctl::transport::{Endpoint, TlsMode, TlsOptions};
 
 #[derive(Default)]
 struct Options {
@@ -124,7 +124,7 @@ fn run(o: Options) -> anyhow::Result<()> {
     let from = Mailbox::parse(o.from.as_deref().unwrap_or("alerts@localhost"))?;
     let mut to = Vec::new();
     for t in &o.to {
-        to.extend(mailctl::compose::address::parse_list(t)?);
+        to.extend(mailctl::mail::compose::address::parse_list(t)?);
     }
     let draft = Draft {
         from: Some(from),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::transport::TlsMode;
+use crate::net::connection::TlsMode;
 
 /// Send, fetch and serve mail from the command line.
 #[derive(Debug, Parser)]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use mailctl::cli::ConnectArgs;
 use mailctl::config::{self, ConfiguredPassword, Protocol};
 use mailctl::exit::{exit_status, Exit};
-use mailctl::transport::{Connection, TlsMode};
+use mailctl::net::connection::{Connection, TlsMode};
 
 const FULL: &str = r#"
 default = "work"
@@ -701,9 +701,9 @@ fn serve_once(
 
 fn self_signed() -> (Vec<u8>, native_tls::TlsAcceptor) {
     use std::sync::OnceLock;
-    static CERT: OnceLock<mailctl::selfsigned::SelfSigned> = OnceLock::new();
+    static CERT: OnceLock<mailctl::net::tls::SelfSigned> = OnceLock::new();
     let cert =
-        CERT.get_or_init(|| mailctl::selfsigned::generate(&["localhost", "127.0.0.1"]).unwrap());
+        CERT.get_or_init(|| mailctl::net::tls::generate(&["localhost", "127.0.0.1"]).unwrap());
     (cert.cert_pem.clone(), cert.acceptor().unwrap())
 }
 

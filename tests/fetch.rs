@@ -375,8 +375,8 @@ fn missing_credentials_and_bad_usage() {
     assert_eq!(code(&out), 64);
 }
 
-fn cert() -> (mailctl::selfsigned::SelfSigned, tempfile::TempDir, PathBuf) {
-    let cert = mailctl::selfsigned::generate(&["localhost", "127.0.0.1"]).unwrap();
+fn cert() -> (mailctl::net::tls::SelfSigned, tempfile::TempDir, PathBuf) {
+    let cert = mailctl::net::tls::generate(&["localhost", "127.0.0.1"]).unwrap();
     let dir = tmp();
     let ca = dir.path().join("ca.pem");
     fs::write(&ca, &cert.cert_pem).unwrap();

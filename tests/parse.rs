@@ -552,7 +552,7 @@ fn a_symbolic_link_in_the_folder_is_never_followed() {
     std::os::unix::fs::symlink(&outside, dir.join("link.txt")).unwrap();
     std::os::unix::fs::symlink(&outside, dir.join("body.txt")).unwrap();
     let raw = fs::read(fixture("evil-names.eml")).unwrap();
-    let manifest = mailctl::extract::extract_to_dir(&raw, &dir).unwrap();
+    let manifest = mailctl::mail::extract::extract_to_dir(&raw, &dir).unwrap();
     assert!(!outside.exists());
     assert_eq!(
         fs::read(dir.join("link (2).txt")).unwrap(),
@@ -575,9 +575,9 @@ fn a_symbolic_link_in_the_folder_is_never_followed() {
 fn extracting_twice_into_one_folder_never_overwrites() {
     let tmp = tempfile::tempdir().unwrap();
     let raw = fs::read(fixture("duplicates.eml")).unwrap();
-    mailctl::extract::extract_to_dir(&raw, tmp.path()).unwrap();
+    mailctl::mail::extract::extract_to_dir(&raw, tmp.path()).unwrap();
     // The manifest name is fixed: a second run refuses rather than overwrite.
-    let err = mailctl::extract::extract_to_dir(&raw, tmp.path()).unwrap_err();
+    let err = mailctl::mail::extract::extract_to_dir(&raw, tmp.path()).unwrap_err();
     assert_eq!(
         mailctl::exit::exit_status(&err),
         mailctl::exit::Exit::CantCreate

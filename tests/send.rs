@@ -750,10 +750,10 @@ fn helo_fallback_when_ehlo_is_refused() {
 #[test]
 fn library_probe_checks_settings_without_sending() {
     use mailctl::exit::{exit_status, Exit};
-    use mailctl::smtp::client::Credentials;
-    use mailctl::smtp::session::{probe, Settings};
+    use mailctl::net::connection::{Endpoint, TlsMode, TlsOptions};
+    use mailctl::net::smtp::{probe, Settings};
+    use mailctl::proto::smtp::client::Credentials;
     use mailctl::transcript::Transcript;
-    use mailctl::transport::{Endpoint, TlsMode, TlsOptions};
 
     for (auth_reply, expected) in [
         ("235 2.7.0 ok", None),

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use mailctl::transport::Connection;
+use mailctl::net::connection::Connection;
 
 /// What the fake server saw.
 #[derive(Debug, Default)]

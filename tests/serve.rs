@@ -248,7 +248,7 @@ fn users_need_auth_and_credentials_stay_out_of_the_log() {
     p.send(b"USER bob\r\nPASS nope\r\n");
     p.expect_line("+OK");
     p.expect_line("-ERR [AUTH]");
-    let digest = mailctl::sasl::apop_digest(ts.as_bytes(), "pw2");
+    let digest = mailctl::proto::sasl::apop_digest(ts.as_bytes(), "pw2");
     p.send(format!("APOP bob {digest}\r\nSTAT\r\nQUIT\r\n").as_bytes());
     p.expect_line("+OK maildrop has 1 messages");
     p.expect_line("+OK 1 ");
@@ -817,7 +817,7 @@ fn interop_swaks_with_starttls_and_auth() {
 #[test]
 fn certificate_and_key_files_are_used() {
     let dir = tempfile::tempdir().unwrap();
-    let made = mailctl::selfsigned::generate(&["localhost", "127.0.0.1"]).unwrap();
+    let made = mailctl::net::tls::generate(&["localhost", "127.0.0.1"]).unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     fs::write(&cert, &made.cert_pem).unwrap();
     fs::write(&key, &made.key_pem).unwrap();

@@ -33,7 +33,7 @@ pub fn run(args: CompletionsArgs) -> anyhow::Result<Exit> {
     let mut script = Vec::new();
     write_script(args.shell, &mut script);
     let mut stdout = std::io::stdout().lock();
-    crate::transport::during(
+    crate::net::connection::during(
         stdout.write_all(&script).and_then(|()| stdout.flush()),
         "writing the completion script",
     )?;

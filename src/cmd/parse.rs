@@ -4,7 +4,7 @@
 //! of parts (`--json`: the same as JSON). With `--save-dir DIR`, decodes
 //! each input into its own new folder under DIR (named after the file,
 //! `stdin` for standard input, ` (2)`... when taken), holding a copy of the
-//! message as `message.eml` and what [`crate::extract::extract_to_dir`]
+//! message as `message.eml` and what [`crate::mail::extract::extract_to_dir`]
 //! writes.
 //!
 //! Exit status: 0; 66 when an input cannot be read (nothing after it is
@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::Globals;
 use crate::exit::{exit_status, fail, Exit};
-use crate::extract::{self, filename, Manifest};
+use crate::mail::extract::{self, filename, Manifest};
 use crate::text::printable;
 
 /// Options of `mailctl parse`.
@@ -223,7 +223,7 @@ fn save_one(input: &Path, raw: &[u8], dir: &Path) -> anyhow::Result<(PathBuf, Ma
     };
     let folder = create_unique_dir(dir, &base)?;
     let eml = folder.join("message.eml");
-    let written = crate::durable::create_new(&eml)
+    let written = crate::store::durable::create_new(&eml)
         .map_err(|e| {
             fail(
                 Exit::CantCreate,

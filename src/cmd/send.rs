@@ -1,5 +1,5 @@
 //! `mailctl send`: turn the command line into a message, an envelope and
-//! connection settings, and hand them to [`crate::smtp::session::submit`].
+//! connection settings, and hand them to [`crate::net::smtp::submit`].
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -9,12 +9,13 @@ use clap::{Args, ValueEnum};
 
 use super::Globals;
 use crate::cli::ConnectArgs;
-use crate::compose::text::{self, ReadTextError, TextBody};
-use crate::compose::{self, address, raw, Draft, Mailbox, Message};
 use crate::config::ResolvedServer;
 use crate::exit::{fail, Exit};
-use crate::sasl::Mechanism;
-use crate::smtp::session::{self, Envelope, Settings};
+use crate::mail::compose::text::{self, ReadTextError, TextBody};
+use crate::mail::compose::{self, address, Draft, Mailbox, Message};
+use crate::mail::raw;
+use crate::net::smtp::{self, Envelope, Settings};
+use crate::proto::sasl::Mechanism;
 use crate::transcript::Transcript;
 
 /// `--auth` choices.
@@ -326,7 +327,7 @@ fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message
 /// account's `auth`; the password is asked for only after the plaintext check.
 fn settings(args: &SendArgs, server: &ResolvedServer) -> anyhow::Result<Settings> {
     if let Some(helo) = &args.helo {
-        crate::smtp::command::Command::Ehlo(helo).render()?;
+        crate::proto::smtp::command::Command::Ehlo(helo).render()?;
     }
     let mechanism = match args.auth {
         Some(choice) => choice.mechanism(),
@@ -437,7 +438,7 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
         Failed::Early(fail(Exit::Software, "no server resolved outside --dry-run"))
     })?;
     let settings = settings(&args, &server).map_err(Failed::Early)?;
-    match session::submit(&settings, &envelope, &message, &transcript) {
+    match smtp::submit(&settings, &envelope, &message, &transcript) {
         Ok(report) => {
             if args.json {
                 print_json(&report.to_json(None)).map_err(Failed::Reported)?;

@@ -15,12 +15,12 @@ use mail_parser::{HeaderName, MessageParser};
 
 use super::Globals;
 use crate::cli::ConnectArgs;
-use crate::compose::raw::MAX_HEADER;
-use crate::compose::spool::{for_each_chunk, SpoolWriter, Spooled};
-use crate::compose::{Message, Segment};
 use crate::config::{self, ResolvedServer};
 use crate::exit::{fail, Exit};
-use crate::smtp::session::Envelope;
+use crate::mail::compose::spool::{for_each_chunk, SpoolWriter, Spooled};
+use crate::mail::compose::{Message, Segment};
+use crate::mail::raw::MAX_HEADER;
+use crate::net::smtp::Envelope;
 
 /// Options of `mailctl sendmail`: everything after it, read the sendmail way.
 #[derive(Debug, Args)]
@@ -595,11 +595,11 @@ pub fn prepare(
         push_field(&mut out, "Date", now, eol);
     }
     if !has("Message-ID") {
-        let sender = crate::compose::Mailbox {
+        let sender = crate::mail::compose::Mailbox {
             name: None,
             address: envelope_from.to_string(),
         };
-        let id = crate::compose::generate_message_id(Some(&sender));
+        let id = crate::mail::compose::generate_message_id(Some(&sender));
         push_field(&mut out, "Message-ID", &format!("<{id}>"), eol);
     }
     for field in &fields {
@@ -753,7 +753,7 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
 
 /// Hands the prepared message to the SMTP client: the one place sendmail
 /// mode meets `mailctl send`'s submission code
-/// ([`crate::smtp::session::submit`]).
+/// ([`crate::net::smtp::submit`]).
 pub fn submit(
     server: &ResolvedServer,
     envelope: &Envelope,
@@ -762,7 +762,7 @@ pub fn submit(
 ) -> anyhow::Result<Exit> {
     let settings = server.smtp_settings(server.smtp_mechanism(), None)?;
     let transcript = crate::transcript::Transcript::stderr(globals.verbose > 0);
-    match crate::smtp::session::submit(&settings, envelope, message, &transcript) {
+    match crate::net::smtp::submit(&settings, envelope, message, &transcript) {
         Ok(_) => Ok(Exit::Ok),
         Err(failed) => Err(config::with_tls_hint(
             failed.error,

@@ -13,9 +13,9 @@ use clap::Args;
 
 use super::Globals;
 use crate::exit::{fail, Exit};
-use crate::server::listener::{self, ServerOptions};
-use crate::server::mailbox::MailStore;
-use crate::server::{Policy, Users};
+use crate::net::serve::listener::{self, ServerOptions};
+use crate::proto::users::{Policy, Users};
+use crate::store::mailbox::MailStore;
 use crate::transcript::Transcript;
 
 /// Options of `mailctl serve`.
@@ -192,7 +192,7 @@ fn load_users(args: &ServeOptions) -> anyhow::Result<Users> {
 
 fn tls_acceptor(args: &ServeOptions) -> anyhow::Result<Option<native_tls::TlsAcceptor>> {
     let (cert, key) = if let Some(out) = &args.tls_self_signed {
-        let made = crate::selfsigned::generate(&["localhost", "127.0.0.1"])
+        let made = crate::net::tls::generate(&["localhost", "127.0.0.1"])
             .map_err(|e| fail(Exit::Software, format!("cannot make a certificate: {e:#}")))?;
         replace_file(out, &made.cert_pem)
             .map_err(|e| fail(Exit::CantCreate, format!("{}: {e}", out.display())))?;
@@ -242,12 +242,12 @@ fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let mut file = crate::durable::create_new(&tmp)?;
+    let mut file = crate::store::durable::create_new(&tmp)?;
     let result = file
         .write_all(bytes)
         .and_then(|_| file.sync_all())
         .and_then(|_| fs::rename(&tmp, path))
-        .and_then(|_| crate::durable::sync_dir(dir));
+        .and_then(|_| crate::store::durable::sync_dir(dir));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }

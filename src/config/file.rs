@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::exit::{fail, Exit};
-use crate::transport::TlsMode;
+use crate::net::connection::TlsMode;
 
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]

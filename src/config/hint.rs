@@ -1,6 +1,6 @@
 //! Suggestions for errors whose fix is obvious from the settings.
 
-use crate::transport::TlsMode;
+use crate::net::connection::TlsMode;
 
 /// A suggestion when `port` and `mode` look mismatched, for appending to a
 /// connection or TLS error: `error: ...; hint: ...`.

@@ -9,8 +9,8 @@ use toml::Spanned;
 use super::file::{self, AuthName, Loaded, PasswordKeys, Server};
 use crate::cli::ConnectArgs;
 use crate::exit::{fail, Exit};
+use crate::net::connection::{Endpoint, TlsMode, TlsOptions};
 use crate::secret::{run_password_command, PasswordSource, Secret, PASSWORD_ENV};
-use crate::transport::{Endpoint, TlsMode, TlsOptions};
 
 /// The time-out when neither `--timeout` nor the account's `timeout` sets one.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
@@ -219,22 +219,22 @@ impl ResolvedServer {
 
     /// The file's `auth` as a SASL mechanism for SMTP; `None` for `auto`
     /// (the strongest offered) or when the file sets none.
-    pub fn smtp_mechanism(&self) -> Option<crate::sasl::Mechanism> {
+    pub fn smtp_mechanism(&self) -> Option<crate::proto::sasl::Mechanism> {
         self.auth
             .as_deref()
             .filter(|a| *a != "auto")
-            .and_then(crate::sasl::Mechanism::from_name)
+            .and_then(crate::proto::sasl::Mechanism::from_name)
     }
 
-    /// Settings for [`crate::smtp::session::submit`]. With a user, the
+    /// Settings for [`crate::net::smtp::submit`]. With a user, the
     /// password is obtained here, after refusing to send it unencrypted to a
     /// server that is not loopback. `mechanism` is the one to use (`None`:
     /// the strongest offered), `helo_name` the EHLO name (`None`: default).
     pub fn smtp_settings(
         &self,
-        mechanism: Option<crate::sasl::Mechanism>,
+        mechanism: Option<crate::proto::sasl::Mechanism>,
         helo_name: Option<String>,
-    ) -> anyhow::Result<crate::smtp::session::Settings> {
+    ) -> anyhow::Result<crate::net::smtp::Settings> {
         let credentials = match &self.user {
             None => None,
             Some(user) => {
@@ -249,7 +249,7 @@ impl ResolvedServer {
                         self.endpoint
                     );
                 }
-                Some(crate::smtp::client::Credentials {
+                Some(crate::proto::smtp::client::Credentials {
                     user: user.clone(),
                     secret: self.obtain_password()?,
                     mechanism,
@@ -259,7 +259,7 @@ impl ResolvedServer {
         if self.timeout.is_zero() {
             crate::bail_with!(Exit::Usage, "the time-out must be at least 1 second");
         }
-        Ok(crate::smtp::session::Settings {
+        Ok(crate::net::smtp::Settings {
             endpoint: self.endpoint.clone(),
             tls: self.tls,
             tls_options: self.tls_options.clone(),

@@ -409,12 +409,12 @@ impl<'a> ServerSession<'a> {
                     }
                 }
                 "APOP" => {
-                    let stamp = mailctl::pop3::response::greeting_timestamp(
+                    let stamp = mailctl::proto::pop3::response::greeting_timestamp(
                         self.config.greeting.as_bytes(),
                     )
                     .map(|s| s.to_vec())
                     .unwrap_or_default();
-                    let want = mailctl::sasl::apop_digest(&stamp, &self.config.password);
+                    let want = mailctl::proto::sasl::apop_digest(&stamp, &self.config.password);
                     if arg1 == Some(self.config.user.as_str()) && arg2 == Some(want.as_str()) {
                         self.login();
                     } else {

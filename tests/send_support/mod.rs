@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use mailctl::selfsigned::SelfSigned;
+use mailctl::net::tls::SelfSigned;
 
 /// How the server protects the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,7 +213,7 @@ impl FakeServer {
         let cert: Option<SelfSigned> = if script.tls == ServerTls::None {
             None
         } else {
-            let cert = mailctl::selfsigned::generate(&["localhost", "127.0.0.1"]).unwrap();
+            let cert = mailctl::net::tls::generate(&["localhost", "127.0.0.1"]).unwrap();
             let path = dir.path().join("ca.pem");
             std::fs::write(&path, &cert.cert_pem).unwrap();
             ca_file = Some(path);

@@ -15,9 +15,9 @@ use super::Globals;
 use crate::cli::ConnectArgs;
 use crate::config::{self, Loaded, Protocol, ResolvedServer};
 use crate::exit::{fail, Exit};
+use crate::net::connection::TlsMode;
 use crate::text::printable;
 use crate::transcript::Transcript;
-use crate::transport::TlsMode;
 
 mod probe;
 pub use probe::{probe_pop3, probe_smtp};

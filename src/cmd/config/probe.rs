@@ -12,11 +12,11 @@
 
 use crate::config::ResolvedServer;
 use crate::exit::{fail, Exit};
-use crate::sasl::{self, Mechanism};
-use crate::smtp::reply::ReplyParser;
+use crate::net::connection::{during, Connection, TlsMode};
+use crate::proto::sasl::{self, Mechanism};
+use crate::proto::smtp::reply::ReplyParser;
 use crate::text::printable;
 use crate::transcript::Transcript;
-use crate::transport::{during, Connection, TlsMode};
 
 /// Longest reply line accepted from a server while probing.
 const MAX_LINE: usize = 64 * 1024;
@@ -294,7 +294,7 @@ fn smtp_login(
 /// CAPA, STLS when required, CAPA again), reports what it offers, then logs
 /// in if a user is configured. Sends no DELE, so nothing is removed at QUIT.
 pub fn probe_pop3(server: &ResolvedServer, transcript: &Transcript) -> anyhow::Result<Vec<String>> {
-    use crate::cmd::fetch::session::{AuthMethod, Session};
+    use crate::net::pop3::{AuthMethod, Session};
     let mut session = Session::open(
         &server.endpoint,
         server.tls,
@@ -334,7 +334,7 @@ pub fn probe_pop3(server: &ResolvedServer, transcript: &Transcript) -> anyhow::R
 }
 
 /// The CAPA keywords mailctl understands, for the report.
-fn pop3_keywords(caps: &crate::pop3::capability::Capabilities) -> String {
+fn pop3_keywords(caps: &crate::proto::pop3::capability::Capabilities) -> String {
     let mut words: Vec<String> = Vec::new();
     for (on, word) in [
         (caps.stls, "STLS"),
@@ -371,7 +371,7 @@ mod tests {
 
     #[test]
     fn pop3_capabilities_are_listed() {
-        let mut caps = crate::pop3::capability::Capabilities::default();
+        let mut caps = crate::proto::pop3::capability::Capabilities::default();
         assert_eq!(pop3_keywords(&caps), "no known capability");
         for line in [
             &b"STLS"[..],

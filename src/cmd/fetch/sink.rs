@@ -18,9 +18,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use crate::durable::{self, PendingFile};
 use crate::exit::{fail, Exit};
-use crate::maildir::{Delivery, Maildir};
+use crate::store::durable::{self, PendingFile};
+use crate::store::maildir::{Delivery, Maildir};
 
 /// What a sink knows about the message it is given.
 #[derive(Clone, Debug)]
@@ -311,7 +311,7 @@ impl Commit for SaveDirCommit {
 /// already; a failure here is only a warning.
 fn extract_parts(eml: &Path, folder: &Path) -> anyhow::Result<()> {
     let raw = fs::read(eml).with_context(|| format!("reading {}", eml.display()))?;
-    crate::extract::extract_to_dir(&raw, folder)
+    crate::mail::extract::extract_to_dir(&raw, folder)
         .with_context(|| format!("decoding {}", eml.display()))?;
     Ok(())
 }
@@ -319,7 +319,7 @@ fn extract_parts(eml: &Path, folder: &Path) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------
 // --maildir
 
-/// `--maildir DIR`: delivery into `tmp/`, then `new/` (crate::maildir).
+/// `--maildir DIR`: delivery into `tmp/`, then `new/` (crate::store::maildir).
 pub struct MaildirSink {
     maildir: Maildir,
     current: Option<BufWriter<Delivery>>,
@@ -532,7 +532,7 @@ impl MboxSink {
             .append(true)
             .create(true)
             .mode(0o600)
-            .custom_flags(crate::durable::NO_FOLLOW)
+            .custom_flags(crate::store::durable::NO_FOLLOW)
             .open(path)
             .map_err(|e| local_error(e, path.display(), true))?;
         match file.try_lock() {

@@ -15,11 +15,11 @@ mod common;
 use common::Chunks;
 use libfuzzer_sys::fuzz_target;
 use mailctl::exit::{exit_status, Exit};
-use mailctl::pop3::client::SIZE_SLACK;
-use mailctl::pop3::response::{Limits, MultiLine};
-use mailctl::pop3::{Client, Command, Event, Kind, State};
+use mailctl::proto::pop3::client::SIZE_SLACK;
+use mailctl::proto::pop3::response::{Limits, MultiLine};
+use mailctl::proto::pop3::{Client, Command, Event, Kind, State};
+use mailctl::proto::smtp::reply::{Reply, ReplyReader, MAX_LINE, MAX_LINES};
 use mailctl::secret::Secret;
-use mailctl::smtp::reply::{Reply, ReplyReader, MAX_LINE, MAX_LINES};
 
 fuzz_target!(|data: &[u8]| {
     let [mode, seed, ref input @ ..] = *data else {

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let outside = root.path().join("outside");
     std::os::unix::fs::symlink(&outside, dir.join(TRAP)).unwrap();
 
-    let result = mailctl::extract::extract_to_dir(data, &dir);
+    let result = mailctl::mail::extract::extract_to_dir(data, &dir);
 
     // Nothing beside the folder, and the link's target never created.
     let top: Vec<_> = fs::read_dir(root.path())

@@ -17,10 +17,12 @@ use std::sync::Arc;
 
 use common::{crlf_lines, lf_to_crlf, sent_password, Chunks};
 use libfuzzer_sys::fuzz_target;
+use mailctl::net::serve::session::MAX_COMMAND_LINE;
+use mailctl::proto::pop3::server::{
+    MessageInfo, MessageStuffer, OpenError, Pop3Action, Pop3Server,
+};
+use mailctl::proto::users::{Policy, Users};
 use mailctl::secret::Secret;
-use mailctl::server::pop3::{MessageInfo, MessageStuffer, OpenError, Pop3Action, Pop3Server};
-use mailctl::server::session::MAX_COMMAND_LINE;
-use mailctl::server::{Policy, Users};
 
 const TIMESTAMP: &str = "<1896.697170952@mx.example>";
 
@@ -91,14 +93,14 @@ fn session(flags: u8, input: &[u8]) {
             Pop3Action::Open(name) => {
                 assert!(step.reply.is_empty());
                 assert_eq!(
-                    mailctl::server::mailbox_name(&name).as_deref(),
+                    mailctl::proto::users::mailbox_name(&name).as_deref(),
                     Some(name.as_str())
                 );
                 // Nobody let in: with an account, only by its APOP digest,
                 // or by its password over TLS or loopback.
                 if flags & 8 != 0 {
                     assert_eq!(name, "alice");
-                    let digest = mailctl::sasl::apop_digest(TIMESTAMP.as_bytes(), "secret");
+                    let digest = mailctl::proto::sasl::apop_digest(TIMESTAMP.as_bytes(), "secret");
                     // The server takes the hex digest in either case.
                     let apop = input
                         .windows(digest.len())

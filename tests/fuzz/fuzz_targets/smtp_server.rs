@@ -16,11 +16,12 @@ use std::sync::Arc;
 
 use common::{crlf_lines, sent_password, Chunks};
 use libfuzzer_sys::fuzz_target;
+use mailctl::net::serve::session::MAX_COMMAND_LINE;
+use mailctl::proto::smtp::receive::DataReceiver;
+use mailctl::proto::smtp::reply::Reply;
+use mailctl::proto::smtp::server::{Action, DataOutcome, Envelope, SmtpServer, MAX_RECIPIENTS};
+use mailctl::proto::users::{mailbox_name, Policy, Users};
 use mailctl::secret::Secret;
-use mailctl::server::data::DataReceiver;
-use mailctl::server::session::MAX_COMMAND_LINE;
-use mailctl::server::smtp::{Action, DataOutcome, Envelope, Reply, SmtpServer, MAX_RECIPIENTS};
-use mailctl::server::{mailbox_name, Policy, Users};
 
 fuzz_target!(|data: &[u8]| {
     let [flags, seed, size, ref input @ ..] = *data else {

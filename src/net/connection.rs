@@ -1,0 +1,592 @@
+//! The only socket code: TCP connections, implicit TLS, STARTTLS upgrades,
+//! time-outs and a bounded line reader.
+//!
+//! Protocol state machines never see a socket; a driver reads lines from a
+//! [`Connection`] and feeds them in, and writes what the machine hands back.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use native_tls::{Certificate, TlsAcceptor, TlsConnector, TlsStream};
+
+use crate::exit::{fail, io_exit_status, Exit};
+
+/// How a connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsMode {
+    /// TLS from the first byte (SMTPS on 465, POP3S on 995).
+    Implicit,
+    /// Plain TCP upgraded by STARTTLS / STLS; the upgrade is required.
+    Starttls,
+    /// No encryption at all.
+    None,
+}
+
+/// Certificate verification settings for client connections.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// Extra trusted root certificates (PEM), on top of the system store.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate and host name. Dangerous; for testing only.
+    pub insecure: bool,
+}
+
+impl TlsOptions {
+    /// Builds a connector that verifies certificates and host names unless
+    /// `insecure` is set.
+    pub fn connector(&self) -> anyhow::Result<TlsConnector> {
+        let mut builder = TlsConnector::builder();
+        builder.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
+        if let Some(path) = &self.ca_file {
+            let pem = fs::read(path)
+                .map_err(|e| fail(Exit::NoInput, format!("{}: {e}", path.display())))?;
+            let certs = Certificate::stack_from_pem(&pem)
+                .map_err(|e| fail(Exit::Config, format!("{}: {e}", path.display())))?;
+            if certs.is_empty() {
+                crate::bail_with!(Exit::Config, "{}: no PEM certificate", path.display());
+            }
+            for cert in certs {
+                builder.add_root_certificate(cert);
+            }
+        }
+        if self.insecure {
+            builder.danger_accept_invalid_certs(true);
+            builder.danger_accept_invalid_hostnames(true);
+        }
+        builder
+            .build()
+            .map_err(|e| fail(Exit::Protocol, format!("TLS set-up failed: {e}")))
+    }
+}
+
+/// The exit status for a failed client handshake: the connection dropped
+/// (reset, or closed before the handshake ended) is temporary, like any
+/// dropped connection; everything else (certificate, protocol) is 76.
+fn handshake_failure_exit(err: &native_tls::Error) -> Exit {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(io_err) = e.downcast_ref::<io::Error>() {
+            if crate::exit::io_exit_status(io_err) == Exit::TempFail {
+                return Exit::TempFail;
+            }
+        }
+        source = e.source();
+    }
+    // OpenSSL 3 reports a peer that closed mid-handshake as an SSL error
+    // whose text says so, without an io::Error.
+    if err.to_string().contains("unexpected EOF") {
+        return Exit::TempFail;
+    }
+    Exit::Protocol
+}
+
+/// A failed handshake in a few words, with what to do about it where the
+/// cause is a common one: OpenSSL's `error:CODE:LIB:FUNC:REASON:FILE:LINE:`
+/// is cut down to its reason (and the verification result native-tls adds).
+fn describe_handshake_failure(err: &native_tls::Error) -> String {
+    let text = err.to_string();
+    let fields: Vec<&str> = text.split(':').collect();
+    let short = match fields.as_slice() {
+        ["error", _code, _lib, _func, reason, _file, _line, rest @ ..] => {
+            format!("{reason}{}", rest.join(":").trim_end())
+        }
+        _ => text.clone(),
+    };
+    let advice = if text.contains("wrong version number") || text.contains("packet length too long")
+    {
+        Some("the server answered in plain text, not TLS: on this port it may expect STARTTLS (--tls starttls)")
+    } else if text.contains("hostname mismatch") {
+        Some("the certificate was issued for another name: connect by a name it lists")
+    } else if text.contains("certificate verify failed") {
+        Some("the server's certificate is not trusted here: give the CA that signed it with --ca-file FILE")
+    } else {
+        None
+    };
+    match advice {
+        Some(advice) => format!("{short}; hint: {advice}"),
+        None => short,
+    }
+}
+
+/// A server address: a host name or IP literal and a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or IP address, without brackets.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Parses `HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT`, using
+    /// `default_port` when none is given.
+    pub fn parse(text: &str, default_port: u16) -> anyhow::Result<Self> {
+        let bad = || fail(Exit::Usage, format!("invalid server address '{text}'"));
+        if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+            match after {
+                "" => (host, None),
+                _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
+            }
+        } else if text.matches(':').count() > 1 {
+            // Only a bare IPv6 address has several colons.
+            text.parse::<IpAddr>().map_err(|_| bad())?;
+            (text, None)
+        } else {
+            match text.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (text, None),
+            }
+        };
+        let port = match port {
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
+            None => default_port,
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        // An internationalised name is resolved, and its certificate
+        // checked, in its ASCII form.
+        let host = if host.is_ascii() {
+            host.to_string()
+        } else {
+            crate::mail::compose::idna::domain_to_ascii(host)?
+        };
+        Ok(Endpoint { host, port })
+    }
+
+    /// Whether the host is a loopback address (or `localhost`), where
+    /// plaintext authentication cannot be overheard.
+    pub fn is_loopback(&self) -> bool {
+        if self.host.eq_ignore_ascii_case("localhost") {
+            return true;
+        }
+        self.host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A plain or TLS-protected TCP stream.
+pub enum Stream {
+    /// Unencrypted TCP.
+    Plain(TcpStream),
+    /// TCP wrapped in TLS (client or server side).
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Size of the read buffer; lines longer than this are still read, up to the
+/// caller's limit.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A connection with one persistent read buffer, so no byte the peer sent is
+/// lost between replies.
+pub struct Connection {
+    stream: Stream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The name certificates are checked against.
+    host: String,
+}
+
+impl Connection {
+    /// Opens a plain TCP connection, with `timeout` for connecting and for
+    /// every later read and write.
+    pub fn connect(endpoint: &Endpoint, timeout: Duration) -> anyhow::Result<Self> {
+        let addrs: Vec<SocketAddr> = (endpoint.host.as_str(), endpoint.port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                fail(
+                    Exit::NoHost,
+                    format!("cannot resolve host '{}': {e}", endpoint.host),
+                )
+            })?
+            .collect();
+        if addrs.is_empty() {
+            crate::bail_with!(Exit::NoHost, "host '{}' has no address", endpoint.host);
+        }
+        let mut last_err = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(tcp) => {
+                    tcp.set_read_timeout(Some(timeout))?;
+                    tcp.set_write_timeout(Some(timeout))?;
+                    tcp.set_nodelay(true)?;
+                    return Ok(Self::from_stream(Stream::Plain(tcp), &endpoint.host));
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        let err = last_err.expect("at least one address was tried");
+        Err(fail(
+            io_exit_status(&err),
+            format!("cannot connect to {endpoint}: {err}"),
+        ))
+    }
+
+    /// Opens a connection that speaks TLS from the first byte.
+    pub fn connect_tls(
+        endpoint: &Endpoint,
+        tls: &TlsOptions,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        Self::connect(endpoint, timeout)?
+            .start_tls(tls)
+            .map(|(c, _)| c)
+    }
+
+    /// Wraps an accepted server-side socket.
+    pub fn accepted(tcp: TcpStream, timeout: Duration) -> io::Result<Self> {
+        tcp.set_read_timeout(Some(timeout))?;
+        tcp.set_write_timeout(Some(timeout))?;
+        tcp.set_nodelay(true)?;
+        Ok(Self::from_stream(Stream::Plain(tcp), ""))
+    }
+
+    fn from_stream(stream: Stream, host: &str) -> Self {
+        Connection {
+            stream,
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            host: host.to_string(),
+        }
+    }
+
+    /// Upgrades a plain connection to TLS as a client, verifying the server.
+    ///
+    /// Anything the server sent before the handshake is discarded (a
+    /// man in the middle may have injected it); the number of discarded bytes
+    /// is returned so the caller can report it.
+    pub fn start_tls(self, tls: &TlsOptions) -> anyhow::Result<(Self, usize)> {
+        let discarded = self.end - self.start;
+        let tcp = match self.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(_) => crate::bail_with!(Exit::Protocol, "connection is already TLS"),
+        };
+        let connector = tls.connector()?;
+        let host = self.host;
+        let stream = connector.connect(&host, tcp).map_err(|e| {
+            // A server that stops answering mid-handshake is a time-out
+            // (75, retry later); anything else is a TLS failure (76).
+            let (exit, detail) = match e {
+                native_tls::HandshakeError::Failure(e) => {
+                    (handshake_failure_exit(&e), describe_handshake_failure(&e))
+                }
+                native_tls::HandshakeError::WouldBlock(_) => {
+                    (Exit::TempFail, "handshake timed out".to_string())
+                }
+            };
+            fail(exit, format!("TLS handshake with {host} failed: {detail}"))
+        })?;
+        Ok((
+            Self::from_stream(Stream::Tls(Box::new(stream)), &host),
+            discarded,
+        ))
+    }
+
+    /// Upgrades an accepted connection to TLS as a server. Bytes the client
+    /// pipelined before the handshake are discarded and counted.
+    pub fn accept_tls(self, acceptor: &TlsAcceptor) -> anyhow::Result<(Self, usize)> {
+        let discarded = self.end - self.start;
+        let tcp = match self.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(_) => crate::bail_with!(Exit::Protocol, "connection is already TLS"),
+        };
+        let stream = acceptor
+            .accept(tcp)
+            .map_err(|e| fail(Exit::Protocol, format!("TLS handshake failed: {e}")))?;
+        Ok((
+            Self::from_stream(Stream::Tls(Box::new(stream)), ""),
+            discarded,
+        ))
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// The peer's address, if the socket still knows it.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.stream.tcp().peer_addr().ok()
+    }
+
+    /// Changes the time-out for reads and writes.
+    pub fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
+        self.stream.tcp().set_read_timeout(Some(timeout))?;
+        self.stream.tcp().set_write_timeout(Some(timeout))
+    }
+
+    /// Bytes received but not yet consumed.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Drops the first `n` buffered bytes (at most all of them), for callers
+    /// that parse [`Connection::buffered`] themselves.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
+    /// Reads one line, ending in LF and returned with it, of at most
+    /// `max_len` bytes.
+    ///
+    /// A longer line is a protocol error (exit 76), end of stream before a
+    /// complete line is `UnexpectedEof` (exit 75). The slice is valid until
+    /// the next call.
+    pub fn read_line(&mut self, max_len: usize) -> anyhow::Result<&[u8]> {
+        let mut scanned = 0;
+        loop {
+            let pending = &self.buf[self.start + scanned..self.end];
+            if let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+                let line_end = self.start + scanned + pos + 1;
+                if line_end - self.start > max_len {
+                    crate::bail_with!(
+                        Exit::Protocol,
+                        "peer sent a line longer than {max_len} bytes"
+                    );
+                }
+                let line_start = self.start;
+                self.start = line_end;
+                return Ok(&self.buf[line_start..line_end]);
+            }
+            scanned = self.end - self.start;
+            if scanned >= max_len {
+                crate::bail_with!(
+                    Exit::Protocol,
+                    "peer sent a line longer than {max_len} bytes"
+                );
+            }
+            if self.fill()? == 0 {
+                return Err(anyhow::Error::new(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed by peer",
+                )));
+            }
+        }
+    }
+
+    /// Reads more bytes into the buffer; returns how many (0 at end of stream).
+    pub fn fill(&mut self) -> io::Result<usize> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 && self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let grown = self.buf.len() * 2;
+            self.buf.resize(grown, 0);
+        }
+        loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out"))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes all of `bytes` and flushes, in one write where possible.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
+    }
+
+    /// The underlying stream, for writing large bodies through a buffer.
+    pub fn writer(&mut self) -> &mut Stream {
+        &mut self.stream
+    }
+
+    /// Shuts the connection down in both directions, ignoring errors.
+    pub fn close(mut self) {
+        if let Stream::Tls(s) = &mut self.stream {
+            let _ = s.shutdown();
+        }
+        let _ = self.stream.tcp().shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Adds context naming what was being attempted to an I/O result, keeping the
+/// I/O error in the chain so its exit status is found.
+pub fn during<T>(result: io::Result<T>, what: impl fmt::Display) -> anyhow::Result<T> {
+    result.with_context(|| format!("{what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A server that accepts and then says nothing during the handshake
+    /// is a time-out, which a wrapper retries, not a TLS failure.
+    #[test]
+    fn silent_tls_server_is_a_temporary_failure() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (_held, _) = listener.accept().unwrap();
+            let _ = done_rx.recv();
+        });
+        let endpoint = Endpoint::parse(&format!("127.0.0.1:{port}"), 1).unwrap();
+        let err = Connection::connect_tls(
+            &endpoint,
+            &TlsOptions::default(),
+            Duration::from_millis(300),
+        )
+        .err()
+        .expect("no handshake");
+        assert_eq!(crate::exit::exit_status(&err), Exit::TempFail, "{err:#}");
+        done_tx.send(()).unwrap();
+        server.join().unwrap();
+    }
+
+    /// A server that closes the connection during the handshake dropped
+    /// it: temporary, like any dropped connection.
+    #[test]
+    fn connection_closed_during_handshake_is_temporary() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            drop(tcp);
+        });
+        let endpoint = Endpoint::parse(&format!("127.0.0.1:{port}"), 1).unwrap();
+        let err =
+            Connection::connect_tls(&endpoint, &TlsOptions::default(), Duration::from_secs(20))
+                .err()
+                .expect("no handshake");
+        assert_eq!(crate::exit::exit_status(&err), Exit::TempFail, "{err:#}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn endpoint_forms() {
+        let e = Endpoint::parse("mail.example.org", 587).unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("mail.example.org", 587));
+        let e = Endpoint::parse("127.0.0.1:2525", 587).unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("127.0.0.1", 2525));
+        assert!(e.is_loopback());
+        let e = Endpoint::parse("[::1]:465", 587).unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("::1", 465));
+        assert_eq!(e.to_string(), "[::1]:465");
+        let e = Endpoint::parse("::1", 25).unwrap();
+        assert_eq!(e.port, 25);
+        assert!(Endpoint::parse("host:0", 1).is_err());
+        assert!(Endpoint::parse("host:x", 1).is_err());
+        assert!(Endpoint::parse("a b", 1).is_err());
+        assert!(Endpoint::parse(":25", 1).is_err());
+        // Several colons: an IPv6 address, or a mistake (not a host name).
+        assert!(Endpoint::parse("host:25:26", 1).is_err());
+        // An IDN host is resolved by its A-labels.
+        let e = Endpoint::parse("Bücher.example:465", 587).unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("xn--bcher-kva.example", 465));
+        assert!(!Endpoint::parse("example.org", 1).unwrap().is_loopback());
+    }
+
+    #[test]
+    fn read_line_keeps_bytes_between_lines_and_bounds_length() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(b"250-a\r\n250 b\r\n").unwrap();
+            s.write_all(&[b'x'; 300]).unwrap();
+            s.write_all(b"\r\n").unwrap();
+        });
+        let ep = Endpoint::parse(&format!("127.0.0.1:{port}"), 25).unwrap();
+        let mut c = Connection::connect(&ep, Duration::from_secs(5)).unwrap();
+        assert_eq!(c.read_line(100).unwrap(), b"250-a\r\n");
+        assert_eq!(c.read_line(100).unwrap(), b"250 b\r\n");
+        let err = c.read_line(100).unwrap_err();
+        assert_eq!(crate::exit::exit_status(&err), Exit::Protocol);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn eof_mid_line_is_temporary() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(b"220 half").unwrap();
+        });
+        let ep = Endpoint::parse(&format!("127.0.0.1:{port}"), 25).unwrap();
+        let mut c = Connection::connect(&ep, Duration::from_secs(5)).unwrap();
+        server.join().unwrap();
+        let err = c.read_line(100).unwrap_err();
+        assert_eq!(crate::exit::exit_status(&err), Exit::TempFail);
+    }
+
+    #[test]
+    fn unresolvable_host_is_68() {
+        let ep = Endpoint::parse("no-such-host.invalid", 25).unwrap();
+        let err = Connection::connect(&ep, Duration::from_secs(5))
+            .err()
+            .unwrap();
+        assert_eq!(crate::exit::exit_status(&err), Exit::NoHost);
+    }
+}

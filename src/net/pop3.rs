@@ -1,0 +1,517 @@
+//! Drives the POP3 state machine over a connection: connecting, STLS,
+//! login, listings, and pipelined TOP and RETR/DELE flights.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::net::connection::{Connection, Endpoint, TlsMode, TlsOptions};
+use crate::proto::pop3::login::{self, Login, Method, Request, Step};
+use crate::proto::pop3::{Client, Command, Error, Event, Kind, Reply, State};
+use crate::secret::Secret;
+use crate::transcript::Transcript;
+
+/// Commands kept in flight when the server offers PIPELINING. Each RETR is
+/// a dozen bytes, so the window never fills a socket buffer, and at 50 ms
+/// round-trip time 64 messages arrive per round trip.
+pub const WINDOW: usize = 64;
+
+/// How to log in (`--auth`); the policy is [`crate::proto::pop3::login`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMethod {
+    /// AUTH PLAIN when offered, else USER/PASS; APOP on an unencrypted
+    /// connection when the greeting carries a valid timestamp.
+    Auto,
+    /// USER and PASS (RFC 1939 section 7).
+    User,
+    /// APOP (RFC 1939 section 7): MD5 digest, refused unless the greeting's
+    /// timestamp is a well-formed msg-id (CVE-2007-1558).
+    Apop,
+    /// AUTH PLAIN with an initial response (RFC 5034, RFC 4616).
+    Plain,
+    /// AUTH XOAUTH2 with an OAuth 2 bearer token as the password.
+    Xoauth2,
+}
+
+impl From<AuthMethod> for Method {
+    fn from(method: AuthMethod) -> Method {
+        match method {
+            AuthMethod::Auto => Method::Auto,
+            AuthMethod::User => Method::User,
+            AuthMethod::Apop => Method::Apop,
+            AuthMethod::Plain => Method::Plain,
+            AuthMethod::Xoauth2 => Method::Xoauth2,
+        }
+    }
+}
+
+/// One message as the server lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Message number.
+    pub number: u32,
+    /// Size announced by LIST.
+    pub size: u64,
+    /// Unique id from UIDL.
+    pub uidl: Option<String>,
+}
+
+/// A POP3 session over a live connection.
+pub struct Session {
+    conn: Option<Connection>,
+    client: Client,
+    transcript: Transcript,
+    outbox: Vec<u8>,
+    /// Message bytes handed back by the last event.
+    pub out: Vec<u8>,
+    endpoint: Endpoint,
+    /// Bytes of the multi-line body being read, for the transcript.
+    body_bytes: u64,
+}
+
+/// Refuses, before anything is sent, a password or token that would travel
+/// unencrypted to a remote server (see [`login::plaintext_check`]).
+pub fn plaintext_check(
+    requested: AuthMethod,
+    method: AuthMethod,
+    encrypted: bool,
+    endpoint: &Endpoint,
+) -> Result<(), Error> {
+    login::plaintext_check(
+        requested.into(),
+        method.into(),
+        encrypted,
+        endpoint.is_loopback(),
+        &endpoint.to_string(),
+    )
+}
+
+/// An event that does not fit where it came.
+fn unexpected(event: &Event, context: &str) -> Error {
+    Error::Unexpected(format!("unexpected {event:?}{context}"))
+}
+
+impl Session {
+    /// Connects, reads the greeting, asks for capabilities and (unless
+    /// `tls` is `None` or implicit) upgrades with STLS, failing before any
+    /// credential is sent if STLS is not available.
+    pub fn open(
+        endpoint: &Endpoint,
+        tls: TlsMode,
+        tls_options: &TlsOptions,
+        timeout: Duration,
+        transcript: Transcript,
+    ) -> anyhow::Result<Self> {
+        let conn = match tls {
+            TlsMode::Implicit => Connection::connect_tls(endpoint, tls_options, timeout)?,
+            _ => Connection::connect(endpoint, timeout)?,
+        };
+        let mut session = Session {
+            client: Client::new(conn.is_tls()),
+            conn: Some(conn),
+            transcript,
+            outbox: Vec::new(),
+            out: Vec::new(),
+            endpoint: endpoint.clone(),
+            body_bytes: 0,
+        };
+        match session.next_event()? {
+            Event::Reply(r) if r.ok => {}
+            Event::Reply(r) => return Err(Error::refused(&r, "server greeting").into()),
+            _ => return Err(Error::Unexpected("unexpected greeting".into()).into()),
+        }
+        session.capa()?;
+        if tls == TlsMode::Starttls {
+            let offered = session.client.capabilities().map(|c| c.stls);
+            if offered == Some(false) {
+                return Err(Error::Unexpected(format!(
+                    "{endpoint} does not offer STLS; refusing to log in without TLS (use --tls implicit, or --tls none to allow plaintext)"
+                ))
+                .into());
+            }
+            session.stls(tls_options)?;
+            session.capa()?;
+        }
+        Ok(session)
+    }
+
+    /// The protocol state machine.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn conn(&mut self) -> &mut Connection {
+        self.conn.as_mut().expect("connection present")
+    }
+
+    /// Queues a command (sent by the next [`Session::flush`]).
+    pub fn queue(&mut self, command: &Command) -> Result<(), Error> {
+        let wire = self.client.send(command)?;
+        if self.transcript.enabled() {
+            self.transcript.client(command.shown().as_bytes());
+        }
+        self.outbox.extend_from_slice(&wire);
+        Ok(())
+    }
+
+    /// Sends everything queued in one write.
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::take(&mut self.outbox);
+        let result = self.conn().send(&bytes);
+        self.outbox = bytes;
+        self.outbox.clear();
+        result.with_context(|| format!("sending to {}", self.endpoint))
+    }
+
+    /// Waits for the next event: the bytes received so far go to the state
+    /// machine, as they came, and more are read only when they complete
+    /// nothing. Message bytes land in `self.out` (appended; the caller
+    /// clears it).
+    pub fn next_event(&mut self) -> anyhow::Result<Event> {
+        loop {
+            let conn = self.conn.as_mut().expect("connection present");
+            let before = self.out.len();
+            let (used, event) = self.client.feed(conn.buffered(), &mut self.out)?;
+            conn.consume(used);
+            if let Some(event) = event {
+                self.note(&event, before);
+                return Ok(event);
+            }
+            let read = conn.fill();
+            let read = read.with_context(|| format!("reading from {}", self.endpoint))?;
+            if read == 0 {
+                let what = if self.client.in_message_body() {
+                    "connection closed in the middle of a message"
+                } else {
+                    "connection closed by peer"
+                };
+                let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, what);
+                return Err(anyhow::Error::new(eof))
+                    .with_context(|| format!("reading from {}", self.endpoint));
+            }
+        }
+    }
+
+    /// Writes what the server said to the transcript: status and listing
+    /// lines as they came, message bodies as their size.
+    fn note(&mut self, event: &Event, before: usize) {
+        if !self.transcript.enabled() {
+            return;
+        }
+        match event {
+            Event::Data => self.body_bytes += (self.out.len() - before) as u64,
+            Event::BodyEnd(kind @ (Kind::Retr(n) | Kind::Top(n))) => {
+                let bytes = std::mem::take(&mut self.body_bytes);
+                let note = format!("<{} {n} body, {bytes} bytes>", kind.name());
+                self.transcript.note("S", &note);
+                self.transcript.server(b".\r\n");
+            }
+            Event::Challenge(_) => self.transcript.server(b"+ <challenge>"),
+            _ => self.transcript.server(self.client.last_line()),
+        }
+    }
+
+    /// Sends one single-line command and waits for its reply.
+    pub fn command(&mut self, command: &Command) -> anyhow::Result<Reply> {
+        self.queue(command)?;
+        self.flush()?;
+        match self.next_event()? {
+            Event::Reply(r) => Ok(r),
+            other => {
+                let context = format!(" in reply to {}", command.kind().name());
+                Err(unexpected(&other, &context).into())
+            }
+        }
+    }
+
+    /// CAPA; a refusal just means the server lists nothing.
+    fn capa(&mut self) -> anyhow::Result<()> {
+        self.queue(&Command::Capa)?;
+        self.flush()?;
+        loop {
+            match self.next_event()? {
+                Event::Reply(_) | Event::BodyEnd(_) => return Ok(()),
+                _ => {}
+            }
+        }
+    }
+
+    fn stls(&mut self, tls_options: &TlsOptions) -> anyhow::Result<()> {
+        let reply = self.command(&Command::Stls)?;
+        if !reply.ok {
+            return Err(Error::Unexpected(format!(
+                "{} refused STLS: -ERR {}; refusing to log in without TLS",
+                self.endpoint,
+                crate::proto::pop3::quoted(&reply.text)
+            ))
+            .into());
+        }
+        let conn = self.conn.take().expect("connection present");
+        let (conn, discarded) = conn.start_tls(tls_options)?;
+        self.conn = Some(conn);
+        self.client.tls_started();
+        if discarded > 0 {
+            let note = format!("discarded {discarded} bytes received before the TLS handshake");
+            if self.transcript.enabled() {
+                self.transcript.note("*", &note);
+            } else {
+                let _ = std::io::Write::write_fmt(
+                    &mut std::io::stderr(),
+                    format_args!("mailctl: warning: {note}\n"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs in. The secret is a password, or a token for XOAUTH2. What to
+    /// send is [`Login`]'s decision; this only carries the bytes.
+    pub fn login(&mut self, method: AuthMethod, user: &str, secret: &Secret) -> anyhow::Result<()> {
+        let server = self.endpoint.to_string();
+        let request = Request {
+            method: method.into(),
+            user,
+            secret,
+            server: &server,
+            loopback: self.endpoint.is_loopback(),
+        };
+        let (mut login, mut commands) = Login::start(&request, &self.client)?;
+        loop {
+            for command in commands.drain(..) {
+                self.queue(&command)?;
+            }
+            self.flush()?;
+            loop {
+                let event = self.next_event()?;
+                match login.on_event(event)? {
+                    Step::Send(more) => {
+                        commands = more;
+                        break;
+                    }
+                    Step::Wait => {}
+                    Step::Done => return Ok(()),
+                }
+            }
+        }
+    }
+
+    fn expect_reply(&mut self) -> anyhow::Result<Reply> {
+        match self.next_event()? {
+            Event::Reply(r) => Ok(r),
+            other => Err(unexpected(&other, "").into()),
+        }
+    }
+
+    /// STAT, LIST and UIDL (pipelined when possible). UIDL ids are `None`
+    /// when the server refuses UIDL.
+    pub fn listing(&mut self) -> anyhow::Result<Vec<Entry>> {
+        let pipelining = self.client.pipelining();
+        self.queue(&Command::Stat)?;
+        if !pipelining {
+            self.flush()?;
+            self.read_stat()?;
+        }
+        self.queue(&Command::List(None))?;
+        if pipelining {
+            self.queue(&Command::Uidl(None))?;
+            self.flush()?;
+            self.read_stat()?;
+        } else {
+            self.flush()?;
+        }
+        let mut entries = match self.read_list() {
+            Ok(entries) => entries,
+            Err(err) => {
+                if pipelining
+                    && err
+                        .downcast_ref::<Error>()
+                        .is_some_and(|e| e.refusal().is_some())
+                {
+                    // Read the UIDL reply before giving up.
+                    self.skip_response()?;
+                }
+                return Err(err);
+            }
+        };
+        if !pipelining {
+            self.queue(&Command::Uidl(None))?;
+            self.flush()?;
+        }
+        self.read_uidl(&mut entries)?;
+        entries.sort_by_key(|e| e.number);
+        entries.dedup_by_key(|e| e.number);
+        Ok(entries)
+    }
+
+    fn read_stat(&mut self) -> anyhow::Result<()> {
+        let r = self.expect_reply()?;
+        if !r.ok {
+            return Err(Error::refused(&r, "STAT").into());
+        }
+        Ok(())
+    }
+
+    /// The LIST response.
+    fn read_list(&mut self) -> anyhow::Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        match self.next_event()? {
+            Event::BodyStart(_) => {}
+            Event::Reply(r) => return Err(Error::refused(&r, "LIST").into()),
+            other => return Err(unexpected(&other, "").into()),
+        }
+        loop {
+            match self.next_event()? {
+                Event::ListEntry(number, size) => entries.push(Entry {
+                    number,
+                    size,
+                    uidl: None,
+                }),
+                Event::BodyEnd(_) => return Ok(entries),
+                other => return Err(unexpected(&other, " in LIST").into()),
+            }
+        }
+    }
+
+    /// The UIDL response, filling in `entries`; a refusal leaves them
+    /// without ids.
+    fn read_uidl(&mut self, entries: &mut [Entry]) -> anyhow::Result<()> {
+        match self.next_event()? {
+            Event::BodyStart(_) => {}
+            Event::Reply(_) => return Ok(()),
+            other => return Err(unexpected(&other, "").into()),
+        }
+        let index: std::collections::HashMap<u32, usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.number, i))
+            .collect();
+        loop {
+            match self.next_event()? {
+                Event::UidlEntry(number, uid) => {
+                    if let Some(&i) = index.get(&number) {
+                        entries[i].uidl = Some(String::from_utf8_lossy(&uid).into_owned());
+                    }
+                }
+                Event::BodyEnd(_) => return Ok(()),
+                other => return Err(unexpected(&other, " in UIDL").into()),
+            }
+        }
+    }
+
+    /// Reads and discards one whole response.
+    fn skip_response(&mut self) -> anyhow::Result<()> {
+        loop {
+            self.out.clear();
+            match self.next_event()? {
+                Event::Reply(_) | Event::BodyEnd(_) => return Ok(()),
+                _ => {}
+            }
+        }
+    }
+
+    /// `TOP n 0` for each message, pipelined; hands each header block to
+    /// `each` as it completes, with its index in `numbers` (at most
+    /// `max_keep` bytes of it; `None` where TOP was refused). Only one
+    /// block is held at a time.
+    pub fn headers(
+        &mut self,
+        numbers: &[u32],
+        max_keep: usize,
+        mut each: impl FnMut(usize, Option<&[u8]>),
+    ) -> anyhow::Result<()> {
+        if self.client.capabilities().is_some_and(|c| !c.top) {
+            (0..numbers.len()).for_each(|i| each(i, None));
+            return Ok(());
+        }
+        let window = if self.client.pipelining() { WINDOW } else { 1 };
+        let mut done = 0;
+        let mut sent = 0;
+        let mut current: Option<Vec<u8>> = None;
+        while done < numbers.len() {
+            while sent < numbers.len() && sent - done < window {
+                self.queue(&Command::Top(numbers[sent], 0))?;
+                sent += 1;
+            }
+            self.flush()?;
+            self.out.clear();
+            match self.next_event()? {
+                Event::BodyStart(_) => current = Some(Vec::new()),
+                Event::Data => {
+                    if let Some(buf) = &mut current {
+                        let room = max_keep.saturating_sub(buf.len());
+                        buf.extend_from_slice(&self.out[..self.out.len().min(room)]);
+                    }
+                }
+                Event::BodyEnd(_) => {
+                    each(done, current.take().as_deref());
+                    done += 1;
+                }
+                Event::Reply(r) if !r.ok => {
+                    each(done, None);
+                    done += 1;
+                }
+                other => return Err(unexpected(&other, " in TOP").into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends QUIT and waits for its reply. Returns whether the server
+    /// confirmed (which commits any deletions).
+    pub fn quit(&mut self) -> anyhow::Result<bool> {
+        let reply = self.command(&Command::Quit)?;
+        if let Some(conn) = self.conn.take() {
+            conn.close();
+        }
+        Ok(reply.ok)
+    }
+
+    /// Whether DELE may still be sent: the session is in TRANSACTION.
+    pub fn in_transaction(&self) -> bool {
+        self.client.state() == State::Transaction
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_quote_a_bounded_amount_of_server_text() {
+        let reply = Reply {
+            kind: Kind::Stat,
+            ok: false,
+            text: vec![b'x'; 8000],
+        };
+        let err = Error::refused(&reply, "STAT");
+        assert!(err.to_string().len() < 400, "{}", err.to_string().len());
+        assert!(err.to_string().ends_with("..."));
+        assert_eq!(
+            crate::proto::pop3::quoted(b"short \x1b[2J"),
+            "short \\x1b[2J"
+        );
+    }
+
+    #[test]
+    fn no_password_in_clear_to_a_remote_server() {
+        let remote = Endpoint::parse("192.0.2.7:110", 110).unwrap();
+        let local = Endpoint::parse("127.0.0.1:110", 110).unwrap();
+        for method in [AuthMethod::User, AuthMethod::Plain, AuthMethod::Xoauth2] {
+            let err = plaintext_check(method, method, false, &remote).unwrap_err();
+            assert!(
+                matches!(err, Error::Unencrypted { no_apop: false, .. }),
+                "{method:?}"
+            );
+            plaintext_check(method, method, true, &remote).unwrap();
+            plaintext_check(method, method, false, &local).unwrap();
+        }
+        // APOP sends a digest, not the password.
+        plaintext_check(AuthMethod::Apop, AuthMethod::Apop, false, &remote).unwrap();
+        // auto without an APOP timestamp falls back to USER/PASS: refused.
+        let err = plaintext_check(AuthMethod::Auto, AuthMethod::User, false, &remote).unwrap_err();
+        assert!(matches!(err, Error::Unencrypted { no_apop: true, .. }));
+    }
+}

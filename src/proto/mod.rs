@@ -1,0 +1,16 @@
+//! The protocols, as pure state machines: no sockets, files, clock or
+//! process state. They are fed bytes or lines and hand back what to send.
+//!
+//! - [`smtp`]: SMTP client (submission) and server (receiver).
+//! - [`pop3`]: POP3 client (retrieval) and server.
+//! - [`dot`]: dot-stuffing and unstuffing of message data.
+//! - [`line`]: the bounded line reader all of them frame input with.
+//! - [`sasl`]: the SASL mechanisms both protocols use.
+//! - [`users`]: the accounts and mailbox names of `mailctl serve`.
+
+pub mod dot;
+pub mod line;
+pub mod pop3;
+pub mod sasl;
+pub mod smtp;
+pub mod users;

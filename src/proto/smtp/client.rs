@@ -1,0 +1,1347 @@
+//! The SMTP submission client as a state machine (RFC 5321 section 3,
+//! RFC 3207 STARTTLS, RFC 4954 AUTH, RFC 2920 PIPELINING, RFC 1870 SIZE).
+//!
+//! [`Client`] does no I/O. The driver reads one reply at a time and passes
+//! it to [`Client::on_reply`], which answers with an [`Event`]: bytes to
+//! send, "read another reply", "upgrade to TLS now", "stream the message
+//! now", or "close". The states, in order:
+//!
+//! ```text
+//! Greeting -> Ehlo (-> Helo if EHLO is refused) -> StartTls -> Ehlo
+//!   -> Auth (PLAIN | LOGIN | CRAM-MD5 | XOAUTH2)
+//!   -> MAIL, RCPT..., DATA   (one flight with PIPELINING, else one by one)
+//!   -> message, final dot (+ QUIT in the same flight with PIPELINING)
+//!   -> Quit -> Closed
+//! ```
+//!
+//! Failures are recorded, not thrown: the machine then says goodbye politely
+//! where that is safe (RSET, QUIT) and [`Client::finish`] returns the error
+//! together with what is known about every recipient.
+
+use std::collections::VecDeque;
+
+use crate::exit::{fail, Exit};
+use crate::net::connection::TlsMode;
+use crate::proto::sasl::{self, Mechanism};
+use crate::secret::Secret;
+use crate::text::printable;
+
+use super::command::{Command, MailParams};
+use super::ehlo::Capabilities;
+use super::reply::Reply;
+
+/// A user name and password (or OAuth token), and the mechanism to use.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// The user name.
+    pub user: String,
+    /// The password, or the access token for XOAUTH2.
+    pub secret: Secret,
+    /// A mechanism the user asked for; `None` picks the strongest offered.
+    pub mechanism: Option<Mechanism>,
+}
+
+/// What the state machine needs to know up front.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// The name to announce in EHLO / HELO.
+    pub helo_name: String,
+    /// Transport security: with `Starttls` the upgrade is required.
+    pub tls: TlsMode,
+    /// Credentials, if the server wants authentication.
+    pub credentials: Option<Credentials>,
+    /// Whether credentials may be sent without TLS (loopback servers only).
+    pub plaintext_auth_allowed: bool,
+    /// The envelope sender (reverse-path); may be empty.
+    pub from: String,
+    /// The envelope recipients.
+    pub recipients: Vec<String>,
+    /// The message size in bytes, CRLF line endings, before dot-stuffing.
+    pub message_size: u64,
+    /// Whether the message has bytes above 127 (asks for BODY=8BITMIME).
+    pub eight_bit: bool,
+    /// Stop after authentication with QUIT: a check of the settings that
+    /// sends no mail. The envelope is then ignored.
+    pub probe: bool,
+}
+
+/// Bytes to write in one go, and the lines they stand for in the
+/// transcript (secrets already replaced by `<redacted>`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Flight {
+    /// The wire bytes.
+    pub wire: Vec<u8>,
+    /// One transcript line per command.
+    pub log: Vec<String>,
+}
+
+impl Flight {
+    fn push(&mut self, command: Command<'_>) -> anyhow::Result<()> {
+        self.wire.extend_from_slice(&command.render()?);
+        self.log.push(command.redacted());
+        Ok(())
+    }
+
+    fn of(command: Command<'_>) -> anyhow::Result<Self> {
+        let mut flight = Flight::default();
+        flight.push(command)?;
+        Ok(flight)
+    }
+}
+
+/// What the driver should do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Write these bytes (one write), then read the next reply.
+    Send(Flight),
+    /// Read the next reply: more replies to a pipelined flight are due.
+    Wait,
+    /// The server agreed to STARTTLS: discard anything buffered, perform the
+    /// TLS handshake, then call [`Client::tls_established`].
+    StartTls,
+    /// Stream the message through the DATA encoder with its final dot,
+    /// write `then` (QUIT, when pipelining) in the same flush, then read the
+    /// next reply.
+    SendMessage {
+        /// The message size, for the transcript.
+        size: u64,
+        /// Bytes that follow the final dot without waiting.
+        then: Option<Flight>,
+    },
+    /// Close the connection without sending the message: the server
+    /// already said 354, so closing before the final dot is the only way to
+    /// make it discard the transaction (RFC 5321 section 3.8).
+    Abort(String),
+    /// Close the connection; the session is over.
+    Close,
+}
+
+/// What became of one recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecipientState {
+    /// RCPT was not answered (the session ended earlier).
+    NotTried,
+    /// The server accepted the recipient (2xx).
+    Accepted,
+    /// The server refused it for now (4xx).
+    TempFailed,
+    /// The server refused it permanently (5xx).
+    PermFailed,
+}
+
+impl RecipientState {
+    /// The name used in JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecipientState::NotTried => "not_tried",
+            RecipientState::Accepted => "accepted",
+            RecipientState::TempFailed => "temp",
+            RecipientState::PermFailed => "perm",
+        }
+    }
+}
+
+/// One envelope recipient and the server's answer to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecipientStatus {
+    /// The address.
+    pub address: String,
+    /// Accepted or refused.
+    pub state: RecipientState,
+    /// The reply to RCPT, if any.
+    pub reply: Option<Reply>,
+}
+
+/// Everything learnt during the session.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// One entry per envelope recipient, in order.
+    pub recipients: Vec<RecipientStatus>,
+    /// The reply to the final dot.
+    pub final_reply: Option<Reply>,
+    /// Whether the message was accepted for delivery (with
+    /// [`ClientConfig::probe`]: whether the server could have been sent
+    /// mail).
+    pub accepted: bool,
+    /// Whether the session ran over TLS.
+    pub tls: bool,
+    /// The mechanism that authenticated the session.
+    pub auth: Option<Mechanism>,
+    /// The extensions of the last EHLO.
+    pub capabilities: Option<Capabilities>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AuthStep {
+    /// Waiting for 235 after the last response.
+    Final,
+    /// LOGIN: the server asks for the user name.
+    LoginUser,
+    /// LOGIN: the server asks for the password.
+    LoginPassword,
+    /// CRAM-MD5: the server sends its challenge.
+    CramChallenge,
+    /// XOAUTH2: a 334 here carries an error report to acknowledge.
+    XOAuth2,
+    /// PLAIN or XOAUTH2 sent without its initial response (too long for
+    /// one command line): the server's empty 334 asks for it.
+    Initial,
+}
+
+/// The longest command line, CRLF included (RFC 5321 section 4.5.3.1.4).
+const MAX_COMMAND_LINE: usize = 512;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Mail,
+    Rcpt(usize),
+    Data,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    Greeting,
+    Ehlo,
+    Helo,
+    StartTls,
+    Auth(AuthStep),
+    Mail,
+    Rcpt(usize),
+    Data,
+    Pipelined(VecDeque<Expect>),
+    Message,
+    Rset,
+    Quit,
+    Closed,
+}
+
+/// The client state machine. See the module documentation.
+pub struct Client {
+    config: ClientConfig,
+    state: State,
+    tls_active: bool,
+    upgraded: bool,
+    pipelining: bool,
+    mail_reply: Option<Reply>,
+    data_reply: Option<Reply>,
+    report: Report,
+    failure: Option<anyhow::Error>,
+}
+
+/// The base64 initial response of PLAIN or XOAUTH2.
+fn initial_response(mechanism: Mechanism, user: &str, secret: &str) -> String {
+    if mechanism == Mechanism::XOAuth2 {
+        sasl::xoauth2_response(user, secret)
+    } else {
+        sasl::plain_response(user, secret)
+    }
+}
+
+fn failure_for(what: &str, reply: &Reply) -> anyhow::Error {
+    let exit = match reply.class() {
+        // RFC 4954 section 6: "530 5.7.0 Authentication required" is a
+        // matter of credentials (77), not a refusal of the mail.
+        _ if reply.code == 530 => Exit::NoPerm,
+        4 => Exit::TempFail,
+        5 => Exit::Unavailable,
+        _ => Exit::Protocol,
+    };
+    fail(exit, format!("{what}: {}", reply.summary()))
+}
+
+impl Client {
+    /// A client about to read the server's greeting. With implicit TLS the
+    /// driver has already completed the handshake.
+    pub fn new(config: ClientConfig) -> Self {
+        let tls_active = config.tls == TlsMode::Implicit;
+        let recipients = config
+            .recipients
+            .iter()
+            .map(|address| RecipientStatus {
+                address: address.clone(),
+                state: RecipientState::NotTried,
+                reply: None,
+            })
+            .collect();
+        Client {
+            config,
+            state: State::Greeting,
+            tls_active,
+            upgraded: false,
+            pipelining: false,
+            mail_reply: None,
+            data_reply: None,
+            report: Report {
+                recipients,
+                tls: tls_active,
+                ..Report::default()
+            },
+            failure: None,
+        }
+    }
+
+    /// Whether the session is over (only a QUIT reply or nothing is left).
+    pub fn is_finishing(&self) -> bool {
+        matches!(self.state, State::Quit | State::Closed)
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    /// Handles the next complete reply.
+    pub fn on_reply(&mut self, reply: Reply) -> Event {
+        match self.step(reply) {
+            Ok(event) => event,
+            Err(err) => {
+                self.record(err);
+                self.state = State::Closed;
+                Event::Close
+            }
+        }
+    }
+
+    /// Call after the TLS handshake that followed [`Event::StartTls`]:
+    /// EHLO is sent again, and nothing learnt before it is trusted.
+    pub fn tls_established(&mut self) -> Event {
+        self.tls_active = true;
+        self.upgraded = true;
+        self.report.tls = true;
+        self.report.capabilities = None;
+        self.state = State::Ehlo;
+        match Flight::of(Command::Ehlo(&self.config.helo_name)) {
+            Ok(flight) => Event::Send(flight),
+            Err(err) => {
+                self.record(err);
+                self.state = State::Closed;
+                Event::Close
+            }
+        }
+    }
+
+    /// The connection failed (read, write or TLS error). After the message
+    /// was accepted, or once the machine is only waiting for the QUIT reply,
+    /// this changes nothing.
+    pub fn connection_lost(&mut self, err: anyhow::Error) {
+        if self.state != State::Quit {
+            self.record(err);
+        }
+        self.state = State::Closed;
+    }
+
+    /// The outcome: the report, or the first failure and the report.
+    pub fn finish(mut self) -> Result<Report, Box<(anyhow::Error, Report)>> {
+        if !self.report.accepted && self.failure.is_none() {
+            self.failure = Some(fail(
+                Exit::TempFail,
+                "the session ended before the message was accepted",
+            ));
+        }
+        match self.failure.take() {
+            Some(err) => Err(Box::new((err, self.report))),
+            None => Ok(self.report),
+        }
+    }
+
+    fn record(&mut self, err: anyhow::Error) {
+        if self.failure.is_none() {
+            self.failure = Some(err);
+        }
+    }
+
+    /// Records a failure and ends the session with QUIT.
+    fn fail_and_quit(&mut self, err: anyhow::Error) -> anyhow::Result<Event> {
+        self.record(err);
+        self.state = State::Quit;
+        Ok(Event::Send(Flight::of(Command::Quit)?))
+    }
+
+    fn send(&mut self, state: State, command: Command<'_>) -> anyhow::Result<Event> {
+        let flight = Flight::of(command)?;
+        self.state = state;
+        Ok(Event::Send(flight))
+    }
+
+    fn step(&mut self, reply: Reply) -> anyhow::Result<Event> {
+        match self.state.clone() {
+            State::Greeting => match reply.code {
+                220 => {
+                    let name = self.config.helo_name.clone();
+                    self.send(State::Ehlo, Command::Ehlo(&name))
+                }
+                421 => Err(failure_for("server not available", &reply)),
+                554 => self.fail_and_quit(failure_for("server refused the connection", &reply)),
+                _ => Err(fail(
+                    Exit::Protocol,
+                    format!("unexpected greeting: {}", reply.summary()),
+                )),
+            },
+            State::Ehlo => {
+                if reply.code == 250 {
+                    let caps = Capabilities::from_ehlo(&reply);
+                    self.pipelining = caps.pipelining;
+                    self.report.capabilities = Some(caps);
+                    self.after_ehlo()
+                } else if reply.is_permanent() && !self.upgraded {
+                    // RFC 5321 section 3.2: fall back to HELO.
+                    let name = self.config.helo_name.clone();
+                    self.send(State::Helo, Command::Helo(&name))
+                } else if reply.code == 421 {
+                    Err(failure_for("EHLO refused", &reply))
+                } else {
+                    self.fail_and_quit(failure_for("EHLO refused", &reply))
+                }
+            }
+            State::Helo => {
+                if reply.code == 250 {
+                    self.pipelining = false;
+                    self.report.capabilities = Some(Capabilities::default());
+                    self.after_ehlo()
+                } else {
+                    self.fail_and_quit(failure_for("HELO refused", &reply))
+                }
+            }
+            State::StartTls => match reply.class() {
+                2 => Ok(Event::StartTls),
+                4 => self.fail_and_quit(failure_for("STARTTLS refused", &reply)),
+                _ => self.fail_and_quit(fail(
+                    Exit::Protocol,
+                    format!("STARTTLS refused: {}", reply.summary()),
+                )),
+            },
+            State::Auth(step) => self.auth_step(step, reply),
+            State::Mail => {
+                if reply.is_positive() {
+                    self.mail_reply = Some(reply);
+                    self.next_rcpt(0)
+                } else {
+                    self.fail_and_quit(failure_for("sender refused (MAIL FROM)", &reply))
+                }
+            }
+            State::Rcpt(i) => {
+                self.record_rcpt(i, reply)?;
+                self.next_rcpt(i + 1)
+            }
+            State::Data => {
+                if reply.code == 354 {
+                    self.data_reply = Some(reply);
+                    self.send_message()
+                } else {
+                    self.fail_and_quit(failure_for("DATA refused", &reply))
+                }
+            }
+            State::Pipelined(mut queue) => {
+                match queue.pop_front() {
+                    Some(Expect::Mail) => self.mail_reply = Some(reply),
+                    Some(Expect::Rcpt(i)) => self.record_rcpt(i, reply)?,
+                    Some(Expect::Data) => self.data_reply = Some(reply),
+                    None => unreachable!("the queue is never left empty"),
+                }
+                if queue.is_empty() {
+                    self.after_pipelined_envelope()
+                } else {
+                    self.state = State::Pipelined(queue);
+                    Ok(Event::Wait)
+                }
+            }
+            State::Message => {
+                if reply.is_positive() {
+                    self.report.accepted = true;
+                } else {
+                    self.record(failure_for("message refused after DATA", &reply));
+                }
+                self.report.final_reply = Some(reply);
+                if self.pipelining {
+                    // QUIT followed the final dot; its reply is next.
+                    self.state = State::Quit;
+                    Ok(Event::Wait)
+                } else {
+                    self.send(State::Quit, Command::Quit)
+                }
+            }
+            State::Rset => self.send(State::Quit, Command::Quit),
+            State::Quit => {
+                self.state = State::Closed;
+                Ok(Event::Close)
+            }
+            State::Closed => Ok(Event::Close),
+        }
+    }
+
+    fn after_ehlo(&mut self) -> anyhow::Result<Event> {
+        let caps = self.report.capabilities.clone().unwrap_or_default();
+        if self.config.tls == TlsMode::Starttls && !self.tls_active {
+            if caps.starttls {
+                return self.send(State::StartTls, Command::StartTls);
+            }
+            // Nothing else is sent: no QUIT, no MAIL, no credentials.
+            crate::bail_with!(
+                Exit::Protocol,
+                "the server does not offer STARTTLS; refusing to continue without TLS \
+                 (use --tls none to send unencrypted)"
+            );
+        }
+        if let Some(credentials) = self.config.credentials.clone() {
+            if !self.tls_active && !self.config.plaintext_auth_allowed {
+                crate::bail_with!(
+                    Exit::Config,
+                    "refusing to send credentials over an unencrypted connection"
+                );
+            }
+            if caps.auth_names.is_empty() {
+                return self.fail_and_quit(fail(
+                    Exit::NoPerm,
+                    "the server does not offer authentication (no AUTH in its EHLO reply)",
+                ));
+            }
+            let offered = caps.auth_names.join(" ");
+            let mechanism = match credentials.mechanism {
+                Some(m) if caps.auth.contains(&m) => m,
+                Some(m) => {
+                    return self.fail_and_quit(fail(
+                        Exit::NoPerm,
+                        format!(
+                            "the server does not offer AUTH {}; it offers: {}",
+                            m.name(),
+                            printable(offered.as_bytes())
+                        ),
+                    ))
+                }
+                None => match Mechanism::strongest_for_password(&caps.auth) {
+                    Some(m) => m,
+                    None => {
+                        return self.fail_and_quit(fail(
+                            Exit::NoPerm,
+                            format!(
+                                "no usable password mechanism among the server's: {} \
+                                 (use --auth to choose one)",
+                                printable(offered.as_bytes())
+                            ),
+                        ))
+                    }
+                },
+            };
+            return self.start_auth(mechanism, &credentials);
+        }
+        self.start_transaction()
+    }
+
+    fn start_auth(
+        &mut self,
+        mechanism: Mechanism,
+        credentials: &Credentials,
+    ) -> anyhow::Result<Event> {
+        self.report.auth = Some(mechanism);
+        let (user, secret) = (credentials.user.as_str(), credentials.secret.expose());
+        match mechanism {
+            Mechanism::Plain | Mechanism::XOAuth2 => {
+                let initial = initial_response(mechanism, user, secret);
+                // RFC 4954 section 4: a response that would make the
+                // command too long is sent after the server's empty 334.
+                if "AUTH ".len() + mechanism.name().len() + 1 + initial.len() + 2 > MAX_COMMAND_LINE
+                {
+                    return self.send(
+                        State::Auth(AuthStep::Initial),
+                        Command::Auth {
+                            mechanism,
+                            initial: None,
+                        },
+                    );
+                }
+                let next = if mechanism == Mechanism::Plain {
+                    AuthStep::Final
+                } else {
+                    AuthStep::XOAuth2
+                };
+                self.send(
+                    State::Auth(next),
+                    Command::Auth {
+                        mechanism,
+                        initial: Some(&initial),
+                    },
+                )
+            }
+            Mechanism::Login => self.send(
+                State::Auth(AuthStep::LoginUser),
+                Command::Auth {
+                    mechanism,
+                    initial: None,
+                },
+            ),
+            Mechanism::CramMd5 => self.send(
+                State::Auth(AuthStep::CramChallenge),
+                Command::Auth {
+                    mechanism,
+                    initial: None,
+                },
+            ),
+        }
+    }
+
+    fn auth_step(&mut self, step: AuthStep, reply: Reply) -> anyhow::Result<Event> {
+        if reply.code == 235 && matches!(step, AuthStep::Final | AuthStep::XOAuth2) {
+            return self.start_transaction();
+        }
+        if reply.is_transient() {
+            return self.fail_and_quit(failure_for("authentication failed", &reply));
+        }
+        if reply.code != 334 {
+            let exit = if reply.is_permanent() {
+                Exit::NoPerm
+            } else {
+                Exit::Protocol
+            };
+            return self.fail_and_quit(fail(
+                exit,
+                format!("authentication refused: {}", reply.summary()),
+            ));
+        }
+        let credentials = self
+            .config
+            .credentials
+            .clone()
+            .expect("authenticating only with credentials");
+        let (user, secret) = (credentials.user.as_str(), credentials.secret.expose());
+        match step {
+            AuthStep::Initial => {
+                let mechanism = self.report.auth.unwrap_or(Mechanism::Plain);
+                let response = initial_response(mechanism, user, secret);
+                let next = if mechanism == Mechanism::XOAuth2 {
+                    AuthStep::XOAuth2
+                } else {
+                    AuthStep::Final
+                };
+                self.send(State::Auth(next), Command::AuthResponse(&response))
+            }
+            AuthStep::LoginUser => {
+                let response = sasl::login_step(user);
+                self.send(
+                    State::Auth(AuthStep::LoginPassword),
+                    Command::AuthResponse(&response),
+                )
+            }
+            AuthStep::LoginPassword => {
+                let response = sasl::login_step(secret);
+                self.send(
+                    State::Auth(AuthStep::Final),
+                    Command::AuthResponse(&response),
+                )
+            }
+            AuthStep::CramChallenge => {
+                let challenge = reply.lines.first().cloned().unwrap_or_default();
+                let Some(response) = sasl::cram_md5_response(user, secret, &challenge) else {
+                    crate::bail_with!(
+                        Exit::Protocol,
+                        "malformed CRAM-MD5 challenge: {}",
+                        reply.summary()
+                    );
+                };
+                self.send(
+                    State::Auth(AuthStep::Final),
+                    Command::AuthResponse(&response),
+                )
+            }
+            // The server reports an XOAUTH2 error in a 334; an empty line
+            // acknowledges it and the final 5xx follows.
+            AuthStep::XOAuth2 => self.send(State::Auth(AuthStep::Final), Command::AuthResponse("")),
+            AuthStep::Final => Err(fail(
+                Exit::Protocol,
+                format!(
+                    "unexpected challenge after the last response: {}",
+                    reply.summary()
+                ),
+            )),
+        }
+    }
+
+    fn start_transaction(&mut self) -> anyhow::Result<Event> {
+        if self.config.probe {
+            // Everything up to a mail transaction worked.
+            self.report.accepted = true;
+            return self.send(State::Quit, Command::Quit);
+        }
+        let caps = self.report.capabilities.clone().unwrap_or_default();
+        if self.config.recipients.is_empty() {
+            crate::bail_with!(Exit::Usage, "no recipients");
+        }
+        if let Some(limit) = caps.size_limit() {
+            if self.config.message_size > limit {
+                return self.fail_and_quit(fail(
+                    Exit::Unavailable,
+                    format!(
+                        "the message is {} bytes but the server accepts at most {limit} (SIZE)",
+                        self.config.message_size
+                    ),
+                ));
+            }
+        }
+        let non_ascii = std::iter::once(&self.config.from)
+            .chain(&self.config.recipients)
+            .find(|a| !a.is_ascii())
+            .cloned();
+        if let Some(address) = &non_ascii {
+            if !caps.smtputf8 {
+                return self.fail_and_quit(fail(
+                    Exit::Unavailable,
+                    format!(
+                        "the address '{address}' is not ASCII and the server does not offer SMTPUTF8"
+                    ),
+                ));
+            }
+        }
+        let params = MailParams {
+            size: caps.size.map(|_| self.config.message_size),
+            eight_bit: self.config.eight_bit && caps.eight_bit_mime,
+            smtputf8: non_ascii.is_some(),
+        };
+        let mail = Command::Mail {
+            from: &self.config.from,
+            params,
+        };
+        if !self.pipelining {
+            let flight = Flight::of(mail)?;
+            self.state = State::Mail;
+            return Ok(Event::Send(flight));
+        }
+        // RFC 2920 section 3.1: MAIL, every RCPT and DATA in one group.
+        let mut flight = Flight::default();
+        flight.push(mail)?;
+        let mut queue = VecDeque::from([Expect::Mail]);
+        for (i, rcpt) in self.config.recipients.iter().enumerate() {
+            flight.push(Command::Rcpt(rcpt))?;
+            queue.push_back(Expect::Rcpt(i));
+        }
+        flight.push(Command::Data)?;
+        queue.push_back(Expect::Data);
+        self.state = State::Pipelined(queue);
+        Ok(Event::Send(flight))
+    }
+
+    fn record_rcpt(&mut self, i: usize, reply: Reply) -> anyhow::Result<()> {
+        let state = match reply.class() {
+            2 => RecipientState::Accepted,
+            4 => RecipientState::TempFailed,
+            5 => RecipientState::PermFailed,
+            _ => crate::bail_with!(
+                Exit::Protocol,
+                "unexpected reply to RCPT: {}",
+                reply.summary()
+            ),
+        };
+        let entry = &mut self.report.recipients[i];
+        entry.state = state;
+        entry.reply = Some(reply);
+        Ok(())
+    }
+
+    fn next_rcpt(&mut self, i: usize) -> anyhow::Result<Event> {
+        if let Some(rcpt) = self.config.recipients.get(i).cloned() {
+            return self.send(State::Rcpt(i), Command::Rcpt(&rcpt));
+        }
+        if let Some(err) = self.refused_recipients() {
+            self.record(err);
+            return self.send(State::Rset, Command::Rset);
+        }
+        self.send(State::Data, Command::Data)
+    }
+
+    /// The failure to report when any recipient was refused.
+    fn refused_recipients(&self) -> Option<anyhow::Error> {
+        let refused: Vec<&RecipientStatus> = self
+            .report
+            .recipients
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.state,
+                    RecipientState::TempFailed | RecipientState::PermFailed
+                )
+            })
+            .collect();
+        if refused.is_empty() {
+            return None;
+        }
+        let all = refused.len() == self.report.recipients.len();
+        let any_permanent = refused
+            .iter()
+            .any(|r| r.state == RecipientState::PermFailed);
+        let exit = match (all, any_permanent) {
+            (_, false) => Exit::TempFail,
+            (true, true) => Exit::NoUser,
+            (false, true) => Exit::Unavailable,
+        };
+        let detail: Vec<String> = refused
+            .iter()
+            .map(|r| {
+                let reply = r.reply.as_ref().map(Reply::summary).unwrap_or_default();
+                format!("<{}>: {reply}", r.address)
+            })
+            .collect();
+        let what = if all {
+            "every recipient was refused"
+        } else {
+            "recipient refused, message not sent"
+        };
+        Some(fail(exit, format!("{what}: {}", detail.join("; "))))
+    }
+
+    fn after_pipelined_envelope(&mut self) -> anyhow::Result<Event> {
+        let mail = self.mail_reply.clone().expect("MAIL reply recorded");
+        let data = self.data_reply.clone().expect("DATA reply recorded");
+        let data_open = data.code == 354;
+        let abort = "<closing the connection before the final dot so the server discards the \
+                     message>"
+            .to_string();
+        if !mail.is_positive() {
+            self.record(failure_for("sender refused (MAIL FROM)", &mail));
+            if data_open {
+                self.state = State::Closed;
+                return Ok(Event::Abort(abort));
+            }
+            return self.send(State::Quit, Command::Quit);
+        }
+        if let Some(err) = self.refused_recipients() {
+            self.record(err);
+            if data_open {
+                self.state = State::Closed;
+                return Ok(Event::Abort(abort));
+            }
+            return self.send(State::Rset, Command::Rset);
+        }
+        if !data_open {
+            return self.fail_and_quit(failure_for("DATA refused", &data));
+        }
+        self.send_message()
+    }
+
+    fn send_message(&mut self) -> anyhow::Result<Event> {
+        self.state = State::Message;
+        let then = if self.pipelining {
+            Some(Flight::of(Command::Quit)?)
+        } else {
+            None
+        };
+        Ok(Event::SendMessage {
+            size: self.config.message_size,
+            then,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::exit_status;
+    use crate::proto::smtp::reply::ReplyReader;
+
+    fn config(tls: TlsMode) -> ClientConfig {
+        ClientConfig {
+            helo_name: "client.example".into(),
+            tls,
+            credentials: None,
+            plaintext_auth_allowed: false,
+            from: "a@example.org".into(),
+            recipients: vec!["b@example.org".into(), "c@example.org".into()],
+            message_size: 100,
+            eight_bit: false,
+            probe: false,
+        }
+    }
+
+    fn with_auth(mut c: ClientConfig, mechanism: Option<Mechanism>) -> ClientConfig {
+        c.credentials = Some(Credentials {
+            user: "tim".into(),
+            secret: Secret::new("tanstaaftanstaaf"),
+            mechanism,
+        });
+        c
+    }
+
+    fn reply(bytes: &[u8]) -> Reply {
+        let mut r = ReplyReader::new();
+        r.feed(bytes).unwrap();
+        let reply = r.next_reply().expect("a complete reply");
+        assert!(r.next_reply().is_none() && !r.has_partial());
+        reply
+    }
+
+    fn wire(event: &Event) -> Vec<u8> {
+        match event {
+            Event::Send(f) => f.wire.clone(),
+            other => panic!("expected Send, got {other:?}"),
+        }
+    }
+
+    const EHLO_PLAIN: &[u8] = b"250-mx.example\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n";
+    const EHLO_STARTTLS: &[u8] = b"250-mx.example\r\n250-STARTTLS\r\n250 SIZE\r\n";
+    const EHLO_AUTH: &[u8] =
+        b"250-mx.example\r\n250-AUTH LOGIN PLAIN CRAM-MD5 XOAUTH2\r\n250 PIPELINING\r\n";
+
+    #[test]
+    fn pipelined_session_without_tls() {
+        let mut c = Client::new(config(TlsMode::None));
+        let e = c.on_reply(reply(b"220 mx.example ESMTP\r\n"));
+        assert_eq!(wire(&e), b"EHLO client.example\r\n");
+        let e = c.on_reply(reply(EHLO_PLAIN));
+        assert_eq!(
+            wire(&e),
+            b"MAIL FROM:<a@example.org> SIZE=100\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n"
+        );
+        assert_eq!(c.on_reply(reply(b"250 2.1.0 ok\r\n")), Event::Wait);
+        assert_eq!(c.on_reply(reply(b"250 2.1.5 ok\r\n")), Event::Wait);
+        assert_eq!(c.on_reply(reply(b"251 2.1.5 forwarded\r\n")), Event::Wait);
+        match c.on_reply(reply(b"354 go ahead\r\n")) {
+            Event::SendMessage { size, then } => {
+                assert_eq!(size, 100);
+                assert_eq!(then.unwrap().wire, b"QUIT\r\n");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            c.on_reply(reply(b"250 2.0.0 Ok: queued as ABC123\r\n")),
+            Event::Wait
+        );
+        assert_eq!(c.on_reply(reply(b"221 2.0.0 bye\r\n")), Event::Close);
+        let report = c.finish().unwrap();
+        assert!(report.accepted && !report.tls);
+        assert_eq!(report.final_reply.unwrap().text(), "Ok: queued as ABC123");
+        assert!(report
+            .recipients
+            .iter()
+            .all(|r| r.state == RecipientState::Accepted));
+    }
+
+    #[test]
+    fn one_by_one_without_pipelining_and_eight_bit() {
+        let mut cfg = config(TlsMode::None);
+        cfg.eight_bit = true;
+        cfg.recipients.truncate(1);
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(b"250-mx\r\n250 8BITMIME\r\n"));
+        assert_eq!(wire(&e), b"MAIL FROM:<a@example.org> BODY=8BITMIME\r\n");
+        let e = c.on_reply(reply(b"250 ok\r\n"));
+        assert_eq!(wire(&e), b"RCPT TO:<b@example.org>\r\n");
+        let e = c.on_reply(reply(b"250 ok\r\n"));
+        assert_eq!(wire(&e), b"DATA\r\n");
+        let e = c.on_reply(reply(b"354 go\r\n"));
+        assert_eq!(
+            e,
+            Event::SendMessage {
+                size: 100,
+                then: None
+            }
+        );
+        let e = c.on_reply(reply(b"250 queued\r\n"));
+        assert_eq!(wire(&e), b"QUIT\r\n");
+        assert_eq!(c.on_reply(reply(b"221 bye\r\n")), Event::Close);
+        assert!(c.finish().unwrap().accepted);
+    }
+
+    #[test]
+    fn helo_fallback() {
+        let mut c = Client::new(config(TlsMode::None));
+        c.on_reply(reply(b"220 old\r\n"));
+        let e = c.on_reply(reply(b"502 5.5.2 what?\r\n"));
+        assert_eq!(wire(&e), b"HELO client.example\r\n");
+        let e = c.on_reply(reply(b"250 old\r\n"));
+        assert_eq!(wire(&e), b"MAIL FROM:<a@example.org>\r\n");
+    }
+
+    #[test]
+    fn helo_fallback_cannot_satisfy_starttls() {
+        let mut c = Client::new(config(TlsMode::Starttls));
+        c.on_reply(reply(b"220 old\r\n"));
+        c.on_reply(reply(b"500 what?\r\n"));
+        assert_eq!(c.on_reply(reply(b"250 old\r\n")), Event::Close);
+        let (err, _) = *c.finish().unwrap_err();
+        assert_eq!(exit_status(&err), Exit::Protocol);
+    }
+
+    #[test]
+    fn starttls_then_ehlo_again_then_auth_plain() {
+        let mut c = Client::new(with_auth(config(TlsMode::Starttls), None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(EHLO_STARTTLS));
+        assert_eq!(wire(&e), b"STARTTLS\r\n");
+        assert_eq!(c.on_reply(reply(b"220 2.0.0 ready\r\n")), Event::StartTls);
+        let e = c.tls_established();
+        assert_eq!(wire(&e), b"EHLO client.example\r\n");
+        let e = c.on_reply(reply(b"250-mx\r\n250-AUTH LOGIN PLAIN\r\n250 SIZE 0\r\n"));
+        match &e {
+            Event::Send(f) => {
+                assert_eq!(f.wire, b"AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n");
+                assert_eq!(f.log, vec!["AUTH PLAIN <redacted>"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = c.on_reply(reply(b"235 2.7.0 ok\r\n"));
+        assert_eq!(wire(&e), b"MAIL FROM:<a@example.org> SIZE=100\r\n");
+        assert!(c.report().tls);
+        assert_eq!(c.report().auth, Some(Mechanism::Plain));
+    }
+
+    #[test]
+    fn starttls_missing_fails_before_anything_else() {
+        let mut c = Client::new(with_auth(config(TlsMode::Starttls), None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        assert_eq!(c.on_reply(reply(EHLO_PLAIN)), Event::Close);
+        let (err, report) = *c.finish().unwrap_err();
+        assert_eq!(exit_status(&err), Exit::Protocol);
+        assert!(err.to_string().contains("STARTTLS"));
+        assert!(report.auth.is_none());
+    }
+
+    #[test]
+    fn plaintext_auth_refused_unless_allowed() {
+        let mut c = Client::new(with_auth(config(TlsMode::None), None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        assert_eq!(c.on_reply(reply(EHLO_AUTH)), Event::Close);
+        let (err, _) = *c.finish().unwrap_err();
+        assert_eq!(exit_status(&err), Exit::Config);
+
+        let mut cfg = with_auth(config(TlsMode::None), Some(Mechanism::Login));
+        cfg.plaintext_auth_allowed = true;
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(EHLO_AUTH));
+        assert_eq!(wire(&e), b"AUTH LOGIN\r\n");
+        let e = c.on_reply(reply(b"334 VXNlcm5hbWU6\r\n"));
+        match &e {
+            Event::Send(f) => {
+                assert_eq!(f.wire, b"dGlt\r\n");
+                assert_eq!(f.log, vec!["<redacted>"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = c.on_reply(reply(b"334 UGFzc3dvcmQ6\r\n"));
+        assert_eq!(wire(&e), b"dGFuc3RhYWZ0YW5zdGFhZg==\r\n");
+        let e = c.on_reply(reply(b"535 5.7.8 bad credentials\r\n"));
+        assert_eq!(wire(&e), b"QUIT\r\n");
+        c.on_reply(reply(b"221 bye\r\n"));
+        let (err, _) = *c.finish().unwrap_err();
+        assert_eq!(exit_status(&err), Exit::NoPerm);
+        assert!(err.to_string().contains("535 5.7.8 bad credentials"));
+    }
+
+    #[test]
+    fn auto_picks_cram_md5_and_answers_the_challenge() {
+        let mut c = Client::new(with_auth(config(TlsMode::Implicit), None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(EHLO_AUTH));
+        assert_eq!(wire(&e), b"AUTH CRAM-MD5\r\n");
+        let e = c.on_reply(reply(
+            b"334 PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\r\n",
+        ));
+        assert_eq!(
+            wire(&e),
+            b"dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\n"
+        );
+        let e = c.on_reply(reply(b"235 ok\r\n"));
+        assert!(wire(&e).starts_with(b"MAIL FROM:<a@example.org>\r\nRCPT TO:"));
+        let mut c = Client::new(with_auth(config(TlsMode::Implicit), None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        c.on_reply(reply(EHLO_AUTH));
+        assert_eq!(c.on_reply(reply(b"334 !!!notbase64\r\n")), Event::Close);
+        assert_eq!(exit_status(&c.finish().unwrap_err().0), Exit::Protocol);
+    }
+
+    #[test]
+    fn xoauth2_error_is_acknowledged() {
+        let mut c = Client::new(with_auth(
+            config(TlsMode::Implicit),
+            Some(Mechanism::XOAuth2),
+        ));
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(EHLO_AUTH));
+        assert!(wire(&e).starts_with(b"AUTH XOAUTH2 dXNlcj10aW0B"));
+        let e = c.on_reply(reply(b"334 eyJzdGF0dXMiOiI0MDEifQ==\r\n"));
+        assert_eq!(wire(&e), b"\r\n");
+        let e = c.on_reply(reply(b"535 5.7.8 invalid token\r\n"));
+        assert_eq!(wire(&e), b"QUIT\r\n");
+        assert_eq!(exit_status(&c.finish().unwrap_err().0), Exit::NoPerm);
+    }
+
+    /// RFC 4954 section 4: an initial response that would make the AUTH
+    /// command longer than 512 octets waits for the server's empty 334.
+    #[test]
+    fn long_token_is_sent_after_the_empty_challenge() {
+        let mut cfg = with_auth(config(TlsMode::Implicit), Some(Mechanism::XOAuth2));
+        let token = "t".repeat(1500);
+        cfg.credentials.as_mut().unwrap().secret = Secret::new(token.as_str());
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(EHLO_AUTH));
+        assert_eq!(wire(&e), b"AUTH XOAUTH2\r\n");
+        let e = c.on_reply(reply(b"334 \r\n"));
+        let expected = format!("{}\r\n", sasl::xoauth2_response("tim", &token));
+        match &e {
+            Event::Send(f) => {
+                assert_eq!(f.wire, expected.as_bytes());
+                assert_eq!(f.log, vec!["<redacted>"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // An error report still gets its empty acknowledgement.
+        assert_eq!(wire(&c.on_reply(reply(b"334 eyJ9\r\n"))), b"\r\n");
+        c.on_reply(reply(b"535 5.7.8 invalid token\r\n"));
+        assert_eq!(exit_status(&c.finish().unwrap_err().0), Exit::NoPerm);
+
+        // A short PLAIN response still goes with the command.
+        let mut c = Client::new(with_auth(config(TlsMode::Implicit), Some(Mechanism::Plain)));
+        c.on_reply(reply(b"220 hi\r\n"));
+        assert!(wire(&c.on_reply(reply(EHLO_AUTH))).starts_with(b"AUTH PLAIN AHRpbQB0"));
+    }
+
+    /// A server that wants AUTH from a client without credentials: 77, so
+    /// a script knows to supply them rather than give up on the mail.
+    #[test]
+    fn authentication_required_is_77() {
+        let mut c = Client::new(config(TlsMode::None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        c.on_reply(reply(EHLO_PLAIN));
+        c.on_reply(reply(b"530 5.7.0 Authentication required\r\n"));
+        c.on_reply(reply(b"503 5.5.1 need MAIL\r\n"));
+        c.on_reply(reply(b"503 5.5.1 need MAIL\r\n"));
+        c.on_reply(reply(b"503 5.5.1 need MAIL\r\n"));
+        let (err, _) = *c.finish().unwrap_err();
+        assert_eq!(exit_status(&err), Exit::NoPerm, "{err}");
+        assert!(err
+            .to_string()
+            .contains("530 5.7.0 Authentication required"));
+    }
+
+    #[test]
+    fn mechanism_not_offered() {
+        let mut c = Client::new(with_auth(
+            config(TlsMode::Implicit),
+            Some(Mechanism::CramMd5),
+        ));
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(b"250-mx\r\n250 AUTH PLAIN\r\n"));
+        assert_eq!(wire(&e), b"QUIT\r\n");
+        let (err, _) = *c.finish().unwrap_err();
+        assert_eq!(exit_status(&err), Exit::NoPerm);
+        assert!(err.to_string().contains("offers: PLAIN"));
+    }
+
+    #[test]
+    fn one_recipient_refused_without_pipelining_resets() {
+        let mut c = Client::new(config(TlsMode::None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        c.on_reply(reply(b"250 mx\r\n"));
+        c.on_reply(reply(b"250 ok\r\n"));
+        let e = c.on_reply(reply(b"550 5.1.1 no such user\r\n"));
+        assert_eq!(wire(&e), b"RCPT TO:<c@example.org>\r\n");
+        let e = c.on_reply(reply(b"250 ok\r\n"));
+        assert_eq!(wire(&e), b"RSET\r\n");
+        let e = c.on_reply(reply(b"250 reset\r\n"));
+        assert_eq!(wire(&e), b"QUIT\r\n");
+        assert_eq!(c.on_reply(reply(b"221 bye\r\n")), Event::Close);
+        let (err, report) = *c.finish().unwrap_err();
+        assert_eq!(exit_status(&err), Exit::Unavailable);
+        assert!(err
+            .to_string()
+            .contains("<b@example.org>: 550 5.1.1 no such user"));
+        assert_eq!(report.recipients[0].state, RecipientState::PermFailed);
+        assert_eq!(report.recipients[1].state, RecipientState::Accepted);
+        assert!(!report.accepted);
+    }
+
+    #[test]
+    fn refused_recipient_with_pipelining_aborts_before_the_dot() {
+        let mut c = Client::new(config(TlsMode::None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        c.on_reply(reply(EHLO_PLAIN));
+        c.on_reply(reply(b"250 ok\r\n"));
+        c.on_reply(reply(b"250 ok\r\n"));
+        c.on_reply(reply(b"450 4.2.0 greylisted\r\n"));
+        assert!(matches!(c.on_reply(reply(b"354 go\r\n")), Event::Abort(_)));
+        let (err, _) = *c.finish().unwrap_err();
+        assert_eq!(exit_status(&err), Exit::TempFail);
+    }
+
+    #[test]
+    fn every_recipient_refused_with_pipelining() {
+        let mut c = Client::new(config(TlsMode::None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        c.on_reply(reply(EHLO_PLAIN));
+        c.on_reply(reply(b"250 ok\r\n"));
+        c.on_reply(reply(b"550 5.1.1 unknown\r\n"));
+        c.on_reply(reply(b"550 5.1.1 unknown\r\n"));
+        let e = c.on_reply(reply(b"554 5.5.1 no valid recipients\r\n"));
+        assert_eq!(wire(&e), b"RSET\r\n");
+        c.on_reply(reply(b"250 ok\r\n"));
+        c.on_reply(reply(b"221 bye\r\n"));
+        let (err, report) = *c.finish().unwrap_err();
+        assert_eq!(exit_status(&err), Exit::NoUser);
+        assert!(err.to_string().contains("<c@example.org>"));
+        assert!(report
+            .recipients
+            .iter()
+            .all(|r| r.state == RecipientState::PermFailed));
+    }
+
+    #[test]
+    fn size_checked_before_mail() {
+        let mut cfg = config(TlsMode::None);
+        cfg.message_size = 1001;
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(EHLO_PLAIN));
+        assert_eq!(wire(&e), b"QUIT\r\n");
+        let (err, _) = *c.finish().unwrap_err();
+        assert_eq!(exit_status(&err), Exit::Unavailable);
+        assert!(err.to_string().contains("at most 1000"));
+    }
+
+    #[test]
+    fn failures_after_the_dot_and_greeting() {
+        for (final_reply, exit) in [
+            (&b"451 4.3.0 try later\r\n"[..], Exit::TempFail),
+            (b"554 5.7.1 spam\r\n", Exit::Unavailable),
+        ] {
+            let mut c = Client::new(config(TlsMode::None));
+            c.on_reply(reply(b"220 hi\r\n"));
+            c.on_reply(reply(b"250 mx\r\n"));
+            c.on_reply(reply(b"250 ok\r\n"));
+            c.on_reply(reply(b"250 ok\r\n"));
+            c.on_reply(reply(b"250 ok\r\n"));
+            c.on_reply(reply(b"354 go\r\n"));
+            let e = c.on_reply(reply(final_reply));
+            assert_eq!(wire(&e), b"QUIT\r\n");
+            let (err, report) = *c.finish().unwrap_err();
+            assert_eq!(exit_status(&err), exit);
+            assert!(!report.accepted);
+        }
+        let mut c = Client::new(config(TlsMode::None));
+        assert_eq!(c.on_reply(reply(b"421 busy\r\n")), Event::Close);
+        assert_eq!(exit_status(&c.finish().unwrap_err().0), Exit::TempFail);
+        let mut c = Client::new(config(TlsMode::None));
+        assert_eq!(wire(&c.on_reply(reply(b"554 go away\r\n"))), b"QUIT\r\n");
+        assert_eq!(exit_status(&c.finish().unwrap_err().0), Exit::Unavailable);
+        let mut c = Client::new(config(TlsMode::None));
+        assert_eq!(c.on_reply(reply(b"250 huh\r\n")), Event::Close);
+        assert_eq!(exit_status(&c.finish().unwrap_err().0), Exit::Protocol);
+    }
+
+    #[test]
+    fn lost_connection_is_temporary_unless_only_quit_was_pending() {
+        let mut c = Client::new(config(TlsMode::None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        c.connection_lost(anyhow::Error::new(std::io::Error::from(
+            std::io::ErrorKind::UnexpectedEof,
+        )));
+        assert_eq!(exit_status(&c.finish().unwrap_err().0), Exit::TempFail);
+
+        let mut c = Client::new(config(TlsMode::None));
+        c.on_reply(reply(b"220 hi\r\n"));
+        c.on_reply(reply(EHLO_PLAIN));
+        for r in [
+            &b"250 ok\r\n"[..],
+            b"250 ok\r\n",
+            b"250 ok\r\n",
+            b"354 go\r\n",
+        ] {
+            c.on_reply(reply(r));
+        }
+        assert_eq!(c.on_reply(reply(b"250 queued\r\n")), Event::Wait);
+        assert!(c.is_finishing());
+        c.connection_lost(anyhow::anyhow!("closed"));
+        assert!(c.finish().unwrap().accepted);
+    }
+
+    /// Whatever the server answers, in any order, the machine neither
+    /// panics nor claims success without a positive reply to the final dot.
+    #[test]
+    fn random_replies_never_panic() {
+        let codes: [&[u8]; 14] = [
+            b"220 hi\r\n",
+            b"221 bye\r\n",
+            b"235 ok\r\n",
+            b"250-mx\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN CRAM-MD5\r\n",
+            b"250 ok\r\n",
+            b"251 forwarded\r\n",
+            b"334 VXNlcm5hbWU6\r\n",
+            b"334 !!!\r\n",
+            b"354 go\r\n",
+            b"421 closing\r\n",
+            b"450 later\r\n",
+            b"500 what\r\n",
+            b"535 no\r\n",
+            b"554 no\r\n",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..3000 {
+            let tls = [TlsMode::None, TlsMode::Starttls, TlsMode::Implicit][round % 3];
+            let mut cfg = config(tls);
+            if round % 2 == 0 {
+                cfg = with_auth(cfg, None);
+                cfg.plaintext_auth_allowed = round % 4 == 0;
+            }
+            let mut c = Client::new(cfg);
+            let mut positive_after_dot = false;
+            let mut awaiting_dot_reply = false;
+            for _ in 0..40 {
+                let r = reply(codes[(next() % codes.len() as u64) as usize]);
+                let positive = r.is_positive();
+                let event = c.on_reply(r);
+                if awaiting_dot_reply {
+                    positive_after_dot |= positive;
+                    awaiting_dot_reply = false;
+                }
+                match event {
+                    Event::Close | Event::Abort(_) => break,
+                    Event::StartTls => {
+                        c.tls_established();
+                    }
+                    Event::SendMessage { .. } => awaiting_dot_reply = true,
+                    Event::Send(_) | Event::Wait => {}
+                }
+            }
+            if let Ok(report) = c.finish() {
+                assert!(report.accepted && positive_after_dot, "round {round}");
+            }
+        }
+    }
+
+    #[test]
+    fn probe_stops_after_authentication() {
+        let mut cfg = with_auth(config(TlsMode::Starttls), None);
+        cfg.probe = true;
+        cfg.recipients.clear();
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 hi\r\n"));
+        c.on_reply(reply(EHLO_STARTTLS));
+        assert_eq!(c.on_reply(reply(b"220 go\r\n")), Event::StartTls);
+        c.tls_established();
+        let e = c.on_reply(reply(b"250-mx\r\n250 AUTH PLAIN\r\n"));
+        assert!(wire(&e).starts_with(b"AUTH PLAIN "));
+        assert_eq!(wire(&c.on_reply(reply(b"235 ok\r\n"))), b"QUIT\r\n");
+        assert_eq!(c.on_reply(reply(b"221 bye\r\n")), Event::Close);
+        let report = c.finish().unwrap();
+        assert!(report.accepted && report.tls);
+        assert_eq!(report.auth, Some(Mechanism::Plain));
+    }
+
+    #[test]
+    fn smtputf8_needed_for_non_ascii_addresses() {
+        let mut cfg = config(TlsMode::None);
+        cfg.recipients = vec!["用户@例子.广告".into()];
+        let mut c = Client::new(cfg.clone());
+        c.on_reply(reply(b"220 hi\r\n"));
+        assert_eq!(wire(&c.on_reply(reply(b"250 mx\r\n"))), b"QUIT\r\n");
+        assert_eq!(exit_status(&c.finish().unwrap_err().0), Exit::Unavailable);
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(b"250-mx\r\n250 SMTPUTF8\r\n"));
+        assert_eq!(wire(&e), b"MAIL FROM:<a@example.org> SMTPUTF8\r\n");
+    }
+}

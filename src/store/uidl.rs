@@ -1,0 +1,172 @@
+//! The record of which messages were already fetched, by UIDL, per server
+//! and user: `$XDG_STATE_HOME/mailctl/uidl/<server>_<user>_<hash>.json`
+//! (`~/.local/state` when the variable is unset).
+//!
+//! The file is replaced durably (temporary file, fsync, rename, directory
+//! fsync), and only ever lists messages whose files were complete and synced.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::exit::{fail, Exit};
+
+/// The fetched UIDLs of one mailbox.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UidlState {
+    /// Format version.
+    pub version: u32,
+    /// `host:port` of the server.
+    pub server: String,
+    /// The user name.
+    pub user: String,
+    /// Unique ids already fetched and still on the server when last seen.
+    pub fetched: BTreeSet<String>,
+}
+
+/// Where the state for `server` and `user` lives.
+pub fn state_path(server: &str, user: &str) -> anyhow::Result<PathBuf> {
+    let base = crate::system::state_dir().ok_or_else(|| {
+        fail(
+            Exit::Config,
+            "cannot find a state directory: set XDG_STATE_HOME or HOME",
+        )
+    })?;
+    Ok(base.join("uidl").join(file_name(server, user)))
+}
+
+/// A file name that is safe, readable and unique for the pair: readable
+/// parts plus a hash of the exact pair, so distinct pairs never collide.
+fn file_name(server: &str, user: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .take(60)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '@') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let key = format!("{server}\0{user}");
+    format!(
+        "{}_{}_{:016x}.json",
+        clean(server),
+        clean(user),
+        fnv1a(key.as_bytes())
+    )
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+impl UidlState {
+    /// Reads the state; a missing file is an empty state.
+    pub fn load(path: &Path, server: &str, user: &str) -> anyhow::Result<Self> {
+        match fs::read(path) {
+            Ok(bytes) => {
+                let state: UidlState = serde_json::from_slice(&bytes).map_err(|e| {
+                    fail(
+                        Exit::Config,
+                        format!("{}: unreadable state file: {e}", path.display()),
+                    )
+                })?;
+                Ok(state)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(UidlState {
+                version: 1,
+                server: server.to_string(),
+                user: user.to_string(),
+                fetched: BTreeSet::new(),
+            }),
+            Err(e) => Err(fail(Exit::IoErr, format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Replaces the file durably.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        write_replace(path, &serde_json::to_vec_pretty(self)?)
+            .map_err(|e| fail(Exit::IoErr, format!("{}: {e}", path.display())))
+    }
+}
+
+/// Writes `bytes` to `path`, replacing it atomically: temporary file in the
+/// same directory, fsync, rename, directory fsync.
+fn create_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Creates the directory of the state file `path` (mode 0700) if needed,
+/// so that a run which could not record what it fetched fails before
+/// fetching anything (exit 73).
+pub fn prepare_dir(path: &Path) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_dir(dir).map_err(|e| {
+        fail(
+            Exit::CantCreate,
+            format!("cannot create the state directory {}: {e}", dir.display()),
+        )
+    })
+}
+
+fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_dir(dir)?;
+    let tmp = dir.join(format!(".state-{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        let mut file = crate::store::durable::create_new(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        crate::store::durable::sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/state.json");
+        let mut state = UidlState::load(&path, "h:995", "u").unwrap();
+        assert!(state.fetched.is_empty());
+        state.fetched.insert("a".into());
+        state.save(&path).unwrap();
+        state.fetched.insert("b".into());
+        state.save(&path).unwrap();
+        let again = UidlState::load(&path, "h:995", "u").unwrap();
+        assert_eq!(again, state);
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn names_are_safe_and_distinct() {
+        let a = file_name("mail.example.org:995", "bob");
+        assert!(a.starts_with("mail.example.org_995_bob_"));
+        assert_ne!(file_name("h", "a_b"), file_name("h", "a/b"));
+        assert!(!file_name("../x", "../../y").contains('/'));
+    }
+}
