@@ -164,26 +164,6 @@ pub fn queue_id(reply: &Reply) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
-/// The EHLO name: the host name when it looks fully qualified, else
-/// `localhost`.
-pub fn default_helo_name() -> String {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .unwrap_or_default();
-    let name = name.trim();
-    let valid = name.contains('.')
-        && !name.starts_with('.')
-        && !name.ends_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    if valid {
-        name.to_string()
-    } else {
-        "localhost".to_string()
-    }
-}
-
 fn read_reply(
     conn: &mut Connection,
     parser: &mut ReplyParser,
@@ -231,7 +211,10 @@ pub fn submit(
 ) -> Result<SubmitReport, SubmitError> {
     let endpoint = &settings.endpoint;
     let client = Client::new(ClientConfig {
-        helo_name: settings.helo_name.clone().unwrap_or_else(default_helo_name),
+        helo_name: settings
+            .helo_name
+            .clone()
+            .unwrap_or_else(crate::system::helo_name),
         tls: settings.tls,
         credentials: settings.credentials.clone(),
         plaintext_auth_allowed: endpoint.is_loopback(),
@@ -283,7 +266,10 @@ pub struct ProbeReport {
 /// Errors carry the same exit statuses as [`submit`].
 pub fn probe(settings: &Settings, transcript: &Transcript) -> anyhow::Result<ProbeReport> {
     let client = Client::new(ClientConfig {
-        helo_name: settings.helo_name.clone().unwrap_or_else(default_helo_name),
+        helo_name: settings
+            .helo_name
+            .clone()
+            .unwrap_or_else(crate::system::helo_name),
         tls: settings.tls,
         credentials: settings.credentials.clone(),
         plaintext_auth_allowed: settings.endpoint.is_loopback(),
@@ -433,25 +419,5 @@ mod tests {
             Some("1abc-0001-XY")
         );
         assert_eq!(parse(b"250 2.0.0 Message accepted\r\n"), None);
-    }
-
-    #[test]
-    fn helo_name_is_the_qualified_host_name_or_localhost() {
-        let name = default_helo_name();
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let host = host.trim();
-        let qualified = host.contains('.') && !host.starts_with('.') && !host.ends_with('.');
-        if qualified
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        {
-            assert_eq!(name, host, "a fully qualified host name is used as it is");
-        } else {
-            assert_eq!(
-                name, "localhost",
-                "host name {host:?} is not fully qualified"
-            );
-        }
     }
 }

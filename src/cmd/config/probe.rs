@@ -105,19 +105,6 @@ fn tls_line(tls: TlsMode, discarded: usize) -> String {
     }
 }
 
-/// The local name for EHLO.
-fn ehlo_name() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        })
-        .unwrap_or_else(|| "localhost".to_string())
-}
-
 /// Why a login must not be attempted on this connection, if so.
 fn login_refusal(server: &ResolvedServer, conn: &Connection) -> Option<String> {
     if server.user.is_none() {
@@ -151,7 +138,7 @@ pub fn probe_smtp(server: &ResolvedServer, transcript: &Transcript) -> anyhow::R
         "greeting: 220 {}",
         printable(greeting.lines.first().map_or("", String::as_str).as_bytes())
     )];
-    let ehlo = format!("EHLO {}", ehlo_name());
+    let ehlo = format!("EHLO {}", crate::system::helo_name());
     command(&mut conn, transcript, &ehlo, &ehlo)?;
     let mut caps = expect_smtp(read_smtp_reply(&mut conn, transcript)?, 250, "EHLO")?;
     let mut discarded = 0;
