@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -110,8 +110,7 @@ impl UidlState {
     }
 }
 
-/// Writes `bytes` to `path`, replacing it atomically: temporary file in the
-/// same directory, fsync, rename, directory fsync.
+/// Creates `dir` and its parents, mode 0700.
 fn create_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
@@ -133,23 +132,10 @@ pub fn prepare_dir(path: &Path) -> anyhow::Result<()> {
     })
 }
 
+/// Creates the directory if needed, then replaces the file durably.
 fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    create_dir(dir)?;
-    let tmp = dir.join(format!(".state-{}.tmp", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let result = (|| {
-        let mut file = crate::store::durable::create_new(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        crate::store::durable::sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    create_dir(path.parent().unwrap_or(Path::new(".")))?;
+    crate::store::durable::replace(path, bytes)
 }
 
 #[cfg(test)]
