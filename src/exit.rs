@@ -119,6 +119,9 @@ pub fn exit_status(err: &anyhow::Error) -> Exit {
         if let Some(failure) = cause.downcast_ref::<Failure>() {
             return failure.exit;
         }
+        if let Some(exit) = layer_exit(cause) {
+            return exit;
+        }
     }
     for cause in err.chain() {
         if let Some(io_err) = cause.downcast_ref::<io::Error>() {
@@ -129,6 +132,23 @@ pub fn exit_status(err: &anyhow::Error) -> Exit {
         }
     }
     Exit::Software
+}
+
+/// The exit status for a typed error of the mail, store and config layers,
+/// `None` for any other error.
+fn layer_exit(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
+    if let Some(e) = cause.downcast_ref::<crate::mail::raw::Error>() {
+        return Some(raw_exit(e));
+    }
+    None
+}
+
+fn raw_exit(e: &crate::mail::raw::Error) -> Exit {
+    use crate::mail::raw::Error;
+    match e {
+        Error::Read(_) => Exit::IoErr,
+        Error::NoEndOfHeader => Exit::DataErr,
+    }
 }
 
 /// The exit status for an I/O error on a connection.

@@ -623,6 +623,35 @@ fn raw_with_recipients_from_the_header() {
     );
 }
 
+/// `send --raw` hides Resent-Bcc as it hides Bcc (and as sendmail mode
+/// does): neither field reaches the server.
+#[test]
+fn raw_removes_resent_bcc() {
+    let server = FakeServer::start(Script::default());
+    let message = b"Resent-From: r@example.org\nResent-To: t@example.org\nResent-Bcc: secret@example.org\nFrom: a@example.org\nBcc: b@example.org\nSubject: fwd\n\nbody\n";
+    let a: Vec<String> = [
+        "send",
+        "--server",
+        &server.addr(),
+        "--tls",
+        "none",
+        "--raw",
+        "--to",
+        "t@example.org",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run(&a, message);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = server.finish();
+    assert_eq!(rec.rcpt_to, vec!["t@example.org"]);
+    assert_eq!(
+        rec.message(),
+        b"Resent-From: r@example.org\r\nResent-To: t@example.org\r\nFrom: a@example.org\r\nSubject: fwd\r\n\r\nbody\r\n"
+    );
+}
+
 #[test]
 fn plaintext_credentials_to_a_remote_server_are_refused() {
     let out = run(

@@ -235,7 +235,10 @@ fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message
         .transpose()?;
 
     if args.raw {
-        let raw = raw::read(&mut std::io::stdin().lock())?;
+        let raw = raw::read(&mut std::io::stdin().lock(), raw::End::Eof)?;
+        if raw.is_empty() {
+            crate::bail_with!(Exit::DataErr, "the message on standard input is empty");
+        }
         let sender = match (&from, &raw.from) {
             (Some(m), _) => m.address.clone(),
             (None, Some(a)) => address::ascii_domain(a)?,
@@ -267,7 +270,7 @@ fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message
             );
         }
         return Ok((
-            raw.message,
+            raw.into_message(b""),
             Envelope {
                 from: sender,
                 recipients,

@@ -253,19 +253,26 @@ pub fn format_mailbox(m: &Mailbox) -> String {
     let Some(name) = m.name.as_deref().filter(|n| !n.trim().is_empty()) else {
         return m.address.clone();
     };
-    let phrase = if !name.is_ascii() {
+    format!("{} <{}>", display_name(name, false), m.address)
+}
+
+/// A display name as a header phrase: RFC 2047 encoded-words when it is
+/// not ASCII, else as it is when every character may stand in an atom
+/// (and `always_quote` is false), else a quoted string.
+pub fn display_name(name: &str, always_quote: bool) -> String {
+    if !name.is_ascii() {
         encoded_words(name)
-    } else if name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b' ' || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
+    } else if !always_quote
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b' ' || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
         && !name.starts_with(' ')
         && !name.ends_with(' ')
     {
         name.to_string()
     } else {
         quoted(name)
-    };
-    format!("{phrase} <{}>", m.address)
+    }
 }
 
 fn format_list(list: &[Mailbox]) -> String {
