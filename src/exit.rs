@@ -140,7 +140,19 @@ fn layer_exit(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
     if let Some(e) = cause.downcast_ref::<crate::mail::raw::Error>() {
         return Some(raw_exit(e));
     }
+    if let Some(e) = cause.downcast_ref::<crate::store::Error>() {
+        return Some(store_exit(e));
+    }
     None
+}
+
+fn store_exit(e: &crate::store::Error) -> Exit {
+    use crate::store::Error;
+    match e {
+        Error::NoStateDir | Error::Unreadable { .. } => Exit::Config,
+        Error::CreateDir { .. } => Exit::CantCreate,
+        Error::Io { .. } => Exit::IoErr,
+    }
 }
 
 fn raw_exit(e: &crate::mail::raw::Error) -> Exit {

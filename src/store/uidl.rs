@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::exit::{fail, Exit};
+use crate::store::Error;
 
 /// The fetched UIDLs of one mailbox.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,19 +28,14 @@ pub struct UidlState {
 }
 
 /// Where the state for `server` and `user` lives.
-pub fn state_path(server: &str, user: &str) -> anyhow::Result<PathBuf> {
+pub fn state_path(server: &str, user: &str) -> Result<PathBuf, Error> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .or_else(dirs::state_dir)
         .or_else(|| dirs::home_dir().map(|h| h.join(".local/state")))
-        .ok_or_else(|| {
-            fail(
-                Exit::Config,
-                "cannot find a state directory: set XDG_STATE_HOME or HOME",
-            )
-        })?;
+        .ok_or(Error::NoStateDir)?;
     Ok(base
         .join("mailctl")
         .join("uidl")
@@ -82,15 +77,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 impl UidlState {
     /// Reads the state; a missing file is an empty state.
-    pub fn load(path: &Path, server: &str, user: &str) -> anyhow::Result<Self> {
+    pub fn load(path: &Path, server: &str, user: &str) -> Result<Self, Error> {
         match fs::read(path) {
             Ok(bytes) => {
-                let state: UidlState = serde_json::from_slice(&bytes).map_err(|e| {
-                    fail(
-                        Exit::Config,
-                        format!("{}: unreadable state file: {e}", path.display()),
-                    )
-                })?;
+                let state: UidlState =
+                    serde_json::from_slice(&bytes).map_err(|source| Error::Unreadable {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
                 Ok(state)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(UidlState {
@@ -99,14 +93,22 @@ impl UidlState {
                 user: user.to_string(),
                 fetched: BTreeSet::new(),
             }),
-            Err(e) => Err(fail(Exit::IoErr, format!("{}: {e}", path.display()))),
+            Err(source) => Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
     /// Replaces the file durably.
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        write_replace(path, &serde_json::to_vec_pretty(self)?)
-            .map_err(|e| fail(Exit::IoErr, format!("{}: {e}", path.display())))
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        serde_json::to_vec_pretty(self)
+            .map_err(io::Error::other)
+            .and_then(|bytes| write_replace(path, &bytes))
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })
     }
 }
 
@@ -122,13 +124,11 @@ fn create_dir(dir: &Path) -> io::Result<()> {
 /// Creates the directory of the state file `path` (mode 0700) if needed,
 /// so that a run which could not record what it fetched fails before
 /// fetching anything (exit 73).
-pub fn prepare_dir(path: &Path) -> anyhow::Result<()> {
+pub fn prepare_dir(path: &Path) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    create_dir(dir).map_err(|e| {
-        fail(
-            Exit::CantCreate,
-            format!("cannot create the state directory {}: {e}", dir.display()),
-        )
+    create_dir(dir).map_err(|source| Error::CreateDir {
+        dir: dir.to_path_buf(),
+        source,
     })
 }
 

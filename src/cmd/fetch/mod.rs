@@ -502,7 +502,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
             uidl_state.fetched = fetched;
             if let Err(e) = uidl_state.save(&state_path) {
                 say!("mailctl: error: recording fetched messages: {e:#}");
-                failure.get_or_insert(e);
+                failure.get_or_insert(e.into());
             }
         }
     }
