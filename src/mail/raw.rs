@@ -45,14 +45,9 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Read(e) => Some(e),
-            Error::NoEndOfHeader => None,
-        }
-    }
-}
+/// The message already says what the underlying error said, so there is
+/// no separate `source` (which `{:#}` would print a second time).
+impl std::error::Error for Error {}
 
 /// Where the input ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

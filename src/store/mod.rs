@@ -57,12 +57,6 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::NoStateDir => None,
-            Error::CreateDir { source, .. } | Error::Io { source, .. } => Some(source),
-            Error::Unreadable { source, .. } => Some(source),
-        }
-    }
-}
+/// The message already says what the underlying error said, so there is
+/// no separate `source` (which `{:#}` would print a second time).
+impl std::error::Error for Error {}
