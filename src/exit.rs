@@ -143,7 +143,23 @@ fn layer_exit(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
     if let Some(e) = cause.downcast_ref::<crate::store::Error>() {
         return Some(store_exit(e));
     }
+    if let Some(e) = cause.downcast_ref::<crate::config::Error>() {
+        return Some(config_exit(e));
+    }
+    if let Some(e) = cause.downcast_ref::<crate::config::Hinted>() {
+        return Some(exit_status(&e.error));
+    }
     None
+}
+
+fn config_exit(e: &crate::config::Error) -> Exit {
+    use crate::config::Error;
+    match e {
+        Error::NoServer { .. } | Error::ZeroTimeout => Exit::Usage,
+        Error::PasswordPrompt(_) => Exit::IoErr,
+        Error::At { error, .. } => config_exit(error),
+        _ => Exit::Config,
+    }
 }
 
 fn store_exit(e: &crate::store::Error) -> Exit {
@@ -185,6 +201,25 @@ mod tests {
             .unwrap_err();
         assert_eq!(exit_status(&err), Exit::NoPerm);
         assert_eq!(format!("{err:#}"), "authenticating: 535 no");
+    }
+
+    #[test]
+    fn typed_errors_decide() {
+        let hinted = crate::config::with_tls_hint(
+            fail(Exit::TempFail, "timed out"),
+            465,
+            crate::net::connection::TlsMode::Starttls,
+        );
+        assert_eq!(exit_status(&hinted), Exit::TempFail);
+        let err = anyhow::Error::new(crate::config::Error::At {
+            origin: "f:1".into(),
+            error: Box::new(crate::config::Error::ZeroTimeout),
+        });
+        assert_eq!(exit_status(&err), Exit::Usage);
+        let err = anyhow::Error::new(crate::store::Error::NoStateDir);
+        assert_eq!(exit_status(&err), Exit::Config);
+        let err = anyhow::Error::new(crate::mail::raw::Error::NoEndOfHeader);
+        assert_eq!(exit_status(&err), Exit::DataErr);
     }
 
     #[test]
