@@ -140,6 +140,9 @@ fn layer_exit(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
     if let Some(e) = cause.downcast_ref::<crate::mail::raw::Error>() {
         return Some(raw_exit(e));
     }
+    if let Some(e) = cause.downcast_ref::<crate::mail::Error>() {
+        return Some(mail_exit(e));
+    }
     if let Some(e) = cause.downcast_ref::<crate::store::Error>() {
         return Some(store_exit(e));
     }
@@ -159,6 +162,18 @@ fn config_exit(e: &crate::config::Error) -> Exit {
         Error::PasswordPrompt(_) => Exit::IoErr,
         Error::At { error, .. } => config_exit(error),
         _ => Exit::Config,
+    }
+}
+
+fn mail_exit(e: &crate::mail::Error) -> Exit {
+    use crate::mail::Error;
+    match e {
+        Error::Invalid(_) => Exit::Usage,
+        Error::NoInput(_) => Exit::NoInput,
+        Error::Io(_) => Exit::IoErr,
+        Error::NotAMessage(_) => Exit::DataErr,
+        Error::CantCreate(_) => Exit::CantCreate,
+        Error::Internal(_) => Exit::Software,
     }
 }
 

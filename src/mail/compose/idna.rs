@@ -7,7 +7,6 @@
 //! Unicode normalisation (NFC) is not applied; text typed on a keyboard is
 //! already in that form.
 
-use crate::exit::{fail, Exit};
 use crate::text::printable;
 
 const BASE: u32 = 36;
@@ -91,10 +90,10 @@ pub fn punycode(label: &str) -> Option<String> {
 /// or one longer than 63 octets once encoded is a usage error (exit 64).
 pub fn domain_to_ascii(domain: &str) -> anyhow::Result<String> {
     let bad = |why: &str| {
-        fail(
-            Exit::Usage,
-            format!("invalid domain '{}': {why}", printable(domain.as_bytes())),
-        )
+        crate::mail::invalid(format!(
+            "invalid domain '{}': {why}",
+            printable(domain.as_bytes())
+        ))
     };
     let mut labels = Vec::new();
     for label in domain.split(['.', '\u{3002}', '\u{ff0e}', '\u{ff61}']) {
@@ -123,7 +122,6 @@ pub fn domain_to_ascii(domain: &str) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::exit_status;
 
     #[test]
     fn rfc_3492_and_registry_examples() {
@@ -164,7 +162,13 @@ mod tests {
     fn bad_domains_are_usage_errors() {
         for bad in ["a..b", "bücher.", &format!("{}.de", "ü".repeat(70))] {
             let err = domain_to_ascii(bad).unwrap_err();
-            assert_eq!(exit_status(&err), Exit::Usage, "{bad}");
+            assert!(
+                matches!(
+                    crate::mail::kind_of(&err),
+                    Some(crate::mail::Error::Invalid(_))
+                ),
+                "{bad}"
+            );
         }
     }
 }

@@ -15,7 +15,6 @@ use mail_parser::{
 };
 
 use super::manifest::{Headers, Role};
-use crate::exit::{fail, Exit};
 
 /// Nested messages deeper than this are kept as `.eml` files but not
 /// opened further.
@@ -67,7 +66,7 @@ pub struct Decoded<'m> {
     pub warnings: Vec<String>,
 }
 
-/// Parses `raw`. Fails with [`Exit::DataErr`] when it is not a message at
+/// Parses `raw`. Fails with [`Error::NotAMessage`](crate::mail::Error::NotAMessage) when it is not a message at
 /// all: its first line (after an mbox `From ` line) is not a header field
 /// (RFC 5322 section 2.2: printable ASCII name, then a colon). Release the
 /// result with [`dispose`], which copes with any nesting depth.
@@ -78,7 +77,7 @@ pub struct Decoded<'m> {
 /// ending a batch.
 pub fn parse(raw: &[u8]) -> anyhow::Result<Message<'_>> {
     if !starts_with_header_field(raw) {
-        return Err(fail(Exit::DataErr, "not a message: no header found"));
+        return Err(crate::mail::not_a_message("not a message: no header found"));
     }
     let parsed = std::panic::catch_unwind(|| {
         MessageParser::new()
@@ -87,10 +86,10 @@ pub fn parse(raw: &[u8]) -> anyhow::Result<Message<'_>> {
             .default_header_raw()
             .parse(raw)
     })
-    .map_err(|_| fail(Exit::DataErr, "the MIME parser failed on this message"))?;
+    .map_err(|_| crate::mail::not_a_message("the MIME parser failed on this message"))?;
     parsed
         .filter(|m| !m.parts.is_empty() && !m.parts[0].headers.is_empty())
-        .ok_or_else(|| fail(Exit::DataErr, "not a message: no header found"))
+        .ok_or_else(|| crate::mail::not_a_message("not a message: no header found"))
 }
 
 fn starts_with_header_field(raw: &[u8]) -> bool {
