@@ -454,28 +454,7 @@ impl Draft {
             None => generate_message_id(Some(from)),
         };
 
-        let mut builder = MessageBuilder::new()
-            .header("From", Raw::new(format_mailbox(from)))
-            .message_id(MessageId::new(message_id.as_str()));
-        if let Some(date) = &self.date {
-            check_date(date)?;
-            builder = builder.header("Date", Raw::new(date.as_str()));
-        }
-        if !self.to.is_empty() {
-            builder = builder.header("To", Raw::new(format_list(&self.to)));
-        }
-        if !self.cc.is_empty() {
-            builder = builder.header("Cc", Raw::new(format_list(&self.cc)));
-        }
-        if !self.reply_to.is_empty() {
-            builder = builder.header("Reply-To", Raw::new(format_list(&self.reply_to)));
-        }
-        if let Some(subject) = &self.subject {
-            builder = builder.subject(Text::new(subject.as_str()));
-        }
-        for (name, value) in &self.headers {
-            builder = builder.header(name.as_str(), Text::new(value.as_str()));
-        }
+        let builder = self.header_fields(from, &message_id)?;
 
         let nonce = random_hex(8);
         let marker = |what: &str| format!("\u{1}mailctl-{what}-{nonce}\u{1}");
@@ -544,23 +523,63 @@ impl Draft {
             )
         };
         let bytes = builder.body(body).write_to_vec()?;
-        if streamed.is_empty() {
-            return Ok(Message::from_bytes(bytes, Some(message_id)));
-        }
-
-        let mut segments = Vec::with_capacity(2 * streamed.len() + 1);
-        let mut rest: &[u8] = &bytes;
-        for (marker, segment) in streamed {
-            let pos = find(rest, marker.as_bytes()).ok_or_else(|| {
-                crate::mail::internal("streamed part placeholder lost while composing")
-            })?;
-            segments.push(Segment::Bytes(rest[..pos].to_vec()));
-            segments.push(segment);
-            rest = &rest[pos + marker.len()..];
-        }
-        segments.push(Segment::Bytes(rest.to_vec()));
-        Ok(Message::from_segments(segments, Some(message_id)))
+        splice(bytes, streamed, message_id)
     }
+
+    /// The header fields, checked, in a builder.
+    fn header_fields<'x>(
+        &'x self,
+        from: &Mailbox,
+        message_id: &'x str,
+    ) -> anyhow::Result<MessageBuilder<'x>> {
+        let mut builder = MessageBuilder::new()
+            .header("From", Raw::new(format_mailbox(from)))
+            .message_id(MessageId::new(message_id));
+        if let Some(date) = &self.date {
+            check_date(date)?;
+            builder = builder.header("Date", Raw::new(date.as_str()));
+        }
+        if !self.to.is_empty() {
+            builder = builder.header("To", Raw::new(format_list(&self.to)));
+        }
+        if !self.cc.is_empty() {
+            builder = builder.header("Cc", Raw::new(format_list(&self.cc)));
+        }
+        if !self.reply_to.is_empty() {
+            builder = builder.header("Reply-To", Raw::new(format_list(&self.reply_to)));
+        }
+        if let Some(subject) = &self.subject {
+            builder = builder.subject(Text::new(subject.as_str()));
+        }
+        for (name, value) in &self.headers {
+            builder = builder.header(name.as_str(), Text::new(value.as_str()));
+        }
+        Ok(builder)
+    }
+}
+
+/// The message: `bytes` with each marker replaced by the segment that
+/// streams its data.
+fn splice(
+    bytes: Vec<u8>,
+    streamed: Vec<(String, Segment)>,
+    message_id: String,
+) -> anyhow::Result<Message> {
+    if streamed.is_empty() {
+        return Ok(Message::from_bytes(bytes, Some(message_id)));
+    }
+    let mut segments = Vec::with_capacity(2 * streamed.len() + 1);
+    let mut rest: &[u8] = &bytes;
+    for (marker, segment) in streamed {
+        let pos = find(rest, marker.as_bytes()).ok_or_else(|| {
+            crate::mail::internal("streamed part placeholder lost while composing")
+        })?;
+        segments.push(Segment::Bytes(rest[..pos].to_vec()));
+        segments.push(segment);
+        rest = &rest[pos + marker.len()..];
+    }
+    segments.push(Segment::Bytes(rest.to_vec()));
+    Ok(Message::from_segments(segments, Some(message_id)))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
