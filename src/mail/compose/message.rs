@@ -88,9 +88,7 @@ impl Segment {
                             crate::mail::local_io(format!("reading the spooled message: {e}"))
                         })?;
                     if n == 0 {
-                        return Err(crate::mail::local_io(format!(
-                            "the spooled message was truncated"
-                        )));
+                        return Err(crate::mail::local_io("the spooled message was truncated"));
                     }
                     out.write_all(&buf[..n])?;
                     done += n as u64;

@@ -426,9 +426,9 @@ impl Draft {
             }
         }
         if recipients.is_empty() {
-            return Err(crate::mail::invalid(format!(
-                "no recipients: give --to, --cc or --bcc"
-            )));
+            return Err(crate::mail::invalid(
+                "no recipients: give --to, --cc or --bcc",
+            ));
         }
         Ok(Envelope {
             from: from.address.clone(),

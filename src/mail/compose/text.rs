@@ -474,9 +474,7 @@ impl SpooledText {
                 .read_full_at(&mut input[..want], offset)
                 .map_err(local)?;
             if n == 0 {
-                return Err(crate::mail::local_io(format!(
-                    "the spooled body was truncated"
-                )));
+                return Err(crate::mail::local_io("the spooled body was truncated"));
             }
             offset += n as u64;
             output.clear();
