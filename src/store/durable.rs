@@ -197,18 +197,22 @@ impl Drop for PendingFile {
     }
 }
 
-/// Writes `bytes` to `path` durably, never overwriting: a temporary file
-/// next to it, synced, then linked into place.
-pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = parent_dir(path);
+/// A temporary name next to `path`: `.NAME.PID.tmp` in the same folder.
+fn temp_beside(path: &Path) -> io::Result<PathBuf> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(
+    Ok(parent_dir(path).join(format!(
         ".{}.{}.tmp",
         name.to_string_lossy(),
         std::process::id()
-    ));
+    )))
+}
+
+/// Writes `bytes` to `path` durably, never overwriting: a temporary file
+/// next to it, synced, then linked into place.
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = temp_beside(path)?;
     let mut pending = PendingFile::create(tmp)?;
     pending.write_all(bytes)?;
     pending.commit(path)
@@ -220,14 +224,7 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// old content or the new, never a mix.
 pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = temp_beside(path)?;
     // A temporary file left by an earlier run that crashed.
     let _ = fs::remove_file(&tmp);
     let result = (|| {
