@@ -336,7 +336,33 @@ fn settings(args: &SendArgs, server: &ResolvedServer) -> anyhow::Result<Settings
         Some(choice) => choice.mechanism(),
         None => server.smtp_mechanism(),
     };
-    server.smtp_settings(mechanism, args.helo.clone())
+    smtp_settings(server, mechanism, args.helo.clone())
+}
+
+/// Settings for [`crate::net::smtp::submit`] from a resolved server: the
+/// login ([`ResolvedServer::login`]) with `mechanism` (`None`: the
+/// strongest offered) and `helo_name` as the EHLO name (`None`: default).
+pub(crate) fn smtp_settings(
+    server: &ResolvedServer,
+    mechanism: Option<crate::proto::sasl::Mechanism>,
+    helo_name: Option<String>,
+) -> anyhow::Result<Settings> {
+    let credentials =
+        server
+            .login()?
+            .map(|(user, secret)| crate::proto::smtp::client::Credentials {
+                user,
+                secret,
+                mechanism,
+            });
+    Ok(Settings {
+        endpoint: server.endpoint.clone(),
+        tls: server.tls,
+        tls_options: server.tls_options.clone(),
+        timeout: server.checked_timeout()?,
+        helo_name,
+        credentials,
+    })
 }
 
 /// Prints the JSON report. A reader that went away (`| head -c0`) is not

@@ -499,7 +499,7 @@ pub fn submit(
     message: &Message,
     globals: Globals,
 ) -> anyhow::Result<Exit> {
-    let settings = server.smtp_settings(server.smtp_mechanism(), None)?;
+    let settings = super::send::smtp_settings(server, server.smtp_mechanism(), None)?;
     let transcript = crate::transcript::Transcript::stderr(globals.verbose > 0);
     match crate::net::smtp::submit(&settings, envelope, message, &transcript) {
         Ok(_) => Ok(Exit::Ok),

@@ -109,9 +109,13 @@ impl ResolvedServer {
     /// Obtains the password, prompting `Password for USER@HOST: ` when no
     /// other source is set.
     pub fn obtain_password(&self) -> anyhow::Result<Secret> {
+        Ok(self.password.obtain(&self.password_prompt())?)
+    }
+
+    /// `Password for USER@HOST: `.
+    fn password_prompt(&self) -> String {
         let user = self.user.as_deref().unwrap_or("");
-        let prompt = format!("Password for {user}@{}: ", self.endpoint.host);
-        Ok(self.password.obtain(&prompt)?)
+        format!("Password for {user}@{}: ", self.endpoint.host)
     }
 
     /// The file's `auth` as the command's own `--auth` value type, so a
@@ -138,45 +142,32 @@ impl ResolvedServer {
             .and_then(crate::proto::sasl::Mechanism::from_name)
     }
 
-    /// Settings for [`crate::net::smtp::submit`]. With a user, the
-    /// password is obtained here, after refusing to send it unencrypted to a
-    /// server that is not loopback. `mechanism` is the one to use (`None`:
-    /// the strongest offered), `helo_name` the EHLO name (`None`: default).
-    pub fn smtp_settings(
-        &self,
-        mechanism: Option<crate::proto::sasl::Mechanism>,
-        helo_name: Option<String>,
-    ) -> anyhow::Result<crate::net::smtp::Settings> {
-        let credentials = match &self.user {
-            None => None,
-            Some(user) => {
-                if user.chars().any(char::is_control) {
-                    return Err(Error::ControlInUser.into());
-                }
-                if self.tls == TlsMode::None && !self.endpoint.is_loopback() {
-                    return Err(Error::Cleartext {
-                        endpoint: self.endpoint.to_string(),
-                    }
-                    .into());
-                }
-                Some(crate::proto::smtp::client::Credentials {
-                    user: user.clone(),
-                    secret: self.obtain_password()?,
-                    mechanism,
-                })
-            }
+    /// The user and password to log in with, if a user is set: the
+    /// password is obtained only after refusing a user name with control
+    /// characters and credentials in the clear to a server that is not
+    /// loopback.
+    pub fn login(&self) -> Result<Option<(String, Secret)>, Error> {
+        let Some(user) = &self.user else {
+            return Ok(None);
         };
-        if self.timeout.is_zero() {
-            return Err(Error::ZeroTimeout.into());
+        if user.chars().any(char::is_control) {
+            return Err(Error::ControlInUser);
         }
-        Ok(crate::net::smtp::Settings {
-            endpoint: self.endpoint.clone(),
-            tls: self.tls,
-            tls_options: self.tls_options.clone(),
-            timeout: self.timeout,
-            helo_name,
-            credentials,
-        })
+        if self.tls == TlsMode::None && !self.endpoint.is_loopback() {
+            return Err(Error::Cleartext {
+                endpoint: self.endpoint.to_string(),
+            });
+        }
+        let secret = self.password.obtain(&self.password_prompt())?;
+        Ok(Some((user.clone(), secret)))
+    }
+
+    /// The time-out, which must be at least a second.
+    pub fn checked_timeout(&self) -> Result<Duration, Error> {
+        match self.timeout.is_zero() {
+            true => Err(Error::ZeroTimeout),
+            false => Ok(self.timeout),
+        }
     }
 
     /// The bare address of `from` (inside `<...>` when there is a display
