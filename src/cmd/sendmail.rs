@@ -446,6 +446,21 @@ pub fn run(args: SendmailArgs, globals: Globals) -> anyhow::Result<Exit> {
 /// `mailctl sendmail` and when invoked through a `sendmail` symlink.
 pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
     let inv = SendmailInvocation::parse(args)?;
+    let server = account_server(&inv, globals)?;
+    let raw = raw::read(&mut std::io::stdin().lock(), input_end(&inv))?;
+    let now = mail_builder::headers::date::Date::now().to_rfc822();
+    let (envelope, message) = prepare(&inv, server.from.as_deref(), raw, &now)?;
+    let globals = Globals {
+        verbose: globals.verbose.max(u8::from(inv.verbose)),
+        ..globals
+    };
+    submit(&server, &envelope, &message, globals)
+}
+
+/// The SMTP server of the account (`--account`, else `MAILCTL_ACCOUNT`,
+/// else the file's default). Sendmail mode has no `--server`: without a
+/// configuration file it cannot send at all.
+fn account_server(inv: &SendmailInvocation, globals: Globals) -> anyhow::Result<ResolvedServer> {
     let connect = ConnectArgs {
         account: inv.account.clone().or_else(|| {
             std::env::var("MAILCTL_ACCOUNT")
@@ -458,36 +473,28 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
         .config
         .clone()
         .or_else(|| globals.config.map(PathBuf::from));
-    let server = config::resolve_smtp(&connect, config_path.as_deref()).map_err(|err| {
-        if crate::exit::exit_status(&err) == Exit::Usage {
-            let path = config_path
-                .clone()
-                .or_else(config::default_path)
-                .unwrap_or_default();
-            fail(
+    config::resolve_smtp(&connect, config_path.as_deref()).map_err(|err| {
+        match err.downcast_ref::<config::Error>() {
+            Some(config::Error::NoServer { path, .. }) => fail(
                 Exit::Config,
                 format!(
                     "sendmail mode sends through an account of the configuration file, and {} \
                      does not exist (examples/mailctl.toml shows one)",
                     path.display()
                 ),
-            )
-        } else {
-            err
+            ),
+            _ => err,
         }
-    })?;
-    let end = match inv.ignore_dots {
+    })
+}
+
+/// Where the message on standard input ends: with `-i`, only at the end
+/// of input.
+fn input_end(inv: &SendmailInvocation) -> raw::End {
+    match inv.ignore_dots {
         true => raw::End::Eof,
         false => raw::End::LoneDot,
-    };
-    let raw = raw::read(&mut std::io::stdin().lock(), end)?;
-    let now = mail_builder::headers::date::Date::now().to_rfc822();
-    let (envelope, message) = prepare(&inv, server.from.as_deref(), raw, &now)?;
-    let globals = Globals {
-        verbose: globals.verbose.max(u8::from(inv.verbose)),
-        ..globals
-    };
-    submit(&server, &envelope, &message, globals)
+    }
 }
 
 /// Hands the prepared message to the SMTP client: the one place sendmail
@@ -624,11 +631,7 @@ mod tests {
         default_from: Option<&str>,
         input: &[u8],
     ) -> anyhow::Result<(Envelope, String)> {
-        let end = match inv.ignore_dots {
-            true => raw::End::Eof,
-            false => raw::End::LoneDot,
-        };
-        let raw = raw::read(&mut &input[..], end)?;
+        let raw = raw::read(&mut &input[..], input_end(inv))?;
         let (envelope, message) = prepare(inv, default_from, raw, NOW)?;
         let bytes = message.to_vec().unwrap();
         assert_eq!(bytes.len() as u64, message.size());
