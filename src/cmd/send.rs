@@ -133,7 +133,8 @@ pub struct SendArgs {
     #[arg(long, value_name = "FILE")]
     pub attach: Vec<PathBuf>,
 
-    /// Send standard input as a complete, ready-made message.
+    /// Send standard input as a complete, ready-made message (its Bcc and
+    /// Resent-Bcc fields removed).
     #[arg(long, conflicts_with_all = COMPOSE_ONLY)]
     pub raw: bool,
 
