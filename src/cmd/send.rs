@@ -223,6 +223,54 @@ fn mailboxes(values: &[String]) -> anyhow::Result<Vec<Mailbox>> {
     Ok(out)
 }
 
+/// `--raw`: the message on standard input as it is (Bcc and Resent-Bcc
+/// removed), to the recipients `given` on the command line and, with `-t`,
+/// those of its header.
+fn build_raw(
+    args: &SendArgs,
+    from: Option<&Mailbox>,
+    given: impl Iterator<Item = String>,
+) -> anyhow::Result<(Message, Envelope)> {
+    let raw = raw::read(&mut std::io::stdin().lock(), raw::End::Eof)?;
+    if raw.is_empty() {
+        crate::bail_with!(Exit::DataErr, "the message on standard input is empty");
+    }
+    let sender = match (&from, &raw.from) {
+        (Some(m), _) => m.address.clone(),
+        (None, Some(a)) => address::ascii_domain(a)?,
+        (None, None) => crate::bail_with!(
+            Exit::Usage,
+            "no sender: give --from or a From header in the message"
+        ),
+    };
+    let mut recipients: Vec<String> = Vec::new();
+    let header = if args.read_recipients {
+        raw.header_recipients.clone()
+    } else {
+        Vec::new()
+    };
+    for a in header.into_iter().chain(given) {
+        address::check_address(&a)?;
+        let a = address::ascii_domain(&a)?;
+        if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&a)) {
+            recipients.push(a);
+        }
+    }
+    if recipients.is_empty() {
+        crate::bail_with!(
+            Exit::Usage,
+            "no recipients: give --to, or -t to read them from the message"
+        );
+    }
+    Ok((
+        raw.into_message(b""),
+        Envelope {
+            from: sender,
+            recipients,
+        },
+    ))
+}
+
 /// The message and envelope the command line describes.
 fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message, Envelope)> {
     let to = mailboxes(&args.to)?;
@@ -236,47 +284,8 @@ fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message
         .transpose()?;
 
     if args.raw {
-        let raw = raw::read(&mut std::io::stdin().lock(), raw::End::Eof)?;
-        if raw.is_empty() {
-            crate::bail_with!(Exit::DataErr, "the message on standard input is empty");
-        }
-        let sender = match (&from, &raw.from) {
-            (Some(m), _) => m.address.clone(),
-            (None, Some(a)) => address::ascii_domain(a)?,
-            (None, None) => crate::bail_with!(
-                Exit::Usage,
-                "no sender: give --from or a From header in the message"
-            ),
-        };
-        let mut recipients: Vec<String> = Vec::new();
-        let header = if args.read_recipients {
-            raw.header_recipients.clone()
-        } else {
-            Vec::new()
-        };
-        for a in header
-            .into_iter()
-            .chain(to.iter().chain(&cc).chain(&bcc).map(|m| m.address.clone()))
-        {
-            address::check_address(&a)?;
-            let a = address::ascii_domain(&a)?;
-            if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&a)) {
-                recipients.push(a);
-            }
-        }
-        if recipients.is_empty() {
-            crate::bail_with!(
-                Exit::Usage,
-                "no recipients: give --to, or -t to read them from the message"
-            );
-        }
-        return Ok((
-            raw.into_message(b""),
-            Envelope {
-                from: sender,
-                recipients,
-            },
-        ));
+        let given = to.iter().chain(&cc).chain(&bcc);
+        return build_raw(args, from.as_ref(), given.map(|m| m.address.clone()));
     }
 
     let body = match (&args.body, &args.body_file) {
