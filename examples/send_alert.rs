@@ -19,12 +19,12 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+use mailctl::config::Password;
 use mailctl::exit::{exit_status, Exit};
 use mailctl::mail::compose::{Draft, Mailbox};
 use mailctl::net::connection::{Endpoint, TlsMode, TlsOptions};
 use mailctl::net::smtp::{submit, Settings};
 use mailctl::proto::smtp::client::Credentials;
-use mailctl::secret::PasswordSource;
 use mailctl::transcript::Transcript;
 
 #[derive(Default)]
@@ -160,7 +160,7 @@ fn run(o: Options) -> anyhow::Result<()> {
     });
     let credentials = match o.user {
         Some(user) => Some(Credentials {
-            secret: PasswordSource::default().obtain(&format!("Password for {user}: "))?,
+            secret: Password::default().obtain(&format!("Password for {user}: "))?,
             user,
             mechanism: None,
         }),

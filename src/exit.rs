@@ -120,11 +120,8 @@ pub fn exit_status(err: &anyhow::Error) -> Exit {
         if let Some(failure) = cause.downcast_ref::<Failure>() {
             return failure.exit;
         }
-        if let Some(e) = cause.downcast_ref::<crate::proto::pop3::Error>() {
-            return pop3_exit(e);
-        }
-        if let Some(e) = cause.downcast_ref::<crate::net::Error>() {
-            return net_exit(e);
+        if let Some(exit) = layer_exit(cause) {
+            return exit;
         }
     }
     for cause in err.chain() {
@@ -175,6 +172,73 @@ fn net_exit(e: &crate::net::Error) -> Exit {
     }
 }
 
+/// The exit status for a typed error of a layer (POP3, net, mail, store,
+/// config),
+/// `None` for any other error.
+fn layer_exit(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
+    if let Some(e) = cause.downcast_ref::<crate::proto::pop3::Error>() {
+        return Some(pop3_exit(e));
+    }
+    if let Some(e) = cause.downcast_ref::<crate::net::Error>() {
+        return Some(net_exit(e));
+    }
+    if let Some(e) = cause.downcast_ref::<crate::mail::raw::Error>() {
+        return Some(raw_exit(e));
+    }
+    if let Some(e) = cause.downcast_ref::<crate::mail::Error>() {
+        return Some(mail_exit(e));
+    }
+    if let Some(e) = cause.downcast_ref::<crate::store::Error>() {
+        return Some(store_exit(e));
+    }
+    if let Some(e) = cause.downcast_ref::<crate::config::Error>() {
+        return Some(config_exit(e));
+    }
+    if let Some(e) = cause.downcast_ref::<crate::config::Hinted>() {
+        return Some(exit_status(&e.error));
+    }
+    None
+}
+
+fn config_exit(e: &crate::config::Error) -> Exit {
+    use crate::config::Error;
+    match e {
+        Error::NoServer { .. } | Error::ZeroTimeout => Exit::Usage,
+        Error::PasswordPrompt(_) => Exit::IoErr,
+        Error::At { error, .. } => config_exit(error),
+        _ => Exit::Config,
+    }
+}
+
+fn mail_exit(e: &crate::mail::Error) -> Exit {
+    use crate::mail::Error;
+    match e {
+        Error::Invalid(_) => Exit::Usage,
+        Error::NoInput(_) => Exit::NoInput,
+        Error::Io(_) => Exit::IoErr,
+        Error::NotAMessage(_) => Exit::DataErr,
+        Error::CantCreate(_) => Exit::CantCreate,
+        Error::Internal(_) => Exit::Software,
+    }
+}
+
+fn store_exit(e: &crate::store::Error) -> Exit {
+    use crate::store::Error;
+    match e {
+        Error::NoStateDir | Error::Unreadable { .. } => Exit::Config,
+        Error::CreateDir { .. } => Exit::CantCreate,
+        Error::Io { .. } => Exit::IoErr,
+    }
+}
+
+fn raw_exit(e: &crate::mail::raw::Error) -> Exit {
+    use crate::mail::raw::Error;
+    match e {
+        Error::Read(_) => Exit::IoErr,
+        Error::NoEndOfHeader => Exit::DataErr,
+    }
+}
+
 /// The exit status for an I/O error on a connection.
 pub fn io_exit_status(err: &io::Error) -> Exit {
     use io::ErrorKind::*;
@@ -197,6 +261,25 @@ mod tests {
             .unwrap_err();
         assert_eq!(exit_status(&err), Exit::NoPerm);
         assert_eq!(format!("{err:#}"), "authenticating: 535 no");
+    }
+
+    #[test]
+    fn typed_errors_decide() {
+        let hinted = crate::config::with_tls_hint(
+            fail(Exit::TempFail, "timed out"),
+            465,
+            crate::net::connection::TlsMode::Starttls,
+        );
+        assert_eq!(exit_status(&hinted), Exit::TempFail);
+        let err = anyhow::Error::new(crate::config::Error::At {
+            origin: "f:1".into(),
+            error: Box::new(crate::config::Error::ZeroTimeout),
+        });
+        assert_eq!(exit_status(&err), Exit::Usage);
+        let err = anyhow::Error::new(crate::store::Error::NoStateDir);
+        assert_eq!(exit_status(&err), Exit::Config);
+        let err = anyhow::Error::new(crate::mail::raw::Error::NoEndOfHeader);
+        assert_eq!(exit_status(&err), Exit::DataErr);
     }
 
     #[test]

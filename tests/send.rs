@@ -593,25 +593,25 @@ fn body_from_stdin_and_file() {
     assert_eq!(code(&out), 66);
 }
 
-#[test]
-fn raw_with_recipients_from_the_header() {
+/// Runs `send --raw` with `flags` against a fake server, the message on
+/// standard input; what the server received.
+fn send_raw(flags: &[&str], message: &[u8]) -> Recorded {
     let server = FakeServer::start(Script::default());
-    let message = b"From: Ops <ops@example.org>\nTo: b@example.org\nCc: Carl <c@example.org>\nBcc: hidden@example.org\nSubject: raw\n\n.body line\n";
-    let a: Vec<String> = [
-        "send",
-        "--server",
-        &server.addr(),
-        "--tls",
-        "none",
-        "--raw",
-        "-t",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let addr = server.addr();
+    let mut a: Vec<String> = ["send", "--server", &addr, "--tls", "none", "--raw"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.extend(flags.iter().map(|s| s.to_string()));
     let out = run(&a, message);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let rec = server.finish();
+    server.finish()
+}
+
+#[test]
+fn raw_with_recipients_from_the_header() {
+    let message = b"From: Ops <ops@example.org>\nTo: b@example.org\nCc: Carl <c@example.org>\nBcc: hidden@example.org\nSubject: raw\n\n.body line\n";
+    let rec = send_raw(&["-t"], message);
     assert_eq!(rec.mail_from.as_deref(), Some("ops@example.org"));
     assert_eq!(
         rec.rcpt_to,
@@ -620,6 +620,19 @@ fn raw_with_recipients_from_the_header() {
     assert_eq!(
         rec.message(),
         b"From: Ops <ops@example.org>\r\nTo: b@example.org\r\nCc: Carl <c@example.org>\r\nSubject: raw\r\n\r\n.body line\r\n"
+    );
+}
+
+/// `send --raw` hides Resent-Bcc as it hides Bcc (and as sendmail mode
+/// does): neither field reaches the server.
+#[test]
+fn raw_removes_resent_bcc() {
+    let message = b"Resent-From: r@example.org\nResent-To: t@example.org\nResent-Bcc: secret@example.org\nFrom: a@example.org\nBcc: b@example.org\nSubject: fwd\n\nbody\n";
+    let rec = send_raw(&["--to", "t@example.org"], message);
+    assert_eq!(rec.rcpt_to, vec!["t@example.org"]);
+    assert_eq!(
+        rec.message(),
+        b"Resent-From: r@example.org\r\nResent-To: t@example.org\r\nFrom: a@example.org\r\nSubject: fwd\r\n\r\nbody\r\n"
     );
 }
 

@@ -133,7 +133,8 @@ pub struct SendArgs {
     #[arg(long, value_name = "FILE")]
     pub attach: Vec<PathBuf>,
 
-    /// Send standard input as a complete, ready-made message.
+    /// Send standard input as a complete, ready-made message (its Bcc and
+    /// Resent-Bcc fields removed).
     #[arg(long, conflicts_with_all = COMPOSE_ONLY)]
     pub raw: bool,
 
@@ -222,6 +223,54 @@ fn mailboxes(values: &[String]) -> anyhow::Result<Vec<Mailbox>> {
     Ok(out)
 }
 
+/// `--raw`: the message on standard input as it is (Bcc and Resent-Bcc
+/// removed), to the recipients `given` on the command line and, with `-t`,
+/// those of its header.
+fn build_raw(
+    args: &SendArgs,
+    from: Option<&Mailbox>,
+    given: impl Iterator<Item = String>,
+) -> anyhow::Result<(Message, Envelope)> {
+    let raw = raw::read(&mut std::io::stdin().lock(), raw::End::Eof)?;
+    if raw.is_empty() {
+        crate::bail_with!(Exit::DataErr, "the message on standard input is empty");
+    }
+    let sender = match (&from, &raw.from) {
+        (Some(m), _) => m.address.clone(),
+        (None, Some(a)) => address::ascii_domain(a)?,
+        (None, None) => crate::bail_with!(
+            Exit::Usage,
+            "no sender: give --from or a From header in the message"
+        ),
+    };
+    let mut recipients: Vec<String> = Vec::new();
+    let header = if args.read_recipients {
+        raw.header_recipients.clone()
+    } else {
+        Vec::new()
+    };
+    for a in header.into_iter().chain(given) {
+        address::check_address(&a)?;
+        let a = address::ascii_domain(&a)?;
+        if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&a)) {
+            recipients.push(a);
+        }
+    }
+    if recipients.is_empty() {
+        crate::bail_with!(
+            Exit::Usage,
+            "no recipients: give --to, or -t to read them from the message"
+        );
+    }
+    Ok((
+        raw.into_message(b""),
+        Envelope {
+            from: sender,
+            recipients,
+        },
+    ))
+}
+
 /// The message and envelope the command line describes.
 fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message, Envelope)> {
     let to = mailboxes(&args.to)?;
@@ -235,44 +284,8 @@ fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message
         .transpose()?;
 
     if args.raw {
-        let raw = raw::read(&mut std::io::stdin().lock())?;
-        let sender = match (&from, &raw.from) {
-            (Some(m), _) => m.address.clone(),
-            (None, Some(a)) => address::ascii_domain(a)?,
-            (None, None) => crate::bail_with!(
-                Exit::Usage,
-                "no sender: give --from or a From header in the message"
-            ),
-        };
-        let mut recipients: Vec<String> = Vec::new();
-        let header = if args.read_recipients {
-            raw.header_recipients.clone()
-        } else {
-            Vec::new()
-        };
-        for a in header
-            .into_iter()
-            .chain(to.iter().chain(&cc).chain(&bcc).map(|m| m.address.clone()))
-        {
-            address::check_address(&a)?;
-            let a = address::ascii_domain(&a)?;
-            if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&a)) {
-                recipients.push(a);
-            }
-        }
-        if recipients.is_empty() {
-            crate::bail_with!(
-                Exit::Usage,
-                "no recipients: give --to, or -t to read them from the message"
-            );
-        }
-        return Ok((
-            raw.message,
-            Envelope {
-                from: sender,
-                recipients,
-            },
-        ));
+        let given = to.iter().chain(&cc).chain(&bcc);
+        return build_raw(args, from.as_ref(), given.map(|m| m.address.clone()));
     }
 
     let body = match (&args.body, &args.body_file) {
@@ -333,7 +346,33 @@ fn settings(args: &SendArgs, server: &ResolvedServer) -> anyhow::Result<Settings
         Some(choice) => choice.mechanism(),
         None => server.smtp_mechanism(),
     };
-    server.smtp_settings(mechanism, args.helo.clone())
+    smtp_settings(server, mechanism, args.helo.clone())
+}
+
+/// Settings for [`crate::net::smtp::submit`] from a resolved server: the
+/// login ([`ResolvedServer::login`]) with `mechanism` (`None`: the
+/// strongest offered) and `helo_name` as the EHLO name (`None`: default).
+pub(crate) fn smtp_settings(
+    server: &ResolvedServer,
+    mechanism: Option<crate::proto::sasl::Mechanism>,
+    helo_name: Option<String>,
+) -> anyhow::Result<Settings> {
+    let credentials =
+        server
+            .login()?
+            .map(|(user, secret)| crate::proto::smtp::client::Credentials {
+                user,
+                secret,
+                mechanism,
+            });
+    Ok(Settings {
+        endpoint: server.endpoint.clone(),
+        tls: server.tls,
+        tls_options: server.tls_options.clone(),
+        timeout: server.checked_timeout()?,
+        helo_name,
+        credentials,
+    })
 }
 
 /// Prints the JSON report. A reader that went away (`| head -c0`) is not

@@ -6,20 +6,16 @@
 //! not fit clap, so [`SendmailInvocation::parse`] reads the arguments by hand.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
-use mail_parser::{HeaderName, MessageParser};
 
 use super::Globals;
 use crate::cli::ConnectArgs;
 use crate::config::{self, ResolvedServer};
 use crate::exit::{fail, Exit};
-use crate::mail::compose::spool::{for_each_chunk, SpoolWriter, Spooled};
-use crate::mail::compose::{Message, Segment};
-use crate::mail::raw::MAX_HEADER;
+use crate::mail::compose::Message;
+use crate::mail::raw::{self, RawMessage};
 use crate::net::smtp::Envelope;
 
 /// Options of `mailctl sendmail`: everything after it, read the sendmail way.
@@ -61,7 +57,7 @@ Ignored: -oem -oep -odi -odb -om -B TYPE -N DSN -R RET -V ENVID -X FILE -L TAG
   -h N -O OPT=VAL -U -G -m -n -p PROTO -A FILE -bm.
 Refused: -bs, -bp, -bd, -bi, -bv, -bt, -q (mailctl has no queue or daemon).
 
-Any Bcc header is removed before sending; a missing From, Date or Message-ID
+Any Bcc or Resent-Bcc header is removed before sending; a missing From, Date or Message-ID
 header is added.
 
 Examples:
@@ -319,237 +315,20 @@ fn split_addresses(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// What to submit: the envelope and the message bytes as they will be sent
-/// (line endings as read; the SMTP layer makes them CRLF).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Submission {
-    /// MAIL FROM address (`""` for the null sender).
-    pub envelope_from: String,
-    /// RCPT TO addresses, without duplicates.
-    pub recipients: Vec<String>,
-    /// The message, Bcc removed, missing From/Date/Message-ID added.
-    pub message: Vec<u8>,
-}
-
-/// Ends the input at a line holding a single dot (`.` then LF, CRLF or the
-/// end of input), as sendmail does without `-i`; fed in pieces.
-#[derive(Debug)]
-struct LoneDot {
-    line_start: bool,
-    /// What is held back of a line that may be the lone dot: `.` or `.\r`.
-    held: &'static [u8],
-}
-
-impl LoneDot {
-    fn new() -> Self {
-        LoneDot {
-            line_start: true,
-            held: b"",
-        }
-    }
-
-    /// Appends to `out` what of `input` is message; `true` once the lone
-    /// dot is found (nothing after it is message).
-    fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
-        for &b in input {
-            match (self.held, b) {
-                (b".", b'\n') | (b".\r", b'\n') => return true,
-                (b".", b'\r') => {
-                    self.held = b".\r";
-                    continue;
-                }
-                (b"", _) => {}
-                (held, _) => {
-                    out.extend_from_slice(held);
-                    self.held = b"";
-                }
-            }
-            if self.line_start && b == b'.' {
-                self.held = b".";
-                self.line_start = false;
-                continue;
-            }
-            out.push(b);
-            self.line_start = b == b'\n';
-        }
-        false
-    }
-
-    /// Ends the input: a held-back `.` alone on the last line ends the
-    /// message, a `.\r` is message.
-    fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.held == b".\r" {
-            out.extend_from_slice(self.held);
-        }
-        self.held = b"";
-    }
-}
-
-/// Reads the message from `input`: up to end of input, or with no `-i` up
-/// to a line holding a single dot (the traditional end of input; what
-/// follows is read and dropped, as before). Line endings are made CRLF and
-/// the message is spooled, to a temporary file when large.
-pub fn read_message(input: &mut dyn Read, ignore_dots: bool) -> anyhow::Result<Spooled> {
-    let local =
-        |e: std::io::Error| fail(Exit::IoErr, format!("reading the message from stdin: {e}"));
-    let mut writer = SpoolWriter::new();
-    let mut dots = (!ignore_dots).then(LoneDot::new);
-    let mut ended = false;
-    let mut message = Vec::new();
-    let each = |chunk: &[u8]| {
-        // Input after the lone dot is read and dropped.
-        if ended {
-            return Ok(());
-        }
-        match &mut dots {
-            None => writer.push(chunk).map(drop),
-            Some(dots) => {
-                message.clear();
-                ended = dots.push(chunk, &mut message);
-                writer.push(&message).map(drop)
-            }
-        }
-        .map_err(local)
-    };
-    for_each_chunk(input, each, local)?;
-    if let Some(dots) = &mut dots {
-        if !ended {
-            message.clear();
-            dots.finish(&mut message);
-            writer.push(&message).map_err(local)?;
-        }
-    }
-    writer.finish().map_err(local)
-}
-
-/// Where the header fields of `message` end: at the blank line or the
-/// first line that is neither a field nor a continuation (as
-/// [`split_header`] reads it). `None` when every complete line is part of
-/// the header.
-fn header_section_len(message: &[u8]) -> Option<usize> {
-    let mut pos = 0;
-    let mut in_field = false;
-    while let Some(p) = message[pos..].iter().position(|&b| b == b'\n') {
-        let end = pos + p + 1;
-        let line = &message[pos..end];
-        let continuation = matches!(line.first(), Some(b' ' | b'\t')) && in_field;
-        if !continuation {
-            if header_name(line).is_none() {
-                return Some(pos);
-            }
-            in_field = true;
-        }
-        pos = end;
-    }
-    None
-}
-
-/// One header field: its name and its raw lines (continuations included).
-struct Field<'a> {
-    name: &'a str,
-    raw: &'a [u8],
-}
-
-/// Splits a message into its header fields and the rest (starting at the
-/// blank line, or at the first line that is not a header: a blank line is
-/// then inserted, as sendmail does).
-fn split_header(message: &[u8]) -> (Vec<Field<'_>>, Vec<u8>) {
-    let mut fields: Vec<Field<'_>> = Vec::new();
-    let mut pos = 0;
-    let mut field_start: Option<(usize, &str)> = None;
-    let eol = if message.windows(2).any(|w| w == b"\r\n") {
-        &b"\r\n"[..]
-    } else {
-        &b"\n"[..]
-    };
-    let mut rest = Vec::new();
-    loop {
-        if pos >= message.len() {
-            break;
-        }
-        let end = message[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(message.len(), |p| pos + p + 1);
-        let line = &message[pos..end];
-        let continuation = matches!(line.first(), Some(b' ' | b'\t')) && field_start.is_some();
-        if !continuation {
-            if let Some((start, name)) = field_start.take() {
-                fields.push(Field {
-                    name,
-                    raw: &message[start..pos],
-                });
-            }
-            match header_name(line) {
-                Some(name) => field_start = Some((pos, name)),
-                None => {
-                    if line != b"\n" && line != b"\r\n" {
-                        rest.extend_from_slice(eol);
-                    }
-                    rest.extend_from_slice(&message[pos..]);
-                    return (fields, rest);
-                }
-            }
-        }
-        pos = end;
-    }
-    if let Some((start, name)) = field_start {
-        fields.push(Field {
-            name,
-            raw: &message[start..],
-        });
-    }
-    (fields, rest)
-}
-
-/// The field name if `line` starts a header field (RFC 5322 section 3.6.8:
-/// printable ASCII except colon, then a colon).
-fn header_name(line: &[u8]) -> Option<&str> {
-    let colon = line.iter().position(|&b| b == b':')?;
-    let name = &line[..colon];
-    if name.is_empty() || !name.iter().all(|&b| (33..=126).contains(&b)) {
-        return None;
-    }
-    std::str::from_utf8(name).ok()
-}
-
-/// Builds the submission: recipients from the arguments (and with `-t` the
-/// headers), Bcc and Resent-Bcc removed, missing From/Date/Message-ID added.
-///
-/// `default_from` is the account's `from`, used as envelope sender when no
-/// `-f` is given; `now` is the Date header value to add if needed.
-pub fn prepare(
+/// The envelope: recipients from the arguments (and with `-t` the To, Cc
+/// and Bcc fields), without duplicates; the sender from `-f`, else the
+/// account's `from`, else the message's From.
+fn envelope(
     inv: &SendmailInvocation,
     default_from: Option<&str>,
-    message: &[u8],
-    now: &str,
-) -> anyhow::Result<Submission> {
-    let (fields, rest) = split_header(message);
-    let header_block: Vec<u8> = fields
-        .iter()
-        .flat_map(|f| f.raw.iter().copied())
-        .chain(b"\r\n".iter().copied())
-        .collect();
-    let parsed = MessageParser::new().parse_headers(&header_block);
-    let addresses_of = |name: HeaderName<'static>| -> Vec<String> {
-        let mut out = Vec::new();
-        if let Some(parsed) = &parsed {
-            for value in parsed.header_values(name) {
-                if let Some(list) = value.as_address() {
-                    out.extend(list.iter().filter_map(|a| a.address()).map(str::to_string));
-                }
-            }
-        }
-        out
-    };
+    raw: &RawMessage,
+) -> anyhow::Result<Envelope> {
     let mut recipients = inv.recipients.clone();
     if inv.recipients_from_headers {
-        for name in [HeaderName::To, HeaderName::Cc, HeaderName::Bcc] {
-            for addr in addresses_of(name) {
-                check_address(&addr, "header address")
-                    .map_err(|e| fail(Exit::DataErr, format!("{e:#}")))?;
-                recipients.push(addr);
-            }
+        for addr in &raw.header_recipients {
+            check_address(addr, "header address")
+                .map_err(|e| fail(Exit::DataErr, format!("{e:#}")))?;
+            recipients.push(addr.clone());
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -560,8 +339,7 @@ pub fn prepare(
             "no recipients: give them as arguments, or use -t to read To, Cc and Bcc"
         );
     }
-    let header_from = addresses_of(HeaderName::From).into_iter().next();
-    let envelope_from = match (&inv.envelope_from, default_from, &header_from) {
+    let from = match (&inv.envelope_from, default_from, &raw.from) {
         (Some(f), _, _) => f.clone(),
         (None, Some(f), _) => config::address_of(f).to_string(),
         (None, None, Some(f)) => f.clone(),
@@ -570,109 +348,69 @@ pub fn prepare(
             "no sender: give -f ADDR, set `from` in the account, or put a From header in the message"
         ),
     };
-    let eol: &[u8] = if message.windows(2).any(|w| w == b"\r\n") {
-        b"\r\n"
-    } else {
-        b"\n"
-    };
-    let has = |name: &str| fields.iter().any(|f| f.name.eq_ignore_ascii_case(name));
-    let mut out = Vec::with_capacity(message.len() + 256);
-    if !has("From") {
+    Ok(Envelope { from, recipients })
+}
+
+/// The From, Date and Message-ID fields the message lacks, as CRLF lines,
+/// in that order.
+fn missing_fields(
+    inv: &SendmailInvocation,
+    default_from: Option<&str>,
+    envelope_from: &str,
+    raw: &RawMessage,
+    now: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    if !raw.has_field("From") {
         let from_header = match (&inv.full_name, default_from) {
             (Some(name), _) if !envelope_from.is_empty() => {
                 format!("{} <{envelope_from}>", display_name(name))
             }
             (None, Some(f)) if inv.envelope_from.is_none() => header_mailbox(f),
-            _ if !envelope_from.is_empty() => envelope_from.clone(),
+            _ if !envelope_from.is_empty() => envelope_from.to_string(),
             _ => crate::bail_with!(
                 Exit::DataErr,
                 "the message has no From header and the envelope sender is empty"
             ),
         };
-        push_field(&mut out, "From", &from_header, eol);
+        push_field(&mut out, "From", &from_header);
     }
-    if !has("Date") {
-        push_field(&mut out, "Date", now, eol);
+    if !raw.has_field("Date") {
+        push_field(&mut out, "Date", now);
     }
-    if !has("Message-ID") {
+    if !raw.has_field("Message-ID") {
         let sender = crate::mail::compose::Mailbox {
             name: None,
             address: envelope_from.to_string(),
         };
         let id = crate::mail::compose::generate_message_id(Some(&sender));
-        push_field(&mut out, "Message-ID", &format!("<{id}>"), eol);
+        push_field(&mut out, "Message-ID", &format!("<{id}>"));
     }
-    for field in &fields {
-        if field.name.eq_ignore_ascii_case("Bcc") || field.name.eq_ignore_ascii_case("Resent-Bcc") {
-            continue;
-        }
-        out.extend_from_slice(field.raw);
-    }
-    if rest.is_empty() {
-        out.extend_from_slice(eol);
-    } else {
-        out.extend_from_slice(&rest);
-    }
-    Ok(Submission {
-        envelope_from,
-        recipients,
-        message: out,
-    })
+    Ok(out)
 }
 
-/// Prepares a spooled message (see [`read_message`]) as [`prepare`] does,
-/// reading only its header into memory: the body is sent from the spool.
-pub fn prepare_spooled(
+/// Builds the submission from a message read by [`raw::read`]: the
+/// envelope, and the message with its missing From, Date and Message-ID
+/// added (Bcc and Resent-Bcc are removed by the reader).
+///
+/// `default_from` is the account's `from`, used as envelope sender when no
+/// `-f` is given; `now` is the Date header value to add if needed.
+pub fn prepare(
     inv: &SendmailInvocation,
     default_from: Option<&str>,
-    spooled: Spooled,
+    raw: RawMessage,
     now: &str,
 ) -> anyhow::Result<(Envelope, Message)> {
-    let local = |e: std::io::Error| fail(Exit::IoErr, format!("reading the spooled message: {e}"));
-    let mut head = vec![0u8; spooled.len.min(MAX_HEADER as u64 + 2) as usize];
-    let filled = spooled.spool.read_full_at(&mut head, 0).map_err(local)?;
-    head.truncate(filled);
-    let header_len = match header_section_len(&head) {
-        Some(len) => len,
-        None if head.len() as u64 == spooled.len => head.len(),
-        None => crate::bail_with!(
-            Exit::DataErr,
-            "the message has no end of header within {MAX_HEADER} bytes"
-        ),
-    };
-    // `prepare` ends the header it is given with a blank line: the
-    // message's own blank line, if it has one, is then skipped.
-    let submission = prepare(inv, default_from, &head[..header_len], now)?;
-    let header = to_crlf(&submission.message);
-    let mut body_start = header_len as u64;
-    if head[header_len..].starts_with(b"\r\n") {
-        body_start += 2;
-    }
-    let message_id = message_id_of(&header);
-    let eight_bit = !header.is_ascii() || spooled.eight_bit;
-    let body_len = spooled.len - body_start;
-    let mut segments = vec![Segment::Bytes(header)];
-    if body_len > 0 {
-        segments.push(Segment::Spooled {
-            spool: Arc::new(spooled.spool),
-            offset: body_start,
-            len: body_len,
-        });
-    }
-    let mut message = Message::from_segments(segments, message_id);
-    message.set_eight_bit(eight_bit);
-    let envelope = Envelope {
-        from: submission.envelope_from,
-        recipients: submission.recipients,
-    };
-    Ok((envelope, message))
+    let envelope = envelope(inv, default_from, &raw)?;
+    let added = missing_fields(inv, default_from, &envelope.from, &raw, now)?;
+    Ok((envelope, raw.into_message(&added)))
 }
 
-fn push_field(out: &mut Vec<u8>, name: &str, value: &str, eol: &[u8]) {
+fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(eol);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A configured `Name <addr>` as a header value: the name quoted, or
@@ -690,16 +428,10 @@ fn header_mailbox(from: &str) -> String {
     }
 }
 
-/// A display name as a quoted string, or an RFC 2047 word when not ASCII.
+/// A display name as sendmail writes it: always quoted, or RFC 2047
+/// encoded-words when not ASCII.
 fn display_name(name: &str) -> String {
-    if name.is_ascii() {
-        let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
-        format!("\"{escaped}\"")
-    } else {
-        use base64::Engine;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(name);
-        format!("=?utf-8?b?{encoded}?=")
-    }
+    crate::mail::compose::display_name(name, true)
 }
 
 /// Runs `mailctl sendmail ARGS...`.
@@ -711,6 +443,21 @@ pub fn run(args: SendmailArgs, globals: Globals) -> anyhow::Result<Exit> {
 /// `mailctl sendmail` and when invoked through a `sendmail` symlink.
 pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
     let inv = SendmailInvocation::parse(args)?;
+    let server = account_server(&inv, globals)?;
+    let raw = raw::read(&mut std::io::stdin().lock(), input_end(&inv))?;
+    let now = crate::system::rfc5322_now();
+    let (envelope, message) = prepare(&inv, server.from.as_deref(), raw, &now)?;
+    let globals = Globals {
+        verbose: globals.verbose.max(u8::from(inv.verbose)),
+        ..globals
+    };
+    submit(&server, &envelope, &message, globals)
+}
+
+/// The SMTP server of the account (`--account`, else `MAILCTL_ACCOUNT`,
+/// else the file's default). Sendmail mode has no `--server`: without a
+/// configuration file it cannot send at all.
+fn account_server(inv: &SendmailInvocation, globals: Globals) -> anyhow::Result<ResolvedServer> {
     let connect = ConnectArgs {
         account: inv.account.clone().or_else(|| {
             std::env::var("MAILCTL_ACCOUNT")
@@ -723,32 +470,28 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
         .config
         .clone()
         .or_else(|| globals.config.map(PathBuf::from));
-    let server = config::resolve_smtp(&connect, config_path.as_deref()).map_err(|err| {
-        if crate::exit::exit_status(&err) == Exit::Usage {
-            let path = config_path
-                .clone()
-                .or_else(config::default_path)
-                .unwrap_or_default();
-            fail(
+    config::resolve_smtp(&connect, config_path.as_deref()).map_err(|err| {
+        match err.downcast_ref::<config::Error>() {
+            Some(config::Error::NoServer { path, .. }) => fail(
                 Exit::Config,
                 format!(
                     "sendmail mode sends through an account of the configuration file, and {} \
                      does not exist (examples/mailctl.toml shows one)",
                     path.display()
                 ),
-            )
-        } else {
-            err
+            ),
+            _ => err,
         }
-    })?;
-    let spooled = read_message(&mut std::io::stdin().lock(), inv.ignore_dots)?;
-    let now = crate::system::rfc5322_now();
-    let (envelope, message) = prepare_spooled(&inv, server.from.as_deref(), spooled, &now)?;
-    let globals = Globals {
-        verbose: globals.verbose.max(u8::from(inv.verbose)),
-        ..globals
-    };
-    submit(&server, &envelope, &message, globals)
+    })
+}
+
+/// Where the message on standard input ends: with `-i`, only at the end
+/// of input.
+fn input_end(inv: &SendmailInvocation) -> raw::End {
+    match inv.ignore_dots {
+        true => raw::End::Eof,
+        false => raw::End::LoneDot,
+    }
 }
 
 /// Hands the prepared message to the SMTP client: the one place sendmail
@@ -760,7 +503,7 @@ pub fn submit(
     message: &Message,
     globals: Globals,
 ) -> anyhow::Result<Exit> {
-    let settings = server.smtp_settings(server.smtp_mechanism(), None)?;
+    let settings = super::send::smtp_settings(server, server.smtp_mechanism(), None)?;
     let transcript = crate::transcript::Transcript::stderr(globals.verbose > 0);
     match crate::net::smtp::submit(&settings, envelope, message, &transcript) {
         Ok(_) => Ok(Exit::Ok),
@@ -770,35 +513,6 @@ pub fn submit(
             server.tls,
         )),
     }
-}
-
-/// Every line ending made CRLF (bare LF and bare CR alike).
-fn to_crlf(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 2);
-    let mut i = 0;
-    while i < message.len() {
-        match message[i] {
-            b'\r' => {
-                out.extend_from_slice(b"\r\n");
-                if message.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
-            }
-            b'\n' => out.extend_from_slice(b"\r\n"),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    if !out.is_empty() && !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// The Message-ID in the header, without angle brackets, for reports.
-fn message_id_of(message: &[u8]) -> Option<String> {
-    let parsed = MessageParser::new().parse_headers(message)?;
-    parsed.message_id().map(str::to_string)
 }
 
 #[cfg(test)]
@@ -906,145 +620,70 @@ mod tests {
         assert!(parse_err(&["-f", "a b@x"]).contains("not a valid address"));
     }
 
-    fn read(input: &[u8], ignore_dots: bool, piece: usize) -> Vec<u8> {
-        struct Pieces<'a>(&'a [u8], usize);
-        impl Read for Pieces<'_> {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.1.min(buf.len()).min(self.0.len());
-                buf[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
-            }
-        }
-        let spooled = read_message(&mut Pieces(input, piece), ignore_dots).unwrap();
-        let mut out = vec![0u8; spooled.len as usize];
-        spooled.spool.read_full_at(&mut out, 0).unwrap();
-        out
-    }
+    const NOW: &str = "Wed, 25 Nov 2026 20:00:00 +0000";
 
-    #[test]
-    fn lone_dot_ends_input_without_i() {
-        let cases: &[(&[u8], &[u8], &[u8])] = &[
-            (
-                b"Subject: x\n\nline\n.\nafter\n",
-                b"Subject: x\r\n\r\nline\r\n",
-                b"Subject: x\r\n\r\nline\r\n.\r\nafter\r\n",
-            ),
-            (
-                b"Subject: x\r\n\r\n..x\r\n.\r\n",
-                b"Subject: x\r\n\r\n..x\r\n",
-                b"Subject: x\r\n\r\n..x\r\n.\r\n",
-            ),
-            (b"a\n.", b"a\r\n", b"a\r\n.\r\n"),
-            (b".\nb\n", b"", b".\r\nb\r\n"),
-            (
-                b"a\n.x\n. \n.\r\r\n",
-                b"a\r\n.x\r\n. \r\n.\r\n\r\n",
-                b"a\r\n.x\r\n. \r\n.\r\n\r\n",
-            ),
-            (b"a\n.\r", b"a\r\n.\r\n", b"a\r\n.\r\n"),
-            (b"a.\nb\n", b"a.\r\nb\r\n", b"a.\r\nb\r\n"),
-        ];
-        for (input, without_i, with_i) in cases {
-            for piece in 1..=input.len() {
-                assert_eq!(read(input, false, piece), *without_i, "{input:?} / {piece}");
-                assert_eq!(read(input, true, piece), *with_i, "{input:?} / {piece}");
-            }
-        }
-    }
-
-    fn spooled_submission(inv: &SendmailInvocation, input: &[u8]) -> (Envelope, Vec<u8>) {
-        let spooled = read_message(&mut &input[..], inv.ignore_dots).unwrap();
-        let (envelope, message) = prepare_spooled(inv, Some("m@x.org"), spooled, NOW).unwrap();
+    /// What sendmail mode submits for `input`, the message as text.
+    fn submit_text(
+        inv: &SendmailInvocation,
+        default_from: Option<&str>,
+        input: &[u8],
+    ) -> anyhow::Result<(Envelope, String)> {
+        let raw = raw::read(&mut &input[..], input_end(inv))?;
+        let (envelope, message) = prepare(inv, default_from, raw, NOW)?;
         let bytes = message.to_vec().unwrap();
         assert_eq!(bytes.len() as u64, message.size());
-        (envelope, bytes)
+        Ok((envelope, String::from_utf8(bytes).unwrap()))
     }
 
-    /// The spooled path gives what `prepare` gives for the whole message,
-    /// line endings made CRLF.
     #[test]
-    fn spooled_message_matches_prepare() {
-        let inv = parse(&["-t", "-i"]);
+    fn large_messages_keep_their_body() {
         let big = "a log line\n".repeat(200_000);
-        let headers =
-            "From: me@x.org\nTo: a@x.org\nBcc: b@x.org\nDate: d\nMessage-ID: <1@x>\nSubject: s\n";
-        for input in [
-            format!("{headers}\n{big}"),
-            format!("{headers}{big}"),
-            headers.to_string(),
-            format!("{headers}\nshort\n"),
-            format!("{headers}\n"),
-            format!("\n{big}"),
-            big.clone(),
-        ] {
-            let inv = if input.starts_with("From") {
-                inv.clone()
-            } else {
-                parse(&["-i", "-f", "me@x.org", "a@x.org"])
-            };
-            let (envelope, bytes) = spooled_submission(&inv, input.as_bytes());
-            let whole = prepare(&inv, Some("m@x.org"), input.as_bytes(), NOW).unwrap();
-            assert_eq!(envelope.from, whole.envelope_from);
-            assert_eq!(envelope.recipients, whole.recipients);
-            if input.starts_with("From") {
-                assert_eq!(
-                    bytes,
-                    to_crlf(&whole.message),
-                    "{}",
-                    &input[..input.len().min(200)]
-                );
-            } else {
-                // A new Message-ID each time: compare around it.
-                let text = String::from_utf8(bytes).unwrap();
-                let expected = String::from_utf8(to_crlf(&whole.message)).unwrap();
-                let after_id = |t: &str| {
-                    t[t.find("Message-ID").unwrap()..]
-                        .split_once('>')
-                        .unwrap()
-                        .1
-                        .to_string()
-                };
-                assert_eq!(after_id(&text), after_id(&expected));
-            }
-        }
+        let headers = "From: me@x.org\nTo: a@x.org\nBcc: b@x.org\nDate: d\nMessage-ID: <1@x>\n";
+        let inv = parse(&["-t", "-i"]);
+        let (envelope, text) = submit_text(
+            &inv,
+            Some("m@x.org"),
+            format!("{headers}\n{big}").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(envelope.recipients, ["a@x.org", "b@x.org"]);
+        assert_eq!(envelope.from, "m@x.org");
+        let expected = format!(
+            "From: me@x.org\r\nTo: a@x.org\r\nDate: d\r\nMessage-ID: <1@x>\r\n\r\n{}",
+            big.replace('\n', "\r\n")
+        );
+        assert_eq!(text, expected);
+        // No blank line after the header: one is put there.
+        let (_, text) = submit_text(&inv, None, format!("{headers}{big}").as_bytes()).unwrap();
+        assert_eq!(text, expected);
     }
 
-    /// Bare CR line endings are line endings for the header too: a Bcc
-    /// field in a CR-only message is found and removed.
     #[test]
-    fn bcc_removed_from_a_cr_only_message() {
-        let inv = parse(&["-t", "-i"]);
-        let input = b"From: me@x.org\rTo: a@x.org\rBcc: secret@x.org\rSubject: s\r\rbody\r";
-        let (envelope, bytes) = spooled_submission(&inv, input);
-        assert_eq!(envelope.recipients, ["a@x.org", "secret@x.org"]);
-        let text = String::from_utf8(bytes).unwrap();
-        assert!(!text.contains("secret"), "{text}");
-        assert!(
-            text.ends_with("To: a@x.org\r\nSubject: s\r\n\r\nbody\r\n"),
-            "{text}"
-        );
+    fn lone_dot_ends_the_message_without_i() {
+        let input = b"Subject: s\n\nline\n.\nafter\n";
+        let (_, text) = submit_text(&parse(&["-f", "a@x.org", "b@x.org"]), None, input).unwrap();
+        assert!(text.ends_with("Subject: s\r\n\r\nline\r\n"), "{text}");
+        let (_, text) =
+            submit_text(&parse(&["-i", "-f", "a@x.org", "b@x.org"]), None, input).unwrap();
+        assert!(text.ends_with("line\r\n.\r\nafter\r\n"), "{text}");
     }
 
     #[test]
     fn endless_header_is_refused() {
         let inv = parse(&["-i", "a@x.org"]);
         let input = "X-Field: value\n".repeat(100_000);
-        let spooled = read_message(&mut input.as_bytes(), true).unwrap();
-        let err = prepare_spooled(&inv, Some("m@x.org"), spooled, NOW).unwrap_err();
+        let err = submit_text(&inv, Some("m@x.org"), input.as_bytes()).unwrap_err();
         assert_eq!(crate::exit::exit_status(&err), Exit::DataErr);
     }
-
-    const NOW: &str = "Wed, 25 Nov 2026 20:00:00 +0000";
 
     #[test]
     fn t_reads_headers_and_removes_bcc() {
         let inv = parse(&["-t", "-i", "extra@x.org"]);
-        let msg = b"From: me@x.org\nTo: a@x.org, \"B\" <b@x.org>\nCc: c@x.org\nBcc: secret@x.org,\n  also@x.org\nDate: d\nMessage-ID: <1@x>\nSubject: s\n\nbody\nBcc: not a header\n";
-        let sub = prepare(&inv, None, msg, NOW).unwrap();
-        assert_eq!(sub.envelope_from, "me@x.org");
+        let msg = b"From: me@x.org\nTo: a@x.org, \"B\" <b@x.org>\nCc: c@x.org\nBcc: secret@x.org,\n  also@x.org\nResent-Bcc: r@x.org\nDate: d\nMessage-ID: <1@x>\nSubject: s\n\nbody\nBcc: not a header\n";
+        let (envelope, text) = submit_text(&inv, None, msg).unwrap();
+        assert_eq!(envelope.from, "me@x.org");
         assert_eq!(
-            sub.recipients,
+            envelope.recipients,
             [
                 "extra@x.org",
                 "a@x.org",
@@ -1055,8 +694,8 @@ mod tests {
             ]
         );
         assert_eq!(
-            String::from_utf8(sub.message).unwrap(),
-            "From: me@x.org\nTo: a@x.org, \"B\" <b@x.org>\nCc: c@x.org\nDate: d\nMessage-ID: <1@x>\nSubject: s\n\nbody\nBcc: not a header\n"
+            text,
+            "From: me@x.org\r\nTo: a@x.org, \"B\" <b@x.org>\r\nCc: c@x.org\r\nDate: d\r\nMessage-ID: <1@x>\r\nSubject: s\r\n\r\nbody\r\nBcc: not a header\r\n"
         );
     }
 
@@ -1064,9 +703,8 @@ mod tests {
     fn missing_headers_are_added() {
         let inv = parse(&["-FCron Daemon", "-i", "root@x.org"]);
         let msg = b"Subject: out\r\n\r\nhello\r\n";
-        let sub = prepare(&inv, Some("Sys <sys@x.org>"), msg, NOW).unwrap();
-        assert_eq!(sub.envelope_from, "sys@x.org");
-        let text = String::from_utf8(sub.message).unwrap();
+        let (envelope, text) = submit_text(&inv, Some("Sys <sys@x.org>"), msg).unwrap();
+        assert_eq!(envelope.from, "sys@x.org");
         assert!(text.starts_with(&format!(
             "From: \"Cron Daemon\" <sys@x.org>\r\nDate: {NOW}\r\nMessage-ID: <"
         )));
@@ -1076,41 +714,32 @@ mod tests {
         );
         // Without -F, the account's own From line is used as is.
         let inv = parse(&["root@x.org"]);
-        let sub = prepare(&inv, Some("Sys <sys@x.org>"), b"Subject: s\n\nb\n", NOW).unwrap();
-        assert!(sub
-            .message
-            .starts_with(b"From: \"Sys\" <sys@x.org>\nDate: "));
+        let (_, text) = submit_text(&inv, Some("Sys <sys@x.org>"), b"Subject: s\n\nb\n").unwrap();
+        assert!(text.starts_with("From: \"Sys\" <sys@x.org>\r\nDate: "));
     }
 
     #[test]
     fn body_without_header_gets_a_blank_line() {
         let inv = parse(&["-f", "me@x.org", "a@x.org"]);
-        let sub = prepare(&inv, None, b"just text\nmore\n", NOW).unwrap();
-        let text = String::from_utf8(sub.message).unwrap();
-        assert!(text.ends_with(">\n\njust text\nmore\n"), "{text}");
-        assert!(text.starts_with("From: me@x.org\n"));
+        let (_, text) = submit_text(&inv, None, b"just text\nmore\n").unwrap();
+        assert!(text.ends_with(">\r\n\r\njust text\r\nmore\r\n"), "{text}");
+        assert!(text.starts_with("From: me@x.org\r\n"));
     }
 
     #[test]
     fn no_recipient_or_sender_is_refused() {
-        let err = prepare(&parse(&["-i"]), Some("a@x"), b"Subject: s\n\nb\n", NOW).unwrap_err();
+        let msg = b"Subject: s\n\nb\n";
+        let err = submit_text(&parse(&["-i"]), Some("a@x"), msg).unwrap_err();
         assert_eq!(crate::exit::exit_status(&err), Exit::Usage);
-        let err = prepare(&parse(&["a@x"]), None, b"Subject: s\n\nb\n", NOW).unwrap_err();
+        let err = submit_text(&parse(&["a@x"]), None, msg).unwrap_err();
         assert_eq!(crate::exit::exit_status(&err), Exit::Config);
     }
 
     #[test]
     fn duplicates_removed() {
         let inv = parse(&["-t", "A@x.org"]);
-        let sub = prepare(&inv, Some("m@x.org"), b"To: a@x.org\n\nb\n", NOW).unwrap();
-        assert_eq!(sub.recipients, ["A@x.org"]);
-    }
-
-    #[test]
-    fn line_endings_become_crlf() {
-        assert_eq!(to_crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd\r\n");
-        assert_eq!(to_crlf(b""), b"");
-        assert_eq!(to_crlf(b"x\r\n"), b"x\r\n");
+        let (envelope, _) = submit_text(&inv, Some("m@x.org"), b"To: a@x.org\n\nb\n").unwrap();
+        assert_eq!(envelope.recipients, ["A@x.org"]);
     }
 
     #[test]
@@ -1120,13 +749,13 @@ mod tests {
         assert_eq!(header_mailbox("\"Ann B\" <a@x.org>"), "\"Ann B\" <a@x.org>");
         assert_eq!(
             header_mailbox("张三 <a@x.org>"),
-            "=?utf-8?b?5byg5LiJ?= <a@x.org>"
+            "=?utf-8?B?5byg5LiJ?= <a@x.org>"
         );
     }
 
     #[test]
     fn non_ascii_full_name_is_encoded() {
         assert_eq!(display_name("Jane \"J\" Doe"), "\"Jane \\\"J\\\" Doe\"");
-        assert_eq!(display_name("张三"), "=?utf-8?b?5byg5LiJ?=");
+        assert_eq!(display_name("张三"), "=?utf-8?B?5byg5LiJ?=");
     }
 }

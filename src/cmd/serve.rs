@@ -2,10 +2,9 @@
 //! of Maildirs, for tests, CI jobs and trying mailctl out.
 
 use std::fs;
-use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -194,7 +193,7 @@ fn load_users(args: &ServeOptions) -> anyhow::Result<Users> {
 fn tls_acceptor(args: &ServeOptions) -> anyhow::Result<Option<Acceptor>> {
     if let Some(out) = &args.tls_self_signed {
         let made = crate::net::tls::generate(&["localhost", "127.0.0.1"])?;
-        replace_file(out, &made.cert_pem)
+        crate::store::durable::replace(out, &made.cert_pem)
             .map_err(|e| fail(Exit::CantCreate, format!("{}: {e}", out.display())))?;
         Ok(Some(made.acceptor()?))
     } else if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
@@ -202,33 +201,6 @@ fn tls_acceptor(args: &ServeOptions) -> anyhow::Result<Option<Acceptor>> {
     } else {
         Ok(None)
     }
-}
-
-/// Writes `bytes` to `path` durably, replacing any earlier file there (a
-/// previous run's certificate) by rename, never writing through a symlink.
-fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let mut file = crate::store::durable::create_new(&tmp)?;
-    let result = file
-        .write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .and_then(|_| fs::rename(&tmp, path))
-        .and_then(|_| crate::store::durable::sync_dir(dir));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
@@ -284,7 +256,7 @@ mod tests {
         fs::write(&target, b"keep").unwrap();
         let link = dir.path().join("ca.pem");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        replace_file(&link, b"cert").unwrap();
+        crate::store::durable::replace(&link, b"cert").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"keep");
         assert_eq!(fs::read(&link).unwrap(), b"cert");
         assert!(!fs::symlink_metadata(&link)

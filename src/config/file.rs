@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::exit::{fail, Exit};
+use super::error::file_error;
 use crate::net::connection::TlsMode;
 
 /// The whole configuration file.
@@ -226,29 +226,24 @@ impl Loaded {
         span: std::ops::Range<usize>,
         message: impl AsRef<str>,
     ) -> anyhow::Error {
-        fail(
-            Exit::Config,
-            format!(
-                "{}:{}: {}",
-                self.path.display(),
-                self.line_of(span.start),
-                message.as_ref()
-            ),
-        )
+        file_error(format!(
+            "{}:{}: {}",
+            self.path.display(),
+            self.line_of(span.start),
+            message.as_ref()
+        ))
     }
 
     /// An exit-78 error pointing at the header of table `dotted` (such as
     /// `accounts.work`), or at the file when the header cannot be found.
     pub fn error_at_table(&self, dotted: &str, message: impl AsRef<str>) -> anyhow::Error {
         match table_line(&self.text, dotted) {
-            Some(line) => fail(
-                Exit::Config,
-                format!("{}:{line}: {}", self.path.display(), message.as_ref()),
-            ),
-            None => fail(
-                Exit::Config,
-                format!("{}: {}", self.path.display(), message.as_ref()),
-            ),
+            Some(line) => file_error(format!(
+                "{}:{line}: {}",
+                self.path.display(),
+                message.as_ref()
+            )),
+            None => file_error(format!("{}: {}", self.path.display(), message.as_ref())),
         }
     }
 
@@ -269,19 +264,14 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let mut file = File::open(path).map_err(|e| open_error(path, e))?;
     let meta = file.metadata().map_err(|e| open_error(path, e))?;
     if meta.is_dir() {
-        crate::bail_with!(
-            Exit::Config,
+        return Err(file_error(format!(
             "{}: is a directory, not a configuration file",
             path.display()
-        );
+        )));
     }
     let mut text = String::new();
-    file.read_to_string(&mut text).map_err(|e| {
-        fail(
-            Exit::Config,
-            format!("{}: cannot read: {e}", path.display()),
-        )
-    })?;
+    file.read_to_string(&mut text)
+        .map_err(|e| file_error(format!("{}: cannot read: {e}", path.display())))?;
     let file: ConfigFile = toml::from_str(&text).map_err(|e| parse_error(path, &text, &e))?;
     let loaded = Loaded {
         path: path.to_path_buf(),
@@ -295,10 +285,10 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
 
 /// A file that could not be opened or inspected.
 fn open_error(path: &Path, err: std::io::Error) -> anyhow::Error {
-    fail(
-        Exit::Config,
-        format!("{}: cannot open configuration file: {err}", path.display()),
-    )
+    file_error(format!(
+        "{}: cannot open configuration file: {err}",
+        path.display()
+    ))
 }
 
 /// Whether `path` is known not to exist (as opposed to existing but being
@@ -326,12 +316,9 @@ fn parse_error(path: &Path, text: &str, err: &toml::de::Error) -> anyhow::Error 
                 Some(t) => format!(" [{t}]:"),
                 None => String::new(),
             };
-            fail(
-                Exit::Config,
-                format!("{}:{line}:{place} {message}", path.display()),
-            )
+            file_error(format!("{}:{line}:{place} {message}", path.display()))
         }
-        None => fail(Exit::Config, format!("{}: {message}", path.display())),
+        None => file_error(format!("{}: {message}", path.display())),
     }
 }
 
@@ -351,14 +338,11 @@ pub fn check(loaded: &Loaded) -> anyhow::Result<()> {
         }
     }
     if loaded.mode & 0o002 != 0 {
-        crate::bail_with!(
-            Exit::Config,
-            "{}: the file is writable by every user (mode {:04o}), so anyone could redirect your mail \
+        return Err(file_error(format!("{}: the file is writable by every user (mode {:04o}), so anyone could redirect your mail \
              or run commands as you: run `chmod 600 {}`",
             loaded.path.display(),
             loaded.mode,
-            loaded.path.display()
-        );
+            loaded.path.display())));
     }
     for (name, account) in &file.accounts {
         let table = format!("accounts.{name}");
@@ -421,7 +405,7 @@ fn check_server<A>(loaded: &Loaded, server: &Server<A>) -> anyhow::Result<()> {
         }
     }
     if let Some(timeout) = &server.timeout {
-        let max = crate::cli::MAX_TIMEOUT_SECS;
+        let max = super::MAX_TIMEOUT_SECS;
         if !(1..=max).contains(timeout.get_ref()) {
             let message = format!("`timeout` must be from 1 to {max} seconds");
             return Err(loaded.error_at(timeout.span(), &message));

@@ -40,10 +40,7 @@ pub fn with_tls_hint(err: anyhow::Error, port: u16, mode: TlsMode) -> anyhow::Er
     match tls_hint(port, mode) {
         // One hint is enough: the error may carry its own.
         Some(_) if format!("{err:#}").contains("; hint: ") => err,
-        Some(hint) => {
-            let exit = crate::exit::exit_status(&err);
-            crate::exit::fail(exit, format!("{err:#}; hint: {hint}"))
-        }
+        Some(hint) => super::Hinted { error: err, hint }.into(),
         None => err,
     }
 }
@@ -51,7 +48,6 @@ pub fn with_tls_hint(err: anyhow::Error, port: u16, mode: TlsMode) -> anyhow::Er
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::{exit_status, fail, Exit};
 
     #[test]
     fn mismatches_have_hints() {
@@ -71,11 +67,15 @@ mod tests {
     }
 
     #[test]
-    fn hint_keeps_exit_status() {
-        let err = with_tls_hint(fail(Exit::TempFail, "timed out"), 465, TlsMode::Starttls);
-        assert_eq!(exit_status(&err), Exit::TempFail);
+    fn hint_wraps_the_error() {
+        let err = with_tls_hint(anyhow::anyhow!("timed out"), 465, TlsMode::Starttls);
+        let hinted = err.downcast_ref::<super::super::Hinted>().unwrap();
+        assert_eq!(hinted.error.to_string(), "timed out");
         assert!(format!("{err:#}").starts_with("timed out; hint: port 465"));
-        let err = with_tls_hint(fail(Exit::Protocol, "x"), 465, TlsMode::Implicit);
+        // Only one hint.
+        let again = with_tls_hint(err, 465, TlsMode::Starttls);
+        assert_eq!(format!("{again:#}").matches("; hint: ").count(), 1);
+        let err = with_tls_hint(anyhow::anyhow!("x"), 465, TlsMode::Implicit);
         assert_eq!(format!("{err:#}"), "x");
     }
 }

@@ -6,19 +6,26 @@
 //! or a `password` kept in a private file). See `examples/mailctl.toml`.
 //!
 //! Commands call [`resolve_smtp`] or [`resolve_pop3`] with their
-//! [`ConnectArgs`](crate::cli::ConnectArgs) and the global `--config` path;
+//! [`ConnectArgs`] and the global `--config` path;
 //! command-line flags override the file, and a command line that names a
 //! `--server` without `--account` does not read the file at all.
 
+mod connect;
+mod error;
 mod file;
 mod hint;
+mod password;
 mod resolve;
+
+pub use connect::{ConnectArgs, MAX_TIMEOUT_SECS};
+pub use error::{Error, Hinted};
 
 pub use file::{
     is_absent, load, Account, AuthName, ConfigFile, Loaded, Pop3Auth, Server, SmtpAuth, TlsSetting,
 };
 pub use hint::{tls_hint, with_tls_hint};
+pub use password::{run_password_command, ConfiguredPassword, Password};
 pub use resolve::{
     address_of, choose_account, default_path, from_account, resolve, resolve_pop3, resolve_smtp,
-    resolve_timeout, ConfiguredPassword, Password, Protocol, ResolvedServer, DEFAULT_TIMEOUT_SECS,
+    resolve_timeout, Protocol, ResolvedServer, DEFAULT_TIMEOUT_SECS,
 };

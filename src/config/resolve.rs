@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::connect::ConnectArgs;
+use super::error::{file_error, Error};
 use super::file::{self, AuthName, Loaded, PasswordKeys, Server};
-use crate::cli::ConnectArgs;
-use crate::exit::{fail, Exit};
+use super::password::{ConfiguredPassword, Password};
 use crate::net::connection::{Endpoint, TlsMode, TlsOptions};
-use crate::secret::{run_password_command, PasswordSource, Secret, PASSWORD_ENV};
+use crate::secret::Secret;
 
 /// The time-out when neither `--timeout` nor the account's `timeout` sets one.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
@@ -76,93 +77,6 @@ impl Protocol {
     }
 }
 
-/// A password source named in the configuration file, with where.
-#[derive(Clone, Debug)]
-pub enum ConfiguredPassword {
-    /// `password_command`: first line of the command's output.
-    Command {
-        /// The shell command.
-        command: String,
-        /// `FILE:LINE` of the key.
-        origin: String,
-    },
-    /// `password_env`: the value of an environment variable.
-    Env {
-        /// The variable name.
-        var: String,
-        /// `FILE:LINE` of the key.
-        origin: String,
-    },
-    /// `password`: stored in the (private) file itself.
-    Stored {
-        /// The password.
-        secret: Secret,
-        /// `FILE:LINE` of the key.
-        origin: String,
-    },
-}
-
-/// Where the password for a server comes from, in order: `MAILCTL_PASSWORD`,
-/// `--password-command`, the file's source, then a terminal prompt.
-#[derive(Clone, Debug, Default)]
-pub struct Password {
-    /// `--password-command` from the command line.
-    pub command_line: Option<String>,
-    /// The source the configuration file names for this server.
-    pub configured: Option<ConfiguredPassword>,
-}
-
-impl Password {
-    /// Finds the password or token. Never reads it from an argument.
-    pub fn obtain(&self, prompt: &str) -> anyhow::Result<Secret> {
-        if let Some(value) = std::env::var(PASSWORD_ENV).ok().filter(|v| !v.is_empty()) {
-            return Ok(Secret::new(value));
-        }
-        if let Some(command) = &self.command_line {
-            return run_password_command(command);
-        }
-        match &self.configured {
-            Some(ConfiguredPassword::Command { command, origin }) => run_password_command(command)
-                .map_err(|e| fail(crate::exit::exit_status(&e), format!("{origin}: {e:#}"))),
-            Some(ConfiguredPassword::Env { var, origin }) => {
-                match std::env::var(var).ok().filter(|v| !v.is_empty()) {
-                    Some(value) => Ok(Secret::new(value)),
-                    None => Err(fail(
-                        Exit::Config,
-                        format!("{origin}: password_env names {var}, which is not set"),
-                    )),
-                }
-            }
-            Some(ConfiguredPassword::Stored { secret, .. }) => Ok(secret.clone()),
-            None => PasswordSource::default().obtain(prompt),
-        }
-    }
-
-    /// Where the password will come from, for summaries (never the password).
-    pub fn describe(&self) -> String {
-        if std::env::var(PASSWORD_ENV).is_ok_and(|v| !v.is_empty()) {
-            return format!("from ${PASSWORD_ENV}");
-        }
-        if let Some(command) = &self.command_line {
-            return format!(
-                "from --password-command `{}`",
-                crate::text::printable(command.as_bytes())
-            );
-        }
-        match &self.configured {
-            Some(ConfiguredPassword::Command { command, .. }) => {
-                format!(
-                    "from password_command `{}`",
-                    crate::text::printable(command.as_bytes())
-                )
-            }
-            Some(ConfiguredPassword::Env { var, .. }) => format!("from ${var}"),
-            Some(ConfiguredPassword::Stored { .. }) => "stored in the config file".to_string(),
-            None => "asked on the terminal".to_string(),
-        }
-    }
-}
-
 /// Everything needed to connect and log in to one server.
 #[derive(Clone, Debug)]
 pub struct ResolvedServer {
@@ -195,9 +109,13 @@ impl ResolvedServer {
     /// Obtains the password, prompting `Password for USER@HOST: ` when no
     /// other source is set.
     pub fn obtain_password(&self) -> anyhow::Result<Secret> {
+        Ok(self.password.obtain(&self.password_prompt())?)
+    }
+
+    /// `Password for USER@HOST: `.
+    fn password_prompt(&self) -> String {
         let user = self.user.as_deref().unwrap_or("");
-        self.password
-            .obtain(&format!("Password for {user}@{}: ", self.endpoint.host))
+        format!("Password for {user}@{}: ", self.endpoint.host)
     }
 
     /// The file's `auth` as the command's own `--auth` value type, so a
@@ -206,13 +124,11 @@ impl ResolvedServer {
         match &self.auth {
             None => Ok(None),
             Some(name) => T::from_str(name, true).map(Some).map_err(|_| {
-                fail(
-                    Exit::Config,
-                    format!(
-                        "auth = \"{name}\" is not supported for {}",
-                        self.protocol.name()
-                    ),
-                )
+                Error::BadAuth {
+                    name: name.clone(),
+                    protocol: self.protocol.name(),
+                }
+                .into()
             }),
         }
     }
@@ -226,47 +142,32 @@ impl ResolvedServer {
             .and_then(crate::proto::sasl::Mechanism::from_name)
     }
 
-    /// Settings for [`crate::net::smtp::submit`]. With a user, the
-    /// password is obtained here, after refusing to send it unencrypted to a
-    /// server that is not loopback. `mechanism` is the one to use (`None`:
-    /// the strongest offered), `helo_name` the EHLO name (`None`: default).
-    pub fn smtp_settings(
-        &self,
-        mechanism: Option<crate::proto::sasl::Mechanism>,
-        helo_name: Option<String>,
-    ) -> anyhow::Result<crate::net::smtp::Settings> {
-        let credentials = match &self.user {
-            None => None,
-            Some(user) => {
-                if user.chars().any(char::is_control) {
-                    crate::bail_with!(Exit::Config, "the user name holds a control character");
-                }
-                if self.tls == TlsMode::None && !self.endpoint.is_loopback() {
-                    crate::bail_with!(
-                        Exit::Config,
-                        "refusing to send credentials unencrypted to {} \
-                         (tls none with a user is allowed only for loopback servers)",
-                        self.endpoint
-                    );
-                }
-                Some(crate::proto::smtp::client::Credentials {
-                    user: user.clone(),
-                    secret: self.obtain_password()?,
-                    mechanism,
-                })
-            }
+    /// The user and password to log in with, if a user is set: the
+    /// password is obtained only after refusing a user name with control
+    /// characters and credentials in the clear to a server that is not
+    /// loopback.
+    pub fn login(&self) -> Result<Option<(String, Secret)>, Error> {
+        let Some(user) = &self.user else {
+            return Ok(None);
         };
-        if self.timeout.is_zero() {
-            crate::bail_with!(Exit::Usage, "the time-out must be at least 1 second");
+        if user.chars().any(char::is_control) {
+            return Err(Error::ControlInUser);
         }
-        Ok(crate::net::smtp::Settings {
-            endpoint: self.endpoint.clone(),
-            tls: self.tls,
-            tls_options: self.tls_options.clone(),
-            timeout: self.timeout,
-            helo_name,
-            credentials,
-        })
+        if self.tls == TlsMode::None && !self.endpoint.is_loopback() {
+            return Err(Error::Cleartext {
+                endpoint: self.endpoint.to_string(),
+            });
+        }
+        let secret = self.password.obtain(&self.password_prompt())?;
+        Ok(Some((user.clone(), secret)))
+    }
+
+    /// The time-out, which must be at least a second.
+    pub fn checked_timeout(&self) -> Result<Duration, Error> {
+        match self.timeout.is_zero() {
+            true => Err(Error::ZeroTimeout),
+            false => Ok(self.timeout),
+        }
     }
 
     /// The bare address of `from` (inside `<...>` when there is a display
@@ -357,21 +258,14 @@ pub fn resolve(
     }
     let path = match config {
         Some(path) => path.to_path_buf(),
-        None => default_path().ok_or_else(|| {
-            fail(
-                Exit::Config,
-                "no configuration directory (HOME and XDG_CONFIG_HOME unset): give --config FILE",
-            )
-        })?,
+        None => default_path().ok_or(Error::NoConfigDir)?,
     };
     if connect.account.is_none() && config.is_none() && file::is_absent(&path) {
-        crate::bail_with!(
-            Exit::Usage,
-            "no {} server: give --server HOST[:PORT], or describe an account in {} \
-             (see `mailctl config check --help`)",
-            protocol.name(),
-            path.display()
-        );
+        return Err(Error::NoServer {
+            protocol: protocol.name(),
+            path,
+        }
+        .into());
     }
     let loaded = file::load(&path)?;
     from_account(protocol, connect, &loaded, connect.account.as_deref())
@@ -412,48 +306,36 @@ pub fn choose_account<'a>(loaded: &'a Loaded, name: Option<&str>) -> anyhow::Res
     if let Some(name) = name {
         return match accounts.get_key_value(name) {
             Some((key, _)) => Ok(key.as_str()),
-            None if accounts.is_empty() => Err(fail(
-                Exit::Config,
-                format!(
-                    "{}: no account '{name}': the file defines no account",
-                    loaded.path.display()
-                ),
-            )),
-            None => Err(fail(
-                Exit::Config,
-                format!(
-                    "{}: no account '{name}' (accounts: {})",
-                    loaded.path.display(),
-                    list()
-                ),
-            )),
+            None if accounts.is_empty() => Err(file_error(format!(
+                "{}: no account '{name}': the file defines no account",
+                loaded.path.display()
+            ))),
+            None => Err(file_error(format!(
+                "{}: no account '{name}' (accounts: {})",
+                loaded.path.display(),
+                list()
+            ))),
         };
     }
     if let Some(default) = &loaded.file.default {
         return Ok(default.get_ref().as_str());
     }
     match accounts.len() {
-        0 => Err(fail(
-            Exit::Config,
-            format!(
-                "{}: defines no account: add an [accounts.NAME] table (see examples/mailctl.toml)",
-                loaded.path.display()
-            ),
-        )),
+        0 => Err(file_error(format!(
+            "{}: defines no account: add an [accounts.NAME] table (see examples/mailctl.toml)",
+            loaded.path.display()
+        ))),
         1 => Ok(accounts
             .keys()
             .next()
             .map(String::as_str)
             .unwrap_or_default()),
-        _ => Err(fail(
-            Exit::Config,
-            format!(
-                "{}: several accounts ({}) and no `default`: add default = \"NAME\" at the top, \
+        _ => Err(file_error(format!(
+            "{}: several accounts ({}) and no `default`: add default = \"NAME\" at the top, \
                  or give --account NAME",
-                loaded.path.display(),
-                list()
-            ),
-        )),
+            loaded.path.display(),
+            list()
+        ))),
     }
 }
 

@@ -157,28 +157,37 @@ impl PendingFile {
         })
     }
 
-    /// Syncs the data, links the file to `final_path` (failing with
-    /// `AlreadyExists` rather than overwriting), removes any temporary name
-    /// and syncs the directories involved.
-    pub fn commit(mut self, final_path: &Path) -> io::Result<()> {
-        let file = self.file.take().expect("file present until commit");
+    /// Syncs the data and gives the file the name `final_path` (failing
+    /// with `AlreadyExists` rather than overwriting), without syncing any
+    /// directory: for callers that sync the folder themselves, once for
+    /// several files.
+    pub fn link(mut self, final_path: &Path) -> io::Result<()> {
+        let file = self.file.take().expect("file present until linked");
         file.sync_data()?;
-        let final_dir = parent_dir(final_path);
-        let Some(tmp_path) = self.tmp_path.clone() else {
-            link_unnamed(&file, final_path)?;
-            self.committed = true;
-            return sync_dir(final_dir);
-        };
-        drop(file);
-        fs::hard_link(&tmp_path, final_path)?;
-        self.committed = true;
-        fs::remove_file(&tmp_path)?;
-        sync_dir(final_dir)?;
-        let tmp_dir = parent_dir(&tmp_path);
-        if tmp_dir != final_dir {
-            sync_dir(tmp_dir)?;
+        match self.tmp_path.clone() {
+            None => link_unnamed(&file, final_path)?,
+            Some(tmp_path) => {
+                drop(file);
+                rename_no_replace(&tmp_path, final_path)?;
+            }
         }
+        self.committed = true;
         Ok(())
+    }
+
+    /// [`PendingFile::link`], then the directories involved synced.
+    pub fn commit(self, final_path: &Path) -> io::Result<()> {
+        let tmp_dir = self
+            .tmp_path
+            .as_deref()
+            .map(|t| parent_dir(t).to_path_buf());
+        self.link(final_path)?;
+        let final_dir = parent_dir(final_path);
+        sync_dir(final_dir)?;
+        match tmp_dir {
+            Some(dir) if dir != final_dir => sync_dir(&dir),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -206,21 +215,48 @@ impl Drop for PendingFile {
     }
 }
 
-/// Writes `bytes` to `path` durably, never overwriting: a temporary file
-/// next to it, synced, then linked into place.
-pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = parent_dir(path);
+/// A temporary name next to `path`: `.NAME.PID.tmp` in the same folder.
+fn temp_beside(path: &Path) -> io::Result<PathBuf> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(
+    Ok(parent_dir(path).join(format!(
         ".{}.{}.tmp",
         name.to_string_lossy(),
         std::process::id()
-    ));
+    )))
+}
+
+/// Writes `bytes` to `path` durably, never overwriting: a temporary file
+/// next to it, synced, then linked into place.
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = temp_beside(path)?;
     let mut pending = PendingFile::create(tmp)?;
     pending.write_all(bytes)?;
     pending.commit(path)
+}
+
+/// Writes `bytes` to `path` durably, replacing any file there atomically
+/// (never writing through a symbolic link): a temporary file next to it,
+/// synced, renamed over `path`, and the directory synced. Readers see the
+/// old content or the new, never a mix.
+pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = parent_dir(path);
+    let tmp = temp_beside(path)?;
+    // A temporary file left by an earlier run that crashed.
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        let mut file = create_new(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(test)]
@@ -312,6 +348,23 @@ mod tests {
             assert_eq!(fs::read(&b).unwrap(), b"new");
             fs::remove_file(&b).unwrap();
         }
+    }
+
+    #[test]
+    fn replace_swaps_content_and_never_follows_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        replace(&path, b"one").unwrap();
+        replace(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let elsewhere = dir.path().join("elsewhere");
+        fs::write(&elsewhere, b"keep").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        replace(&link, b"new").unwrap();
+        assert_eq!(fs::read(&elsewhere).unwrap(), b"keep");
+        assert_eq!(fs::read(&link).unwrap(), b"new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 
     #[test]

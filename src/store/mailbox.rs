@@ -8,17 +8,12 @@
 //! session gets `-ERR [IN-USE]`. Deliveries do not take it: they only add
 //! files, which a session's snapshot does not see.
 //!
-//! Durability: a message is written in `tmp/`, its data synced, moved into
-//! `new/` (never overwriting), and `new/` is synced before the delivery
-//! counts as done. Where Linux and the file system allow it, the file in
-//! `tmp/` has no name (`O_TMPFILE`) and is linked into `new/` once synced:
-//! a crash mid-delivery then leaves nothing to clean up, and each message
-//! costs one directory operation instead of two. Elsewhere it is a named
-//! file in `tmp/`, renamed with `renameat2(RENAME_NOREPLACE)` (or a hard
-//! link and unlink where the file system lacks that). Concurrent deliveries into
-//! the same mailbox share that directory sync (group commit): a delivery
-//! whose link is covered by a sync that started after it waits for that
-//! sync instead of issuing its own.
+//! Durability: deliveries go through the Maildir writer
+//! ([`crate::store::maildir`]): written in `tmp/`, data synced, moved into
+//! `new/` (never overwriting), and `new/` synced before the delivery counts
+//! as done. Concurrent deliveries into the same mailbox share that directory
+//! sync (group commit): a delivery whose link is covered by a sync that
+//! started after it waits for that sync instead of issuing its own.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -26,11 +21,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::proto::pop3::server::{MessageInfo, OpenError};
 use crate::proto::users::mailbox_name;
-use crate::store::maildir::{Maildir, MaildirEntry};
+use crate::store::maildir::{Delivery, Maildir, MaildirEntry};
 
 /// The directory holding every mailbox.
 #[derive(Debug)]
@@ -38,19 +32,16 @@ pub struct MailStore {
     root: PathBuf,
     locked: Mutex<HashSet<String>>,
     boxes: Mutex<HashMap<String, Arc<DirSync>>>,
-    counter: AtomicU64,
-    pid: u32,
-    host: String,
-    /// Whether deliveries start as unnamed files (see the module docs).
-    unnamed: bool,
+    /// Unnamed `tmp/` files forced on or off (`None`: the Maildir default).
+    unnamed: Option<bool>,
 }
 
 /// A mailbox that has been delivered to, with the group commit of its
 /// `new/` directory entries.
 #[derive(Debug)]
 struct DirSync {
-    /// The Maildir root.
-    root: PathBuf,
+    /// The mailbox's Maildir.
+    maildir: Maildir,
     /// `new/`, kept open for syncing.
     new_dir: File,
     /// Links completed so far (a ticket per link).
@@ -128,10 +119,7 @@ impl MailStore {
             root: root.to_path_buf(),
             locked: Mutex::new(HashSet::new()),
             boxes: Mutex::new(HashMap::new()),
-            counter: AtomicU64::new(0),
-            pid: std::process::id(),
-            host: crate::system::hostname(),
-            unnamed: unnamed.unwrap_or_else(crate::store::durable::unnamed_files_work),
+            unnamed,
         }))
     }
 
@@ -146,10 +134,13 @@ impl MailStore {
                 }
             }
         }
-        let maildir = self.maildir(name)?;
+        let mut maildir = self.maildir(name)?;
+        if let Some(unnamed) = self.unnamed {
+            maildir = maildir.with_unnamed(unnamed);
+        }
         let state = Arc::new(DirSync {
-            root: maildir.root().to_path_buf(),
             new_dir: File::open(maildir.root().join("new"))?,
+            maildir,
             linked: AtomicU64::new(0),
             synced: Mutex::new(0),
             broken: AtomicBool::new(false),
@@ -161,50 +152,18 @@ impl MailStore {
 
     /// Starts writing a message into a mailbox's `tmp/`.
     fn start_delivery(&self, name: &str) -> io::Result<Pending> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        // SECONDS.M<micros>P<pid>Q<counter>.<host>, as Maildir readers expect.
-        let unique = format!(
-            "{}.M{}P{}Q{}.{}",
-            now.as_secs(),
-            now.subsec_micros(),
-            self.pid,
-            self.counter.fetch_add(1, Ordering::Relaxed),
-            self.host
-        );
         let mut mailbox = self.mailbox(name, false)?;
-        let (file, tmp) = match self.create_scratch(&mailbox, &unique) {
+        let delivery = match mailbox.maildir.deliver() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 mailbox = self.mailbox(name, true)?;
-                self.create_scratch(&mailbox, &unique)?
+                mailbox.maildir.deliver()?
             }
             other => other?,
         };
         Ok(Pending {
-            writer: Some(BufWriter::with_capacity(64 * 1024, file)),
-            tmp,
-            new: mailbox.root.join("new").join(&unique),
+            writer: Some(BufWriter::with_capacity(64 * 1024, delivery)),
             sync: mailbox,
-            finished: false,
         })
-    }
-
-    /// The file a delivery is written to in `tmp/`, and its name there
-    /// (`None` for an unnamed file).
-    fn create_scratch(
-        &self,
-        mailbox: &DirSync,
-        unique: &str,
-    ) -> io::Result<(File, Option<PathBuf>)> {
-        let tmp_dir = mailbox.root.join("tmp");
-        if self.unnamed {
-            if let Some(file) = crate::store::durable::create_unnamed(&tmp_dir)? {
-                return Ok((file, None));
-            }
-        }
-        let tmp = tmp_dir.join(unique);
-        Ok((crate::store::durable::create_new(&tmp)?, Some(tmp)))
     }
 
     /// The Maildir of a mailbox, created if needed. The name is checked
@@ -332,14 +291,8 @@ pub fn uidl(unique: &str) -> String {
 
 /// One copy of a message in `tmp/`; removed if dropped before commit.
 struct Pending {
-    writer: Option<BufWriter<File>>,
-    /// The name in `tmp/`; `None` for an unnamed file, which vanishes by
-    /// itself when closed.
-    tmp: Option<PathBuf>,
-    new: PathBuf,
+    writer: Option<BufWriter<Delivery>>,
     sync: Arc<DirSync>,
-    /// Set once the `tmp/` name is gone (it then needs no clean-up).
-    finished: bool,
 }
 
 impl Pending {
@@ -360,26 +313,18 @@ impl Pending {
 
     fn try_commit(mut self) -> io::Result<PathBuf> {
         let writer = self.writer.take().expect("writer present until commit");
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_data()?;
+        let delivery = writer.into_inner().map_err(|e| e.into_error())?;
         // Stored with CRLF line ends: sent as it is.
-        let size = file.metadata()?.len();
-        match &self.tmp {
-            Some(tmp) => {
-                drop(file);
-                crate::store::durable::rename_no_replace(tmp, &self.new)?;
-            }
-            None => crate::store::durable::link_unnamed(&file, &self.new)?,
-        }
-        self.finished = true;
+        let size = delivery.len();
+        let path = delivery.link()?;
         if let Err(e) = self.sync.sync_after_link() {
-            let _ = fs::remove_file(&self.new);
+            let _ = fs::remove_file(&path);
             return Err(e);
         }
-        if let Some(unique) = self.new.file_name().and_then(|n| n.to_str()) {
+        if let Some(unique) = path.file_name().and_then(|n| n.to_str()) {
             self.sync.remember_size(unique, size, size);
         }
-        Ok(std::mem::take(&mut self.new))
+        Ok(path)
     }
 }
 
@@ -409,17 +354,6 @@ impl io::Write for LineEnds {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.writer = None;
-            if let Some(tmp) = &self.tmp {
-                let _ = fs::remove_file(tmp);
-            }
-        }
     }
 }
 

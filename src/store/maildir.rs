@@ -1,5 +1,12 @@
 //! Maildir delivery and listing (<https://cr.yp.to/proto/maildir.html>):
-//! a message is written into `tmp/`, synced, and linked into `new/`.
+//! the one Maildir writer, used by `fetch --maildir` and by the server.
+//!
+//! A message is written into `tmp/` under a unique name, its data synced,
+//! moved into `new/` (never overwriting) and `new/` synced. Where Linux and
+//! the file system allow it, the file in `tmp/` has no name (`O_TMPFILE`,
+//! see [`crate::store::durable`]) and is linked into `new/` once synced: a
+//! crash mid-delivery then leaves nothing to clean up. Elsewhere it is a
+//! named file in `tmp/`, renamed without replacing.
 
 use std::fs;
 use std::io::{self, Write};
@@ -15,6 +22,8 @@ static DELIVERY_COUNTER: AtomicU64 = AtomicU64::new(0);
 #[derive(Clone, Debug)]
 pub struct Maildir {
     root: PathBuf,
+    /// Whether deliveries start as unnamed files.
+    unnamed: bool,
 }
 
 /// One message found in a Maildir.
@@ -42,7 +51,17 @@ impl Maildir {
                     .create(&dir)?;
             }
         }
-        Ok(Maildir { root })
+        Ok(Maildir {
+            root,
+            unnamed: crate::store::durable::unnamed_files_work(),
+        })
+    }
+
+    /// The same Maildir, with deliveries written as unnamed files in `tmp/`
+    /// (`true`, where the system allows) or under a name there (`false`).
+    pub fn with_unnamed(mut self, unnamed: bool) -> Self {
+        self.unnamed = unnamed && crate::store::durable::unnamed_files_work();
+        self
     }
 
     /// The folder itself.
@@ -54,10 +73,16 @@ impl Maildir {
     /// [`Delivery::commit`] it.
     pub fn deliver(&self) -> io::Result<Delivery> {
         let unique = unique_name();
-        let pending = PendingFile::create(self.root.join("tmp").join(&unique))?;
+        let tmp = self.root.join("tmp").join(&unique);
+        let pending = if self.unnamed {
+            PendingFile::create(tmp)?
+        } else {
+            PendingFile::create_named(tmp)?
+        };
         Ok(Delivery {
             pending,
             final_path: self.root.join("new").join(&unique),
+            len: 0,
         })
     }
 
@@ -122,23 +147,45 @@ impl PrivateDir for fs::DirBuilder {
     }
 }
 
-/// A message being delivered into a Maildir.
+/// A message being delivered into a Maildir; dropped before it is
+/// committed, it leaves nothing behind.
 pub struct Delivery {
     pending: PendingFile,
     final_path: PathBuf,
+    len: u64,
 }
 
 impl Delivery {
-    /// Syncs the message and moves it into `new/`; returns its path.
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Syncs the message, moves it into `new/` and syncs `new/`; returns
+    /// its path.
     pub fn commit(self) -> io::Result<PathBuf> {
         self.pending.commit(&self.final_path)?;
+        Ok(self.final_path)
+    }
+
+    /// Syncs the message and moves it into `new/` without syncing `new/`:
+    /// for a caller that syncs the folder once for several deliveries.
+    pub fn link(self) -> io::Result<PathBuf> {
+        self.pending.link(&self.final_path)?;
         Ok(self.final_path)
     }
 }
 
 impl Write for Delivery {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.pending.write(buf)
+        let n = self.pending.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.pending.flush()
@@ -168,10 +215,19 @@ mod tests {
 
     #[test]
     fn deliver_then_list() {
+        for unnamed in [false, true] {
+            deliver_then_list_with(unnamed);
+        }
+    }
+
+    fn deliver_then_list_with(unnamed: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let md = Maildir::create(dir.path().join("box")).unwrap();
+        let md = Maildir::create(dir.path().join("box"))
+            .unwrap()
+            .with_unnamed(unnamed);
         let mut d = md.deliver().unwrap();
         d.write_all(b"Subject: a\r\n\r\nbody\r\n").unwrap();
+        assert_eq!(d.len(), 20);
         let path = d.commit().unwrap();
         assert!(path.starts_with(dir.path().join("box/new")));
         let abandoned = md.deliver().unwrap();

@@ -7,12 +7,12 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::exit::{fail, Exit};
+use crate::store::Error;
 
 /// The fetched UIDLs of one mailbox.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,13 +28,8 @@ pub struct UidlState {
 }
 
 /// Where the state for `server` and `user` lives.
-pub fn state_path(server: &str, user: &str) -> anyhow::Result<PathBuf> {
-    let base = crate::system::state_dir().ok_or_else(|| {
-        fail(
-            Exit::Config,
-            "cannot find a state directory: set XDG_STATE_HOME or HOME",
-        )
-    })?;
+pub fn state_path(server: &str, user: &str) -> Result<PathBuf, Error> {
+    let base = crate::system::state_dir().ok_or(Error::NoStateDir)?;
     Ok(base.join("uidl").join(file_name(server, user)))
 }
 
@@ -73,15 +68,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 impl UidlState {
     /// Reads the state; a missing file is an empty state.
-    pub fn load(path: &Path, server: &str, user: &str) -> anyhow::Result<Self> {
+    pub fn load(path: &Path, server: &str, user: &str) -> Result<Self, Error> {
         match fs::read(path) {
             Ok(bytes) => {
-                let state: UidlState = serde_json::from_slice(&bytes).map_err(|e| {
-                    fail(
-                        Exit::Config,
-                        format!("{}: unreadable state file: {e}", path.display()),
-                    )
-                })?;
+                let state: UidlState =
+                    serde_json::from_slice(&bytes).map_err(|source| Error::Unreadable {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
                 Ok(state)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(UidlState {
@@ -90,19 +84,26 @@ impl UidlState {
                 user: user.to_string(),
                 fetched: BTreeSet::new(),
             }),
-            Err(e) => Err(fail(Exit::IoErr, format!("{}: {e}", path.display()))),
+            Err(source) => Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
     /// Replaces the file durably.
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        write_replace(path, &serde_json::to_vec_pretty(self)?)
-            .map_err(|e| fail(Exit::IoErr, format!("{}: {e}", path.display())))
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        serde_json::to_vec_pretty(self)
+            .map_err(io::Error::other)
+            .and_then(|bytes| write_replace(path, &bytes))
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })
     }
 }
 
-/// Writes `bytes` to `path`, replacing it atomically: temporary file in the
-/// same directory, fsync, rename, directory fsync.
+/// Creates `dir` and its parents, mode 0700.
 fn create_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
@@ -114,33 +115,18 @@ fn create_dir(dir: &Path) -> io::Result<()> {
 /// Creates the directory of the state file `path` (mode 0700) if needed,
 /// so that a run which could not record what it fetched fails before
 /// fetching anything (exit 73).
-pub fn prepare_dir(path: &Path) -> anyhow::Result<()> {
+pub fn prepare_dir(path: &Path) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    create_dir(dir).map_err(|e| {
-        fail(
-            Exit::CantCreate,
-            format!("cannot create the state directory {}: {e}", dir.display()),
-        )
+    create_dir(dir).map_err(|source| Error::CreateDir {
+        dir: dir.to_path_buf(),
+        source,
     })
 }
 
+/// Creates the directory if needed, then replaces the file durably.
 fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    create_dir(dir)?;
-    let tmp = dir.join(format!(".state-{}.tmp", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let result = (|| {
-        let mut file = crate::store::durable::create_new(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        crate::store::durable::sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    create_dir(path.parent().unwrap_or(Path::new(".")))?;
+    crate::store::durable::replace(path, bytes)
 }
 
 #[cfg(test)]

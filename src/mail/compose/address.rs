@@ -2,7 +2,6 @@
 //! `Name <a@example.org>`, `"Doe, John" <j@example.org>`, `"张三" <z@example.cn>`,
 //! several separated by commas (RFC 5322 section 3.4, simplified).
 
-use crate::exit::{fail, Exit};
 use crate::text::printable;
 
 /// An address with an optional display name.
@@ -28,19 +27,18 @@ impl Mailbox {
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         let mut list = parse_list(text)?;
         if list.len() != 1 {
-            crate::bail_with!(
-                Exit::Usage,
+            return Err(crate::mail::invalid(format!(
                 "expected one address, got {}: '{}'",
                 list.len(),
                 printable(text.as_bytes())
-            );
+            )));
         }
         Ok(list.remove(0))
     }
 }
 
 fn usage(message: String) -> anyhow::Error {
-    fail(Exit::Usage, message)
+    crate::mail::invalid(message)
 }
 
 /// Checks an address: `local@domain`, no spaces, brackets or control
@@ -202,7 +200,6 @@ fn find_angle(item: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::exit_status;
 
     fn mb(name: Option<&str>, address: &str) -> Mailbox {
         Mailbox {
@@ -258,7 +255,13 @@ mod tests {
             "x <a@b@c>",
         ] {
             let err = parse_list(bad).unwrap_err();
-            assert_eq!(exit_status(&err), Exit::Usage, "{bad:?}");
+            assert!(
+                matches!(
+                    crate::mail::kind_of(&err),
+                    Some(crate::mail::Error::Invalid(_))
+                ),
+                "{bad:?}"
+            );
         }
         assert!(Mailbox::parse("a@x.org, b@x.org").is_err());
     }

@@ -10,7 +10,6 @@
 
 use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 
-use crate::exit::{fail, Exit};
 use crate::text::printable;
 
 /// The ASCII form of a domain: a domain with non-ASCII characters mapped
@@ -19,10 +18,10 @@ use crate::text::printable;
 /// 63 octets once encoded is a usage error (exit 64).
 pub fn domain_to_ascii(domain: &str) -> anyhow::Result<String> {
     let bad = |why: &str| {
-        fail(
-            Exit::Usage,
-            format!("invalid domain '{}': {why}", printable(domain.as_bytes())),
-        )
+        crate::mail::invalid(format!(
+            "invalid domain '{}': {why}",
+            printable(domain.as_bytes())
+        ))
     };
     let dots = ['.', '\u{3002}', '\u{ff0e}', '\u{ff61}'];
     if domain.split(dots).any(str::is_empty) {
@@ -53,7 +52,6 @@ pub fn domain_to_ascii(domain: &str) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::exit_status;
 
     #[test]
     fn rfc_3492_and_registry_examples() {
@@ -119,7 +117,13 @@ mod tests {
             "bücher\u{0}.de",
         ] {
             let err = domain_to_ascii(bad).unwrap_err();
-            assert_eq!(exit_status(&err), Exit::Usage, "{bad}");
+            assert!(
+                matches!(
+                    crate::mail::kind_of(&err),
+                    Some(crate::mail::Error::Invalid(_))
+                ),
+                "{bad}"
+            );
         }
     }
 }

@@ -8,8 +8,6 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::exit::{fail, Exit};
-
 /// Input bytes per base64 line: 57 bytes become 76 characters (RFC 2045
 /// section 6.8).
 pub const BASE64_LINE_INPUT: usize = 57;
@@ -73,7 +71,7 @@ impl Segment {
 
     /// Writes the segment. Errors writing to `out` are returned as they are
     /// (they concern the connection); errors reading local files are
-    /// [`Exit::IoErr`] failures.
+    /// [`Error::Io`](crate::mail::Error::Io) failures.
     fn write_to(&self, out: &mut dyn Write) -> anyhow::Result<()> {
         match self {
             Segment::Bytes(b) => out.write_all(b)?,
@@ -87,10 +85,10 @@ impl Segment {
                     let n = spool
                         .read_at(&mut buf[..want], offset + done)
                         .map_err(|e| {
-                            fail(Exit::IoErr, format!("reading the spooled message: {e}"))
+                            crate::mail::local_io(format!("reading the spooled message: {e}"))
                         })?;
                     if n == 0 {
-                        crate::bail_with!(Exit::IoErr, "the spooled message was truncated");
+                        return Err(crate::mail::local_io("the spooled message was truncated"));
                     }
                     out.write_all(&buf[..n])?;
                     done += n as u64;
@@ -102,15 +100,12 @@ impl Segment {
 }
 
 fn write_base64_file(path: &PathBuf, len: u64, out: &mut dyn Write) -> anyhow::Result<()> {
-    let local = |e: io::Error| fail(Exit::IoErr, format!("{}: {e}", path.display()));
+    let local = |e: io::Error| crate::mail::local_io(format!("{}: {e}", path.display()));
     let changed = || {
-        fail(
-            Exit::IoErr,
-            format!(
-                "{}: the file changed size while being sent ({len} bytes expected)",
-                path.display()
-            ),
-        )
+        crate::mail::local_io(format!(
+            "{}: the file changed size while being sent ({len} bytes expected)",
+            path.display()
+        ))
     };
     let file = File::open(path).map_err(local)?;
     let mut encoder = Base64Lines::joined();
@@ -191,7 +186,7 @@ impl Message {
 
     /// Writes the whole message. Write errors on `out` come back as I/O
     /// errors; a local file that cannot be read, or changed size since the
-    /// message was built, is an [`Exit::IoErr`] failure.
+    /// message was built, is an [`Error::Io`](crate::mail::Error::Io) failure.
     pub fn write_to(&self, out: &mut dyn Write) -> anyhow::Result<()> {
         for segment in &self.segments {
             segment.write_to(out)?;
@@ -263,7 +258,10 @@ mod tests {
                 None,
             );
             let err = msg.to_vec().unwrap_err();
-            assert_eq!(crate::exit::exit_status(&err), Exit::IoErr);
+            assert!(matches!(
+                crate::mail::kind_of(&err),
+                Some(crate::mail::Error::Io(_))
+            ));
         }
     }
 

@@ -29,7 +29,6 @@ use mail_builder::headers::text::Text;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 
-use crate::exit::{fail, Exit};
 use crate::net::smtp::Envelope;
 use crate::text::printable;
 
@@ -90,14 +89,13 @@ const MANAGED_HEADERS: &[(&str, &str)] = &[
 /// line breaks and fields mailctl writes itself.
 pub fn parse_header(text: &str) -> anyhow::Result<(String, String)> {
     let shown = printable(text.as_bytes());
-    let (name, value) = text.split_once(':').ok_or_else(|| {
-        fail(
-            Exit::Usage,
-            format!("header '{shown}' is not 'Name: value'"),
-        )
-    })?;
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| crate::mail::invalid(format!("header '{shown}' is not 'Name: value'")))?;
     if name.is_empty() || name.len() > 76 || !name.bytes().all(|b| (33..=126).contains(&b)) {
-        crate::bail_with!(Exit::Usage, "invalid header name in '{shown}'");
+        return Err(crate::mail::invalid(format!(
+            "invalid header name in '{shown}'"
+        )));
     }
     let value = value.trim_start_matches([' ', '\t']);
     check_header_value(name, value)?;
@@ -106,12 +104,13 @@ pub fn parse_header(text: &str) -> anyhow::Result<(String, String)> {
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
     {
         if option.is_empty() {
-            crate::bail_with!(Exit::Usage, "the {name} header is written by mailctl");
+            return Err(crate::mail::invalid(format!(
+                "the {name} header is written by mailctl"
+            )));
         }
-        crate::bail_with!(
-            Exit::Usage,
+        return Err(crate::mail::invalid(format!(
             "use {option} instead of --header '{name}: ...'"
-        );
+        )));
     }
     Ok((name.to_string(), value.to_string()))
 }
@@ -119,18 +118,16 @@ pub fn parse_header(text: &str) -> anyhow::Result<(String, String)> {
 /// Refuses CR, LF and other control characters (tab aside) in a header value.
 pub fn check_header_value(name: &str, value: &str) -> anyhow::Result<()> {
     if value.contains(['\r', '\n']) {
-        crate::bail_with!(
-            Exit::Usage,
+        return Err(crate::mail::invalid(format!(
             "{name} contains a line break: '{}'",
             printable(value.as_bytes())
-        );
+        )));
     }
     if value.chars().any(|c| c.is_control() && c != '\t') {
-        crate::bail_with!(
-            Exit::Usage,
+        return Err(crate::mail::invalid(format!(
             "{name} contains a control character: '{}'",
             printable(value.as_bytes())
-        );
+        )));
     }
     Ok(())
 }
@@ -196,11 +193,10 @@ fn normalise_message_id(id: &str) -> anyhow::Result<String> {
             .bytes()
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'\\'));
     if !ok {
-        crate::bail_with!(
-            Exit::Usage,
+        return Err(crate::mail::invalid(format!(
             "invalid Message-ID '{}' (expected <left@right>)",
             printable(id.as_bytes())
-        );
+        )));
     }
     Ok(inner.to_string())
 }
@@ -208,11 +204,10 @@ fn normalise_message_id(id: &str) -> anyhow::Result<String> {
 fn check_date(date: &str) -> anyhow::Result<()> {
     check_header_value("Date", date)?;
     if mail_parser::DateTime::parse_rfc822(date).is_none() {
-        crate::bail_with!(
-            Exit::Usage,
+        return Err(crate::mail::invalid(format!(
             "invalid date '{}' (expected RFC 5322, e.g. 'Tue, 1 Jul 2025 10:00:00 +0000')",
             printable(date.as_bytes())
-        );
+        )));
     }
     Ok(())
 }
@@ -253,19 +248,26 @@ pub fn format_mailbox(m: &Mailbox) -> String {
     let Some(name) = m.name.as_deref().filter(|n| !n.trim().is_empty()) else {
         return m.address.clone();
     };
-    let phrase = if !name.is_ascii() {
+    format!("{} <{}>", display_name(name, false), m.address)
+}
+
+/// A display name as a header phrase: RFC 2047 encoded-words when it is
+/// not ASCII, else as it is when every character may stand in an atom
+/// (and `always_quote` is false), else a quoted string.
+pub fn display_name(name: &str, always_quote: bool) -> String {
+    if !name.is_ascii() {
         encoded_words(name)
-    } else if name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b' ' || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
+    } else if !always_quote
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b' ' || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
         && !name.starts_with(' ')
         && !name.ends_with(' ')
     {
         name.to_string()
     } else {
         quoted(name)
-    };
-    format!("{phrase} <{}>", m.address)
+    }
 }
 
 fn format_list(list: &[Mailbox]) -> String {
@@ -359,13 +361,16 @@ struct PreparedAttachment {
 
 fn prepare_attachment(path: &Path) -> anyhow::Result<PreparedAttachment> {
     let meta = std::fs::metadata(path)
-        .map_err(|e| fail(Exit::NoInput, format!("{}: {e}", path.display())))?;
+        .map_err(|e| crate::mail::no_input(format!("{}: {e}", path.display())))?;
     if !meta.is_file() {
-        crate::bail_with!(Exit::NoInput, "{}: not a regular file", path.display());
+        return Err(crate::mail::no_input(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
     }
     // Fail now rather than in the middle of sending.
     std::fs::File::open(path)
-        .map_err(|e| fail(Exit::NoInput, format!("{}: {e}", path.display())))?;
+        .map_err(|e| crate::mail::no_input(format!("{}: {e}", path.display())))?;
     let filename = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -379,11 +384,11 @@ fn prepare_attachment(path: &Path) -> anyhow::Result<PreparedAttachment> {
         // that readers do not show it as Latin-1.
         let mut head = Vec::with_capacity(8192);
         let mut file = std::fs::File::open(path)
-            .map_err(|e| fail(Exit::NoInput, format!("{}: {e}", path.display())))?;
+            .map_err(|e| crate::mail::no_input(format!("{}: {e}", path.display())))?;
         (&mut file)
             .take(8192)
             .read_to_end(&mut head)
-            .map_err(|e| fail(Exit::IoErr, format!("{}: {e}", path.display())))?;
+            .map_err(|e| crate::mail::local_io(format!("{}: {e}", path.display())))?;
         let utf8 = match std::str::from_utf8(&head) {
             Ok(_) => true,
             // A multi-byte character cut at the end of the sample.
@@ -407,7 +412,7 @@ impl Draft {
         let from = self
             .from
             .as_ref()
-            .ok_or_else(|| fail(Exit::Usage, "no sender: --from is required"))?;
+            .ok_or_else(|| crate::mail::invalid("no sender: --from is required"))?;
         let mut recipients: Vec<String> = Vec::new();
         for m in self.to.iter().chain(&self.cc).chain(&self.bcc) {
             if !recipients
@@ -418,7 +423,9 @@ impl Draft {
             }
         }
         if recipients.is_empty() {
-            crate::bail_with!(Exit::Usage, "no recipients: give --to, --cc or --bcc");
+            return Err(crate::mail::invalid(
+                "no recipients: give --to, --cc or --bcc",
+            ));
         }
         Ok(Envelope {
             from: from.address.clone(),
@@ -432,7 +439,7 @@ impl Draft {
         let from = self
             .from
             .as_ref()
-            .ok_or_else(|| fail(Exit::Usage, "no sender: --from is required"))?;
+            .ok_or_else(|| crate::mail::invalid("no sender: --from is required"))?;
         if let Some(subject) = &self.subject {
             check_header_value("the subject", subject)?;
         }
@@ -444,28 +451,7 @@ impl Draft {
             None => generate_message_id(Some(from)),
         };
 
-        let mut builder = MessageBuilder::new()
-            .header("From", Raw::new(format_mailbox(from)))
-            .message_id(MessageId::new(message_id.as_str()));
-        if let Some(date) = &self.date {
-            check_date(date)?;
-            builder = builder.header("Date", Raw::new(date.as_str()));
-        }
-        if !self.to.is_empty() {
-            builder = builder.header("To", Raw::new(format_list(&self.to)));
-        }
-        if !self.cc.is_empty() {
-            builder = builder.header("Cc", Raw::new(format_list(&self.cc)));
-        }
-        if !self.reply_to.is_empty() {
-            builder = builder.header("Reply-To", Raw::new(format_list(&self.reply_to)));
-        }
-        if let Some(subject) = &self.subject {
-            builder = builder.subject(Text::new(subject.as_str()));
-        }
-        for (name, value) in &self.headers {
-            builder = builder.header(name.as_str(), Text::new(value.as_str()));
-        }
+        let builder = self.header_fields(from, &message_id)?;
 
         let nonce = random_hex(8);
         let marker = |what: &str| format!("\u{1}mailctl-{what}-{nonce}\u{1}");
@@ -534,26 +520,63 @@ impl Draft {
             )
         };
         let bytes = builder.body(body).write_to_vec()?;
-        if streamed.is_empty() {
-            return Ok(Message::from_bytes(bytes, Some(message_id)));
-        }
-
-        let mut segments = Vec::with_capacity(2 * streamed.len() + 1);
-        let mut rest: &[u8] = &bytes;
-        for (marker, segment) in streamed {
-            let pos = find(rest, marker.as_bytes()).ok_or_else(|| {
-                fail(
-                    Exit::Software,
-                    "streamed part placeholder lost while composing",
-                )
-            })?;
-            segments.push(Segment::Bytes(rest[..pos].to_vec()));
-            segments.push(segment);
-            rest = &rest[pos + marker.len()..];
-        }
-        segments.push(Segment::Bytes(rest.to_vec()));
-        Ok(Message::from_segments(segments, Some(message_id)))
+        splice(bytes, streamed, message_id)
     }
+
+    /// The header fields, checked, in a builder.
+    fn header_fields<'x>(
+        &'x self,
+        from: &Mailbox,
+        message_id: &'x str,
+    ) -> anyhow::Result<MessageBuilder<'x>> {
+        let mut builder = MessageBuilder::new()
+            .header("From", Raw::new(format_mailbox(from)))
+            .message_id(MessageId::new(message_id));
+        if let Some(date) = &self.date {
+            check_date(date)?;
+            builder = builder.header("Date", Raw::new(date.as_str()));
+        }
+        if !self.to.is_empty() {
+            builder = builder.header("To", Raw::new(format_list(&self.to)));
+        }
+        if !self.cc.is_empty() {
+            builder = builder.header("Cc", Raw::new(format_list(&self.cc)));
+        }
+        if !self.reply_to.is_empty() {
+            builder = builder.header("Reply-To", Raw::new(format_list(&self.reply_to)));
+        }
+        if let Some(subject) = &self.subject {
+            builder = builder.subject(Text::new(subject.as_str()));
+        }
+        for (name, value) in &self.headers {
+            builder = builder.header(name.as_str(), Text::new(value.as_str()));
+        }
+        Ok(builder)
+    }
+}
+
+/// The message: `bytes` with each marker replaced by the segment that
+/// streams its data.
+fn splice(
+    bytes: Vec<u8>,
+    streamed: Vec<(String, Segment)>,
+    message_id: String,
+) -> anyhow::Result<Message> {
+    if streamed.is_empty() {
+        return Ok(Message::from_bytes(bytes, Some(message_id)));
+    }
+    let mut segments = Vec::with_capacity(2 * streamed.len() + 1);
+    let mut rest: &[u8] = &bytes;
+    for (marker, segment) in streamed {
+        let pos = find(rest, marker.as_bytes()).ok_or_else(|| {
+            crate::mail::internal("streamed part placeholder lost while composing")
+        })?;
+        segments.push(Segment::Bytes(rest[..pos].to_vec()));
+        segments.push(segment);
+        rest = &rest[pos + marker.len()..];
+    }
+    segments.push(Segment::Bytes(rest.to_vec()));
+    Ok(Message::from_segments(segments, Some(message_id)))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -563,7 +586,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::exit_status;
 
     fn draft() -> Draft {
         Draft {
@@ -719,16 +741,28 @@ mod tests {
     fn bad_input_is_refused() {
         let mut d = draft();
         d.subject = Some("hi\r\nBcc: x@y".into());
-        assert_eq!(exit_status(&d.build().unwrap_err()), Exit::Usage);
+        assert!(matches!(
+            crate::mail::kind_of(&d.build().unwrap_err()),
+            Some(crate::mail::Error::Invalid(_))
+        ));
         let mut d = draft();
         d.attachments = vec!["/nonexistent/file".into()];
-        assert_eq!(exit_status(&d.build().unwrap_err()), Exit::NoInput);
+        assert!(matches!(
+            crate::mail::kind_of(&d.build().unwrap_err()),
+            Some(crate::mail::Error::NoInput(_))
+        ));
         let mut d = draft();
         d.date = Some("yesterday".into());
-        assert_eq!(exit_status(&d.build().unwrap_err()), Exit::Usage);
+        assert!(matches!(
+            crate::mail::kind_of(&d.build().unwrap_err()),
+            Some(crate::mail::Error::Invalid(_))
+        ));
         let mut d = draft();
         d.message_id = Some("no-at-sign".into());
-        assert_eq!(exit_status(&d.build().unwrap_err()), Exit::Usage);
+        assert!(matches!(
+            crate::mail::kind_of(&d.build().unwrap_err()),
+            Some(crate::mail::Error::Invalid(_))
+        ));
         for bad in [
             "X-A: b\r\nBcc: c",
             "NoColon",
@@ -738,9 +772,11 @@ mod tests {
             "Content-Type: text/html",
             "X-Ctl: a\u{1b}b",
         ] {
-            assert_eq!(
-                exit_status(&parse_header(bad).unwrap_err()),
-                Exit::Usage,
+            assert!(
+                matches!(
+                    crate::mail::kind_of(&parse_header(bad).unwrap_err()),
+                    Some(crate::mail::Error::Invalid(_))
+                ),
                 "{bad}"
             );
         }

@@ -22,7 +22,6 @@ use base64::Engine;
 
 use super::message::BASE64_LINE_INPUT;
 use super::spool::{for_each_chunk, Spool, SpoolWriter, MEMORY_LIMIT};
-use crate::exit::{fail, Exit};
 
 /// The longest line, without its CRLF, that may be sent as it is (RFC 5322
 /// section 2.1.1).
@@ -460,9 +459,9 @@ impl SpooledText {
     }
 
     /// Writes the encoded text. Errors writing to `out` are returned as
-    /// they are; errors reading the spool are [`Exit::IoErr`] failures.
+    /// they are; errors reading the spool are [`Error::Io`](crate::mail::Error::Io) failures.
     pub fn write_encoded(&self, out: &mut dyn Write) -> anyhow::Result<()> {
-        let local = |e: io::Error| fail(Exit::IoErr, format!("reading the spooled body: {e}"));
+        let local = |e: io::Error| crate::mail::local_io(format!("reading the spooled body: {e}"));
         let mut encoder = Encoder::new(self.encoding);
         let mut input = vec![0u8; 64 * 1024];
         let mut output = Vec::with_capacity(3 * input.len() + 1024);
@@ -475,7 +474,7 @@ impl SpooledText {
                 .read_full_at(&mut input[..want], offset)
                 .map_err(local)?;
             if n == 0 {
-                crate::bail_with!(Exit::IoErr, "the spooled body was truncated");
+                return Err(crate::mail::local_io("the spooled body was truncated"));
             }
             offset += n as u64;
             output.clear();
@@ -488,11 +487,10 @@ impl SpooledText {
         out.write_all(&output)?;
         written += output.len() as u64;
         if written != self.encoded_len {
-            crate::bail_with!(
-                Exit::Software,
+            return Err(crate::mail::internal(format!(
                 "the encoded body has {written} bytes, not the {} announced",
                 self.encoded_len
-            );
+            )));
         }
         Ok(())
     }

@@ -15,7 +15,6 @@ use mail_parser::{
 };
 
 use super::manifest::{Headers, Role};
-use crate::exit::{fail, Exit};
 
 /// Nested messages deeper than this are kept as `.eml` files but not
 /// opened further.
@@ -67,7 +66,7 @@ pub struct Decoded<'m> {
     pub warnings: Vec<String>,
 }
 
-/// Parses `raw`. Fails with [`Exit::DataErr`] when it is not a message at
+/// Parses `raw`. Fails with [`Error::NotAMessage`](crate::mail::Error::NotAMessage) when it is not a message at
 /// all: its first line (after an mbox `From ` line) is not a header field
 /// (RFC 5322 section 2.2: printable ASCII name, then a colon). Release the
 /// result with [`dispose`], which copes with any nesting depth.
@@ -78,7 +77,7 @@ pub struct Decoded<'m> {
 /// ending a batch.
 pub fn parse(raw: &[u8]) -> anyhow::Result<Message<'_>> {
     if !starts_with_header_field(raw) {
-        return Err(fail(Exit::DataErr, "not a message: no header found"));
+        return Err(crate::mail::not_a_message("not a message: no header found"));
     }
     let parsed = std::panic::catch_unwind(|| {
         MessageParser::new()
@@ -87,10 +86,10 @@ pub fn parse(raw: &[u8]) -> anyhow::Result<Message<'_>> {
             .default_header_raw()
             .parse(raw)
     })
-    .map_err(|_| fail(Exit::DataErr, "the MIME parser failed on this message"))?;
+    .map_err(|_| crate::mail::not_a_message("the MIME parser failed on this message"))?;
     parsed
         .filter(|m| !m.parts.is_empty() && !m.parts[0].headers.is_empty())
-        .ok_or_else(|| fail(Exit::DataErr, "not a message: no header found"))
+        .ok_or_else(|| crate::mail::not_a_message("not a message: no header found"))
 }
 
 fn starts_with_header_field(raw: &[u8]) -> bool {
@@ -132,6 +131,11 @@ pub fn dispose(message: Message<'_>) {
 pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
     let mut warnings = Vec::new();
     let headers = headers_of(message, &mut warnings);
+    let mut found = Found {
+        text: Vec::new(),
+        html: Vec::new(),
+        warnings,
+    };
 
     // Depth-first over nested messages with an explicit stack of cursors,
     // so parts come out in document order and a hostile nesting depth
@@ -151,8 +155,6 @@ pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
         next: 0,
     }];
     let mut parts: Vec<DecodedPart<'m>> = Vec::new();
-    let mut text: Vec<Cow<'m, str>> = Vec::new();
-    let mut html: Vec<&'m str> = Vec::new();
     while let Some(cursor) = stack.last_mut() {
         let msg = cursor.message;
         let Some(part) = msg.parts.get(cursor.next) else {
@@ -167,123 +169,18 @@ pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
         } else {
             format!("{}.{id}", cursor.prefix)
         };
-        let top = depth == 0;
 
         if let PartType::Multipart(children) = &part.body {
-            if let Some(b) = boundary(part) {
-                // The close delimiter follows the last child: look only
-                // there, so nested multiparts do not rescan the input.
-                let body = raw_body(msg, part);
-                let after_children = children
-                    .last()
-                    .and_then(|&c| msg.parts.get(c as usize))
-                    .map_or(0, |last| {
-                        (last.offset_end as usize).saturating_sub(part.offset_body as usize)
-                    });
-                let tail = body.get(after_children.min(body.len()).saturating_sub(2)..);
-                if !has_close_delimiter(tail.unwrap_or(body), b) {
-                    warnings.push(format!(
-                        "part {path}: multipart without its end boundary; read to the end"
-                    ));
-                }
-            }
+            check_multipart(msg, part, children, &path, &mut found.warnings);
             continue;
         }
-        if part.encoding == Encoding::Base64
-            && !part.is_encoding_problem
-            && base64_is_truncated(raw_body(msg, part))
-        {
-            warnings.push(format!(
-                "part {path}: base64 ends in the middle of a group (truncated?); decoded as far as possible"
-            ));
-        }
-        if let PartType::Text(_) | PartType::Html(_) = &part.body {
-            if let Some(c) = part.content_type().and_then(|ct| ct.attribute("charset")) {
-                let c = c.trim();
-                if !is_utf8_name(c) && charset_decoder(c.as_bytes()).is_none() {
-                    warnings.push(format!(
-                        "part {path}: unknown charset {c:?}; read as UTF-8 (attachments kept as sent)"
-                    ));
-                }
-            }
-        }
-        let in_text = msg.text_body.contains(&(id as u32));
-        let in_html = msg.html_body.contains(&(id as u32));
+        check_leaf(msg, part, &path, &mut found.warnings);
         let mut entry = describe(msg, part, path.clone(), container);
-        let mut descend = None;
-        entry.role = match &part.body {
-            PartType::Text(body) if in_text && !part.is_encoding_problem => {
-                entry.data = Cow::Borrowed(body.as_bytes());
-                if top {
-                    text.push(Cow::Borrowed(body.as_ref()));
-                    Role::BodyText
-                } else {
-                    Role::NestedBody
-                }
-            }
-            PartType::Html(body) if (in_text || in_html) && !part.is_encoding_problem => {
-                entry.data = Cow::Borrowed(body.as_bytes());
-                if top {
-                    if in_text {
-                        text.push(Cow::Owned(mail_parser::decoders::html::html_to_text(body)));
-                    }
-                    if in_html {
-                        html.push(body.as_ref());
-                        Role::BodyHtml
-                    } else {
-                        Role::BodyText
-                    }
-                } else {
-                    Role::NestedBody
-                }
-            }
-            PartType::Text(body) | PartType::Html(body) => {
-                let (data, repaired) = text_part_data(msg, part, body, &path, &mut warnings);
-                entry.data = data;
-                // A broken text body is still the body: mail-parser leaves a
-                // part it had to repair (such as a last part cut off before
-                // its end boundary) out of its body list, so a plain text
-                // part that is no attachment and comes before any other
-                // text counts too.
-                let body_like = in_text
-                    || (text.is_empty()
-                        && entry.original_name.is_none()
-                        && entry.disposition.as_deref() != Some("attachment"));
-                if repaired && top && body_like && entry.content_type == "text/plain" {
-                    text.push(String::from_utf8_lossy(&entry.data).into_owned().into());
-                    Role::BodyText
-                } else {
-                    attachment_role(&entry)
-                }
-            }
-            PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
-                entry.data = Cow::Borrowed(bytes.as_ref());
-                if part.is_encoding_problem {
-                    warnings.push(format!(
-                        "part {path}: could not be read as a message; kept as it was"
-                    ));
-                }
-                attachment_role(&entry)
-            }
-            PartType::Message(nested) => {
-                entry.data = nested_raw(msg, part, nested);
-                entry.suggested_name = nested
-                    .subject()
-                    .map(|s| s.trim())
-                    .filter(|s| !s.is_empty())
-                    // A subject is not a path: keep "a/b" whole.
-                    .map(|s| format!("{}.eml", s.replace(['/', '\\'], "_")));
-                if depth + 1 < MAX_NESTING {
-                    descend = Some(nested);
-                } else {
-                    warnings.push(format!(
-                        "part {path}: nested more than {MAX_NESTING} deep; kept as .eml only"
-                    ));
-                }
-                Role::Message
-            }
-            PartType::Multipart(_) => continue,
+        let at = Place { msg, id, depth };
+        let Some((role, descend)) = classify(at, part, &path, &mut entry, &mut found) else {
+            continue;
         };
+        entry.role = role;
         parts.push(entry);
         if let Some(nested) = descend {
             stack.push(Cursor {
@@ -295,6 +192,11 @@ pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
             });
         }
     }
+    let Found {
+        text,
+        html,
+        mut warnings,
+    } = found;
     if warnings.len() > MAX_WARNINGS {
         let more = warnings.len() - MAX_WARNINGS;
         warnings.truncate(MAX_WARNINGS);
@@ -307,6 +209,166 @@ pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
         parts,
         warnings,
     }
+}
+
+/// What the walk over the parts collects besides the parts: the bodies
+/// and the warnings.
+struct Found<'m> {
+    text: Vec<Cow<'m, str>>,
+    html: Vec<&'m str>,
+    warnings: Vec<String>,
+}
+
+/// Where a part is: its message, its index there, and how deeply that
+/// message is nested.
+#[derive(Clone, Copy)]
+struct Place<'m> {
+    msg: &'m Message<'m>,
+    id: usize,
+    depth: usize,
+}
+
+/// Warns about a multipart without its close delimiter.
+fn check_multipart(
+    msg: &Message<'_>,
+    part: &MessagePart<'_>,
+    children: &[u32],
+    path: &str,
+    warnings: &mut Vec<String>,
+) {
+    let Some(b) = boundary(part) else {
+        return;
+    };
+    // The close delimiter follows the last child: look only there, so
+    // nested multiparts do not rescan the input.
+    let body = raw_body(msg, part);
+    let after_children = children
+        .last()
+        .and_then(|&c| msg.parts.get(c as usize))
+        .map_or(0, |last| {
+            (last.offset_end as usize).saturating_sub(part.offset_body as usize)
+        });
+    let tail = body.get(after_children.min(body.len()).saturating_sub(2)..);
+    if !has_close_delimiter(tail.unwrap_or(body), b) {
+        warnings.push(format!(
+            "part {path}: multipart without its end boundary; read to the end"
+        ));
+    }
+}
+
+/// Warns about truncated base64 and unknown charsets in a leaf part.
+fn check_leaf(msg: &Message<'_>, part: &MessagePart<'_>, path: &str, warnings: &mut Vec<String>) {
+    if part.encoding == Encoding::Base64
+        && !part.is_encoding_problem
+        && base64_is_truncated(raw_body(msg, part))
+    {
+        warnings.push(format!(
+            "part {path}: base64 ends in the middle of a group (truncated?); decoded as far as possible"
+        ));
+    }
+    if let PartType::Text(_) | PartType::Html(_) = &part.body {
+        if let Some(c) = part.content_type().and_then(|ct| ct.attribute("charset")) {
+            let c = c.trim();
+            if !is_utf8_name(c) && charset_decoder(c.as_bytes()).is_none() {
+                warnings.push(format!(
+                    "part {path}: unknown charset {c:?}; read as UTF-8 (attachments kept as sent)"
+                ));
+            }
+        }
+    }
+}
+
+/// The role of a leaf part, with its data set in `entry` and any body
+/// text collected; the nested message to walk next, if any. `None` for a
+/// multipart.
+fn classify<'m>(
+    at: Place<'m>,
+    part: &'m MessagePart<'m>,
+    path: &str,
+    entry: &mut DecodedPart<'m>,
+    found: &mut Found<'m>,
+) -> Option<(Role, Option<&'m Message<'m>>)> {
+    let Place { msg, id, depth } = at;
+    let top = depth == 0;
+    let in_text = msg.text_body.contains(&(id as u32));
+    let in_html = msg.html_body.contains(&(id as u32));
+    let role = match &part.body {
+        PartType::Text(body) if in_text && !part.is_encoding_problem => {
+            entry.data = Cow::Borrowed(body.as_bytes());
+            if top {
+                found.text.push(Cow::Borrowed(body.as_ref()));
+                Role::BodyText
+            } else {
+                Role::NestedBody
+            }
+        }
+        PartType::Html(body) if (in_text || in_html) && !part.is_encoding_problem => {
+            entry.data = Cow::Borrowed(body.as_bytes());
+            if top {
+                if in_text {
+                    found
+                        .text
+                        .push(Cow::Owned(mail_parser::decoders::html::html_to_text(body)));
+                }
+                if in_html {
+                    found.html.push(body.as_ref());
+                    Role::BodyHtml
+                } else {
+                    Role::BodyText
+                }
+            } else {
+                Role::NestedBody
+            }
+        }
+        PartType::Text(body) | PartType::Html(body) => {
+            let (data, repaired) = text_part_data(msg, part, body, path, &mut found.warnings);
+            entry.data = data;
+            // A broken text body is still the body: mail-parser leaves a
+            // part it had to repair (such as a last part cut off before
+            // its end boundary) out of its body list, so a plain text
+            // part that is no attachment and comes before any other
+            // text counts too.
+            let body_like = in_text
+                || (found.text.is_empty()
+                    && entry.original_name.is_none()
+                    && entry.disposition.as_deref() != Some("attachment"));
+            if repaired && top && body_like && entry.content_type == "text/plain" {
+                found
+                    .text
+                    .push(String::from_utf8_lossy(&entry.data).into_owned().into());
+                Role::BodyText
+            } else {
+                attachment_role(entry)
+            }
+        }
+        PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
+            entry.data = Cow::Borrowed(bytes.as_ref());
+            if part.is_encoding_problem {
+                found.warnings.push(format!(
+                    "part {path}: could not be read as a message; kept as it was"
+                ));
+            }
+            attachment_role(entry)
+        }
+        PartType::Message(nested) => {
+            entry.data = nested_raw(msg, part, nested);
+            entry.suggested_name = nested
+                .subject()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                // A subject is not a path: keep "a/b" whole.
+                .map(|s| format!("{}.eml", s.replace(['/', '\\'], "_")));
+            if depth + 1 < MAX_NESTING {
+                return Some((Role::Message, Some(nested)));
+            }
+            found.warnings.push(format!(
+                "part {path}: nested more than {MAX_NESTING} deep; kept as .eml only"
+            ));
+            Role::Message
+        }
+        PartType::Multipart(_) => return None,
+    };
+    Some((role, None))
 }
 
 fn join_bodies<S: AsRef<str>>(bodies: &[S]) -> String {

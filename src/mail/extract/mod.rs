@@ -34,8 +34,8 @@ pub use manifest::{Headers, Manifest, PartEntry, Role};
 /// message's own (existing) folder, then `manifest.json`.
 ///
 /// Broken input is decoded as far as possible and described in
-/// [`Manifest::warnings`]. Fails with [`Exit::DataErr`](crate::exit::Exit::DataErr) when `raw` is not a
-/// message at all (no header), [`Exit::CantCreate`](crate::exit::Exit::CantCreate) when a file cannot be
+/// [`Manifest::warnings`]. Fails with [`Error::NotAMessage`](crate::mail::Error::NotAMessage) when `raw` is not a
+/// message at all (no header), [`Error::CantCreate`](crate::mail::Error::CantCreate) when a file cannot be
 /// created, and an I/O error when writing fails.
 pub fn extract_to_dir(raw: &[u8], dir: &Path) -> anyhow::Result<Manifest> {
     let message = parse(raw)?;

@@ -11,7 +11,6 @@ use super::decode::Decoded;
 use super::filename;
 use super::manifest::{Manifest, PartEntry, Role};
 use super::sha256_hex;
-use crate::exit::{fail, Exit};
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
@@ -68,20 +67,17 @@ impl<'d> Namer<'d> {
                 // O_NOFOLLOW on a symbolic link that O_EXCL did not catch.
                 Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {}
                 Err(e) => {
-                    return Err(fail(
-                        Exit::CantCreate,
-                        format!("cannot create {}: {e}", path.display()),
-                    ))
+                    return Err(crate::mail::cant_create(format!(
+                        "cannot create {}: {e}",
+                        path.display()
+                    )))
                 }
             }
             if k > 1_000_000 {
-                return Err(fail(
-                    Exit::CantCreate,
-                    format!(
-                        "cannot find a free name for {wanted:?} in {}",
-                        self.dir.display()
-                    ),
-                ));
+                return Err(crate::mail::cant_create(format!(
+                    "cannot find a free name for {wanted:?} in {}",
+                    self.dir.display()
+                )));
             }
         }
     }
@@ -135,12 +131,8 @@ pub fn save(decoded: &Decoded<'_>, dir: &Path) -> anyhow::Result<Manifest> {
     }
     let json = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
     let path = dir.join(MANIFEST);
-    let mut file = crate::store::durable::create_new(&path).map_err(|e| {
-        fail(
-            Exit::CantCreate,
-            format!("cannot create {}: {e}", path.display()),
-        )
-    })?;
+    let mut file = crate::store::durable::create_new(&path)
+        .map_err(|e| crate::mail::cant_create(format!("cannot create {}: {e}", path.display())))?;
     file.write_all(&json)
         .and_then(|()| file.write_all(b"\n"))
         .with_context(|| format!("writing {}", path.display()))?;
