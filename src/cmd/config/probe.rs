@@ -84,12 +84,13 @@ fn command(
 
 fn open(server: &ResolvedServer) -> anyhow::Result<Connection> {
     let timeout = server.timeout;
-    match server.tls {
+    let conn = match server.tls {
         TlsMode::Implicit => {
             Connection::connect_tls(&server.endpoint, &server.tls_options, timeout)
         }
         _ => Connection::connect(&server.endpoint, timeout),
-    }
+    };
+    Ok(conn?)
 }
 
 fn tls_line(tls: TlsMode, discarded: usize) -> String {
