@@ -57,6 +57,13 @@ impl LineReader {
         !self.partial.is_empty() || self.skipping
     }
 
+    /// Whether the line being read is already over the limit (it is being
+    /// dropped, and [`TooLong`] comes at its LF): a reader that gives up on
+    /// such a line can stop now rather than wait for its end.
+    pub fn is_over_limit(&self) -> bool {
+        self.skipping
+    }
+
     /// Takes bytes from `input` up to the end of the first line in it.
     ///
     /// Returns how many bytes were used and, when a line ended within them,
@@ -170,6 +177,17 @@ mod tests {
                 "chunk size {size}"
             );
         }
+    }
+
+    #[test]
+    fn over_the_limit_is_known_before_the_lf() {
+        let mut r = LineReader::new(4);
+        r.push(b"abc");
+        assert!(!r.is_over_limit());
+        r.push(b"d");
+        assert!(r.is_over_limit());
+        assert_eq!(r.push(b"\nx"), (1, Some(Err(TooLong { max: 4 }))));
+        assert!(!r.is_over_limit());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! POP3 commands and their exact wire form (RFC 1939 sections 4-7,
-//! RFC 2449 CAPA, RFC 2595 STLS, RFC 5034 AUTH).
+//! RFC 2449 CAPA, RFC 2595 STLS, RFC 5034 AUTH): rendered by the client,
+//! read back by the server with [`parse`].
 
 use super::Error;
 use crate::secret::Secret;

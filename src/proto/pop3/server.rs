@@ -86,14 +86,14 @@ impl Pop3Step {
     }
 
     fn multi(first: &str, lines: &[String]) -> Self {
-        let mut reply = String::from_utf8_lossy(&ok(first)).into_owned();
+        let mut reply = ok(first);
         for line in lines {
-            reply.push_str(line);
-            reply.push_str("\r\n");
+            reply.extend_from_slice(line.as_bytes());
+            reply.extend_from_slice(b"\r\n");
         }
-        reply.push_str(".\r\n");
+        reply.extend_from_slice(b".\r\n");
         Pop3Step {
-            reply: reply.into_bytes(),
+            reply,
             action: Pop3Action::Continue,
         }
     }

@@ -1,5 +1,6 @@
-//! SMTP client commands (RFC 5321 section 4.1) rendered to exact wire
-//! bytes, and their redacted form for the transcript.
+//! SMTP commands (RFC 5321 section 4.1): rendered to exact wire bytes by
+//! the client, with their redacted form for the transcript, and read back
+//! by the server with [`parse`].
 //!
 //! Rendering refuses any argument containing CR, LF or another control
 //! character, so no value taken from the user or a file can end a command

@@ -7,7 +7,9 @@
 //! a time to [`SmtpServer::command`] and gets a [`Step`]: the reply to send
 //! and what to do next (carry on, upgrade to TLS, receive the message data,
 //! close). After the data, [`SmtpServer::data_done`] turns the delivery
-//! outcome into the final reply.
+//! outcome into the final reply. Command lines are read by
+//! [`super::command::parse`], the inverse of what the client renders, and
+//! answered with the one [`Reply`] type the client reads.
 
 use super::command::{self, Command, ParseError, Parsed};
 use super::reply::Reply;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use common::{crlf_lines, lf_to_crlf, sent_password, Chunks};
 use libfuzzer_sys::fuzz_target;
 use mailctl::net::serve::session::MAX_COMMAND_LINE;
+use mailctl::proto::line::LineReader;
 use mailctl::proto::pop3::server::{
     MessageInfo, MessageStuffer, OpenError, Pop3Action, Pop3Server,
 };
@@ -63,13 +64,20 @@ fn session(flags: u8, input: &[u8]) {
     let count = usize::from(flags >> 4 & 3);
     let mut snapshot = 0;
     let mut rest = input;
-    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-        let line = &rest[..=end];
-        rest = &rest[end + 1..];
-        if line.len() > MAX_COMMAND_LINE {
-            check_reply(&server.line_too_long());
-            continue;
-        }
+    // Command lines framed as the sessions frame them.
+    let mut lines = LineReader::new(MAX_COMMAND_LINE);
+    loop {
+        let (used, line) = lines.push(rest);
+        rest = &rest[used..];
+        let line = match line {
+            None => break,
+            Some(Err(_)) => {
+                check_reply(&server.line_too_long());
+                continue;
+            }
+            Some(Ok(line)) => line,
+        };
+        let line = line.as_slice();
         // What the transcript shows: a SASL response never, and nothing
         // longer than the line and the mark that replaces a secret.
         let redacted = server.redacted(line);
