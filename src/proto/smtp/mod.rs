@@ -15,3 +15,6 @@ pub mod reply;
 pub mod server;
 
 pub use error::Error;
+
+#[cfg(test)]
+mod tests;

@@ -508,6 +508,26 @@ mod tests {
         }
     }
 
+    /// The lines as received, for a transcript; and after STARTTLS, the
+    /// count of everything held that must be thrown away.
+    #[test]
+    fn raw_lines_and_discarding() {
+        let mut reader = ReplyReader::keeping_lines();
+        reader
+            .feed(b"250-a\r\n250 b\n220 go\r\n250-x\r\n25")
+            .unwrap();
+        let (reply, lines) = reader.next_reply_with_lines().unwrap();
+        assert_eq!(reply.lines, [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(lines, [b"250-a\r\n".to_vec(), b"250 b\n".to_vec()]);
+        assert_eq!(reader.discard(), 8 + 7 + 2);
+        assert!(!reader.has_partial() && reader.next_reply().is_none());
+        reader.feed(b"221 bye\r\n").unwrap();
+        assert_eq!(reader.next_reply_with_lines().unwrap().1.len(), 1);
+        let mut plain = ReplyReader::new();
+        plain.feed(b"221 bye\r\n").unwrap();
+        assert!(plain.next_reply_with_lines().unwrap().1.is_empty());
+    }
+
     #[test]
     fn text_is_neutralised() {
         let r = &parse_all(b"550 bad \x1b[2J\r\n", 100).unwrap()[0];
