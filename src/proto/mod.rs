@@ -3,9 +3,13 @@
 //!
 //! - [`smtp`]: SMTP client (submission) and server (receiver).
 //! - [`pop3`]: POP3 client (retrieval) and server.
+//! - [`dot`]: dot-stuffing and unstuffing of message data.
+//! - [`line`]: the bounded line reader all of them frame input with.
 //! - [`sasl`]: the SASL mechanisms both protocols use.
 //! - [`users`]: the accounts and mailbox names of `mailctl serve`.
 
+pub mod dot;
+pub mod line;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;

@@ -118,6 +118,55 @@ pub fn valid_apop_timestamp(timestamp: &[u8]) -> bool {
         && right.iter().all(|b| atom(b) || *b == b'[' || *b == b']')
 }
 
+/// Why a server refused a client's SASL response line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseError {
+    /// The client sent `*` (RFC 4954 section 4, RFC 5034 section 4).
+    Cancelled,
+    /// Not base64.
+    BadBase64,
+}
+
+/// Decodes a client's SASL response line, as a server: `*` cancels, `=`
+/// is an empty response, anything else is base64 (surrounding white space
+/// ignored).
+pub fn decode_response(line: &[u8]) -> Result<Vec<u8>, ResponseError> {
+    let line = trim_ascii(line);
+    match line {
+        b"*" => Err(ResponseError::Cancelled),
+        b"=" => Ok(Vec::new()),
+        _ => BASE64.decode(line).map_err(|_| ResponseError::BadBase64),
+    }
+}
+
+/// The user name and password of a decoded PLAIN message
+/// (`authzid NUL authcid NUL password`, RFC 4616), as a server reads it:
+/// the authorisation identity must be empty or the user itself, and the
+/// user name UTF-8. `None` for anything else.
+pub fn plain_credentials(message: &[u8]) -> Option<(&str, &[u8])> {
+    let mut parts = message.split(|&b| b == 0);
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(authzid), Some(user), Some(password), None)
+            if authzid.is_empty() || authzid == user =>
+        {
+            Some((std::str::from_utf8(user).ok()?, password))
+        }
+        _ => None,
+    }
+}
+
+/// The base64 LOGIN challenges a server sends: `Username:` then
+/// `Password:`.
+pub const LOGIN_CHALLENGES: [&str; 2] = ["VXNlcm5hbWU6", "UGFzc3dvcmQ6"];
+
+/// Whether an APOP digest (hex, either case) is the one for `timestamp`
+/// and `password`, compared without an early exit.
+pub fn apop_matches(timestamp: &[u8], password: &str, digest: &str) -> bool {
+    let expected = apop_digest(timestamp, password);
+    let given = digest.to_ascii_lowercase();
+    crate::proto::users::constant_time_eq(expected.as_bytes(), given.as_bytes())
+}
+
 /// Lowercase hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -194,5 +243,37 @@ mod tests {
         );
         assert_eq!(Mechanism::strongest_for_password(&[XOAuth2]), None);
         assert_eq!(Mechanism::from_name("cram-md5"), Some(CramMd5));
+    }
+
+    #[test]
+    fn server_side_responses() {
+        assert_eq!(decode_response(b" * \r\n"), Err(ResponseError::Cancelled));
+        assert_eq!(decode_response(b"="), Ok(Vec::new()));
+        assert_eq!(decode_response(b"!!"), Err(ResponseError::BadBase64));
+        let plain = decode_response(plain_response("tim", "pw").as_bytes()).unwrap();
+        assert_eq!(plain_credentials(&plain), Some(("tim", &b"pw"[..])));
+        assert_eq!(
+            plain_credentials(b"tim\0tim\0pw"),
+            Some(("tim", &b"pw"[..]))
+        );
+        assert_eq!(plain_credentials(b"bob\0tim\0pw"), None);
+        assert_eq!(plain_credentials(b"\0tim\0pw\0x"), None);
+        assert_eq!(plain_credentials(b"\0\xff\0pw"), None);
+        assert_eq!(
+            LOGIN_CHALLENGES.map(|c| BASE64.decode(c).unwrap()),
+            [b"Username:".to_vec(), b"Password:".to_vec()]
+        );
+        let ts = b"<1896.697170952@dbc.mtview.ca.us>";
+        assert!(apop_matches(
+            ts,
+            "tanstaaf",
+            "C4C9334BAC560ECC979E58001B3E22FB"
+        ));
+        assert!(!apop_matches(
+            ts,
+            "tanstaaf",
+            "c4c9334bac560ecc979e58001b3e22fa"
+        ));
+        assert!(!apop_matches(ts, "tanstaaf", "c4c9"));
     }
 }

@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::listener::{Shared, Stop};
 use super::summary;
 use crate::net::connection::Connection;
+use crate::proto::line::LineReader;
 use crate::proto::pop3::server::{MessageStuffer, OpenError, Pop3Action, Pop3Server};
 use crate::proto::smtp::receive::DataReceiver;
 use crate::proto::smtp::server::{Action, DataOutcome, SmtpServer};
@@ -116,27 +117,22 @@ fn next_command(
     }
 }
 
-/// Reads one command line, first sending the replies queued in `out` if
-/// the client has nothing more buffered (so pipelined commands get their
-/// replies in one write, in order). An over-long line is discarded up to
-/// its end.
+/// Reads one command line through [`LineReader`], first sending the
+/// replies queued in `out` if the client has nothing more buffered (so
+/// pipelined commands get their replies in one write, in order). An
+/// over-long line is discarded up to its end. Whatever follows the line
+/// stays in the connection's buffer (the reader keeps nothing once it has
+/// returned a line), ready for the next command, the message data or the
+/// TLS handshake.
 fn read_command(conn: &mut Connection, out: &mut Vec<u8>, max: usize) -> Input {
-    let mut skipping = false;
+    let mut reader = LineReader::new(max);
     loop {
-        let buffered = conn.buffered();
-        if let Some(pos) = buffered.iter().position(|&b| b == b'\n') {
-            let too_long = skipping || pos + 1 > max;
-            let line = (!too_long).then(|| buffered[..=pos].to_vec());
-            conn.consume(pos + 1);
-            return match line {
-                Some(l) => Input::Line(l),
-                None => Input::TooLong,
-            };
-        }
-        if buffered.len() >= max {
-            skipping = true;
-            let n = buffered.len();
-            conn.consume(n);
+        let (used, line) = reader.push(conn.buffered());
+        conn.consume(used);
+        match line {
+            Some(Ok(line)) => return Input::Line(line),
+            Some(Err(_)) => return Input::TooLong,
+            None => {}
         }
         if let Err(e) = flush(conn, out) {
             return Input::Failed(e);

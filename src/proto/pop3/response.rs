@@ -6,6 +6,7 @@
 //! message never has to sit in memory as a whole.
 
 use super::Error;
+use crate::proto::dot::{LenientUnstuffer, Overflow};
 
 /// The longest status line accepted, CRLF included. RFC 2449 section 4
 /// limits responses to 512 octets; real servers stay well inside this.
@@ -145,21 +146,6 @@ pub struct Limits {
     pub max_total: u64,
 }
 
-/// Where the reader is inside the current line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Position {
-    /// At the first octet of a line.
-    LineStart,
-    /// A line began with the termination octet `.`, which was dropped.
-    Dot,
-    /// A line began with `.` followed by CR.
-    DotCr,
-    /// Inside a line.
-    Mid,
-    /// The terminating `.` line has been read.
-    Done,
-}
-
 /// Incremental reader of a multi-line response body (RFC 1939 section 3).
 ///
 /// Feed it bytes in chunks of any size; it appends the unstuffed body to a
@@ -170,10 +156,7 @@ enum Position {
 /// servers) ends the body. Results do not depend on how the input is cut.
 #[derive(Clone, Debug)]
 pub struct MultiLine {
-    position: Position,
-    limits: Limits,
-    line_len: u64,
-    total: u64,
+    reader: LenientUnstuffer,
 }
 
 /// The outcome of [`MultiLine::feed`].
@@ -189,118 +172,33 @@ impl MultiLine {
     /// A reader at the start of a body.
     pub fn new(limits: Limits) -> Self {
         MultiLine {
-            position: Position::LineStart,
-            limits,
-            line_len: 0,
-            total: 0,
+            reader: LenientUnstuffer::new(limits.max_line, limits.max_total),
         }
     }
 
     /// Body bytes produced so far.
     pub fn total(&self) -> u64 {
-        self.total
+        self.reader.total()
     }
 
     /// Whether the terminating line has been read.
     pub fn is_done(&self) -> bool {
-        self.position == Position::Done
+        self.reader.is_done()
     }
 
     /// Consumes body bytes from `input`, appending unstuffed bytes to `out`.
     /// Stops right after the terminating line.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Fed, Error> {
-        let mut i = 0;
-        while i < input.len() {
-            match self.position {
-                Position::Done => break,
-                Position::LineStart => {
-                    if input[i] == b'.' {
-                        i += 1;
-                        self.position = Position::Dot;
-                        self.line_len = 1;
-                    } else {
-                        self.position = Position::Mid;
-                        self.line_len = 0;
-                    }
-                }
-                Position::Dot => match input[i] {
-                    b'\r' => {
-                        i += 1;
-                        self.position = Position::DotCr;
-                    }
-                    b'\n' => {
-                        i += 1;
-                        self.position = Position::Done;
-                    }
-                    _ => self.position = Position::Mid,
-                },
-                Position::DotCr => {
-                    if input[i] == b'\n' {
-                        i += 1;
-                        self.position = Position::Done;
-                    } else {
-                        // ".\r" followed by more: a stuffed line holding a CR.
-                        self.emit(b"\r", out)?;
-                        self.position = Position::Mid;
-                    }
-                }
-                Position::Mid => {
-                    // Take this line and every following one that does not
-                    // start with `.` as one run: checked line by line, but
-                    // copied to `out` at once.
-                    let rest = &input[i..];
-                    let mut run = 0;
-                    let mut ended = false;
-                    while let Some(pos) = memchr::memchr(b'\n', &rest[run..]) {
-                        self.count(pos as u64 + 1)?;
-                        self.line_len = 0;
-                        run += pos + 1;
-                        if rest.get(run).is_none_or(|&b| b == b'.') {
-                            ended = true;
-                            break;
-                        }
-                    }
-                    if !ended {
-                        self.count((rest.len() - run) as u64)?;
-                        run = rest.len();
-                    }
-                    out.extend_from_slice(&rest[..run]);
-                    i += run;
-                    if ended {
-                        self.position = Position::LineStart;
-                    }
-                }
+        let consumed = self.reader.feed(input, out).map_err(|e| match e {
+            Overflow::Line(max) => {
+                Error::TooLarge(format!("a response line is longer than {max} bytes"))
             }
-        }
+            Overflow::Total(max) => Error::TooLarge(format!("response is longer than {max} bytes")),
+        })?;
         Ok(Fed {
-            consumed: i,
-            done: self.position == Position::Done,
+            consumed,
+            done: self.reader.is_done(),
         })
-    }
-
-    fn emit(&mut self, piece: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        self.count(piece.len() as u64)?;
-        out.extend_from_slice(piece);
-        Ok(())
-    }
-
-    /// Counts `n` more bytes of the current line against the limits.
-    fn count(&mut self, n: u64) -> Result<(), Error> {
-        self.line_len += n;
-        self.total += n;
-        if self.line_len > self.limits.max_line {
-            return Err(Error::TooLarge(format!(
-                "a response line is longer than {} bytes",
-                self.limits.max_line
-            )));
-        }
-        if self.total > self.limits.max_total {
-            return Err(Error::TooLarge(format!(
-                "response is longer than {} bytes",
-                self.limits.max_total
-            )));
-        }
-        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
+use crate::proto::dot::Stuffer;
 use crate::proto::users::{constant_time_eq, mailbox_name, Policy};
 
 /// Failed logins allowed before the connection is closed.
@@ -593,15 +594,16 @@ impl Pop3Server {
 }
 
 /// Writes a stored message as a POP3 multi-line response body (RFC 1939
-/// section 3): lines starting with `.` get another `.`, bare LF becomes
-/// CRLF, and for TOP only the header, the blank line and `n` body lines are
-/// sent. Incremental: fed file contents in chunks of any size.
+/// section 3) through [`Stuffer`]: lines starting with `.` get another
+/// `.`, every line end (bare LF and bare CR too) is sent as CRLF, and for
+/// TOP only the header, the blank line and `n` body lines are sent, counted
+/// in those CRLF lines, as the client sees them. Incremental: fed file
+/// contents in chunks of any size.
 #[derive(Clone, Debug)]
 pub struct MessageStuffer {
+    stuffer: Stuffer,
     body_lines: Option<u64>,
     in_header: bool,
-    line_len: usize,
-    prev_cr: bool,
     done: bool,
 }
 
@@ -610,10 +612,9 @@ impl MessageStuffer {
     /// `n` body lines.
     pub fn new(body_lines: Option<u64>) -> Self {
         MessageStuffer {
+            stuffer: Stuffer::new(),
             body_lines,
             in_header: true,
-            line_len: 0,
-            prev_cr: false,
             done: false,
         }
     }
@@ -624,43 +625,21 @@ impl MessageStuffer {
     }
 
     /// Appends the stuffed form of `input` to `out`.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        for &b in input {
-            if self.done {
-                return;
+    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+        if self.body_lines.is_none() {
+            self.stuffer.feed(input, out);
+            return;
+        }
+        while !input.is_empty() && !self.done {
+            let (used, ended) = self.stuffer.feed_line(input, out);
+            input = &input[used..];
+            if let Some(empty) = ended {
+                self.end_of_line(empty);
             }
-            match b {
-                b'\n' => {
-                    if !self.prev_cr {
-                        out.push(b'\r');
-                    }
-                    out.push(b'\n');
-                    self.end_of_line();
-                }
-                b'.' if self.line_len == 0 && !self.prev_cr => {
-                    out.extend_from_slice(b"..");
-                    self.line_len = 1;
-                }
-                b'\r' => {
-                    // A CR not followed by LF is content: a line of CRs is
-                    // not the blank line that ends the header.
-                    if self.prev_cr {
-                        self.line_len += 1;
-                    }
-                    out.push(b'\r');
-                }
-                _ => {
-                    out.push(b);
-                    self.line_len += 1;
-                }
-            }
-            self.prev_cr = b == b'\r';
         }
     }
 
-    fn end_of_line(&mut self) {
-        let empty = self.line_len == 0;
-        self.line_len = 0;
+    fn end_of_line(&mut self, empty: bool) {
         if self.in_header {
             if empty {
                 self.in_header = false;
@@ -679,13 +658,7 @@ impl MessageStuffer {
     /// Ends the response: a CRLF if the last line was unterminated, then the
     /// `.` line.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if !self.done && (self.line_len > 0 || self.prev_cr) {
-            if !self.prev_cr {
-                out.push(b'\r');
-            }
-            out.push(b'\n');
-        }
-        out.extend_from_slice(b".\r\n");
+        self.stuffer.finish(out);
     }
 }
 
@@ -992,10 +965,15 @@ mod tests {
         assert_eq!(stuff(b"a\nb\n.c\n", None), b"a\r\nb\r\n..c\r\n.\r\n");
         assert_eq!(stuff(b"", None), b".\r\n");
         assert_eq!(stuff(b"a\r\n", None), b"a\r\n.\r\n");
-        // A line of CRs is not the end of the header.
+        // A bare CR is a line end, sent as CRLF, and counted as the client
+        // will see it: here the header ends at the blank line it makes.
         assert_eq!(
             stuff(b"A: 1\r\n\r\r\nB: 2\r\n\r\nbody\r\n", Some(0)),
-            b"A: 1\r\n\r\r\nB: 2\r\n\r\n.\r\n"
+            b"A: 1\r\n\r\n.\r\n"
+        );
+        assert_eq!(
+            stuff(b"A: 1\rB: 2\r\r.x\rbody\r", Some(1)),
+            b"A: 1\r\nB: 2\r\n\r\n..x\r\n.\r\n"
         );
     }
 

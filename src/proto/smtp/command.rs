@@ -57,6 +57,10 @@ pub enum Command<'a> {
     Noop,
     /// `QUIT`.
     Quit,
+    /// `VRFY string`.
+    Vrfy(&'a str),
+    /// `HELP`.
+    Help,
 }
 
 fn check_arg(what: &str, value: &str) -> Result<(), Error> {
@@ -137,6 +141,11 @@ impl Command<'_> {
             Command::Rset => "RSET".to_string(),
             Command::Noop => "NOOP".to_string(),
             Command::Quit => "QUIT".to_string(),
+            Command::Vrfy(what) => {
+                check_arg("VRFY argument", what)?;
+                format!("VRFY {what}")
+            }
+            Command::Help => "HELP".to_string(),
         };
         let mut bytes = line.into_bytes();
         bytes.extend_from_slice(b"\r\n");
@@ -158,6 +167,190 @@ impl Command<'_> {
             },
         }
     }
+}
+
+/// Longest address accepted inside `<...>` (RFC 5321 section 4.5.3.1.3).
+pub const MAX_PATH: usize = 256;
+
+/// Longest EHLO/HELO domain accepted (RFC 5321 section 4.5.3.1.2).
+pub const MAX_DOMAIN: usize = 255;
+
+/// Why a server could not read a command line as a [`Command`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// The line is empty.
+    Empty,
+    /// Not an SMTP command.
+    Unknown,
+    /// An SMTP command not implemented here (EXPN, BDAT, ...).
+    NotImplemented,
+    /// The arguments hold bytes other than printable ASCII.
+    InvalidCharacters,
+    /// The arguments do not fit the command's syntax.
+    Syntax,
+    /// The EHLO/HELO domain is longer than [`MAX_DOMAIN`].
+    DomainTooLong,
+    /// A `SIZE=` value that is not a number.
+    BadSize,
+    /// A `BODY=` value other than `7BIT` or `8BITMIME`.
+    BadBody,
+    /// A MAIL or RCPT parameter not supported.
+    UnsupportedParameter,
+    /// `RCPT TO:<>`.
+    EmptyRecipient,
+    /// An AUTH mechanism not known.
+    UnknownMechanism,
+}
+
+/// A command line as a server reads it: the verb, upper-cased, and the
+/// command or why its line is not one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed<'a> {
+    /// The first word of the line, upper-cased.
+    pub verb: String,
+    /// The command, the inverse of [`Command::render`].
+    pub command: Result<Command<'a>, ParseError>,
+}
+
+/// Reads one command line (with or without its line end), the way
+/// [`Command::render`] writes it and more leniently where RFC 5321 allows
+/// (any case, spaces after the colon, source routes, `SIZE` beyond 64
+/// bits read as the largest size).
+pub fn parse(line: &[u8]) -> Parsed<'_> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let (verb, args) = match line.iter().position(|&b| b == b' ') {
+        Some(sp) => (&line[..sp], &line[sp + 1..]),
+        None => (line, &b""[..]),
+    };
+    let verb = String::from_utf8_lossy(verb).to_ascii_uppercase();
+    let command = match std::str::from_utf8(args) {
+        Ok(args) if args.bytes().all(|b| (0x20..0x7f).contains(&b)) => parse_args(&verb, args),
+        _ => Err(ParseError::InvalidCharacters),
+    };
+    Parsed { verb, command }
+}
+
+fn parse_args<'a>(verb: &str, args: &'a str) -> Result<Command<'a>, ParseError> {
+    let none = |command: Command<'a>| {
+        if args.is_empty() {
+            Ok(command)
+        } else {
+            Err(ParseError::Syntax)
+        }
+    };
+    match verb {
+        "EHLO" | "HELO" => {
+            let domain = args.trim();
+            if domain.is_empty() || domain.contains(' ') {
+                Err(ParseError::Syntax)
+            } else if domain.len() > MAX_DOMAIN {
+                Err(ParseError::DomainTooLong)
+            } else if verb == "EHLO" {
+                Ok(Command::Ehlo(domain))
+            } else {
+                Ok(Command::Helo(domain))
+            }
+        }
+        "MAIL" => parse_mail(args),
+        "RCPT" => {
+            let (path, params) = split_path(args, "TO:").ok_or(ParseError::Syntax)?;
+            if !params.trim().is_empty() {
+                Err(ParseError::UnsupportedParameter)
+            } else if path.is_empty() {
+                Err(ParseError::EmptyRecipient)
+            } else {
+                Ok(Command::Rcpt(path))
+            }
+        }
+        "DATA" => none(Command::Data),
+        "RSET" => none(Command::Rset),
+        "STARTTLS" => none(Command::StartTls),
+        "NOOP" => Ok(Command::Noop),
+        "QUIT" => Ok(Command::Quit),
+        "HELP" => Ok(Command::Help),
+        "VRFY" if args.trim().is_empty() => Err(ParseError::Syntax),
+        "VRFY" => Ok(Command::Vrfy(args.trim())),
+        "AUTH" => {
+            let mut words = args.split(' ').filter(|w| !w.is_empty());
+            let (name, initial) = match (words.next(), words.next(), words.next()) {
+                (Some(name), initial, None) => (name, initial),
+                _ => return Err(ParseError::Syntax),
+            };
+            let mechanism = Mechanism::from_name(name).ok_or(ParseError::UnknownMechanism)?;
+            // RFC 4954 section 4: "=" is an empty initial response.
+            let initial = initial.map(|i| if i == "=" { "" } else { i });
+            Ok(Command::Auth { mechanism, initial })
+        }
+        "EXPN" | "TURN" | "ETRN" | "BDAT" | "SEND" | "SOML" | "SAML" | "ATRN" => {
+            Err(ParseError::NotImplemented)
+        }
+        "" => Err(ParseError::Empty),
+        _ => Err(ParseError::Unknown),
+    }
+}
+
+fn parse_mail(args: &str) -> Result<Command<'_>, ParseError> {
+    let (from, params) = split_path(args, "FROM:").ok_or(ParseError::Syntax)?;
+    let mut parsed = MailParams::default();
+    for param in params.split(' ').filter(|p| !p.is_empty()) {
+        let (key, value) = match param.split_once('=') {
+            Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
+            None => (param.to_ascii_uppercase(), None),
+        };
+        match (key.as_str(), value) {
+            ("SIZE", Some(v)) => {
+                parsed.size = Some(match v.parse::<u64>() {
+                    Ok(n) => n,
+                    // Digits beyond u64 are still a size, and too large.
+                    Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => u64::MAX,
+                    Err(_) => return Err(ParseError::BadSize),
+                })
+            }
+            ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => parsed.eight_bit = false,
+            ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => parsed.eight_bit = true,
+            ("BODY", _) => return Err(ParseError::BadBody),
+            ("SMTPUTF8", None) => parsed.smtputf8 = true,
+            // RFC 4954 section 5: the submitter's identity, not used here.
+            ("AUTH", Some(_)) => {}
+            _ => return Err(ParseError::UnsupportedParameter),
+        }
+    }
+    Ok(Command::Mail {
+        from,
+        params: parsed,
+    })
+}
+
+/// Splits `FROM:<path> params` (keyword case-insensitive, spaces after the
+/// colon tolerated) into the address and the rest. Source routes
+/// (`<@a,@b:user@c>`) are reduced to the mailbox (RFC 5321 section 4.1.2).
+fn split_path<'a>(args: &'a str, keyword: &str) -> Option<(&'a str, &'a str)> {
+    let head = args.get(..keyword.len())?;
+    if !head.eq_ignore_ascii_case(keyword) {
+        return None;
+    }
+    let rest = args[keyword.len()..].trim_start();
+    let rest = rest.strip_prefix('<')?;
+    let close = rest.find('>')?;
+    let mut path = &rest[..close];
+    let params = &rest[close + 1..];
+    if !params.is_empty() && !params.starts_with(' ') {
+        return None;
+    }
+    if path.starts_with('@') {
+        path = &path[path.find(':')? + 1..];
+    }
+    if path.len() > MAX_PATH || path.contains(['<', ' ']) {
+        return None;
+    }
+    if !path.is_empty() && (!path.contains('@') || path.starts_with('@') || path.ends_with('@')) {
+        // RFC 5321 allows a bare "postmaster"; anything else needs a domain.
+        if !path.eq_ignore_ascii_case("postmaster") {
+            return None;
+        }
+    }
+    Some((path, params.trim()))
 }
 
 #[cfg(test)]
@@ -255,5 +448,121 @@ mod tests {
         assert_eq!(auth.redacted(), "AUTH PLAIN <redacted>");
         assert_eq!(Command::AuthResponse("c2VjcmV0").redacted(), "<redacted>");
         assert_eq!(Command::Rcpt("a@b").redacted(), "RCPT TO:<a@b>");
+    }
+
+    #[test]
+    fn what_is_rendered_parses_back() {
+        let commands = [
+            Command::Ehlo("client.example"),
+            Command::Helo("c"),
+            Command::StartTls,
+            Command::Auth {
+                mechanism: Mechanism::Plain,
+                initial: Some("AGEAYg=="),
+            },
+            Command::Auth {
+                mechanism: Mechanism::Login,
+                initial: Some(""),
+            },
+            Command::Auth {
+                mechanism: Mechanism::CramMd5,
+                initial: None,
+            },
+            Command::Mail {
+                from: "",
+                params: MailParams {
+                    size: Some(1234),
+                    eight_bit: true,
+                    smtputf8: true,
+                },
+            },
+            Command::Mail {
+                from: "a@b.example",
+                params: MailParams::default(),
+            },
+            Command::Rcpt("b@example.org"),
+            Command::Data,
+            Command::Rset,
+            Command::Noop,
+            Command::Quit,
+            Command::Vrfy("bob"),
+            Command::Help,
+        ];
+        for command in commands {
+            let wire = command.render().unwrap();
+            assert_eq!(parse(&wire).command, Ok(command.clone()), "{command:?}");
+        }
+    }
+
+    #[test]
+    fn server_side_parsing() {
+        let cases: &[(&[u8], Result<Command, ParseError>)] = &[
+            (
+                b"mail from: <@r.example:a@b> BODY=7bit AUTH=<>",
+                Ok(Command::Mail {
+                    from: "a@b",
+                    params: MailParams::default(),
+                }),
+            ),
+            (
+                b"MAIL FROM:<a@b> SIZE=99999999999999999999999",
+                Ok(Command::Mail {
+                    from: "a@b",
+                    params: MailParams {
+                        size: Some(u64::MAX),
+                        ..MailParams::default()
+                    },
+                }),
+            ),
+            (b"RCPT TO:<postmaster>\r\n", Ok(Command::Rcpt("postmaster"))),
+            (
+                b"AUTH plain =",
+                Ok(Command::Auth {
+                    mechanism: Mechanism::Plain,
+                    initial: Some(""),
+                }),
+            ),
+            (b"NOOP anything", Ok(Command::Noop)),
+            (b"", Err(ParseError::Empty)),
+            (b"XYZZY", Err(ParseError::Unknown)),
+            (b"EXPN list", Err(ParseError::NotImplemented)),
+            (
+                b"MAIL FROM:<a\xc3\xa9@b>",
+                Err(ParseError::InvalidCharacters),
+            ),
+            (b"MAIL FROM:<a\rb@c>", Err(ParseError::InvalidCharacters)),
+            (b"EHLO a b", Err(ParseError::Syntax)),
+            (b"MAIL FROM:<a@b>x", Err(ParseError::Syntax)),
+            (b"MAIL FROM:<nodomain>", Err(ParseError::Syntax)),
+            (b"MAIL FROM:<a@b> SIZE=-1", Err(ParseError::BadSize)),
+            (b"MAIL FROM:<a@b> BODY=BINARYMIME", Err(ParseError::BadBody)),
+            (
+                b"MAIL FROM:<a@b> SIZE",
+                Err(ParseError::UnsupportedParameter),
+            ),
+            (
+                b"RCPT TO:<a@b> NOTIFY=NEVER",
+                Err(ParseError::UnsupportedParameter),
+            ),
+            (b"RCPT TO:<>", Err(ParseError::EmptyRecipient)),
+            (b"AUTH GSSAPI", Err(ParseError::UnknownMechanism)),
+            (b"AUTH PLAIN a b", Err(ParseError::Syntax)),
+            (b"DATA now", Err(ParseError::Syntax)),
+            (b"VRFY  ", Err(ParseError::Syntax)),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(
+                parse(line).command,
+                *expected,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let long = format!("EHLO {}", "a".repeat(MAX_DOMAIN + 1));
+        assert_eq!(
+            parse(long.as_bytes()).command,
+            Err(ParseError::DomainTooLong)
+        );
+        assert_eq!(parse(b"rcpt TO:<a@b>").verb, "RCPT");
     }
 }

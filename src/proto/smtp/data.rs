@@ -2,28 +2,21 @@
 //! ends in CRLF, a line starting with "." gets another ".", and the message
 //! ends with CRLF "." CRLF.
 //!
-//! [`DataEncoder`] is a streaming `Write` adapter: its state survives chunk
-//! boundaries, so the message can be written in pieces of any size. Bare CR
-//! and bare LF both become CRLF, which leaves no way to smuggle an end of
+//! [`DataEncoder`] is a streaming `Write` adapter over
+//! [`crate::proto::dot::Stuffer`]: its state survives chunk boundaries, so
+//! the message can be written in pieces of any size. Bare CR and bare LF
+//! both become CRLF, which leaves no way to smuggle an end of
 //! data (`\n.\n`, `\r.\r`, ...) through to a server that reads them
 //! differently.
 
 use std::io::{self, Write};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    /// At the start of a line (also at the start of the message).
-    LineStart,
-    /// Inside a line.
-    Middle,
-    /// Just after a CR whose LF has not been seen yet.
-    AfterCr,
-}
+use crate::proto::dot::Stuffer;
 
 /// Encodes a message for DATA while writing it to `inner`.
 pub struct DataEncoder<W: Write> {
     inner: W,
-    state: State,
+    stuffer: Stuffer,
     out: Vec<u8>,
     written: u64,
 }
@@ -33,7 +26,7 @@ impl<W: Write> DataEncoder<W> {
     pub fn new(inner: W) -> Self {
         DataEncoder {
             inner,
-            state: State::LineStart,
+            stuffer: Stuffer::new(),
             out: Vec::new(),
             written: 0,
         }
@@ -48,62 +41,16 @@ impl<W: Write> DataEncoder<W> {
     /// returns the inner writer, not flushed, so that a pipelined QUIT can
     /// join the same write.
     pub fn finish(mut self) -> io::Result<W> {
-        let tail: &[u8] = match self.state {
-            State::LineStart => b".\r\n",
-            State::Middle => b"\r\n.\r\n",
-            State::AfterCr => b"\n.\r\n",
-        };
-        self.inner.write_all(tail)?;
-        self.written += tail.len() as u64;
+        self.out.clear();
+        self.stuffer.finish(&mut self.out);
+        self.inner.write_all(&self.out)?;
+        self.written += self.out.len() as u64;
         Ok(self.inner)
     }
 
     fn encode(&mut self, buf: &[u8]) {
         self.out.clear();
-        self.out.reserve(buf.len() + buf.len() / 64 + 4);
-        let mut i = 0;
-        while i < buf.len() {
-            match self.state {
-                State::AfterCr => {
-                    self.out.push(b'\n');
-                    self.state = State::LineStart;
-                    if buf[i] == b'\n' {
-                        i += 1;
-                    }
-                }
-                State::LineStart if buf[i] == b'.' => {
-                    self.out.extend_from_slice(b"..");
-                    self.state = State::Middle;
-                    i += 1;
-                }
-                State::LineStart | State::Middle => {
-                    // Copy the run up to the next line ending in one go.
-                    let rest = &buf[i..];
-                    let run = rest
-                        .iter()
-                        .position(|&b| b == b'\r' || b == b'\n')
-                        .unwrap_or(rest.len());
-                    self.out.extend_from_slice(&rest[..run]);
-                    if run > 0 {
-                        self.state = State::Middle;
-                    }
-                    i += run;
-                    match buf.get(i) {
-                        Some(b'\r') => {
-                            self.out.push(b'\r');
-                            self.state = State::AfterCr;
-                            i += 1;
-                        }
-                        Some(b'\n') => {
-                            self.out.extend_from_slice(b"\r\n");
-                            self.state = State::LineStart;
-                            i += 1;
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
+        self.stuffer.feed(buf, &mut self.out);
     }
 }
 

@@ -1,7 +1,8 @@
 //! The SMTP DATA receiver (RFC 5321 sections 4.1.1.4 and 4.5.2): finds the
 //! end of the message, removes dot-stuffing and normalises line endings.
 //! Pure: fed arbitrary chunks of the byte stream, it writes the message
-//! content into a caller's buffer.
+//! content into a caller's buffer. The reading itself is
+//! [`crate::proto::dot::StrictUnstuffer`]'s.
 //!
 //! Rules, chosen so that no "SMTP smuggling" is possible:
 //! - the message ends only at `CRLF . CRLF` (the first CRLF may be the one
@@ -13,27 +14,12 @@
 //!   CRLF; lines after a bare LF are kept as they came;
 //! - a bare LF is stored as CRLF; a bare CR inside a line is kept.
 
-/// Where the receiver is inside the current line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    /// At the start of a line; `crlf` says whether the previous line ended
-    /// in CRLF (only then can a dot be stuffing or the terminator).
-    LineStart { crlf: bool },
-    /// Saw a `.` at the start of a line that followed a CRLF.
-    Dot,
-    /// Saw `.` CR at the start of a line that followed a CRLF.
-    DotCr,
-    /// Inside a line.
-    Middle,
-    /// Inside a line, after a CR not yet known to be part of CRLF.
-    Cr,
-}
+use crate::proto::dot::StrictUnstuffer;
 
 /// Incremental receiver of one message's DATA bytes.
 #[derive(Clone, Debug)]
 pub struct DataReceiver {
-    state: State,
-    done: bool,
+    reader: StrictUnstuffer,
 }
 
 impl Default for DataReceiver {
@@ -45,10 +31,7 @@ impl Default for DataReceiver {
 impl DataReceiver {
     /// A receiver positioned just after the `DATA` command's CRLF.
     pub fn new() -> Self {
-        DataReceiver {
-            state: State::LineStart { crlf: true },
-            done: false,
-        }
+        Self::after_command_line(true)
     }
 
     /// A receiver positioned just after a DATA command line that ended in
@@ -56,16 +39,13 @@ impl DataReceiver {
     /// right away is content, not the end of the message.
     pub fn after_command_line(ended_in_crlf: bool) -> Self {
         DataReceiver {
-            state: State::LineStart {
-                crlf: ended_in_crlf,
-            },
-            done: false,
+            reader: StrictUnstuffer::new(ended_in_crlf),
         }
     }
 
     /// Whether the terminating `CRLF . CRLF` has been seen.
     pub fn is_done(&self) -> bool {
-        self.done
+        self.reader.is_done()
     }
 
     /// Consumes bytes from `input`, appending message content to `out`.
@@ -73,73 +53,7 @@ impl DataReceiver {
     /// the message was found, in which case the rest belongs to the next
     /// command.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> usize {
-        for (i, &b) in input.iter().enumerate() {
-            if self.done {
-                return i;
-            }
-            self.byte(b, out);
-        }
-        input.len()
-    }
-
-    fn byte(&mut self, b: u8, out: &mut Vec<u8>) {
-        self.state = match (self.state, b) {
-            (State::LineStart { crlf: true }, b'.') => State::Dot,
-            (State::LineStart { .. }, b'\r') => State::Cr,
-            (State::LineStart { .. }, b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                State::LineStart { crlf: false }
-            }
-            (State::LineStart { .. }, b) => {
-                out.push(b);
-                State::Middle
-            }
-            (State::Dot, b'\r') => State::DotCr,
-            (State::Dot, b'\n') => {
-                // A lone dot ended by a bare LF: not the terminator, and not
-                // stuffing either (there is nothing after the dot).
-                out.extend_from_slice(b".\r\n");
-                State::LineStart { crlf: false }
-            }
-            (State::Dot, b) => {
-                // Dot-stuffing: the leading dot is dropped.
-                out.push(b);
-                State::Middle
-            }
-            (State::DotCr, b'\n') => {
-                self.done = true;
-                State::LineStart { crlf: true }
-            }
-            (State::DotCr, b) => {
-                // `.` CR then something else: the dot was stuffing and the
-                // CR is pending.
-                self.state = State::Cr;
-                self.byte(b, out);
-                return;
-            }
-            (State::Middle, b'\r') => State::Cr,
-            (State::Middle, b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                State::LineStart { crlf: false }
-            }
-            (State::Middle, b) => {
-                out.push(b);
-                State::Middle
-            }
-            (State::Cr, b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                State::LineStart { crlf: true }
-            }
-            (State::Cr, b'\r') => {
-                out.push(b'\r');
-                State::Cr
-            }
-            (State::Cr, b) => {
-                out.push(b'\r');
-                out.push(b);
-                State::Middle
-            }
-        };
+        self.reader.feed(input, out)
     }
 }
 

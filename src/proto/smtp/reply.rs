@@ -136,6 +136,67 @@ impl fmt::Display for Reply {
     }
 }
 
+/// Building and sending replies (the server side).
+impl Reply {
+    /// The reply read as `code` and these line texts: an enhanced status
+    /// code leading the first line, of the reply code's class, is taken
+    /// out into [`Reply::enhanced`], and out of every line repeating it
+    /// (RFC 2034 section 4).
+    pub fn from_lines(code: u16, mut lines: Vec<Vec<u8>>) -> Reply {
+        if lines.is_empty() {
+            lines.push(Vec::new());
+        }
+        let enhanced = EnhancedCode::split(&lines[0])
+            .map(|(e, _)| e)
+            .filter(|e| u16::from(e.class) == code / 100);
+        if let Some(e) = enhanced {
+            for line in &mut lines {
+                if let Some((found, rest)) = EnhancedCode::split(line) {
+                    if found == e {
+                        *line = rest.to_vec();
+                    }
+                }
+            }
+        }
+        Reply {
+            code,
+            enhanced,
+            lines,
+        }
+    }
+
+    /// A one-line reply; `text` may start with its enhanced status code
+    /// (`"2.1.0 Sender OK"`).
+    pub fn new(code: u16, text: impl Into<String>) -> Reply {
+        Reply::from_lines(code, vec![text.into().into_bytes()])
+    }
+
+    /// A multi-line reply, one text per line.
+    pub fn multiline(code: u16, lines: Vec<String>) -> Reply {
+        Reply::from_lines(code, lines.into_iter().map(String::into_bytes).collect())
+    }
+
+    /// The wire form, `250-first\r\n250 last\r\n` (RFC 5321 section
+    /// 4.2.1), the enhanced code on every line. Reading it back gives the
+    /// same reply.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            let sep = if i + 1 == self.lines.len() { ' ' } else { '-' };
+            out.extend_from_slice(format!("{}{sep}", self.code).as_bytes());
+            if let Some(e) = self.enhanced {
+                out.extend_from_slice(e.to_string().as_bytes());
+                if !line.is_empty() {
+                    out.push(b' ');
+                }
+            }
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+}
+
 /// The most characters of server text quoted in an error message.
 const MAX_QUOTED: usize = 300;
 
@@ -206,26 +267,9 @@ impl ReplyParser {
         if !last {
             return Ok(None);
         }
-        let mut lines = std::mem::take(&mut self.lines);
+        let lines = std::mem::take(&mut self.lines);
         self.code = None;
-        let enhanced = EnhancedCode::split(&lines[0])
-            .map(|(e, _)| e)
-            .filter(|e| u16::from(e.class) == code / 100);
-        if let Some(e) = enhanced {
-            // Every line may repeat the code (RFC 2034 section 4); strip it.
-            for line in &mut lines {
-                if let Some((found, rest)) = EnhancedCode::split(line) {
-                    if found == e {
-                        *line = rest.to_vec();
-                    }
-                }
-            }
-        }
-        Ok(Some(Reply {
-            code,
-            enhanced,
-            lines,
-        }))
+        Ok(Some(Reply::from_lines(code, lines)))
     }
 }
 
@@ -533,5 +577,31 @@ mod tests {
         let r = &parse_all(b"550 bad \x1b[2J\r\n", 100).unwrap()[0];
         assert_eq!(r.text(), "bad \\x1b[2J");
         assert!(r.is_permanent() && !r.is_transient() && !r.is_positive());
+    }
+
+    #[test]
+    fn built_replies_read_back_the_same() {
+        let replies = [
+            Reply::new(250, "2.1.0 Sender OK"),
+            Reply::new(250, "2.0.0"),
+            Reply::new(334, ""),
+            Reply::new(334, "VXNlcm5hbWU6"),
+            Reply::new(220, "5.0.0 is not this class"),
+            Reply::multiline(250, vec!["mx greets c".into(), "SIZE 10".into()]),
+            Reply::multiline(550, vec!["5.1.1 one".into(), "5.1.1 two".into()]),
+        ];
+        for reply in replies {
+            let wire = reply.to_bytes();
+            assert_eq!(parse_all(&wire, 3).unwrap(), [reply.clone()], "{wire:?}");
+        }
+        assert_eq!(
+            Reply::new(501, "5.5.4 Syntax").to_bytes(),
+            b"501 5.5.4 Syntax\r\n"
+        );
+        assert_eq!(Reply::new(334, "").to_bytes(), b"334 \r\n");
+        assert_eq!(
+            Reply::multiline(250, vec!["a".into(), "b".into()]).to_bytes(),
+            b"250-a\r\n250 b\r\n"
+        );
     }
 }

@@ -9,10 +9,12 @@
 //! close). After the data, [`SmtpServer::data_done`] turns the delivery
 //! outcome into the final reply.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
-
+use super::command::{self, Command, ParseError, Parsed};
+use super::reply::Reply;
+use crate::proto::sasl::{self, Mechanism, ResponseError};
 use crate::proto::users::Policy;
+
+pub use super::command::{MAX_DOMAIN, MAX_PATH};
 
 /// The most recipients accepted in one transaction (RFC 5321 section
 /// 4.5.3.1.8 asks for at least 100).
@@ -20,49 +22,6 @@ pub const MAX_RECIPIENTS: usize = 100;
 
 /// Failed AUTH attempts allowed before the connection is closed.
 pub const MAX_AUTH_FAILURES: u32 = 3;
-
-/// Longest address accepted inside `<...>` (RFC 5321 section 4.5.3.1.3).
-pub const MAX_PATH: usize = 256;
-
-/// Longest EHLO/HELO domain accepted (RFC 5321 section 4.5.3.1.2). It is
-/// echoed in the EHLO reply, whose lines may not exceed 512 octets
-/// (section 4.5.3.1.5), and in the Received header.
-pub const MAX_DOMAIN: usize = 255;
-
-/// An SMTP reply: a code and one or more text lines (each already carrying
-/// its enhanced status code, where there is one).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reply {
-    /// The three-digit code.
-    pub code: u16,
-    /// The text lines, without code or line ending.
-    pub lines: Vec<String>,
-}
-
-impl Reply {
-    /// A one-line reply.
-    pub fn new(code: u16, text: impl Into<String>) -> Self {
-        Reply {
-            code,
-            lines: vec![text.into()],
-        }
-    }
-
-    /// The wire form: `250-first\r\n250 last\r\n` (RFC 5321 section 4.2.1).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (i, line) in self.lines.iter().enumerate() {
-            let sep = if i + 1 == self.lines.len() { ' ' } else { '-' };
-            out.extend_from_slice(format!("{}{sep}{line}\r\n", self.code).as_bytes());
-        }
-        out
-    }
-
-    /// Whether the code is 2xx or 3xx.
-    pub fn is_positive(&self) -> bool {
-        self.code < 400
-    }
-}
 
 /// What the driver does after sending a step's reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -336,23 +295,17 @@ impl SmtpServer {
                 return Step::reply(503, "5.5.1 Connection is closing").then(Action::Close);
             }
         }
-        let (verb, args) = match line.iter().position(|&b| b == b' ') {
-            Some(sp) => (&line[..sp], &line[sp + 1..]),
-            None => (line, &b""[..]),
-        };
-        let verb = String::from_utf8_lossy(verb).to_ascii_uppercase();
-        let args = match std::str::from_utf8(args) {
-            Ok(a) if a.bytes().all(|b| (0x20..0x7f).contains(&b)) => a,
-            _ => return Step::reply(501, "5.5.2 Invalid characters in arguments"),
-        };
+        let Parsed { verb, command } = command::parse(line);
+        if command == Err(ParseError::InvalidCharacters) {
+            return Step::reply(501, "5.5.2 Invalid characters in arguments");
+        }
         match verb.as_str() {
-            "EHLO" => self.hello(args, true),
-            "HELO" => self.hello(args, false),
-            "MAIL" => self.mail(args),
-            "RCPT" => self.rcpt(args),
-            "DATA" => self.data(args),
+            "EHLO" | "HELO" => self.hello(&verb, command),
+            "MAIL" => self.mail(command),
+            "RCPT" => self.rcpt(command),
+            "DATA" => self.data(command),
             "RSET" => {
-                if !args.is_empty() {
+                if command.is_err() {
                     return Step::reply(501, "5.5.4 RSET takes no arguments");
                 }
                 self.reset_transaction();
@@ -363,24 +316,23 @@ impl SmtpServer {
                 self.phase = Phase::Closed;
                 Step::reply(221, "2.0.0 Bye").then(Action::Close)
             }
-            "VRFY" => {
-                if args.trim().is_empty() {
-                    Step::reply(501, "5.5.4 Syntax: VRFY <address>")
-                } else {
-                    Step::reply(
-                        252,
-                        "2.5.0 Cannot VRFY user, but will accept message and attempt delivery",
-                    )
-                }
-            }
+            "VRFY" => match command {
+                Ok(_) => Step::reply(
+                    252,
+                    "2.5.0 Cannot VRFY user, but will accept message and attempt delivery",
+                ),
+                Err(_) => Step::reply(501, "5.5.4 Syntax: VRFY <address>"),
+            },
             "HELP" => Step::reply(214, format!("2.0.0 Commands: {}", self.commands())),
-            "STARTTLS" => self.starttls(args),
-            "AUTH" => self.auth(args),
-            "EXPN" | "TURN" | "ETRN" | "BDAT" | "SEND" | "SOML" | "SAML" | "ATRN" => {
-                Step::reply(502, "5.5.1 Command not implemented")
-            }
-            "" => Step::reply(500, "5.5.2 Syntax error, empty command"),
-            _ => Step::reply(500, "5.5.2 Command unrecognized"),
+            "STARTTLS" => self.starttls(command),
+            "AUTH" => self.auth(command),
+            _ => match command {
+                Err(ParseError::NotImplemented) => {
+                    Step::reply(502, "5.5.1 Command not implemented")
+                }
+                Err(ParseError::Empty) => Step::reply(500, "5.5.2 Syntax error, empty command"),
+                _ => Step::reply(500, "5.5.2 Command unrecognized"),
+            },
         }
     }
 
@@ -406,15 +358,15 @@ impl SmtpServer {
         self.policy.users.exist() && (self.tls || self.loopback)
     }
 
-    fn hello(&mut self, args: &str, esmtp: bool) -> Step {
-        let domain = args.trim();
-        if domain.is_empty() || domain.contains(' ') {
-            let verb = if esmtp { "EHLO" } else { "HELO" };
-            return Step::reply(501, format!("5.5.4 Syntax: {verb} <domain>"));
-        }
-        if domain.len() > MAX_DOMAIN {
-            return Step::reply(501, "5.5.4 Domain name too long");
-        }
+    fn hello(&mut self, verb: &str, command: Result<Command, ParseError>) -> Step {
+        let (domain, esmtp) = match command {
+            Ok(Command::Ehlo(domain)) => (domain, true),
+            Ok(Command::Helo(domain)) => (domain, false),
+            Err(ParseError::DomainTooLong) => {
+                return Step::reply(501, "5.5.4 Domain name too long")
+            }
+            _ => return Step::reply(501, format!("5.5.4 Syntax: {verb} <domain>")),
+        };
         self.reset_transaction();
         self.helo = Some((domain.to_string(), esmtp));
         let host = &self.policy.hostname;
@@ -436,12 +388,12 @@ impl SmtpServer {
         }
         lines.push("HELP".to_string());
         Step {
-            reply: Reply { code: 250, lines },
+            reply: Reply::multiline(250, lines),
             action: Action::Continue,
         }
     }
 
-    fn mail(&mut self, args: &str) -> Step {
+    fn mail(&mut self, command: Result<Command, ParseError>) -> Step {
         if self.helo.is_none() {
             return Step::reply(503, "5.5.1 Send EHLO or HELO first");
         }
@@ -451,64 +403,45 @@ impl SmtpServer {
         if self.from.is_some() {
             return Step::reply(503, "5.5.1 Sender already given (nested MAIL)");
         }
-        let (path, params) = match split_path(args, "FROM:") {
-            Some(p) => p,
-            None => return Step::reply(501, "5.5.4 Syntax: MAIL FROM:<address>"),
-        };
-        for param in params.split(' ').filter(|p| !p.is_empty()) {
-            let (key, value) = match param.split_once('=') {
-                Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
-                None => (param.to_ascii_uppercase(), None),
-            };
-            match (key.as_str(), value) {
-                ("SIZE", Some(v)) => match v.parse::<u64>() {
-                    Ok(n) if n > self.policy.max_size => {
-                        return Step::reply(
-                            552,
-                            format!(
-                                "5.3.4 Message size exceeds limit of {} bytes",
-                                self.policy.max_size
-                            ),
-                        )
-                    }
-                    Ok(_) => {}
-                    // Digits beyond u64 are still a size, and too large.
-                    Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
-                        return Step::reply(
-                            552,
-                            format!(
-                                "5.3.4 Message size exceeds limit of {} bytes",
-                                self.policy.max_size
-                            ),
-                        )
-                    }
-                    Err(_) => return Step::reply(501, "5.5.4 Bad SIZE value"),
-                },
-                ("BODY", Some(v))
-                    if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => {}
-                ("BODY", _) => return Step::reply(501, "5.5.4 Bad BODY value"),
-                ("AUTH", Some(_)) => {}
-                _ => return Step::reply(555, "5.5.4 Unsupported MAIL parameter"),
+        let (from, params) = match command {
+            Ok(Command::Mail { from, params }) => (from, params),
+            Err(ParseError::BadSize) => return Step::reply(501, "5.5.4 Bad SIZE value"),
+            Err(ParseError::BadBody) => return Step::reply(501, "5.5.4 Bad BODY value"),
+            Err(ParseError::UnsupportedParameter) => {
+                return Step::reply(555, "5.5.4 Unsupported MAIL parameter")
             }
+            _ => return Step::reply(501, "5.5.4 Syntax: MAIL FROM:<address>"),
+        };
+        if params.smtputf8 {
+            return Step::reply(555, "5.5.4 Unsupported MAIL parameter");
         }
-        self.from = Some(path);
+        if params.size.is_some_and(|n| n > self.policy.max_size) {
+            return Step::reply(
+                552,
+                format!(
+                    "5.3.4 Message size exceeds limit of {} bytes",
+                    self.policy.max_size
+                ),
+            );
+        }
+        self.from = Some(from.to_string());
         Step::reply(250, "2.1.0 Sender OK")
     }
 
-    fn rcpt(&mut self, args: &str) -> Step {
+    fn rcpt(&mut self, command: Result<Command, ParseError>) -> Step {
         if self.from.is_none() {
             return Step::reply(503, "5.5.1 Need MAIL before RCPT");
         }
-        let (path, params) = match split_path(args, "TO:") {
-            Some(p) => p,
-            None => return Step::reply(501, "5.5.4 Syntax: RCPT TO:<address>"),
+        let path = match command {
+            Ok(Command::Rcpt(path)) => path.to_string(),
+            Err(ParseError::UnsupportedParameter) => {
+                return Step::reply(555, "5.5.4 Unsupported RCPT parameter")
+            }
+            Err(ParseError::EmptyRecipient) => {
+                return Step::reply(501, "5.1.3 Empty recipient address")
+            }
+            _ => return Step::reply(501, "5.5.4 Syntax: RCPT TO:<address>"),
         };
-        if !params.trim().is_empty() {
-            return Step::reply(555, "5.5.4 Unsupported RCPT parameter");
-        }
-        if path.is_empty() {
-            return Step::reply(501, "5.1.3 Empty recipient address");
-        }
         if self.recipients.len() >= MAX_RECIPIENTS {
             return Step::reply(452, "4.5.3 Too many recipients");
         }
@@ -531,8 +464,8 @@ impl SmtpServer {
         Step::reply(250, "2.1.5 Recipient OK")
     }
 
-    fn data(&mut self, args: &str) -> Step {
-        if !args.is_empty() {
+    fn data(&mut self, command: Result<Command, ParseError>) -> Step {
+        if command.is_err() {
             return Step::reply(501, "5.5.4 DATA takes no arguments");
         }
         if self.from.is_none() {
@@ -545,20 +478,20 @@ impl SmtpServer {
         Step::reply(354, "End data with <CR><LF>.<CR><LF>").then(Action::ReceiveData)
     }
 
-    fn starttls(&mut self, args: &str) -> Step {
+    fn starttls(&mut self, command: Result<Command, ParseError>) -> Step {
         if self.tls {
             return Step::reply(503, "5.5.1 TLS already active");
         }
         if !self.policy.tls_available {
             return Step::reply(502, "5.5.1 STARTTLS not available");
         }
-        if !args.is_empty() {
+        if command.is_err() {
             return Step::reply(501, "5.5.4 STARTTLS takes no arguments");
         }
         Step::reply(220, "2.0.0 Ready to start TLS").then(Action::StartTls)
     }
 
-    fn auth(&mut self, args: &str) -> Step {
+    fn auth(&mut self, command: Result<Command, ParseError>) -> Step {
         if !self.policy.users.exist() {
             return Step::reply(502, "5.5.1 Authentication not enabled");
         }
@@ -574,65 +507,50 @@ impl SmtpServer {
         if !self.tls && !self.loopback {
             return Step::reply(538, "5.7.11 Encryption required: use STARTTLS first");
         }
-        let mut words = args.split(' ').filter(|w| !w.is_empty());
-        let mechanism = match words.next() {
-            Some(m) => m.to_ascii_uppercase(),
-            None => return Step::reply(501, "5.5.4 Syntax: AUTH mechanism [initial-response]"),
+        let unrecognized = || Step::reply(504, "5.5.4 Unrecognized authentication type");
+        let (mechanism, initial) = match command {
+            Ok(Command::Auth { mechanism, initial }) => (mechanism, initial),
+            Err(ParseError::UnknownMechanism) => return unrecognized(),
+            _ => return Step::reply(501, "5.5.4 Syntax: AUTH mechanism [initial-response]"),
         };
-        let initial = words.next();
-        if words.next().is_some() {
-            return Step::reply(501, "5.5.4 Syntax: AUTH mechanism [initial-response]");
-        }
-        match (mechanism.as_str(), initial) {
-            ("PLAIN", None) => {
+        match (mechanism, initial) {
+            (Mechanism::Plain, None) => {
                 self.phase = Phase::AuthPlain;
                 Step::reply(334, "")
             }
-            ("PLAIN", Some(response)) => self.auth_plain_response(response.as_bytes()),
-            ("LOGIN", None) => {
+            (Mechanism::Plain, Some(response)) => self.auth_plain_response(response.as_bytes()),
+            (Mechanism::Login, None) => {
                 self.phase = Phase::AuthLoginUser;
-                Step::reply(334, BASE64.encode("Username:"))
+                Step::reply(334, sasl::LOGIN_CHALLENGES[0])
             }
-            ("LOGIN", Some(user)) => self.auth_login_user(user.as_bytes()),
-            _ => Step::reply(504, "5.5.4 Unrecognized authentication type"),
+            (Mechanism::Login, Some(user)) => self.auth_login_user(user.as_bytes()),
+            _ => unrecognized(),
         }
     }
 
-    /// Decodes a SASL response line: `*` cancels, `=` is empty.
+    /// Decodes a SASL response line, or the reply refusing it.
     fn sasl_decode(line: &[u8]) -> Result<Vec<u8>, Step> {
-        let line = line.trim_ascii();
-        if line == b"*" {
-            return Err(Step::reply(501, "5.7.0 Authentication cancelled"));
-        }
-        if line == b"=" {
-            return Ok(Vec::new());
-        }
-        BASE64
-            .decode(line)
-            .map_err(|_| Step::reply(501, "5.5.2 Cannot decode base64 response"))
+        sasl::decode_response(line).map_err(|e| match e {
+            ResponseError::Cancelled => Step::reply(501, "5.7.0 Authentication cancelled"),
+            ResponseError::BadBase64 => Step::reply(501, "5.5.2 Cannot decode base64 response"),
+        })
     }
 
     fn auth_plain_response(&mut self, line: &[u8]) -> Step {
-        let decoded = match Self::sasl_decode(line) {
-            Ok(d) => d,
-            Err(step) => return step,
-        };
-        let mut parts = decoded.split(|&b| b == 0);
-        let (authzid, authcid, password) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(z), Some(c), Some(p)) if parts.next().is_none() => (z, c, p),
-            _ => return self.auth_failed(),
-        };
-        if !authzid.is_empty() && authzid != authcid {
-            return self.auth_failed();
+        match Self::sasl_decode(line) {
+            Ok(message) => match sasl::plain_credentials(&message) {
+                Some((user, password)) => self.auth_check(user, password),
+                None => self.auth_failed(),
+            },
+            Err(step) => step,
         }
-        self.auth_check(authcid, password)
     }
 
     fn auth_login_user(&mut self, line: &[u8]) -> Step {
         match Self::sasl_decode(line) {
             Ok(user) => {
                 self.phase = Phase::AuthLoginPassword(String::from_utf8_lossy(&user).into_owned());
-                Step::reply(334, BASE64.encode("Password:"))
+                Step::reply(334, sasl::LOGIN_CHALLENGES[1])
             }
             Err(step) => step,
         }
@@ -640,16 +558,12 @@ impl SmtpServer {
 
     fn auth_login_password(&mut self, user: &str, line: &[u8]) -> Step {
         match Self::sasl_decode(line) {
-            Ok(password) => self.auth_check(user.as_bytes(), &password),
+            Ok(password) => self.auth_check(user, &password),
             Err(step) => step,
         }
     }
 
-    fn auth_check(&mut self, user: &[u8], password: &[u8]) -> Step {
-        let user = match std::str::from_utf8(user) {
-            Ok(u) => u,
-            Err(_) => return self.auth_failed(),
-        };
+    fn auth_check(&mut self, user: &str, password: &[u8]) -> Step {
         match self.policy.users.check(user, password) {
             Some(mailbox) => {
                 self.authenticated = Some(mailbox);
@@ -670,37 +584,6 @@ impl SmtpServer {
     }
 }
 
-/// Splits `FROM:<path> params` (keyword case-insensitive, spaces after the
-/// colon tolerated) into the address and the rest. Source routes
-/// (`<@a,@b:user@c>`) are reduced to the mailbox (RFC 5321 section 4.1.2).
-fn split_path(args: &str, keyword: &str) -> Option<(String, String)> {
-    let head = args.get(..keyword.len())?;
-    if !head.eq_ignore_ascii_case(keyword) {
-        return None;
-    }
-    let rest = args[keyword.len()..].trim_start();
-    let rest = rest.strip_prefix('<')?;
-    let close = rest.find('>')?;
-    let mut path = &rest[..close];
-    let params = &rest[close + 1..];
-    if !params.is_empty() && !params.starts_with(' ') {
-        return None;
-    }
-    if path.starts_with('@') {
-        path = &path[path.find(':')? + 1..];
-    }
-    if path.len() > MAX_PATH || path.contains(['<', ' ']) {
-        return None;
-    }
-    if !path.is_empty() && (!path.contains('@') || path.starts_with('@') || path.ends_with('@')) {
-        // RFC 5321 allows a bare "postmaster"; anything else needs a domain.
-        if !path.eq_ignore_ascii_case("postmaster") {
-            return None;
-        }
-    }
-    Some((path.to_string(), params.trim().to_string()))
-}
-
 fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
@@ -711,6 +594,8 @@ mod tests {
     use super::*;
     use crate::proto::users::Users;
     use crate::secret::Secret;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine;
     use std::sync::Arc;
 
     fn policy(users: &[(&str, &str)], tls: bool) -> Policy {

@@ -18,9 +18,8 @@ use common::{crlf_lines, sent_password, Chunks};
 use libfuzzer_sys::fuzz_target;
 use mailctl::net::serve::session::MAX_COMMAND_LINE;
 use mailctl::proto::smtp::receive::DataReceiver;
-use mailctl::proto::smtp::server::{
-    Action, DataOutcome, Envelope, Reply, SmtpServer, MAX_RECIPIENTS,
-};
+use mailctl::proto::smtp::reply::Reply;
+use mailctl::proto::smtp::server::{Action, DataOutcome, Envelope, SmtpServer, MAX_RECIPIENTS};
 use mailctl::proto::users::{mailbox_name, Policy, Users};
 use mailctl::secret::Secret;
 
