@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use crate::proto::line::{LineReader, TooLong};
 use crate::text::printable;
 
 use super::Error;
@@ -284,10 +285,13 @@ struct Received {
 }
 
 /// Turns arbitrary chunks of bytes into replies, keeping at most one
-/// partial line (bounded by [`MAX_LINE`]).
-#[derive(Debug, Default)]
+/// partial line (bounded by [`MAX_LINE`]); lines are framed by
+/// [`LineReader`].
+#[derive(Debug)]
 pub struct ReplyReader {
-    partial: Vec<u8>,
+    lines: LineReader,
+    /// The bytes of the unfinished line the line reader holds.
+    partial: usize,
     parser: ReplyParser,
     ready: std::collections::VecDeque<Received>,
     keep_lines: bool,
@@ -295,6 +299,20 @@ pub struct ReplyReader {
     raw: Vec<Vec<u8>>,
     /// The bytes of the complete lines of the reply in progress.
     in_progress: usize,
+}
+
+impl Default for ReplyReader {
+    fn default() -> Self {
+        ReplyReader {
+            lines: LineReader::new(MAX_LINE),
+            partial: 0,
+            parser: ReplyParser::new(),
+            ready: std::collections::VecDeque::new(),
+            keep_lines: false,
+            raw: Vec::new(),
+            in_progress: 0,
+        }
+    }
 }
 
 impl ReplyReader {
@@ -313,25 +331,23 @@ impl ReplyReader {
     }
 
     /// Feeds received bytes; complete replies become available through
-    /// [`ReplyReader::next_reply`].
+    /// [`ReplyReader::next_reply`]. A line that cannot end within
+    /// [`MAX_LINE`] bytes is an error as soon as that is known.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
         while !bytes.is_empty() {
-            match bytes.iter().position(|&b| b == b'\n') {
-                Some(pos) => {
-                    if self.partial.len() + pos + 1 > MAX_LINE {
-                        return Err(Error::ReplyTooLong);
-                    }
-                    self.partial.extend_from_slice(&bytes[..=pos]);
-                    let line = std::mem::take(&mut self.partial);
+            let (used, line) = self.lines.push(bytes);
+            bytes = &bytes[used..];
+            match line {
+                Some(Ok(line)) => {
+                    self.partial = 0;
                     self.push_line(line)?;
-                    bytes = &bytes[pos + 1..];
                 }
+                Some(Err(TooLong { .. })) => return Err(Error::ReplyTooLong),
                 None => {
-                    if self.partial.len() + bytes.len() > MAX_LINE {
+                    self.partial += used;
+                    if self.partial >= MAX_LINE {
                         return Err(Error::ReplyTooLong);
                     }
-                    self.partial.extend_from_slice(bytes);
-                    bytes = &[];
                 }
             }
         }
@@ -368,15 +384,14 @@ impl ReplyReader {
 
     /// Whether bytes of an incomplete reply are held.
     pub fn has_partial(&self) -> bool {
-        !self.partial.is_empty() || self.parser.in_progress()
+        self.lines.has_partial() || self.parser.in_progress()
     }
 
     /// Forgets everything received and not yet taken, as after STARTTLS
     /// (RFC 3207 section 4.2), and returns how many bytes that was.
     pub fn discard(&mut self) -> usize {
-        let held = self.partial.len()
-            + self.in_progress
-            + self.ready.iter().map(|r| r.size).sum::<usize>();
+        let held =
+            self.partial + self.in_progress + self.ready.iter().map(|r| r.size).sum::<usize>();
         *self = ReplyReader {
             keep_lines: self.keep_lines,
             ..Self::default()
@@ -592,7 +607,7 @@ mod tests {
         ];
         for reply in replies {
             let wire = reply.to_bytes();
-            assert_eq!(parse_all(&wire, 3).unwrap(), [reply.clone()], "{wire:?}");
+            assert_eq!(parse_all(&wire, 3).unwrap(), [reply], "{wire:?}");
         }
         assert_eq!(
             Reply::new(501, "5.5.4 Syntax").to_bytes(),
