@@ -105,6 +105,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is a malformed reply (bad syntax, a changed code, a
+    /// line or reply over its limit): the server broke the protocol.
+    pub fn is_malformed_reply(&self) -> bool {
+        matches!(
+            self,
+            Error::MalformedReply { .. }
+                | Error::CodeChanged { .. }
+                | Error::ReplyTooLong
+                | Error::TooManyLines
+        )
+    }
+
     /// Whether any refused recipient was refused permanently.
     pub fn any_permanent(refused: &[RecipientStatus]) -> bool {
         refused

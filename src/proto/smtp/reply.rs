@@ -404,17 +404,6 @@ impl ReplyReader {
 mod tests {
     use super::*;
 
-    /// Whether `e` is one of the malformed-reply errors.
-    fn is_malformed(e: &Error) -> bool {
-        matches!(
-            e,
-            Error::MalformedReply { .. }
-                | Error::CodeChanged { .. }
-                | Error::ReplyTooLong
-                | Error::TooManyLines
-        )
-    }
-
     /// Errors quote the server, but a few hundred characters of it, not
     /// 64 KiB lines or a thousand of them.
     #[test]
@@ -511,7 +500,7 @@ mod tests {
             b"250-a\r\n251 b\r\n",
         ] {
             let err = parse_all(bad, usize::MAX).unwrap_err();
-            assert!(is_malformed(&err), "{bad:?}");
+            assert!(err.is_malformed_reply(), "{bad:?}");
         }
     }
 
@@ -559,7 +548,7 @@ mod tests {
                         }
                     }
                     Err(e) => {
-                        assert!(is_malformed(&e), "{e:?}");
+                        assert!(e.is_malformed_reply(), "{e:?}");
                         break;
                     }
                 }

@@ -18,7 +18,6 @@ use mailctl::proto::pop3::client::SIZE_SLACK;
 use mailctl::proto::pop3::response::{Limits, MultiLine};
 use mailctl::proto::pop3::{Client, Command, Event, Kind, State};
 use mailctl::proto::smtp::reply::{Reply, ReplyReader, MAX_LINE, MAX_LINES};
-use mailctl::proto::smtp::Error as SmtpError;
 use mailctl::secret::Secret;
 
 fuzz_target!(|data: &[u8]| {
@@ -40,17 +39,6 @@ fn unsafe_char(c: char) -> bool {
 
 // ---- SMTP replies -------------------------------------------------------
 
-/// Whether `e` is one of the malformed-reply errors (exit code 76).
-fn is_malformed(e: &SmtpError) -> bool {
-    matches!(
-        e,
-        SmtpError::MalformedReply { .. }
-            | SmtpError::CodeChanged { .. }
-            | SmtpError::ReplyTooLong
-            | SmtpError::TooManyLines
-    )
-}
-
 fn read_replies(input: &[u8], seed: u8) -> (Vec<Reply>, Option<String>, bool) {
     let mut reader = ReplyReader::new();
     let mut replies = Vec::new();
@@ -60,7 +48,7 @@ fn read_replies(input: &[u8], seed: u8) -> (Vec<Reply>, Option<String>, bool) {
             replies.push(reply);
         }
         if let Err(e) = result {
-            assert!(is_malformed(&e), "{e:?}");
+            assert!(e.is_malformed_reply(), "{e:?}");
             return (replies, Some(format!("{e:#}")), true);
         }
     }
