@@ -369,6 +369,16 @@ impl Finished {
     }
 }
 
+/// A reply reader that keeps the lines as received when the transcript
+/// shows them.
+fn reply_reader(transcript: &Transcript) -> ReplyReader {
+    if transcript.enabled() {
+        ReplyReader::keeping_lines()
+    } else {
+        ReplyReader::new()
+    }
+}
+
 /// The connection and reply reader of a running session.
 struct Wire {
     conn: Connection,
@@ -418,7 +428,7 @@ fn perform(
             }
             *wire = Some(Wire {
                 conn,
-                reader: ReplyReader::keeping_lines(),
+                reader: reply_reader(transcript),
                 discarded,
             });
             return Ok(Some(client.tls_established()));
@@ -476,7 +486,7 @@ fn drive(
     let mut wire = match connected {
         Ok(conn) => Some(Wire {
             conn,
-            reader: ReplyReader::keeping_lines(),
+            reader: reply_reader(transcript),
             discarded: 0,
         }),
         Err(err) => return finished(client, Some(err), 0),
