@@ -14,7 +14,8 @@ use clap::Args;
 use super::Globals;
 use crate::exit::{fail, Exit};
 use crate::net::serve::listener::{self, ServerOptions};
-use crate::proto::users::{local_hostname, Policy, Users};
+use crate::net::serve::local_hostname;
+use crate::proto::users::{Policy, Users};
 use crate::store::mailbox::MailStore;
 use crate::transcript::Transcript;
 

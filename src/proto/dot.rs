@@ -2,10 +2,10 @@
 //! for every side that sends or reads message data.
 //!
 //! - [`Stuffer`] sends: SMTP DATA (client) and POP3 RETR/TOP (server).
-//!   Every line ending it writes is CRLF: a bare LF and a bare CR each
-//!   become CRLF, so whatever a reader takes for a line end (LF, CR, CRLF)
-//!   it sees the same lines, and a message cannot carry an end-of-data mark
-//!   (`\n.\n`, `\r.\r`, ...) past it. A line starting with `.` gets another.
+//!   Every LF it writes is part of a CRLF, and a line starting with `.`
+//!   gets another, so a message cannot carry an end-of-data mark
+//!   (`\n.\n`, `\r\n.\n`, ...) past it. A bare CR is a line end too (sent
+//!   as CRLF) for SMTP, and data for POP3, where sizes are promised.
 //! - [`StrictUnstuffer`] reads SMTP DATA on the server, by the strict
 //!   receive rules: only `CRLF . CRLF` ends the message.
 //! - [`LenientUnstuffer`] reads POP3 multi-line responses on the client:
@@ -22,15 +22,31 @@ enum StuffState {
     LineStart,
     /// Inside a line.
     Middle,
-    /// Just after a CR, already written as CRLF: an LF now belongs to it.
+    /// Just after a CR: written as CRLF already when bare CRs end lines
+    /// (an LF now belongs to it), written as CR alone when they are data
+    /// (an LF now makes it a CRLF).
     AfterCr,
 }
 
-/// Streaming dot-stuffer: every line end becomes CRLF, a leading `.` is
-/// doubled, and [`Stuffer::finish`] ends the data with `.` CRLF.
+/// Streaming dot-stuffer: every LF not after a CR becomes CRLF, a line
+/// starting with `.` gets another, and [`Stuffer::finish`] ends the data
+/// with `.` CRLF.
+///
+/// What a bare CR (one not followed by LF) is, is the one choice:
+/// - [`Stuffer::new`], for SMTP DATA: a line end, sent as CRLF. RFC 5321
+///   section 2.3.8 allows CR only in CRLF, and receivers differ on what a
+///   bare CR is: normalising it leaves no `\r.\r` to smuggle.
+/// - [`Stuffer::keeping_bare_cr`], for POP3 RETR/TOP: data, sent as it is
+///   stored, so that the size announced by LIST (the stored size, plus one
+///   per bare LF) is the size sent (RFC 1939 section 5). POP3 readers end
+///   lines at LF, and every LF goes out as CRLF with the line after it
+///   stuffed, so they all see the same lines.
 #[derive(Clone, Debug)]
 pub struct Stuffer {
     state: StuffState,
+    keep_bare_cr: bool,
+    /// With bare CRs kept: whether the pending CR began its line.
+    cr_at_start: bool,
 }
 
 impl Default for Stuffer {
@@ -40,10 +56,20 @@ impl Default for Stuffer {
 }
 
 impl Stuffer {
-    /// A stuffer at the start of a message.
+    /// A stuffer at the start of a message that sends a bare CR as CRLF.
     pub fn new() -> Self {
         Stuffer {
             state: StuffState::LineStart,
+            keep_bare_cr: false,
+            cr_at_start: false,
+        }
+    }
+
+    /// A stuffer at the start of a message that sends a bare CR as data.
+    pub fn keeping_bare_cr() -> Self {
+        Stuffer {
+            keep_bare_cr: true,
+            ..Self::new()
         }
     }
 
@@ -56,18 +82,30 @@ impl Stuffer {
         }
     }
 
-    /// Like [`Stuffer::feed`], but stops after the first line end written.
-    /// Returns how many bytes of `input` were used and, if a line ended,
-    /// whether it was empty (nothing between its start and its end).
+    /// Like [`Stuffer::feed`], but stops at the first line end written (or
+    /// sooner). Returns how many bytes of `input` were used and, if a line
+    /// ended, whether it was empty (nothing between its start and its end).
     pub fn feed_line(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, Option<bool>) {
         let mut i = 0;
         if self.state == StuffState::AfterCr {
-            match input.first() {
+            let first = match input.first() {
                 None => return (0, None),
-                Some(b'\n') => i = 1,
-                Some(_) => {}
+                Some(&b) => b,
+            };
+            if self.keep_bare_cr {
+                if first == b'\n' {
+                    out.push(b'\n');
+                    self.state = StuffState::LineStart;
+                    return (1, Some(self.cr_at_start));
+                }
+                // The CR was data.
+                self.state = StuffState::Middle;
+            } else {
+                if first == b'\n' {
+                    i = 1;
+                }
+                self.state = StuffState::LineStart;
             }
-            self.state = StuffState::LineStart;
         }
         let mut empty = self.state == StuffState::LineStart;
         if empty && input.get(i) == Some(&b'.') {
@@ -77,32 +115,42 @@ impl Stuffer {
             i += 1;
         }
         let rest = &input[i..];
-        match memchr::memchr2(b'\r', b'\n', rest) {
-            Some(p) => {
-                out.extend_from_slice(&rest[..p]);
-                out.extend_from_slice(b"\r\n");
-                self.state = if rest[p] == b'\r' {
-                    StuffState::AfterCr
-                } else {
-                    StuffState::LineStart
-                };
-                (i + p + 1, Some(empty && p == 0))
-            }
+        let p = match memchr::memchr2(b'\r', b'\n', rest) {
+            Some(p) => p,
             None => {
                 out.extend_from_slice(rest);
                 if !rest.is_empty() {
                     self.state = StuffState::Middle;
                 }
-                (input.len(), None)
+                return (input.len(), None);
             }
+        };
+        out.extend_from_slice(&rest[..p]);
+        let used = i + p + 1;
+        let empty = empty && p == 0;
+        if rest[p] == b'\n' {
+            out.extend_from_slice(b"\r\n");
+            self.state = StuffState::LineStart;
+            return (used, Some(empty));
+        }
+        self.state = StuffState::AfterCr;
+        if self.keep_bare_cr {
+            out.push(b'\r');
+            self.cr_at_start = empty;
+            (used, None)
+        } else {
+            out.extend_from_slice(b"\r\n");
+            (used, Some(empty))
         }
     }
 
     /// Ends the last line if it has no line end yet, then writes the
     /// terminating `.` CRLF.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.state == StuffState::Middle {
-            out.extend_from_slice(b"\r\n");
+        match self.state {
+            StuffState::Middle => out.extend_from_slice(b"\r\n"),
+            StuffState::AfterCr if self.keep_bare_cr => out.push(b'\n'),
+            _ => {}
         }
         out.extend_from_slice(b".\r\n");
         self.state = StuffState::LineStart;
@@ -390,6 +438,32 @@ mod tests {
         out
     }
 
+    fn stuff_keeping_cr(input: &[u8]) -> Vec<u8> {
+        let mut s = Stuffer::keeping_bare_cr();
+        let mut out = Vec::new();
+        s.feed(input, &mut out);
+        s.finish(&mut out);
+        out
+    }
+
+    /// `raw` with every LF not after a CR written CRLF, the last line
+    /// ended.
+    fn lf_crlf(raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, &b) in raw.iter().enumerate() {
+            if b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
+                out.push(b'\r');
+            }
+            out.push(b);
+        }
+        if out.ends_with(b"\r") {
+            out.push(b'\n');
+        } else if !out.is_empty() && !out.ends_with(b"\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
     /// (content, used, done) of the strict SMTP reader after a CRLF.
     fn strict(input: &[u8]) -> (Vec<u8>, usize, bool) {
         let mut r = StrictUnstuffer::new(true);
@@ -430,31 +504,86 @@ mod tests {
     }
 
     /// What each side does with each way of writing (or faking) an end of
-    /// data, as message content followed by the real terminator. Columns:
-    /// the message, what the stuffer sends for it, whether the strict SMTP
-    /// reader / the lenient POP3 reader stop early when fed the raw message
-    /// followed by `.\r\n` (true: the raw bytes end the data there).
+    /// data. Columns: the message; what the SMTP client sends for it; what
+    /// the POP3 server sends for it (`None`: the same); whether the strict
+    /// SMTP reader / the lenient POP3 reader stop early when fed the raw
+    /// message followed by CRLF `.` CRLF (true: the raw bytes end the data
+    /// there). Both readers stop exactly at the end of both stuffed forms
+    /// and agree on their content.
     #[test]
     fn smuggling_table() {
-        type Row = (&'static [u8], &'static [u8], bool, bool);
+        type Row = (
+            &'static [u8],
+            &'static [u8],
+            Option<&'static [u8]>,
+            bool,
+            bool,
+        );
         let table: &[Row] = &[
-            (b"a\r\n.\r\nX", b"a\r\n..\r\nX\r\n.\r\n", true, true),
-            (b"a\n.\nX", b"a\r\n..\r\nX\r\n.\r\n", false, true),
-            (b"a\n.\r\nX", b"a\r\n..\r\nX\r\n.\r\n", false, true),
-            (b"a\r.\rX", b"a\r\n..\r\nX\r\n.\r\n", false, false),
-            (b"a\r.\r\nX", b"a\r\n..\r\nX\r\n.\r\n", false, false),
-            (b"a\r\n.\nX", b"a\r\n..\r\nX\r\n.\r\n", false, true),
-            (b"a\r\n.\rX", b"a\r\n..\r\nX\r\n.\r\n", false, false),
-            (b"a\r\r\n.\r\nX", b"a\r\n\r\n..\r\nX\r\n.\r\n", true, true),
-            (b"a\n\r.\r\nX", b"a\r\n\r\n..\r\nX\r\n.\r\n", false, false),
-            (b".\r\nX", b"..\r\nX\r\n.\r\n", true, true),
-            (b".\nX", b"..\r\nX\r\n.\r\n", false, true),
-            (b"..\r\nX", b"...\r\nX\r\n.\r\n", false, false),
-            (b"a.\r\n .\r\nX", b"a.\r\n .\r\nX\r\n.\r\n", false, false),
+            (b"a\r\n.\r\nX", b"a\r\n..\r\nX\r\n.\r\n", None, true, true),
+            (b"a\n.\nX", b"a\r\n..\r\nX\r\n.\r\n", None, false, true),
+            (b"a\n.\r\nX", b"a\r\n..\r\nX\r\n.\r\n", None, false, true),
+            (
+                b"a\r.\rX",
+                b"a\r\n..\r\nX\r\n.\r\n",
+                Some(b"a\r.\rX\r\n.\r\n"),
+                false,
+                false,
+            ),
+            (
+                b"a\r.\r\nX",
+                b"a\r\n..\r\nX\r\n.\r\n",
+                Some(b"a\r.\r\nX\r\n.\r\n"),
+                false,
+                false,
+            ),
+            (b"a\r\n.\nX", b"a\r\n..\r\nX\r\n.\r\n", None, false, true),
+            (
+                b"a\r\n.\rX",
+                b"a\r\n..\r\nX\r\n.\r\n",
+                Some(b"a\r\n..\rX\r\n.\r\n"),
+                false,
+                false,
+            ),
+            (
+                b"a\r\r\n.\r\nX",
+                b"a\r\n\r\n..\r\nX\r\n.\r\n",
+                Some(b"a\r\r\n..\r\nX\r\n.\r\n"),
+                true,
+                true,
+            ),
+            (
+                b"a\n\r.\r\nX",
+                b"a\r\n\r\n..\r\nX\r\n.\r\n",
+                Some(b"a\r\n\r.\r\nX\r\n.\r\n"),
+                false,
+                false,
+            ),
+            (b".\r\nX", b"..\r\nX\r\n.\r\n", None, true, true),
+            (b".\nX", b"..\r\nX\r\n.\r\n", None, false, true),
+            (b"..\r\nX", b"...\r\nX\r\n.\r\n", None, false, false),
+            (
+                b"a.\r\n .\r\nX",
+                b"a.\r\n .\r\nX\r\n.\r\n",
+                None,
+                false,
+                false,
+            ),
+            (b"x\r", b"x\r\n.\r\n", None, false, false),
         ];
-        for &(raw, sent, strict_stops, lenient_stops) in table {
+        for &(raw, sent, pop3_sent, strict_stops, lenient_stops) in table {
             let show = String::from_utf8_lossy(raw);
             assert_eq!(stuff(raw), sent, "stuffing {show:?}");
+            let pop3_sent = pop3_sent.unwrap_or(sent);
+            assert_eq!(stuff_keeping_cr(raw), pop3_sent, "POP3 stuffing {show:?}");
+            for (stuffed, expected) in [(sent, crlf(raw)), (pop3_sent, lf_crlf(raw))] {
+                let (smtp, used, done) = strict(stuffed);
+                assert!(done && used == stuffed.len(), "strict on {stuffed:?}");
+                let (pop3, used, done) = lenient(stuffed);
+                assert!(done && used == stuffed.len(), "lenient on {stuffed:?}");
+                assert_eq!(smtp, pop3, "readers disagree on {stuffed:?}");
+                assert_eq!(smtp, expected, "content of {stuffed:?}");
+            }
             let terminated = [raw, b"\r\n.\r\n"].concat();
             // Raw bytes: does the fake mark end the data before the real one?
             let (_, used, done) = strict(&terminated);
@@ -463,13 +592,6 @@ mod tests {
             let (_, used, done) = lenient(&terminated);
             assert!(done, "lenient never ended {show:?}");
             assert_eq!(used < terminated.len(), lenient_stops, "lenient {show:?}");
-            // Stuffed: both readers stop exactly at its end, and agree.
-            let (smtp, used, done) = strict(sent);
-            assert!(done && used == sent.len(), "strict on stuffed {show:?}");
-            let (pop3, used, done) = lenient(sent);
-            assert!(done && used == sent.len(), "lenient on stuffed {show:?}");
-            assert_eq!(smtp, pop3, "readers disagree on {show:?}");
-            assert_eq!(smtp, crlf(raw), "content of {show:?}");
         }
     }
 
@@ -505,6 +627,19 @@ mod tests {
         }
         assert_eq!(ends, [false, true, true, false, true]);
         assert_eq!(out, b"a\r\n\r\n\r\n..\r\n\r\nb");
+
+        // Keeping bare CRs: a line of CRs is not an empty line.
+        let mut s = Stuffer::keeping_bare_cr();
+        let mut out = Vec::new();
+        let mut input: &[u8] = b"a\r\n\r\r\n\r\n.\r\rx\n";
+        let mut ends = Vec::new();
+        while !input.is_empty() {
+            let (used, end) = s.feed_line(input, &mut out);
+            input = &input[used..];
+            ends.extend(end);
+        }
+        assert_eq!(ends, [false, false, true, false]);
+        assert_eq!(out, b"a\r\n\r\r\n\r\n..\r\rx\r\n");
     }
 
     #[test]
@@ -542,7 +677,15 @@ mod tests {
         let input: &[u8] =
             b"From: a\r\n\r\n..x\n.\r\n\r.\r\n.\n\r\n..\r\nend\r\r\n.\rz\r\n\r\n.\r\nNEXT\r\n";
         let whole = (stuff(input), strict(input), lenient(input));
+        let kept = stuff_keeping_cr(input);
         for size in 1..=input.len() {
+            let mut k = Stuffer::keeping_bare_cr();
+            let mut d = Vec::new();
+            for chunk in input.chunks(size) {
+                k.feed(chunk, &mut d);
+            }
+            k.finish(&mut d);
+            assert_eq!(d, kept, "stuffer keeping CRs, chunk size {size}");
             let mut s = Stuffer::new();
             let mut st = StrictUnstuffer::new(true);
             let mut le = LenientUnstuffer::new(1 << 20, 1 << 30);

@@ -130,7 +130,7 @@ impl MailStore {
             boxes: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
             pid: std::process::id(),
-            host: crate::proto::users::local_hostname(),
+            host: crate::net::serve::local_hostname(),
             unnamed: unnamed.unwrap_or_else(crate::store::durable::unnamed_files_work),
         }))
     }

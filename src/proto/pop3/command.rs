@@ -202,6 +202,121 @@ impl Command {
     }
 }
 
+/// Why a server could not read a command line as a [`Command`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not a POP3 command.
+    Unknown,
+    /// The arguments are not UTF-8 or hold control characters.
+    InvalidCharacters,
+    /// The arguments do not fit the command's syntax.
+    Syntax,
+    /// A message number that is not a number.
+    BadNumber,
+}
+
+/// A command line as a server reads it: the verb, upper-cased, and the
+/// command or why its line is not one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    /// The first word of the line, upper-cased.
+    pub verb: String,
+    /// The command, the inverse of [`Command::render`]. A bare `AUTH` (the
+    /// request for the mechanism list, RFC 5034 section 4) is an
+    /// [`Command::Auth`] with an empty mechanism.
+    pub command: Result<Command, ParseError>,
+}
+
+/// Reads one command line (with or without its line end), the way
+/// [`Command::render`] writes it, verbs in any case. Message numbers too
+/// large for 32 bits read as the largest number.
+pub fn parse(line: &[u8]) -> Parsed {
+    let line = super::response::strip_eol(line);
+    let (verb, args) = match line.iter().position(|&b| b == b' ') {
+        Some(sp) => (&line[..sp], &line[sp + 1..]),
+        None => (line, &b""[..]),
+    };
+    let verb = String::from_utf8_lossy(verb).to_ascii_uppercase();
+    let command = match std::str::from_utf8(args) {
+        Ok(args) if !args.chars().any(char::is_control) => parse_args(&verb, args),
+        _ => Err(ParseError::InvalidCharacters),
+    };
+    Parsed { verb, command }
+}
+
+fn parse_args(verb: &str, args: &str) -> Result<Command, ParseError> {
+    let none = |command: Command| {
+        if args.is_empty() {
+            Ok(command)
+        } else {
+            Err(ParseError::Syntax)
+        }
+    };
+    let optional = |args: &str| match args.trim() {
+        "" => Ok(None),
+        n => number(n).map(Some),
+    };
+    match verb {
+        "CAPA" => Ok(Command::Capa),
+        "QUIT" => Ok(Command::Quit),
+        "NOOP" => Ok(Command::Noop),
+        "STLS" => none(Command::Stls),
+        "STAT" => none(Command::Stat),
+        "RSET" => none(Command::Rset),
+        "USER" => match args.trim() {
+            name if name.is_empty() || name.contains(' ') => Err(ParseError::Syntax),
+            name => Ok(Command::User(name.to_string())),
+        },
+        "PASS" => Ok(Command::Pass(Secret::new(args))),
+        "APOP" => match args.split_once(' ') {
+            Some((user, digest))
+                if !user.is_empty()
+                    && digest.len() == 32
+                    && digest.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                Ok(Command::Apop {
+                    user: user.to_string(),
+                    digest: Secret::new(digest),
+                })
+            }
+            _ => Err(ParseError::Syntax),
+        },
+        "AUTH" => {
+            let mut words = args.split(' ').filter(|w| !w.is_empty());
+            match (words.next(), words.next(), words.next()) {
+                (None, _, _) => Ok(Command::Auth {
+                    mechanism: String::new(),
+                    initial: None,
+                }),
+                (Some(mechanism), initial, None) => Ok(Command::Auth {
+                    mechanism: mechanism.to_ascii_uppercase(),
+                    initial: initial.map(Secret::new),
+                }),
+                _ => Err(ParseError::Syntax),
+            }
+        }
+        "LIST" => optional(args).map(Command::List),
+        "UIDL" => optional(args).map(Command::Uidl),
+        "RETR" => number(args.trim()).map(Command::Retr),
+        "DELE" => number(args.trim()).map(Command::Dele),
+        "TOP" => {
+            let (n, lines) = args.trim().split_once(' ').ok_or(ParseError::Syntax)?;
+            let n = number(n)?;
+            let lines = number(lines.trim()).map_err(|_| ParseError::Syntax)?;
+            Ok(Command::Top(n, lines))
+        }
+        _ => Err(ParseError::Unknown),
+    }
+}
+
+/// A message number or line count: digits only, saturating at `u32::MAX`.
+fn number(word: &str) -> Result<u32, ParseError> {
+    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::BadNumber);
+    }
+    Ok(word.parse().unwrap_or(u32::MAX))
+}
+
 fn argument<'a>(value: &'a str, what: &str) -> Result<&'a str, Error> {
     if forbidden_in_argument(value, ArgumentCheck::LineBreaks).is_some() {
         return Err(Error::BadArgument(format!(
@@ -293,5 +408,79 @@ mod tests {
         };
         assert_eq!(apop.shown(), "APOP u <redacted>");
         assert_eq!(Command::Retr(4).shown(), "RETR 4");
+    }
+
+    #[test]
+    fn what_is_rendered_parses_back() {
+        let commands = [
+            Command::Capa,
+            Command::Stls,
+            Command::User("tim".into()),
+            Command::Pass(Secret::new("a b")),
+            Command::Apop {
+                user: "mrose".into(),
+                digest: Secret::new("c4c9334bac560ecc979e58001b3e22fb"),
+            },
+            Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial: Some(Secret::new("AHRpbQ==")),
+            },
+            Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial: None,
+            },
+            Command::Stat,
+            Command::List(None),
+            Command::List(Some(2)),
+            Command::Uidl(None),
+            Command::Uidl(Some(9)),
+            Command::Top(3, 0),
+            Command::Retr(1),
+            Command::Dele(1),
+            Command::Rset,
+            Command::Noop,
+            Command::Quit,
+        ];
+        for command in commands {
+            let wire = command.render().unwrap();
+            assert_eq!(parse(&wire).command, Ok(command.clone()), "{command:?}");
+        }
+    }
+
+    #[test]
+    fn server_side_parsing() {
+        let cases: &[(&[u8], Result<Command, ParseError>)] = &[
+            (b"retr 99999999999", Ok(Command::Retr(u32::MAX))),
+            (b"LIST  3 ", Ok(Command::List(Some(3)))),
+            (
+                b"auth",
+                Ok(Command::Auth {
+                    mechanism: String::new(),
+                    initial: None,
+                }),
+            ),
+            (b"XYZZY", Err(ParseError::Unknown)),
+            (b"", Err(ParseError::Unknown)),
+            (b"USER a\x01", Err(ParseError::InvalidCharacters)),
+            (b"USER \xff", Err(ParseError::InvalidCharacters)),
+            (b"USER", Err(ParseError::Syntax)),
+            (b"APOP alice short", Err(ParseError::Syntax)),
+            (b"STAT x", Err(ParseError::Syntax)),
+            (b"TOP 1", Err(ParseError::Syntax)),
+            (b"TOP 1 x", Err(ParseError::Syntax)),
+            (b"TOP x 1", Err(ParseError::BadNumber)),
+            (b"RETR -1", Err(ParseError::BadNumber)),
+            (b"DELE", Err(ParseError::BadNumber)),
+            (b"AUTH PLAIN a b", Err(ParseError::Syntax)),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(
+                parse(line).command,
+                *expected,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert_eq!(parse(b"uidl\r\n").verb, "UIDL");
     }
 }

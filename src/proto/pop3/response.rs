@@ -51,6 +51,27 @@ pub fn parse_status(line: &[u8]) -> Result<Status<'_>, Error> {
     }
 }
 
+impl Status<'_> {
+    /// The wire form, as a server sends it: `+OK text` CRLF (no space when
+    /// there is no text), `-ERR text` CRLF, or `+ base64` CRLF (RFC 5034:
+    /// the space is always there). [`parse_status`] reads it back.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let (tag, text, space): (&[u8], &[u8], bool) = match self {
+            Status::Ok(t) => (b"+OK", t, !t.is_empty()),
+            Status::Err(t) => (b"-ERR", t, !t.is_empty()),
+            Status::Continue(t) => (b"+", t, true),
+        };
+        let mut out = Vec::with_capacity(tag.len() + text.len() + 3);
+        out.extend_from_slice(tag);
+        if space {
+            out.push(b' ');
+        }
+        out.extend_from_slice(text);
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+}
+
 /// The extended response code at the start of a `-ERR` text, such as
 /// `IN-USE` or `SYS/TEMP` (RFC 2449 section 8, RFC 3206), upper-cased.
 pub fn response_code(text: &[u8]) -> Option<String> {
@@ -247,6 +268,22 @@ mod tests {
             parse_status(b"-ERR \xff\xfe\r\n").unwrap(),
             Status::Err(b"\xff\xfe")
         );
+    }
+
+    #[test]
+    fn status_lines_read_back() {
+        for status in [
+            Status::Ok(b"ready"),
+            Status::Ok(b""),
+            Status::Err(b"[IN-USE] busy"),
+            Status::Continue(b""),
+            Status::Continue(b"dGVzdA=="),
+        ] {
+            let wire = status.to_bytes();
+            assert_eq!(parse_status(&wire).unwrap(), status);
+        }
+        assert_eq!(Status::Continue(b"").to_bytes(), b"+ \r\n");
+        assert_eq!(Status::Ok(b"").to_bytes(), b"+OK\r\n");
     }
 
     #[test]

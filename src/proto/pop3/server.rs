@@ -7,11 +7,11 @@
 //! [`MessageStuffer`], removing deleted messages at QUIT, or the TLS
 //! handshake. Messages are seen as a snapshot taken at login.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
-
+use super::command::{self, Command, ParseError, Parsed};
+use super::response::Status;
 use crate::proto::dot::Stuffer;
-use crate::proto::users::{constant_time_eq, mailbox_name, Policy};
+use crate::proto::sasl::{self, ResponseError};
+use crate::proto::users::{mailbox_name, Policy};
 
 /// Failed logins allowed before the connection is closed.
 pub const MAX_AUTH_FAILURES: u32 = 3;
@@ -71,22 +71,22 @@ pub struct Pop3Step {
 
 impl Pop3Step {
     fn ok(text: impl AsRef<str>) -> Self {
-        Self::line(format!("+OK {}", text.as_ref()))
+        Self::status(Status::Ok(text.as_ref().as_bytes()))
     }
 
     fn err(text: impl AsRef<str>) -> Self {
-        Self::line(format!("-ERR {}", text.as_ref()))
+        Self::status(Status::Err(text.as_ref().as_bytes()))
     }
 
-    fn line(text: String) -> Self {
+    fn status(status: Status) -> Self {
         Pop3Step {
-            reply: format!("{text}\r\n").into_bytes(),
+            reply: status.to_bytes(),
             action: Pop3Action::Continue,
         }
     }
 
     fn multi(first: &str, lines: &[String]) -> Self {
-        let mut reply = format!("+OK {first}\r\n");
+        let mut reply = String::from_utf8_lossy(&ok(first)).into_owned();
         for line in lines {
             reply.push_str(line);
             reply.push_str("\r\n");
@@ -102,6 +102,16 @@ impl Pop3Step {
         self.action = action;
         self
     }
+}
+
+/// A `+OK` status line.
+fn ok(text: &str) -> Vec<u8> {
+    Status::Ok(text.as_bytes()).to_bytes()
+}
+
+/// A `-ERR` status line.
+fn err(text: &str) -> Vec<u8> {
+    Status::Err(text.as_bytes()).to_bytes()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,17 +160,17 @@ impl Pop3Server {
 
     /// The greeting, with the APOP timestamp (RFC 1939 section 7).
     pub fn greeting(&self) -> Vec<u8> {
-        format!("+OK mailctl POP3 server ready {}\r\n", self.timestamp).into_bytes()
+        ok(&format!("mailctl POP3 server ready {}", self.timestamp))
     }
 
     /// Sent when an idle session is closed (RFC 1939 section 3: no UPDATE).
     pub fn timeout_reply(&self) -> Vec<u8> {
-        b"-ERR [SYS/TEMP] idle timeout, closing connection\r\n".to_vec()
+        err("[SYS/TEMP] idle timeout, closing connection")
     }
 
     /// Sent when the server is shutting down.
     pub fn shutdown_reply(&self) -> Vec<u8> {
-        b"-ERR [SYS/TEMP] server shutting down\r\n".to_vec()
+        err("[SYS/TEMP] server shutting down")
     }
 
     /// The reply to a command line over the length limit (discarded).
@@ -168,7 +178,7 @@ impl Pop3Server {
         if self.state == State::AuthPlain {
             self.state = State::Authorization { user: None };
         }
-        b"-ERR line too long\r\n".to_vec()
+        err("line too long")
     }
 
     /// Whether a SASL response is expected next.
@@ -214,15 +224,13 @@ impl Pop3Server {
                     deleted: vec![false; messages.len()],
                     messages,
                 };
-                format!("+OK maildrop has {count} messages ({size} octets)\r\n").into_bytes()
+                ok(&format!("maildrop has {count} messages ({size} octets)"))
             }
             Err(e) => {
                 self.state = State::Authorization { user: None };
                 match e {
-                    OpenError::InUse => {
-                        b"-ERR [IN-USE] mailbox is in use by another session\r\n".to_vec()
-                    }
-                    OpenError::Io => b"-ERR [SYS/TEMP] cannot open mailbox\r\n".to_vec(),
+                    OpenError::InUse => err("[IN-USE] mailbox is in use by another session"),
+                    OpenError::Io => err("[SYS/TEMP] cannot open mailbox"),
                 }
             }
         }
@@ -236,9 +244,9 @@ impl Pop3Server {
         };
         self.state = State::Closed;
         if ok {
-            format!("+OK mailctl signing off ({removed} messages deleted)\r\n").into_bytes()
+            self::ok(&format!("mailctl signing off ({removed} messages deleted)"))
         } else {
-            b"-ERR [SYS/TEMP] some deleted messages were not removed\r\n".to_vec()
+            err("[SYS/TEMP] some deleted messages were not removed")
         }
     }
 
@@ -249,41 +257,63 @@ impl Pop3Server {
             self.state = State::Authorization { user: None };
             return self.auth_plain_response(line);
         }
-        let (verb, args) = match line.iter().position(|&b| b == b' ') {
-            Some(sp) => (&line[..sp], &line[sp + 1..]),
-            None => (line, &b""[..]),
+        let Parsed { verb, command } = command::parse(line);
+        let command = match command {
+            Err(ParseError::InvalidCharacters) => {
+                return Pop3Step::err("invalid characters in arguments")
+            }
+            Err(ParseError::Unknown) => return Pop3Step::err("unknown command"),
+            other => other,
         };
-        let verb = String::from_utf8_lossy(verb).to_ascii_uppercase();
-        let args = match std::str::from_utf8(args) {
-            Ok(a) if !a.chars().any(char::is_control) => a,
-            _ => return Pop3Step::err("invalid characters in arguments"),
-        };
-        match (&self.state, verb.as_str()) {
-            (_, "CAPA") => self.capa(),
-            (State::Authorization { .. }, "QUIT") => {
+        let transaction = matches!(self.state, State::Transaction { .. });
+        let authorization = matches!(self.state, State::Authorization { .. });
+        match verb.as_str() {
+            "CAPA" => self.capa(),
+            "QUIT" if authorization => {
                 self.state = State::Closed;
                 Pop3Step::ok("mailctl signing off").then(Pop3Action::Close)
             }
-            (State::Transaction { .. }, "QUIT") => self.quit(),
-            (State::Authorization { .. }, "USER") => self.user(args),
-            (State::Authorization { .. }, "PASS") => self.pass(args),
-            (State::Authorization { .. }, "APOP") => self.apop(args),
-            (State::Authorization { .. }, "AUTH") => self.auth(args),
-            (State::Authorization { .. }, "STLS") => self.stls(args),
-            (State::Transaction { .. }, "STAT") => self.stat(args),
-            (State::Transaction { .. }, "LIST") => self.list(args, false),
-            (State::Transaction { .. }, "UIDL") => self.list(args, true),
-            (State::Transaction { .. }, "RETR") => self.retr(args),
-            (State::Transaction { .. }, "TOP") => self.top(args),
-            (State::Transaction { .. }, "DELE") => self.dele(args),
-            (State::Transaction { .. }, "RSET") => self.rset(args),
-            (State::Transaction { .. }, "NOOP") => Pop3Step::ok(""),
-            (
-                _,
-                "QUIT" | "USER" | "PASS" | "APOP" | "AUTH" | "STLS" | "STAT" | "LIST" | "UIDL"
-                | "RETR" | "TOP" | "DELE" | "RSET" | "NOOP",
-            ) => Pop3Step::err("command not valid in this state"),
-            _ => Pop3Step::err("unknown command"),
+            "QUIT" if transaction => self.quit(),
+            "USER" | "PASS" | "APOP" | "AUTH" | "STLS" if authorization => {
+                self.authorization(&verb, command)
+            }
+            "STAT" | "LIST" | "UIDL" | "RETR" | "TOP" | "DELE" | "RSET" | "NOOP" if transaction => {
+                self.transaction(&verb, command)
+            }
+            _ => Pop3Step::err("command not valid in this state"),
+        }
+    }
+
+    /// A command of the AUTHORIZATION state.
+    fn authorization(&mut self, verb: &str, command: Result<Command, ParseError>) -> Pop3Step {
+        match (verb, command) {
+            ("STLS", Ok(_)) => self.stls(),
+            ("STLS", Err(_)) => Pop3Step::err("STLS takes no arguments"),
+            ("USER", command) => self.user(command),
+            ("PASS", Ok(Command::Pass(password))) => self.pass(password.expose()),
+            ("APOP", Ok(Command::Apop { user, digest })) => self.apop(&user, digest.expose()),
+            ("APOP", _) => Pop3Step::err("syntax: APOP name digest"),
+            ("AUTH", Ok(Command::Auth { mechanism, initial })) => {
+                self.auth(&mechanism, initial.as_ref().map(|i| i.expose()))
+            }
+            _ => Pop3Step::err("syntax: AUTH mechanism [initial-response]"),
+        }
+    }
+
+    /// A command of the TRANSACTION state.
+    fn transaction(&mut self, verb: &str, command: Result<Command, ParseError>) -> Pop3Step {
+        match command {
+            Ok(Command::Stat) => self.stat(),
+            Ok(Command::List(n)) => self.list(n, false),
+            Ok(Command::Uidl(n)) => self.list(n, true),
+            Ok(Command::Retr(n)) => self.retr(n),
+            Ok(Command::Top(n, lines)) => self.top(n, lines),
+            Ok(Command::Dele(n)) => self.dele(n),
+            Ok(Command::Rset) => self.rset(),
+            Ok(_) => Pop3Step::ok(""),
+            Err(ParseError::BadNumber) => Pop3Step::err("invalid message number"),
+            Err(_) if verb == "TOP" => Pop3Step::err("syntax: TOP msg n"),
+            Err(_) => Pop3Step::err(format!("{verb} takes no arguments")),
         }
     }
 
@@ -307,10 +337,7 @@ impl Pop3Server {
         Pop3Step::multi("capability list follows", &lines)
     }
 
-    fn stls(&mut self, args: &str) -> Pop3Step {
-        if !args.is_empty() {
-            return Pop3Step::err("STLS takes no arguments");
-        }
+    fn stls(&mut self) -> Pop3Step {
         if self.tls {
             return Pop3Step::err("already using TLS");
         }
@@ -320,30 +347,28 @@ impl Pop3Server {
         Pop3Step::ok("begin TLS negotiation").then(Pop3Action::StartTls)
     }
 
-    fn user(&mut self, args: &str) -> Pop3Step {
+    fn user(&mut self, command: Result<Command, ParseError>) -> Pop3Step {
         if !self.plaintext_allowed() {
             return Pop3Step::err("[AUTH] plaintext login needs TLS: use STLS first");
         }
-        let name = args.trim();
-        if name.is_empty() || name.contains(' ') {
-            return Pop3Step::err("syntax: USER name");
-        }
-        if mailbox_name(name).is_none() {
+        let name = match command {
+            Ok(Command::User(name)) => name,
+            _ => return Pop3Step::err("syntax: USER name"),
+        };
+        if mailbox_name(&name).is_none() {
             return Pop3Step::err("[AUTH] not a valid mailbox name");
         }
-        self.state = State::Authorization {
-            user: Some(name.to_string()),
-        };
+        self.state = State::Authorization { user: Some(name) };
         Pop3Step::ok("send PASS")
     }
 
-    fn pass(&mut self, args: &str) -> Pop3Step {
+    fn pass(&mut self, password: &str) -> Pop3Step {
         let user = match &self.state {
             State::Authorization { user: Some(u) } => u.clone(),
             _ => return Pop3Step::err("USER first"),
         };
         self.state = State::Authorization { user: None };
-        self.login(&user, args.as_bytes())
+        self.login(&user, password.as_bytes())
     }
 
     fn login(&mut self, user: &str, password: &[u8]) -> Pop3Step {
@@ -371,88 +396,56 @@ impl Pop3Server {
         Pop3Step::err("[AUTH] invalid user name or password")
     }
 
-    fn apop(&mut self, args: &str) -> Pop3Step {
-        let (name, digest) = match args.split_once(' ') {
-            Some((n, d)) if !n.is_empty() && d.len() == 32 => (n, d.to_ascii_lowercase()),
-            _ => return Pop3Step::err("syntax: APOP name digest"),
-        };
-        if !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Pop3Step::err("syntax: APOP name digest");
-        }
+    fn apop(&mut self, name: &str, digest: &str) -> Pop3Step {
         if !self.policy.users.exist() {
             return match mailbox_name(name) {
                 Some(mailbox) => self.open(mailbox),
                 None => self.auth_failed(),
             };
         }
-        let expected = self.policy.users.lookup(name).map(|(mailbox, secret)| {
-            let expected =
-                crate::proto::sasl::apop_digest(self.timestamp.as_bytes(), secret.expose());
-            (mailbox.to_string(), expected)
-        });
-        match expected {
-            Some((mailbox, expected))
-                if constant_time_eq(expected.as_bytes(), digest.as_bytes()) =>
-            {
+        let timestamp = self.timestamp.as_bytes();
+        match self.policy.users.lookup(name) {
+            Some((mailbox, secret)) if sasl::apop_matches(timestamp, secret.expose(), digest) => {
+                let mailbox = mailbox.to_string();
                 self.open(mailbox)
             }
             _ => self.auth_failed(),
         }
     }
 
-    fn auth(&mut self, args: &str) -> Pop3Step {
-        let mut words = args.split(' ').filter(|w| !w.is_empty());
-        let mechanism = match words.next() {
-            None => {
-                let names = if self.plaintext_allowed() {
-                    vec!["PLAIN".to_string()]
-                } else {
-                    Vec::new()
-                };
-                return Pop3Step::multi("SASL mechanisms follow", &names);
-            }
-            Some(m) => m.to_ascii_uppercase(),
-        };
+    fn auth(&mut self, mechanism: &str, initial: Option<&str>) -> Pop3Step {
+        if mechanism.is_empty() {
+            let names = if self.plaintext_allowed() {
+                vec!["PLAIN".to_string()]
+            } else {
+                Vec::new()
+            };
+            return Pop3Step::multi("SASL mechanisms follow", &names);
+        }
         if mechanism != "PLAIN" {
             return Pop3Step::err("unsupported authentication mechanism");
         }
         if !self.plaintext_allowed() {
             return Pop3Step::err("[AUTH] plaintext login needs TLS: use STLS first");
         }
-        match (words.next(), words.next()) {
-            (None, _) => {
+        match initial {
+            None => {
                 self.state = State::AuthPlain;
-                Pop3Step::line("+ ".to_string())
+                Pop3Step::status(Status::Continue(b""))
             }
-            (Some(initial), None) => self.auth_plain_response(initial.as_bytes()),
-            _ => Pop3Step::err("syntax: AUTH mechanism [initial-response]"),
+            Some(initial) => self.auth_plain_response(initial.as_bytes()),
         }
     }
 
     fn auth_plain_response(&mut self, line: &[u8]) -> Pop3Step {
-        let line = line.trim_ascii();
-        if line == b"*" {
-            return Pop3Step::err("authentication cancelled");
-        }
-        let decoded = if line == b"=" {
-            Vec::new()
-        } else {
-            match BASE64.decode(line) {
-                Ok(d) => d,
-                Err(_) => return Pop3Step::err("cannot decode base64 response"),
-            }
+        let message = match sasl::decode_response(line) {
+            Ok(message) => message,
+            Err(ResponseError::Cancelled) => return Pop3Step::err("authentication cancelled"),
+            Err(ResponseError::BadBase64) => return Pop3Step::err("cannot decode base64 response"),
         };
-        let mut parts = decoded.split(|&b| b == 0);
-        match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(authzid), Some(user), Some(password), None)
-                if authzid.is_empty() || authzid == user =>
-            {
-                match std::str::from_utf8(user) {
-                    Ok(user) => self.login(user, password),
-                    Err(_) => self.auth_failed(),
-                }
-            }
-            _ => self.auth_failed(),
+        match sasl::plain_credentials(&message) {
+            Some((user, password)) => self.login(user, password),
+            None => self.auth_failed(),
         }
     }
 
@@ -463,13 +456,10 @@ impl Pop3Server {
         }
     }
 
-    /// Parses a message number and checks it names a live message.
-    fn message(&self, arg: &str) -> Result<usize, Pop3Step> {
-        if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Pop3Step::err("invalid message number"));
-        }
+    /// Checks that message `n` (1-based) is a live message; its index.
+    fn message(&self, n: u32) -> Result<usize, Pop3Step> {
         let (messages, deleted) = self.snapshot();
-        let n: usize = arg.parse().unwrap_or(0);
+        let n = n as usize;
         if n == 0 || n > messages.len() {
             return Err(Pop3Step::err("no such message"));
         }
@@ -479,10 +469,7 @@ impl Pop3Server {
         Ok(n - 1)
     }
 
-    fn stat(&self, args: &str) -> Pop3Step {
-        if !args.is_empty() {
-            return Pop3Step::err("STAT takes no arguments");
-        }
+    fn stat(&self) -> Pop3Step {
         let (count, size) = self.live_totals();
         Pop3Step::ok(format!("{count} {size}"))
     }
@@ -496,7 +483,7 @@ impl Pop3Server {
             .fold((0, 0), |(c, s), (m, _)| (c + 1, s + m.size))
     }
 
-    fn list(&self, args: &str, uidl: bool) -> Pop3Step {
+    fn list(&self, n: Option<u32>, uidl: bool) -> Pop3Step {
         let item = |i: usize, m: &MessageInfo| {
             if uidl {
                 format!("{} {}", i + 1, m.uid)
@@ -504,9 +491,8 @@ impl Pop3Server {
                 format!("{} {}", i + 1, m.size)
             }
         };
-        let args = args.trim();
-        if !args.is_empty() {
-            return match self.message(args) {
+        if let Some(n) = n {
+            return match self.message(n) {
                 Ok(i) => Pop3Step::ok(item(i, &self.snapshot().0[i])),
                 Err(step) => step,
             };
@@ -526,8 +512,8 @@ impl Pop3Server {
         }
     }
 
-    fn retr(&self, args: &str) -> Pop3Step {
-        match self.message(args.trim()) {
+    fn retr(&self, n: u32) -> Pop3Step {
+        match self.message(n) {
             Ok(index) => Pop3Step::ok(format!("{} octets", self.snapshot().0[index].size)).then(
                 Pop3Action::Send {
                     index,
@@ -538,28 +524,18 @@ impl Pop3Server {
         }
     }
 
-    fn top(&self, args: &str) -> Pop3Step {
-        let (msg, lines) = match args.trim().split_once(' ') {
-            Some((m, l)) => (m, l.trim()),
-            None => return Pop3Step::err("syntax: TOP msg n"),
-        };
-        let index = match self.message(msg) {
-            Ok(i) => i,
-            Err(step) => return step,
-        };
-        match lines.parse::<u64>() {
-            Ok(n) if lines.bytes().all(|b| b.is_ascii_digit()) => {
-                Pop3Step::ok("top of message follows").then(Pop3Action::Send {
-                    index,
-                    body_lines: Some(n),
-                })
-            }
-            _ => Pop3Step::err("syntax: TOP msg n"),
+    fn top(&self, n: u32, lines: u32) -> Pop3Step {
+        match self.message(n) {
+            Ok(index) => Pop3Step::ok("top of message follows").then(Pop3Action::Send {
+                index,
+                body_lines: Some(u64::from(lines)),
+            }),
+            Err(step) => step,
         }
     }
 
-    fn dele(&mut self, args: &str) -> Pop3Step {
-        let index = match self.message(args.trim()) {
+    fn dele(&mut self, n: u32) -> Pop3Step {
+        let index = match self.message(n) {
             Ok(i) => i,
             Err(step) => return step,
         };
@@ -569,10 +545,7 @@ impl Pop3Server {
         Pop3Step::ok(format!("message {} deleted", index + 1))
     }
 
-    fn rset(&mut self, args: &str) -> Pop3Step {
-        if !args.is_empty() {
-            return Pop3Step::err("RSET takes no arguments");
-        }
+    fn rset(&mut self) -> Pop3Step {
         if let State::Transaction { deleted, .. } = &mut self.state {
             deleted.iter_mut().for_each(|d| *d = false);
         }
@@ -594,11 +567,11 @@ impl Pop3Server {
 }
 
 /// Writes a stored message as a POP3 multi-line response body (RFC 1939
-/// section 3) through [`Stuffer`]: lines starting with `.` get another
-/// `.`, every line end (bare LF and bare CR too) is sent as CRLF, and for
-/// TOP only the header, the blank line and `n` body lines are sent, counted
-/// in those CRLF lines, as the client sees them. Incremental: fed file
-/// contents in chunks of any size.
+/// section 3) through [`Stuffer::keeping_bare_cr`]: lines starting with
+/// `.` get another `.`, bare LF becomes CRLF, a bare CR is data (so the
+/// size LIST gave is the size sent), and for TOP only the header, the blank
+/// line and `n` body lines are sent (a line of CRs is not blank).
+/// Incremental: fed file contents in chunks of any size.
 #[derive(Clone, Debug)]
 pub struct MessageStuffer {
     stuffer: Stuffer,
@@ -612,7 +585,7 @@ impl MessageStuffer {
     /// `n` body lines.
     pub fn new(body_lines: Option<u64>) -> Self {
         MessageStuffer {
-            stuffer: Stuffer::new(),
+            stuffer: Stuffer::keeping_bare_cr(),
             body_lines,
             in_header: true,
             done: false,
@@ -672,6 +645,8 @@ mod tests {
     use super::*;
     use crate::proto::users::Users;
     use crate::secret::Secret;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine;
     use std::sync::Arc;
 
     const TS: &str = "<1896.697170952@dbc.mtview.ca.us>";
@@ -965,15 +940,132 @@ mod tests {
         assert_eq!(stuff(b"a\nb\n.c\n", None), b"a\r\nb\r\n..c\r\n.\r\n");
         assert_eq!(stuff(b"", None), b".\r\n");
         assert_eq!(stuff(b"a\r\n", None), b"a\r\n.\r\n");
-        // A bare CR is a line end, sent as CRLF, and counted as the client
-        // will see it: here the header ends at the blank line it makes.
+        // A line of CRs is not the end of the header.
         assert_eq!(
             stuff(b"A: 1\r\n\r\r\nB: 2\r\n\r\nbody\r\n", Some(0)),
-            b"A: 1\r\n\r\n.\r\n"
+            b"A: 1\r\n\r\r\nB: 2\r\n\r\n.\r\n"
         );
+        // Bare CRs are data, a `.` after one is not at a line start.
         assert_eq!(
-            stuff(b"A: 1\rB: 2\r\r.x\rbody\r", Some(1)),
-            b"A: 1\r\nB: 2\r\n\r\n..x\r\n.\r\n"
+            stuff(b"A: 1\rB\r\n\r\n\r.x\rbody\r", None),
+            b"A: 1\rB\r\n\r\n\r.x\rbody\r\n.\r\n"
+        );
+    }
+
+    /// The stored messages of the transcript below.
+    const STORED: [&[u8]; 3] = [
+        b"Subject: one\r\n\r\n.leading dot\r\n..two\r\n.\r\nend\r\n",
+        b"Subject: two\n\nbare LF\n.\nlast",
+        b"Subject: three\r\n\r\r\nX: y\r\n\r\nbody\r\n\r.\r\nmore\r\n",
+    ];
+
+    /// Drives a session over a client byte stream arriving in chunks of
+    /// `size` bytes, as the socket driver does: command lines framed by
+    /// [`LineReader`], a maildrop of [`STORED`] opened on request, messages
+    /// streamed through [`MessageStuffer`] in chunks of `size` bytes.
+    /// Returns the server's bytes and the messages removed at QUIT.
+    fn session(input: &[u8], size: usize) -> (String, Vec<usize>) {
+        use crate::proto::line::LineReader;
+        let mut s = server(&[("alice", "pw")], true, true);
+        let mut out = s.greeting();
+        let mut lines = LineReader::new(255);
+        let mut buffered = Vec::new();
+        let mut removed = Vec::new();
+        'chunks: for chunk in input.chunks(size) {
+            buffered.extend_from_slice(chunk);
+            loop {
+                let (used, line) = lines.push(&buffered);
+                buffered.drain(..used);
+                let line = match line {
+                    None => break,
+                    Some(Err(_)) => {
+                        out.extend(s.line_too_long());
+                        continue;
+                    }
+                    Some(Ok(line)) => line,
+                };
+                let step = s.command(&line);
+                out.extend(&step.reply);
+                match step.action {
+                    Pop3Action::Continue => {}
+                    Pop3Action::Close => break 'chunks,
+                    Pop3Action::StartTls => {
+                        buffered.clear();
+                        s.tls_started();
+                    }
+                    Pop3Action::Open(_) => {
+                        let infos = STORED
+                            .iter()
+                            .enumerate()
+                            .map(|(i, m)| MessageInfo {
+                                size: m.len() as u64,
+                                uid: format!("u{i}"),
+                            })
+                            .collect();
+                        out.extend(s.opened(Ok(infos)));
+                    }
+                    Pop3Action::Send { index, body_lines } => {
+                        let mut stuffer = MessageStuffer::new(body_lines);
+                        for piece in STORED[index].chunks(size) {
+                            stuffer.feed(piece, &mut out);
+                        }
+                        stuffer.finish(&mut out);
+                    }
+                    Pop3Action::Update(indexes) => {
+                        removed = indexes;
+                        out.extend(s.updated(true));
+                        break 'chunks;
+                    }
+                }
+            }
+        }
+        (String::from_utf8(out).unwrap(), removed)
+    }
+
+    #[test]
+    fn whole_session_transcript_in_every_chunk_size() {
+        let plain = BASE64.encode("\0alice\0pw");
+        let long = "x".repeat(300);
+        let input = format!(
+            "CAPA\r\nUSER alice\r\nPASS nope\r\nAUTH PLAIN\r\n{plain}\r\n\
+             STAT\r\nLIST\r\nUIDL 2\r\nRETR 1\r\nTOP 3 1\r\nRETR 2\nNOOP {long}\r\n\
+             DELE 1\r\nRETR 1\r\nTOP 2 0\r\nDELE 3\r\nQUIT\r\nNOOP\r\n"
+        );
+        let input = input.as_bytes();
+        let whole = session(input, input.len());
+        for size in 1..input.len() {
+            assert_eq!(session(input, size), whole, "chunk size {size}");
+        }
+        let (out, removed) = whole;
+        assert_eq!(removed, [0, 2]);
+        assert_eq!(
+            out,
+            format!(
+                "+OK mailctl POP3 server ready {TS}\r\n\
+                 +OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\n\
+                 RESP-CODES\r\nAUTH-RESP-CODE\r\nUSER\r\nSASL PLAIN\r\nSTLS\r\n\
+                 IMPLEMENTATION mailctl\r\n.\r\n\
+                 +OK send PASS\r\n\
+                 -ERR [AUTH] invalid user name or password\r\n\
+                 + \r\n\
+                 +OK maildrop has 3 messages (116 octets)\r\n\
+                 +OK 3 116\r\n\
+                 +OK 3 messages (116 octets)\r\n1 45\r\n2 28\r\n3 43\r\n.\r\n\
+                 +OK 2 u1\r\n\
+                 +OK 45 octets\r\n\
+                 Subject: one\r\n\r\n..leading dot\r\n...two\r\n..\r\nend\r\n.\r\n\
+                 +OK top of message follows\r\n\
+                 Subject: three\r\n\r\r\nX: y\r\n\r\nbody\r\n.\r\n\
+                 +OK 28 octets\r\n\
+                 Subject: two\r\n\r\nbare LF\r\n..\r\nlast\r\n.\r\n\
+                 -ERR line too long\r\n\
+                 +OK message 1 deleted\r\n\
+                 -ERR message 1 already deleted\r\n\
+                 +OK top of message follows\r\n\
+                 Subject: two\r\n\r\n.\r\n\
+                 +OK message 3 deleted\r\n\
+                 +OK mailctl signing off (2 messages deleted)\r\n"
+            )
         );
     }
 

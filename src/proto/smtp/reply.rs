@@ -596,7 +596,7 @@ mod tests {
         ];
         for reply in replies {
             let wire = reply.to_bytes();
-            assert_eq!(parse_all(&wire, 3).unwrap(), [reply], "{wire:?}");
+            assert_eq!(parse_all(&wire, 3).unwrap(), vec![reply], "{wire:?}");
         }
         assert_eq!(
             Reply::new(501, "5.5.4 Syntax").to_bytes(),

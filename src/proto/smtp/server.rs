@@ -929,52 +929,96 @@ mod tests {
         assert_eq!(s.redacted(b"MAIL FROM:<a@b>\r\n"), b"MAIL FROM:<a@b>");
     }
 
-    /// Drives a session over a whole client byte stream, as the socket
-    /// driver does: lines to the machine, DATA to the receiver. Returns the
-    /// server's bytes and the messages received.
-    fn session(input: &[u8]) -> (String, Vec<Vec<u8>>) {
+    /// The command-line limit of the transcripts below.
+    const MAX_LINE: usize = 512;
+
+    /// Drives a session over a client byte stream that arrives in chunks of
+    /// `size` bytes, as the socket driver does: command lines framed by
+    /// [`LineReader`], message data read by the DATA receiver from the same
+    /// buffer. Returns the server's bytes and the messages received.
+    fn session(server: &mut SmtpServer, input: &[u8], size: usize) -> (String, Vec<Vec<u8>>) {
+        use crate::proto::line::LineReader;
         use crate::proto::smtp::receive::DataReceiver;
-        let mut s = catch_all();
-        let mut out = s.greeting().to_bytes();
+        let mut out = server.greeting().to_bytes();
         let mut messages = Vec::new();
-        let mut rest = input;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-            let (line, after) = rest.split_at(pos + 1);
-            rest = after;
-            let step = s.command(line);
-            out.extend(step.reply.to_bytes());
-            match step.action {
-                Action::ReceiveData => {
-                    let mut rx = DataReceiver::new();
-                    let mut body = Vec::new();
-                    let used = rx.feed(rest, &mut body);
-                    rest = &rest[used..];
-                    let outcome = if !rx.is_done() {
+        let mut lines = LineReader::new(MAX_LINE);
+        let mut data: Option<(DataReceiver, Vec<u8>)> = None;
+        let mut buffered = Vec::new();
+        'chunks: for chunk in input.chunks(size) {
+            buffered.extend_from_slice(chunk);
+            loop {
+                if let Some((receiver, body)) = &mut data {
+                    let used = receiver.feed(&buffered, body);
+                    buffered.drain(..used);
+                    if !receiver.is_done() {
                         break;
-                    } else if body.len() as u64 > 1000 {
+                    }
+                    let body = std::mem::take(body);
+                    data = None;
+                    let outcome = if body.len() as u64 > server.policy.max_size {
                         DataOutcome::TooLarge
                     } else {
                         messages.push(body);
                         DataOutcome::Delivered(format!("Q{}", messages.len()))
                     };
-                    out.extend(s.data_done(outcome).to_bytes());
+                    out.extend(server.data_done(outcome).to_bytes());
+                    continue;
                 }
-                Action::Close => break,
-                _ => {}
+                let (used, line) = lines.push(&buffered);
+                buffered.drain(..used);
+                let line = match line {
+                    None => break,
+                    Some(Err(_)) => {
+                        out.extend(server.line_too_long().to_bytes());
+                        continue;
+                    }
+                    Some(Ok(line)) => line,
+                };
+                let step = server.command(&line);
+                out.extend(step.reply.to_bytes());
+                match step.action {
+                    Action::ReceiveData => {
+                        let receiver = DataReceiver::after_command_line(line.ends_with(b"\r\n"));
+                        data = Some((receiver, Vec::new()));
+                    }
+                    Action::StartTls => {
+                        // What was pipelined after STARTTLS is discarded.
+                        buffered.clear();
+                        server.tls_started();
+                    }
+                    Action::Close => break 'chunks,
+                    Action::Continue => {}
+                }
             }
         }
         (String::from_utf8(out).unwrap(), messages)
     }
 
+    /// Runs `input` through a fresh server from `make` in every chunk size
+    /// from 1 byte to all of it; every run must give the same replies and
+    /// messages, which are returned.
+    fn every_chunk_size(make: impl Fn() -> SmtpServer, input: &[u8]) -> (String, Vec<Vec<u8>>) {
+        let whole = session(&mut make(), input, input.len());
+        for size in 1..input.len() {
+            assert_eq!(
+                session(&mut make(), input, size),
+                whole,
+                "chunk size {size}"
+            );
+        }
+        whole
+    }
+
     #[test]
     fn whole_session_transcript() {
         let big = "y".repeat(1200);
+        let long = "z".repeat(MAX_LINE);
         let input = format!(
             "HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<d@e>\r\nDATA\r\n..x\r\n\
              .\r\nMAIL FROM:<a@b>\r\nRCPT TO:<d@e>\r\nDATA\r\n{big}\r\n.\r\n\
-             DATA\r\nQUIT\r\nNOOP\r\n"
+             NOOP {long}\r\nDATA\r\nQUIT\r\nNOOP\r\n"
         );
-        let (out, messages) = session(input.as_bytes());
+        let (out, messages) = every_chunk_size(catch_all, input.as_bytes());
         assert_eq!(
             out,
             "220 mx.test ESMTP mailctl ready\r\n\
@@ -987,10 +1031,52 @@ mod tests {
              250 2.1.5 Recipient OK\r\n\
              354 End data with <CR><LF>.<CR><LF>\r\n\
              552 5.3.4 Message too big (limit 1000 bytes)\r\n\
+             500 5.5.6 Line too long\r\n\
              503 5.5.1 Need MAIL before DATA\r\n\
              221 2.0.0 Bye\r\n"
         );
         assert_eq!(messages, [b".x\r\n".to_vec()]);
+    }
+
+    #[test]
+    fn pipelined_session_with_auth_and_smuggling_in_every_chunk_size() {
+        let plain = BASE64.encode("\0alice\0pw");
+        let input = format!(
+            "EHLO client.test\r\nAUTH PLAIN\r\n{plain}\r\n\
+             MAIL FROM:<a@x.test> BODY=8BITMIME\r\nRCPT TO:<alice@y.test>\r\n\
+             RCPT TO:<bob@y.test>\r\nDATA\r\n\
+             Subject: s\r\n\r\n..dot\r\na\n.\nMAIL FROM:<evil@x>\r\n\
+             b\r.\r\nc\r\n.\nd\r\n.\r\n\
+             RSET\r\nVRFY alice\r\nMAIL FROM:<> SIZE=5000\r\nQUIT\r\nNOOP\r\n"
+        );
+        let make = || SmtpServer::new(policy(&[("alice", "pw")], false), true);
+        let (out, messages) = every_chunk_size(make, input.as_bytes());
+        assert_eq!(
+            out,
+            "220 mx.test ESMTP mailctl ready\r\n\
+             250-mx.test greets client.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n\
+             250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-AUTH PLAIN LOGIN\r\n\
+             250 HELP\r\n\
+             334 \r\n\
+             235 2.7.0 Authentication successful\r\n\
+             250 2.1.0 Sender OK\r\n\
+             250 2.1.5 Recipient OK\r\n\
+             550 5.1.1 <bob@y.test>: no such mailbox here\r\n\
+             354 End data with <CR><LF>.<CR><LF>\r\n\
+             250 2.0.0 OK: queued as Q1\r\n\
+             250 2.0.0 OK\r\n\
+             252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n\
+             552 5.3.4 Message size exceeds limit of 1000 bytes\r\n\
+             221 2.0.0 Bye\r\n"
+        );
+        assert_eq!(
+            messages,
+            [
+                b"Subject: s\r\n\r\n.dot\r\na\r\n.\r\nMAIL FROM:<evil@x>\r\n\
+               b\r.\r\nc\r\n.\r\nd\r\n"
+                    .to_vec()
+            ]
+        );
     }
 
     #[test]

@@ -93,25 +93,6 @@ pub fn lf_to_crlf(input: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `input` with every line end (CRLF, bare LF, bare CR) written as CRLF.
-pub fn all_crlf(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len() + 16);
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'\r' | b'\n' => {
-                if input[i] == b'\r' && input.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
-                out.extend_from_slice(b"\r\n");
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    out
-}
-
 /// Whether the client's bytes prove knowledge of `password`: sent as is,
 /// or inside a base64 word (a SASL PLAIN or LOGIN response; the servers
 /// trim the white space around it).
