@@ -309,8 +309,8 @@ impl Client {
         }
     }
 
-    /// Whether the machine refuses the session before it starts (credentials
-    /// and no encryption on a connection where that is not allowed); the
+    /// Why the machine refuses the session before it starts, if it does
+    /// (credentials and no encryption where that is not allowed); the
     /// driver then does not even connect.
     pub fn refuses_to_start(&self) -> Option<Error> {
         let unprotected = self.config.tls == TlsPolicy::Plain;
@@ -987,6 +987,26 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("535 5.7.8 bad credentials"));
+    }
+
+    #[test]
+    fn credentials_in_clear_refused_before_connecting() {
+        let cfg = with_auth(config(TlsPolicy::Plain), None);
+        assert_eq!(
+            Client::new(cfg.clone()).refuses_to_start(),
+            Some(Error::PlaintextAuth)
+        );
+        let allowed = ClientConfig {
+            plaintext_auth_allowed: true,
+            ..cfg
+        };
+        assert_eq!(Client::new(allowed).refuses_to_start(), None);
+        let tls = with_auth(config(TlsPolicy::StartTls), None);
+        assert_eq!(Client::new(tls).refuses_to_start(), None);
+        assert_eq!(
+            Client::new(config(TlsPolicy::Plain)).refuses_to_start(),
+            None
+        );
     }
 
     #[test]
