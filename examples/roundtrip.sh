@@ -10,7 +10,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${MAILCTL:-}" ]; then
-    cargo build --release --quiet --manifest-path "$here/Cargo.toml"
+    echo "== cargo build --release (a few minutes the first time; cargo shows its progress)"
+    cargo build --release --manifest-path "$here/Cargo.toml"
     MAILCTL="${CARGO_TARGET_DIR:-$here/target}/release/mailctl"
 fi
 

@@ -122,6 +122,9 @@ pub fn exit_status(err: &anyhow::Error) -> Exit {
         if let Some(e) = cause.downcast_ref::<crate::proto::smtp::Error>() {
             return smtp_exit(e);
         }
+        if let Some(e) = cause.downcast_ref::<crate::proto::pop3::Error>() {
+            return pop3_exit(e);
+        }
     }
     for cause in err.chain() {
         if let Some(io_err) = cause.downcast_ref::<io::Error>() {
@@ -172,6 +175,24 @@ fn smtp_exit(e: &crate::proto::smtp::Error) -> Exit {
             (false, true) => Exit::Unavailable,
         },
         E::ConnectionLost | E::Incomplete => Exit::TempFail,
+    }
+}
+
+/// The exit status for a POP3 error: a refused login is 77, a temporary
+/// refusal 75, any other `-ERR` 69, a password that would go unencrypted
+/// 78, a bad argument 64, and anything the server got wrong 76.
+fn pop3_exit(e: &crate::proto::pop3::Error) -> Exit {
+    use crate::proto::pop3::{Error, Refusal};
+    match e {
+        Error::Refused { .. } => match e.refusal() {
+            Some(Refusal::Temporary) => Exit::TempFail,
+            Some(Refusal::Login) => Exit::NoPerm,
+            _ => Exit::Unavailable,
+        },
+        Error::Unencrypted { .. } => Exit::Config,
+        Error::BadArgument(_) => Exit::Usage,
+        Error::NotAllowed(_) => Exit::Software,
+        Error::Malformed(_) | Error::TooLarge(_) | Error::Unexpected(_) => Exit::Protocol,
     }
 }
 

@@ -3,19 +3,22 @@
 //! exit status 78, the private-file rule, and `mailctl config check
 //! [--connect]` against in-process SMTP and POP3 servers.
 
+mod fake;
+
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::AtomicBool;
 use std::thread;
 use std::time::Duration;
 
 use mailctl::cli::ConnectArgs;
 use mailctl::config::{self, ConfiguredPassword, Protocol};
 use mailctl::exit::{exit_status, Exit};
-use mailctl::net::connection::{Connection, TlsMode};
+use mailctl::net::connection::TlsMode;
 
 const FULL: &str = r#"
 default = "work"
@@ -658,17 +661,16 @@ fn serve_once(
     respond: fn(&str) -> Option<&'static str>,
 ) -> thread::JoinHandle<Vec<String>> {
     thread::spawn(move || {
-        let (tcp, _) = listener.accept().unwrap();
-        let mut conn = Connection::accepted(tcp, Duration::from_secs(10)).unwrap();
+        let tcp = fake::accept(&listener, &AtomicBool::new(false)).expect("a client");
+        let mut conn = fake::Conn::new(tcp);
         if let Some(acceptor) = &tls {
-            conn = conn.accept_tls(acceptor).unwrap().0;
+            conn = conn.start_tls(acceptor).expect("TLS handshake");
         }
         let mut seen = Vec::new();
         conn.send(greeting.as_bytes()).unwrap();
         loop {
-            let line = match conn.read_line(4096) {
-                Ok(line) => String::from_utf8_lossy(line).trim_end().to_string(),
-                Err(_) => return seen,
+            let Some(line) = conn.text_line() else {
+                return seen;
             };
             seen.push(line.clone());
             if line == "STARTTLS" || line == "STLS" {
@@ -678,8 +680,7 @@ fn serve_once(
                     "220 go ahead\r\n"
                 };
                 conn.send(reply.as_bytes()).unwrap();
-                let acceptor = self_signed().1;
-                conn = conn.accept_tls(&acceptor).unwrap().0;
+                conn = conn.start_tls(&fake::acceptor()).expect("TLS handshake");
                 continue;
             }
             match respond(&line) {
@@ -694,11 +695,7 @@ fn serve_once(
 }
 
 fn self_signed() -> (Vec<u8>, native_tls::TlsAcceptor) {
-    use std::sync::OnceLock;
-    static CERT: OnceLock<mailctl::net::tls::SelfSigned> = OnceLock::new();
-    let cert =
-        CERT.get_or_init(|| mailctl::net::tls::generate(&["localhost", "127.0.0.1"]).unwrap());
-    (cert.cert_pem.clone(), cert.acceptor().unwrap())
+    (fake::CERT_PEM.to_vec(), fake::acceptor())
 }
 
 fn smtp_reply(line: &str) -> Option<&'static str> {

@@ -13,25 +13,34 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-fn plain(server: &Server) -> Vec<String> {
-    vec![
-        "fetch".into(),
-        "--server".into(),
-        server.addr(),
-        "--tls".into(),
-        "none".into(),
-        "--user".into(),
-        "alice".into(),
-        "--timeout".into(),
-        "20".into(),
+/// `fetch --server SERVER --user alice --timeout 20` and `more`: what most
+/// runs share.
+fn fetch_args(server: &str, more: &[&str]) -> Vec<String> {
+    [
+        "fetch",
+        "--server",
+        server,
+        "--user",
+        "alice",
+        "--timeout",
+        "20",
     ]
+    .iter()
+    .chain(more)
+    .map(|s| s.to_string())
+    .collect()
 }
 
+/// [`fetch_args`] for `server` without TLS.
+fn plain(server: &Server) -> Vec<String> {
+    fetch_args(&server.addr(), &["--tls", "none"])
+}
+
+/// Fetches from `server` without TLS, with `extra`.
 fn run(server: &Server, extra: &[&str], state: &Path) -> std::process::Output {
     let mut args = plain(server);
     args.extend(extra.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    mailctl(&refs, state)
+    mailctl(&args, state)
 }
 
 /// Messages whose bytes must survive exactly: dot lines, 8-bit, invalid
@@ -375,30 +384,19 @@ fn missing_credentials_and_bad_usage() {
     assert_eq!(code(&out), 64);
 }
 
-fn cert() -> (mailctl::net::tls::SelfSigned, tempfile::TempDir, PathBuf) {
-    let cert = mailctl::net::tls::generate(&["localhost", "127.0.0.1"]).unwrap();
+/// The fake server's TLS acceptor and a CA file that verifies it.
+fn cert() -> (Arc<native_tls::TlsAcceptor>, tempfile::TempDir, PathBuf) {
     let dir = tmp();
     let ca = dir.path().join("ca.pem");
-    fs::write(&ca, &cert.cert_pem).unwrap();
-    (cert, dir, ca)
+    fs::write(&ca, fetch_support::CERT_PEM).unwrap();
+    (Arc::new(fetch_support::acceptor()), dir, ca)
 }
 
 #[test]
 fn stls_missing_when_required_sends_no_credentials() {
     let state = tmp();
     let server = Server::start(Config::default(), vec![message("m", b"x\r\n")]);
-    let out = mailctl(
-        &[
-            "fetch",
-            "--server",
-            &server.addr(),
-            "--user",
-            "alice",
-            "--timeout",
-            "20",
-        ],
-        state.path(),
-    );
+    let out = mailctl(&fetch_args(&server.addr(), &[]), state.path());
     assert_eq!(code(&out), 76, "{}", stderr(&out));
     assert!(stderr(&out).contains("does not offer STLS"));
     let log = server.finish();
@@ -414,24 +412,14 @@ fn stls_refused_sends_no_credentials() {
     let (cert, _dir, ca) = cert();
     let server = Server::start(
         Config {
-            tls: Tls::Stls(Arc::new(cert.acceptor().unwrap())),
+            tls: Tls::Stls(cert.clone()),
             fail: vec![("STLS".into(), "-ERR not today".into())],
             ..Config::default()
         },
         vec![message("m", b"x\r\n")],
     );
     let out = mailctl(
-        &[
-            "fetch",
-            "--server",
-            &server.localhost(),
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--user",
-            "alice",
-            "--timeout",
-            "20",
-        ],
+        &fetch_args(&server.localhost(), &["--ca-file", ca.to_str().unwrap()]),
         state.path(),
     );
     assert_eq!(code(&out), 76, "{}", stderr(&out));
@@ -446,28 +434,24 @@ fn stls_discards_injected_bytes_and_asks_capa_again() {
     let msgs = tricky_messages();
     let server = Server::start(
         Config {
-            tls: Tls::Stls(Arc::new(cert.acceptor().unwrap())),
+            tls: Tls::Stls(cert.clone()),
             inject_after_stls: b"+OK injected\r\n-ERR injected\r\n".to_vec(),
             ..Config::default()
         },
         msgs.clone(),
     );
     let out = mailctl_env(
-        &[
-            "fetch",
-            "--server",
+        &fetch_args(
             &server.localhost(),
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--user",
-            "alice",
-            "--retr",
-            "1",
-            "--stdout",
-            "-v",
-            "--timeout",
-            "20",
-        ],
+            &[
+                "--ca-file",
+                ca.to_str().unwrap(),
+                "--retr",
+                "1",
+                "--stdout",
+                "-v",
+            ],
+        ),
         state.path(),
         &[],
     );
@@ -495,27 +479,23 @@ fn implicit_tls_on_995_style_connection() {
     let (cert, _dir, ca) = cert();
     let server = Server::start(
         Config {
-            tls: Tls::Implicit(Arc::new(cert.acceptor().unwrap())),
+            tls: Tls::Implicit(cert.clone()),
             ..Config::default()
         },
         vec![message("tls", b"secure\r\n")],
     );
     let out = mailctl(
-        &[
-            "fetch",
-            "--server",
+        &fetch_args(
             &server.localhost(),
-            "--tls",
-            "implicit",
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--user",
-            "alice",
-            "--all",
-            "--stdout",
-            "--timeout",
-            "20",
-        ],
+            &[
+                "--tls",
+                "implicit",
+                "--ca-file",
+                ca.to_str().unwrap(),
+                "--all",
+                "--stdout",
+            ],
+        ),
         state.path(),
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -525,23 +505,13 @@ fn implicit_tls_on_995_style_connection() {
     // Without the CA file the certificate is not trusted: TLS failure.
     let server = Server::start(
         Config {
-            tls: Tls::Implicit(Arc::new(cert.acceptor().unwrap())),
+            tls: Tls::Implicit(cert.clone()),
             ..Config::default()
         },
         vec![],
     );
     let out = mailctl(
-        &[
-            "fetch",
-            "--server",
-            &server.localhost(),
-            "--tls",
-            "implicit",
-            "--user",
-            "alice",
-            "--timeout",
-            "20",
-        ],
+        &fetch_args(&server.localhost(), &["--tls", "implicit"]),
         state.path(),
     );
     assert_eq!(code(&out), 76, "{}", stderr(&out));
@@ -557,17 +527,7 @@ fn implicit_tls_on_995_style_connection() {
     // TLS to a server that speaks plain POP3: the hint names STARTTLS.
     let server = Server::start(Config::default(), vec![]);
     let out = mailctl(
-        &[
-            "fetch",
-            "--server",
-            &server.localhost(),
-            "--tls",
-            "implicit",
-            "--user",
-            "alice",
-            "--timeout",
-            "20",
-        ],
+        &fetch_args(&server.localhost(), &["--tls", "implicit"]),
         state.path(),
     );
     assert_eq!(code(&out), 76, "{}", stderr(&out));
@@ -688,15 +648,20 @@ fn unwritable_save_dir_with_delete_sends_no_dele() {
         state.path(),
     );
     assert_eq!(code(&out), 73, "{}", stderr(&out));
-    // The destination is checked before connecting.
-    drop(server);
+    let mailbox = server.mailbox.clone();
+    let log = server.stop();
+    assert_eq!(
+        log.text(),
+        "",
+        "the destination is checked before connecting"
+    );
+    assert_eq!(mailbox.lock().unwrap().len(), 1, "nothing was deleted");
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux's /dev/full")]
 fn full_disk_mbox_with_delete_sends_no_dele() {
-    if !Path::new("/dev/full").exists() {
-        return;
-    }
+    assert!(Path::new("/dev/full").exists(), "Linux has /dev/full");
     let state = tmp();
     let server = Server::start(
         Config {
@@ -874,17 +839,7 @@ fn xoauth2_error_challenge_is_answered_and_reported() {
     let state = tmp();
     let server = Server::start(Config::default(), vec![]);
     let out = mailctl_env(
-        &[
-            "fetch",
-            "--server",
-            &server.addr(),
-            "--tls",
-            "none",
-            "--user",
-            "alice",
-            "--auth",
-            "xoauth2",
-        ],
+        &fetch_args(&server.addr(), &["--tls", "none", "--auth", "xoauth2"]),
         state.path(),
         &[("MAILCTL_PASSWORD", "wrong-token")],
     );
@@ -902,17 +857,7 @@ fn xoauth2_error_challenge_is_answered_and_reported() {
         vec![],
     );
     let out = mailctl_env(
-        &[
-            "fetch",
-            "--server",
-            &server.addr(),
-            "--tls",
-            "none",
-            "--user",
-            "alice",
-            "--auth",
-            "xoauth2",
-        ],
+        &fetch_args(&server.addr(), &["--tls", "none", "--auth", "xoauth2"]),
         state.path(),
         &[("MAILCTL_PASSWORD", "good-token")],
     );
@@ -928,18 +873,10 @@ fn xoauth2_error_challenge_is_answered_and_reported() {
         vec![],
     );
     let out = mailctl_env(
-        &[
-            "fetch",
-            "-v",
-            "--server",
+        &fetch_args(
             &server.addr(),
-            "--tls",
-            "none",
-            "--user",
-            "alice",
-            "--auth",
-            "xoauth2",
-        ],
+            &["-v", "--tls", "none", "--auth", "xoauth2"],
+        ),
         state.path(),
         &[("MAILCTL_PASSWORD", "good-token")],
     );
@@ -1198,14 +1135,14 @@ fn uncreatable_state_directory_fails_before_connecting() {
     );
     assert_eq!(code(&out), 73, "{}", stderr(&out));
     assert!(stderr(&out).contains("state directory"), "{}", stderr(&out));
-    assert!(!server
-        .log
-        .lock()
-        .unwrap()
-        .lines
-        .iter()
-        .any(|l| l.starts_with("RETR")));
-    assert_eq!(server.mailbox.lock().unwrap().len(), 1);
+    let mailbox = server.mailbox.clone();
+    let log = server.stop();
+    assert_eq!(
+        log.text(),
+        "",
+        "the state directory is checked before connecting"
+    );
+    assert_eq!(mailbox.lock().unwrap().len(), 1);
 }
 
 /// `mailctl fetch -v ... 2>&1 | head`: once stderr is a closed pipe, the
@@ -1256,18 +1193,10 @@ fn long_xoauth2_token_answers_the_empty_challenge() {
         vec![message("one", b"x\r\n")],
     );
     let out = mailctl_env(
-        &[
-            "fetch",
-            "--server",
+        &fetch_args(
             &server.addr(),
-            "--tls",
-            "none",
-            "--user",
-            "alice",
-            "--auth",
-            "xoauth2",
-            "--json",
-        ],
+            &["--tls", "none", "--auth", "xoauth2", "--json"],
+        ),
         state.path(),
         &[("MAILCTL_PASSWORD", token.as_str())],
     );

@@ -734,10 +734,20 @@ fn helo_fallback_when_ehlo_is_refused() {
         ehlo_reply: Some("502 5.5.2 Error: command not recognized".into()),
         ..Script::default()
     });
-    let out = run(&with(args(&server, "none"), &["--body", "x"]), b"");
+    let out = run(
+        &with(
+            args(&server, "none"),
+            &["--body", "x", "--helo", "client.example"],
+        ),
+        b"",
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let rec = server.finish();
-    assert!(rec.saw("HELO "));
+    assert_eq!(
+        rec.commands[..2],
+        ["EHLO client.example", "HELO client.example"],
+        "HELO follows the refused EHLO, with the same name"
+    );
     assert!(rec.data.is_some());
     // Without extensions: no SIZE parameter, one command at a time.
     assert_eq!(rec.mail_from.as_deref(), Some("ops@example.org"));

@@ -2,16 +2,16 @@
 //! send-email --sendmail-cmd`, mutt, Debian's cron and cronie — against an
 //! in-process SMTP server that records the envelope and the delivered bytes.
 
+mod fake;
+
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::AtomicBool;
 use std::thread;
-use std::time::Duration;
-
-use mailctl::net::connection::Connection;
 
 /// What the fake server saw.
 #[derive(Debug, Default)]
@@ -34,16 +34,12 @@ fn fake_smtp(refuse: &'static [&'static str]) -> (u16, thread::JoinHandle<Record
     let handle = thread::spawn(move || {
         let mut rec = Recorded::default();
         let mut accepted = 0;
-        let (tcp, _) = match listener.accept() {
-            Ok(c) => c,
-            Err(_) => return rec,
-        };
-        let mut conn = Connection::accepted(tcp, Duration::from_secs(20)).unwrap();
+        let tcp = fake::accept(&listener, &AtomicBool::new(false)).expect("a client");
+        let mut conn = fake::Conn::new(tcp);
         conn.send(b"220 fake.test ESMTP\r\n").unwrap();
         loop {
-            let line = match conn.read_line(64 * 1024) {
-                Ok(l) => String::from_utf8_lossy(l).trim_end().to_string(),
-                Err(_) => return rec,
+            let Some(line) = conn.text_line() else {
+                return rec;
             };
             rec.commands.push(line.clone());
             let upper = line.to_ascii_uppercase();
@@ -69,7 +65,7 @@ fn fake_smtp(refuse: &'static [&'static str]) -> (u16, thread::JoinHandle<Record
             } else if upper == "DATA" {
                 conn.send(b"354 go ahead\r\n").unwrap();
                 loop {
-                    let l = conn.read_line(64 * 1024).unwrap().to_vec();
+                    let l = conn.line().expect("the message up to its final dot");
                     if l == b".\r\n" {
                         break;
                     }
@@ -128,6 +124,16 @@ fn run(program: &Path, args: &[&str], config: &Path, message: &[u8]) -> Output {
         .unwrap();
     child.stdin.take().unwrap().write_all(message).unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// Asserts that the run succeeded, showing its stderr if not.
+fn assert_success(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn mailctl() -> PathBuf {
@@ -189,12 +195,7 @@ fn git_send_email_with_envelope_sender() {
         &config,
         PATCH.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.mail_from, ["jane@example.org"]);
     assert_eq!(rec.rcpt_to, ["list@example.org", "bob@example.org"]);
@@ -212,12 +213,7 @@ fn git_send_email_without_envelope_sender() {
         &config,
         PATCH.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.mail_from, ["robot@example.org"], "the account's from");
     assert_eq!(rec.rcpt_to, ["list@example.org"]);
@@ -250,12 +246,7 @@ Noon?\n";
         &config,
         message.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.mail_from, ["robot@example.org"]);
     assert_eq!(rec.rcpt_to, ["ann@example.org", "hidden@example.org"]);
@@ -298,12 +289,7 @@ fn debian_cron() {
         &config,
         CRON_MESSAGE.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.mail_from, ["robot@example.org"]);
     assert_eq!(rec.rcpt_to, ["root@example.org"]);
@@ -335,12 +321,7 @@ fn cronie_reads_recipients_from_headers() {
         &config,
         message.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.mail_from, ["root@host.example.org"]);
     assert_eq!(rec.rcpt_to, ["ops@example.org"]);
@@ -362,12 +343,7 @@ fn symlink_named_sendmail_with_t_and_missing_from() {
         &config,
         message.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.mail_from, ["robot@example.org"]);
     assert_eq!(
@@ -599,12 +575,7 @@ fn large_message_arrives_intact() {
         &config,
         message.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     assert_eq!(rec.rcpt_to, ["ops@example.org", "audit@example.org"]);
     let expected = crlf(&message.replace("Bcc: audit@example.org\n", ""));
@@ -633,12 +604,7 @@ fn large_message_ends_at_a_lone_dot() {
         &config,
         message.as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rec = server.join().unwrap();
     let (added, rest) = added_headers(&rec.data, 3);
     assert!(added[0].starts_with("From: "), "{added:?}");

@@ -1,6 +1,6 @@
 //! Integration tests of `mailctl serve`: the binary is started on port 0
-//! (see serve_support) and driven with raw TCP scripts and real clients
-//! (curl, python smtplib/poplib, swaks).
+//! (see serve_support) and driven with raw TCP scripts; tests/clients.rs
+//! drives it with real mail programs.
 
 mod serve_support;
 
@@ -11,33 +11,11 @@ use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use serve_support::{files_in, have_optional_tool, have_tool, run, Client, Server};
+use serve_support::{
+    apop_digest, body_of, files_in, stored, tls_server, Client, Server, CERT_PEM, KEY_PEM,
+};
 
 const MESSAGE: &[u8] = b"From: a@x.test\r\nTo: bob@y.test\r\nSubject: hi\r\n\r\nhello\r\n";
-
-fn stored(path: &std::path::Path) -> Vec<u8> {
-    fs::read(path).unwrap()
-}
-
-/// The stored message without the two trace headers the server prepends.
-fn body_of(stored: &[u8]) -> Vec<u8> {
-    let text = stored;
-    assert!(
-        text.starts_with(b"Return-Path: <"),
-        "{:?}",
-        String::from_utf8_lossy(text)
-    );
-    let received = text.windows(10).position(|w| w == b"Received: ").unwrap();
-    let mut i = received;
-    // The Received header ends at the first CRLF not followed by a tab.
-    loop {
-        let eol = i + text[i..].windows(2).position(|w| w == b"\r\n").unwrap() + 2;
-        if text[eol] != b'\t' {
-            return text[eol..].to_vec();
-        }
-        i = eol;
-    }
-}
 
 #[test]
 fn smtp_session_errors_in_every_state() {
@@ -244,11 +222,10 @@ fn users_need_auth_and_credentials_stay_out_of_the_log() {
     // POP3 checks passwords; APOP works.
     let mut p = server.pop3();
     let greeting = p.expect_line("+OK");
-    let ts = &greeting[greeting.find('<').unwrap()..=greeting.find('>').unwrap()];
     p.send(b"USER bob\r\nPASS nope\r\n");
     p.expect_line("+OK");
     p.expect_line("-ERR [AUTH]");
-    let digest = mailctl::proto::sasl::apop_digest(ts.as_bytes(), "pw2");
+    let digest = apop_digest(&greeting, "pw2");
     p.send(format!("APOP bob {digest}\r\nSTAT\r\nQUIT\r\n").as_bytes());
     p.expect_line("+OK maildrop has 1 messages");
     p.expect_line("+OK 1 ");
@@ -611,15 +588,6 @@ Content-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n--b--\r\n";
     assert!(log.contains("] C: <message data, "), "{log}");
 }
 
-fn tls_server(extra: &[&str]) -> (Server, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem").to_str().unwrap().to_string();
-    let mut args = vec!["--tls-self-signed", ca.as_str()];
-    args.extend_from_slice(extra);
-    let server = Server::start_in(dir, &args);
-    (server, ca)
-}
-
 fn tls_connector(ca: &str) -> native_tls::TlsConnector {
     let pem = fs::read(ca).unwrap();
     native_tls::TlsConnector::builder()
@@ -687,140 +655,12 @@ fn untrusted_certificate_is_refused_by_the_client() {
     assert!(connector.connect("localhost", c.stream).is_err());
 }
 
-// ---- real clients ------------------------------------------------------
-
-#[test]
-fn interop_curl_smtp_and_pop3_with_tls() {
-    if !have_tool("curl") {
-        return;
-    }
-    let (server, ca) = tls_server(&[]);
-    let msg = server.dir.path().join("msg.eml");
-    fs::write(
-        &msg,
-        "From: a@x.test\r\nTo: kim@y.test\r\nSubject: curl\r\n\r\n.leading dot\r\nbody\r\n",
-    )
-    .unwrap();
-    let (ok, out, err) = run(Command::new("curl")
-        .args(["-sS", "--ssl-reqd", "--cacert", &ca])
-        .arg(format!("smtp://localhost:{}", server.smtp))
-        .args([
-            "--mail-from",
-            "a@x.test",
-            "--mail-rcpt",
-            "kim@y.test",
-            "--upload-file",
-        ])
-        .arg(&msg));
-    assert!(ok, "{out}{err}");
-    let files = server.files("kim", "new");
-    assert_eq!(files.len(), 1);
-    assert_eq!(body_of(&stored(&files[0])), fs::read(&msg).unwrap());
-
-    let url = format!("pop3://localhost:{}/", server.pop3);
-    let (ok, list, err) = run(Command::new("curl")
-        .args(["-sS", "--ssl-reqd", "--cacert", &ca, "-u", "kim:x"])
-        .arg(&url));
-    assert!(ok, "{err}");
-    assert_eq!(list, format!("1 {}\r\n", stored(&files[0]).len()));
-    let out = Command::new("curl")
-        .args(["-sS", "--ssl-reqd", "--cacert", &ca, "-u", "kim:x"])
-        .arg(format!("{url}1"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(out.stdout, stored(&files[0]));
-}
-
-#[test]
-fn interop_python_smtplib_and_poplib() {
-    if !have_tool("python3") {
-        return;
-    }
-    let (server, ca) = tls_server(&["--user", "lee:py-secret"]);
-    let script = format!(
-        r#"
-import smtplib, poplib, ssl, sys
-ctx = ssl.create_default_context(cafile={ca:?})
-s = smtplib.SMTP("localhost", {smtp})
-s.starttls(context=ctx)
-s.login("lee", "py-secret")
-msg = "From: a@x.test\r\nTo: lee@y.test\r\nSubject: py\r\n\r\n.dot line\r\nsecond\r\n"
-refused = s.sendmail("a@x.test", ["lee@y.test"], msg)
-assert refused == {{}}, refused
-s.quit()
-p = poplib.POP3("localhost", {pop3})
-p.stls(context=ctx)
-p.user("lee")
-p.pass_("py-secret")
-count, size = p.stat()
-assert count == 1, count
-resp, lines, octets = p.retr(1)
-assert lines[-2:] == [b".dot line", b"second"], lines
-assert octets == size, (octets, size)
-resp, uids, _ = p.uidl()
-p.dele(1)
-p.quit()
-print("ok", len(uids))
-"#,
-        smtp = server.smtp,
-        pop3 = server.pop3
-    );
-    let (ok, out, err) = run(Command::new("python3").arg("-c").arg(&script));
-    assert!(ok, "{out}{err}");
-    assert_eq!(out.trim(), "ok 1");
-    assert!(server.files("lee", "new").is_empty());
-}
-
-#[test]
-fn interop_swaks_with_starttls_and_auth() {
-    if !have_tool("swaks") {
-        return;
-    }
-    let (server, ca) = tls_server(&["--user", "max:sw-pass"]);
-    let (ok, out, err) = run(Command::new("swaks")
-        .args(["--server", &format!("localhost:{}", server.smtp)])
-        .args(["--from", "a@x.test", "--to", "max@y.test"])
-        .args(["--tls", "--tls-verify", "--tls-ca-path", &ca])
-        .args([
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            "max",
-            "--auth-password",
-            "sw-pass",
-        ])
-        .args(["--header", "Subject: swaks", "--body", "hello from swaks"]));
-    assert!(ok, "{out}{err}");
-    assert!(out.contains("250 2.0.0 OK: queued as"), "{out}");
-    let files = server.files("max", "new");
-    assert_eq!(files.len(), 1);
-    let text = String::from_utf8(stored(&files[0])).unwrap();
-    assert!(text.contains("Subject: swaks") && text.contains("hello from swaks"));
-    assert!(text.contains("with ESMTPSA id"));
-
-    // Plain swaks without TLS against a catch-all server, with pipelining.
-    let plain = Server::start(&[]);
-    let (ok, out, err) = run(Command::new("swaks")
-        .args(["--server", &format!("127.0.0.1:{}", plain.smtp)])
-        .args([
-            "--from",
-            "a@x.test",
-            "--to",
-            "ned@y.test,ned@z.test",
-            "--pipeline",
-        ]));
-    assert!(ok, "{out}{err}");
-    assert_eq!(plain.files("ned", "new").len(), 1);
-}
-
 #[test]
 fn certificate_and_key_files_are_used() {
     let dir = tempfile::tempdir().unwrap();
-    let made = mailctl::net::tls::generate(&["localhost", "127.0.0.1"]).unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    fs::write(&cert, &made.cert_pem).unwrap();
-    fs::write(&key, &made.key_pem).unwrap();
+    fs::write(&cert, CERT_PEM).unwrap();
+    fs::write(&key, KEY_PEM).unwrap();
     let (cert, key) = (
         cert.to_str().unwrap().to_string(),
         key.to_str().unwrap().to_string(),
@@ -875,66 +715,4 @@ fn busy_listen_address_is_a_temporary_failure() {
     assert_eq!(out.status.code(), Some(75));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen for smtp on"), "{err}");
-}
-
-#[test]
-fn interop_msmtp_and_mpop() {
-    if !have_optional_tool("msmtp") || !have_optional_tool("mpop") {
-        return;
-    }
-    let (server, ca) = tls_server(&["--user", "nia:np-pass"]);
-    let out_dir = server.dir.path().join("fetched");
-    for sub in ["tmp", "new", "cur"] {
-        fs::create_dir_all(out_dir.join(sub)).unwrap();
-    }
-    let message = "Subject: via msmtp\r\n\r\n.dot line\r\nhello\r\n";
-    let mut child = Command::new("msmtp")
-        .args(["--host=localhost", &format!("--port={}", server.smtp)])
-        .args([
-            "--tls=on",
-            "--tls-starttls=on",
-            &format!("--tls-trust-file={ca}"),
-        ])
-        .args(["--auth=plain", "--user=nia", "--passwordeval=echo np-pass"])
-        .args(["--from=a@x.test", "nia@y.test"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    let delivered = server.files("nia", "new");
-    assert_eq!(delivered.len(), 1);
-    // msmtp adds From, Date and Message-ID; the rest arrives byte-exact.
-    let kept = stored(&delivered[0]);
-    assert!(body_of(&kept).ends_with(message.as_bytes()));
-
-    let (ok, out, err) = run(Command::new("mpop")
-        .args(["--host=localhost", &format!("--port={}", server.pop3)])
-        .args([
-            "--tls=on",
-            "--tls-starttls=on",
-            &format!("--tls-trust-file={ca}"),
-        ])
-        .args(["--auth=user", "--user=nia", "--passwordeval=echo np-pass"])
-        .arg(format!("--delivery=maildir,{}", out_dir.display()))
-        .arg(format!(
-            "--uidls-file={}",
-            server.dir.path().join("uidls").display()
-        ))
-        .args(["--keep=off", "-q"]));
-    assert!(ok, "{out}{err}");
-    let fetched = files_in(&out_dir.join("new"));
-    assert_eq!(fetched.len(), 1);
-    // mpop adds its own Received header in front and stores LF line ends
-    // (the local convention); otherwise the message is unchanged.
-    let kept_lf = String::from_utf8(kept).unwrap().replace("\r\n", "\n");
-    let fetched = String::from_utf8(stored(&fetched[0])).unwrap();
-    assert!(fetched.ends_with(&kept_lf), "{fetched}");
-    assert!(fetched.contains("\n.dot line\nhello\n"));
-    assert!(server.files("nia", "new").is_empty());
 }

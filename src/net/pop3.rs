@@ -3,14 +3,12 @@
 
 use std::time::Duration;
 
-use base64::Engine;
+use anyhow::Context;
 
-use crate::exit::{fail, Exit};
 use crate::net::connection::{Connection, Endpoint, TlsMode, TlsOptions};
-use crate::proto::pop3::{Client, Command, Event, Kind, Reply, State};
-use crate::proto::sasl;
+use crate::proto::pop3::login::{self, Login, Method, Request, Step};
+use crate::proto::pop3::{Client, Command, Error, Event, Kind, Reply, State};
 use crate::secret::Secret;
-use crate::text::printable;
 use crate::transcript::Transcript;
 
 /// Commands kept in flight when the server offers PIPELINING. Each RETR is
@@ -18,7 +16,7 @@ use crate::transcript::Transcript;
 /// round-trip time 64 messages arrive per round trip.
 pub const WINDOW: usize = 64;
 
-/// How to log in (`--auth`).
+/// How to log in (`--auth`); the policy is [`crate::proto::pop3::login`]'s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthMethod {
     /// AUTH PLAIN when offered, else USER/PASS; APOP on an unencrypted
@@ -33,6 +31,18 @@ pub enum AuthMethod {
     Plain,
     /// AUTH XOAUTH2 with an OAuth 2 bearer token as the password.
     Xoauth2,
+}
+
+impl From<AuthMethod> for Method {
+    fn from(method: AuthMethod) -> Method {
+        match method {
+            AuthMethod::Auto => Method::Auto,
+            AuthMethod::User => Method::User,
+            AuthMethod::Apop => Method::Apop,
+            AuthMethod::Plain => Method::Plain,
+            AuthMethod::Xoauth2 => Method::Xoauth2,
+        }
+    }
 }
 
 /// One message as the server lists it.
@@ -59,69 +69,26 @@ pub struct Session {
     body_bytes: u64,
 }
 
-/// The most characters of server text quoted in an error message.
-const MAX_QUOTED: usize = 300;
-
-/// Server text made printable and cut to 300 characters, so an
-/// error stays one readable line whatever the server sent.
-pub fn quoted(text: &[u8]) -> String {
-    let text = printable(text);
-    match text.char_indices().nth(MAX_QUOTED) {
-        Some((end, _)) => format!("{}...", &text[..end]),
-        None => text,
-    }
-}
-
-/// An `-ERR` turned into an error with the right exit status.
-pub fn refused(reply: &Reply, what: &str) -> anyhow::Error {
-    let exit = if reply.is_temporary() {
-        Exit::TempFail
-    } else if matches!(
-        reply.kind,
-        Kind::User | Kind::Pass | Kind::Apop | Kind::Auth
-    ) || reply.code().as_deref() == Some("AUTH")
-    {
-        Exit::NoPerm
-    } else {
-        Exit::Unavailable
-    };
-    fail(
-        exit,
-        format!("{what}: server said -ERR {}", quoted(&reply.text)),
-    )
-}
-
-fn protocol(err: crate::proto::pop3::Error) -> anyhow::Error {
-    match err {
-        crate::proto::pop3::Error::BadArgument(m) => fail(Exit::Usage, m),
-        crate::proto::pop3::Error::NotAllowed(m) => fail(Exit::Software, m),
-        other => fail(Exit::Protocol, other.to_string()),
-    }
-}
-
-/// Refuses to send a password or token over an unencrypted connection,
-/// unless the server is on this machine (loopback) or the method is APOP,
-/// which sends only a digest. Nothing has been sent when this fails.
-/// `method` is the one that would be used, `requested` the one asked for.
+/// Refuses, before anything is sent, a password or token that would travel
+/// unencrypted to a remote server (see [`login::plaintext_check`]).
 pub fn plaintext_check(
     requested: AuthMethod,
     method: AuthMethod,
     encrypted: bool,
     endpoint: &Endpoint,
-) -> anyhow::Result<()> {
-    if encrypted || method == AuthMethod::Apop || endpoint.is_loopback() {
-        return Ok(());
-    }
-    let why = if requested == AuthMethod::Auto {
-        " (the greeting offers no usable APOP timestamp)"
-    } else {
-        ""
-    };
-    crate::bail_with!(
-        Exit::Config,
-        "refusing to send credentials unencrypted to {endpoint}{why}: \
-         --tls none allows only APOP, except for loopback servers"
+) -> Result<(), Error> {
+    login::plaintext_check(
+        requested.into(),
+        method.into(),
+        encrypted,
+        endpoint.is_loopback(),
+        &endpoint.to_string(),
     )
+}
+
+/// An event that does not fit where it came.
+fn unexpected(event: &Event, context: &str) -> Error {
+    Error::Unexpected(format!("unexpected {event:?}{context}"))
 }
 
 impl Session {
@@ -150,18 +117,17 @@ impl Session {
         };
         match session.next_event()? {
             Event::Reply(r) if r.ok => {}
-            Event::Reply(r) => return Err(refused(&r, "server greeting")),
-            _ => return Err(fail(Exit::Protocol, "unexpected greeting")),
+            Event::Reply(r) => return Err(Error::refused(&r, "server greeting").into()),
+            _ => return Err(Error::Unexpected("unexpected greeting".into()).into()),
         }
         session.capa()?;
         if tls == TlsMode::Starttls {
             let offered = session.client.capabilities().map(|c| c.stls);
             if offered == Some(false) {
-                crate::bail_with!(
-                    Exit::Protocol,
-                    "{} does not offer STLS; refusing to log in without TLS (use --tls implicit, or --tls none to allow plaintext)",
-                    endpoint
-                );
+                return Err(Error::Unexpected(format!(
+                    "{endpoint} does not offer STLS; refusing to log in without TLS (use --tls implicit, or --tls none to allow plaintext)"
+                ))
+                .into());
             }
             session.stls(tls_options)?;
             session.capa()?;
@@ -179,8 +145,8 @@ impl Session {
     }
 
     /// Queues a command (sent by the next [`Session::flush`]).
-    pub fn queue(&mut self, command: &Command) -> anyhow::Result<()> {
-        let wire = self.client.send(command).map_err(protocol)?;
+    pub fn queue(&mut self, command: &Command) -> Result<(), Error> {
+        let wire = self.client.send(command)?;
         if self.transcript.enabled() {
             self.transcript.client(command.shown().as_bytes());
         }
@@ -197,81 +163,54 @@ impl Session {
         let result = self.conn().send(&bytes);
         self.outbox = bytes;
         self.outbox.clear();
-        result.map_err(|e| {
-            let exit = crate::exit::io_exit_status(&e);
-            fail(exit, format!("sending to {}: {e}", self.endpoint))
-        })
+        result.with_context(|| format!("sending to {}", self.endpoint))
     }
 
-    /// Reads one line and interprets it. Message bytes land in `self.out`
-    /// (appended; the caller clears it).
+    /// Waits for the next event: the bytes received so far go to the state
+    /// machine, as they came, and more are read only when they complete
+    /// nothing. Message bytes land in `self.out` (appended; the caller
+    /// clears it).
     pub fn next_event(&mut self) -> anyhow::Result<Event> {
-        if self.client.in_message_body() {
-            return self.message_data();
-        }
-        let max = self.client.max_line();
-        let conn = self.conn.as_mut().expect("connection present");
-        let line = conn
-            .read_line(max)
-            .map_err(|e| read_error(&self.endpoint, e))?;
-        let before = self.out.len();
-        let event = self.client.on_line(line, &mut self.out).map_err(protocol)?;
-        if self.transcript.enabled() {
-            match &event {
-                Event::Data => self.body_bytes += (self.out.len() - before) as u64,
-                Event::BodyEnd(kind @ (Kind::Retr(n) | Kind::Top(n))) => {
-                    let bytes = std::mem::take(&mut self.body_bytes);
-                    let note = format!("<{} {n} body, {bytes} bytes>", kind.name());
-                    self.transcript.note("S", &note);
-                    self.transcript.server(line);
-                }
-                Event::Challenge(_) => self.transcript.server(b"+ <challenge>"),
-                _ => self.transcript.server(line),
+        loop {
+            let conn = self.conn.as_mut().expect("connection present");
+            let before = self.out.len();
+            let (used, event) = self.client.feed(conn.buffered(), &mut self.out)?;
+            conn.consume(used);
+            if let Some(event) = event {
+                self.note(&event, before);
+                return Ok(event);
+            }
+            let read = conn.fill();
+            let read = read.with_context(|| format!("reading from {}", self.endpoint))?;
+            if read == 0 {
+                let what = if self.client.in_message_body() {
+                    "connection closed in the middle of a message"
+                } else {
+                    "connection closed by peer"
+                };
+                let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, what);
+                return Err(anyhow::Error::new(eof))
+                    .with_context(|| format!("reading from {}", self.endpoint));
             }
         }
-        Ok(event)
     }
 
-    /// Inside a RETR or TOP body: hands everything already read (reading
-    /// more only when nothing is buffered) to the state machine at once,
-    /// rather than line by line, so a large message costs a few events per
-    /// read buffer instead of one per line.
-    fn message_data(&mut self) -> anyhow::Result<Event> {
-        let conn = self.conn.as_mut().expect("connection present");
-        if conn.buffered().is_empty() && !self.client.message_body_ended() {
-            let n = conn
-                .fill()
-                .map_err(|e| read_error(&self.endpoint, anyhow::Error::new(e)))?;
-            if n == 0 {
-                let eof = std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "connection closed in the middle of a message",
-                );
-                return Err(read_error(&self.endpoint, anyhow::Error::new(eof)));
+    /// Writes what the server said to the transcript: status and listing
+    /// lines as they came, message bodies as their size.
+    fn note(&mut self, event: &Event, before: usize) {
+        if !self.transcript.enabled() {
+            return;
+        }
+        match event {
+            Event::Data => self.body_bytes += (self.out.len() - before) as u64,
+            Event::BodyEnd(kind @ (Kind::Retr(n) | Kind::Top(n))) => {
+                let bytes = std::mem::take(&mut self.body_bytes);
+                let note = format!("<{} {n} body, {bytes} bytes>", kind.name());
+                self.transcript.note("S", &note);
+                self.transcript.server(b".\r\n");
             }
-        }
-        let before = self.out.len();
-        let (used, event) = self
-            .client
-            .on_message_data(conn.buffered(), &mut self.out)
-            .map_err(protocol)?;
-        conn.consume(used);
-        if self.transcript.enabled() {
-            self.body_bytes += (self.out.len() - before) as u64;
-        }
-        if let Event::BodyEnd(kind) = event {
-            self.note_body_end(kind);
-        }
-        Ok(event)
-    }
-
-    /// Notes the end of a message body in the transcript.
-    fn note_body_end(&mut self, kind: Kind) {
-        if let (true, Kind::Retr(n) | Kind::Top(n)) = (self.transcript.enabled(), kind) {
-            let bytes = std::mem::take(&mut self.body_bytes);
-            let note = format!("<{} {n} body, {bytes} bytes>", kind.name());
-            self.transcript.note("S", &note);
-            self.transcript.server(b".\r\n");
+            Event::Challenge(_) => self.transcript.server(b"+ <challenge>"),
+            _ => self.transcript.server(self.client.last_line()),
         }
     }
 
@@ -281,10 +220,10 @@ impl Session {
         self.flush()?;
         match self.next_event()? {
             Event::Reply(r) => Ok(r),
-            other => Err(fail(
-                Exit::Protocol,
-                format!("unexpected {other:?} in reply to {}", command.kind().name()),
-            )),
+            other => {
+                let context = format!(" in reply to {}", command.kind().name());
+                Err(unexpected(&other, &context).into())
+            }
         }
     }
 
@@ -303,14 +242,12 @@ impl Session {
     fn stls(&mut self, tls_options: &TlsOptions) -> anyhow::Result<()> {
         let reply = self.command(&Command::Stls)?;
         if !reply.ok {
-            return Err(fail(
-                Exit::Protocol,
-                format!(
-                    "{} refused STLS: -ERR {}; refusing to log in without TLS",
-                    self.endpoint,
-                    quoted(&reply.text)
-                ),
-            ));
+            return Err(Error::Unexpected(format!(
+                "{} refused STLS: -ERR {}; refusing to log in without TLS",
+                self.endpoint,
+                crate::proto::pop3::quoted(&reply.text)
+            ))
+            .into());
         }
         let conn = self.conn.take().expect("connection present");
         let (conn, discarded) = conn.start_tls(tls_options)?;
@@ -330,140 +267,41 @@ impl Session {
         Ok(())
     }
 
-    /// Logs in. The secret is a password, or a token for XOAUTH2.
+    /// Logs in. The secret is a password, or a token for XOAUTH2. What to
+    /// send is [`Login`]'s decision; this only carries the bytes.
     pub fn login(&mut self, method: AuthMethod, user: &str, secret: &Secret) -> anyhow::Result<()> {
-        let caps = self.client.capabilities().cloned();
-        let valid_stamp = self
-            .client
-            .apop_timestamp()
-            .is_some_and(sasl::valid_apop_timestamp);
-        let requested = method;
-        let method = match method {
-            AuthMethod::Auto => {
-                let encrypted = self.client.is_tls();
-                match &caps {
-                    _ if !encrypted && valid_stamp => AuthMethod::Apop,
-                    Some(c) if c.has_sasl("PLAIN") => AuthMethod::Plain,
-                    Some(c) if !c.user && valid_stamp => AuthMethod::Apop,
-                    _ => AuthMethod::User,
-                }
-            }
-            m => m,
+        let server = self.endpoint.to_string();
+        let request = Request {
+            method: method.into(),
+            user,
+            secret,
+            server: &server,
+            loopback: self.endpoint.is_loopback(),
         };
-        plaintext_check(requested, method, self.client.is_tls(), &self.endpoint)?;
-        match method {
-            AuthMethod::User => {
-                self.queue(&Command::User(user.to_string()))?;
-                if self.client.pipelining() {
-                    self.queue(&Command::Pass(secret.clone()))?;
-                    self.flush()?;
-                    let user_reply = self.expect_reply()?;
-                    let pass_reply = self.expect_reply()?;
-                    if !user_reply.ok {
-                        return Err(refused(&user_reply, "USER"));
+        let (mut login, mut commands) = Login::start(&request, &self.client)?;
+        loop {
+            for command in commands.drain(..) {
+                self.queue(&command)?;
+            }
+            self.flush()?;
+            loop {
+                let event = self.next_event()?;
+                match login.on_event(event)? {
+                    Step::Send(more) => {
+                        commands = more;
+                        break;
                     }
-                    if !pass_reply.ok {
-                        return Err(refused(&pass_reply, "login"));
-                    }
-                } else {
-                    self.flush()?;
-                    let user_reply = self.expect_reply()?;
-                    if !user_reply.ok {
-                        return Err(refused(&user_reply, "USER"));
-                    }
-                    let pass_reply = self.command(&Command::Pass(secret.clone()))?;
-                    if !pass_reply.ok {
-                        return Err(refused(&pass_reply, "login"));
-                    }
+                    Step::Wait => {}
+                    Step::Done => return Ok(()),
                 }
             }
-            AuthMethod::Apop => {
-                let command = self
-                    .client
-                    .apop(user, secret.expose())
-                    .map_err(|e| fail(Exit::Protocol, format!("{e}; nothing was sent")))?;
-                let reply = self.command(&command)?;
-                if !reply.ok {
-                    return Err(refused(&reply, "APOP login"));
-                }
-            }
-            AuthMethod::Plain | AuthMethod::Xoauth2 => {
-                let (mechanism, initial) = if method == AuthMethod::Plain {
-                    ("PLAIN", sasl::plain_response(user, secret.expose()))
-                } else {
-                    ("XOAUTH2", sasl::xoauth2_response(user, secret.expose()))
-                };
-                // RFC 5034 section 4: an AUTH command with its initial
-                // response must fit in 255 octets; a longer response (an
-                // OAuth token, typically) answers the server's empty "+"
-                // challenge instead.
-                let fits = "AUTH ".len() + mechanism.len() + 1 + initial.len() + 2 <= 255;
-                let mut held = if fits {
-                    self.queue(&Command::Auth {
-                        mechanism: mechanism.to_string(),
-                        initial: Some(Secret::new(initial)),
-                    })?;
-                    None
-                } else {
-                    self.queue(&Command::Auth {
-                        mechanism: mechanism.to_string(),
-                        initial: None,
-                    })?;
-                    Some(Secret::new(initial))
-                };
-                self.flush()?;
-                let mut detail = String::new();
-                for _ in 0..4 {
-                    match self.next_event()? {
-                        Event::Reply(r) if r.ok => return Ok(()),
-                        Event::Reply(r) => {
-                            let err = refused(&r, &format!("AUTH {mechanism}"));
-                            return Err(if detail.is_empty() {
-                                err
-                            } else {
-                                err.context(detail)
-                            });
-                        }
-                        Event::Challenge(c) => {
-                            if let Some(response) = held.take() {
-                                self.queue(&Command::SaslResponse(response))?;
-                                self.flush()?;
-                                continue;
-                            }
-                            // XOAUTH2 reports errors as a challenge to be
-                            // answered with an empty line; anything else is
-                            // cancelled.
-                            let decoded = base64::engine::general_purpose::STANDARD
-                                .decode(&c)
-                                .unwrap_or(c);
-                            detail = format!("server said {}", quoted(&decoded));
-                            let answer = if method == AuthMethod::Xoauth2 {
-                                ""
-                            } else {
-                                "*"
-                            };
-                            self.queue(&Command::SaslResponse(Secret::new(answer)))?;
-                            self.flush()?;
-                        }
-                        other => {
-                            return Err(fail(
-                                Exit::Protocol,
-                                format!("unexpected {other:?} during AUTH"),
-                            ))
-                        }
-                    }
-                }
-                crate::bail_with!(Exit::Protocol, "AUTH {mechanism}: too many challenges");
-            }
-            AuthMethod::Auto => unreachable!("resolved above"),
         }
-        Ok(())
     }
 
     fn expect_reply(&mut self) -> anyhow::Result<Reply> {
         match self.next_event()? {
             Event::Reply(r) => Ok(r),
-            other => Err(fail(Exit::Protocol, format!("unexpected {other:?}"))),
+            other => Err(unexpected(&other, "").into()),
         }
     }
 
@@ -484,63 +322,25 @@ impl Session {
         } else {
             self.flush()?;
         }
-        let mut entries: Vec<Entry> = Vec::new();
-        match self.next_event()? {
-            Event::BodyStart(_) => loop {
-                match self.next_event()? {
-                    Event::ListEntry(number, size) => entries.push(Entry {
-                        number,
-                        size,
-                        uidl: None,
-                    }),
-                    Event::BodyEnd(_) => break,
-                    other => {
-                        return Err(fail(
-                            Exit::Protocol,
-                            format!("unexpected {other:?} in LIST"),
-                        ))
-                    }
-                }
-            },
-            Event::Reply(r) => {
-                if pipelining {
+        let mut entries = match self.read_list() {
+            Ok(entries) => entries,
+            Err(err) => {
+                if pipelining
+                    && err
+                        .downcast_ref::<Error>()
+                        .is_some_and(|e| e.refusal().is_some())
+                {
                     // Read the UIDL reply before giving up.
                     self.skip_response()?;
                 }
-                return Err(refused(&r, "LIST"));
+                return Err(err);
             }
-            other => return Err(fail(Exit::Protocol, format!("unexpected {other:?}"))),
-        }
+        };
         if !pipelining {
             self.queue(&Command::Uidl(None))?;
             self.flush()?;
         }
-        match self.next_event()? {
-            Event::BodyStart(_) => {
-                let mut index = std::collections::HashMap::new();
-                for (i, e) in entries.iter().enumerate() {
-                    index.insert(e.number, i);
-                }
-                loop {
-                    match self.next_event()? {
-                        Event::UidlEntry(number, uid) => {
-                            if let Some(&i) = index.get(&number) {
-                                entries[i].uidl = Some(String::from_utf8_lossy(&uid).into_owned());
-                            }
-                        }
-                        Event::BodyEnd(_) => break,
-                        other => {
-                            return Err(fail(
-                                Exit::Protocol,
-                                format!("unexpected {other:?} in UIDL"),
-                            ))
-                        }
-                    }
-                }
-            }
-            Event::Reply(_) => {}
-            other => return Err(fail(Exit::Protocol, format!("unexpected {other:?}"))),
-        }
+        self.read_uidl(&mut entries)?;
         entries.sort_by_key(|e| e.number);
         entries.dedup_by_key(|e| e.number);
         Ok(entries)
@@ -549,9 +349,56 @@ impl Session {
     fn read_stat(&mut self) -> anyhow::Result<()> {
         let r = self.expect_reply()?;
         if !r.ok {
-            return Err(refused(&r, "STAT"));
+            return Err(Error::refused(&r, "STAT").into());
         }
         Ok(())
+    }
+
+    /// The LIST response.
+    fn read_list(&mut self) -> anyhow::Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        match self.next_event()? {
+            Event::BodyStart(_) => {}
+            Event::Reply(r) => return Err(Error::refused(&r, "LIST").into()),
+            other => return Err(unexpected(&other, "").into()),
+        }
+        loop {
+            match self.next_event()? {
+                Event::ListEntry(number, size) => entries.push(Entry {
+                    number,
+                    size,
+                    uidl: None,
+                }),
+                Event::BodyEnd(_) => return Ok(entries),
+                other => return Err(unexpected(&other, " in LIST").into()),
+            }
+        }
+    }
+
+    /// The UIDL response, filling in `entries`; a refusal leaves them
+    /// without ids.
+    fn read_uidl(&mut self, entries: &mut [Entry]) -> anyhow::Result<()> {
+        match self.next_event()? {
+            Event::BodyStart(_) => {}
+            Event::Reply(_) => return Ok(()),
+            other => return Err(unexpected(&other, "").into()),
+        }
+        let index: std::collections::HashMap<u32, usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.number, i))
+            .collect();
+        loop {
+            match self.next_event()? {
+                Event::UidlEntry(number, uid) => {
+                    if let Some(&i) = index.get(&number) {
+                        entries[i].uidl = Some(String::from_utf8_lossy(&uid).into_owned());
+                    }
+                }
+                Event::BodyEnd(_) => return Ok(()),
+                other => return Err(unexpected(&other, " in UIDL").into()),
+            }
+        }
     }
 
     /// Reads and discards one whole response.
@@ -606,7 +453,7 @@ impl Session {
                     each(done, None);
                     done += 1;
                 }
-                other => return Err(fail(Exit::Protocol, format!("unexpected {other:?} in TOP"))),
+                other => return Err(unexpected(&other, " in TOP").into()),
             }
         }
         Ok(())
@@ -628,22 +475,9 @@ impl Session {
     }
 }
 
-/// A failed read, with the exit status its cause calls for (a malformed
-/// stream is a protocol error).
-fn read_error(endpoint: &Endpoint, e: anyhow::Error) -> anyhow::Error {
-    let exit = crate::exit::exit_status(&e);
-    let exit = if exit == Exit::Software {
-        Exit::Protocol
-    } else {
-        exit
-    };
-    fail(exit, format!("reading from {endpoint}: {e:#}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::exit_status;
 
     #[test]
     fn refusals_quote_a_bounded_amount_of_server_text() {
@@ -652,10 +486,13 @@ mod tests {
             ok: false,
             text: vec![b'x'; 8000],
         };
-        let err = refused(&reply, "STAT");
+        let err = Error::refused(&reply, "STAT");
         assert!(err.to_string().len() < 400, "{}", err.to_string().len());
         assert!(err.to_string().ends_with("..."));
-        assert_eq!(quoted(b"short \x1b[2J"), "short \\x1b[2J");
+        assert_eq!(
+            crate::proto::pop3::quoted(b"short \x1b[2J"),
+            "short \\x1b[2J"
+        );
     }
 
     #[test]
@@ -664,7 +501,10 @@ mod tests {
         let local = Endpoint::parse("127.0.0.1:110", 110).unwrap();
         for method in [AuthMethod::User, AuthMethod::Plain, AuthMethod::Xoauth2] {
             let err = plaintext_check(method, method, false, &remote).unwrap_err();
-            assert_eq!(exit_status(&err), Exit::Config, "{method:?}");
+            assert!(
+                matches!(err, Error::Unencrypted { no_apop: false, .. }),
+                "{method:?}"
+            );
             plaintext_check(method, method, true, &remote).unwrap();
             plaintext_check(method, method, false, &local).unwrap();
         }
@@ -672,6 +512,6 @@ mod tests {
         plaintext_check(AuthMethod::Apop, AuthMethod::Apop, false, &remote).unwrap();
         // auto without an APOP timestamp falls back to USER/PASS: refused.
         let err = plaintext_check(AuthMethod::Auto, AuthMethod::User, false, &remote).unwrap_err();
-        assert!(err.to_string().contains("APOP timestamp"), "{err}");
+        assert!(matches!(err, Error::Unencrypted { no_apop: true, .. }));
     }
 }

@@ -544,8 +544,22 @@ mod tests {
     }
 
     #[test]
-    fn helo_name_is_a_domain() {
+    fn helo_name_is_the_qualified_host_name_or_localhost() {
         let name = default_helo_name();
-        assert!(!name.is_empty() && !name.contains(' '));
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let host = host.trim();
+        let qualified = host.contains('.') && !host.starts_with('.') && !host.ends_with('.');
+        if qualified
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            assert_eq!(name, host, "a fully qualified host name is used as it is");
+        } else {
+            assert_eq!(
+                name, "localhost",
+                "host name {host:?} is not fully qualified"
+            );
+        }
     }
 }

@@ -4,11 +4,18 @@
 
 #![allow(dead_code)]
 
+#[path = "../fake/mod.rs"]
+mod fake;
+
+pub use fake::{acceptor, CERT_PEM};
+
 use std::collections::{BTreeSet, VecDeque};
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -129,6 +136,8 @@ pub struct Server {
     pub log: Arc<Mutex<Log>>,
     pub mailbox: Arc<Mutex<Vec<Stored>>>,
     handle: Option<JoinHandle<()>>,
+    /// Set when the test is done with the server: it stops waiting.
+    stop: Arc<AtomicBool>,
 }
 
 impl Server {
@@ -150,9 +159,11 @@ impl Server {
         let log = Arc::new(Mutex::new(Log::default()));
         let mailbox = Arc::new(Mutex::new(mailbox));
         let (log2, mailbox2) = (log.clone(), mailbox.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         let handle = std::thread::spawn(move || {
             for _ in 0..config.connections {
-                let Ok((tcp, _)) = listener.accept() else {
+                let Some(tcp) = fake::accept(&listener, &stopped) else {
                     return;
                 };
                 tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -166,6 +177,7 @@ impl Server {
             log,
             mailbox,
             handle: Some(handle),
+            stop,
         }
     }
 
@@ -177,12 +189,27 @@ impl Server {
         format!("localhost:{}", self.port)
     }
 
-    /// Waits for the server thread and returns what it saw.
+    /// Waits for the server thread (every connection of the config) and
+    /// returns what it saw; fails when a client did not come within
+    /// [`fake::ACCEPT_LIMIT`].
     pub fn finish(mut self) -> Log {
         if let Some(h) = self.handle.take() {
             h.join().unwrap();
         }
         self.log.lock().unwrap().clone()
+    }
+
+    /// What the server saw, without waiting for more clients: a client
+    /// that connected before this call is served first.
+    pub fn stop(self) -> Log {
+        self.stop.store(true, Ordering::SeqCst);
+        self.finish()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -409,12 +436,7 @@ impl<'a> ServerSession<'a> {
                     }
                 }
                 "APOP" => {
-                    let stamp = mailctl::proto::pop3::response::greeting_timestamp(
-                        self.config.greeting.as_bytes(),
-                    )
-                    .map(|s| s.to_vec())
-                    .unwrap_or_default();
-                    let want = mailctl::proto::sasl::apop_digest(&stamp, &self.config.password);
+                    let want = fake::apop_digest(&self.config.greeting, &self.config.password);
                     if arg1 == Some(self.config.user.as_str()) && arg2 == Some(want.as_str()) {
                         self.login();
                     } else {
@@ -614,11 +636,14 @@ fn is_retr(line: &str) -> bool {
 
 /// Runs the built binary with a password in the environment and a private
 /// state directory.
-pub fn mailctl(args: &[&str], state_home: &Path) -> Output {
+/// Runs mailctl with `args`, the configured password and its state under
+/// `state_home`.
+pub fn mailctl<S: AsRef<OsStr>>(args: &[S], state_home: &Path) -> Output {
     mailctl_env(args, state_home, &[])
 }
 
-pub fn mailctl_env(args: &[&str], state_home: &Path, env: &[(&str, &str)]) -> Output {
+/// [`mailctl`] with more environment variables.
+pub fn mailctl_env<S: AsRef<OsStr>>(args: &[S], state_home: &Path, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailctl"));
     cmd.args(args)
         .env("MAILCTL_PASSWORD", "s3cret-pw")

@@ -4,16 +4,17 @@
 
 #![allow(dead_code)]
 
+#[path = "../fake/mod.rs"]
+mod fake;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-use mailctl::net::tls::SelfSigned;
 
 /// How the server protects the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,7 +201,9 @@ pub struct FakeServer {
     pub ca_file: Option<PathBuf>,
     /// Set to the client's pid to have its memory recorded.
     pub client_pid: Arc<AtomicU32>,
-    handle: JoinHandle<Recorded>,
+    handle: Option<JoinHandle<Recorded>>,
+    /// Set when the test is done with the server: it stops waiting.
+    stop: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
 }
 
@@ -210,28 +213,31 @@ impl FakeServer {
         let port = listener.local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let mut ca_file = None;
-        let cert: Option<SelfSigned> = if script.tls == ServerTls::None {
+        let acceptor = if script.tls == ServerTls::None {
             None
         } else {
-            let cert = mailctl::net::tls::generate(&["localhost", "127.0.0.1"]).unwrap();
             let path = dir.path().join("ca.pem");
-            std::fs::write(&path, &cert.cert_pem).unwrap();
+            std::fs::write(&path, fake::CERT_PEM).unwrap();
             ca_file = Some(path);
-            Some(cert)
+            Some(fake::acceptor())
         };
         let client_pid = Arc::new(AtomicU32::new(0));
         let pid = client_pid.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         let handle = std::thread::spawn(move || {
-            let (tcp, _) = listener.accept().unwrap();
+            let Some(tcp) = fake::accept(&listener, &stopped) else {
+                return Recorded::default();
+            };
             tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            let acceptor = cert.map(|c| c.acceptor().unwrap());
             serve(tcp, &script, acceptor, &pid)
         });
         FakeServer {
             port,
             ca_file,
             client_pid,
-            handle,
+            handle: Some(handle),
+            stop,
             _dir: dir,
         }
     }
@@ -241,8 +247,17 @@ impl FakeServer {
         format!("127.0.0.1:{}", self.port)
     }
 
-    pub fn finish(self) -> Recorded {
-        self.handle.join().expect("fake server thread")
+    /// Waits for the session to end and returns what the client did; fails
+    /// when no client connected within [`fake::ACCEPT_LIMIT`].
+    pub fn finish(mut self) -> Recorded {
+        let handle = self.handle.take().expect("finished once");
+        handle.join().expect("fake server thread")
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 

@@ -6,6 +6,12 @@
 
 #![allow(dead_code)]
 
+#[path = "../fake/mod.rs"]
+mod fake;
+
+#[allow(unused_imports)] // Each test file uses some of them.
+pub use fake::{apop_digest, CERT_PEM, KEY_PEM};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -263,41 +269,6 @@ impl Client {
     }
 }
 
-/// Whether an external tool is installed. Missing: a failure when the CI
-/// environment variable is set, otherwise the test is skipped with a note.
-pub fn have_tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("{name} is required in CI but is not installed");
-        }
-        eprintln!("note: {name} not installed, skipping this interop test");
-    }
-    found
-}
-
-/// Whether an optional tool (not installed by CI) is there; skips with a
-/// note when it is not, even in CI.
-pub fn have_optional_tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        eprintln!("note: {name} not installed, skipping this interop test");
-    }
-    found
-}
-
 /// Runs a command; returns (success, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (bool, String, String) {
     let out = cmd.stdin(Stdio::null()).output().unwrap();
@@ -306,4 +277,39 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A stored message's bytes.
+pub fn stored(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+/// The stored message without the two trace headers the server prepends.
+pub fn body_of(stored: &[u8]) -> Vec<u8> {
+    let text = stored;
+    assert!(
+        text.starts_with(b"Return-Path: <"),
+        "{:?}",
+        String::from_utf8_lossy(text)
+    );
+    let received = text.windows(10).position(|w| w == b"Received: ").unwrap();
+    let mut i = received;
+    // The Received header ends at the first CRLF not followed by a tab.
+    loop {
+        let eol = i + text[i..].windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+        if text[eol] != b'\t' {
+            return text[eol..].to_vec();
+        }
+        i = eol;
+    }
+}
+
+/// A server with a self-signed certificate; returns it and the CA file.
+pub fn tls_server(extra: &[&str]) -> (Server, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem").to_str().unwrap().to_string();
+    let mut args = vec!["--tls-self-signed", ca.as_str()];
+    args.extend_from_slice(extra);
+    let server = Server::start_in(dir, &args);
+    (server, ca)
 }

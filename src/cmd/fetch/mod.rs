@@ -1,11 +1,14 @@
 //! `mailctl fetch`: list, retrieve, keep or delete mail over POP3.
 //!
-//! - [`session`]: drives the `pop3` state machine over a connection.
+//! The run goes flags -> plan -> drive -> output: [`flags`] reads what to
+//! do, [`plan`] picks the messages from the server's listing, [`drive`]
+//! retrieves them over the session of [`crate::net::pop3`], and [`output`]
+//! reports.
+//!
 //! - [`retrieve`]: the RETR/DELE loop (pipelined, durable before DELE).
 //! - [`sink`]: `--save-dir`, `--maildir`, `--mbox`, `--stdout`.
 //! - [`mda`]: `--mda CMD`, delivery through a program.
 //! - [`commit`]: makes saved messages durable on worker threads.
-//! - [`state`]: UIDLs already fetched, for `--new`.
 //! - [`listing`]: `--list` rows from `TOP n 0`.
 //! - [`progress`]: the progress bar.
 
@@ -19,13 +22,16 @@ macro_rules! say {
 }
 
 pub mod commit;
+pub mod drive;
+pub mod flags;
 pub mod listing;
 pub mod mda;
+pub mod output;
+pub mod plan;
 pub mod progress;
 pub mod retrieve;
 pub mod sink;
 
-use std::collections::{BTreeSet, HashSet};
 use std::io::Write;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -34,12 +40,14 @@ use clap::Args;
 
 use super::Globals;
 use crate::cli::ConnectArgs;
-use crate::exit::{exit_status, fail, Exit};
-use crate::store::uidl as state;
+use crate::config::ResolvedServer;
+use crate::exit::{exit_status, Exit};
+use crate::net::connection::TlsMode;
+use crate::net::pop3::{self as session, AuthMethod, Session};
 use crate::text::printable;
 use crate::transcript::Transcript;
 
-use crate::net::pop3::{self as session, AuthMethod, Entry, Session};
+use flags::{parse_ranges, parse_size, Destination, Retrieval};
 use sink::Sink;
 
 const AFTER_HELP: &str = "\
@@ -144,60 +152,6 @@ pub struct FetchArgs {
     pub mda_lf: bool,
 }
 
-/// Parses `1,4-6` into ranges.
-fn parse_ranges(text: &str) -> Result<Vec<RangeInclusive<u32>>, String> {
-    let number = |s: &str| -> Result<u32, String> {
-        match s.trim().parse::<u32>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("'{s}' is not a message number (1 or more)")),
-        }
-    };
-    let mut ranges = Vec::new();
-    // Empty items are skipped, as in --to lists: "1,2," is "1,2".
-    for part in text.split(',').filter(|p| !p.trim().is_empty()) {
-        let range = match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b) = (number(a)?, number(b)?);
-                if a > b {
-                    return Err(format!("range '{part}' runs backwards"));
-                }
-                a..=b
-            }
-            None => {
-                let n = number(part)?;
-                n..=n
-            }
-        };
-        ranges.push(range);
-    }
-    if ranges.is_empty() {
-        return Err(format!("no message number in '{text}'"));
-    }
-    Ok(ranges)
-}
-
-/// Parses a byte count with an optional K, M or G suffix (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let (digits, factor) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let f: u64 = match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                _ => return Err(format!("unknown size suffix in '{text}'")),
-            };
-            (&t[..i], f)
-        }
-        _ => (t, 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .ok_or_else(|| format!("'{text}' is not a size in bytes"))
-}
-
 /// The server address and TLS mode `--server` and `--tls` alone give (the
 /// rule lives in [`crate::config::Protocol`]): without a port, 995 (or 110
 /// with `--tls starttls|none`); port 995 means implicit TLS, any other port
@@ -219,22 +173,6 @@ fn server_and_tls(
     Ok((resolved.endpoint, resolved.tls))
 }
 
-/// Which messages to retrieve.
-enum Selection {
-    All,
-    New,
-    Numbers(Vec<RangeInclusive<u32>>),
-}
-
-/// Where retrieved messages go.
-enum Destination {
-    SaveDir(PathBuf),
-    Maildir(PathBuf),
-    Mbox(PathBuf),
-    Stdout,
-    Mda(String),
-}
-
 /// Runs `mailctl fetch`.
 ///
 /// With `--json`, a failure that comes before the listing or the report
@@ -251,56 +189,15 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
             "exit_code": exit_status(err).code(),
             "error": printable(format!("{err:#}").as_bytes()),
         });
-        print_stdout(|out| writeln!(out, "{object}"))?;
+        output::print_stdout(|out| writeln!(out, "{object}"))?;
     }
     result
 }
 
 /// `run`, setting `reported` once the JSON output has been written.
 fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Result<Exit> {
-    let destination = if let Some(d) = &args.save_dir {
-        Some(Destination::SaveDir(d.clone()))
-    } else if let Some(d) = &args.maildir {
-        Some(Destination::Maildir(d.clone()))
-    } else if let Some(f) = &args.mbox {
-        Some(Destination::Mbox(f.clone()))
-    } else if args.stdout {
-        Some(Destination::Stdout)
-    } else {
-        args.mda.clone().map(Destination::Mda)
-    };
-    if args.mda_lf && args.mda.is_none() {
-        // clap lets `requires` pass when a conflicting destination is given.
-        crate::bail_with!(Exit::Usage, "--mda-lf needs --mda");
-    }
-    let selection = if !args.retr.is_empty() {
-        Some(Selection::Numbers(args.retr.concat()))
-    } else if args.all {
-        Some(Selection::All)
-    } else if args.new {
-        Some(Selection::New)
-    } else {
-        None
-    };
-    let retrieval = match (selection, destination) {
-        (None, None) => {
-            if args.delete {
-                crate::bail_with!(
-                    Exit::Usage,
-                    "--delete needs a destination: --save-dir, --maildir, --mbox, --stdout or --mda"
-                );
-            }
-            None
-        }
-        (Some(_), None) => crate::bail_with!(
-            Exit::Usage,
-            "choose where to save messages: --save-dir, --maildir, --mbox, --stdout or --mda"
-        ),
-        (selection, Some(dest)) => Some((selection.unwrap_or(Selection::All), dest)),
-    };
-
+    let retrieval = flags::retrieval(&args)?;
     let server = crate::config::resolve_pop3(&args.connect, globals.config)?;
-    let (endpoint, tls) = (server.endpoint.clone(), server.tls);
     let Some(user) = server.user.clone() else {
         crate::bail_with!(Exit::Usage, "--user is required (or `user` in the account)");
     };
@@ -308,13 +205,76 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         Some(auth) => auth,
         None => server.auth_as()?.unwrap_or(AuthMethod::Auto),
     };
-    if tls == crate::net::connection::TlsMode::None && auth != AuthMethod::Auto {
+    if server.tls == TlsMode::None && auth != AuthMethod::Auto {
         // Known before connecting: say so before anything is sent.
-        session::plaintext_check(auth, auth, false, &endpoint)?;
+        session::plaintext_check(auth, auth, false, &server.endpoint)?;
     }
+    // Fail on an unusable destination, or a damaged record of fetched
+    // UIDLs, before touching the server.
+    let file_sink = open_sink(&retrieval, &args, &server, &user)?;
+    let record = match &retrieval {
+        Some(_) => Some(drive::Record::load(&server.endpoint, &user)?),
+        None => None,
+    };
 
-    // Fail on an unusable destination before touching the server.
-    let mut file_sink: Option<Box<dyn Sink>> = match &retrieval {
+    let mut session = connect(&server, auth, &user, globals.verbose)?;
+    let entries = session.listing()?;
+    let (Some((selection, destination)), Some(record)) = (retrieval, record) else {
+        return output::list(&mut session, &entries, args.json, reported);
+    };
+    let server_name = server.endpoint.to_string();
+    let plan = plan::plan(
+        selection,
+        &entries,
+        record.fetched(),
+        args.max_size,
+        &server_name,
+    );
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(e) => {
+            let _ = session.quit();
+            return Err(e);
+        }
+    };
+    let sink: Box<dyn Sink> = match file_sink {
+        Some(s) => s,
+        None => {
+            debug_assert!(matches!(destination, Destination::Stdout));
+            use std::io::IsTerminal;
+            Box::new(sink::StdoutSink::new(
+                plan.fetch.len() != 1,
+                std::io::stdout().is_terminal(),
+            ))
+        }
+    };
+    let verbose = globals.verbose > 0;
+    let finished = drive::drive(
+        &mut session,
+        plan,
+        sink,
+        args.delete,
+        verbose,
+        &entries,
+        record,
+    );
+    let style = output::Style {
+        json: args.json,
+        quiet: args.stdout && !verbose,
+        delivered: args.mda.is_some(),
+    };
+    output::report(finished, &style, reported)
+}
+
+/// The sink for a file or program destination; `None` for `--stdout`
+/// (opened once the number of messages is known) and for `--list`.
+fn open_sink(
+    retrieval: &Retrieval,
+    args: &FetchArgs,
+    server: &ResolvedServer,
+    user: &str,
+) -> anyhow::Result<Option<Box<dyn Sink>>> {
+    Ok(match retrieval {
         Some((_, Destination::SaveDir(d))) => Some(Box::new(sink::SaveDir::open(d)?)),
         Some((_, Destination::Maildir(d))) => Some(Box::new(sink::MaildirSink::open(d)?)),
         Some((_, Destination::Mbox(f))) => Some(Box::new(sink::MboxSink::open(f)?)),
@@ -326,292 +286,35 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
             Some(Box::new(mda::MdaSink::new(
                 command,
                 args.mda_lf,
-                endpoint.to_string(),
-                user.clone(),
+                server.endpoint.to_string(),
+                user.to_string(),
                 hidden,
             )?))
         }
-        _ => None,
-    };
+        Some((_, Destination::Stdout)) | None => None,
+    })
+}
 
-    // The record of fetched UIDLs; read now so a damaged file stops us
-    // before the server is contacted.
-    let recorded = match &retrieval {
-        Some(_) => {
-            let path = state::state_path(&endpoint.to_string(), &user)?;
-            state::prepare_dir(&path)?;
-            let state = state::UidlState::load(&path, &endpoint.to_string(), &user)?;
-            Some((path, state))
-        }
-        None => None,
-    };
-
+/// Connects and logs in; the password is dropped once sent.
+fn connect(
+    server: &ResolvedServer,
+    auth: AuthMethod,
+    user: &str,
+    verbose: u8,
+) -> anyhow::Result<Session> {
     let secret = server.obtain_password()?;
-    let tls_options = server.tls_options.clone();
-    let transcript = Transcript::stderr(globals.verbose > 0);
-    let timeout = server.timeout;
-    let mut session = Session::open(&endpoint, tls, &tls_options, timeout, transcript)
-        .map_err(|e| crate::config::with_tls_hint(e, endpoint.port, tls))?;
-    session.login(auth, &user, &secret)?;
-    drop(secret);
-    let entries = session.listing()?;
-
-    let (Some((selection, destination)), Some((state_path, mut uidl_state))) =
-        (retrieval, recorded)
-    else {
-        return list(&mut session, &entries, args.json, reported);
-    };
-
-    let mut failure: Option<anyhow::Error> = None;
-    let chosen: Vec<Entry> = match selection {
-        Selection::All => entries.clone(),
-        Selection::New => {
-            if entries.iter().any(|e| e.uidl.is_none()) {
-                let _ = session.quit();
-                crate::bail_with!(
-                    Exit::Unavailable,
-                    "{endpoint} does not give unique ids (UIDL), which --new needs"
-                );
-            }
-            entries
-                .iter()
-                .filter(|e| {
-                    !uidl_state
-                        .fetched
-                        .contains(e.uidl.as_deref().unwrap_or_default())
-                })
-                .cloned()
-                .collect()
-        }
-        Selection::Numbers(ranges) => {
-            for r in &ranges {
-                if !entries.iter().any(|e| r.contains(&e.number)) {
-                    let what = if r.start() == r.end() {
-                        format!("message {}", r.start())
-                    } else {
-                        format!("messages {}-{}", r.start(), r.end())
-                    };
-                    say!("mailctl: error: no {what} on the server");
-                    failure.get_or_insert(fail(Exit::Unavailable, format!("no {what}")));
-                }
-            }
-            entries
-                .iter()
-                .filter(|e| ranges.iter().any(|r| r.contains(&e.number)))
-                .cloned()
-                .collect()
-        }
-    };
-
-    let mut outcomes_skipped = Vec::new();
-    let mut plan = Vec::new();
-    for e in chosen {
-        match args.max_size {
-            Some(max) if e.size > max => {
-                say!(
-                    "mailctl: skipping message {} ({} bytes, over --max-size {max})",
-                    e.number,
-                    e.size
-                );
-                outcomes_skipped.push(retrieve::Outcome {
-                    number: e.number,
-                    uidl: e.uidl.clone(),
-                    size: e.size,
-                    skipped: Some(format!("larger than --max-size {max}")),
-                    ..Default::default()
-                });
-            }
-            _ => plan.push(e),
-        }
-    }
-
-    let mut sink: Box<dyn Sink> = match file_sink.take() {
-        Some(s) => s,
-        None => {
-            debug_assert!(matches!(destination, Destination::Stdout));
-            use std::io::IsTerminal;
-            Box::new(sink::StdoutSink::new(
-                plan.len() != 1,
-                std::io::stdout().is_terminal(),
-            ))
-        }
-    };
-    let total_bytes: u64 = plan.iter().map(|e| e.size).sum();
-    let progress = progress::Progress::new(plan.len(), total_bytes, globals.verbose > 0);
-    let mut newly_saved: Vec<String> = Vec::new();
-    let report = retrieve::retrieve(
-        &mut session,
-        &plan,
-        sink.as_mut(),
-        args.delete,
-        &progress,
-        |e| {
-            if let Some(u) = &e.uidl {
-                newly_saved.push(u.clone());
-            }
-        },
-    );
-    progress.finish();
-    drop(sink);
-
-    let marked = report.outcomes.iter().filter(|o| o.marked).count();
-    let mut quit_problem: Option<anyhow::Error> = None;
-    let committed = if report.connection_ok {
-        match session.quit() {
-            Ok(true) => true,
-            Ok(false) => {
-                if marked > 0 {
-                    quit_problem = Some(fail(
-                        Exit::Unavailable,
-                        format!(
-                            "the server refused QUIT: the {marked} deletions may not have happened"
-                        ),
-                    ));
-                }
-                false
-            }
-            Err(e) => {
-                if marked > 0 {
-                    quit_problem = Some(e.context(format!(
-                        "the connection failed before QUIT was answered: the {marked} deletions may not have happened"
-                    )));
-                }
-                false
-            }
-        }
-    } else {
-        if marked > 0 {
-            say!(
-                "mailctl: warning: the connection failed before QUIT: the {marked} deletions may not have happened"
-            );
-        }
-        false
-    };
-
-    // Record what was saved, even after a failure: those messages are safe.
-    if entries.iter().any(|e| e.uidl.is_some()) {
-        let on_server: HashSet<&str> = entries.iter().filter_map(|e| e.uidl.as_deref()).collect();
-        let mut fetched: BTreeSet<String> = uidl_state
-            .fetched
-            .iter()
-            .filter(|u| on_server.contains(u.as_str()))
-            .cloned()
-            .collect();
-        fetched.extend(newly_saved);
-        if fetched != uidl_state.fetched {
-            uidl_state.fetched = fetched;
-            if let Err(e) = uidl_state.save(&state_path) {
-                say!("mailctl: error: recording fetched messages: {e:#}");
-                failure.get_or_insert(e);
-            }
-        }
-    }
-
-    let mut outcomes = report.outcomes;
-    for o in &mut outcomes {
-        o.deleted = o.marked && committed;
-    }
-    outcomes.extend(outcomes_skipped);
-    outcomes.sort_by_key(|o| o.number);
-
-    if args.json {
-        *reported = true;
-        print_stdout(|out| {
-            serde_json::to_writer_pretty(&mut *out, &outcomes)?;
-            writeln!(out)
-        })?;
-    } else if !args.stdout || globals.verbose > 0 {
-        let saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
-        let deleted = outcomes.iter().filter(|o| o.deleted).count();
-        let verb = if args.mda.is_some() {
-            "delivered"
-        } else {
-            "saved"
-        };
-        if saved > 0 || deleted > 0 {
-            say!("mailctl: {saved} {verb}, {deleted} deleted");
-        }
-    }
-
-    if let Some(err) = quit_problem {
-        return Err(err);
-    }
-    if !report.connection_ok {
-        let err = report.failure.expect("a broken connection is a failure");
-        let saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
-        return Err(err.context(format!("{saved} messages were saved before the failure")));
-    }
-    match report.failure.or(failure) {
-        Some(err) => {
-            let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
-            if failed > 0 {
-                say!(
-                    "mailctl: error: {failed} of {} messages were not fetched",
-                    outcomes.len()
-                );
-            }
-            Ok(exit_status(&err))
-        }
-        None => Ok(Exit::Ok),
-    }
-}
-
-/// `--list`: TOP n 0 for each message, then a table or JSON on stdout.
-fn list(
-    session: &mut Session,
-    entries: &[Entry],
-    json: bool,
-    reported: &mut bool,
-) -> anyhow::Result<Exit> {
-    let numbers: Vec<u32> = entries.iter().map(|e| e.number).collect();
-    let mut rows: Vec<listing::Row> = entries
-        .iter()
-        .map(|e| listing::Row {
-            number: e.number,
-            size: e.size,
-            uidl: e.uidl.clone(),
-            ..Default::default()
-        })
-        .collect();
-    // Each header block is decoded as it arrives: memory holds the short
-    // rows, never every message's header at once.
-    session.headers(&numbers, 256 * 1024, |i, header| {
-        if let (Some(row), Some(header)) = (rows.get_mut(i), header) {
-            listing::decode_headers(row, header);
-        }
-    })?;
-    if let Err(e) = session.quit() {
-        say!(
-            "mailctl: warning: {}",
-            printable(format!("{e:#}").as_bytes())
-        );
-    }
-    *reported = true;
-    print_stdout(|out| {
-        if json {
-            serde_json::to_writer_pretty(&mut *out, &rows)?;
-            writeln!(out)
-        } else {
-            listing::print_table(&rows, out)
-        }
-    })?;
-    Ok(Exit::Ok)
-}
-
-/// Writes a report on stdout. A reader that went away (`| head`) is not an
-/// error; any other failure is (exit 74).
-fn print_stdout(
-    write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
-) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match write(&mut out).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(fail(
-            Exit::IoErr,
-            format!("writing to standard output: {e}"),
-        )),
-    }
+    let transcript = Transcript::stderr(verbose > 0);
+    let (endpoint, tls) = (&server.endpoint, server.tls);
+    let mut session = Session::open(
+        endpoint,
+        tls,
+        &server.tls_options,
+        server.timeout,
+        transcript,
+    )
+    .map_err(|e| crate::config::with_tls_hint(e, endpoint.port, tls))?;
+    session.login(auth, user, &secret)?;
+    Ok(session)
 }
 
 #[cfg(test)]
@@ -639,21 +342,5 @@ mod tests {
             (995, TlsMode::None),
             "an explicit --tls wins"
         );
-    }
-
-    #[test]
-    fn ranges_and_sizes() {
-        assert_eq!(parse_ranges("1,4-6").unwrap(), vec![1..=1, 4..=6]);
-        assert!(parse_ranges("0").is_err());
-        assert!(parse_ranges("5-2").is_err());
-        assert!(parse_ranges("a").is_err());
-        assert_eq!(parse_ranges("1, 3-4,").unwrap(), vec![1..=1, 3..=4]);
-        assert!(parse_ranges(",").is_err());
-        assert!(parse_ranges("").is_err());
-        assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert_eq!(parse_size("2K").unwrap(), 2048);
-        assert_eq!(parse_size("1m").unwrap(), 1 << 20);
-        assert!(parse_size("1X").is_err());
-        assert!(parse_size("").is_err());
     }
 }

@@ -16,8 +16,8 @@ use super::commit::Committer;
 use super::progress::Progress;
 use super::sink::{Meta, Sink};
 use crate::exit::{fail, Exit, Failure};
-use crate::net::pop3::{refused, Entry, Session, WINDOW};
-use crate::proto::pop3::{Command, Event, Kind};
+use crate::net::pop3::{Entry, Session, WINDOW};
+use crate::proto::pop3::{Command, Error, Event, Kind, Reply};
 use crate::text::printable;
 
 /// What happened to one message (the `--json` report).
@@ -117,18 +117,21 @@ impl Run<'_> {
                 saved(&self.plan[i]);
                 progress.message_done();
             }
-            Err(e) => {
-                local_failure(
-                    &mut self.outcomes[i],
-                    e,
-                    &mut self.failure,
-                    self.stopped,
-                    progress,
-                );
-                self.slots[i] = Slot::Failed;
-                self.stopped = true;
-            }
+            Err(e) => self.fail_local(i, e, progress),
         }
+    }
+
+    /// A local failure (sink, disk) on message `i`: stops the run.
+    fn fail_local(&mut self, i: usize, err: anyhow::Error, progress: &Progress) {
+        local_failure(
+            &mut self.outcomes[i],
+            err,
+            &mut self.failure,
+            self.stopped,
+            progress,
+        );
+        self.slots[i] = Slot::Failed;
+        self.stopped = true;
     }
 
     /// Queues the DELEs that may go out now.
@@ -227,6 +230,25 @@ pub fn retrieve(
     }
 }
 
+/// What the loop works with besides the session.
+struct Io<'a> {
+    sink: &'a mut dyn Sink,
+    committer: &'a mut Committer,
+    progress: &'a Progress,
+    saved: &'a mut dyn FnMut(&Entry),
+}
+
+/// Where the flight of RETR commands stands.
+struct Flight {
+    pipelining: bool,
+    /// The next message (plan order) to ask for.
+    next: usize,
+    /// RETR commands sent and not yet answered.
+    in_flight: usize,
+    /// The message being received, and whether its bytes are being kept.
+    receiving: Option<(usize, bool)>,
+}
+
 fn run_loop(
     session: &mut Session,
     sink: &mut dyn Sink,
@@ -235,35 +257,41 @@ fn run_loop(
     progress: &Progress,
     saved: &mut dyn FnMut(&Entry),
 ) -> anyhow::Result<()> {
-    let plan = run.plan;
+    let mut io = Io {
+        sink,
+        committer,
+        progress,
+        saved,
+    };
     let pipelining = session.client().pipelining();
     let window = if pipelining { WINDOW } else { 1 };
-    let mut next = 0;
-    let mut retr_in_flight = 0usize;
-    // The message being received, and whether its bytes are being kept.
-    let mut receiving: Option<(usize, bool)> = None;
-
+    let mut flight = Flight {
+        pipelining,
+        next: 0,
+        in_flight: 0,
+        receiving: None,
+    };
     loop {
-        while let Some((i, r)) = committer.try_next() {
-            run.commit_done(i, r, progress, saved);
+        while let Some((i, r)) = io.committer.try_next() {
+            run.commit_done(i, r, io.progress, io.saved);
         }
         run.queue_deletes(session)?;
         while !run.stopped
-            && next < plan.len()
-            && retr_in_flight < window
+            && flight.next < run.plan.len()
+            && flight.in_flight < window
             && (pipelining || session.client().outstanding() == 0)
         {
-            session.queue(&Command::Retr(plan[next].number))?;
-            next += 1;
-            retr_in_flight += 1;
+            session.queue(&Command::Retr(run.plan[flight.next].number))?;
+            flight.next += 1;
+            flight.in_flight += 1;
         }
         session.flush()?;
         if session.client().outstanding() == 0 {
             // Nothing on the wire: wait for the disk, which may allow
             // more DELEs, or finish.
-            match committer.wait_next() {
+            match io.committer.wait_next() {
                 Some((i, r)) => {
-                    run.commit_done(i, r, progress, saved);
+                    run.commit_done(i, r, io.progress, io.saved);
                     continue;
                 }
                 None => return Ok(()),
@@ -275,122 +303,115 @@ fn run_loop(
                 let Kind::Retr(n) = reply.kind else {
                     return Err(unexpected(&reply.kind));
                 };
-                let i = lookup(&run.index, n)?;
-                let keep = !run.stopped && {
-                    let meta = Meta {
-                        number: n,
-                        uidl: plan[i].uidl.clone(),
-                        size: plan[i].size,
-                    };
-                    match sink.begin(&meta) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            local_failure(
-                                &mut run.outcomes[i],
-                                e,
-                                &mut run.failure,
-                                run.stopped,
-                                progress,
-                            );
-                            run.slots[i] = Slot::Failed;
-                            run.stopped = true;
-                            false
-                        }
-                    }
-                };
-                receiving = Some((i, keep));
+                flight.receiving = Some(run.body_start(n, &mut io)?);
             }
-            Event::Data => {
-                progress.add_bytes(session.out.len() as u64);
-                if let Some((i, true)) = receiving {
-                    if let Err(e) = sink.write(&session.out) {
-                        sink.abort();
-                        local_failure(
-                            &mut run.outcomes[i],
-                            e,
-                            &mut run.failure,
-                            run.stopped,
-                            progress,
-                        );
-                        run.slots[i] = Slot::Failed;
-                        run.stopped = true;
-                        receiving = Some((i, false));
-                    }
-                }
-            }
+            Event::Data => run.data(&session.out, &mut flight, &mut io),
             Event::BodyEnd(Kind::Retr(n)) => {
-                retr_in_flight -= 1;
-                let (i, keep) = match receiving.take() {
-                    Some(r) => r,
-                    None => (lookup(&run.index, n)?, false),
-                };
-                if keep && !run.stopped {
-                    match sink.finish() {
-                        Ok(commit) => {
-                            run.slots[i] = Slot::Committing;
-                            committer.submit(i, commit);
-                            // Without pipelining every command costs a round
-                            // trip anyway: commit now, so DELE n goes out
-                            // before RETR n+1.
-                            if !pipelining || committer.in_flight() >= MAX_COMMITS_IN_FLIGHT {
-                                if let Some((j, r)) = committer.wait_next() {
-                                    run.commit_done(j, r, progress, saved);
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            local_failure(
-                                &mut run.outcomes[i],
-                                e,
-                                &mut run.failure,
-                                run.stopped,
-                                progress,
-                            );
-                            run.slots[i] = Slot::Failed;
-                            run.stopped = true;
-                        }
-                    }
-                } else {
-                    if keep {
-                        sink.abort();
-                    }
-                    if run.slots[i] == Slot::Waiting {
-                        run.slots[i] = Slot::Failed;
-                        run.outcomes[i].error = Some("not saved after an earlier failure".into());
-                    }
-                }
+                flight.in_flight -= 1;
+                run.body_end(n, &mut flight, &mut io)?;
             }
-            Event::Reply(reply) => match reply.kind {
-                Kind::Retr(n) => {
-                    retr_in_flight -= 1;
-                    let i = lookup(&run.index, n)?;
-                    let err = refused(&reply, &format!("RETR {n}"));
-                    progress.eprintln(&format!("mailctl: error: message {n}: {err}"));
-                    run.outcomes[i].error = Some(err.to_string());
-                    run.slots[i] = Slot::Refused;
-                    run.failure.get_or_insert(err);
+            Event::Reply(reply) => {
+                if let Kind::Retr(_) = reply.kind {
+                    flight.in_flight -= 1;
                 }
-                Kind::Dele(n) => {
-                    let i = lookup(&run.index, n)?;
-                    if reply.ok {
-                        run.outcomes[i].marked = true;
-                    } else {
-                        let err = refused(&reply, &format!("DELE {n}"));
-                        progress.eprintln(&format!("mailctl: error: message {n}: {err}"));
-                        run.outcomes[i].error = Some(err.to_string());
-                        run.failure.get_or_insert(err);
-                    }
-                }
-                other => return Err(unexpected(&other)),
-            },
+                run.reply(&reply, io.progress)?;
+            }
             Event::BodyEnd(other) => return Err(unexpected(&other)),
             other => {
-                return Err(fail(
-                    Exit::Protocol,
-                    format!("unexpected {other:?} during retrieval"),
-                ))
+                return Err(
+                    Error::Unexpected(format!("unexpected {other:?} during retrieval")).into(),
+                )
             }
         }
+    }
+}
+
+impl Run<'_> {
+    /// A message begins: returns its index and whether it is kept.
+    fn body_start(&mut self, n: u32, io: &mut Io<'_>) -> anyhow::Result<(usize, bool)> {
+        let i = lookup(&self.index, n)?;
+        if self.stopped {
+            return Ok((i, false));
+        }
+        let meta = Meta {
+            number: n,
+            uidl: self.plan[i].uidl.clone(),
+            size: self.plan[i].size,
+        };
+        match io.sink.begin(&meta) {
+            Ok(()) => Ok((i, true)),
+            Err(e) => {
+                self.fail_local(i, e, io.progress);
+                Ok((i, false))
+            }
+        }
+    }
+
+    /// Message bytes arrived.
+    fn data(&mut self, bytes: &[u8], flight: &mut Flight, io: &mut Io<'_>) {
+        io.progress.add_bytes(bytes.len() as u64);
+        if let Some((i, true)) = flight.receiving {
+            if let Err(e) = io.sink.write(bytes) {
+                io.sink.abort();
+                self.fail_local(i, e, io.progress);
+                flight.receiving = Some((i, false));
+            }
+        }
+    }
+
+    /// Message `n` is complete: its commit starts, or it is dropped.
+    fn body_end(&mut self, n: u32, flight: &mut Flight, io: &mut Io<'_>) -> anyhow::Result<()> {
+        let (i, keep) = match flight.receiving.take() {
+            Some(r) => r,
+            None => (lookup(&self.index, n)?, false),
+        };
+        if !keep || self.stopped {
+            if keep {
+                io.sink.abort();
+            }
+            if self.slots[i] == Slot::Waiting {
+                self.slots[i] = Slot::Failed;
+                self.outcomes[i].error = Some("not saved after an earlier failure".into());
+            }
+            return Ok(());
+        }
+        match io.sink.finish() {
+            Ok(commit) => {
+                self.slots[i] = Slot::Committing;
+                io.committer.submit(i, commit);
+                // Without pipelining every command costs a round trip
+                // anyway: commit now, so DELE n goes out before RETR n+1.
+                if !flight.pipelining || io.committer.in_flight() >= MAX_COMMITS_IN_FLIGHT {
+                    if let Some((j, r)) = io.committer.wait_next() {
+                        self.commit_done(j, r, io.progress, io.saved);
+                    }
+                }
+            }
+            Err(e) => self.fail_local(i, e, io.progress),
+        }
+        Ok(())
+    }
+
+    /// A single-line reply: RETR refused, or DELE answered.
+    fn reply(&mut self, reply: &Reply, progress: &Progress) -> anyhow::Result<()> {
+        let (n, what) = match reply.kind {
+            Kind::Retr(n) => (n, "RETR"),
+            Kind::Dele(n) => (n, "DELE"),
+            other => return Err(unexpected(&other)),
+        };
+        let i = lookup(&self.index, n)?;
+        if reply.ok && what == "DELE" {
+            self.outcomes[i].marked = true;
+            return Ok(());
+        }
+        let err = anyhow::Error::new(Error::refused(reply, &format!("{what} {n}")));
+        progress.eprintln(&format!("mailctl: error: message {n}: {err}"));
+        self.outcomes[i].error = Some(err.to_string());
+        if what == "RETR" {
+            self.slots[i] = Slot::Refused;
+        }
+        self.failure.get_or_insert(err);
+        Ok(())
     }
 }
 
@@ -402,10 +423,11 @@ fn lookup(index: &std::collections::HashMap<u32, usize>, n: u32) -> anyhow::Resu
 }
 
 fn unexpected(kind: &Kind) -> anyhow::Error {
-    fail(
-        Exit::Protocol,
-        format!("unexpected reply to {} during retrieval", kind.name()),
-    )
+    Error::Unexpected(format!(
+        "unexpected reply to {} during retrieval",
+        kind.name()
+    ))
+    .into()
 }
 
 /// Records a failure to save a message. Its status is the one the sink

@@ -5,11 +5,13 @@
 //! [`State::Transaction`] once a login succeeds, then [`State::Update`] when
 //! QUIT is sent from the transaction state, where the server commits the
 //! deletions. [`Client::send`] checks that a command is allowed now and
-//! renders it; [`Client::on_line`] takes each line the server sends and says
-//! what it means. Commands may be sent ahead only when the server offered
-//! PIPELINING (RFC 2449 section 6.6); responses are matched to commands in
-//! order, so the client always knows whether a response is single-line or
-//! multi-line.
+//! renders it; [`Client::feed`] takes the server's bytes in whatever chunks
+//! they arrive and says what they mean. Commands may be sent ahead only
+//! when the server offered PIPELINING (RFC 2449 section 6.6); responses are
+//! matched to commands in order, so the machine always knows whether a
+//! response is single-line or multi-line, and frames it accordingly:
+//! status and listing lines through [`crate::proto::line::LineReader`],
+//! message bodies through the unstuffing [`MultiLine`] reader.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -17,6 +19,7 @@ use super::capability::Capabilities;
 use super::command::{Command, Kind};
 use super::response::{self, Limits, MultiLine, Status, MAX_STATUS_LINE};
 use super::Error;
+use crate::proto::line::LineReader;
 
 /// The longest line accepted inside a message body (RETR, TOP). Lines this
 /// long are far beyond RFC 5322's 998 octets; the cap only keeps memory
@@ -119,6 +122,12 @@ pub struct Client {
     sasl_challenge: bool,
     pending: VecDeque<Kind>,
     body: Option<Body>,
+    lines: LineReader,
+    /// Bytes of the line being collected, to refuse an over-long one
+    /// before its end arrives.
+    partial: usize,
+    /// The last complete line, for a transcript.
+    line: Vec<u8>,
     scratch: Vec<u8>,
     message_count: Option<u32>,
     sizes: BTreeMap<u32, u64>,
@@ -147,6 +156,9 @@ impl Client {
             sasl_challenge: false,
             pending: VecDeque::from([Kind::Greeting]),
             body: None,
+            lines: LineReader::new(MAX_STATUS_LINE),
+            partial: 0,
+            line: Vec::new(),
             scratch: Vec::new(),
             message_count: None,
             sizes: BTreeMap::new(),
@@ -220,8 +232,8 @@ impl Client {
         &self.marked
     }
 
-    /// The longest line the next read may return: pass it to the line
-    /// reader so memory stays bounded.
+    /// The longest line accepted next ([`Client::feed`] applies it), so
+    /// memory stays bounded.
     pub fn max_line(&self) -> usize {
         self.body.as_ref().map_or(MAX_STATUS_LINE, |b| b.max_line)
     }
@@ -343,6 +355,64 @@ impl Client {
         }
         self.pending.push_back(kind);
         Ok(wire)
+    }
+
+    /// Feeds bytes received from the server, cut anywhere. Returns how many
+    /// were used and the event they completed, if any: the machine stops
+    /// right after one event, so the rest of `input` (the next reply, or
+    /// bytes sent before a TLS handshake) stays with the caller. Status and
+    /// listing lines are collected here up to [`Client::max_line`]; RETR
+    /// and TOP bodies go through the unstuffing reader, their bytes
+    /// appended to `out` ([`Event::Data`]). `None` means: feed more bytes.
+    /// Call again with an empty `input` after an event before reading more:
+    /// an [`Event::BodyEnd`] may be due without further input.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, Option<Event>), Error> {
+        if self.in_message_body() {
+            if input.is_empty() && !self.message_body_ended() {
+                return Ok((0, None));
+            }
+            let before = out.len();
+            let (used, event) = self.on_message_data(input, out)?;
+            if event == Event::Data && out.len() == before {
+                return Ok((used, None));
+            }
+            return Ok((used, Some(event)));
+        }
+        let max = self.max_line();
+        if self.lines.max() != max && !self.lines.has_partial() {
+            self.lines = LineReader::new(max);
+        }
+        self.line.clear();
+        let (used, line) = self.lines.push(input);
+        let too_long =
+            |max| Error::TooLarge(format!("the server sent a line longer than {max} bytes"));
+        let line = match line {
+            None => {
+                // No server gets to make us wait for the end of a line
+                // that is refused anyway.
+                self.partial += used;
+                if self.partial >= max {
+                    return Err(too_long(max));
+                }
+                return Ok((used, None));
+            }
+            Some(Ok(line)) => line,
+            Some(Err(e)) => return Err(too_long(e.max)),
+        };
+        self.partial = 0;
+        let event = self.on_line(&line, out)?;
+        self.line = line;
+        Ok((used, Some(event)))
+    }
+
+    /// The last complete line [`Client::feed`] interpreted, for a
+    /// transcript.
+    pub fn last_line(&self) -> &[u8] {
+        &self.line
     }
 
     /// Interprets one line from the server (line ending included). Message
@@ -885,6 +955,33 @@ mod tests {
         }
         let mut c = logged_in(true);
         assert!(c.on_message_data(b"x", &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn over_long_lines_are_refused_before_their_end() {
+        for chunk in [1, 7, 4096, 20_000] {
+            let mut c = Client::new(false);
+            let flood = vec![b'x'; 3 * MAX_STATUS_LINE];
+            let mut rest = &flood[..];
+            let err = loop {
+                let take = chunk.min(rest.len());
+                match c.feed(&rest[..take], &mut Vec::new()) {
+                    Ok((used, None)) => rest = &rest[used..],
+                    Ok((_, Some(e))) => panic!("{e:?}"),
+                    Err(e) => break e,
+                }
+                assert!(!rest.is_empty(), "chunk {chunk}: no error");
+            };
+            assert!(matches!(err, Error::TooLarge(_)), "{err:?}");
+        }
+        // A long line with its end in the same chunk.
+        let mut c = Client::new(false);
+        let mut line = vec![b'x'; MAX_STATUS_LINE];
+        line.extend_from_slice(b"\r\n");
+        assert!(matches!(
+            c.feed(&line, &mut Vec::new()),
+            Err(Error::TooLarge(_))
+        ));
     }
 
     #[test]

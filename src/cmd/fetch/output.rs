@@ -1,0 +1,122 @@
+//! What `mailctl fetch` prints: the `--list` listing, the retrieval report
+//! (JSON or a summary line), and the exit status it ends with.
+
+use std::io::Write;
+
+use super::drive::Finished;
+use super::listing;
+use crate::exit::{exit_status, fail, Exit};
+use crate::net::pop3::{Entry, Session};
+use crate::text::printable;
+
+/// `--list`: TOP n 0 for each message, then a table or JSON on stdout.
+pub fn list(
+    session: &mut Session,
+    entries: &[Entry],
+    json: bool,
+    reported: &mut bool,
+) -> anyhow::Result<Exit> {
+    let numbers: Vec<u32> = entries.iter().map(|e| e.number).collect();
+    let mut rows: Vec<listing::Row> = entries
+        .iter()
+        .map(|e| listing::Row {
+            number: e.number,
+            size: e.size,
+            uidl: e.uidl.clone(),
+            ..Default::default()
+        })
+        .collect();
+    // Each header block is decoded as it arrives: memory holds the short
+    // rows, never every message's header at once.
+    session.headers(&numbers, 256 * 1024, |i, header| {
+        if let (Some(row), Some(header)) = (rows.get_mut(i), header) {
+            listing::decode_headers(row, header);
+        }
+    })?;
+    if let Err(e) = session.quit() {
+        say!(
+            "mailctl: warning: {}",
+            printable(format!("{e:#}").as_bytes())
+        );
+    }
+    *reported = true;
+    print_stdout(|out| {
+        if json {
+            serde_json::to_writer_pretty(&mut *out, &rows)?;
+            writeln!(out)
+        } else {
+            listing::print_table(&rows, out)
+        }
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// How the report is printed.
+pub struct Style {
+    /// `--json`.
+    pub json: bool,
+    /// Messages went to standard output, so no summary unless verbose.
+    pub quiet: bool,
+    /// `--mda`: messages are "delivered" rather than "saved".
+    pub delivered: bool,
+}
+
+/// Prints the report of a retrieval run and says how it ends.
+pub fn report(finished: Finished, style: &Style, reported: &mut bool) -> anyhow::Result<Exit> {
+    let outcomes = &finished.outcomes;
+    if style.json {
+        *reported = true;
+        print_stdout(|out| {
+            serde_json::to_writer_pretty(&mut *out, outcomes)?;
+            writeln!(out)
+        })?;
+    } else if !style.quiet {
+        let saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
+        let deleted = outcomes.iter().filter(|o| o.deleted).count();
+        let verb = if style.delivered {
+            "delivered"
+        } else {
+            "saved"
+        };
+        if saved > 0 || deleted > 0 {
+            say!("mailctl: {saved} {verb}, {deleted} deleted");
+        }
+    }
+
+    if let Some(err) = finished.quit_problem {
+        return Err(err);
+    }
+    if let Some(err) = finished.broken {
+        let saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
+        return Err(err.context(format!("{saved} messages were saved before the failure")));
+    }
+    match finished.failure {
+        Some(err) => {
+            let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+            if failed > 0 {
+                say!(
+                    "mailctl: error: {failed} of {} messages were not fetched",
+                    outcomes.len()
+                );
+            }
+            Ok(exit_status(&err))
+        }
+        None => Ok(Exit::Ok),
+    }
+}
+
+/// Writes a report on stdout. A reader that went away (`| head`) is not an
+/// error; any other failure is (exit 74).
+pub fn print_stdout(
+    write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(fail(
+            Exit::IoErr,
+            format!("writing to standard output: {e}"),
+        )),
+    }
+}

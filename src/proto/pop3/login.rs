@@ -1,0 +1,487 @@
+//! The client's login policy (RFC 1939 section 7, RFC 5034): which
+//! mechanism to use, whether credentials may be sent at all, and the
+//! exchange of commands and replies until the maildrop is open.
+//!
+//! [`Login::start`] decides, from what the greeting and CAPA said, and
+//! returns the first commands; [`Login::on_event`] is fed each event of the
+//! [`Client`] and says what to send next. Nothing is sent when the policy
+//! refuses: an unencrypted password to a remote server, or APOP with an
+//! unsafe timestamp.
+
+use base64::Engine;
+
+use super::client::{Client, Event};
+use super::command::{Command, Kind};
+use super::Error;
+use crate::proto::sasl;
+use crate::secret::Secret;
+
+/// The longest AUTH command line that may carry its initial response,
+/// CRLF included (RFC 5034 section 4, RFC 2449 section 4: 255 octets).
+pub const MAX_AUTH_LINE: usize = 255;
+
+/// How many events an AUTH exchange may take before it is given up.
+const MAX_AUTH_EVENTS: u32 = 4;
+
+/// How to log in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// AUTH PLAIN when offered, else USER/PASS; APOP on an unencrypted
+    /// connection when the greeting carries a valid timestamp.
+    Auto,
+    /// USER and PASS.
+    User,
+    /// APOP: an MD5 digest, only with a well-formed greeting timestamp.
+    Apop,
+    /// AUTH PLAIN with an initial response.
+    Plain,
+    /// AUTH XOAUTH2 with an OAuth 2 bearer token as the secret.
+    Xoauth2,
+}
+
+/// What the login needs next.
+#[derive(Debug)]
+pub enum Step {
+    /// Send these commands, then feed the replies.
+    Send(Vec<Command>),
+    /// Feed the next event.
+    Wait,
+    /// The maildrop is open.
+    Done,
+}
+
+/// Where the exchange stands.
+#[derive(Debug)]
+enum Stage {
+    /// USER sent; PASS too when pipelined (`pass` is then `None`).
+    User { pass: Option<Secret> },
+    /// PASS sent, its reply awaited.
+    Pass { refused: Option<Error> },
+    /// APOP sent.
+    Apop,
+    /// AUTH sent; `held` is the response kept for the server's empty
+    /// challenge when it was too long to go with the command.
+    Auth {
+        mechanism: &'static str,
+        held: Option<Secret>,
+        detail: Option<String>,
+        events: u32,
+    },
+}
+
+/// One login in progress.
+#[derive(Debug)]
+pub struct Login {
+    method: Method,
+    stage: Stage,
+}
+
+/// What a login is asked to do.
+pub struct Request<'a> {
+    /// The method asked for.
+    pub method: Method,
+    /// The mailbox name.
+    pub user: &'a str,
+    /// The password, or the token for XOAUTH2.
+    pub secret: &'a Secret,
+    /// The server, as error messages show it.
+    pub server: &'a str,
+    /// Whether the server is on this machine, where an unencrypted
+    /// password does not cross a network.
+    pub loopback: bool,
+}
+
+/// Refuses to send a password or token over an unencrypted connection,
+/// unless the server is on this machine (`loopback`) or the method is
+/// APOP, which sends only a digest. `method` is the one that would be
+/// used, `requested` the one asked for.
+pub fn plaintext_check(
+    requested: Method,
+    method: Method,
+    encrypted: bool,
+    loopback: bool,
+    server: &str,
+) -> Result<(), Error> {
+    if encrypted || method == Method::Apop || loopback {
+        return Ok(());
+    }
+    Err(Error::Unencrypted {
+        server: server.to_string(),
+        no_apop: requested == Method::Auto,
+    })
+}
+
+/// The method `auto` resolves to, from what the session knows.
+fn resolve(method: Method, client: &Client) -> Method {
+    if method != Method::Auto {
+        return method;
+    }
+    let valid_stamp = client
+        .apop_timestamp()
+        .is_some_and(sasl::valid_apop_timestamp);
+    match client.capabilities() {
+        _ if !client.is_tls() && valid_stamp => Method::Apop,
+        Some(c) if c.has_sasl("PLAIN") => Method::Plain,
+        Some(c) if !c.user && valid_stamp => Method::Apop,
+        _ => Method::User,
+    }
+}
+
+impl Login {
+    /// Chooses the method and returns the first commands to send. Fails,
+    /// with nothing sent, when the policy refuses.
+    pub fn start(request: &Request<'_>, client: &Client) -> Result<(Login, Vec<Command>), Error> {
+        let method = resolve(request.method, client);
+        plaintext_check(
+            request.method,
+            method,
+            client.is_tls(),
+            request.loopback,
+            request.server,
+        )?;
+        let (stage, commands) = match method {
+            Method::User => {
+                let user = Command::User(request.user.to_string());
+                if client.pipelining() {
+                    let pass = Command::Pass(request.secret.clone());
+                    (Stage::User { pass: None }, vec![user, pass])
+                } else {
+                    let pass = Some(request.secret.clone());
+                    (Stage::User { pass }, vec![user])
+                }
+            }
+            Method::Apop => {
+                let command = client
+                    .apop(request.user, request.secret.expose())
+                    .map_err(|e| Error::Unexpected(format!("{e}; nothing was sent")))?;
+                (Stage::Apop, vec![command])
+            }
+            Method::Plain | Method::Xoauth2 | Method::Auto => {
+                let (mechanism, initial) = if method == Method::Xoauth2 {
+                    (
+                        "XOAUTH2",
+                        sasl::xoauth2_response(request.user, request.secret.expose()),
+                    )
+                } else {
+                    (
+                        "PLAIN",
+                        sasl::plain_response(request.user, request.secret.expose()),
+                    )
+                };
+                // A longer initial response (an OAuth token, typically)
+                // answers the server's empty "+" challenge instead.
+                let fits = "AUTH ".len() + mechanism.len() + 1 + initial.len() + 2 <= MAX_AUTH_LINE;
+                let (initial, held) = if fits {
+                    (Some(Secret::new(initial)), None)
+                } else {
+                    (None, Some(Secret::new(initial)))
+                };
+                let command = Command::Auth {
+                    mechanism: mechanism.to_string(),
+                    initial,
+                };
+                let stage = Stage::Auth {
+                    mechanism,
+                    held,
+                    detail: None,
+                    events: 0,
+                };
+                (stage, vec![command])
+            }
+        };
+        Ok((Login { method, stage }, commands))
+    }
+
+    /// The method in use (`auto` resolved).
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// Takes the next event of the session and says what follows.
+    pub fn on_event(&mut self, event: Event) -> Result<Step, Error> {
+        let method = self.method;
+        match &mut self.stage {
+            Stage::User { pass } => {
+                let reply = expect_reply(event, Kind::User)?;
+                let user_refused = (!reply.ok).then(|| Error::refused(&reply, "USER"));
+                match pass.take() {
+                    // PASS was pipelined: its reply comes whatever USER got.
+                    None => {
+                        self.stage = Stage::Pass {
+                            refused: user_refused,
+                        };
+                        Ok(Step::Wait)
+                    }
+                    Some(secret) => {
+                        if let Some(err) = user_refused {
+                            return Err(err);
+                        }
+                        self.stage = Stage::Pass { refused: None };
+                        Ok(Step::Send(vec![Command::Pass(secret)]))
+                    }
+                }
+            }
+            Stage::Pass { refused } => {
+                let reply = expect_reply(event, Kind::Pass)?;
+                if let Some(err) = refused.take() {
+                    return Err(err);
+                }
+                if !reply.ok {
+                    return Err(Error::refused(&reply, "login"));
+                }
+                Ok(Step::Done)
+            }
+            Stage::Apop => {
+                let reply = expect_reply(event, Kind::Apop)?;
+                if !reply.ok {
+                    return Err(Error::refused(&reply, "APOP login"));
+                }
+                Ok(Step::Done)
+            }
+            Stage::Auth {
+                mechanism,
+                held,
+                detail,
+                events,
+            } => {
+                *events += 1;
+                match event {
+                    Event::Reply(r) if r.ok => Ok(Step::Done),
+                    Event::Reply(r) => Err(Error::Refused {
+                        what: format!("AUTH {mechanism}"),
+                        reply: r,
+                        detail: detail.take(),
+                    }),
+                    Event::Challenge(_) if *events >= MAX_AUTH_EVENTS => Err(Error::Unexpected(
+                        format!("AUTH {mechanism}: too many challenges"),
+                    )),
+                    Event::Challenge(c) => {
+                        if let Some(response) = held.take() {
+                            return Ok(Step::Send(vec![Command::SaslResponse(response)]));
+                        }
+                        // XOAUTH2 reports errors as a challenge to be
+                        // answered with an empty line; anything else is
+                        // cancelled.
+                        let decoded = base64::engine::general_purpose::STANDARD
+                            .decode(&c)
+                            .unwrap_or(c);
+                        *detail = Some(format!("server said {}", super::quoted(&decoded)));
+                        let answer = if method == Method::Xoauth2 { "" } else { "*" };
+                        Ok(Step::Send(vec![Command::SaslResponse(Secret::new(answer))]))
+                    }
+                    other => Err(Error::Unexpected(format!(
+                        "unexpected {other:?} during AUTH"
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// The reply an event must be.
+fn expect_reply(event: Event, kind: Kind) -> Result<super::Reply, Error> {
+    match event {
+        Event::Reply(r) if r.kind == kind => Ok(r),
+        other => Err(Error::Unexpected(format!("unexpected {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client past the greeting and CAPA.
+    fn client(tls: bool, greeting: &[u8], capa: &[u8]) -> Client {
+        let mut c = Client::new(tls);
+        let mut out = Vec::new();
+        c.feed(greeting, &mut out).unwrap();
+        c.send(&Command::Capa).unwrap();
+        let mut rest = capa;
+        while !rest.is_empty() {
+            let (used, _) = c.feed(rest, &mut out).unwrap();
+            rest = &rest[used..];
+        }
+        c
+    }
+
+    fn request<'a>(method: Method, secret: &'a Secret, loopback: bool) -> Request<'a> {
+        Request {
+            method,
+            user: "tim",
+            secret,
+            server: "pop.example.org:110",
+            loopback,
+        }
+    }
+
+    /// Sends the commands and feeds `server` line by line until the login
+    /// ends; returns the wire bytes sent and the result.
+    fn run(
+        c: &mut Client,
+        login: &mut Login,
+        first: Vec<Command>,
+        server: &[u8],
+    ) -> (Vec<u8>, Result<(), Error>) {
+        let mut sent = Vec::new();
+        for command in first {
+            sent.extend(c.send(&command).unwrap());
+        }
+        let mut out = Vec::new();
+        let mut rest = server;
+        loop {
+            let (used, event) = c.feed(rest, &mut out).unwrap();
+            rest = &rest[used..];
+            let Some(event) = event else {
+                panic!("the server script ended");
+            };
+            match login.on_event(event) {
+                Ok(Step::Send(commands)) => {
+                    for command in commands {
+                        sent.extend(c.send(&command).unwrap());
+                    }
+                }
+                Ok(Step::Wait) => {}
+                Ok(Step::Done) => return (sent, Ok(())),
+                Err(e) => return (sent, Err(e)),
+            }
+        }
+    }
+
+    const STAMP: &[u8] = b"+OK ready <1896.697170952@dbc.mtview.ca.us>\r\n";
+
+    #[test]
+    fn auto_picks_apop_in_clear_and_plain_over_tls() {
+        let secret = Secret::new("tanstaaf");
+        let c = client(false, STAMP, b"+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n");
+        let (login, first) = Login::start(&request(Method::Auto, &secret, false), &c).unwrap();
+        assert_eq!(login.method(), Method::Apop);
+        assert!(matches!(first[..], [Command::Apop { .. }]));
+
+        let c = client(true, STAMP, b"+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n");
+        let (login, _) = Login::start(&request(Method::Auto, &secret, false), &c).unwrap();
+        assert_eq!(login.method(), Method::Plain);
+
+        let c = client(true, b"+OK hi\r\n", b"+OK\r\nUSER\r\n.\r\n");
+        let (login, _) = Login::start(&request(Method::Auto, &secret, false), &c).unwrap();
+        assert_eq!(login.method(), Method::User);
+
+        // No USER, a valid timestamp: APOP even over TLS.
+        let c = client(true, STAMP, b"+OK\r\nTOP\r\n.\r\n");
+        let (login, _) = Login::start(&request(Method::Auto, &secret, false), &c).unwrap();
+        assert_eq!(login.method(), Method::Apop);
+    }
+
+    #[test]
+    fn no_password_in_clear_to_a_remote_server() {
+        let secret = Secret::new("pw");
+        let c = client(false, b"+OK hi\r\n", b"+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n");
+        for method in [Method::User, Method::Plain, Method::Xoauth2] {
+            let err = Login::start(&request(method, &secret, false), &c).unwrap_err();
+            assert!(
+                matches!(err, Error::Unencrypted { no_apop: false, .. }),
+                "{err:?}"
+            );
+            Login::start(&request(method, &secret, true), &c).unwrap();
+        }
+        let err = Login::start(&request(Method::Auto, &secret, false), &c).unwrap_err();
+        assert!(matches!(err, Error::Unencrypted { no_apop: true, .. }));
+        assert!(plaintext_check(Method::Apop, Method::Apop, false, false, "x").is_ok());
+        assert!(plaintext_check(Method::User, Method::User, true, false, "x").is_ok());
+    }
+
+    #[test]
+    fn apop_with_an_unsafe_timestamp_sends_nothing() {
+        let secret = Secret::new("pw");
+        let c = client(false, b"+OK ready <a b@c>\r\n", b"-ERR\r\n");
+        let err = Login::start(&request(Method::Apop, &secret, false), &c).unwrap_err();
+        assert!(matches!(err, Error::Unexpected(_)), "{err:?}");
+    }
+
+    #[test]
+    fn user_pass_with_and_without_pipelining() {
+        let secret = Secret::new("pw");
+        let mut c = client(true, b"+OK\r\n", b"+OK\r\nUSER\r\n.\r\n");
+        let (mut login, first) = Login::start(&request(Method::User, &secret, false), &c).unwrap();
+        let (sent, result) = run(&mut c, &mut login, first, b"+OK\r\n+OK in\r\n");
+        assert_eq!(sent, b"USER tim\r\nPASS pw\r\n");
+        result.unwrap();
+
+        // Pipelined: USER refused, PASS's reply still read first.
+        let mut c = client(true, b"+OK\r\n", b"+OK\r\nUSER\r\nPIPELINING\r\n.\r\n");
+        let (mut login, first) = Login::start(&request(Method::User, &secret, false), &c).unwrap();
+        let (sent, result) = run(&mut c, &mut login, first, b"-ERR who\r\n-ERR no\r\n");
+        assert_eq!(sent, b"USER tim\r\nPASS pw\r\n");
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, Error::Refused { what, .. } if what == "USER"),
+            "{err:?}"
+        );
+        assert_eq!(c.outstanding(), 0);
+
+        // Not pipelined: PASS refused is a refused login.
+        let mut c = client(true, b"+OK\r\n", b"+OK\r\nUSER\r\n.\r\n");
+        let (mut login, first) = Login::start(&request(Method::User, &secret, false), &c).unwrap();
+        let (_, result) = run(&mut c, &mut login, first, b"+OK\r\n-ERR [AUTH] bad\r\n");
+        let err = result.unwrap_err();
+        assert_eq!(err.refusal(), Some(super::super::Refusal::Login));
+    }
+
+    #[test]
+    fn long_initial_response_waits_for_the_empty_challenge() {
+        let token = Secret::new("t".repeat(300));
+        let mut c = client(true, b"+OK\r\n", b"+OK\r\nSASL XOAUTH2\r\n.\r\n");
+        let (mut login, first) =
+            Login::start(&request(Method::Xoauth2, &token, false), &c).unwrap();
+        let (sent, result) = run(&mut c, &mut login, first, b"+ \r\n+OK\r\n");
+        result.unwrap();
+        let sent = String::from_utf8(sent).unwrap();
+        assert!(sent.starts_with("AUTH XOAUTH2\r\n"), "{sent}");
+        assert!(sent.lines().nth(1).unwrap().len() > 255);
+
+        // A short one goes with the command.
+        let secret = Secret::new("pw");
+        let mut c = client(true, b"+OK\r\n", b"+OK\r\nSASL PLAIN\r\n.\r\n");
+        let (mut login, first) = Login::start(&request(Method::Plain, &secret, false), &c).unwrap();
+        let (sent, result) = run(&mut c, &mut login, first, b"+OK\r\n");
+        result.unwrap();
+        assert_eq!(sent, b"AUTH PLAIN AHRpbQBwdw==\r\n");
+    }
+
+    #[test]
+    fn xoauth2_error_is_acknowledged_and_reported() {
+        let token = Secret::new("tok");
+        let mut c = client(true, b"+OK\r\n", b"+OK\r\nSASL XOAUTH2\r\n.\r\n");
+        let (mut login, first) =
+            Login::start(&request(Method::Xoauth2, &token, false), &c).unwrap();
+        let (sent, result) = run(
+            &mut c,
+            &mut login,
+            first,
+            b"+ eyJzdGF0dXMiOiI0MDEifQ==\r\n-ERR [AUTH] bad token\r\n",
+        );
+        assert!(sent.ends_with(b"\r\n\r\n"), "empty acknowledgement");
+        let err = result.unwrap_err();
+        let Error::Refused { detail, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(detail.as_deref().unwrap().contains("401"));
+        assert_eq!(err.refusal(), Some(super::super::Refusal::Login));
+
+        // PLAIN cancels an unexpected challenge with "*".
+        let secret = Secret::new("pw");
+        let mut c = client(true, b"+OK\r\n", b"+OK\r\nSASL PLAIN\r\n.\r\n");
+        let (mut login, first) = Login::start(&request(Method::Plain, &secret, false), &c).unwrap();
+        let (sent, result) = run(&mut c, &mut login, first, b"+ eA==\r\n-ERR no\r\n");
+        assert!(sent.ends_with(b"*\r\n"));
+        assert!(matches!(result, Err(Error::Refused { .. })));
+    }
+
+    #[test]
+    fn endless_challenges_are_cut_off() {
+        let secret = Secret::new("pw");
+        let mut c = client(true, b"+OK\r\n", b"+OK\r\nSASL PLAIN\r\n.\r\n");
+        let (mut login, first) = Login::start(&request(Method::Plain, &secret, false), &c).unwrap();
+        let (_, result) = run(&mut c, &mut login, first, &b"+ eA==\r\n".repeat(10));
+        assert!(matches!(result, Err(Error::Unexpected(_))), "{result:?}");
+    }
+}
