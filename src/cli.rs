@@ -81,7 +81,7 @@ pub struct ConnectArgs {
     #[arg(long, value_enum)]
     pub tls: Option<TlsMode>,
 
-    /// Trust the certificates in this PEM file as well as the system's.
+    /// Trust only the CA certificates in this PEM file, not the system's.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
 

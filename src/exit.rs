@@ -2,7 +2,8 @@
 //!
 //! Every failure that should end the program with a particular status is an
 //! [`Failure`] somewhere in the `anyhow` chain; [`exit_status`] finds it, and
-//! classifies plain I/O and TLS errors that carry none.
+//! classifies the typed errors of the layers ([`crate::net::Error`]) and
+//! plain I/O errors.
 
 use std::fmt;
 use std::io;
@@ -111,9 +112,9 @@ macro_rules! bail_with {
 
 /// The exit status an error should produce.
 ///
-/// The outermost [`Failure`] in the chain wins; otherwise I/O errors that mean
-/// "the connection went away" are temporary (75), TLS errors are 76, and
-/// anything else is an internal error (70).
+/// The outermost [`Failure`] or typed layer error in the chain wins;
+/// otherwise I/O errors that mean "the connection went away" are temporary
+/// (75), and anything else is an internal error (70).
 pub fn exit_status(err: &anyhow::Error) -> Exit {
     for cause in err.chain() {
         if let Some(failure) = cause.downcast_ref::<Failure>() {
@@ -125,13 +126,13 @@ pub fn exit_status(err: &anyhow::Error) -> Exit {
         if let Some(e) = cause.downcast_ref::<crate::proto::pop3::Error>() {
             return pop3_exit(e);
         }
+        if let Some(e) = cause.downcast_ref::<crate::net::Error>() {
+            return net_exit(e);
+        }
     }
     for cause in err.chain() {
         if let Some(io_err) = cause.downcast_ref::<io::Error>() {
             return io_exit_status(io_err);
-        }
-        if cause.downcast_ref::<native_tls::Error>().is_some() {
-            return Exit::Protocol;
         }
     }
     Exit::Software
@@ -193,6 +194,28 @@ fn pop3_exit(e: &crate::proto::pop3::Error) -> Exit {
         Error::BadArgument(_) => Exit::Usage,
         Error::NotAllowed(_) => Exit::Software,
         Error::Malformed(_) | Error::TooLarge(_) | Error::Unexpected(_) => Exit::Protocol,
+    }
+}
+
+/// The exit status for a failure of the net layer.
+fn net_exit(e: &crate::net::Error) -> Exit {
+    use crate::net::Error as E;
+    match e {
+        E::Address { .. } | E::Domain { .. } => Exit::Usage,
+        E::Resolve { .. } | E::NoAddress { .. } => Exit::NoHost,
+        E::Connect { source, .. } | E::Io(source) => io_exit_status(source),
+        E::Handshake { temporary, .. } if *temporary => Exit::TempFail,
+        E::HandshakeTimedOut { .. } | E::TimedOut | E::Closed => Exit::TempFail,
+        E::Handshake { .. }
+        | E::Accept { .. }
+        | E::AlreadyTls
+        | E::ClientSetup { .. }
+        | E::LineTooLong { .. } => Exit::Protocol,
+        E::File { .. } => Exit::NoInput,
+        E::CaFile { .. } | E::Key { .. } | E::Identity { .. } | E::ServerSetup { .. } => {
+            Exit::Config
+        }
+        E::Generate { .. } => Exit::Software,
     }
 }
 
@@ -295,6 +318,57 @@ mod tests {
             let err = anyhow::Error::new(error.clone()).context("reading");
             assert_eq!(exit_status(&err), exit, "{error:?}");
         }
+    }
+
+    #[test]
+    fn net_errors_keep_their_statuses() {
+        use crate::net::Error as E;
+        let status = |e: E| exit_status(&anyhow::Error::new(e).context("doing"));
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let host = || "h".to_string();
+        assert_eq!(status(E::Address { text: host() }), Exit::Usage);
+        assert_eq!(
+            status(E::Resolve {
+                host: host(),
+                source: io::Error::other("no")
+            }),
+            Exit::NoHost
+        );
+        assert_eq!(
+            status(E::Connect {
+                endpoint: host(),
+                source: refused
+            }),
+            Exit::TempFail
+        );
+        let handshake = |temporary| E::Handshake {
+            host: host(),
+            reason: "r".into(),
+            hint: None,
+            temporary,
+        };
+        assert_eq!(status(handshake(false)), Exit::Protocol);
+        assert_eq!(status(handshake(true)), Exit::TempFail);
+        assert_eq!(
+            status(E::HandshakeTimedOut { host: host() }),
+            Exit::TempFail
+        );
+        assert_eq!(status(E::LineTooLong { max: 1 }), Exit::Protocol);
+        assert_eq!(status(E::Closed), Exit::TempFail);
+        assert_eq!(
+            status(E::CaFile {
+                path: "ca".into(),
+                reason: "r".into()
+            }),
+            Exit::Config
+        );
+        assert_eq!(
+            status(E::File {
+                path: "ca".into(),
+                source: io::Error::from(io::ErrorKind::NotFound)
+            }),
+            Exit::NoInput
+        );
     }
 
     #[test]

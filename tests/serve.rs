@@ -651,7 +651,9 @@ fn untrusted_certificate_is_refused_by_the_client() {
     c.expect_reply("220");
     c.send(b"STARTTLS\r\n");
     c.expect_reply("220");
-    let connector = native_tls::TlsConnector::new().unwrap();
+    let connector = mailctl::net::tls::TlsOptions::default()
+        .connector()
+        .unwrap();
     assert!(connector.connect("localhost", c.stream).is_err());
 }
 

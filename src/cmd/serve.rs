@@ -15,6 +15,7 @@ use super::Globals;
 use crate::exit::{fail, Exit};
 use crate::net::serve::listener::{self, ServerOptions};
 use crate::net::serve::local_hostname;
+use crate::net::tls::Acceptor;
 use crate::proto::users::{Policy, Users};
 use crate::store::mailbox::MailStore;
 use crate::transcript::Transcript;
@@ -191,41 +192,17 @@ fn load_users(args: &ServeOptions) -> anyhow::Result<Users> {
     Ok(users)
 }
 
-fn tls_acceptor(args: &ServeOptions) -> anyhow::Result<Option<native_tls::TlsAcceptor>> {
-    let (cert, key) = if let Some(out) = &args.tls_self_signed {
-        let made = crate::net::tls::generate(&["localhost", "127.0.0.1"])
-            .map_err(|e| fail(Exit::Software, format!("cannot make a certificate: {e:#}")))?;
+fn tls_acceptor(args: &ServeOptions) -> anyhow::Result<Option<Acceptor>> {
+    if let Some(out) = &args.tls_self_signed {
+        let made = crate::net::tls::generate(&["localhost", "127.0.0.1"])?;
         replace_file(out, &made.cert_pem)
             .map_err(|e| fail(Exit::CantCreate, format!("{}: {e}", out.display())))?;
-        (made.cert_pem, made.key_pem)
-    } else if let (Some(cert_path), Some(key_path)) = (&args.tls_cert, &args.tls_key) {
-        let read = |p: &Path| {
-            fs::read(p).map_err(|e| fail(Exit::NoInput, format!("{}: {e}", p.display())))
-        };
-        let cert = read(cert_path)?;
-        let key = openssl::pkey::PKey::private_key_from_pem(&read(key_path)?)
-            .and_then(|k| k.private_key_to_pem_pkcs8())
-            .map_err(|e| {
-                fail(
-                    Exit::Config,
-                    format!("{}: not a PEM private key: {e}", key_path.display()),
-                )
-            })?;
-        (cert, key)
+        Ok(Some(made.acceptor()?))
+    } else if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        Ok(Some(Acceptor::from_files(cert, key)?))
     } else {
-        return Ok(None);
-    };
-    let identity = native_tls::Identity::from_pkcs8(&cert, &key).map_err(|e| {
-        fail(
-            Exit::Config,
-            format!("TLS certificate or key unusable: {e}"),
-        )
-    })?;
-    let acceptor = native_tls::TlsAcceptor::builder(identity)
-        .min_protocol_version(Some(native_tls::Protocol::Tlsv12))
-        .build()
-        .map_err(|e| fail(Exit::Config, format!("TLS set-up failed: {e}")))?;
-    Ok(Some(acceptor))
+        Ok(None)
+    }
 }
 
 /// Writes `bytes` to `path` durably, replacing any earlier file there (a

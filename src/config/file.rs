@@ -42,7 +42,8 @@ pub struct Account {
     pub password_env: Option<Spanned<String>>,
     /// The password itself (shared); only allowed in a private file.
     pub password: Option<Spanned<String>>,
-    /// Extra trusted certificates (PEM) for both servers.
+    /// The trusted CA certificates (PEM) for both servers, instead of the
+    /// system's.
     pub ca_file: Option<Spanned<PathBuf>>,
     /// The SMTP submission server.
     pub smtp: Option<Server<SmtpAuth>>,
@@ -110,7 +111,7 @@ pub struct Server<A> {
     pub password_env: Option<Spanned<String>>,
     /// This server's password itself; only allowed in a private file.
     pub password: Option<Spanned<String>>,
-    /// Extra trusted certificates (PEM).
+    /// The trusted CA certificates (PEM), instead of the system's.
     pub ca_file: Option<Spanned<PathBuf>>,
     /// Seconds to wait for connecting and for each read or write.
     pub timeout: Option<Spanned<u64>>,

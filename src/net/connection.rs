@@ -5,113 +5,16 @@
 //! [`Connection`] and feeds them in, and writes what the machine hands back.
 
 use std::fmt;
-use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use native_tls::{Certificate, TlsAcceptor, TlsConnector, TlsStream};
 
-use crate::exit::{fail, io_exit_status, Exit};
-
-/// How a connection is protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum TlsMode {
-    /// TLS from the first byte (SMTPS on 465, POP3S on 995).
-    Implicit,
-    /// Plain TCP upgraded by STARTTLS / STLS; the upgrade is required.
-    Starttls,
-    /// No encryption at all.
-    None,
-}
-
-/// Certificate verification settings for client connections.
-#[derive(Clone, Debug, Default)]
-pub struct TlsOptions {
-    /// Extra trusted root certificates (PEM), on top of the system store.
-    pub ca_file: Option<PathBuf>,
-    /// Accept any certificate and host name. Dangerous; for testing only.
-    pub insecure: bool,
-}
-
-impl TlsOptions {
-    /// Builds a connector that verifies certificates and host names unless
-    /// `insecure` is set.
-    pub fn connector(&self) -> anyhow::Result<TlsConnector> {
-        let mut builder = TlsConnector::builder();
-        builder.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
-        if let Some(path) = &self.ca_file {
-            let pem = fs::read(path)
-                .map_err(|e| fail(Exit::NoInput, format!("{}: {e}", path.display())))?;
-            let certs = Certificate::stack_from_pem(&pem)
-                .map_err(|e| fail(Exit::Config, format!("{}: {e}", path.display())))?;
-            if certs.is_empty() {
-                crate::bail_with!(Exit::Config, "{}: no PEM certificate", path.display());
-            }
-            for cert in certs {
-                builder.add_root_certificate(cert);
-            }
-        }
-        if self.insecure {
-            builder.danger_accept_invalid_certs(true);
-            builder.danger_accept_invalid_hostnames(true);
-        }
-        builder
-            .build()
-            .map_err(|e| fail(Exit::Protocol, format!("TLS set-up failed: {e}")))
-    }
-}
-
-/// The exit status for a failed client handshake: the connection dropped
-/// (reset, or closed before the handshake ended) is temporary, like any
-/// dropped connection; everything else (certificate, protocol) is 76.
-fn handshake_failure_exit(err: &native_tls::Error) -> Exit {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if let Some(io_err) = e.downcast_ref::<io::Error>() {
-            if crate::exit::io_exit_status(io_err) == Exit::TempFail {
-                return Exit::TempFail;
-            }
-        }
-        source = e.source();
-    }
-    // OpenSSL 3 reports a peer that closed mid-handshake as an SSL error
-    // whose text says so, without an io::Error.
-    if err.to_string().contains("unexpected EOF") {
-        return Exit::TempFail;
-    }
-    Exit::Protocol
-}
-
-/// A failed handshake in a few words, with what to do about it where the
-/// cause is a common one: OpenSSL's `error:CODE:LIB:FUNC:REASON:FILE:LINE:`
-/// is cut down to its reason (and the verification result native-tls adds).
-fn describe_handshake_failure(err: &native_tls::Error) -> String {
-    let text = err.to_string();
-    let fields: Vec<&str> = text.split(':').collect();
-    let short = match fields.as_slice() {
-        ["error", _code, _lib, _func, reason, _file, _line, rest @ ..] => {
-            format!("{reason}{}", rest.join(":").trim_end())
-        }
-        _ => text.clone(),
-    };
-    let advice = if text.contains("wrong version number") || text.contains("packet length too long")
-    {
-        Some("the server answered in plain text, not TLS: on this port it may expect STARTTLS (--tls starttls)")
-    } else if text.contains("hostname mismatch") {
-        Some("the certificate was issued for another name: connect by a name it lists")
-    } else if text.contains("certificate verify failed") {
-        Some("the server's certificate is not trusted here: give the CA that signed it with --ca-file FILE")
-    } else {
-        None
-    };
-    match advice {
-        Some(advice) => format!("{short}; hint: {advice}"),
-        None => short,
-    }
-}
+use super::tls::{Acceptor, TlsStream};
+pub use super::tls::{TlsMode, TlsOptions};
+use super::Error;
+use crate::exit::Exit;
 
 /// A server address: a host name or IP literal and a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,8 +28,10 @@ pub struct Endpoint {
 impl Endpoint {
     /// Parses `HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT`, using
     /// `default_port` when none is given.
-    pub fn parse(text: &str, default_port: u16) -> anyhow::Result<Self> {
-        let bad = || fail(Exit::Usage, format!("invalid server address '{text}'"));
+    pub fn parse(text: &str, default_port: u16) -> Result<Self, Error> {
+        let bad = || Error::Address {
+            text: text.to_string(),
+        };
         if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad());
         }
@@ -158,7 +63,9 @@ impl Endpoint {
         let host = if host.is_ascii() {
             host.to_string()
         } else {
-            crate::mail::compose::idna::domain_to_ascii(host)?
+            crate::mail::compose::idna::domain_to_ascii(host).map_err(|e| Error::Domain {
+                message: format!("{e:#}"),
+            })?
         };
         Ok(Endpoint { host, port })
     }
@@ -191,7 +98,7 @@ pub enum Stream {
     /// Unencrypted TCP.
     Plain(TcpStream),
     /// TCP wrapped in TLS (client or server side).
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
 }
 
 impl Stream {
@@ -245,19 +152,14 @@ pub struct Connection {
 impl Connection {
     /// Opens a plain TCP connection, with `timeout` for connecting and for
     /// every later read and write.
-    pub fn connect(endpoint: &Endpoint, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Self, Error> {
         let addrs: Vec<SocketAddr> = (endpoint.host.as_str(), endpoint.port)
             .to_socket_addrs()
-            .map_err(|e| {
-                fail(
-                    Exit::NoHost,
-                    format!("cannot resolve host '{}': {e}", endpoint.host),
-                )
+            .map_err(|source| Error::Resolve {
+                host: endpoint.host.clone(),
+                source,
             })?
             .collect();
-        if addrs.is_empty() {
-            crate::bail_with!(Exit::NoHost, "host '{}' has no address", endpoint.host);
-        }
         let mut last_err = None;
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, timeout) {
@@ -270,11 +172,15 @@ impl Connection {
                 Err(e) => last_err = Some(e),
             }
         }
-        let err = last_err.expect("at least one address was tried");
-        Err(fail(
-            io_exit_status(&err),
-            format!("cannot connect to {endpoint}: {err}"),
-        ))
+        Err(match last_err {
+            Some(source) => Error::Connect {
+                endpoint: endpoint.to_string(),
+                source,
+            },
+            None => Error::NoAddress {
+                host: endpoint.host.clone(),
+            },
+        })
     }
 
     /// Opens a connection that speaks TLS from the first byte.
@@ -282,7 +188,7 @@ impl Connection {
         endpoint: &Endpoint,
         tls: &TlsOptions,
         timeout: Duration,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, Error> {
         Self::connect(endpoint, timeout)?
             .start_tls(tls)
             .map(|(c, _)| c)
@@ -311,44 +217,33 @@ impl Connection {
     /// Anything the server sent before the handshake is discarded (a
     /// man in the middle may have injected it); the number of discarded bytes
     /// is returned so the caller can report it.
-    pub fn start_tls(self, tls: &TlsOptions) -> anyhow::Result<(Self, usize)> {
+    pub fn start_tls(self, tls: &TlsOptions) -> Result<(Self, usize), Error> {
+        let connector = tls.connector()?;
+        self.handshake(&connector)
+    }
+
+    fn handshake(self, connector: &super::tls::Connector) -> Result<(Self, usize), Error> {
         let discarded = self.end - self.start;
         let tcp = match self.stream {
             Stream::Plain(tcp) => tcp,
-            Stream::Tls(_) => crate::bail_with!(Exit::Protocol, "connection is already TLS"),
+            Stream::Tls(_) => return Err(Error::AlreadyTls),
         };
-        let connector = tls.connector()?;
-        let host = self.host;
-        let stream = connector.connect(&host, tcp).map_err(|e| {
-            // A server that stops answering mid-handshake is a time-out
-            // (75, retry later); anything else is a TLS failure (76).
-            let (exit, detail) = match e {
-                native_tls::HandshakeError::Failure(e) => {
-                    (handshake_failure_exit(&e), describe_handshake_failure(&e))
-                }
-                native_tls::HandshakeError::WouldBlock(_) => {
-                    (Exit::TempFail, "handshake timed out".to_string())
-                }
-            };
-            fail(exit, format!("TLS handshake with {host} failed: {detail}"))
-        })?;
+        let stream = connector.connect(&self.host, tcp)?;
         Ok((
-            Self::from_stream(Stream::Tls(Box::new(stream)), &host),
+            Self::from_stream(Stream::Tls(Box::new(stream)), &self.host),
             discarded,
         ))
     }
 
     /// Upgrades an accepted connection to TLS as a server. Bytes the client
     /// pipelined before the handshake are discarded and counted.
-    pub fn accept_tls(self, acceptor: &TlsAcceptor) -> anyhow::Result<(Self, usize)> {
+    pub fn accept_tls(self, acceptor: &Acceptor) -> Result<(Self, usize), Error> {
         let discarded = self.end - self.start;
         let tcp = match self.stream {
             Stream::Plain(tcp) => tcp,
-            Stream::Tls(_) => crate::bail_with!(Exit::Protocol, "connection is already TLS"),
+            Stream::Tls(_) => return Err(Error::AlreadyTls),
         };
-        let stream = acceptor
-            .accept(tcp)
-            .map_err(|e| fail(Exit::Protocol, format!("TLS handshake failed: {e}")))?;
+        let stream = acceptor.accept(tcp)?;
         Ok((
             Self::from_stream(Stream::Tls(Box::new(stream)), ""),
             discarded,
@@ -499,7 +394,7 @@ mod tests {
         )
         .err()
         .expect("no handshake");
-        assert_eq!(crate::exit::exit_status(&err), Exit::TempFail, "{err:#}");
+        assert!(matches!(err, Error::HandshakeTimedOut { .. }), "{err}");
         done_tx.send(()).unwrap();
         server.join().unwrap();
     }
@@ -519,7 +414,16 @@ mod tests {
             Connection::connect_tls(&endpoint, &TlsOptions::default(), Duration::from_secs(20))
                 .err()
                 .expect("no handshake");
-        assert_eq!(crate::exit::exit_status(&err), Exit::TempFail, "{err:#}");
+        assert!(
+            matches!(
+                err,
+                Error::Handshake {
+                    temporary: true,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         server.join().unwrap();
     }
 
@@ -541,6 +445,10 @@ mod tests {
         assert!(Endpoint::parse(":25", 1).is_err());
         // Several colons: an IPv6 address, or a mistake (not a host name).
         assert!(Endpoint::parse("host:25:26", 1).is_err());
+        assert!(matches!(
+            Endpoint::parse("a b", 1),
+            Err(Error::Address { .. })
+        ));
         // An IDN host is resolved by its A-labels.
         let e = Endpoint::parse("Bücher.example:465", 587).unwrap();
         assert_eq!((e.host.as_str(), e.port), ("xn--bcher-kva.example", 465));
@@ -582,11 +490,23 @@ mod tests {
     }
 
     #[test]
-    fn unresolvable_host_is_68() {
+    fn unresolvable_host_and_refused_connection() {
         let ep = Endpoint::parse("no-such-host.invalid", 25).unwrap();
         let err = Connection::connect(&ep, Duration::from_secs(5))
             .err()
             .unwrap();
-        assert_eq!(crate::exit::exit_status(&err), Exit::NoHost);
+        assert!(matches!(err, Error::Resolve { .. }), "{err}");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let ep = Endpoint::parse(&format!("127.0.0.1:{port}"), 25).unwrap();
+        let err = Connection::connect(&ep, Duration::from_secs(5))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&err, Error::Connect { source, .. }
+                if source.kind() == io::ErrorKind::ConnectionRefused),
+            "{err}"
+        );
     }
 }

@@ -7,13 +7,14 @@
 //! [`SubmitReport`] whether or not the message went through.
 
 use std::fmt;
-use std::io::{self, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{json, Value};
 
 use crate::mail::compose::Message;
+use crate::net;
 use crate::net::connection::{Connection, Endpoint, TlsMode, TlsOptions};
 use crate::proto::sasl::Mechanism;
 use crate::text::printable;
@@ -200,11 +201,8 @@ fn read_reply(
             }
             return Ok(reply);
         }
-        if conn.fill()? == 0 {
-            return Err(anyhow::Error::new(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed by peer",
-            )));
+        if conn.fill().map_err(net::Error::from)? == 0 {
+            return Err(net::Error::Closed.into());
         }
         let received = conn.buffered().len();
         let fed = reader.feed(conn.buffered());
@@ -409,6 +407,7 @@ fn perform(
             }
             w.conn
                 .send(&flight.wire)
+                .map_err(net::Error::from)
                 .with_context(|| format!("sending to {endpoint}"))
                 .map_err(Some)?;
         }
@@ -418,7 +417,9 @@ fn perform(
             // is trusted.
             let held = w.reader.discard();
             let Wire { conn, .. } = wire.take().expect("connection present");
-            let (conn, discarded) = conn.start_tls(&settings.tls_options).map_err(Some)?;
+            let (conn, discarded) = conn
+                .start_tls(&settings.tls_options)
+                .map_err(|e| Some(e.into()))?;
             let discarded = discarded + held;
             if discarded > 0 {
                 transcript.note(
@@ -489,7 +490,7 @@ fn drive(
             reader: reply_reader(transcript),
             discarded: 0,
         }),
-        Err(err) => return finished(client, Some(err), 0),
+        Err(err) => return finished(client, Some(err.into()), 0),
     };
     let mut event = Event::Wait; // the greeting comes first
     let lost = loop {

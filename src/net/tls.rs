@@ -1,14 +1,347 @@
-//! Throwaway self-signed certificates for local servers and tests.
+//! Every TLS setting, client and server, and the only OpenSSL code of the
+//! program: client contexts (TLS 1.2 or later, certificate and host name
+//! verification on unless `--insecure`), server identities, self-signed
+//! certificates, and failed handshakes described in a few words.
+//!
+//! Trust: `--ca-file` (or the `ca_file` key) replaces the system roots, as
+//! curl's `--cacert` does: only that file is read. Without it the system
+//! roots are used through OpenSSL's hashed certificate directory, which
+//! reads a root only when a chain needs it, instead of parsing the whole
+//! bundle on every run; where no hashed directory exists (or
+//! `SSL_CERT_FILE` names a bundle) OpenSSL's default file and directory
+//! are used.
 
-use anyhow::Context;
+use std::fs;
+use std::net::{IpAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
+use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
+use openssl::ssl::{
+    HandshakeError, Ssl, SslAcceptor, SslContext, SslContextBuilder, SslFiletype, SslMethod,
+    SslMode, SslOptions, SslStream, SslVerifyMode, SslVersion,
+};
 use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
-use openssl::x509::{X509NameBuilder, X509};
+use openssl::x509::store::X509Lookup;
+use openssl::x509::verify::X509CheckFlags;
+use openssl::x509::{X509NameBuilder, X509VerifyResult, X509};
+
+use super::Error;
+
+/// A TLS-protected TCP stream, client or server side.
+pub type TlsStream = SslStream<TcpStream>;
+
+/// How a connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsMode {
+    /// TLS from the first byte (SMTPS on 465, POP3S on 995).
+    Implicit,
+    /// Plain TCP upgraded by STARTTLS / STLS; the upgrade is required.
+    Starttls,
+    /// No encryption at all.
+    None,
+}
+
+/// Certificate verification settings for client connections.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// The trusted root certificates (PEM), instead of the system store.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate and host name. Dangerous; for testing only.
+    pub insecure: bool,
+}
+
+/// Ciphers offered by the client: OpenSSL's defaults without the weak and
+/// unauthenticated ones.
+const CLIENT_CIPHERS: &str =
+    "DEFAULT:!aNULL:!eNULL:!MD5:!3DES:!DES:!RC4:!IDEA:!SEED:!aDSS:!SRP:!PSK";
+
+impl TlsOptions {
+    /// The client side of a handshake, as these options say.
+    pub fn connector(&self) -> Result<Connector, Error> {
+        let setup = |e: ErrorStack| Error::ClientSetup {
+            reason: e.to_string(),
+        };
+        if self.insecure {
+            let mut ctx = client_context().map_err(setup)?;
+            ctx.set_verify(SslVerifyMode::NONE);
+            return Ok(Connector {
+                ctx: ctx.build(),
+                verify: false,
+            });
+        }
+        let ctx = match &self.ca_file {
+            Some(path) => {
+                let mut ctx = client_context().map_err(setup)?;
+                trust_only(&mut ctx, path)?;
+                ctx.build()
+            }
+            None => system_context()?,
+        };
+        Ok(Connector { ctx, verify: true })
+    }
+}
+
+/// A client TLS context: TLS 1.2 or later, the peer verified.
+fn client_context() -> Result<SslContextBuilder, ErrorStack> {
+    let mut ctx = SslContextBuilder::new(SslMethod::tls_client())?;
+    ctx.set_options(SslOptions::ALL | SslOptions::NO_COMPRESSION);
+    ctx.set_mode(
+        SslMode::AUTO_RETRY
+            | SslMode::ACCEPT_MOVING_WRITE_BUFFER
+            | SslMode::ENABLE_PARTIAL_WRITE
+            | SslMode::RELEASE_BUFFERS,
+    );
+    ctx.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+    ctx.set_cipher_list(CLIENT_CIPHERS)?;
+    ctx.set_verify(SslVerifyMode::PEER);
+    Ok(ctx)
+}
+
+/// Trusts exactly the certificates of the PEM file at `path`.
+fn trust_only(ctx: &mut SslContextBuilder, path: &Path) -> Result<(), Error> {
+    let pem = fs::read(path).map_err(|source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |reason: String| Error::CaFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let certs = X509::stack_from_pem(&pem).map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate".to_string()));
+    }
+    let store = ctx.cert_store_mut();
+    for cert in certs {
+        store.add_cert(cert).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The client context that trusts the system roots, made once per process.
+fn system_context() -> Result<SslContext, Error> {
+    static SYSTEM: OnceLock<SslContext> = OnceLock::new();
+    if let Some(ctx) = SYSTEM.get() {
+        return Ok(ctx.clone());
+    }
+    let setup = |e: ErrorStack| Error::ClientSetup {
+        reason: e.to_string(),
+    };
+    let mut ctx = client_context().map_err(setup)?;
+    match hashed_cert_dir() {
+        Some(dir) => ctx
+            .cert_store_mut()
+            .add_lookup(X509Lookup::hash_dir())
+            .and_then(|lookup| lookup.add_dir(&dir, SslFiletype::PEM))
+            .map_err(setup)?,
+        None => ctx.set_default_verify_paths().map_err(setup)?,
+    }
+    Ok(SYSTEM.get_or_init(|| ctx.build()).clone())
+}
+
+/// The system's hashed certificate directory (`SSL_CERT_DIR`, else
+/// `OPENSSLDIR/certs`) if it holds hashed names (`5ad8a5d6.0`); `None` when
+/// `SSL_CERT_FILE` asks for a bundle or there is no such directory.
+fn hashed_cert_dir() -> Option<String> {
+    if std::env::var_os("SSL_CERT_FILE").is_some_and(|f| !f.is_empty()) {
+        return None;
+    }
+    let dir = match std::env::var("SSL_CERT_DIR") {
+        Ok(dir) if !dir.is_empty() => dir,
+        _ => {
+            // "OPENSSLDIR: \"/usr/lib/ssl\""
+            let openssl_dir = openssl::version::dir()
+                .split('"')
+                .nth(1)
+                .filter(|d| !d.is_empty())?;
+            format!("{openssl_dir}/certs")
+        }
+    };
+    let first = dir.split(':').next()?;
+    let hashed = fs::read_dir(first).ok()?.flatten().any(|entry| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        matches!(name.split_once('.'), Some((hash, n))
+            if hash.len() == 8
+                && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    hashed.then_some(dir)
+}
+
+/// The client side of TLS handshakes, made by [`TlsOptions::connector`].
+#[derive(Clone)]
+pub struct Connector {
+    ctx: SslContext,
+    verify: bool,
+}
+
+impl Connector {
+    /// Runs a client handshake over `tcp` with the server `host` (a name or
+    /// IP address): the name is sent as SNI and the certificate must be
+    /// valid for it (unless `--insecure`).
+    pub fn connect(&self, host: &str, tcp: TcpStream) -> Result<TlsStream, Error> {
+        let setup = |e: ErrorStack| Error::ClientSetup {
+            reason: e.to_string(),
+        };
+        let mut ssl = Ssl::new(&self.ctx).map_err(setup)?;
+        let ip = host.parse::<IpAddr>().ok();
+        if ip.is_none() {
+            ssl.set_hostname(host).map_err(setup)?;
+        }
+        if self.verify {
+            let param = ssl.param_mut();
+            param.set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
+            match ip {
+                Some(ip) => param.set_ip(ip),
+                None => param.set_host(host),
+            }
+            .map_err(setup)?;
+        }
+        ssl.connect(tcp).map_err(|e| handshake_error(host, e))
+    }
+}
+
+/// A failed client handshake as an [`Error`]: a silent server is a
+/// time-out, a dropped connection is temporary, anything else (certificate,
+/// protocol) is a TLS failure, described in a few words with a hint.
+fn handshake_error(host: &str, err: HandshakeError<TcpStream>) -> Error {
+    let (text, temporary) = match err {
+        HandshakeError::WouldBlock(_) => {
+            return Error::HandshakeTimedOut {
+                host: host.to_string(),
+            }
+        }
+        HandshakeError::SetupFailure(stack) => (stack.to_string(), false),
+        HandshakeError::Failure(mid) => {
+            let err = mid.error();
+            let dropped = err.io_error().is_some_and(|e| {
+                use std::io::ErrorKind::*;
+                matches!(
+                    e.kind(),
+                    ConnectionReset
+                        | ConnectionAborted
+                        | BrokenPipe
+                        | UnexpectedEof
+                        | NotConnected
+                        | TimedOut
+                )
+            });
+            let mut text = err.to_string();
+            let verified = mid.ssl().verify_result();
+            if verified != X509VerifyResult::OK {
+                text = format!("{text} ({verified})");
+            }
+            // OpenSSL 3 reports a peer that closed mid-handshake as an SSL
+            // error whose text says so, without an io::Error.
+            let temporary = dropped || text.contains("unexpected EOF");
+            (text, temporary)
+        }
+    };
+    let (reason, hint) = describe_handshake_failure(&text);
+    Error::Handshake {
+        host: host.to_string(),
+        reason,
+        hint,
+        temporary,
+    }
+}
+
+/// A failed handshake in a few words, with what to do about it where the
+/// cause is a common one: OpenSSL's `error:CODE:LIB:FUNC:REASON:FILE:LINE:`
+/// is cut down to its reason (and the verification result).
+fn describe_handshake_failure(text: &str) -> (String, Option<&'static str>) {
+    let fields: Vec<&str> = text.split(':').collect();
+    let short = match fields.as_slice() {
+        ["error", _code, _lib, _func, reason, _file, _line, rest @ ..] => {
+            format!("{reason}{}", rest.join(":").trim_end())
+        }
+        _ => text.to_string(),
+    };
+    let hint = if text.contains("wrong version number") || text.contains("packet length too long") {
+        Some("the server answered in plain text, not TLS: on this port it may expect STARTTLS (--tls starttls)")
+    } else if text.contains("hostname mismatch") {
+        Some("the certificate was issued for another name: connect by a name it lists")
+    } else if text.contains("certificate verify failed") {
+        Some("the server's certificate is not trusted here: give the CA that signed it with --ca-file FILE")
+    } else {
+        None
+    };
+    (short, hint)
+}
+
+/// The server side of TLS handshakes (STARTTLS / STLS in `serve`, and test
+/// servers): TLS 1.2 or later, Mozilla's intermediate settings.
+#[derive(Clone)]
+pub struct Acceptor(SslAcceptor);
+
+impl Acceptor {
+    /// An acceptor for a PEM certificate (chain) and PEM private key.
+    /// `key_path` names the key in errors.
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8], key_path: &Path) -> Result<Self, Error> {
+        let key = PKey::private_key_from_pem(key_pem).map_err(|e| Error::Key {
+            path: key_path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let identity = |e: ErrorStack| Error::Identity {
+            reason: e.to_string(),
+        };
+        let mut chain = X509::stack_from_pem(cert_pem)
+            .map_err(identity)?
+            .into_iter();
+        let leaf = chain.next().ok_or_else(|| Error::Identity {
+            reason: "no PEM certificate".to_string(),
+        })?;
+        let setup = |e: ErrorStack| Error::ServerSetup {
+            reason: e.to_string(),
+        };
+        let mut builder =
+            SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(setup)?;
+        builder.set_private_key(&key).map_err(identity)?;
+        builder.set_certificate(&leaf).map_err(identity)?;
+        for cert in chain {
+            builder.add_extra_chain_cert(cert).map_err(identity)?;
+        }
+        builder.check_private_key().map_err(identity)?;
+        builder
+            .set_min_proto_version(Some(SslVersion::TLS1_2))
+            .map_err(setup)?;
+        Ok(Acceptor(builder.build()))
+    }
+
+    /// An acceptor for the certificate and key in the files `cert` and `key`.
+    pub fn from_files(cert: &Path, key: &Path) -> Result<Self, Error> {
+        let read = |path: &Path| {
+            fs::read(path).map_err(|source| Error::File {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let cert_pem = read(cert)?;
+        let key_pem = read(key)?;
+        Self::from_pem(&cert_pem, &key_pem, key)
+    }
+
+    /// Runs a server handshake over `tcp`.
+    pub fn accept(&self, tcp: TcpStream) -> Result<TlsStream, Error> {
+        self.0.accept(tcp).map_err(|e| Error::Accept {
+            reason: match e {
+                HandshakeError::SetupFailure(e) => e.to_string(),
+                HandshakeError::Failure(mid) | HandshakeError::WouldBlock(mid) => {
+                    mid.error().to_string()
+                }
+            },
+        })
+    }
+}
 
 /// A certificate and its private key, both PEM.
 pub struct SelfSigned {
@@ -19,16 +352,21 @@ pub struct SelfSigned {
 }
 
 impl SelfSigned {
-    /// A native-tls server identity made from this certificate.
-    pub fn acceptor(&self) -> anyhow::Result<native_tls::TlsAcceptor> {
-        let identity = native_tls::Identity::from_pkcs8(&self.cert_pem, &self.key_pem)?;
-        Ok(native_tls::TlsAcceptor::new(identity)?)
+    /// A server identity made from this certificate.
+    pub fn acceptor(&self) -> Result<Acceptor, Error> {
+        Acceptor::from_pem(&self.cert_pem, &self.key_pem, Path::new("generated key"))
     }
 }
 
 /// Makes a P-256 certificate valid for 30 days for `names` (DNS names or IP
 /// addresses), signed by itself.
-pub fn generate(names: &[&str]) -> anyhow::Result<SelfSigned> {
+pub fn generate(names: &[&str]) -> Result<SelfSigned, Error> {
+    make_self_signed(names).map_err(|e| Error::Generate {
+        reason: e.to_string(),
+    })
+}
+
+fn make_self_signed(names: &[&str]) -> Result<SelfSigned, ErrorStack> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
     let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
     let mut name = X509NameBuilder::new()?;
@@ -53,7 +391,7 @@ pub fn generate(names: &[&str]) -> anyhow::Result<SelfSigned> {
     builder.append_extension(BasicConstraints::new().critical().ca().build()?)?;
     let mut san = SubjectAlternativeName::new();
     for n in names {
-        if n.parse::<std::net::IpAddr>().is_ok() {
+        if n.parse::<IpAddr>().is_ok() {
             san.ip(n);
         } else {
             san.dns(n);
@@ -65,59 +403,157 @@ pub fn generate(names: &[&str]) -> anyhow::Result<SelfSigned> {
     let cert = builder.build();
     Ok(SelfSigned {
         cert_pem: cert.to_pem()?,
-        key_pem: key
-            .private_key_to_pem_pkcs8()
-            .context("encoding private key")?,
+        key_pem: key.private_key_to_pem_pkcs8()?,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::connection::{Connection, Endpoint, TlsOptions};
+    use crate::net::connection::{Connection, Endpoint};
     use std::io::{Read, Write};
     use std::time::Duration;
+
+    fn serve_once(acceptor: Acceptor) -> (u16, std::thread::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            if let Ok(mut tls) = acceptor.accept(tcp) {
+                let _ = tls.write_all(b"hello\r\n");
+                let mut rest = Vec::new();
+                let _ = tls.read_to_end(&mut rest);
+            }
+        });
+        (port, server)
+    }
+
+    fn connect(host: &str, port: u16, opts: &TlsOptions) -> Result<Connection, Error> {
+        let ep = Endpoint::parse(&format!("{host}:{port}"), 1).unwrap();
+        Connection::connect_tls(&ep, opts, Duration::from_secs(10))
+    }
 
     #[test]
     fn client_verifies_generated_certificate() {
         let cert = generate(&["localhost", "127.0.0.1"]).unwrap();
-        let acceptor = cert.acceptor().unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (tcp, _) = listener.accept().unwrap();
-            let mut tls = acceptor.accept(tcp).unwrap();
-            tls.write_all(b"hello\r\n").unwrap();
-            let mut rest = Vec::new();
-            let _ = tls.read_to_end(&mut rest);
-        });
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, &cert.cert_pem).unwrap();
+        fs::write(&ca, &cert.cert_pem).unwrap();
+        let trusted = TlsOptions {
+            ca_file: Some(ca),
+            insecure: false,
+        };
+        for host in ["localhost", "127.0.0.1"] {
+            let (port, server) = serve_once(cert.acceptor().unwrap());
+            let mut c = connect(host, port, &trusted).unwrap();
+            assert!(c.is_tls());
+            while !c.buffered().ends_with(b"\n") {
+                assert!(c.fill().unwrap() > 0);
+            }
+            assert_eq!(c.buffered(), b"hello\r\n");
+            c.close();
+            server.join().unwrap();
+        }
+
+        // Without the CA file the system roots do not include it.
+        let (port, server) = serve_once(cert.acceptor().unwrap());
+        let err = connect("localhost", port, &TlsOptions::default())
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&err, Error::Handshake { temporary: false, hint: Some(_), reason, .. }
+                if reason.starts_with("certificate verify failed")),
+            "{err}"
+        );
+        server.join().unwrap();
+
+        // --insecure accepts it.
+        let (port, server) = serve_once(cert.acceptor().unwrap());
+        let insecure = TlsOptions {
+            ca_file: None,
+            insecure: true,
+        };
+        connect("localhost", port, &insecure).unwrap().close();
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn certificate_for_another_name_is_refused() {
+        let cert = generate(&["mail.example.test"]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        fs::write(&ca, &cert.cert_pem).unwrap();
         let opts = TlsOptions {
             ca_file: Some(ca),
             insecure: false,
         };
-        let ep = Endpoint::parse(&format!("localhost:{port}"), 1).unwrap();
-        let mut c = Connection::connect_tls(&ep, &opts, Duration::from_secs(10)).unwrap();
-        assert!(c.is_tls());
-        assert_eq!(c.read_line(100).unwrap(), b"hello\r\n");
-        c.close();
+        let (port, server) = serve_once(cert.acceptor().unwrap());
+        let err = connect("localhost", port, &opts).err().unwrap();
+        assert!(
+            matches!(&err, Error::Handshake { reason, hint: Some(h), .. }
+                if reason.contains("hostname mismatch") && h.contains("another name")),
+            "{err}"
+        );
         server.join().unwrap();
+    }
 
-        // Without the CA file, verification fails with the TLS exit status.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let acceptor = cert.acceptor().unwrap();
-        let server = std::thread::spawn(move || {
-            let (tcp, _) = listener.accept().unwrap();
-            let _ = acceptor.accept(tcp);
-        });
-        let ep = Endpoint::parse(&format!("localhost:{port}"), 1).unwrap();
-        let err = Connection::connect_tls(&ep, &TlsOptions::default(), Duration::from_secs(10))
-            .err()
-            .unwrap();
-        assert_eq!(crate::exit::exit_status(&err), crate::exit::Exit::Protocol);
-        server.join().unwrap();
+    #[test]
+    fn ca_file_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = |p: &Path| TlsOptions {
+            ca_file: Some(p.to_path_buf()),
+            insecure: false,
+        };
+        let missing = dir.path().join("missing.pem");
+        assert!(matches!(
+            opts(&missing).connector(),
+            Err(Error::File { .. })
+        ));
+        let empty = dir.path().join("empty.pem");
+        fs::write(&empty, b"no certificate here\n").unwrap();
+        assert!(matches!(
+            opts(&empty).connector(),
+            Err(Error::CaFile { .. })
+        ));
+    }
+
+    #[test]
+    fn server_identity_from_files() {
+        let cert = generate(&["localhost"]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        fs::write(&c, &cert.cert_pem).unwrap();
+        fs::write(&k, &cert.key_pem).unwrap();
+        assert!(Acceptor::from_files(&c, &k).is_ok());
+        assert!(matches!(
+            Acceptor::from_files(&c, &c),
+            Err(Error::Key { .. })
+        ));
+        let other = generate(&["localhost"]).unwrap();
+        fs::write(&k, &other.key_pem).unwrap();
+        assert!(matches!(
+            Acceptor::from_files(&c, &k),
+            Err(Error::Identity { .. })
+        ));
+        assert!(matches!(
+            Acceptor::from_files(&dir.path().join("nope"), &k),
+            Err(Error::File { .. })
+        ));
+    }
+
+    #[test]
+    fn handshake_failures_are_described() {
+        let text = "error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../ssl/record/ssl3_record.c:354:";
+        let (reason, hint) = describe_handshake_failure(text);
+        assert_eq!(reason, "wrong version number");
+        assert!(hint.unwrap().contains("STARTTLS"));
+        let text = "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:../ssl/statem/statem_clnt.c:1889: (self-signed certificate)";
+        let (reason, hint) = describe_handshake_failure(text);
+        assert_eq!(
+            reason,
+            "certificate verify failed (self-signed certificate)"
+        );
+        assert!(hint.unwrap().contains("--ca-file"));
+        assert_eq!(describe_handshake_failure("odd").0, "odd");
     }
 }

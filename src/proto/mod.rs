@@ -4,7 +4,7 @@
 //! - [`smtp`]: SMTP client (submission) and server (receiver).
 //! - [`pop3`]: POP3 client (retrieval) and server.
 //! - [`dot`]: dot-stuffing and unstuffing of message data.
-//! - [`line`]: the bounded line reader all of them frame input with.
+//! - [`line`](mod@line): the bounded line reader all of them frame input with.
 //! - [`sasl`]: the SASL mechanisms both protocols use.
 //! - [`users`]: the accounts and mailbox names of `mailctl serve`.
 

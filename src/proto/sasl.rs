@@ -4,9 +4,8 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use openssl::hash::{hash, MessageDigest};
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
+use hmac::{Hmac, KeyInit, Mac};
+use md5::{Digest, Md5};
 
 /// The SASL mechanisms mailctl can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -75,19 +74,20 @@ pub fn login_step(value: &str) -> String {
 /// not valid base64.
 pub fn cram_md5_response(user: &str, password: &str, challenge_b64: &[u8]) -> Option<String> {
     let challenge = BASE64.decode(trim_ascii(challenge_b64)).ok()?;
-    let key = PKey::hmac(password.as_bytes()).ok()?;
-    let mut signer = Signer::new(MessageDigest::md5(), &key).ok()?;
-    signer.update(&challenge).ok()?;
-    let mac = signer.sign_to_vec().ok()?;
+    // HMAC accepts a key of any length.
+    let mut mac = Hmac::<Md5>::new_from_slice(password.as_bytes()).ok()?;
+    mac.update(&challenge);
+    let mac = mac.finalize().into_bytes();
     Some(BASE64.encode(format!("{user} {}", hex(&mac))))
 }
 
 /// The APOP digest: lowercase hex MD5 of the greeting's timestamp followed
 /// by the password.
 pub fn apop_digest(timestamp: &[u8], password: &str) -> String {
-    let mut input = timestamp.to_vec();
-    input.extend_from_slice(password.as_bytes());
-    let digest = hash(MessageDigest::md5(), &input).expect("MD5 is available");
+    let digest = Md5::new()
+        .chain_update(timestamp)
+        .chain_update(password.as_bytes())
+        .finalize();
     hex(&digest)
 }
 

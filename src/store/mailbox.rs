@@ -326,10 +326,7 @@ pub fn uidl(unique: &str) -> String {
     {
         unique.to_string()
     } else {
-        let digest = openssl::hash::hash(openssl::hash::MessageDigest::md5(), unique.as_bytes())
-            .map(|d| crate::proto::sasl::hex(&d))
-            .unwrap_or_else(|_| "0".to_string());
-        digest
+        crate::crypto::md5_hex(unique.as_bytes())
     }
 }
 

@@ -13,10 +13,19 @@
 # client waited for (see delay_proxy.py), connections.
 #
 # Usage: tests/bench/send.sh                       # everything, prints a table
+#        tests/bench/send.sh compare               # small message, hyperfine, targets
 # Knobs: BENCH_CLIENTS="mailctl,curl,msmtp,curl-T"  BENCH_RTTS="0,50"
 #        BENCH_SEND_WORKLOADS="small,10MB,50MB"  BENCH_RUNS=5 (small)  BENCH_BIG_RUNS=3
 #        MAILCTL_BIN=/path/to/mailctl (else: cargo build --release)
 #        BENCH_PROXY_LOG=FILE (log every chunk and round trip seen by the proxy)
+#
+# `compare` times only the small message with hyperfine (BENCH_COMPARE_RUNS,
+# default 30, after 3 warm-up runs): mailctl against curl straight to
+# Postfix, and mailctl against msmtp through delay_proxy.py at +50 ms RTT
+# (BENCH_COMPARE_RTT); it prints each median, the ratios next to the targets
+# (mailctl <= 1.5x curl direct, <= 0.9x msmtp at +50 ms) and the peak RSS of
+# each client (/usr/bin/time -v, the highest of 3 runs). MAILCTL_BASELINE_BIN=FILE
+# adds a second mailctl build (say, one of main) to every comparison.
 set -euo pipefail
 . "$(dirname "$0")/common/lib.sh"
 bench_init
@@ -71,6 +80,86 @@ curl_common="curl -sS --ssl-reqd --cacert $CA_FILE smtp://127.0.0.1:@PORT@ --mai
 curl_T_cmd() { echo "$curl_common -T $W/$1"; }
 curl_F_cmd() { echo "$curl_common -H 'Subject: curl bench' -H 'From: $FROM' -H 'To: $TO' -F '=<$W/small.txt;type=text/plain' -F 'file=@$W/$1;encoder=base64'"; }
 msmtp_cmd() { echo "msmtp --host=127.0.0.1 --port=@PORT@ --tls=on --tls-starttls=on --tls-trust-file=$CA_FILE --auth=plain --user=alice --passwordeval='echo $PW' --from=$FROM $TO < $W/$1"; }
+
+# ------------------------------------------------------------ compare
+# peak_rss CMD: the highest "Maximum resident set size" (KiB) of 3 runs.
+peak_rss() {
+    local i max=0 kb
+    for i in 1 2 3; do
+        /usr/bin/time -v bash -c "exec $1" >/dev/null 2>"$W/time.out" || {
+            bench_log "FAILED: $1"; tail -n 5 "$W/time.out" >&2; return 1; }
+        kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.out")
+        [ "$kb" -gt "$max" ] && max=$kb
+    done
+    echo "$max"
+}
+
+# hyperfine_pair LABEL PORT JSON NAME CMD [NAME CMD ...]: one hyperfine run
+# over the commands (@PORT@ replaced), results exported to JSON.
+hyperfine_pair() {
+    local label=$1 port=$2 json=$3 args=() name cmd
+    shift 3
+    while [ $# -gt 0 ]; do
+        name=$1 cmd=${2//@PORT@/$port}
+        shift 2
+        args+=(-n "$name" "$cmd")
+    done
+    bench_log "$label: hyperfine, $COMPARE_RUNS runs each"
+    hyperfine --style none --warmup 3 --runs "$COMPARE_RUNS" --export-json "$json" \
+        "${args[@]}" >&2
+}
+
+compare() {
+    COMPARE_RUNS=${BENCH_COMPARE_RUNS:-30}
+    local rtt=${BENCH_COMPARE_RTT:-50} base=${MAILCTL_BASELINE_BIN:-}
+    local m mb c s
+    m=$(mailctl_cmd "") c=$(curl_T_cmd small.eml) s=$(msmtp_cmd small.eml)
+    mb=${m/#$MAILCTL/$base}
+    local baseline=()
+    [ -n "$base" ] && baseline=("mailctl (baseline)" "$mb")
+    hyperfine_pair "direct" "$PORT" "$W/compare-direct.json" \
+        mailctl "$m" "${baseline[@]}" curl "$c"
+    start_proxy "$PORT" "$rtt"
+    hyperfine_pair "+$rtt ms RTT" "$PROXY_PORT" "$W/compare-rtt.json" \
+        mailctl "$m" "${baseline[@]}" msmtp "$s"
+    stop_proxy
+    local rss_m rss_b=- rss_c rss_s
+    rss_m=$(peak_rss "${m//@PORT@/$PORT}")
+    [ -n "$base" ] && rss_b=$(peak_rss "${mb//@PORT@/$PORT}")
+    rss_c=$(peak_rss "${c//@PORT@/$PORT}")
+    rss_s=$(peak_rss "${s//@PORT@/$PORT}")
+    python3 - "$W/compare-direct.json" "$W/compare-rtt.json" "$rtt" \
+        "$rss_m" "$rss_b" "$rss_c" "$rss_s" <<'PY'
+import json, sys
+direct, delayed, rtt = sys.argv[1], sys.argv[2], sys.argv[3]
+rss = dict(zip(["mailctl", "mailctl (baseline)", "curl", "msmtp"], sys.argv[4:8]))
+def medians(path):
+    return {r["command"]: r["median"] for r in json.load(open(path))["results"]}
+def mib(kb):
+    return "-" if kb == "-" else "%.1f" % (int(kb) / 1024)
+ok = True
+for title, path, ref, target in [("direct", direct, "curl", 1.5),
+                                  ("+%s ms RTT" % rtt, delayed, "msmtp", 0.9)]:
+    med = medians(path)
+    print("small STARTTLS+AUTH send, %s (median of hyperfine runs)" % title)
+    for name, t in med.items():
+        line = "  %-20s %8.1f ms  peak RSS %6s MiB" % (name, t * 1000, mib(rss.get(name, "-")))
+        if name != ref:
+            ratio = t / med[ref]
+            line += "  %.2fx %s" % (ratio, ref)
+            if name == "mailctl":
+                good = ratio <= target
+                ok &= good
+                line += " (target <= %.1fx: %s)" % (target, "met" if good else "MISSED")
+        print(line)
+sys.exit(0 if ok else 1)
+PY
+}
+
+if [ "${1:-}" = compare ]; then
+    compare
+    exit
+fi
 
 for rtt in $(bench_rtts); do
     for workload in $WORKLOADS; do

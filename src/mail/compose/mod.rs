@@ -159,7 +159,7 @@ fn crlf_text(text: &str) -> String {
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    if openssl::rand::rand_bytes(&mut buf).is_err() {
+    if crate::crypto::random_bytes(&mut buf).is_err() {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -278,12 +278,9 @@ fn format_list(list: &[Mailbox]) -> String {
 /// A boundary derived from the Message-ID, so a fixed Message-ID gives
 /// byte-identical output. `=_` cannot occur in quoted-printable or base64.
 fn boundary(message_id: &str, label: &str) -> String {
-    let digest = openssl::hash::hash(
-        openssl::hash::MessageDigest::sha256(),
-        format!("{message_id}/{label}").as_bytes(),
-    )
-    .map(|d| crate::proto::sasl::hex(&d[..12]))
-    .unwrap_or_else(|_| random_hex(12));
+    let digest = crate::proto::sasl::hex(
+        &crate::crypto::sha256(format!("{message_id}/{label}").as_bytes())[..12],
+    );
     format!("=_{label}_{digest}")
 }
 

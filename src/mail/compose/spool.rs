@@ -76,7 +76,7 @@ pub fn temp_file() -> io::Result<File> {
         return Ok(file);
     }
     let mut random = [0u8; 12];
-    openssl::rand::rand_bytes(&mut random).map_err(io::Error::other)?;
+    crate::crypto::random_bytes(&mut random)?;
     let path = std::env::temp_dir().join(format!(
         ".mailctl-spool-{}-{}",
         std::process::id(),

@@ -59,7 +59,7 @@ pub fn summarize(raw: &[u8]) -> anyhow::Result<summary::Summary> {
 /// The lower-case hex SHA-256 of `data`.
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = openssl::sha::sha256(data);
+    let digest = crate::crypto::sha256(data);
     let mut out = String::with_capacity(64);
     for b in digest {
         out.push(HEX[usize::from(b >> 4)] as char);

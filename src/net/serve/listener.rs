@@ -15,10 +15,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use native_tls::TlsAcceptor;
-
 use super::session;
 use crate::exit::{fail, Exit};
+use crate::net::tls::Acceptor;
 use crate::proto::users::Policy;
 use crate::store::mailbox::MailStore;
 use crate::transcript::Transcript;
@@ -37,7 +36,7 @@ pub struct ServerOptions {
     /// The mailboxes.
     pub store: Arc<MailStore>,
     /// The TLS identity for STARTTLS / STLS, if any.
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<Acceptor>,
     /// The `-v` transcript.
     pub transcript: Transcript,
     /// Idle time-out per connection.
@@ -64,7 +63,7 @@ pub struct Shared {
     /// See [`ServerOptions::store`].
     pub store: Arc<MailStore>,
     /// See [`ServerOptions::tls`].
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<Acceptor>,
     /// See [`ServerOptions::transcript`].
     pub transcript: Transcript,
     /// See [`ServerOptions::idle_timeout`].
