@@ -525,6 +525,49 @@ fn drive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::smtp::reply::MAX_LINE;
+    use std::net::TcpListener;
+
+    /// A connection to a server that writes `bytes` and closes.
+    fn server_sending(bytes: Vec<u8>) -> (Connection, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = s.write_all(&bytes);
+        });
+        let ep = Endpoint::parse(&format!("127.0.0.1:{port}"), 25).unwrap();
+        let conn = Connection::connect(&ep, Duration::from_secs(5)).unwrap();
+        (conn, server)
+    }
+
+    /// Replies come whole whatever the reads return, the bytes after one
+    /// reply wait for the next, and the transcript gets each line as sent.
+    #[test]
+    fn replies_are_read_from_the_bytes_received() {
+        let (mut conn, server) = server_sending(b"250-a\r\n250 b\r\n220 half".to_vec());
+        server.join().unwrap();
+        let (transcript, lines) = Transcript::memory();
+        let mut reader = ReplyReader::keeping_lines();
+        let reply = read_reply(&mut conn, &mut reader, &transcript).unwrap();
+        assert_eq!(reply.lines, [b"a".to_vec(), b"b".to_vec()]);
+        let shown = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        assert_eq!(shown, "S: 250-a\nS: 250 b\n");
+        // The connection closes in the middle of the next reply.
+        let err = read_reply(&mut conn, &mut reader, &transcript).unwrap_err();
+        assert!(matches!(
+            err.downcast_ref::<net::Error>(),
+            Some(net::Error::Closed)
+        ));
+    }
+
+    #[test]
+    fn an_endless_reply_line_is_refused() {
+        let (mut conn, server) = server_sending(vec![b'x'; MAX_LINE + 10]);
+        let err = read_reply(&mut conn, &mut ReplyReader::new(), &Transcript::off()).unwrap_err();
+        assert_eq!(err.downcast_ref::<Error>(), Some(&Error::ReplyTooLong));
+        server.join().unwrap();
+    }
 
     #[test]
     fn queue_ids() {
