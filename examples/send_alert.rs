@@ -111,9 +111,7 @@ fn run(o: Options) -> anyhow::Result<()> {
         eprintln!("send_alert: check passed, no alert");
         return Ok(());
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "this host".into());
+    let host = mailctl::system::hostname();
     let mut text = format!(
         "The check `{}` failed on {host} ({}).\n\n",
         o.check, output.status

@@ -25,5 +25,6 @@ pub mod net;
 pub mod proto;
 pub mod secret;
 pub mod store;
+pub mod system;
 pub mod text;
 pub mod transcript;

@@ -523,7 +523,13 @@ fn rule_violations_point_at_the_key() {
         1,
         &["account 'a' has neither an [accounts.a.smtp] nor an [accounts.a.pop3] table"],
     );
-    assert_refused("[accounts.a\n", 0o644, 1, &["invalid table header"]);
+    assert_refused("[accounts.a\n", 0o644, 1, &["unclosed table"]);
+    assert_refused(
+        "[accounts.a.smtp]\nhost = \"h\"\nhost = \"i\"\n",
+        0o644,
+        3,
+        &["[accounts.a.smtp]: duplicate key `host`"],
+    );
 }
 
 #[test]

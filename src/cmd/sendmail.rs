@@ -595,15 +595,12 @@ pub fn prepare(
         push_field(&mut out, "Date", now, eol);
     }
     if !has("Message-ID") {
-        let domain = envelope_from
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_string())
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| "localhost".to_string());
-        let mut id = Vec::new();
-        mail_builder::headers::message_id::generate_message_id_header(&mut id, &domain)
-            .map_err(|e| fail(Exit::Software, format!("Message-ID: {e}")))?;
-        push_field(&mut out, "Message-ID", &String::from_utf8_lossy(&id), eol);
+        let sender = crate::mail::compose::Mailbox {
+            name: None,
+            address: envelope_from.to_string(),
+        };
+        let id = crate::mail::compose::generate_message_id(Some(&sender));
+        push_field(&mut out, "Message-ID", &format!("<{id}>"), eol);
     }
     for field in &fields {
         if field.name.eq_ignore_ascii_case("Bcc") || field.name.eq_ignore_ascii_case("Resent-Bcc") {
@@ -745,7 +742,7 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
         }
     })?;
     let spooled = read_message(&mut std::io::stdin().lock(), inv.ignore_dots)?;
-    let now = mail_builder::headers::date::Date::now().to_rfc822();
+    let now = crate::system::rfc5322_now();
     let (envelope, message) = prepare_spooled(&inv, server.from.as_deref(), spooled, &now)?;
     let globals = Globals {
         verbose: globals.verbose.max(u8::from(inv.verbose)),

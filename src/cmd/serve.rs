@@ -14,7 +14,6 @@ use clap::Args;
 use super::Globals;
 use crate::exit::{fail, Exit};
 use crate::net::serve::listener::{self, ServerOptions};
-use crate::net::serve::local_hostname;
 use crate::net::tls::Acceptor;
 use crate::proto::users::{Policy, Users};
 use crate::store::mailbox::MailStore;
@@ -113,7 +112,7 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
     let store = MailStore::open(&args.maildir)
         .map_err(|e| fail(Exit::CantCreate, format!("{}: {e}", args.maildir.display())))?;
     let policy = Policy {
-        hostname: local_hostname(),
+        hostname: crate::system::hostname(),
         max_size: args.max_size,
         tls_available: tls.is_some(),
         users: Arc::new(users),

@@ -308,7 +308,16 @@ pub fn is_absent(path: &Path) -> bool {
 }
 
 fn parse_error(path: &Path, text: &str, err: &toml::de::Error) -> anyhow::Error {
-    let message = err.message().trim_end().replace('\n', "; ");
+    let mut message = err.message().trim_end().replace('\n', "; ");
+    if message == "duplicate key" {
+        // The parser points at the key without naming it.
+        if let Some(key) = err.span().and_then(|span| text.get(span)) {
+            message = format!(
+                "duplicate key `{}`",
+                crate::text::printable(key.trim().as_bytes())
+            );
+        }
+    }
     match err.span() {
         Some(span) => {
             let line = line_of(text, span.start);

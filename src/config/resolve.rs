@@ -318,9 +318,9 @@ pub fn address_of(from: &str) -> &str {
 }
 
 /// The configuration file used when `--config` is not given:
-/// `$XDG_CONFIG_HOME/mailctl/config.toml`.
+/// `$XDG_CONFIG_HOME/mailctl/config.toml` (default `~/.config`).
 pub fn default_path() -> Option<PathBuf> {
-    dirs::config_dir().map(|dir| dir.join("mailctl").join("config.toml"))
+    crate::system::config_dir().map(|dir| dir.join("config.toml"))
 }
 
 /// Resolves the SMTP server for `mailctl send` and sendmail mode.
@@ -593,7 +593,7 @@ fn configured_password(loaded: &Loaded, keys: PasswordKeys<'_>) -> Option<Config
 /// directory, `~/` to the home directory.
 fn relative_to(config: &Path, path: &Path) -> PathBuf {
     if let Ok(rest) = path.strip_prefix("~") {
-        if let Some(home) = dirs::home_dir() {
+        if let Some(home) = crate::system::home_dir() {
             return home.join(rest);
         }
     }

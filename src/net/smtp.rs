@@ -167,26 +167,6 @@ pub fn queue_id(reply: &Reply) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
-/// The EHLO name: the host name when it looks fully qualified, else
-/// `localhost`.
-pub fn default_helo_name() -> String {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .unwrap_or_default();
-    let name = name.trim();
-    let valid = name.contains('.')
-        && !name.starts_with('.')
-        && !name.ends_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    if valid {
-        name.to_string()
-    } else {
-        "localhost".to_string()
-    }
-}
-
 /// Reads until `reader` holds a complete reply, feeding it whatever the
 /// socket delivers, and records the reply's lines in the transcript.
 fn read_reply(
@@ -231,7 +211,10 @@ fn stream_message(
 /// are filled in by the caller.
 fn client_config(settings: &Settings) -> ClientConfig {
     ClientConfig {
-        helo_name: settings.helo_name.clone().unwrap_or_else(default_helo_name),
+        helo_name: settings
+            .helo_name
+            .clone()
+            .unwrap_or_else(crate::system::helo_name),
         tls: match settings.tls {
             TlsMode::Implicit => TlsPolicy::Implicit,
             TlsMode::Starttls => TlsPolicy::StartTls,
@@ -585,25 +568,5 @@ mod tests {
             Some("1abc-0001-XY")
         );
         assert_eq!(parse(b"250 2.0.0 Message accepted\r\n"), None);
-    }
-
-    #[test]
-    fn helo_name_is_the_qualified_host_name_or_localhost() {
-        let name = default_helo_name();
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let host = host.trim();
-        let qualified = host.contains('.') && !host.starts_with('.') && !host.ends_with('.');
-        if qualified
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        {
-            assert_eq!(name, host, "a fully qualified host name is used as it is");
-        } else {
-            assert_eq!(
-                name, "localhost",
-                "host name {host:?} is not fully qualified"
-            );
-        }
     }
 }

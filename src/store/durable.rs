@@ -7,6 +7,12 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+/// Open flags for a file that must not be reached through a symbolic link
+/// (`O_NOFOLLOW | O_CLOEXEC`), for [`OpenOptionsExt::custom_flags`].
+pub const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW
+    .union(rustix::fs::OFlags::CLOEXEC)
+    .bits() as i32;
+
 /// Opens `path` for writing only if nothing (not even a symbolic link) is
 /// there yet. Mode 0600 before the umask.
 pub fn create_new(path: &Path) -> io::Result<File> {
@@ -14,7 +20,7 @@ pub fn create_new(path: &Path) -> io::Result<File> {
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(NO_FOLLOW)
         .open(path)
 }
 
@@ -25,20 +31,19 @@ pub fn create_new(path: &Path) -> io::Result<File> {
 pub fn create_unnamed(dir: &Path) -> io::Result<Option<File>> {
     #[cfg(target_os = "linux")]
     {
-        let opened = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
-            .open(dir);
+        use rustix::fs::{Mode, OFlags};
+        use rustix::io::Errno;
+        let opened = rustix::fs::open(
+            dir,
+            OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC,
+            Mode::RUSR | Mode::WUSR,
+        );
         match opened {
-            Ok(file) => Ok(Some(file)),
-            Err(e) => match e.raw_os_error() {
-                // No O_TMPFILE in this kernel (EISDIR: flag read as
-                // O_DIRECTORY) or file system.
-                Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL) => Ok(None),
-                _ => Err(e),
-            },
+            Ok(fd) => Ok(Some(File::from(fd))),
+            // No O_TMPFILE in this kernel (EISDIR: flag read as
+            // O_DIRECTORY) or file system.
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
     #[cfg(not(target_os = "linux"))]
@@ -51,32 +56,19 @@ pub fn create_unnamed(dir: &Path) -> io::Result<Option<File>> {
 /// Gives a file made by [`create_unnamed`] the name `path`, which must not
 /// exist: fails with `AlreadyExists` rather than replacing anything. Uses
 /// `/proc/self/fd`, as open(2) describes for `O_TMPFILE`.
-#[allow(unsafe_code)]
 pub fn link_unnamed(file: &File, path: &Path) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        use std::ffi::CString;
+        use rustix::fs::{AtFlags, CWD};
         use std::os::fd::AsRawFd;
-        use std::os::unix::ffi::OsStrExt;
-        let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
-            .map_err(io::Error::other)?;
-        let to = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
-        // SAFETY: both pointers are valid NUL-terminated strings for the call.
-        let rc = unsafe {
-            libc::linkat(
-                libc::AT_FDCWD,
-                from.as_ptr(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                libc::AT_SYMLINK_FOLLOW,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+        Ok(rustix::fs::linkat(
+            CWD,
+            from.as_str(),
+            CWD,
+            path,
+            AtFlags::SYMLINK_FOLLOW,
+        )?)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -93,6 +85,32 @@ pub fn link_unnamed(file: &File, path: &Path) -> io::Result<()> {
 pub fn unnamed_files_work() -> bool {
     static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *WORKS.get_or_init(|| cfg!(target_os = "linux") && Path::new("/proc/self/fd").is_dir())
+}
+
+/// Moves `from` to `to`, failing with `AlreadyExists` rather than replacing
+/// anything at `to`. One `renameat2(RENAME_NOREPLACE)` call where the kernel
+/// and file system support it (one directory operation instead of a link
+/// and an unlink); otherwise a hard link, then the old name removed.
+pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::fs::{RenameFlags, CWD};
+        use rustix::io::Errno;
+        match rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    link_then_unlink(from, to)
+}
+
+/// [`rename_no_replace`] without `renameat2`: a hard link, which never
+/// replaces, then the old name removed.
+fn link_then_unlink(from: &Path, to: &Path) -> io::Result<()> {
+    fs::hard_link(from, to)?;
+    let _ = fs::remove_file(from);
+    Ok(())
 }
 
 /// Flushes a directory's entries to disk, so a rename or link in it survives
@@ -275,6 +293,25 @@ mod tests {
         // Dropped without a name, a file leaves nothing.
         drop(create_unnamed(dir.path()).unwrap().unwrap());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn moves_never_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        for rename in [rename_no_replace, link_then_unlink] {
+            fs::write(&a, b"new").unwrap();
+            fs::write(&b, b"old").unwrap();
+            let err = rename(&a, &b).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+            assert_eq!(fs::read(&b).unwrap(), b"old");
+            assert_eq!(fs::read(&a).unwrap(), b"new");
+            fs::remove_file(&b).unwrap();
+            rename(&a, &b).unwrap();
+            assert!(!a.exists());
+            assert_eq!(fs::read(&b).unwrap(), b"new");
+            fs::remove_file(&b).unwrap();
+        }
     }
 
     #[test]

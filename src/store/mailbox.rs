@@ -130,7 +130,7 @@ impl MailStore {
             boxes: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
             pid: std::process::id(),
-            host: crate::net::serve::local_hostname(),
+            host: crate::system::hostname(),
             unnamed: unnamed.unwrap_or_else(crate::store::durable::unnamed_files_work),
         }))
     }
@@ -367,7 +367,7 @@ impl Pending {
         match &self.tmp {
             Some(tmp) => {
                 drop(file);
-                move_no_replace(tmp, &self.new)?;
+                crate::store::durable::rename_no_replace(tmp, &self.new)?;
             }
             None => crate::store::durable::link_unnamed(&file, &self.new)?,
         }
@@ -410,45 +410,6 @@ impl io::Write for LineEnds {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// Moves `from` to `to`, failing with `AlreadyExists` rather than replacing
-/// anything at `to`. One `renameat2(RENAME_NOREPLACE)` call where the kernel
-/// and file system support it (one directory operation per message instead
-/// of a link and an unlink); otherwise a hard link then an unlink of `from`.
-#[allow(unsafe_code)]
-fn move_no_replace(from: &Path, to: &Path) -> io::Result<()> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
-        let c = |p: &Path| {
-            CString::new(p.as_os_str().as_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-        };
-        let (f, t) = (c(from)?, c(to)?);
-        // SAFETY: both pointers are valid NUL-terminated strings for the call.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                f.as_ptr(),
-                libc::AT_FDCWD,
-                t.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {}
-            _ => return Err(err),
-        }
-    }
-    fs::hard_link(from, to)?;
-    let _ = fs::remove_file(from);
-    Ok(())
 }
 
 impl Drop for Pending {
@@ -694,22 +655,6 @@ mod tests {
         let mut inc = Incoming::start(&store, &["ben".into()], 100);
         inc.write(b"x\r\n");
         assert!(matches!(inc.commit(), Received::Delivered(_)));
-    }
-
-    #[test]
-    fn move_never_replaces() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        fs::write(&a, b"new").unwrap();
-        fs::write(&b, b"old").unwrap();
-        let err = move_no_replace(&a, &b).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs::read(&b).unwrap(), b"old");
-        assert_eq!(fs::read(&a).unwrap(), b"new");
-        fs::remove_file(&b).unwrap();
-        move_no_replace(&a, &b).unwrap();
-        assert!(!a.exists());
-        assert_eq!(fs::read(&b).unwrap(), b"new");
     }
 
     #[test]

@@ -158,28 +158,8 @@ fn unique_name() -> String {
         now.subsec_micros(),
         std::process::id(),
         counter,
-        hostname()
+        crate::system::hostname()
     )
-}
-
-fn hostname() -> String {
-    let raw = fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| fs::read_to_string("/etc/hostname"))
-        .unwrap_or_else(|_| "localhost".to_string());
-    let name: String = raw
-        .trim()
-        .chars()
-        .map(|c| match c {
-            '/' => "\\057".to_string(),
-            ':' => "\\072".to_string(),
-            c => c.to_string(),
-        })
-        .collect();
-    if name.is_empty() {
-        "localhost".to_string()
-    } else {
-        name
-    }
 }
 
 #[cfg(test)]

@@ -29,22 +29,13 @@ pub struct UidlState {
 
 /// Where the state for `server` and `user` lives.
 pub fn state_path(server: &str, user: &str) -> anyhow::Result<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(dirs::state_dir)
-        .or_else(|| dirs::home_dir().map(|h| h.join(".local/state")))
-        .ok_or_else(|| {
-            fail(
-                Exit::Config,
-                "cannot find a state directory: set XDG_STATE_HOME or HOME",
-            )
-        })?;
-    Ok(base
-        .join("mailctl")
-        .join("uidl")
-        .join(file_name(server, user)))
+    let base = crate::system::state_dir().ok_or_else(|| {
+        fail(
+            Exit::Config,
+            "cannot find a state directory: set XDG_STATE_HOME or HOME",
+        )
+    })?;
+    Ok(base.join("uidl").join(file_name(server, user)))
 }
 
 /// A file name that is safe, readable and unique for the pair: readable

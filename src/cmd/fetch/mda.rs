@@ -216,27 +216,24 @@ impl MdaSink {
 
 /// Sends SIGTERM (which lets procmail and its kin remove their lock files,
 /// unlike the SIGKILL of `Child::kill`) to a child not yet waited for.
-#[allow(unsafe_code)]
 fn terminate(child: &Child) {
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) takes no pointers. The child has not been waited
-        // for, so `pid` cannot belong to another process yet.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    }
+    use rustix::process::{kill_process, Pid};
+    // The child has not been waited for, so its pid cannot belong to
+    // another process yet.
+    let _ = kill_process(Pid::from_child(child), rustix::process::Signal::TERM);
 }
 
 /// The name of a common signal, for messages.
 fn signal_name(signal: i32) -> &'static str {
+    use signal_hook::consts::*;
     match signal {
-        libc::SIGHUP => " (SIGHUP)",
-        libc::SIGINT => " (SIGINT)",
-        libc::SIGABRT => " (SIGABRT)",
-        libc::SIGKILL => " (SIGKILL)",
-        libc::SIGSEGV => " (SIGSEGV)",
-        libc::SIGPIPE => " (SIGPIPE)",
-        libc::SIGTERM => " (SIGTERM)",
+        SIGHUP => " (SIGHUP)",
+        SIGINT => " (SIGINT)",
+        SIGABRT => " (SIGABRT)",
+        SIGKILL => " (SIGKILL)",
+        SIGSEGV => " (SIGSEGV)",
+        SIGPIPE => " (SIGPIPE)",
+        SIGTERM => " (SIGTERM)",
         _ => "",
     }
 }
@@ -451,7 +448,11 @@ mod tests {
         deliver(&mut sink(&command), 1, b"x").unwrap();
         let line = std::fs::read_to_string(&out).unwrap();
         let mask = u64::from_str_radix(line.trim_start_matches("SigIgn:").trim(), 16).unwrap();
-        assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{line}");
+        assert_eq!(
+            mask & (1 << (signal_hook::consts::SIGPIPE - 1)),
+            0,
+            "{line}"
+        );
     }
 
     #[test]

@@ -504,32 +504,11 @@ pub fn from_line(now: SystemTime) -> Vec<u8> {
 
 /// `Www Mmm dd hh:mm:ss yyyy` in UTC, as mbox separator lines use.
 fn asctime(now: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = crate::system::utc(secs);
     format!(
         "{} {} {:2} {:02}:{:02}:{:02} {}",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        year
+        t.weekday, t.month, t.day, t.hour, t.minute, t.second, t.year
     )
 }
 
@@ -553,7 +532,7 @@ impl MboxSink {
             .append(true)
             .create(true)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(crate::store::durable::NO_FOLLOW)
             .open(path)
             .map_err(|e| local_error(e, path.display(), true))?;
         match file.try_lock() {

@@ -1,94 +1,22 @@
-//! Internationalised domain names in their ASCII form (RFC 5890 A-labels,
-//! Punycode of RFC 3492), so that `a@bücher.de` can be sent to any server
-//! as `a@xn--bcher-kva.de` without needing SMTPUTF8 (RFC 6531).
+//! Internationalised domain names in their ASCII form (RFC 5890 A-labels),
+//! so that `a@bücher.de` can be sent to any server as `a@xn--bcher-kva.de`
+//! without needing SMTPUTF8 (RFC 6531).
 //!
-//! The mapping is deliberately small: labels are split at `.` and the
-//! ideographic full stops IDNA treats as dots, lower-cased, and encoded.
-//! Unicode normalisation (NFC) is not applied; text typed on a keyboard is
-//! already in that form.
+//! A domain with any non-ASCII character goes through the UTS #46 mapping
+//! of the `idna` crate (case folding, width and compatibility mapping, the
+//! ideographic full stops as dots) with its strict rules: letters, digits
+//! and hyphens only, no hyphen at either end of a label. An ASCII domain is
+//! kept as written.
+
+use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 
 use crate::exit::{fail, Exit};
 use crate::text::printable;
 
-const BASE: u32 = 36;
-const T_MIN: u32 = 1;
-const T_MAX: u32 = 26;
-const SKEW: u32 = 38;
-const DAMP: u32 = 700;
-const INITIAL_BIAS: u32 = 72;
-const INITIAL_N: u32 = 128;
-
-/// Bias adaptation (RFC 3492 section 6.1).
-fn adapt(delta: u32, points: u32, first: bool) -> u32 {
-    let mut delta = if first { delta / DAMP } else { delta / 2 };
-    delta += delta / points;
-    let mut k = 0;
-    while delta > ((BASE - T_MIN) * T_MAX) / 2 {
-        delta /= BASE - T_MIN;
-        k += BASE;
-    }
-    k + (((BASE - T_MIN + 1) * delta) / (delta + SKEW))
-}
-
-fn digit(d: u32) -> char {
-    match d {
-        0..=25 => (b'a' + d as u8) as char,
-        _ => (b'0' + (d - 26) as u8) as char,
-    }
-}
-
-/// Punycode of one label (RFC 3492 section 6.3), without the `xn--`
-/// prefix; `None` on arithmetic overflow (absurdly long input).
-pub fn punycode(label: &str) -> Option<String> {
-    let input: Vec<u32> = label.chars().map(u32::from).collect();
-    let mut output: String = label.chars().filter(char::is_ascii).collect();
-    let basic = output.len() as u32;
-    let mut handled = basic;
-    if basic > 0 {
-        output.push('-');
-    }
-    let (mut n, mut delta, mut bias) = (INITIAL_N, 0u32, INITIAL_BIAS);
-    while (handled as usize) < input.len() {
-        let m = input.iter().copied().filter(|&c| c >= n).min()?;
-        delta = delta.checked_add((m - n).checked_mul(handled + 1)?)?;
-        n = m;
-        for &c in &input {
-            if c < n {
-                delta = delta.checked_add(1)?;
-            }
-            if c == n {
-                let mut q = delta;
-                let mut k = BASE;
-                loop {
-                    let t = if k <= bias {
-                        T_MIN
-                    } else if k >= bias + T_MAX {
-                        T_MAX
-                    } else {
-                        k - bias
-                    };
-                    if q < t {
-                        break;
-                    }
-                    output.push(digit(t + (q - t) % (BASE - t)));
-                    q = (q - t) / (BASE - t);
-                    k += BASE;
-                }
-                output.push(digit(q));
-                bias = adapt(delta, handled + 1, handled == basic);
-                delta = 0;
-                handled += 1;
-            }
-        }
-        delta = delta.checked_add(1)?;
-        n = n.checked_add(1)?;
-    }
-    Some(output)
-}
-
-/// The ASCII form of a domain: every non-ASCII label lower-cased and
-/// encoded as `xn--...`; ASCII labels are kept as written. An empty label
-/// or one longer than 63 octets once encoded is a usage error (exit 64).
+/// The ASCII form of a domain: a domain with non-ASCII characters mapped
+/// (UTS #46) and every such label encoded as `xn--...`; an ASCII domain is
+/// kept as written. An empty label, an invalid name or a label longer than
+/// 63 octets once encoded is a usage error (exit 64).
 pub fn domain_to_ascii(domain: &str) -> anyhow::Result<String> {
     let bad = |why: &str| {
         fail(
@@ -96,24 +24,26 @@ pub fn domain_to_ascii(domain: &str) -> anyhow::Result<String> {
             format!("invalid domain '{}': {why}", printable(domain.as_bytes())),
         )
     };
-    let mut labels = Vec::new();
-    for label in domain.split(['.', '\u{3002}', '\u{ff0e}', '\u{ff61}']) {
-        if label.is_empty() {
-            return Err(bad("empty label"));
-        }
-        let label = if label.is_ascii() {
-            label.to_string()
-        } else {
-            let lower = label.to_lowercase();
-            let encoded = punycode(&lower).ok_or_else(|| bad("label too long"))?;
-            format!("xn--{encoded}")
-        };
-        if label.len() > 63 {
-            return Err(bad("a label is longer than 63 characters"));
-        }
-        labels.push(label);
+    let dots = ['.', '\u{3002}', '\u{ff0e}', '\u{ff61}'];
+    if domain.split(dots).any(str::is_empty) {
+        return Err(bad("empty label"));
     }
-    let out = labels.join(".");
+    let out = if domain.is_ascii() {
+        domain.to_string()
+    } else {
+        Uts46::new()
+            .to_ascii(
+                domain.as_bytes(),
+                AsciiDenyList::STD3,
+                Hyphens::Check,
+                DnsLength::Ignore,
+            )
+            .map_err(|_| bad("not a valid internationalised domain name"))?
+            .into_owned()
+    };
+    if out.split('.').any(|label| label.len() > 63) {
+        return Err(bad("a label is longer than 63 characters"));
+    }
     if out.len() > 253 {
         return Err(bad("longer than 253 characters"));
     }
@@ -127,17 +57,18 @@ mod tests {
 
     #[test]
     fn rfc_3492_and_registry_examples() {
-        assert_eq!(punycode("bücher").unwrap(), "bcher-kva");
-        assert_eq!(punycode("münchen").unwrap(), "mnchen-3ya");
+        assert_eq!(domain_to_ascii("bücher").unwrap(), "xn--bcher-kva");
+        assert_eq!(domain_to_ascii("münchen").unwrap(), "xn--mnchen-3ya");
         // RFC 3492 section 7.1 (B) Chinese (simplified).
         assert_eq!(
-            punycode("他们为什么不说中文").unwrap(),
-            "ihqwcrb4cv8a8dqg056pqjye"
+            domain_to_ascii("他们为什么不说中文").unwrap(),
+            "xn--ihqwcrb4cv8a8dqg056pqjye"
         );
-        // (L) 3<nen>B<gumi><kinpachi><sensei>: mixed basic and non-basic.
+        // (L) 3<nen>B<gumi><kinpachi><sensei>: mixed basic and non-basic,
+        // the B folded to lower case.
         assert_eq!(
-            punycode("3年b組金八先生").unwrap(),
-            "3b-ww4c5e180e575a65lsy2b"
+            domain_to_ascii("3年B組金八先生").unwrap(),
+            "xn--3b-ww4c5e180e575a65lsy2b"
         );
         // IANA's test domains.
         assert_eq!(
@@ -161,8 +92,32 @@ mod tests {
     }
 
     #[test]
+    fn uts_46_mapping() {
+        // Full-width letters and dot, as typed with an East Asian input
+        // method, are their ASCII selves.
+        assert_eq!(
+            domain_to_ascii("ＢÜＣＨＥＲ．ｄｅ").unwrap(),
+            "xn--bcher-kva.de"
+        );
+        // Nontransitional processing: ß stays ß (IDNA2008), not "ss".
+        assert_eq!(domain_to_ascii("faß.de").unwrap(), "xn--fa-hia.de");
+        // Final sigma and Greek capitals.
+        assert_eq!(
+            domain_to_ascii("ΔΟΚΙΜΉ.example").unwrap(),
+            "xn--jxalpdlp.example"
+        );
+    }
+
+    #[test]
     fn bad_domains_are_usage_errors() {
-        for bad in ["a..b", "bücher.", &format!("{}.de", "ü".repeat(70))] {
+        for bad in [
+            "a..b",
+            "bücher.",
+            &format!("{}.de", "ü".repeat(70)),
+            "bü_cher.de",
+            "-bücher.de",
+            "bücher\u{0}.de",
+        ] {
             let err = domain_to_ascii(bad).unwrap_err();
             assert_eq!(exit_status(&err), Exit::Usage, "{bad}");
         }

@@ -87,7 +87,7 @@ pub fn temp_file() -> io::Result<File> {
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(crate::store::durable::NO_FOLLOW)
         .open(&path)?;
     std::fs::remove_file(&path)?;
     Ok(file)

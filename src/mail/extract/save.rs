@@ -66,7 +66,7 @@ impl<'d> Namer<'d> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 // O_NOFOLLOW on a symbolic link that O_EXCL did not catch.
-                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {}
                 Err(e) => {
                     return Err(fail(
                         Exit::CantCreate,

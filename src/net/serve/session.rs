@@ -265,7 +265,7 @@ fn receive_data(
         &shared.policy.hostname,
         &peer.ip().to_string(),
         &queue_id,
-        &rfc5322_date(now.as_secs()),
+        &crate::system::rfc5322_date(now.as_secs()),
     ));
     let mut content = Vec::with_capacity(128 * 1024);
     loop {
@@ -448,49 +448,4 @@ fn send_message(
     writer.write_all(&stuffed)?;
     writer.flush()?;
     Ok(total)
-}
-
-/// An RFC 5322 date-time in UTC for `secs` since the Unix epoch.
-pub fn rfc5322_date(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
-        DAYS[(days.rem_euclid(7)) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
-        assert_eq!(
-            rfc5322_date(1_795_638_542),
-            "Wed, 25 Nov 2026 20:29:02 +0000"
-        );
-    }
 }
