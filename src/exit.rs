@@ -132,6 +132,47 @@ pub fn exit_status(err: &anyhow::Error) -> Exit {
     Exit::Software
 }
 
+/// The exit status for an SMTP client error: refusals by their reply code
+/// (4xx temporary, 5xx permanent), credentials problems 77, malformed
+/// replies and missing TLS 76, unusable arguments 64.
+fn smtp_exit(e: &crate::proto::smtp::Error) -> Exit {
+    use crate::proto::smtp::Error as E;
+    let by_class = |class: u8| match class {
+        4 => Exit::TempFail,
+        5 => Exit::Unavailable,
+        _ => Exit::Protocol,
+    };
+    match e {
+        E::MalformedReply { .. }
+        | E::CodeChanged { .. }
+        | E::ReplyTooLong
+        | E::TooManyLines
+        | E::Unexpected { .. }
+        | E::StartTlsNotOffered
+        | E::BadChallenge(_) => Exit::Protocol,
+        // RFC 4954 section 6: "530 5.7.0 Authentication required" is a
+        // matter of credentials (77), not a refusal of the mail.
+        E::Refused { reply, .. } if reply.code == 530 => Exit::NoPerm,
+        E::Refused { reply, .. } => by_class(reply.class()),
+        E::StartTlsRefused(reply) if reply.is_transient() => Exit::TempFail,
+        E::StartTlsRefused(_) => Exit::Protocol,
+        E::PlaintextAuth => Exit::Config,
+        E::AuthNotOffered | E::MechanismNotOffered { .. } | E::NoUsableMechanism { .. } => {
+            Exit::NoPerm
+        }
+        E::AuthRefused { reply, .. } if reply.is_permanent() => Exit::NoPerm,
+        E::AuthRefused { reply, .. } => by_class(reply.class()),
+        E::InvalidArgument(_) | E::NoRecipients => Exit::Usage,
+        E::TooBig { .. } | E::NeedsSmtpUtf8 { .. } => Exit::Unavailable,
+        E::RecipientsRefused { refused, all } => match (all, E::any_permanent(refused)) {
+            (_, false) => Exit::TempFail,
+            (true, true) => Exit::NoUser,
+            (false, true) => Exit::Unavailable,
+        },
+        E::ConnectionLost | E::Incomplete => Exit::TempFail,
+    }
+}
+
 /// The exit status for a POP3 error: a refused login is 77, a temporary
 /// refusal 75, any other `-ERR` 69, a password that would go unencrypted
 /// 78, a bad argument 64, and anything the server got wrong 76.
@@ -176,6 +217,9 @@ fn net_exit(e: &crate::net::Error) -> Exit {
 /// config),
 /// `None` for any other error.
 fn layer_exit(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
+    if let Some(e) = cause.downcast_ref::<crate::proto::smtp::Error>() {
+        return Some(smtp_exit(e));
+    }
     if let Some(e) = cause.downcast_ref::<crate::proto::pop3::Error>() {
         return Some(pop3_exit(e));
     }
@@ -290,6 +334,73 @@ mod tests {
         assert_eq!(Exit::from_sysexits(0), None);
         assert_eq!(Exit::from_sysexits(1), None);
         assert_eq!(Exit::from_sysexits(79), None);
+    }
+
+    #[test]
+    fn smtp_errors_map_to_sysexits() {
+        use crate::proto::smtp::client::{RecipientState, RecipientStatus};
+        use crate::proto::smtp::reply::{Reply, ReplyReader};
+        use crate::proto::smtp::Error as E;
+        let reply = |code: u16| -> Reply {
+            let mut r = ReplyReader::new();
+            r.feed(format!("{code} x\r\n").as_bytes()).unwrap();
+            r.next_reply().unwrap()
+        };
+        let rcpt = |state| RecipientStatus {
+            address: "a@b".into(),
+            state,
+            reply: None,
+        };
+        let refused = |code| E::Refused {
+            what: "x",
+            reply: reply(code),
+        };
+        let auth = |code| E::AuthRefused {
+            mechanism: None,
+            reply: reply(code),
+        };
+        let cases = [
+            (E::ReplyTooLong, Exit::Protocol),
+            (E::StartTlsNotOffered, Exit::Protocol),
+            (refused(421), Exit::TempFail),
+            (refused(554), Exit::Unavailable),
+            (refused(530), Exit::NoPerm),
+            (E::StartTlsRefused(reply(454)), Exit::TempFail),
+            (E::StartTlsRefused(reply(502)), Exit::Protocol),
+            (E::PlaintextAuth, Exit::Config),
+            (E::AuthNotOffered, Exit::NoPerm),
+            (auth(535), Exit::NoPerm),
+            (auth(454), Exit::TempFail),
+            (auth(250), Exit::Protocol),
+            (E::InvalidArgument("x".into()), Exit::Usage),
+            (E::TooBig { size: 2, limit: 1 }, Exit::Unavailable),
+            (
+                E::RecipientsRefused {
+                    refused: vec![rcpt(RecipientState::PermFailed)],
+                    all: true,
+                },
+                Exit::NoUser,
+            ),
+            (
+                E::RecipientsRefused {
+                    refused: vec![rcpt(RecipientState::PermFailed)],
+                    all: false,
+                },
+                Exit::Unavailable,
+            ),
+            (
+                E::RecipientsRefused {
+                    refused: vec![rcpt(RecipientState::TempFailed)],
+                    all: true,
+                },
+                Exit::TempFail,
+            ),
+            (E::Incomplete, Exit::TempFail),
+        ];
+        for (error, exit) in cases {
+            let err = anyhow::Error::new(error.clone()).context("reading");
+            assert_eq!(exit_status(&err), exit, "{error:?}");
+        }
     }
 
     #[test]

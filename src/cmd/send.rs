@@ -480,7 +480,7 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
     match smtp::submit(&settings, &envelope, &message, &transcript) {
         Ok(report) => {
             if args.json {
-                print_json(&report.to_json(None)).map_err(Failed::Reported)?;
+                print_json(&report.to_json(None, 0)).map_err(Failed::Reported)?;
             }
             Ok(Exit::Ok)
         }
@@ -488,7 +488,8 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
             let error =
                 crate::config::with_tls_hint(failed.error, settings.endpoint.port, settings.tls);
             if args.json {
-                print_json(&failed.report.to_json(Some(&error))).map_err(Failed::Reported)?;
+                let code = crate::exit::exit_status(&error).code();
+                print_json(&failed.report.to_json(Some(&error), code)).map_err(Failed::Reported)?;
             }
             Err(Failed::Reported(error))
         }

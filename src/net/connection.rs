@@ -1,8 +1,10 @@
 //! The only socket code: TCP connections, implicit TLS, STARTTLS upgrades,
-//! time-outs and a bounded line reader.
+//! time-outs and a read buffer.
 //!
-//! Protocol state machines never see a socket; a driver reads lines from a
-//! [`Connection`] and feeds them in, and writes what the machine hands back.
+//! Protocol state machines never see a socket; a driver feeds them the
+//! bytes a [`Connection`] received ([`Connection::fill`],
+//! [`Connection::buffered`], [`Connection::consume`]), and writes what the
+//! machine hands back.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -14,7 +16,6 @@ use anyhow::Context;
 use super::tls::{Acceptor, TlsStream};
 pub use super::tls::{TlsMode, TlsOptions};
 use super::Error;
-use crate::exit::Exit;
 
 /// A server address: a host name or IP literal and a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -277,44 +278,6 @@ impl Connection {
         self.start = (self.start + n).min(self.end);
     }
 
-    /// Reads one line, ending in LF and returned with it, of at most
-    /// `max_len` bytes.
-    ///
-    /// A longer line is a protocol error (exit 76), end of stream before a
-    /// complete line is `UnexpectedEof` (exit 75). The slice is valid until
-    /// the next call.
-    pub fn read_line(&mut self, max_len: usize) -> anyhow::Result<&[u8]> {
-        let mut scanned = 0;
-        loop {
-            let pending = &self.buf[self.start + scanned..self.end];
-            if let Some(pos) = pending.iter().position(|&b| b == b'\n') {
-                let line_end = self.start + scanned + pos + 1;
-                if line_end - self.start > max_len {
-                    crate::bail_with!(
-                        Exit::Protocol,
-                        "peer sent a line longer than {max_len} bytes"
-                    );
-                }
-                let line_start = self.start;
-                self.start = line_end;
-                return Ok(&self.buf[line_start..line_end]);
-            }
-            scanned = self.end - self.start;
-            if scanned >= max_len {
-                crate::bail_with!(
-                    Exit::Protocol,
-                    "peer sent a line longer than {max_len} bytes"
-                );
-            }
-            if self.fill()? == 0 {
-                return Err(anyhow::Error::new(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed by peer",
-                )));
-            }
-        }
-    }
-
     /// Reads more bytes into the buffer; returns how many (0 at end of stream).
     pub fn fill(&mut self) -> io::Result<usize> {
         if self.start == self.end {
@@ -453,40 +416,6 @@ mod tests {
         let e = Endpoint::parse("Bücher.example:465", 587).unwrap();
         assert_eq!((e.host.as_str(), e.port), ("xn--bcher-kva.example", 465));
         assert!(!Endpoint::parse("example.org", 1).unwrap().is_loopback());
-    }
-
-    #[test]
-    fn read_line_keeps_bytes_between_lines_and_bounds_length() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            s.write_all(b"250-a\r\n250 b\r\n").unwrap();
-            s.write_all(&[b'x'; 300]).unwrap();
-            s.write_all(b"\r\n").unwrap();
-        });
-        let ep = Endpoint::parse(&format!("127.0.0.1:{port}"), 25).unwrap();
-        let mut c = Connection::connect(&ep, Duration::from_secs(5)).unwrap();
-        assert_eq!(c.read_line(100).unwrap(), b"250-a\r\n");
-        assert_eq!(c.read_line(100).unwrap(), b"250 b\r\n");
-        let err = c.read_line(100).unwrap_err();
-        assert_eq!(crate::exit::exit_status(&err), Exit::Protocol);
-        server.join().unwrap();
-    }
-
-    #[test]
-    fn eof_mid_line_is_temporary() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            s.write_all(b"220 half").unwrap();
-        });
-        let ep = Endpoint::parse(&format!("127.0.0.1:{port}"), 25).unwrap();
-        let mut c = Connection::connect(&ep, Duration::from_secs(5)).unwrap();
-        server.join().unwrap();
-        let err = c.read_line(100).unwrap_err();
-        assert_eq!(crate::exit::exit_status(&err), Exit::TempFail);
     }
 
     #[test]

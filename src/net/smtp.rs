@@ -13,17 +13,20 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use crate::exit::{exit_status, fail, Exit};
 use crate::mail::compose::Message;
+use crate::net;
 use crate::net::connection::{Connection, Endpoint, TlsMode, TlsOptions};
 use crate::proto::sasl::Mechanism;
 use crate::text::printable;
 use crate::transcript::Transcript;
 
-use crate::proto::smtp::client::{Client, ClientConfig, Credentials, Event, RecipientStatus};
+use crate::proto::smtp::client::{
+    Client, ClientConfig, Credentials, Event, RecipientStatus, Report, TlsPolicy,
+};
 use crate::proto::smtp::data::DataEncoder;
 use crate::proto::smtp::ehlo::Capabilities;
-use crate::proto::smtp::reply::{Reply, ReplyParser, MAX_LINE};
+use crate::proto::smtp::reply::{Reply, ReplyReader};
+use crate::proto::smtp::Error;
 
 /// How long to wait for the reply to a pipelined QUIT once the message has
 /// been accepted.
@@ -109,8 +112,9 @@ fn reply_json(reply: &Reply) -> Value {
 }
 
 impl SubmitReport {
-    /// The JSON object printed by `--json`; `error` is the failure, if any.
-    pub fn to_json(&self, error: Option<&anyhow::Error>) -> Value {
+    /// The JSON object printed by `--json`; `error` is the failure, if any,
+    /// and `exit_code` the status the program exits with.
+    pub fn to_json(&self, error: Option<&anyhow::Error>, exit_code: u8) -> Value {
         let recipients: Vec<Value> = self
             .recipients
             .iter()
@@ -130,10 +134,9 @@ impl SubmitReport {
                 v
             })
             .collect();
-        let exit = error.map_or(Exit::Ok, exit_status);
         json!({
             "status": if error.is_none() && self.accepted { "sent" } else { "failed" },
-            "exit_code": exit.code(),
+            "exit_code": exit_code,
             "error": error.map(|e| printable(format!("{e:#}").as_bytes())),
             "server": self.server,
             "tls": self.tls,
@@ -164,17 +167,27 @@ pub fn queue_id(reply: &Reply) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
+/// Reads until `reader` holds a complete reply, feeding it whatever the
+/// socket delivers, and records the reply's lines in the transcript.
 fn read_reply(
     conn: &mut Connection,
-    parser: &mut ReplyParser,
+    reader: &mut ReplyReader,
     transcript: &Transcript,
 ) -> anyhow::Result<Reply> {
     loop {
-        let line = conn.read_line(MAX_LINE)?;
-        transcript.server(line);
-        if let Some(reply) = parser.push_line(line)? {
+        if let Some((reply, lines)) = reader.next_reply_with_lines() {
+            for line in &lines {
+                transcript.server(line);
+            }
             return Ok(reply);
         }
+        if conn.fill().map_err(net::Error::from)? == 0 {
+            return Err(net::Error::Closed.into());
+        }
+        let received = conn.buffered().len();
+        let fed = reader.feed(conn.buffered());
+        conn.consume(received);
+        fed?;
     }
 }
 
@@ -194,6 +207,29 @@ fn stream_message(
     Ok(())
 }
 
+/// The machine's settings for `settings`; the envelope and message size
+/// are filled in by the caller.
+fn client_config(settings: &Settings) -> ClientConfig {
+    ClientConfig {
+        helo_name: settings
+            .helo_name
+            .clone()
+            .unwrap_or_else(crate::system::helo_name),
+        tls: match settings.tls {
+            TlsMode::Implicit => TlsPolicy::Implicit,
+            TlsMode::Starttls => TlsPolicy::StartTls,
+            TlsMode::None => TlsPolicy::Plain,
+        },
+        credentials: settings.credentials.clone(),
+        plaintext_auth_allowed: settings.endpoint.is_loopback(),
+        from: String::new(),
+        recipients: Vec::new(),
+        message_size: 0,
+        eight_bit: false,
+        probe: false,
+    }
+}
+
 /// Submits `message` to the server in `settings` for the recipients in
 /// `envelope`, writing the protocol exchange to `transcript` (secrets
 /// redacted, the message summarised by its size).
@@ -211,21 +247,14 @@ pub fn submit(
 ) -> Result<SubmitReport, SubmitError> {
     let endpoint = &settings.endpoint;
     let client = Client::new(ClientConfig {
-        helo_name: settings
-            .helo_name
-            .clone()
-            .unwrap_or_else(crate::system::helo_name),
-        tls: settings.tls,
-        credentials: settings.credentials.clone(),
-        plaintext_auth_allowed: endpoint.is_loopback(),
         from: envelope.from.clone(),
         recipients: envelope.recipients.clone(),
         message_size: message.size(),
         eight_bit: message.eight_bit(),
-        probe: false,
+        ..client_config(settings)
     });
-    let client = drive(settings, client, Some(message), transcript);
-    let wrap = |r: crate::proto::smtp::client::Report| SubmitReport {
+    let finished = drive(settings, client, Some(message), transcript);
+    let wrap = |r: Report| SubmitReport {
         server: endpoint.to_string(),
         message_id: message.message_id().map(str::to_string),
         size: message.size(),
@@ -236,7 +265,7 @@ pub fn submit(
         tls: r.tls,
         auth: r.auth,
     };
-    match client.finish() {
+    match finished.outcome() {
         Ok(report) => Ok(wrap(report)),
         Err(failed) => {
             let (error, report) = *failed;
@@ -255,9 +284,17 @@ pub struct ProbeReport {
     pub server: String,
     /// Whether the connection was encrypted.
     pub tls: bool,
+    /// Bytes received before the STARTTLS handshake and discarded (a sign
+    /// of injection).
+    pub discarded: usize,
+    /// The server's greeting.
+    pub greeting: Option<Reply>,
+    /// The keyword lines of the last EHLO reply, as sent (printable); empty
+    /// after a HELO fallback.
+    pub keywords: Vec<String>,
     /// The AUTH mechanism that succeeded, if credentials were given.
     pub auth: Option<Mechanism>,
-    /// The extensions of the last EHLO.
+    /// The extensions of the last EHLO, the offered mechanisms among them.
     pub capabilities: Capabilities,
 }
 
@@ -266,24 +303,21 @@ pub struct ProbeReport {
 /// Errors carry the same exit statuses as [`submit`].
 pub fn probe(settings: &Settings, transcript: &Transcript) -> anyhow::Result<ProbeReport> {
     let client = Client::new(ClientConfig {
-        helo_name: settings
-            .helo_name
-            .clone()
-            .unwrap_or_else(crate::system::helo_name),
-        tls: settings.tls,
-        credentials: settings.credentials.clone(),
-        plaintext_auth_allowed: settings.endpoint.is_loopback(),
-        from: String::new(),
-        recipients: Vec::new(),
-        message_size: 0,
-        eight_bit: false,
         probe: true,
+        ..client_config(settings)
     });
-    let client = drive(settings, client, None, transcript);
-    match client.finish() {
+    let finished = drive(settings, client, None, transcript);
+    let discarded = finished.discarded;
+    match finished.outcome() {
         Ok(report) => Ok(ProbeReport {
             server: settings.endpoint.to_string(),
             tls: report.tls,
+            discarded,
+            greeting: report.greeting,
+            keywords: report
+                .ehlo
+                .map(|ehlo| ehlo.lines.iter().skip(1).map(|l| printable(l)).collect())
+                .unwrap_or_default(),
             auth: report.auth,
             capabilities: report.capabilities.unwrap_or_default(),
         }),
@@ -291,117 +325,232 @@ pub fn probe(settings: &Settings, transcript: &Transcript) -> anyhow::Result<Pro
     }
 }
 
+/// A session that is over.
+struct Finished {
+    /// The machine, its outcome recorded inside.
+    client: Client,
+    /// Why the connection failed or could not be opened, if it did.
+    lost: Option<anyhow::Error>,
+    /// Bytes received before the STARTTLS handshake and discarded.
+    discarded: usize,
+}
+
+impl Finished {
+    /// The report, or the failure (the connection's own error when losing
+    /// the connection decided the outcome) and the report.
+    fn outcome(self) -> Result<Report, Box<(anyhow::Error, Report)>> {
+        self.client.finish().map_err(|failed| {
+            let (err, report) = *failed;
+            let err = match (err, self.lost) {
+                (Error::ConnectionLost, Some(cause)) => cause,
+                (err, _) => anyhow::Error::new(err),
+            };
+            Box::new((err, report))
+        })
+    }
+}
+
+/// A reply reader that keeps the lines as received when the transcript
+/// shows them.
+fn reply_reader(transcript: &Transcript) -> ReplyReader {
+    if transcript.enabled() {
+        ReplyReader::keeping_lines()
+    } else {
+        ReplyReader::new()
+    }
+}
+
+/// The connection and reply reader of a running session.
+struct Wire {
+    conn: Connection,
+    reader: ReplyReader,
+    discarded: usize,
+}
+
+/// Performs one event of the machine: writes, upgrades to TLS or streams
+/// the message. Returns the next event when it comes without a reply
+/// (after the TLS handshake), `Ok(None)` to read a reply next, or
+/// `Err(None)` when the session is over without an error.
+fn perform(
+    settings: &Settings,
+    wire: &mut Option<Wire>,
+    client: &mut Client,
+    event: Event,
+    message: Option<&Message>,
+    transcript: &Transcript,
+) -> Result<Option<Event>, Option<anyhow::Error>> {
+    let endpoint = &settings.endpoint;
+    let Some(w) = wire.as_mut() else {
+        return Err(None);
+    };
+    match event {
+        Event::Send(flight) => {
+            for line in &flight.log {
+                transcript.client(line.as_bytes());
+            }
+            w.conn
+                .send(&flight.wire)
+                .map_err(net::Error::from)
+                .with_context(|| format!("sending to {endpoint}"))
+                .map_err(Some)?;
+        }
+        Event::Wait => {}
+        Event::StartTls => {
+            // RFC 3207 section 4.2: nothing received before the handshake
+            // is trusted.
+            let held = w.reader.discard();
+            let Wire { conn, .. } = wire.take().expect("connection present");
+            let (conn, discarded) = conn
+                .start_tls(&settings.tls_options)
+                .map_err(|e| Some(e.into()))?;
+            let discarded = discarded + held;
+            if discarded > 0 {
+                transcript.note(
+                    "C",
+                    &format!("<discarded {discarded} bytes received before the TLS handshake>"),
+                );
+            }
+            *wire = Some(Wire {
+                conn,
+                reader: reply_reader(transcript),
+                discarded,
+            });
+            return Ok(Some(client.tls_established()));
+        }
+        Event::SendMessage { size, then } => {
+            transcript.note("C", &format!("<message, {size} bytes>"));
+            transcript.client(b".");
+            if let Some(then) = &then {
+                for line in &then.log {
+                    transcript.client(line.as_bytes());
+                }
+            }
+            let message = message.ok_or_else(|| Some(anyhow::anyhow!("no message to send")))?;
+            stream_message(&mut w.conn, message, then.as_ref().map(|f| &f.wire[..]))
+                .with_context(|| format!("sending the message to {endpoint}"))
+                .map_err(Some)?;
+        }
+        Event::Abort(note) => {
+            transcript.note("C", &note);
+            return Err(None);
+        }
+        Event::Close => return Err(None),
+    }
+    Ok(None)
+}
+
 /// Runs a session: connects, feeds replies to `client`, performs its
-/// events, and returns it finished (its outcome recorded inside).
+/// events, and returns it finished.
 fn drive(
     settings: &Settings,
     mut client: Client,
     message: Option<&Message>,
     transcript: &Transcript,
-) -> Client {
+) -> Finished {
     let endpoint = &settings.endpoint;
-    if settings.credentials.is_some() && settings.tls == TlsMode::None && !endpoint.is_loopback() {
-        client.connection_lost(fail(
-            Exit::Config,
-            format!(
-                "refusing to send credentials unencrypted to {endpoint} \
-                 (only loopback servers may use --tls none with --user)"
-            ),
-        ));
-        return client;
+    let finished = |mut client: Client, lost: Option<anyhow::Error>, discarded| {
+        if lost.is_some() {
+            client.connection_lost();
+        }
+        Finished {
+            client,
+            lost,
+            discarded,
+        }
+    };
+    if let Some(err) = client.refuses_to_start() {
+        return finished(client, Some(anyhow::Error::new(err)), 0);
     }
-
     let connected = match settings.tls {
         TlsMode::Implicit => {
             Connection::connect_tls(endpoint, &settings.tls_options, settings.timeout)
         }
         TlsMode::Starttls | TlsMode::None => Connection::connect(endpoint, settings.timeout),
     };
-    let mut conn = match connected {
-        Ok(conn) => conn,
-        Err(err) => {
-            client.connection_lost(err.into());
-            return client;
-        }
+    let mut wire = match connected {
+        Ok(conn) => Some(Wire {
+            conn,
+            reader: reply_reader(transcript),
+            discarded: 0,
+        }),
+        Err(err) => return finished(client, Some(err.into()), 0),
     };
-    let mut parser = ReplyParser::new();
     let mut event = Event::Wait; // the greeting comes first
-    loop {
-        let step: anyhow::Result<()> = match event {
-            Event::Send(flight) => {
-                for line in &flight.log {
-                    transcript.client(line.as_bytes());
-                }
-                conn.send(&flight.wire)
-                    .with_context(|| format!("sending to {endpoint}"))
+    let lost = loop {
+        match perform(settings, &mut wire, &mut client, event, message, transcript) {
+            Ok(Some(next)) => {
+                event = next;
+                continue;
             }
-            Event::Wait => Ok(()),
-            Event::StartTls => match conn.start_tls(&settings.tls_options) {
-                Ok((upgraded, discarded)) => {
-                    if discarded > 0 {
-                        transcript.note(
-                            "C",
-                            &format!(
-                                "<discarded {discarded} bytes received before the TLS handshake>"
-                            ),
-                        );
-                    }
-                    conn = upgraded;
-                    event = client.tls_established();
-                    continue;
-                }
-                Err(err) => {
-                    client.connection_lost(err.into());
-                    return client;
-                }
-            },
-            Event::SendMessage { size, then } => {
-                transcript.note("C", &format!("<message, {size} bytes>"));
-                transcript.client(b".");
-                if let Some(then) = &then {
-                    for line in &then.log {
-                        transcript.client(line.as_bytes());
-                    }
-                }
-                match message {
-                    Some(message) => {
-                        stream_message(&mut conn, message, then.as_ref().map(|f| &f.wire[..]))
-                            .with_context(|| format!("sending the message to {endpoint}"))
-                    }
-                    None => Err(fail(Exit::Software, "no message to send")),
-                }
-            }
-            Event::Abort(note) => {
-                transcript.note("C", &note);
-                break;
-            }
-            Event::Close => break,
+            Ok(None) => {}
+            Err(lost) => break lost,
+        }
+        let Some(w) = wire.as_mut() else {
+            break None;
         };
-        if let Err(err) = step {
-            client.connection_lost(err);
-            break;
-        }
         if client.is_finishing() {
-            let _ = conn.set_timeout(settings.timeout.min(QUIT_TIMEOUT));
+            let _ = w.conn.set_timeout(settings.timeout.min(QUIT_TIMEOUT));
         }
-        match read_reply(&mut conn, &mut parser, transcript)
+        match read_reply(&mut w.conn, &mut w.reader, transcript)
             .with_context(|| format!("reading the reply from {endpoint}"))
         {
             Ok(reply) => event = client.on_reply(reply),
-            Err(err) => {
-                client.connection_lost(err);
-                break;
-            }
+            Err(err) => break Some(err),
         }
+    };
+    let discarded = wire.as_ref().map_or(0, |w| w.discarded);
+    if let Some(w) = wire {
+        w.conn.close();
     }
-    conn.close();
-    client
+    finished(client, lost, discarded)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::smtp::reply::ReplyReader;
+    use crate::proto::smtp::reply::MAX_LINE;
+    use std::net::TcpListener;
+
+    /// A connection to a server that writes `bytes` and closes.
+    fn server_sending(bytes: Vec<u8>) -> (Connection, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = s.write_all(&bytes);
+        });
+        let ep = Endpoint::parse(&format!("127.0.0.1:{port}"), 25).unwrap();
+        let conn = Connection::connect(&ep, Duration::from_secs(5)).unwrap();
+        (conn, server)
+    }
+
+    /// Replies come whole whatever the reads return, the bytes after one
+    /// reply wait for the next, and the transcript gets each line as sent.
+    #[test]
+    fn replies_are_read_from_the_bytes_received() {
+        let (mut conn, server) = server_sending(b"250-a\r\n250 b\r\n220 half".to_vec());
+        server.join().unwrap();
+        let (transcript, lines) = Transcript::memory();
+        let mut reader = ReplyReader::keeping_lines();
+        let reply = read_reply(&mut conn, &mut reader, &transcript).unwrap();
+        assert_eq!(reply.lines, [b"a".to_vec(), b"b".to_vec()]);
+        let shown = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        assert_eq!(shown, "S: 250-a\nS: 250 b\n");
+        // The connection closes in the middle of the next reply.
+        let err = read_reply(&mut conn, &mut reader, &transcript).unwrap_err();
+        assert!(matches!(
+            err.downcast_ref::<net::Error>(),
+            Some(net::Error::Closed)
+        ));
+    }
+
+    #[test]
+    fn an_endless_reply_line_is_refused() {
+        let (mut conn, server) = server_sending(vec![b'x'; MAX_LINE + 10]);
+        let err = read_reply(&mut conn, &mut ReplyReader::new(), &Transcript::off()).unwrap_err();
+        assert_eq!(err.downcast_ref::<Error>(), Some(&Error::ReplyTooLong));
+        server.join().unwrap();
+    }
 
     #[test]
     fn queue_ids() {

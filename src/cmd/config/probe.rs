@@ -1,8 +1,10 @@
 //! `config check --connect`: open a server, see what it offers, log in, and
 //! leave without sending or deleting anything.
 //!
-//! SMTP: greeting, EHLO (RFC 5321 section 4.1.1.1), STARTTLS (RFC 3207) when
-//! required, EHLO again, AUTH (RFC 4954) when a user is configured, QUIT.
+//! SMTP (through `mailctl send`'s session, [`crate::net::smtp::probe`]):
+//! greeting, EHLO (RFC 5321 section 4.1.1.1, HELO if refused), STARTTLS
+//! (RFC 3207) when required, EHLO again, AUTH (RFC 4954) when a user is
+//! configured, QUIT.
 //! POP3 (through `mailctl fetch`'s session and the `pop3` state machine):
 //! greeting, CAPA (RFC 2449), STLS (RFC 2595) when required, CAPA again,
 //! USER/PASS, APOP or AUTH (RFC 1939, RFC 5034), QUIT. No MAIL, no
@@ -11,87 +13,13 @@
 //! Passwords and SASL payloads appear in the transcript as `<redacted>`.
 
 use crate::config::ResolvedServer;
-use crate::exit::{fail, Exit};
-use crate::net::connection::{during, Connection, TlsMode};
-use crate::proto::sasl::{self, Mechanism};
-use crate::proto::smtp::reply::ReplyParser;
+use crate::exit::{exit_status, fail, Exit};
+use crate::net::connection::TlsMode;
+use crate::net::smtp::{self, ProbeReport};
+use crate::proto::smtp::Error as SmtpError;
+use crate::secret::Secret;
 use crate::text::printable;
 use crate::transcript::Transcript;
-
-/// Longest reply line accepted from a server while probing.
-const MAX_LINE: usize = 64 * 1024;
-
-/// One SMTP reply (RFC 5321 section 4.2), read with the project's bounded
-/// reply parser ([`ReplyParser`]).
-#[derive(Debug, PartialEq, Eq)]
-pub struct SmtpReply {
-    /// Three-digit code.
-    pub code: u16,
-    /// The text of each line (no code, separator or enhanced code).
-    pub lines: Vec<String>,
-    /// `code [enhanced] text`, safe to print.
-    pub summary: String,
-}
-
-fn read_smtp_reply(conn: &mut Connection, transcript: &Transcript) -> anyhow::Result<SmtpReply> {
-    let mut parser = ReplyParser::new();
-    loop {
-        let line = conn.read_line(MAX_LINE)?;
-        transcript.server(line);
-        if let Some(reply) = parser.push_line(line)? {
-            return Ok(SmtpReply {
-                code: reply.code,
-                lines: reply
-                    .lines
-                    .iter()
-                    .map(|l| String::from_utf8_lossy(l).into_owned())
-                    .collect(),
-                summary: reply.summary(),
-            });
-        }
-    }
-}
-
-fn smtp_failure(reply: &SmtpReply, step: &str) -> anyhow::Error {
-    let exit = if reply.code >= 500 {
-        Exit::Unavailable
-    } else if reply.code >= 400 {
-        Exit::TempFail
-    } else {
-        Exit::Protocol
-    };
-    fail(exit, format!("{step}: {}", reply.summary))
-}
-
-fn expect_smtp(reply: SmtpReply, want: u16, step: &str) -> anyhow::Result<SmtpReply> {
-    if reply.code == want {
-        Ok(reply)
-    } else {
-        Err(smtp_failure(&reply, step))
-    }
-}
-
-/// Sends one command line; `shown` is what the transcript records.
-fn command(
-    conn: &mut Connection,
-    transcript: &Transcript,
-    line: &str,
-    shown: &str,
-) -> anyhow::Result<()> {
-    transcript.client(shown.as_bytes());
-    during(conn.send(format!("{line}\r\n").as_bytes()), "sending")
-}
-
-fn open(server: &ResolvedServer) -> anyhow::Result<Connection> {
-    let timeout = server.timeout;
-    let conn = match server.tls {
-        TlsMode::Implicit => {
-            Connection::connect_tls(&server.endpoint, &server.tls_options, timeout)
-        }
-        _ => Connection::connect(&server.endpoint, timeout),
-    };
-    Ok(conn?)
-}
 
 fn tls_line(tls: TlsMode, discarded: usize) -> String {
     match tls {
@@ -105,20 +33,20 @@ fn tls_line(tls: TlsMode, discarded: usize) -> String {
     }
 }
 
-/// Why a login must not be attempted on this connection, if so.
-fn login_refusal(server: &ResolvedServer, conn: &Connection) -> Option<String> {
+/// Why a login must not be attempted, if so: no user, or a password that
+/// would cross the network unencrypted.
+fn login_refusal(server: &ResolvedServer) -> Option<&'static str> {
     if server.user.is_none() {
-        return Some("no user configured".into());
+        return Some("no user configured");
     }
-    if !conn.is_tls() && !server.endpoint.is_loopback() {
-        return Some("the connection is not encrypted, so no password is sent".into());
+    if server.tls == TlsMode::None && !server.endpoint.is_loopback() {
+        return Some("the connection is not encrypted, so no password is sent");
     }
     None
 }
 
-/// The password, refused if it could break a command line.
-fn obtain_password(server: &ResolvedServer) -> anyhow::Result<crate::secret::Secret> {
-    let secret = server.obtain_password()?;
+/// Refuses a password that could break a command line.
+fn check_password(secret: &Secret) -> anyhow::Result<()> {
     if secret
         .expose()
         .chars()
@@ -126,169 +54,79 @@ fn obtain_password(server: &ResolvedServer) -> anyhow::Result<crate::secret::Sec
     {
         crate::bail_with!(Exit::Config, "the password holds a line break or NUL");
     }
+    Ok(())
+}
+
+/// The password, refused if it could break a command line.
+fn obtain_password(server: &ResolvedServer) -> anyhow::Result<Secret> {
+    let secret = server.obtain_password()?;
+    check_password(&secret)?;
     Ok(secret)
 }
 
-/// Connects to an SMTP server and reports its greeting, TLS and EHLO
-/// keywords, then logs in if a user is configured. Sends no MAIL command.
+/// Connects to an SMTP server with `mailctl send`'s session (greeting, EHLO
+/// or HELO, STARTTLS when required, EHLO again, AUTH when a user is
+/// configured, QUIT) and reports its greeting, TLS and EHLO keywords. Sends
+/// no MAIL command.
 pub fn probe_smtp(server: &ResolvedServer, transcript: &Transcript) -> anyhow::Result<Vec<String>> {
-    let mut conn = open(server)?;
-    let greeting = expect_smtp(read_smtp_reply(&mut conn, transcript)?, 220, "greeting")?;
-    let mut report = vec![format!(
-        "greeting: 220 {}",
-        printable(greeting.lines.first().map_or("", String::as_str).as_bytes())
-    )];
-    let ehlo = format!("EHLO {}", crate::system::helo_name());
-    command(&mut conn, transcript, &ehlo, &ehlo)?;
-    let mut caps = expect_smtp(read_smtp_reply(&mut conn, transcript)?, 250, "EHLO")?;
-    let mut discarded = 0;
-    if server.tls == TlsMode::Starttls {
-        let offered = caps
-            .lines
-            .iter()
-            .skip(1)
-            .any(|l| l.eq_ignore_ascii_case("STARTTLS"));
-        if !offered {
-            crate::bail_with!(
-                Exit::Protocol,
-                "the server does not offer STARTTLS, which the account requires"
-            );
-        }
-        command(&mut conn, transcript, "STARTTLS", "STARTTLS")?;
-        expect_smtp(read_smtp_reply(&mut conn, transcript)?, 220, "STARTTLS")?;
-        let (upgraded, n) = conn.start_tls(&server.tls_options)?;
-        conn = upgraded;
-        discarded = n;
-        command(&mut conn, transcript, &ehlo, &ehlo)?;
-        caps = expect_smtp(
-            read_smtp_reply(&mut conn, transcript)?,
-            250,
-            "EHLO after STARTTLS",
-        )?;
+    let refusal = login_refusal(server);
+    let mut login = server.clone();
+    if refusal.is_some() {
+        login.user = None;
     }
-    report.push(tls_line(server.tls, discarded));
-    let keywords: Vec<String> = caps
-        .lines
-        .iter()
-        .skip(1)
-        .map(|l| printable(l.as_bytes()))
-        .collect();
-    report.push(format!(
-        "offers: {}",
-        if keywords.is_empty() {
-            "no extensions".to_string()
-        } else {
-            keywords.join(", ")
-        }
-    ));
-    let offered: Vec<Mechanism> = keywords
-        .iter()
-        .filter_map(|k| {
-            let (word, rest) = k.split_once(' ').unwrap_or((k, ""));
-            word.eq_ignore_ascii_case("AUTH").then_some(rest)
-        })
-        .flat_map(|rest| rest.split_whitespace().filter_map(Mechanism::from_name))
-        .collect();
-    let result = match login_refusal(server, &conn) {
-        Some(why) => Ok(format!("auth: not tried: {why}")),
-        None => smtp_login(server, &mut conn, transcript, &offered),
-    };
-    let _ = command(&mut conn, transcript, "QUIT", "QUIT")
-        .and_then(|()| read_smtp_reply(&mut conn, transcript));
-    conn.close();
-    report.push(result?);
-    Ok(report)
+    let settings = crate::cmd::send::smtp_settings(&login, server.smtp_mechanism(), None)?;
+    if let Some(credentials) = &settings.credentials {
+        check_password(&credentials.secret)?;
+    }
+    let user = login.user.as_deref().unwrap_or_default();
+    let report = smtp::probe(&settings, transcript).map_err(|e| auth_failure(e, user))?;
+    Ok(smtp_report(server, &report, refusal, user))
 }
 
-/// The mechanism to use: the configured one, or the strongest offered.
-fn choose_smtp_mechanism(
-    server: &ResolvedServer,
-    offered: &[Mechanism],
-) -> anyhow::Result<Mechanism> {
-    let wanted = match server.auth.as_deref() {
-        None | Some("auto") => None,
-        Some(name) => Some(Mechanism::from_name(name).ok_or_else(|| {
-            fail(
-                Exit::Config,
-                format!("auth = \"{name}\" is not an SMTP mechanism"),
-            )
-        })?),
-    };
-    match wanted {
-        Some(m) if offered.contains(&m) => Ok(m),
-        Some(m) => Err(fail(
-            Exit::NoPerm,
-            format!("the server does not offer AUTH {}", m.name()),
-        )),
-        None => Mechanism::strongest_for_password(offered).ok_or_else(|| {
-            fail(
-                Exit::NoPerm,
-                "the server offers no password mechanism (PLAIN, LOGIN, CRAM-MD5)",
-            )
-        }),
+/// A refused login says which mechanism and user: `AUTH LOGIN as tim: 535
+/// ...`.
+fn auth_failure(err: anyhow::Error, user: &str) -> anyhow::Error {
+    match err.downcast_ref::<SmtpError>() {
+        Some(SmtpError::AuthRefused {
+            mechanism: Some(mechanism),
+            reply,
+        }) => fail(
+            exit_status(&err),
+            format!("AUTH {} as {user}: {}", mechanism.name(), reply.summary()),
+        ),
+        _ => err,
     }
 }
 
-fn smtp_login(
+/// The lines `config check --connect` prints for an SMTP server.
+fn smtp_report(
     server: &ResolvedServer,
-    conn: &mut Connection,
-    transcript: &Transcript,
-    offered: &[Mechanism],
-) -> anyhow::Result<String> {
-    let mechanism = choose_smtp_mechanism(server, offered)?;
-    let user = server.user.as_deref().unwrap_or_default();
-    let secret = obtain_password(server)?;
-    let password = secret.expose();
-    let name = mechanism.name();
-    let reply = match mechanism {
-        Mechanism::Plain | Mechanism::XOAuth2 => {
-            let response = if mechanism == Mechanism::Plain {
-                sasl::plain_response(user, password)
-            } else {
-                sasl::xoauth2_response(user, password)
-            };
-            command(
-                conn,
-                transcript,
-                &format!("AUTH {name} {response}"),
-                &format!("AUTH {name} <redacted>"),
-            )?;
-            let mut reply = read_smtp_reply(conn, transcript)?;
-            if reply.code == 334 {
-                // XOAUTH2 error details come as a challenge; answer empty.
-                command(conn, transcript, "", "")?;
-                reply = read_smtp_reply(conn, transcript)?;
-            }
-            reply
-        }
-        Mechanism::Login => {
-            command(conn, transcript, "AUTH LOGIN", "AUTH LOGIN")?;
-            expect_smtp(read_smtp_reply(conn, transcript)?, 334, "AUTH LOGIN")?;
-            command(conn, transcript, &sasl::login_step(user), "<redacted>")?;
-            expect_smtp(read_smtp_reply(conn, transcript)?, 334, "AUTH LOGIN")?;
-            command(conn, transcript, &sasl::login_step(password), "<redacted>")?;
-            read_smtp_reply(conn, transcript)?
-        }
-        Mechanism::CramMd5 => {
-            command(conn, transcript, "AUTH CRAM-MD5", "AUTH CRAM-MD5")?;
-            let challenge = expect_smtp(read_smtp_reply(conn, transcript)?, 334, "AUTH CRAM-MD5")?;
-            let text = challenge.lines.first().cloned().unwrap_or_default();
-            let response = sasl::cram_md5_response(user, password, text.as_bytes())
-                .ok_or_else(|| fail(Exit::Protocol, "CRAM-MD5 challenge is not base64"))?;
-            command(conn, transcript, &response, "<redacted>")?;
-            read_smtp_reply(conn, transcript)?
-        }
+    report: &ProbeReport,
+    refusal: Option<&str>,
+    user: &str,
+) -> Vec<String> {
+    let greeting = report
+        .greeting
+        .as_ref()
+        .and_then(|g| g.lines.first())
+        .map(|line| printable(line))
+        .unwrap_or_default();
+    let offers = if report.keywords.is_empty() {
+        "no extensions".to_string()
+    } else {
+        report.keywords.join(", ")
     };
-    if reply.code != 235 {
-        let err = smtp_failure(&reply, &format!("AUTH {name} as {user}"));
-        let exit = if reply.code == 535 || reply.code == 534 || reply.code == 530 {
-            Exit::NoPerm
-        } else {
-            crate::exit::exit_status(&err)
-        };
-        return Err(fail(exit, format!("{err:#}")));
-    }
-    Ok(format!("auth: {name} as {user} accepted"))
+    let auth = match (refusal, report.auth) {
+        (Some(why), _) => format!("auth: not tried: {why}"),
+        (None, Some(mechanism)) => format!("auth: {} as {user} accepted", mechanism.name()),
+        (None, None) => "auth: not tried".to_string(),
+    };
+    vec![
+        format!("greeting: 220 {greeting}"),
+        tls_line(server.tls, report.discarded),
+        format!("offers: {offers}"),
+        auth,
+    ]
 }
 
 /// Connects to a POP3 server with `mailctl fetch`'s session (greeting,

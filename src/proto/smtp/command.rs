@@ -6,9 +6,10 @@
 //! character, so no value taken from the user or a file can end a command
 //! early and inject another.
 
-use crate::exit::{fail, Exit};
 use crate::proto::sasl::Mechanism;
 use crate::text::{forbidden_in_argument, printable, ArgumentCheck};
+
+use super::Error;
 
 /// Parameters of `MAIL FROM` from the extensions in use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,39 +64,37 @@ pub enum Command<'a> {
     Help,
 }
 
-fn check_arg(what: &str, value: &str) -> anyhow::Result<()> {
+fn check_arg(what: &str, value: &str) -> Result<(), Error> {
     if forbidden_in_argument(value, ArgumentCheck::Controls).is_some() {
-        crate::bail_with!(
-            Exit::Usage,
+        return Err(Error::InvalidArgument(format!(
             "{what} '{}' contains a line break or control character",
             printable(value.as_bytes())
-        );
+        )));
     }
     Ok(())
 }
 
-fn check_path(what: &str, value: &str) -> anyhow::Result<()> {
+fn check_path(what: &str, value: &str) -> Result<(), Error> {
     check_arg(what, value)?;
     if value.contains(['<', '>']) || value.chars().any(char::is_whitespace) {
-        return Err(fail(
-            Exit::Usage,
-            format!(
-                "{what} '{}' is not a valid address",
-                printable(value.as_bytes())
-            ),
-        ));
+        return Err(Error::InvalidArgument(format!(
+            "{what} '{}' is not a valid address",
+            printable(value.as_bytes())
+        )));
     }
     Ok(())
 }
 
 impl Command<'_> {
     /// The bytes to send, CRLF included.
-    pub fn render(&self) -> anyhow::Result<Vec<u8>> {
+    pub fn render(&self) -> Result<Vec<u8>, Error> {
         let line = match self {
             Command::Ehlo(domain) | Command::Helo(domain) => {
                 check_arg("EHLO name", domain)?;
                 if domain.is_empty() || domain.contains(' ') {
-                    crate::bail_with!(Exit::Usage, "invalid EHLO name '{domain}'");
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid EHLO name '{domain}'"
+                    )));
                 }
                 let verb = if matches!(self, Command::Ehlo(_)) {
                     "EHLO"
@@ -135,7 +134,7 @@ impl Command<'_> {
             Command::Rcpt(to) => {
                 check_path("recipient", to)?;
                 if to.is_empty() {
-                    crate::bail_with!(Exit::Usage, "empty recipient address");
+                    return Err(Error::InvalidArgument("empty recipient address".into()));
                 }
                 format!("RCPT TO:<{to}>")
             }
@@ -358,7 +357,6 @@ fn split_path<'a>(args: &'a str, keyword: &str) -> Option<(&'a str, &'a str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::exit_status;
 
     #[test]
     fn rendering_table() {
@@ -438,7 +436,7 @@ mod tests {
         ];
         for command in bad {
             let err = command.render().unwrap_err();
-            assert_eq!(exit_status(&err), Exit::Usage, "{command:?}");
+            assert!(matches!(err, Error::InvalidArgument(_)), "{command:?}");
         }
     }
 

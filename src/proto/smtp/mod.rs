@@ -9,6 +9,12 @@ pub mod client;
 pub mod command;
 pub mod data;
 pub mod ehlo;
+pub mod error;
 pub mod receive;
 pub mod reply;
 pub mod server;
+
+pub use error::Error;
+
+#[cfg(test)]
+mod tests;

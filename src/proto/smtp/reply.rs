@@ -10,8 +10,10 @@
 
 use std::fmt;
 
-use crate::exit::{fail, Exit};
+use crate::proto::line::{LineReader, TooLong};
 use crate::text::printable;
+
+use super::Error;
 
 /// The longest reply line accepted, terminator included (64 KiB).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -228,23 +230,14 @@ impl ReplyParser {
 
     /// Feeds one line (with or without its CRLF). Returns the reply when
     /// this line completes one.
-    pub fn push_line(&mut self, line: &[u8]) -> anyhow::Result<Option<Reply>> {
+    pub fn push_line(&mut self, line: &[u8]) -> Result<Option<Reply>, Error> {
         if line.len() > MAX_LINE {
-            crate::bail_with!(
-                Exit::Protocol,
-                "malformed reply: line longer than {MAX_LINE} bytes"
-            );
+            return Err(Error::ReplyTooLong);
         }
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let malformed = || {
-            fail(
-                Exit::Protocol,
-                format!(
-                    "malformed reply from server: '{}'",
-                    shorten(&printable(line))
-                ),
-            )
+        let malformed = || Error::MalformedReply {
+            line: shorten(&printable(line)),
         };
         if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) {
             return Err(malformed());
@@ -261,20 +254,14 @@ impl ReplyParser {
         };
         if let Some(expected) = self.code {
             if expected != code {
-                return Err(fail(
-                    Exit::Protocol,
-                    format!(
-                        "malformed reply: line '{}' continues a {expected} reply",
-                        shorten(&printable(line))
-                    ),
-                ));
+                return Err(Error::CodeChanged {
+                    line: shorten(&printable(line)),
+                    expected,
+                });
             }
         }
         if self.lines.len() >= MAX_LINES {
-            crate::bail_with!(
-                Exit::Protocol,
-                "malformed reply: more than {MAX_LINES} lines"
-            );
+            return Err(Error::TooManyLines);
         }
         self.code = Some(code);
         self.lines.push(line.get(4..).unwrap_or(b"").to_vec());
@@ -287,13 +274,45 @@ impl ReplyParser {
     }
 }
 
+/// A complete reply as [`ReplyReader`] received it.
+#[derive(Debug)]
+struct Received {
+    reply: Reply,
+    /// The lines as they came, terminators included (kept only when asked).
+    raw: Vec<Vec<u8>>,
+    /// How many bytes the reply took on the wire.
+    size: usize,
+}
+
 /// Turns arbitrary chunks of bytes into replies, keeping at most one
-/// partial line (bounded by [`MAX_LINE`]).
-#[derive(Debug, Default)]
+/// partial line (bounded by [`MAX_LINE`]); lines are framed by
+/// [`LineReader`].
+#[derive(Debug)]
 pub struct ReplyReader {
-    partial: Vec<u8>,
+    lines: LineReader,
+    /// The bytes of the unfinished line the line reader holds.
+    partial: usize,
     parser: ReplyParser,
-    ready: std::collections::VecDeque<Reply>,
+    ready: std::collections::VecDeque<Received>,
+    keep_lines: bool,
+    /// The raw lines of the reply in progress (with `keep_lines`).
+    raw: Vec<Vec<u8>>,
+    /// The bytes of the complete lines of the reply in progress.
+    in_progress: usize,
+}
+
+impl Default for ReplyReader {
+    fn default() -> Self {
+        ReplyReader {
+            lines: LineReader::new(MAX_LINE),
+            partial: 0,
+            parser: ReplyParser::new(),
+            ready: std::collections::VecDeque::new(),
+            keep_lines: false,
+            raw: Vec::new(),
+            in_progress: 0,
+        }
+    }
 }
 
 impl ReplyReader {
@@ -302,55 +321,88 @@ impl ReplyReader {
         Self::default()
     }
 
+    /// An empty reader that also keeps every line as received, for a
+    /// transcript ([`ReplyReader::next_reply_with_lines`]).
+    pub fn keeping_lines() -> Self {
+        ReplyReader {
+            keep_lines: true,
+            ..Self::default()
+        }
+    }
+
     /// Feeds received bytes; complete replies become available through
-    /// [`ReplyReader::next_reply`].
-    pub fn feed(&mut self, mut bytes: &[u8]) -> anyhow::Result<()> {
+    /// [`ReplyReader::next_reply`]. A line that cannot end within
+    /// [`MAX_LINE`] bytes is an error as soon as that is known.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
         while !bytes.is_empty() {
-            match bytes.iter().position(|&b| b == b'\n') {
-                Some(pos) => {
-                    if self.partial.len() + pos + 1 > MAX_LINE {
-                        crate::bail_with!(
-                            Exit::Protocol,
-                            "malformed reply: line longer than {MAX_LINE} bytes"
-                        );
-                    }
-                    self.partial.extend_from_slice(&bytes[..=pos]);
-                    let line = std::mem::take(&mut self.partial);
-                    if let Some(reply) = self.parser.push_line(&line)? {
-                        self.ready.push_back(reply);
-                    }
-                    bytes = &bytes[pos + 1..];
+            let (used, line) = self.lines.push(bytes);
+            bytes = &bytes[used..];
+            match line {
+                Some(Ok(line)) => {
+                    self.partial = 0;
+                    self.push_line(line)?;
                 }
+                Some(Err(TooLong { .. })) => return Err(Error::ReplyTooLong),
                 None => {
-                    if self.partial.len() + bytes.len() > MAX_LINE {
-                        crate::bail_with!(
-                            Exit::Protocol,
-                            "malformed reply: line longer than {MAX_LINE} bytes"
-                        );
+                    self.partial += used;
+                    if self.partial >= MAX_LINE {
+                        return Err(Error::ReplyTooLong);
                     }
-                    self.partial.extend_from_slice(bytes);
-                    bytes = &[];
                 }
             }
         }
         Ok(())
     }
 
+    /// Hands one complete line to the parser.
+    fn push_line(&mut self, line: Vec<u8>) -> Result<(), Error> {
+        self.in_progress += line.len();
+        let reply = self.parser.push_line(&line)?;
+        if self.keep_lines {
+            self.raw.push(line);
+        }
+        if let Some(reply) = reply {
+            self.ready.push_back(Received {
+                reply,
+                raw: std::mem::take(&mut self.raw),
+                size: std::mem::take(&mut self.in_progress),
+            });
+        }
+        Ok(())
+    }
+
     /// The next complete reply, if one has been received.
     pub fn next_reply(&mut self) -> Option<Reply> {
-        self.ready.pop_front()
+        self.ready.pop_front().map(|r| r.reply)
+    }
+
+    /// The next complete reply with its lines as received (terminators
+    /// included; empty unless made by [`ReplyReader::keeping_lines`]).
+    pub fn next_reply_with_lines(&mut self) -> Option<(Reply, Vec<Vec<u8>>)> {
+        self.ready.pop_front().map(|r| (r.reply, r.raw))
     }
 
     /// Whether bytes of an incomplete reply are held.
     pub fn has_partial(&self) -> bool {
-        !self.partial.is_empty() || self.parser.in_progress()
+        self.lines.has_partial() || self.parser.in_progress()
+    }
+
+    /// Forgets everything received and not yet taken, as after STARTTLS
+    /// (RFC 3207 section 4.2), and returns how many bytes that was.
+    pub fn discard(&mut self) -> usize {
+        let held =
+            self.partial + self.in_progress + self.ready.iter().map(|r| r.size).sum::<usize>();
+        *self = ReplyReader {
+            keep_lines: self.keep_lines,
+            ..Self::default()
+        };
+        held
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::exit_status;
 
     /// Errors quote the server, but a few hundred characters of it, not
     /// 64 KiB lines or a thousand of them.
@@ -374,7 +426,7 @@ mod tests {
         assert!(summary.starts_with("554 no no"));
     }
 
-    fn parse_all(bytes: &[u8], chunk: usize) -> anyhow::Result<Vec<Reply>> {
+    fn parse_all(bytes: &[u8], chunk: usize) -> Result<Vec<Reply>, Error> {
         let mut reader = ReplyReader::new();
         let mut out = Vec::new();
         for piece in bytes.chunks(chunk) {
@@ -448,7 +500,7 @@ mod tests {
             b"250-a\r\n251 b\r\n",
         ] {
             let err = parse_all(bad, usize::MAX).unwrap_err();
-            assert_eq!(exit_status(&err), Exit::Protocol, "{bad:?}");
+            assert!(err.is_malformed_reply(), "{bad:?}");
         }
     }
 
@@ -461,9 +513,9 @@ mod tests {
         let mut too_long = b"250 ".to_vec();
         too_long.resize(MAX_LINE + 1, b'x');
         let err = ReplyReader::new().feed(&too_long).unwrap_err();
-        assert_eq!(exit_status(&err), Exit::Protocol);
+        assert_eq!(err, Error::ReplyTooLong);
         let err = ReplyParser::new().push_line(&too_long).unwrap_err();
-        assert_eq!(exit_status(&err), Exit::Protocol);
+        assert_eq!(err, Error::ReplyTooLong);
 
         let mut many = b"250-x\r\n".repeat(MAX_LINES - 1);
         many.extend_from_slice(b"250 end\r\n");
@@ -471,7 +523,7 @@ mod tests {
         let mut too_many = b"250-x\r\n".repeat(MAX_LINES);
         too_many.extend_from_slice(b"250 end\r\n");
         let err = parse_all(&too_many, 100).unwrap_err();
-        assert_eq!(exit_status(&err), Exit::Protocol);
+        assert_eq!(err, Error::TooManyLines);
     }
 
     #[test]
@@ -496,12 +548,32 @@ mod tests {
                         }
                     }
                     Err(e) => {
-                        assert_eq!(exit_status(&e), Exit::Protocol);
+                        assert!(e.is_malformed_reply(), "{e:?}");
                         break;
                     }
                 }
             }
         }
+    }
+
+    /// The lines as received, for a transcript; and after STARTTLS, the
+    /// count of everything held that must be thrown away.
+    #[test]
+    fn raw_lines_and_discarding() {
+        let mut reader = ReplyReader::keeping_lines();
+        reader
+            .feed(b"250-a\r\n250 b\n220 go\r\n250-x\r\n25")
+            .unwrap();
+        let (reply, lines) = reader.next_reply_with_lines().unwrap();
+        assert_eq!(reply.lines, [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(lines, [b"250-a\r\n".to_vec(), b"250 b\n".to_vec()]);
+        assert_eq!(reader.discard(), 8 + 7 + 2);
+        assert!(!reader.has_partial() && reader.next_reply().is_none());
+        reader.feed(b"221 bye\r\n").unwrap();
+        assert_eq!(reader.next_reply_with_lines().unwrap().1.len(), 1);
+        let mut plain = ReplyReader::new();
+        plain.feed(b"221 bye\r\n").unwrap();
+        assert!(plain.next_reply_with_lines().unwrap().1.is_empty());
     }
 
     #[test]
