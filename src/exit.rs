@@ -195,7 +195,6 @@ fn pop3_exit(e: &crate::proto::pop3::Error) -> Exit {
 fn net_exit(e: &crate::net::Error) -> Exit {
     use crate::net::Error as E;
     match e {
-        E::Address { .. } | E::Domain { .. } => Exit::Usage,
         E::Resolve { .. } | E::NoAddress { .. } => Exit::NoHost,
         E::Connect { source, .. } | E::Io(source) => io_exit_status(source),
         E::Handshake { temporary, .. } if *temporary => Exit::TempFail,
@@ -225,6 +224,9 @@ fn layer_exit(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
     }
     if let Some(e) = cause.downcast_ref::<crate::net::Error>() {
         return Some(net_exit(e));
+    }
+    if cause.downcast_ref::<crate::endpoint::Error>().is_some() {
+        return Some(Exit::Usage);
     }
     if let Some(e) = cause.downcast_ref::<crate::mail::raw::Error>() {
         return Some(raw_exit(e));
@@ -409,7 +411,11 @@ mod tests {
         let status = |e: E| exit_status(&anyhow::Error::new(e).context("doing"));
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
         let host = || "h".to_string();
-        assert_eq!(status(E::Address { text: host() }), Exit::Usage);
+        let address = crate::endpoint::Error::Address { text: host() };
+        assert_eq!(
+            exit_status(&anyhow::Error::new(address).context("doing")),
+            Exit::Usage
+        );
         assert_eq!(
             status(E::Resolve {
                 host: host(),

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod crypto;
+pub mod endpoint;
 pub mod exit;
 pub mod mail;
 pub mod net;

@@ -115,7 +115,9 @@ const RULES: &[Rule] = &[
     Rule {
         name: "cmd",
         layers: &["*"],
-        except: &["cmd", "main", "lib"],
+        // cli.rs only gathers the subcommands' flags into one parser, for
+        // main.rs: it is part of the top, beside cmd.
+        except: &["cmd", "main", "lib", "cli"],
         paths: &["crate::cmd"],
         allowed: &[],
         idents: &[],
@@ -127,15 +129,7 @@ const RULES: &[Rule] = &[
 /// Files that still break a rule, by rule name, while the code moves into
 /// its layers: their violations are printed but do not fail. Remove a line
 /// when its file is fixed ([`no_pending_entry_is_stale`] says which).
-const PENDING: &[(&str, &str)] = &[
-    ("cli.rs", "cmd"),
-    ("config/connect.rs", "config"),
-    ("config/file.rs", "config"),
-    ("config/hint.rs", "config"),
-    ("config/resolve.rs", "config"),
-    ("mail/compose/mod.rs", "mail"),
-    ("net/serve/listener.rs", "exit"),
-];
+const PENDING: &[(&str, &str)] = &[("net/serve/listener.rs", "exit")];
 
 /// A broken rule at one place.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

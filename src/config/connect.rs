@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::builder::PossibleValue;
+use clap::{Args, ValueEnum};
 
-use crate::net::connection::TlsMode;
+use crate::endpoint::TlsMode;
 
 /// Options every client command takes to reach a server.
 #[derive(Debug, Args, Clone)]
@@ -24,7 +25,7 @@ pub struct ConnectArgs {
     #[arg(long, value_enum)]
     pub tls: Option<TlsMode>,
 
-    /// Trust the certificates in this PEM file as well as the system's.
+    /// Trust only the CA certificates in this PEM file, not the system's.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
 
@@ -72,5 +73,20 @@ impl Default for ConnectArgs {
             password_command: None,
             timeout: None,
         }
+    }
+}
+
+/// `--tls implicit|starttls|none`.
+impl ValueEnum for TlsMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[TlsMode::Implicit, TlsMode::Starttls, TlsMode::None]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            TlsMode::Implicit => "implicit",
+            TlsMode::Starttls => "starttls",
+            TlsMode::None => "none",
+        }))
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::file_error;
-use crate::net::connection::TlsMode;
+use crate::endpoint::TlsMode;
 
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,6 @@
 //! Suggestions for errors whose fix is obvious from the settings.
 
-use crate::net::connection::TlsMode;
+use crate::endpoint::TlsMode;
 
 /// A suggestion when `port` and `mode` look mismatched, for appending to a
 /// connection or TLS error: `error: ...; hint: ...`.

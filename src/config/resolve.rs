@@ -10,7 +10,7 @@ use super::connect::ConnectArgs;
 use super::error::{file_error, Error};
 use super::file::{self, AuthName, Loaded, PasswordKeys, Server};
 use super::password::{ConfiguredPassword, Password};
-use crate::net::connection::{Endpoint, TlsMode, TlsOptions};
+use crate::endpoint::{Endpoint, TlsMode, TlsOptions};
 use crate::secret::Secret;
 
 /// The time-out when neither `--timeout` nor the account's `timeout` sets one.

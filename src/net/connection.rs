@@ -8,91 +8,14 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::Context;
 
 use super::tls::{Acceptor, TlsStream};
-pub use super::tls::{TlsMode, TlsOptions};
 use super::Error;
-
-/// A server address: a host name or IP literal and a port.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    /// Host name or IP address, without brackets.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-}
-
-impl Endpoint {
-    /// Parses `HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT`, using
-    /// `default_port` when none is given.
-    pub fn parse(text: &str, default_port: u16) -> Result<Self, Error> {
-        let bad = || Error::Address {
-            text: text.to_string(),
-        };
-        if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad());
-        }
-        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (host, after) = rest.split_once(']').ok_or_else(bad)?;
-            match after {
-                "" => (host, None),
-                _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
-            }
-        } else if text.matches(':').count() > 1 {
-            // Only a bare IPv6 address has several colons.
-            text.parse::<IpAddr>().map_err(|_| bad())?;
-            (text, None)
-        } else {
-            match text.split_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (text, None),
-            }
-        };
-        let port = match port {
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
-            None => default_port,
-        };
-        if host.is_empty() {
-            return Err(bad());
-        }
-        // An internationalised name is resolved, and its certificate
-        // checked, in its ASCII form.
-        let host = if host.is_ascii() {
-            host.to_string()
-        } else {
-            crate::mail::compose::idna::domain_to_ascii(host).map_err(|e| Error::Domain {
-                message: format!("{e:#}"),
-            })?
-        };
-        Ok(Endpoint { host, port })
-    }
-
-    /// Whether the host is a loopback address (or `localhost`), where
-    /// plaintext authentication cannot be overheard.
-    pub fn is_loopback(&self) -> bool {
-        if self.host.eq_ignore_ascii_case("localhost") {
-            return true;
-        }
-        self.host
-            .parse::<IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
+pub use crate::endpoint::{Endpoint, TlsMode, TlsOptions};
 
 /// A plain or TLS-protected TCP stream.
 pub enum Stream {
@@ -388,34 +311,6 @@ mod tests {
             "{err}"
         );
         server.join().unwrap();
-    }
-
-    #[test]
-    fn endpoint_forms() {
-        let e = Endpoint::parse("mail.example.org", 587).unwrap();
-        assert_eq!((e.host.as_str(), e.port), ("mail.example.org", 587));
-        let e = Endpoint::parse("127.0.0.1:2525", 587).unwrap();
-        assert_eq!((e.host.as_str(), e.port), ("127.0.0.1", 2525));
-        assert!(e.is_loopback());
-        let e = Endpoint::parse("[::1]:465", 587).unwrap();
-        assert_eq!((e.host.as_str(), e.port), ("::1", 465));
-        assert_eq!(e.to_string(), "[::1]:465");
-        let e = Endpoint::parse("::1", 25).unwrap();
-        assert_eq!(e.port, 25);
-        assert!(Endpoint::parse("host:0", 1).is_err());
-        assert!(Endpoint::parse("host:x", 1).is_err());
-        assert!(Endpoint::parse("a b", 1).is_err());
-        assert!(Endpoint::parse(":25", 1).is_err());
-        // Several colons: an IPv6 address, or a mistake (not a host name).
-        assert!(Endpoint::parse("host:25:26", 1).is_err());
-        assert!(matches!(
-            Endpoint::parse("a b", 1),
-            Err(Error::Address { .. })
-        ));
-        // An IDN host is resolved by its A-labels.
-        let e = Endpoint::parse("Bücher.example:465", 587).unwrap();
-        assert_eq!((e.host.as_str(), e.port), ("xn--bcher-kva.example", 465));
-        assert!(!Endpoint::parse("example.org", 1).unwrap().is_loopback());
     }
 
     #[test]

@@ -12,16 +12,6 @@ use std::path::PathBuf;
 /// A failure of the net layer.
 #[derive(Debug)]
 pub enum Error {
-    /// A server address that is not `HOST`, `HOST:PORT` or `[V6]:PORT`.
-    Address {
-        /// The address as given.
-        text: String,
-    },
-    /// An internationalised host name without a valid ASCII form.
-    Domain {
-        /// Why, in one line.
-        message: String,
-    },
     /// The host name could not be resolved.
     Resolve {
         /// The host name.
@@ -121,8 +111,6 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Address { text } => write!(f, "invalid server address '{text}'"),
-            Error::Domain { message } => f.write_str(message),
             Error::Resolve { host, .. } => write!(f, "cannot resolve host '{host}'"),
             Error::NoAddress { host } => write!(f, "host '{host}' has no address"),
             Error::Connect { endpoint, .. } => write!(f, "cannot connect to {endpoint}"),

@@ -50,14 +50,7 @@ pub struct Settings {
     pub credentials: Option<Credentials>,
 }
 
-/// The SMTP envelope (RFC 5321 section 2.3.1).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Envelope {
-    /// The reverse-path (MAIL FROM).
-    pub from: String,
-    /// The forward-paths (RCPT TO), each once.
-    pub recipients: Vec<String>,
-}
+pub use crate::proto::smtp::envelope::Envelope;
 
 /// What happened during a submission.
 #[derive(Clone, Debug)]

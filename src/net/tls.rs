@@ -13,7 +13,7 @@
 
 use std::fs;
 use std::net::{IpAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use openssl::asn1::Asn1Time;
@@ -37,25 +37,7 @@ use super::Error;
 /// A TLS-protected TCP stream, client or server side.
 pub type TlsStream = SslStream<TcpStream>;
 
-/// How a connection is protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum TlsMode {
-    /// TLS from the first byte (SMTPS on 465, POP3S on 995).
-    Implicit,
-    /// Plain TCP upgraded by STARTTLS / STLS; the upgrade is required.
-    Starttls,
-    /// No encryption at all.
-    None,
-}
-
-/// Certificate verification settings for client connections.
-#[derive(Clone, Debug, Default)]
-pub struct TlsOptions {
-    /// The trusted root certificates (PEM), instead of the system store.
-    pub ca_file: Option<PathBuf>,
-    /// Accept any certificate and host name. Dangerous; for testing only.
-    pub insecure: bool,
-}
+pub use crate::endpoint::{TlsMode, TlsOptions};
 
 /// Ciphers offered by the client: OpenSSL's defaults without the weak and
 /// unauthenticated ones.

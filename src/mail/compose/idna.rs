@@ -8,8 +8,6 @@
 //! and hyphens only, no hyphen at either end of a label. An ASCII domain is
 //! kept as written.
 
-use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
-
 use crate::text::printable;
 
 /// The ASCII form of a domain: a domain with non-ASCII characters mapped
@@ -17,36 +15,12 @@ use crate::text::printable;
 /// kept as written. An empty label, an invalid name or a label longer than
 /// 63 octets once encoded is a usage error (exit 64).
 pub fn domain_to_ascii(domain: &str) -> anyhow::Result<String> {
-    let bad = |why: &str| {
+    crate::endpoint::domain_to_ascii(domain).map_err(|why| {
         crate::mail::invalid(format!(
             "invalid domain '{}': {why}",
             printable(domain.as_bytes())
         ))
-    };
-    let dots = ['.', '\u{3002}', '\u{ff0e}', '\u{ff61}'];
-    if domain.split(dots).any(str::is_empty) {
-        return Err(bad("empty label"));
-    }
-    let out = if domain.is_ascii() {
-        domain.to_string()
-    } else {
-        Uts46::new()
-            .to_ascii(
-                domain.as_bytes(),
-                AsciiDenyList::STD3,
-                Hyphens::Check,
-                DnsLength::Ignore,
-            )
-            .map_err(|_| bad("not a valid internationalised domain name"))?
-            .into_owned()
-    };
-    if out.split('.').any(|label| label.len() > 63) {
-        return Err(bad("a label is longer than 63 characters"));
-    }
-    if out.len() > 253 {
-        return Err(bad("longer than 253 characters"));
-    }
-    Ok(out)
+    })
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use mail_builder::headers::text::Text;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 
-use crate::net::smtp::Envelope;
+use crate::proto::smtp::envelope::Envelope;
 use crate::text::printable;
 
 pub use address::Mailbox;

@@ -9,6 +9,7 @@ pub mod client;
 pub mod command;
 pub mod data;
 pub mod ehlo;
+pub mod envelope;
 pub mod error;
 pub mod receive;
 pub mod reply;
