@@ -860,3 +860,33 @@ fn names_of_only_dots_spaces_and_slashes_get_a_typed_name() {
     // Nothing beside the save folder.
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
 }
+
+/// Runs `parse --save-dir` on `raw` given on standard input; returns the
+/// temporary folder, the message's folder and the run's output.
+fn save_stdin(raw: &[u8], extra: &[&str]) -> (tempfile::TempDir, PathBuf, Output) {
+    let tmp = tempfile::tempdir().unwrap();
+    let save = tmp.path().join("out");
+    let mut args = vec!["parse", "--save-dir", save.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push("-");
+    let out = mailctl(&args, Some(raw));
+    (tmp, save.join("stdin"), out)
+}
+
+#[test]
+fn manifest_describes_the_body_files_as_written() {
+    let raw = b"From: a@example.org\r\nSubject: bodies\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nfirst line\r\nsecond line\r\nthird\r\n\
+--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>one</p>\r\n<p>two</p>\r\n--b--\r\n";
+    let (_tmp, folder, out) = save_stdin(raw, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let manifest: Value = serde_json::from_slice(&read(&folder, "manifest.json")).unwrap();
+    for name in ["body.txt", "body.html"] {
+        let file = read(&folder, name);
+        assert!(!file.contains(&b'\r'), "{name} has CR");
+        let entry = part(&manifest, name);
+        assert_eq!(entry["size"], file.len() as u64, "{name}: {manifest:#}");
+        assert_eq!(entry["sha256"], sha256_hex(&file), "{name}");
+    }
+}
