@@ -61,6 +61,10 @@ pub struct Draft {
     pub spooled_text: Option<Arc<SpooledText>>,
     /// An HTML alternative to the text body.
     pub html: Option<String>,
+    /// A large HTML alternative, spooled by [`text::read_text`] and made
+    /// HTML by [`SpooledText::into_html`]; when set it is the HTML part and
+    /// `html` is not used.
+    pub spooled_html: Option<Arc<SpooledText>>,
     /// Files to attach.
     pub attachments: Vec<PathBuf>,
     /// A fixed Date value (RFC 5322 date-time); `None` means now.
@@ -470,10 +474,18 @@ impl Draft {
                 .as_deref()
                 .map(|t| MimePart::new("text/plain", BodyPart::Text(Cow::Owned(crlf_text(t))))),
         };
-        let html = self
-            .html
-            .as_deref()
-            .map(|h| MimePart::new("text/html", BodyPart::Text(Cow::Owned(crlf_text(h)))));
+        let html = match &self.spooled_html {
+            Some(spooled) => {
+                let html_marker = marker("html");
+                let part = format!("{}{html_marker}", spooled.part_header());
+                streamed.push((html_marker, Segment::Text(Arc::clone(spooled))));
+                Some(MimePart::raw(BodyPart::Text(Cow::Owned(part))))
+            }
+            None => self
+                .html
+                .as_deref()
+                .map(|h| MimePart::new("text/html", BodyPart::Text(Cow::Owned(crlf_text(h))))),
+        };
         let main: Option<MimePart> = match (text, html) {
             (Some(t), Some(h)) => Some(MimePart::new(
                 ContentType::new("multipart/alternative")
@@ -708,6 +720,29 @@ mod tests {
             ));
             assert_eq!(text.contains("multipart/alternative"), html);
             assert_eq!(text.contains("<p>hi</p>"), html);
+        }
+    }
+
+    /// A spooled HTML body is the text/html part, alone or beside text.
+    #[test]
+    fn spooled_html_part() {
+        let html = "<p>Köln</p>\n".repeat(100_000);
+        let spooled = || match text::read_text(&mut html.as_bytes()).unwrap() {
+            text::TextBody::Spooled(s) => Arc::new(s.into_html()),
+            text::TextBody::Memory(_) => panic!("not spooled"),
+        };
+        for with_text in [false, true] {
+            let mut d = draft();
+            d.text = with_text.then(|| "plain".to_string());
+            d.spooled_html = Some(spooled());
+            let m = d.build().unwrap();
+            let out = m.to_vec().unwrap();
+            assert_eq!(out.len() as u64, m.size());
+            let parsed = mail_parser::MessageParser::default().parse(&out).unwrap();
+            assert_eq!(parsed.body_html(0).unwrap(), html.replace('\n', "\r\n"));
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.contains("Content-Type: text/html; charset=\"utf-8\"\r\n"));
+            assert_eq!(text.contains("multipart/alternative"), with_text);
         }
     }
 
