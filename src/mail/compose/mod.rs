@@ -462,30 +462,24 @@ impl Draft {
         // Parts written by us are raw parts whose body is a unique marker;
         // each marker is then replaced by a segment that streams the data.
         let mut streamed: Vec<(String, Segment)> = Vec::new();
-        let text = match &self.spooled_text {
-            Some(spooled) => {
-                let text_marker = marker("text");
-                let part = format!("{}{text_marker}", spooled.part_header());
-                streamed.push((text_marker, Segment::Text(Arc::clone(spooled))));
-                Some(MimePart::raw(BodyPart::Text(Cow::Owned(part))))
-            }
-            None => self
-                .text
-                .as_deref()
-                .map(|t| MimePart::new("text/plain", BodyPart::Text(Cow::Owned(crlf_text(t))))),
-        };
-        let html = match &self.spooled_html {
-            Some(spooled) => {
-                let html_marker = marker("html");
-                let part = format!("{}{html_marker}", spooled.part_header());
-                streamed.push((html_marker, Segment::Text(Arc::clone(spooled))));
-                Some(MimePart::raw(BodyPart::Text(Cow::Owned(part))))
-            }
-            None => self
-                .html
-                .as_deref()
-                .map(|h| MimePart::new("text/html", BodyPart::Text(Cow::Owned(crlf_text(h))))),
-        };
+        // A text or HTML body: in memory, or streamed from its spool.
+        let mut body_part =
+            |subtype: &str, memory: Option<&str>, spool: Option<&Arc<SpooledText>>| match spool {
+                Some(spooled) => {
+                    let body_marker = marker(subtype);
+                    let part = format!("{}{body_marker}", spooled.part_header());
+                    streamed.push((body_marker, Segment::Text(Arc::clone(spooled))));
+                    Some(MimePart::raw(BodyPart::Text(Cow::Owned(part))))
+                }
+                None => memory.map(|t| {
+                    MimePart::new(
+                        format!("text/{subtype}"),
+                        BodyPart::Text(Cow::Owned(crlf_text(t))),
+                    )
+                }),
+            };
+        let text = body_part("plain", self.text.as_deref(), self.spooled_text.as_ref());
+        let html = body_part("html", self.html.as_deref(), self.spooled_html.as_ref());
         let main: Option<MimePart> = match (text, html) {
             (Some(t), Some(h)) => Some(MimePart::new(
                 ContentType::new("multipart/alternative")
