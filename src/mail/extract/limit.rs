@@ -82,10 +82,9 @@ pub fn closed_at(raw: &[u8], cut: usize) -> Vec<u8> {
 
 /// Whether `rest` (a line after its leading `--`) opens a part of one of
 /// `boundaries`: the boundary, then only white space (a close delimiter
-/// `--boundary--` opens nothing).
+/// `--boundary--` opens nothing, unless `boundary--` is a boundary too).
 fn is_opening_delimiter(rest: &[u8], boundaries: &HashSet<&[u8]>) -> bool {
-    let rest = trim_trailing_space(rest);
-    !rest.ends_with(b"--") && boundaries.contains(rest)
+    boundaries.contains(trim_trailing_space(rest))
 }
 
 /// Adds the value of every `boundary=` parameter in `line` to `out`.
@@ -184,6 +183,11 @@ mod tests {
             cut_after_parts(b"Subject: x\r\n\r\n--z\r\n--z\r\n", 0),
             None
         );
+        // A boundary may itself end in "--"; padding after it is allowed.
+        let raw = b"Subject: x\r\nContent-Type: multipart/mixed; boundary=\"a--\"\r\n\r\n\
+--a-- \t\r\n\r\none\r\n--a--\r\n\r\ntwo\r\n--a----\r\n";
+        assert_eq!(cut_after_parts(raw, 2), None);
+        assert!(cut_after_parts(raw, 1).is_some());
     }
 
     #[test]
