@@ -600,6 +600,23 @@ fn check_prints_a_summary() {
 }
 
 #[test]
+fn check_neutralises_terminal_escapes_in_account_names() {
+    let text = "[accounts.\"evil\\u001b]0;pwned\\u0007\\u001b[2J\"]\n\
+                from = \"x@example.org\"\n\
+                [accounts.\"evil\\u001b]0;pwned\\u0007\\u001b[2J\".smtp]\n\
+                host = \"mail.example.org\"\n";
+    let (out, stderr, _path, _dir) = check(text, 0o600);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!out.stdout.contains(&0x1b), "raw escape on stdout");
+    assert!(!out.stdout.contains(&0x07), "raw bell on stdout");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("account evil\\x1b]0;pwned\\x07\\x1b[2J (default)\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn check_reports_a_missing_file_and_its_default_path() {
     let dir = tempfile::tempdir().unwrap();
     let out = mailctl(dir.path())

@@ -860,3 +860,202 @@ fn names_of_only_dots_spaces_and_slashes_get_a_typed_name() {
     // Nothing beside the save folder.
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
 }
+
+/// Runs `parse --save-dir` on `raw` given on standard input; returns the
+/// temporary folder, the message's folder and the run's output.
+fn save_stdin(raw: &[u8], extra: &[&str]) -> (tempfile::TempDir, PathBuf, Output) {
+    let tmp = tempfile::tempdir().unwrap();
+    let save = tmp.path().join("out");
+    let mut args = vec!["parse", "--save-dir", save.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push("-");
+    let out = mailctl(&args, Some(raw));
+    (tmp, save.join("stdin"), out)
+}
+
+#[test]
+fn manifest_describes_the_body_files_as_written() {
+    let raw = b"From: a@example.org\r\nSubject: bodies\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nfirst line\r\nsecond line\r\nthird\r\n\
+--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>one</p>\r\n<p>two</p>\r\n--b--\r\n";
+    let (_tmp, folder, out) = save_stdin(raw, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let manifest: Value = serde_json::from_slice(&read(&folder, "manifest.json")).unwrap();
+    for name in ["body.txt", "body.html"] {
+        let file = read(&folder, name);
+        assert!(!file.contains(&b'\r'), "{name} has CR");
+        let entry = part(&manifest, name);
+        assert_eq!(entry["size"], file.len() as u64, "{name}: {manifest:#}");
+        assert_eq!(entry["sha256"], sha256_hex(&file), "{name}");
+    }
+}
+
+/// Runs mailctl with `args` (under `/usr/bin/time -v` when there is one, to
+/// learn its peak memory), killed and failed after `limit`: a generous
+/// bound, not a measurement. Returns the output and the peak resident set
+/// size in KiB, if known.
+fn mailctl_bounded(args: &[&str], limit: std::time::Duration) -> (Output, Option<u64>) {
+    let time = Path::new("/usr/bin/time");
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("time.txt");
+    let mut cmd = if time.is_file() {
+        let mut cmd = Command::new(time);
+        cmd.arg("-v")
+            .arg("-o")
+            .arg(&report)
+            .arg(env!("CARGO_BIN_EXE_mailctl"));
+        cmd
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_mailctl"))
+    };
+    let stdout = fs::File::create(tmp.path().join("stdout")).unwrap();
+    let stderr = fs::File::create(tmp.path().join("stderr")).unwrap();
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mailctl {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let peak_kib = fs::read_to_string(&report).ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+            .and_then(|v| v.trim().parse().ok())
+    });
+    let output = Output {
+        status,
+        stdout: fs::read(tmp.path().join("stdout")).unwrap(),
+        stderr: fs::read(tmp.path().join("stderr")).unwrap(),
+    };
+    (output, peak_kib)
+}
+
+/// A message with `n` small attachments in one multipart/mixed.
+fn many_parts(n: usize) -> Vec<u8> {
+    let mut raw = b"From: a@example.org\r\nSubject: many parts\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n"
+        .to_vec();
+    for i in 0..n {
+        raw.extend_from_slice(
+            format!(
+                "--sep\r\nContent-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename=f{i}.bin\r\n\r\nx{i}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    raw.extend_from_slice(b"--sep--\r\n");
+    raw
+}
+
+#[test]
+fn a_hundred_thousand_parts_are_capped_in_files_time_and_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("many.eml");
+    let raw = many_parts(100_000);
+    fs::write(&input, &raw).unwrap();
+    let save = tmp.path().join("out");
+    let (out, peak_kib) = mailctl_bounded(
+        &[
+            "parse",
+            "--save-dir",
+            save.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ],
+        std::time::Duration::from_secs(120),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let folder = save.join("many");
+    let files = names(&folder);
+    // The parts allowed, message.eml and manifest.json.
+    assert!(files.len() <= 1000 + 3, "{} files", files.len());
+    assert!(files.contains("f999.bin") && !files.contains("f1000.bin"));
+    assert_eq!(read(&folder, "f999.bin"), b"x999");
+    assert_eq!(
+        read(&folder, "message.eml"),
+        raw,
+        "the message is kept whole"
+    );
+    let manifest: Value = serde_json::from_slice(&read(&folder, "manifest.json")).unwrap();
+    assert_eq!(manifest["parts"].as_array().unwrap().len(), 1000);
+    let warned = warnings(&manifest);
+    assert!(warned[0].contains("more than 1000 parts"), "{warned:?}");
+    assert!(
+        !warned.iter().any(|w| w.contains("end boundary")),
+        "{warned:?}"
+    );
+    assert!(
+        stderr(&out).contains("more than 1000 parts"),
+        "{}",
+        stderr(&out)
+    );
+    // Today about 25 MB in a debug build; all 100,000 parts took 237 MB.
+    if let Some(kib) = peak_kib {
+        assert!(kib < 120 * 1024, "peak RSS {kib} KiB");
+    }
+}
+
+#[test]
+fn max_parts_flag_sets_the_cap() {
+    let raw = many_parts(50);
+    let (_tmp, folder, out) = save_stdin(&raw, &["--max-parts", "10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let files = names(&folder);
+    assert_eq!(files.len(), 10 + 2, "{files:?}");
+    assert!(
+        stderr(&out).contains("more than 10 parts"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(read(&folder, "message.eml"), raw);
+    // Without --save-dir, the listing is capped the same way.
+    let out = mailctl(&["parse", "--json", "--max-parts", "3", "-"], Some(&raw));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["parts"].as_array().unwrap().len(), 3);
+    // Under the cap, nothing is said.
+    let (_tmp, folder, out) = save_stdin(&raw, &["--max-parts", "50"]);
+    assert_eq!(names(&folder).len(), 50 + 2);
+    assert!(!stderr(&out).contains("parts"), "{}", stderr(&out));
+    let out = mailctl(&["parse", "--max-parts", "0", "-"], Some(&raw));
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+}
+
+#[test]
+fn two_hundred_thousand_rfc2231_segments_take_linear_time() {
+    let mut raw = b"From: a@example.org\r\nSubject: segments\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n\
+--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment"
+        .to_vec();
+    for i in 0..200_000 {
+        raw.extend_from_slice(format!(";\r\n filename*{i}*=%4{}", i % 10).as_bytes());
+    }
+    raw.extend_from_slice(b"\r\n\r\ndata\r\n--b--\r\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("segments.eml");
+    fs::write(&input, &raw).unwrap();
+    // Quadratic joining took about two minutes here in a debug build;
+    // linear, about two seconds.
+    let (out, _) = mailctl_bounded(
+        &["parse", "--json", input.to_str().unwrap()],
+        std::time::Duration::from_secs(40),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let name = summary["parts"][1]["original_name"].as_str().unwrap();
+    assert_eq!(name.len(), 200_000);
+    assert!(name.starts_with("@ABCDEFGHI@ABC"), "{}", &name[..20]);
+}

@@ -1151,3 +1151,73 @@ fn large_body_is_sent_with_bounded_memory() {
     let start = message.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert!(message[start..] == *body.replace('\n', "\r\n").as_bytes());
 }
+
+/// `--html` is read like `--body-file`: a device is refused at once (it
+/// used to be read without end), a large file is spooled and arrives whole.
+#[test]
+fn html_file_must_be_regular_and_large_ones_are_spooled() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args([
+            "send",
+            "--dry-run",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--body",
+            "x",
+            "--html",
+            "/dev/zero",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A generous bound, not a measurement: the refusal is immediate.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("send --html /dev/zero still reading after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 66, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "mailctl: error: HTML file /dev/zero: not a regular file"
+    );
+    assert!(out.stdout.is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let html_file = dir.path().join("big.html");
+    let html = big_text(3 * 1024 * 1024, "<p>Grüße aus Köln</p>");
+    std::fs::write(&html_file, &html).unwrap();
+    let out = mailctl(
+        &[
+            "send",
+            "--dry-run",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--date",
+            DATE,
+            "--body",
+            "plain",
+            "--html",
+            html_file.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(out.stdout.split(|&b| b == b'\n').all(|l| l.len() <= 1000));
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&out.stdout)
+        .unwrap();
+    assert_eq!(parsed.body_text(0).unwrap().trim_end(), "plain");
+    assert!(parsed.body_html(0).unwrap() == html.replace('\n', "\r\n"));
+}

@@ -5,7 +5,7 @@
 //! each input into its own new folder under DIR (named after the file,
 //! `stdin` for standard input, ` (2)`... when taken), holding a copy of the
 //! message as `message.eml` and what [`crate::mail::extract::extract_to_dir`]
-//! writes.
+//! writes. At most `--max-parts` parts of each message are decoded.
 //!
 //! Exit status: 0; 66 when an input cannot be read (nothing after it is
 //! processed); 73 when an output folder or file cannot be created; 65 when
@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::Globals;
 use crate::exit::{exit_status, fail, Exit};
-use crate::mail::extract::{self, filename, Manifest};
+use crate::mail::extract::{self, filename, Limits, Manifest};
 use crate::text::printable;
 
 /// Options of `mailctl parse`.
@@ -44,6 +44,13 @@ pub struct ParseArgs {
     /// summary or, with --save-dir, the manifest.
     #[arg(long)]
     pub json: bool,
+
+    /// Decode at most N parts of each message; the rest are left out with
+    /// a warning (with --save-dir, message.eml still holds the whole
+    /// message).
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parts: u32,
 }
 
 /// One input's result, as printed by `--json`.
@@ -91,6 +98,9 @@ fn run_inputs(args: &ParseArgs) -> anyhow::Result<Exit> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let several = inputs.len() > 1;
+    let limits = Limits {
+        max_parts: args.max_parts as usize,
+    };
     let mut status = Exit::Ok;
     let mut first_json = true;
     if args.json && several {
@@ -100,7 +110,7 @@ fn run_inputs(args: &ParseArgs) -> anyhow::Result<Exit> {
         let label = input.display().to_string();
         let raw = read_input(input)?;
         let result = match &args.save_dir {
-            Some(dir) => save_one(input, &raw, dir).map(|(folder, manifest)| {
+            Some(dir) => save_one(input, &raw, dir, limits).map(|(folder, manifest)| {
                 for w in &manifest.warnings {
                     warn(&label, w);
                 }
@@ -124,7 +134,7 @@ fn run_inputs(args: &ParseArgs) -> anyhow::Result<Exit> {
                     .map_err(Into::into)
                 }
             }),
-            None => extract::summarize(&raw).map(|summary| {
+            None => extract::summarize_with(&raw, limits).map(|summary| {
                 for w in &summary.warnings {
                     warn(&label, w);
                 }
@@ -212,7 +222,12 @@ fn read_input(input: &Path) -> anyhow::Result<Vec<u8>> {
 /// Creates a new folder for `input` under `dir`, copies the message there
 /// as `message.eml` and extracts it. A folder left with nothing useful (the
 /// input was not a message) is removed again.
-fn save_one(input: &Path, raw: &[u8], dir: &Path) -> anyhow::Result<(PathBuf, Manifest)> {
+fn save_one(
+    input: &Path,
+    raw: &[u8],
+    dir: &Path,
+    limits: Limits,
+) -> anyhow::Result<(PathBuf, Manifest)> {
     let base = if input == Path::new("-") {
         "stdin".to_string()
     } else {
@@ -234,7 +249,7 @@ fn save_one(input: &Path, raw: &[u8], dir: &Path) -> anyhow::Result<(PathBuf, Ma
             f.write_all(raw)
                 .map_err(|e| anyhow::Error::new(e).context(format!("writing {}", eml.display())))
         });
-    let result = written.and_then(|()| extract::extract_to_dir(raw, &folder));
+    let result = written.and_then(|()| extract::extract_to_dir_with(raw, &folder, limits));
     if let Err(e) = &result {
         if exit_status(e) == Exit::DataErr {
             let _ = std::fs::remove_file(&eml);

@@ -125,7 +125,8 @@ pub struct SendArgs {
     #[arg(long, value_name = "FILE")]
     pub body_file: Option<PathBuf>,
 
-    /// HTML alternative to the text body (multipart/alternative).
+    /// HTML alternative to the text body (multipart/alternative), from a
+    /// regular file in UTF-8; over 1 MiB it is spooled like --body-file.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 
@@ -173,17 +174,6 @@ fn input_error(e: &std::io::Error) -> Exit {
     }
 }
 
-fn read_file_text(path: &Path, what: &str) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| fail(input_error(&e), format!("{what} {}: {e}", path.display())))?;
-    String::from_utf8(bytes).map_err(|_| {
-        fail(
-            Exit::DataErr,
-            format!("{what} {} is not UTF-8", path.display()),
-        )
-    })
-}
-
 /// Reads the text body from `--body-file` or standard input: small bodies
 /// in memory, large ones spooled (see [`text::read_text`]).
 fn read_text_body(path: Option<&Path>) -> anyhow::Result<TextBody> {
@@ -211,6 +201,25 @@ fn read_text_body(path: Option<&Path>) -> anyhow::Result<TextBody> {
         ),
         (ReadTextError::NotUtf8, None) => {
             fail(Exit::DataErr, "the body on standard input is not UTF-8")
+        }
+    })
+}
+
+/// Reads the `--html` file like a body file (small in memory, large
+/// spooled); like an attachment, it must be a regular file, so that a
+/// device or a pipe cannot feed it without end.
+fn read_html(path: &Path) -> anyhow::Result<TextBody> {
+    let shown = || path.display();
+    let open_error =
+        |e: std::io::Error| fail(input_error(&e), format!("HTML file {}: {e}", shown()));
+    let mut file = std::fs::File::open(path).map_err(open_error)?;
+    if !file.metadata().map_err(open_error)?.is_file() {
+        crate::bail_with!(Exit::NoInput, "HTML file {}: not a regular file", shown());
+    }
+    text::read_text(&mut file).map_err(|e| match e {
+        ReadTextError::Io(e) => fail(input_error(&e), format!("HTML file {}: {e}", shown())),
+        ReadTextError::NotUtf8 => {
+            fail(Exit::DataErr, format!("HTML file {} is not UTF-8", shown()))
         }
     })
 }
@@ -303,11 +312,11 @@ fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message
         Some(TextBody::Spooled(spooled)) => (None, Some(Arc::new(spooled))),
         None => (None, None),
     };
-    let html = args
-        .html
-        .as_deref()
-        .map(|p| read_file_text(p, "HTML file"))
-        .transpose()?;
+    let (html, spooled_html) = match args.html.as_deref().map(read_html).transpose()? {
+        Some(TextBody::Memory(html)) => (Some(html), None),
+        Some(TextBody::Spooled(spooled)) => (None, Some(Arc::new(spooled.into_html()))),
+        None => (None, None),
+    };
     let headers = args
         .header
         .iter()
@@ -328,6 +337,7 @@ fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message
         text,
         spooled_text,
         html,
+        spooled_html,
         attachments: args.attach.clone(),
         date: args.date.clone(),
         message_id: args.message_id.clone(),

@@ -120,14 +120,18 @@ fn run_check(path: &std::path::Path, args: &CheckArgs, globals: Globals) -> anyh
         } else {
             ""
         };
-        println!("account {name}{marker}");
+        println!("account {}{marker}", shown(name));
         if let Some(from) = servers.iter().find_map(|s| s.from.as_deref()) {
-            println!("  from: {from}");
+            println!("  from: {}", shown(from));
         }
         for server in &servers {
-            println!("  {}: {}", server.protocol.name(), server.describe());
+            println!(
+                "  {}: {}",
+                server.protocol.name(),
+                shown(&server.describe())
+            );
             for warning in warnings(server) {
-                println!("  warning: {warning}");
+                println!("  warning: {}", shown(&warning));
             }
         }
     }
@@ -143,9 +147,10 @@ fn run_check(path: &std::path::Path, args: &CheckArgs, globals: Globals) -> anyh
     let mut first_error = None;
     for server in account_servers(&loaded, name)? {
         println!(
-            "connecting to {} server {} of account {name}",
+            "connecting to {} server {} of account {}",
             server.protocol.name(),
-            server.endpoint
+            shown(&server.endpoint.to_string()),
+            shown(name)
         );
         let result = match server.protocol {
             Protocol::Smtp => probe_smtp(&server, &transcript),
@@ -168,6 +173,12 @@ fn run_check(path: &std::path::Path, args: &CheckArgs, globals: Globals) -> anyh
         Some(err) => Err(err),
         None => Ok(Exit::Ok),
     }
+}
+
+/// A value from the configuration file as it is safe to print: terminal
+/// escapes and other control characters made visible.
+fn shown(value: &str) -> String {
+    printable(value.as_bytes())
 }
 
 /// The SMTP and POP3 servers of account `name`, resolved without flags.

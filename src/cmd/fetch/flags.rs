@@ -31,6 +31,16 @@ pub enum Destination {
     Mda(String),
 }
 
+/// How much of each message `--save-dir` decodes (`--max-parts`).
+pub fn extract_limits(args: &FetchArgs) -> crate::mail::extract::Limits {
+    match args.max_parts {
+        Some(n) => crate::mail::extract::Limits {
+            max_parts: n as usize,
+        },
+        None => crate::mail::extract::Limits::default(),
+    }
+}
+
 /// What to retrieve and where to; `None` for `--list`.
 pub type Retrieval = Option<(Selection, Destination)>;
 
@@ -51,6 +61,9 @@ pub fn retrieval(args: &FetchArgs) -> anyhow::Result<Retrieval> {
     if args.mda_lf && args.mda.is_none() {
         // clap lets `requires` pass when a conflicting destination is given.
         crate::bail_with!(Exit::Usage, "--mda-lf needs --mda");
+    }
+    if args.max_parts.is_some() && args.save_dir.is_none() {
+        crate::bail_with!(Exit::Usage, "--max-parts needs --save-dir");
     }
     let selection = if !args.retr.is_empty() {
         Some(Selection::Numbers(args.retr.concat()))

@@ -125,6 +125,13 @@ pub struct FetchArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["maildir", "mbox", "stdout", "mda"])]
     pub save_dir: Option<PathBuf>,
 
+    /// With --save-dir: decode at most N parts of each message (default
+    /// 1000); the rest are left out with a warning (message.eml still holds
+    /// the whole message).
+    #[arg(long, value_name = "N", requires = "save_dir",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parts: Option<u32>,
+
     /// Deliver each message into the Maildir DIR (created if missing).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "stdout", "mda"])]
     pub maildir: Option<PathBuf>,
@@ -275,7 +282,10 @@ fn open_sink(
     user: &str,
 ) -> anyhow::Result<Option<Box<dyn Sink>>> {
     Ok(match retrieval {
-        Some((_, Destination::SaveDir(d))) => Some(Box::new(sink::SaveDir::open(d)?)),
+        Some((_, Destination::SaveDir(d))) => Some(Box::new(sink::SaveDir::open_with(
+            d,
+            flags::extract_limits(args),
+        )?)),
         Some((_, Destination::Maildir(d))) => Some(Box::new(sink::MaildirSink::open(d)?)),
         Some((_, Destination::Mbox(f))) => Some(Box::new(sink::MboxSink::open(f)?)),
         Some((_, Destination::Mda(command))) => {

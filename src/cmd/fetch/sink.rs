@@ -19,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 
 use crate::exit::{fail, Exit};
+use crate::mail::extract::Limits;
 use crate::store::durable::{self, PendingFile};
 use crate::store::maildir::{Delivery, Maildir};
 
@@ -147,13 +148,12 @@ struct ExtractJob {
 }
 
 impl Extractor {
-    fn start() -> Self {
+    fn start(limits: Limits) -> Self {
         let (jobs, rx) = mpsc::channel::<ExtractJob>();
         let thread = std::thread::spawn(move || {
             for job in rx {
-                let warning = extract_parts(&job.eml, &job.folder)
-                    .err()
-                    .map(|e| format!("{e:#}"));
+                let warning = extract_parts(&job.eml, &job.folder, limits)
+                    .unwrap_or_else(|e| Some(format!("{e:#}")));
                 let _ = job.reply.send(warning);
             }
         });
@@ -176,12 +176,17 @@ impl Drop for Extractor {
 impl SaveDir {
     /// Opens (creating if needed) the folder that receives message folders.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        Self::open_with(dir, Limits::default())
+    }
+
+    /// [`Self::open`], decoding each message within `limits`.
+    pub fn open_with(dir: &Path, limits: Limits) -> anyhow::Result<Self> {
         ensure_dir(dir)?;
         probe_writable(dir)?;
         Ok(SaveDir {
             dir: dir.to_path_buf(),
             current: None,
-            extractor: Some(Extractor::start()),
+            extractor: Some(Extractor::start(limits)),
         })
     }
 }
@@ -308,12 +313,14 @@ impl Commit for SaveDirCommit {
 }
 
 /// Decodes the saved message into its folder. The message itself is safe
-/// already; a failure here is only a warning.
-fn extract_parts(eml: &Path, folder: &Path) -> anyhow::Result<()> {
+/// already; a failure here is only a warning, and so are parts left out
+/// (returned).
+fn extract_parts(eml: &Path, folder: &Path, limits: Limits) -> anyhow::Result<Option<String>> {
     let raw = fs::read(eml).with_context(|| format!("reading {}", eml.display()))?;
-    crate::mail::extract::extract_to_dir(&raw, folder)
+    let manifest = crate::mail::extract::extract_to_dir_with(&raw, folder, limits)
         .with_context(|| format!("decoding {}", eml.display()))?;
-    Ok(())
+    let left_out = crate::mail::extract::limit::left_out_warning(limits.max_parts);
+    Ok(manifest.warnings.into_iter().find(|w| *w == left_out))
 }
 
 // ---------------------------------------------------------------------------

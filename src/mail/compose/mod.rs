@@ -61,6 +61,10 @@ pub struct Draft {
     pub spooled_text: Option<Arc<SpooledText>>,
     /// An HTML alternative to the text body.
     pub html: Option<String>,
+    /// A large HTML alternative, spooled by [`text::read_text`] and made
+    /// HTML by [`SpooledText::into_html`]; when set it is the HTML part and
+    /// `html` is not used.
+    pub spooled_html: Option<Arc<SpooledText>>,
     /// Files to attach.
     pub attachments: Vec<PathBuf>,
     /// A fixed Date value (RFC 5322 date-time); `None` means now.
@@ -458,22 +462,24 @@ impl Draft {
         // Parts written by us are raw parts whose body is a unique marker;
         // each marker is then replaced by a segment that streams the data.
         let mut streamed: Vec<(String, Segment)> = Vec::new();
-        let text = match &self.spooled_text {
-            Some(spooled) => {
-                let text_marker = marker("text");
-                let part = format!("{}{text_marker}", spooled.part_header());
-                streamed.push((text_marker, Segment::Text(Arc::clone(spooled))));
-                Some(MimePart::raw(BodyPart::Text(Cow::Owned(part))))
-            }
-            None => self
-                .text
-                .as_deref()
-                .map(|t| MimePart::new("text/plain", BodyPart::Text(Cow::Owned(crlf_text(t))))),
-        };
-        let html = self
-            .html
-            .as_deref()
-            .map(|h| MimePart::new("text/html", BodyPart::Text(Cow::Owned(crlf_text(h)))));
+        // A text or HTML body: in memory, or streamed from its spool.
+        let mut body_part =
+            |subtype: &str, memory: Option<&str>, spool: Option<&Arc<SpooledText>>| match spool {
+                Some(spooled) => {
+                    let body_marker = marker(subtype);
+                    let part = format!("{}{body_marker}", spooled.part_header());
+                    streamed.push((body_marker, Segment::Text(Arc::clone(spooled))));
+                    Some(MimePart::raw(BodyPart::Text(Cow::Owned(part))))
+                }
+                None => memory.map(|t| {
+                    MimePart::new(
+                        format!("text/{subtype}"),
+                        BodyPart::Text(Cow::Owned(crlf_text(t))),
+                    )
+                }),
+            };
+        let text = body_part("plain", self.text.as_deref(), self.spooled_text.as_ref());
+        let html = body_part("html", self.html.as_deref(), self.spooled_html.as_ref());
         let main: Option<MimePart> = match (text, html) {
             (Some(t), Some(h)) => Some(MimePart::new(
                 ContentType::new("multipart/alternative")
@@ -708,6 +714,29 @@ mod tests {
             ));
             assert_eq!(text.contains("multipart/alternative"), html);
             assert_eq!(text.contains("<p>hi</p>"), html);
+        }
+    }
+
+    /// A spooled HTML body is the text/html part, alone or beside text.
+    #[test]
+    fn spooled_html_part() {
+        let html = "<p>Köln</p>\n".repeat(100_000);
+        let spooled = || match text::read_text(&mut html.as_bytes()).unwrap() {
+            text::TextBody::Spooled(s) => Arc::new(s.into_html()),
+            text::TextBody::Memory(_) => panic!("not spooled"),
+        };
+        for with_text in [false, true] {
+            let mut d = draft();
+            d.text = with_text.then(|| "plain".to_string());
+            d.spooled_html = Some(spooled());
+            let m = d.build().unwrap();
+            let out = m.to_vec().unwrap();
+            assert_eq!(out.len() as u64, m.size());
+            let parsed = mail_parser::MessageParser::default().parse(&out).unwrap();
+            assert_eq!(parsed.body_html(0).unwrap(), html.replace('\n', "\r\n"));
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.contains("Content-Type: text/html; charset=\"utf-8\"\r\n"));
+            assert_eq!(text.contains("multipart/alternative"), with_text);
         }
     }
 

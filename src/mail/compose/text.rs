@@ -332,6 +332,8 @@ pub struct SpooledText {
     len: u64,
     encoding: TransferEncoding,
     encoded_len: u64,
+    /// The `text/` subtype of its part: `plain` unless [`Self::into_html`].
+    subtype: &'static str,
 }
 
 /// What the encoding choice needs to know, gathered while spooling.
@@ -426,6 +428,15 @@ impl SpooledText {
             len,
             encoding,
             encoded_len,
+            subtype: "plain",
+        }
+    }
+
+    /// The same text as the `text/html` part.
+    pub fn into_html(self) -> Self {
+        SpooledText {
+            subtype: "html",
+            ..self
         }
     }
 
@@ -453,7 +464,8 @@ impl SpooledText {
     /// mail-builder writes it for a small body.
     pub fn part_header(&self) -> String {
         format!(
-            "Content-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: {}\r\n\r\n",
+            "Content-Type: text/{}; charset=\"utf-8\"\r\nContent-Transfer-Encoding: {}\r\n\r\n",
+            self.subtype,
             self.encoding.name()
         )
     }

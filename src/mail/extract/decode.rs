@@ -127,8 +127,16 @@ pub fn dispose(message: Message<'_>) {
     }
 }
 
-/// Decodes a parsed message.
+/// Decodes a parsed message, at most [`DEFAULT_MAX_PARTS`](super::limit::DEFAULT_MAX_PARTS) of its parts.
 pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
+    decode_limited(message, super::limit::DEFAULT_MAX_PARTS, false)
+}
+
+/// Decodes a parsed message, at most `max_parts` of its parts (multipart
+/// containers not counted); `cut` says that the input was already cut
+/// short after that many parts ([`super::limit::cut_after_parts`]). Parts
+/// left out are said in the first warning.
+pub fn decode_limited<'m>(message: &'m Message<'m>, max_parts: usize, cut: bool) -> Decoded<'m> {
     let mut warnings = Vec::new();
     let headers = headers_of(message, &mut warnings);
     let mut found = Found {
@@ -155,6 +163,7 @@ pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
         next: 0,
     }];
     let mut parts: Vec<DecodedPart<'m>> = Vec::new();
+    let mut left_out = cut;
     while let Some(cursor) = stack.last_mut() {
         let msg = cursor.message;
         let Some(part) = msg.parts.get(cursor.next) else {
@@ -173,6 +182,10 @@ pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
         if let PartType::Multipart(children) = &part.body {
             check_multipart(msg, part, children, &path, &mut found.warnings);
             continue;
+        }
+        if parts.len() >= max_parts {
+            left_out = true;
+            break;
         }
         check_leaf(msg, part, &path, &mut found.warnings);
         let mut entry = describe(msg, part, path.clone(), container);
@@ -197,6 +210,14 @@ pub fn decode<'m>(message: &'m Message<'m>) -> Decoded<'m> {
         html,
         mut warnings,
     } = found;
+    if left_out {
+        // The multiparts cut short lack their end boundary because of the
+        // cut, not because of the message.
+        if cut {
+            warnings.retain(|w| !w.ends_with(NO_END_BOUNDARY));
+        }
+        warnings.insert(0, super::limit::left_out_warning(max_parts));
+    }
     if warnings.len() > MAX_WARNINGS {
         let more = warnings.len() - MAX_WARNINGS;
         warnings.truncate(MAX_WARNINGS);
@@ -228,6 +249,9 @@ struct Place<'m> {
     depth: usize,
 }
 
+/// The end of the warning about a multipart without its close delimiter.
+const NO_END_BOUNDARY: &str = "multipart without its end boundary; read to the end";
+
 /// Warns about a multipart without its close delimiter.
 fn check_multipart(
     msg: &Message<'_>,
@@ -250,9 +274,7 @@ fn check_multipart(
         });
     let tail = body.get(after_children.min(body.len()).saturating_sub(2)..);
     if !has_close_delimiter(tail.unwrap_or(body), b) {
-        warnings.push(format!(
-            "part {path}: multipart without its end boundary; read to the end"
-        ));
+        warnings.push(format!("part {path}: {NO_END_BOUNDARY}"));
     }
 }
 

@@ -60,9 +60,11 @@ pub struct PartEntry {
     /// The declared charset of a text part; the content is UTF-8 when a
     /// converter for it exists.
     pub charset: Option<String>,
-    /// Size in bytes of the decoded content.
+    /// Size in bytes of the decoded content; for a part written to
+    /// `body.txt` or `body.html`, of that file as written (LF line endings,
+    /// all body parts joined).
     pub size: u64,
-    /// SHA-256 of the decoded content, lower-case hex.
+    /// SHA-256 of the same bytes as `size`, lower-case hex.
     pub sha256: String,
     /// `Content-ID`, without angle brackets.
     pub content_id: Option<String>,

@@ -20,6 +20,7 @@
 
 pub mod decode;
 pub mod filename;
+pub mod limit;
 pub mod manifest;
 pub mod rfc2231;
 pub mod save;
@@ -28,6 +29,7 @@ pub mod summary;
 use std::path::Path;
 
 pub use decode::{decode, parse, Decoded, DecodedPart};
+pub use limit::{Limits, DEFAULT_MAX_PARTS};
 pub use manifest::{Headers, Manifest, PartEntry, Role};
 
 /// Decodes `raw` and writes its bodies and attachments into `dir`, the
@@ -37,10 +39,21 @@ pub use manifest::{Headers, Manifest, PartEntry, Role};
 /// [`Manifest::warnings`]. Fails with [`Error::NotAMessage`](crate::mail::Error::NotAMessage) when `raw` is not a
 /// message at all (no header), [`Error::CantCreate`](crate::mail::Error::CantCreate) when a file cannot be
 /// created, and an I/O error when writing fails.
+///
+/// At most [`DEFAULT_MAX_PARTS`] parts are decoded; see
+/// [`extract_to_dir_with`].
 pub fn extract_to_dir(raw: &[u8], dir: &Path) -> anyhow::Result<Manifest> {
-    let message = parse(raw)?;
+    extract_to_dir_with(raw, dir, Limits::default())
+}
+
+/// [`extract_to_dir`] within `limits`: parts after the first
+/// [`Limits::max_parts`] are neither parsed nor written, which the first
+/// warning says.
+pub fn extract_to_dir_with(raw: &[u8], dir: &Path, limits: Limits) -> anyhow::Result<Manifest> {
+    let (input, cut) = limited(raw, limits);
+    let message = parse(&input)?;
     let result = {
-        let decoded = decode(&message);
+        let decoded = decode::decode_limited(&message, limits.max_parts, cut);
         save::save(&decoded, dir)
     };
     decode::dispose(message);
@@ -48,12 +61,31 @@ pub fn extract_to_dir(raw: &[u8], dir: &Path) -> anyhow::Result<Manifest> {
 }
 
 /// Decodes `raw` without writing anything: the manifest has no `saved_as`
-/// names, and the decoded bodies are returned beside it.
+/// names, and the decoded bodies are returned beside it. At most
+/// [`DEFAULT_MAX_PARTS`] parts are listed.
 pub fn summarize(raw: &[u8]) -> anyhow::Result<summary::Summary> {
-    let message = parse(raw)?;
-    let summary = summary::Summary::from_decoded(decode(&message));
+    summarize_with(raw, Limits::default())
+}
+
+/// [`summarize`] within `limits`.
+pub fn summarize_with(raw: &[u8], limits: Limits) -> anyhow::Result<summary::Summary> {
+    let (input, cut) = limited(raw, limits);
+    let message = parse(&input)?;
+    let decoded = decode::decode_limited(&message, limits.max_parts, cut);
+    let summary = summary::Summary::from_decoded(decoded);
     decode::dispose(message);
     Ok(summary)
+}
+
+/// As much of `raw` as holds the parts `limits` allows, and whether it was
+/// cut short (then the multipart cut closes there, so that its last part
+/// is whole). Twice as many parts as allowed are parsed, leaving room for
+/// multipart containers, which are not counted in the limit.
+fn limited(raw: &[u8], limits: Limits) -> (std::borrow::Cow<'_, [u8]>, bool) {
+    match limit::cut_after_parts(raw, limits.max_parts.saturating_mul(2)) {
+        None => (raw.into(), false),
+        Some(cut) => (limit::closed_at(raw, cut).into(), true),
+    }
 }
 
 /// The lower-case hex SHA-256 of `data`.

@@ -24,15 +24,16 @@ pub fn continued_param(raw_value: &[u8], name: &str) -> Option<String> {
         let Ok(number) = number.parse::<u32>() else {
             continue;
         };
-        if segments.iter().any(|s| s.0 == number) {
-            continue;
-        }
         segments.push((number, encoded, value));
     }
     if segments.is_empty() {
         return None;
     }
+    // A stable sort, then the first of each number kept: linear in the
+    // number of segments but for the sort (a hostile header can hold
+    // hundreds of thousands).
     segments.sort_by_key(|s| s.0);
+    segments.dedup_by_key(|s| s.0);
     let mut charset: Option<String> = None;
     let mut bytes = Vec::new();
     for (i, (_, encoded, value)) in segments.iter().enumerate() {

@@ -103,12 +103,15 @@ pub fn save(decoded: &Decoded<'_>, dir: &Path) -> anyhow::Result<Manifest> {
         warnings: decoded.warnings.clone(),
         ..Manifest::default()
     };
+    let described = |body: &str| (body.len() as u64, sha256_hex(body.as_bytes()));
     if let Some(text) = &decoded.text {
         manifest.body_text = Some(namer.write(BODY_TEXT, text.as_bytes(), false)?);
     }
     if let Some(html) = &decoded.html {
         manifest.body_html = Some(namer.write(BODY_HTML, html.as_bytes(), false)?);
     }
+    let text_file = decoded.text.as_deref().map(described);
+    let html_file = decoded.html.as_deref().map(described);
     for part in &decoded.parts {
         let saved_as = match part.role {
             Role::BodyText => manifest.body_text.clone(),
@@ -127,7 +130,19 @@ pub fn save(decoded: &Decoded<'_>, dir: &Path) -> anyhow::Result<Manifest> {
             .in_message
             .and_then(|i| manifest.parts.get(i))
             .and_then(|container| container.saved_as.clone());
-        manifest.parts.push(entry(part, saved_as, in_message));
+        let mut entry = entry(part, saved_as, in_message);
+        // A body part is described by the file written for it (LF line
+        // endings, several parts joined), not by its CRLF content.
+        let written = match part.role {
+            Role::BodyText => text_file.as_ref(),
+            Role::BodyHtml => html_file.as_ref(),
+            _ => None,
+        };
+        if let Some((size, sha256)) = written {
+            entry.size = *size;
+            entry.sha256.clone_from(sha256);
+        }
+        manifest.parts.push(entry);
     }
     let json = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
     let path = dir.join(MANIFEST);
