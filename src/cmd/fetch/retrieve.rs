@@ -247,6 +247,9 @@ struct Flight {
     in_flight: usize,
     /// The message being received, and whether its bytes are being kept.
     receiving: Option<(usize, bool)>,
+    /// RETR commands answered so far: the next RETR reply is for
+    /// `plan[answered]`.
+    answered: usize,
 }
 
 fn run_loop(
@@ -270,6 +273,7 @@ fn run_loop(
         next: 0,
         in_flight: 0,
         receiving: None,
+        answered: 0,
     };
     loop {
         while let Some((i, r)) = io.committer.try_next() {
@@ -298,6 +302,8 @@ fn run_loop(
             }
         }
         session.out.clear();
+        // The time the next reply may take grows with its announced size.
+        session.expect_size(run.plan.get(flight.answered).map_or(0, |e| e.size));
         match session.next_event()? {
             Event::BodyStart(reply) => {
                 let Kind::Retr(n) = reply.kind else {
@@ -308,11 +314,13 @@ fn run_loop(
             Event::Data => run.data(&session.out, &mut flight, &mut io),
             Event::BodyEnd(Kind::Retr(n)) => {
                 flight.in_flight -= 1;
+                flight.answered += 1;
                 run.body_end(n, &mut flight, &mut io)?;
             }
             Event::Reply(reply) => {
                 if let Kind::Retr(_) = reply.kind {
                     flight.in_flight -= 1;
+                    flight.answered += 1;
                 }
                 run.reply(&reply, io.progress)?;
             }
