@@ -228,6 +228,7 @@ fn store_exit(e: &crate::store::Error) -> Exit {
         Error::NoStateDir | Error::Unreadable { .. } => Exit::Config,
         Error::CreateDir { .. } => Exit::CantCreate,
         Error::Io { .. } => Exit::IoErr,
+        Error::Locked { .. } | Error::Busy { .. } => Exit::TempFail,
     }
 }
 

@@ -512,11 +512,13 @@ fn asctime(now: SystemTime) -> String {
     )
 }
 
-/// `--mbox FILE`: messages appended in mboxrd format under an exclusive
-/// lock held for the whole run; each message is synced before it counts
-/// as saved, and a message that fails half-way is cut off again.
+/// `--mbox FILE`: messages appended in mboxrd format under the locks of
+/// [`crate::store::lock::lock_mbox`] (dotlock, `fcntl`, `flock`) held for
+/// the whole run; each message is synced before it counts as saved, and a
+/// message that fails half-way is cut off again.
 pub struct MboxSink {
     path: PathBuf,
+    _lock: crate::store::lock::MboxLock,
     file: std::sync::Arc<File>,
     encoder: MboxrdEncoder,
     buf: Vec<u8>,
@@ -524,7 +526,8 @@ pub struct MboxSink {
 }
 
 impl MboxSink {
-    /// Opens (creating, mode 0600) and locks the mbox file.
+    /// Opens (creating, mode 0600) and locks the mbox file, waiting up to
+    /// [`crate::store::lock::WAIT`] for another holder.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let existed = path.exists();
         let file = OpenOptions::new()
@@ -535,18 +538,7 @@ impl MboxSink {
             .custom_flags(crate::store::durable::NO_FOLLOW)
             .open(path)
             .map_err(|e| local_error(e, path.display(), true))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(fail(
-                    Exit::TempFail,
-                    format!("{}: locked by another program", path.display()),
-                ))
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(local_error(e, path.display(), false))
-            }
-        }
+        let lock = crate::store::lock::lock_mbox(path, &file, crate::store::lock::WAIT)?;
         if !existed {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
             durable::sync_dir(dir.unwrap_or(Path::new(".")))
@@ -554,6 +546,7 @@ impl MboxSink {
         }
         Ok(MboxSink {
             path: path.to_path_buf(),
+            _lock: lock,
             file: std::sync::Arc::new(file),
             encoder: MboxrdEncoder::default(),
             buf: Vec::with_capacity(128 * 1024),
