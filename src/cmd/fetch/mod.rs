@@ -209,12 +209,20 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         // Known before connecting: say so before anything is sent.
         session::plaintext_check(auth, auth, false, &server.endpoint)?;
     }
-    // Fail on an unusable destination, or a damaged record of fetched
-    // UIDLs, before touching the server.
-    let file_sink = open_sink(&retrieval, &args, &server, &user)?;
-    let record = match &retrieval {
+    // Fail on an unusable destination, a damaged record of fetched UIDLs,
+    // or another run holding it, before touching the server. What a killed
+    // run left in the journal is recorded once the destination is repaired.
+    let mut record = match &retrieval {
         Some(_) => Some(drive::Record::load(&server.endpoint, &user)?),
         None => None,
+    };
+    let file_sink = open_sink(&retrieval, &args, &server, &user, record.as_ref())?;
+    let stop = match &mut record {
+        Some(record) => {
+            record.fold()?;
+            drive::catch_signals()?
+        }
+        None => drive::StopFlag::default(),
     };
 
     let mut session = connect(&server, auth, &user, globals.verbose)?;
@@ -237,7 +245,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
             return Err(e);
         }
     };
-    let sink: Box<dyn Sink> = match file_sink {
+    let mut sink: Box<dyn Sink> = match file_sink {
         Some(s) => s,
         None => {
             debug_assert!(matches!(destination, Destination::Stdout));
@@ -248,6 +256,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
             ))
         }
     };
+    let sink_records = sink.use_journal(record.journal());
     let verbose = globals.verbose > 0;
     let finished = drive::drive(
         &mut session,
@@ -257,13 +266,31 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         verbose,
         &entries,
         record,
+        &stop,
+        sink_records,
     );
     let style = output::Style {
         json: args.json,
         quiet: args.stdout && !verbose,
         delivered: args.mda.is_some(),
     };
-    output::report(finished, &style, reported)
+    let Some(signal) = finished.interrupted else {
+        return output::report(finished, &style, reported);
+    };
+    let saved = finished
+        .outcomes
+        .iter()
+        .filter(|o| o.saved.is_some())
+        .count();
+    if let Err(e) = output::report(finished, &style, reported) {
+        say!("mailctl: error: {}", printable(format!("{e:#}").as_bytes()));
+    }
+    say!("mailctl: interrupted: {saved} saved");
+    Ok(if signal == signal_hook::consts::SIGINT {
+        Exit::Interrupted
+    } else {
+        Exit::Terminated
+    })
 }
 
 /// The sink for a file or program destination; `None` for `--stdout`
@@ -273,11 +300,15 @@ fn open_sink(
     args: &FetchArgs,
     server: &ResolvedServer,
     user: &str,
+    record: Option<&drive::Record>,
 ) -> anyhow::Result<Option<Box<dyn Sink>>> {
     Ok(match retrieval {
         Some((_, Destination::SaveDir(d))) => Some(Box::new(sink::SaveDir::open(d)?)),
         Some((_, Destination::Maildir(d))) => Some(Box::new(sink::MaildirSink::open(d)?)),
-        Some((_, Destination::Mbox(f))) => Some(Box::new(sink::MboxSink::open(f)?)),
+        Some((_, Destination::Mbox(f))) => {
+            let torn = record.and_then(|r| r.torn(f));
+            Some(Box::new(sink::MboxSink::open(f, torn)?))
+        }
         Some((_, Destination::Mda(command))) => {
             let hidden = match &server.password.configured {
                 Some(crate::config::ConfiguredPassword::Env { var, .. }) => Some(var.into()),
