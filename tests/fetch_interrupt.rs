@@ -1,6 +1,8 @@
 //! `mailctl fetch` when interrupted, against a slow server, and with a
 //! locked mbox: nothing fetched twice, nothing lost, nothing held forever.
 
+// Shared with tests/fetch.rs, which uses more of it.
+#[allow(unused_imports)]
 mod fetch_support;
 
 use std::path::Path;
@@ -63,11 +65,6 @@ fn a_trickling_server_cannot_hold_a_reply_past_its_time() {
     drop(server);
 }
 
-/// Files directly in `dir`.
-#[allow(dead_code)]
-fn count(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |d| d.count())
-}
 
 /// Runs `fetch --all --mbox` into `mbox` while something else holds a lock
 /// on it, and checks that fetch waited, then gave up with 75 naming it.

@@ -145,19 +145,32 @@ pub fn catch_signals() -> anyhow::Result<StopFlag> {
     Ok(flag)
 }
 
-/// Retrieves the plan into `sink`, deleting saved messages if `delete`,
-/// then ends the session and records the UIDLs.
+/// How a run goes besides what it fetches.
+pub struct Settings<'a> {
+    /// Delete each message once it is saved.
+    pub delete: bool,
+    /// Show progress.
+    pub verbose: bool,
+    /// Set by SIGINT or SIGTERM (see [`catch_signals`]).
+    pub stop: &'a AtomicUsize,
+}
+
+/// Retrieves the plan into `sink`, deleting saved messages if
+/// `settings.delete`, then ends the session and records the UIDLs.
 pub fn drive(
     session: &mut Session,
     plan: Plan,
     mut sink: Box<dyn Sink>,
-    delete: bool,
-    verbose: bool,
+    settings: Settings<'_>,
     entries: &[Entry],
     mut record: Record,
-    stop: &AtomicUsize,
-    sink_records: bool,
 ) -> Finished {
+    let Settings {
+        delete,
+        verbose,
+        stop,
+    } = settings;
+    let sink_records = sink.use_journal(record.journal());
     let Plan {
         fetch,
         skipped,

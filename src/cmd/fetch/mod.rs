@@ -245,7 +245,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
             return Err(e);
         }
     };
-    let mut sink: Box<dyn Sink> = match file_sink {
+    let sink: Box<dyn Sink> = match file_sink {
         Some(s) => s,
         None => {
             debug_assert!(matches!(destination, Destination::Stdout));
@@ -256,19 +256,13 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
             ))
         }
     };
-    let sink_records = sink.use_journal(record.journal());
     let verbose = globals.verbose > 0;
-    let finished = drive::drive(
-        &mut session,
-        plan,
-        sink,
-        args.delete,
+    let settings = drive::Settings {
+        delete: args.delete,
         verbose,
-        &entries,
-        record,
-        &stop,
-        sink_records,
-    );
+        stop: &stop,
+    };
+    let finished = drive::drive(&mut session, plan, sink, settings, &entries, record);
     let style = output::Style {
         json: args.json,
         quiet: args.stdout && !verbose,
