@@ -65,7 +65,6 @@ fn a_trickling_server_cannot_hold_a_reply_past_its_time() {
     drop(server);
 }
 
-
 /// Runs `fetch --all --mbox` into `mbox` while something else holds a lock
 /// on it, and checks that fetch waited, then gave up with 75 naming it.
 fn mbox_lock_is_honoured(mbox: &Path, what: &str) {

@@ -69,12 +69,21 @@ characters are shown as escapes such as \\x1b so a message cannot drive the term
 the command exits 0 (even without reading all of it); a failing command stops the run: no DELE for \
 that message or any later one, and mailctl exits with the command's status if it is 64-78 (75: try \
 later), else 74. \
-UIDLs of fetched messages are kept in $XDG_STATE_HOME/mailctl/uidl/ (default ~/.local/state).
+UIDLs of fetched messages are kept in $XDG_STATE_HOME/mailctl/uidl/ (default ~/.local/state), \
+each one journaled as its message is saved: a killed run fetches nothing twice when run again (with \
+--mda, the message being delivered may be delivered again). Ctrl-C or SIGTERM: no new message is \
+taken, the one being received is finished, saved messages are recorded and deleted (QUIT), and mailctl \
+prints 'interrupted: N saved' and exits 130 or 143. A second run for the same server and user waits \
+up to 5 s, then exits 75. \
+A whole reply may take --timeout plus --timeout per 256 KiB of its size (so at least 4.4 KB/s with \
+--timeout 60). --mbox takes a dotlock, an fcntl and an flock lock, waiting up to 5 s for another \
+holder (then 75).
 
 Exit status: 0 ok; 64 usage; 69 the server refused (-ERR); 73 cannot create output; \
-74 local I/O error; 75 temporary failure or dropped connection; 76 protocol or TLS failure \
+74 local I/O error; 75 temporary failure, dropped connection, a reply too slow, or a lock held \
+by another program; 76 protocol or TLS failure \
 (including STLS not offered); 77 login refused; 78 configuration (no password, or a password \
-that would travel unencrypted to a remote server). With --json, a failure before the listing or \
+that would travel unencrypted to a remote server); 130 SIGINT; 143 SIGTERM. With --json, a failure before the listing or \
 report gives one object: {\"status\": \"failed\", \"exit_code\": N, \"error\": \"...\"}.";
 
 /// Options of `mailctl fetch`.
@@ -129,7 +138,8 @@ pub struct FetchArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "stdout", "mda"])]
     pub maildir: Option<PathBuf>,
 
-    /// Append messages to FILE in mboxrd format, under an exclusive lock.
+    /// Append messages to FILE in mboxrd format, under a dotlock, an fcntl
+    /// and an flock lock.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["stdout", "mda"])]
     pub mbox: Option<PathBuf>,
 
