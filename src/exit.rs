@@ -45,6 +45,10 @@ pub enum Exit {
     NoPerm = 77,
     /// 78: the configuration was wrong.
     Config = 78,
+    /// 130: stopped by SIGINT (Ctrl-C), after finishing cleanly.
+    Interrupted = 130,
+    /// 143: stopped by SIGTERM, after finishing cleanly.
+    Terminated = 143,
 }
 
 impl Exit {
@@ -274,6 +278,7 @@ fn store_exit(e: &crate::store::Error) -> Exit {
         Error::NoStateDir | Error::Unreadable { .. } => Exit::Config,
         Error::CreateDir { .. } => Exit::CantCreate,
         Error::Io { .. } => Exit::IoErr,
+        Error::Locked { .. } | Error::Busy { .. } => Exit::TempFail,
     }
 }
 

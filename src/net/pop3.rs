@@ -1,7 +1,7 @@
 //! Drives the POP3 state machine over a connection: connecting, STLS,
 //! login, listings, and pipelined TOP and RETR/DELE flights.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -15,6 +15,12 @@ use crate::transcript::Transcript;
 /// a dozen bytes, so the window never fills a socket buffer, and at 50 ms
 /// round-trip time 64 messages arrive per round trip.
 pub const WINDOW: usize = 64;
+
+/// A whole reply may take the time-out once, plus once more for each of
+/// these many bytes of its size (announced, or received so far if more):
+/// with `--timeout 60`, at least 4.4 KB/s, so a server trickling bytes
+/// cannot hold a session forever.
+pub const BYTES_PER_TIMEOUT: u64 = 256 * 1024;
 
 /// How to log in (`--auth`); the policy is [`crate::proto::pop3::login`]'s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -67,6 +73,14 @@ pub struct Session {
     endpoint: Endpoint,
     /// Bytes of the multi-line body being read, for the transcript.
     body_bytes: u64,
+    /// How long one read may wait (`--timeout`).
+    timeout: Duration,
+    /// The read time-out currently set on the socket.
+    read_timeout: Duration,
+    /// The reply being read: when it started, and its bytes so far.
+    reply: Option<(Instant, u64)>,
+    /// The size announced for the next reply (see [`Session::expect_size`]).
+    expected: u64,
 }
 
 /// Refuses, before anything is sent, a password or token that would travel
@@ -114,6 +128,10 @@ impl Session {
             out: Vec::new(),
             endpoint: endpoint.clone(),
             body_bytes: 0,
+            timeout,
+            read_timeout: timeout,
+            reply: None,
+            expected: 0,
         };
         match session.next_event()? {
             Event::Reply(r) if r.ok => {}
@@ -171,16 +189,35 @@ impl Session {
     /// nothing. Message bytes land in `self.out` (appended; the caller
     /// clears it).
     pub fn next_event(&mut self) -> anyhow::Result<Event> {
+        let (started, mut received) = *self.reply.get_or_insert((Instant::now(), 0));
         loop {
             let conn = self.conn.as_mut().expect("connection present");
             let before = self.out.len();
             let (used, event) = self.client.feed(conn.buffered(), &mut self.out)?;
             conn.consume(used);
+            received += used as u64;
             if let Some(event) = event {
+                self.reply = match event {
+                    Event::Reply(_) | Event::BodyEnd(_) | Event::Challenge(_) => {
+                        self.expected = 0;
+                        None
+                    }
+                    _ => Some((started, received)),
+                };
                 self.note(&event, before);
                 return Ok(event);
             }
-            let read = conn.fill();
+            self.reply = Some((started, received));
+            self.limit_read(started, received)?;
+            let conn = self.conn.as_mut().expect("connection present");
+            let read = match conn.fill() {
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    // The shortened wait ran out: say which limit it was.
+                    self.limit_read(started, received)?;
+                    Err(e)
+                }
+                other => other,
+            };
             let read = read.with_context(|| format!("reading from {}", self.endpoint))?;
             if read == 0 {
                 let what = if self.client.in_message_body() {
@@ -193,6 +230,50 @@ impl Session {
                     .with_context(|| format!("reading from {}", self.endpoint));
             }
         }
+    }
+
+    /// Announces the size of the next reply (a message about to be
+    /// retrieved), which widens the time that reply may take.
+    pub fn expect_size(&mut self, bytes: u64) {
+        if self.reply.is_none() {
+            self.expected = bytes;
+        }
+    }
+
+    /// The time a reply of `bytes` may take: the time-out, plus the
+    /// time-out again per [`BYTES_PER_TIMEOUT`].
+    fn reply_budget(&self, bytes: u64) -> Duration {
+        let per = self.timeout.as_secs_f64() / BYTES_PER_TIMEOUT as f64;
+        let extra = Duration::try_from_secs_f64(per * bytes as f64).unwrap_or(Duration::MAX);
+        self.timeout.saturating_add(extra)
+    }
+
+    /// Fails once the reply being read has used up its time; otherwise lets
+    /// the next read wait no longer than what is left.
+    fn limit_read(&mut self, started: Instant, received: u64) -> anyhow::Result<()> {
+        let budget = self.reply_budget(self.expected.max(received));
+        let left = budget.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            let err = std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "reply too slow: {received} bytes in {:.0} s (a reply may take --timeout plus --timeout per 256 KiB of its size)",
+                    started.elapsed().as_secs_f64()
+                ),
+            );
+            return Err(anyhow::Error::new(err))
+                .with_context(|| format!("reading from {}", self.endpoint));
+        }
+        let wanted = left.min(self.timeout).max(Duration::from_millis(1));
+        if wanted != self.read_timeout
+            && (wanted < self.timeout || self.read_timeout < self.timeout)
+        {
+            self.conn()
+                .set_timeout(wanted)
+                .with_context(|| format!("reading from {}", self.endpoint))?;
+            self.read_timeout = wanted;
+        }
+        Ok(())
     }
 
     /// Writes what the server said to the transcript: status and listing

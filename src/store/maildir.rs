@@ -166,6 +166,11 @@ impl Delivery {
         self.len == 0
     }
 
+    /// Where the message will be once committed.
+    pub fn path(&self) -> &Path {
+        &self.final_path
+    }
+
     /// Syncs the message, moves it into `new/` and syncs `new/`; returns
     /// its path.
     pub fn commit(self) -> io::Result<PathBuf> {

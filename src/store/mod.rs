@@ -2,6 +2,8 @@
 //! ([`maildir`], [`mailbox`]) and the UIDL state of `fetch --new` ([`uidl`]).
 
 pub mod durable;
+pub mod journal;
+pub mod lock;
 pub mod mailbox;
 pub mod maildir;
 pub mod uidl;
@@ -29,6 +31,18 @@ pub enum Error {
         /// What the parser said.
         source: serde_json::Error,
     },
+    /// A file is locked by another program, still after waiting.
+    Locked {
+        /// The file.
+        path: PathBuf,
+        /// Which lock was in the way.
+        held: String,
+    },
+    /// Another run holds the lock of this state file.
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// Reading or writing a file failed.
     Io {
         /// The file.
@@ -52,6 +66,16 @@ impl fmt::Display for Error {
             Error::Unreadable { path, source } => {
                 write!(f, "{}: unreadable state file: {source}", path.display())
             }
+            Error::Locked { path, held } => write!(
+                f,
+                "{}: locked by another program ({held}); try again later",
+                path.display()
+            ),
+            Error::Busy { path } => write!(
+                f,
+                "another fetch from this server and user is running (it holds {}); try again later",
+                path.display()
+            ),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
         }
     }

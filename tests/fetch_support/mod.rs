@@ -65,6 +65,10 @@ pub struct Config {
     pub lie_size: Option<(u32, u64)>,
     /// Connections to serve before the thread ends.
     pub connections: usize,
+    /// Send RETR replies one byte at a time, with this pause between bytes.
+    pub trickle: Option<Duration>,
+    /// Pause before answering each RETR.
+    pub retr_delay: Option<Duration>,
 }
 
 impl Default for Config {
@@ -89,6 +93,8 @@ impl Default for Config {
             on_dele: None,
             lie_size: None,
             connections: 1,
+            trickle: None,
+            retr_delay: None,
         }
     }
 }
@@ -573,6 +579,9 @@ impl<'a> ServerSession<'a> {
                     if let Some(hook) = &self.config.on_retr {
                         hook(n);
                     }
+                    if let Some(pause) = self.config.retr_delay {
+                        std::thread::sleep(pause);
+                    }
                     match self.message(arg1) {
                         Some((n, bytes, _)) => {
                             let mut reply = format!("+OK {} octets\r\n", bytes.len()).into_bytes();
@@ -586,6 +595,13 @@ impl<'a> ServerSession<'a> {
                                 }
                             }
                             reply.extend_from_slice(&body);
+                            if let Some(pause) = self.config.trickle {
+                                for b in reply.chunks(1) {
+                                    self.conn.write(b).ok()?;
+                                    std::thread::sleep(pause);
+                                }
+                                continue;
+                            }
                             self.send(&reply);
                         }
                         None => self.err("no such message"),

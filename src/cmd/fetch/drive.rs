@@ -3,7 +3,9 @@
 //! recorded, even after a failure.
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 use super::plan::Plan;
 use super::progress::Progress;
@@ -12,22 +14,73 @@ use super::sink::Sink;
 use crate::exit::{fail, Exit};
 use crate::net::connection::Endpoint;
 use crate::net::pop3::{Entry, Session};
+use crate::store::journal::{self, Journal, Line};
+use crate::store::lock::{self, StateLock};
 use crate::store::uidl::{self as state, UidlState};
 
-/// The record of fetched UIDLs for one server and user.
+/// The record of fetched UIDLs for one server and user: the state file,
+/// and its journal, to which each message is added as it is saved (see
+/// [`crate::store::journal`]). Only one run at a time holds it.
 pub struct Record {
     path: PathBuf,
     state: UidlState,
+    journal: Arc<Journal>,
+    /// Whether a killed run left a journal to fold into the state file.
+    left_over: bool,
+    /// mbox files a killed run left with part of a message at their end.
+    torn: Vec<(PathBuf, u64)>,
+    _lock: StateLock,
 }
 
 impl Record {
-    /// Reads the record, so that a damaged file stops the run before the
+    /// Takes the state file's lock (waiting up to [`lock::WAIT`] for
+    /// another run), reads the record and adds what the journal of a killed
+    /// run shows was saved, so that a damaged file stops the run before the
     /// server is contacted.
     pub fn load(endpoint: &Endpoint, user: &str) -> anyhow::Result<Record> {
         let path = state::state_path(&endpoint.to_string(), user)?;
         state::prepare_dir(&path)?;
-        let state = UidlState::load(&path, &endpoint.to_string(), user)?;
-        Ok(Record { path, state })
+        let lock = lock::lock_state(&path, lock::WAIT)?;
+        let mut state = UidlState::load(&path, &endpoint.to_string(), user)?;
+        let journal_path = journal::journal_path(&path);
+        let left_over = std::fs::metadata(&journal_path).is_ok_and(|m| m.len() > 0);
+        let recovered = journal::recover(&journal_path)?;
+        state.fetched.extend(recovered.uidls);
+        let journal = Arc::new(Journal::open(&journal_path)?);
+        Ok(Record {
+            path,
+            state,
+            journal,
+            left_over,
+            torn: recovered.torn,
+            _lock: lock,
+        })
+    }
+
+    /// The journal this run appends to.
+    pub fn journal(&self) -> Arc<Journal> {
+        self.journal.clone()
+    }
+
+    /// Where a killed run left part of a message at the end of `mbox`.
+    pub fn torn(&self, mbox: &Path) -> Option<u64> {
+        let mbox = std::path::absolute(mbox).ok()?;
+        self.torn
+            .iter()
+            .find(|(p, _)| *p == mbox)
+            .map(|(_, at)| *at)
+    }
+
+    /// Writes what a killed run left in the journal into the state file,
+    /// then empties the journal (once the destination is repaired).
+    pub fn fold(&mut self) -> anyhow::Result<()> {
+        if self.left_over {
+            self.state.save(&self.path)?;
+            self.journal.clear()?;
+            self.left_over = false;
+            self.torn.clear();
+        }
+        Ok(())
     }
 
     /// The UIDLs fetched before.
@@ -38,7 +91,7 @@ impl Record {
     /// Keeps the UIDLs still on the server plus those just saved.
     fn update(&mut self, entries: &[Entry], saved: Vec<String>) -> anyhow::Result<()> {
         if !entries.iter().any(|e| e.uidl.is_some()) {
-            return Ok(());
+            return Ok(self.journal.remove()?);
         }
         let on_server: HashSet<&str> = entries.iter().filter_map(|e| e.uidl.as_deref()).collect();
         let mut fetched: BTreeSet<String> = self
@@ -53,6 +106,7 @@ impl Record {
             self.state.fetched = fetched;
             self.state.save(&self.path)?;
         }
+        self.journal.remove()?;
         Ok(())
     }
 }
@@ -67,19 +121,56 @@ pub struct Finished {
     pub broken: Option<anyhow::Error>,
     /// The first failure that decides the exit status otherwise.
     pub failure: Option<anyhow::Error>,
+    /// The signal that stopped the run early, if one did.
+    pub interrupted: Option<i32>,
 }
 
-/// Retrieves the plan into `sink`, deleting saved messages if `delete`,
-/// then ends the session and records the UIDLs.
+/// How a run is told to stop: the number of the signal received (SIGINT
+/// or SIGTERM), 0 until then.
+pub type StopFlag = Arc<AtomicUsize>;
+
+/// Makes SIGINT and SIGTERM set the returned flag, which the retrieval
+/// checks between events: it stops taking new messages, finishes the one
+/// being received, records and QUITs. A second signal ends the program at
+/// once (130 or 143); the journal keeps what was saved.
+pub fn catch_signals() -> anyhow::Result<StopFlag> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = StopFlag::default();
+    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, seen.clone())?;
+        signal_hook::flag::register(signal, seen.clone())?;
+        signal_hook::flag::register_usize(signal, flag.clone(), signal as usize)?;
+    }
+    Ok(flag)
+}
+
+/// How a run goes besides what it fetches.
+pub struct Settings<'a> {
+    /// Delete each message once it is saved.
+    pub delete: bool,
+    /// Show progress.
+    pub verbose: bool,
+    /// Set by SIGINT or SIGTERM (see [`catch_signals`]).
+    pub stop: &'a AtomicUsize,
+}
+
+/// Retrieves the plan into `sink`, deleting saved messages if
+/// `settings.delete`, then ends the session and records the UIDLs.
 pub fn drive(
     session: &mut Session,
     plan: Plan,
     mut sink: Box<dyn Sink>,
-    delete: bool,
-    verbose: bool,
+    settings: Settings<'_>,
     entries: &[Entry],
     mut record: Record,
 ) -> Finished {
+    let Settings {
+        delete,
+        verbose,
+        stop,
+    } = settings;
+    let sink_records = sink.use_journal(record.journal());
     let Plan {
         fetch,
         skipped,
@@ -88,11 +179,24 @@ pub fn drive(
     let total_bytes: u64 = fetch.iter().map(|e| e.size).sum();
     let progress = Progress::new(fetch.len(), total_bytes, verbose);
     let mut newly_saved: Vec<String> = Vec::new();
-    let report = retrieve::retrieve(session, &fetch, sink.as_mut(), delete, &progress, |e| {
-        if let Some(u) = &e.uidl {
-            newly_saved.push(u.clone());
-        }
-    });
+    let journal = record.journal();
+    let report = retrieve::retrieve(
+        session,
+        &fetch,
+        sink.as_mut(),
+        delete,
+        &progress,
+        stop,
+        |e| {
+            if let Some(u) = &e.uidl {
+                if !sink_records {
+                    // Delivered where it cannot be checked: recorded now.
+                    let _ = journal.record(&Line::Delivered { uidl: u.clone() });
+                }
+                newly_saved.push(u.clone());
+            }
+        },
+    );
     progress.finish();
     drop(sink);
 
@@ -121,6 +225,7 @@ pub fn drive(
         quit_problem,
         broken,
         failure,
+        interrupted: report.interrupted,
     }
 }
 

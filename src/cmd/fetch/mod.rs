@@ -69,12 +69,21 @@ characters are shown as escapes such as \\x1b so a message cannot drive the term
 the command exits 0 (even without reading all of it); a failing command stops the run: no DELE for \
 that message or any later one, and mailctl exits with the command's status if it is 64-78 (75: try \
 later), else 74. \
-UIDLs of fetched messages are kept in $XDG_STATE_HOME/mailctl/uidl/ (default ~/.local/state).
+UIDLs of fetched messages are kept in $XDG_STATE_HOME/mailctl/uidl/ (default ~/.local/state), \
+each one journaled as its message is saved: a killed run fetches nothing twice when run again (with \
+--mda, the message being delivered may be delivered again). Ctrl-C or SIGTERM: no new message is \
+taken, the one being received is finished, saved messages are recorded and deleted (QUIT), and mailctl \
+prints 'interrupted: N saved' and exits 130 or 143. A second run for the same server and user waits \
+up to 5 s, then exits 75. \
+A whole reply may take --timeout plus --timeout per 256 KiB of its size (so at least 4.4 KB/s with \
+--timeout 60). --mbox takes a dotlock, an fcntl and an flock lock, waiting up to 5 s for another \
+holder (then 75).
 
 Exit status: 0 ok; 64 usage; 69 the server refused (-ERR); 73 cannot create output; \
-74 local I/O error; 75 temporary failure or dropped connection; 76 protocol or TLS failure \
+74 local I/O error; 75 temporary failure, dropped connection, a reply too slow, or a lock held \
+by another program; 76 protocol or TLS failure \
 (including STLS not offered); 77 login refused; 78 configuration (no password, or a password \
-that would travel unencrypted to a remote server). With --json, a failure before the listing or \
+that would travel unencrypted to a remote server); 130 SIGINT; 143 SIGTERM. With --json, a failure before the listing or \
 report gives one object: {\"status\": \"failed\", \"exit_code\": N, \"error\": \"...\"}.";
 
 /// Options of `mailctl fetch`.
@@ -136,7 +145,8 @@ pub struct FetchArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "stdout", "mda"])]
     pub maildir: Option<PathBuf>,
 
-    /// Append messages to FILE in mboxrd format, under an exclusive lock.
+    /// Append messages to FILE in mboxrd format, under a dotlock, an fcntl
+    /// and an flock lock.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["stdout", "mda"])]
     pub mbox: Option<PathBuf>,
 
@@ -216,12 +226,20 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         // Known before connecting: say so before anything is sent.
         session::plaintext_check(auth, auth, false, &server.endpoint)?;
     }
-    // Fail on an unusable destination, or a damaged record of fetched
-    // UIDLs, before touching the server.
-    let file_sink = open_sink(&retrieval, &args, &server, &user)?;
-    let record = match &retrieval {
+    // Fail on an unusable destination, a damaged record of fetched UIDLs,
+    // or another run holding it, before touching the server. What a killed
+    // run left in the journal is recorded once the destination is repaired.
+    let mut record = match &retrieval {
         Some(_) => Some(drive::Record::load(&server.endpoint, &user)?),
         None => None,
+    };
+    let file_sink = open_sink(&retrieval, &args, &server, &user, record.as_ref())?;
+    let stop = match &mut record {
+        Some(record) => {
+            record.fold()?;
+            drive::catch_signals()?
+        }
+        None => drive::StopFlag::default(),
     };
 
     let mut session = connect(&server, auth, &user, globals.verbose)?;
@@ -256,21 +274,34 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         }
     };
     let verbose = globals.verbose > 0;
-    let finished = drive::drive(
-        &mut session,
-        plan,
-        sink,
-        args.delete,
+    let settings = drive::Settings {
+        delete: args.delete,
         verbose,
-        &entries,
-        record,
-    );
+        stop: &stop,
+    };
+    let finished = drive::drive(&mut session, plan, sink, settings, &entries, record);
     let style = output::Style {
         json: args.json,
         quiet: args.stdout && !verbose,
         delivered: args.mda.is_some(),
     };
-    output::report(finished, &style, reported)
+    let Some(signal) = finished.interrupted else {
+        return output::report(finished, &style, reported);
+    };
+    let saved = finished
+        .outcomes
+        .iter()
+        .filter(|o| o.saved.is_some())
+        .count();
+    if let Err(e) = output::report(finished, &style, reported) {
+        say!("mailctl: error: {}", printable(format!("{e:#}").as_bytes()));
+    }
+    say!("mailctl: interrupted: {saved} saved");
+    Ok(if signal == signal_hook::consts::SIGINT {
+        Exit::Interrupted
+    } else {
+        Exit::Terminated
+    })
 }
 
 /// The sink for a file or program destination; `None` for `--stdout`
@@ -280,6 +311,7 @@ fn open_sink(
     args: &FetchArgs,
     server: &ResolvedServer,
     user: &str,
+    record: Option<&drive::Record>,
 ) -> anyhow::Result<Option<Box<dyn Sink>>> {
     Ok(match retrieval {
         Some((_, Destination::SaveDir(d))) => Some(Box::new(sink::SaveDir::open_with(
@@ -287,7 +319,10 @@ fn open_sink(
             flags::extract_limits(args),
         )?)),
         Some((_, Destination::Maildir(d))) => Some(Box::new(sink::MaildirSink::open(d)?)),
-        Some((_, Destination::Mbox(f))) => Some(Box::new(sink::MboxSink::open(f)?)),
+        Some((_, Destination::Mbox(f))) => {
+            let torn = record.and_then(|r| r.torn(f));
+            Some(Box::new(sink::MboxSink::open(f, torn)?))
+        }
         Some((_, Destination::Mda(command))) => {
             let hidden = match &server.password.configured {
                 Some(crate::config::ConfiguredPassword::Env { var, .. }) => Some(var.into()),

@@ -56,6 +56,8 @@ pub struct Report {
     pub failure: Option<anyhow::Error>,
     /// Whether the connection is still usable (so QUIT can be sent).
     pub connection_ok: bool,
+    /// The signal that stopped the run early, if one did.
+    pub interrupted: Option<i32>,
 }
 
 /// Where each planned message stands.
@@ -86,6 +88,10 @@ struct Run<'a> {
     /// After a local failure: no new RETR, and no DELE from the failed
     /// message on (`dele_cursor` never passes it).
     stopped: bool,
+    /// After SIGINT or SIGTERM (its number): no new RETR, and the messages
+    /// whose RETR was already sent are read and dropped; the one being
+    /// received is finished.
+    interrupted: Option<i32>,
     delete: bool,
     /// The next message (plan order) whose DELE is still to be decided;
     /// DELEs go out in message order, so no message is deleted after one
@@ -168,6 +174,7 @@ pub fn retrieve(
     sink: &mut dyn Sink,
     delete: bool,
     progress: &Progress,
+    stop: &std::sync::atomic::AtomicUsize,
     mut saved: impl FnMut(&Entry),
 ) -> Report {
     let mut run = Run {
@@ -189,6 +196,7 @@ pub fn retrieve(
         slots: vec![Slot::Waiting; plan.len()],
         failure: None,
         stopped: false,
+        interrupted: None,
         delete,
         dele_cursor: 0,
     };
@@ -200,6 +208,7 @@ pub fn retrieve(
         &mut committer,
         &mut run,
         progress,
+        stop,
         &mut saved,
     );
     let connection_ok = match result {
@@ -218,15 +227,17 @@ pub fn retrieve(
             false
         }
     };
+    let why = run.not_taken("not retrieved");
     for (o, slot) in run.outcomes.iter_mut().zip(&run.slots) {
         if *slot == Slot::Waiting && o.error.is_none() && connection_ok {
-            o.error = Some("not retrieved after an earlier failure".into());
+            o.error = Some(why.clone());
         }
     }
     Report {
         outcomes: run.outcomes,
         failure: run.failure,
         connection_ok,
+        interrupted: run.interrupted,
     }
 }
 
@@ -247,6 +258,9 @@ struct Flight {
     in_flight: usize,
     /// The message being received, and whether its bytes are being kept.
     receiving: Option<(usize, bool)>,
+    /// RETR commands answered so far: the next RETR reply is for
+    /// `plan[answered]`.
+    answered: usize,
 }
 
 fn run_loop(
@@ -255,6 +269,7 @@ fn run_loop(
     committer: &mut Committer,
     run: &mut Run<'_>,
     progress: &Progress,
+    stop: &std::sync::atomic::AtomicUsize,
     saved: &mut dyn FnMut(&Entry),
 ) -> anyhow::Result<()> {
     let mut io = Io {
@@ -270,13 +285,21 @@ fn run_loop(
         next: 0,
         in_flight: 0,
         receiving: None,
+        answered: 0,
     };
     loop {
+        if run.interrupted.is_none() {
+            let signal = stop.load(std::sync::atomic::Ordering::Relaxed);
+            if signal != 0 {
+                run.interrupted = Some(i32::try_from(signal).unwrap_or(i32::MAX));
+            }
+        }
         while let Some((i, r)) = io.committer.try_next() {
             run.commit_done(i, r, io.progress, io.saved);
         }
         run.queue_deletes(session)?;
         while !run.stopped
+            && run.interrupted.is_none()
             && flight.next < run.plan.len()
             && flight.in_flight < window
             && (pipelining || session.client().outstanding() == 0)
@@ -298,6 +321,8 @@ fn run_loop(
             }
         }
         session.out.clear();
+        // The time the next reply may take grows with its announced size.
+        session.expect_size(run.plan.get(flight.answered).map_or(0, |e| e.size));
         match session.next_event()? {
             Event::BodyStart(reply) => {
                 let Kind::Retr(n) = reply.kind else {
@@ -308,11 +333,13 @@ fn run_loop(
             Event::Data => run.data(&session.out, &mut flight, &mut io),
             Event::BodyEnd(Kind::Retr(n)) => {
                 flight.in_flight -= 1;
+                flight.answered += 1;
                 run.body_end(n, &mut flight, &mut io)?;
             }
             Event::Reply(reply) => {
                 if let Kind::Retr(_) = reply.kind {
                     flight.in_flight -= 1;
+                    flight.answered += 1;
                 }
                 run.reply(&reply, io.progress)?;
             }
@@ -330,7 +357,7 @@ impl Run<'_> {
     /// A message begins: returns its index and whether it is kept.
     fn body_start(&mut self, n: u32, io: &mut Io<'_>) -> anyhow::Result<(usize, bool)> {
         let i = lookup(&self.index, n)?;
-        if self.stopped {
+        if self.stopped || self.interrupted.is_some() {
             return Ok((i, false));
         }
         let meta = Meta {
@@ -371,7 +398,7 @@ impl Run<'_> {
             }
             if self.slots[i] == Slot::Waiting {
                 self.slots[i] = Slot::Failed;
-                self.outcomes[i].error = Some("not saved after an earlier failure".into());
+                self.outcomes[i].error = Some(self.not_taken("not saved"));
             }
             return Ok(());
         }
@@ -390,6 +417,14 @@ impl Run<'_> {
             Err(e) => self.fail_local(i, e, io.progress),
         }
         Ok(())
+    }
+
+    /// Why a message was left: `what` after an interruption or a failure.
+    fn not_taken(&self, what: &str) -> String {
+        match self.interrupted {
+            Some(_) => format!("{what}: interrupted"),
+            None => format!("{what} after an earlier failure"),
+        }
     }
 
     /// A single-line reply: RETR refused, or DELE answered.

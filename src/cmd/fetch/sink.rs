@@ -13,7 +13,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -21,6 +21,7 @@ use anyhow::Context;
 use crate::exit::{fail, Exit};
 use crate::mail::extract::Limits;
 use crate::store::durable::{self, PendingFile};
+use crate::store::journal::{Journal, Line};
 use crate::store::maildir::{Delivery, Maildir};
 
 /// What a sink knows about the message it is given.
@@ -57,6 +58,31 @@ pub trait Sink {
     /// Whether commits of different messages may run at the same time
     /// (separate files); otherwise they run one after another, in order.
     fn parallel(&self) -> bool;
+    /// Gives the sink the run's journal. Returns whether the sink writes
+    /// its own lines, naming where each message will be before it becomes
+    /// visible there; otherwise the caller records each delivery once it
+    /// is done.
+    fn use_journal(&mut self, journal: Arc<Journal>) -> bool {
+        let _ = journal;
+        false
+    }
+}
+
+/// Writes a journal line before a message becomes visible; a message that
+/// cannot be recorded is not saved (exit 74).
+fn journal_line(journal: Option<&Arc<Journal>>, line: impl FnOnce() -> Line) -> anyhow::Result<()> {
+    match journal {
+        Some(j) => j
+            .record(&line())
+            .map_err(|e| local_error(e, "the journal of fetched messages", false)),
+        None => Ok(()),
+    }
+}
+
+/// `path` made absolute, as the journal names it (unchanged if the
+/// working directory is unknown).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// The last step of saving one message: makes it durable and says where
@@ -131,6 +157,7 @@ pub struct SaveDir {
     dir: PathBuf,
     current: Option<(Meta, BufWriter<PendingFile>)>,
     extractor: Option<Extractor>,
+    journal: Option<Arc<Journal>>,
 }
 
 /// Decoding needs a whole message in memory, so it happens on one thread,
@@ -183,17 +210,50 @@ impl SaveDir {
     pub fn open_with(dir: &Path, limits: Limits) -> anyhow::Result<Self> {
         ensure_dir(dir)?;
         probe_writable(dir)?;
+        remove_abandoned(dir);
         Ok(SaveDir {
             dir: dir.to_path_buf(),
             current: None,
             extractor: Some(Extractor::start(limits)),
+            journal: None,
         })
     }
 }
 
-/// Creates a fresh folder for a message under `dir`, never reusing one: a
-/// numeric suffix is added when the name is taken.
-fn new_folder(dir: &Path, meta: &Meta) -> anyhow::Result<PathBuf> {
+/// Removes the temporary folders (`.mailctl-PID-N.tmp`) that a killed run
+/// of a process now gone left in `dir`.
+fn remove_abandoned(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(".mailctl-"))
+            .filter(|n| n.ends_with(".tmp"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        let gone = rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH);
+        if gone && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Moves the complete folder `tmp` into `dir` under a fresh name, never
+/// reusing one: a numeric suffix is added when the name is taken. The
+/// journal line naming it is written first.
+fn place_folder(
+    dir: &Path,
+    tmp: &Path,
+    meta: &Meta,
+    journal: Option<&Arc<Journal>>,
+) -> anyhow::Result<PathBuf> {
     let base = folder_name(meta);
     for attempt in 1..10_000u32 {
         let name = if attempt == 1 {
@@ -202,7 +262,16 @@ fn new_folder(dir: &Path, meta: &Meta) -> anyhow::Result<PathBuf> {
             format!("{base}-{attempt}")
         };
         let path = dir.join(&name);
-        match fs::DirBuilder::new().mode(0o700).create(&path) {
+        if fs::symlink_metadata(&path).is_ok() {
+            continue;
+        }
+        if let Some(uidl) = &meta.uidl {
+            journal_line(journal, || Line::File {
+                uidl: uidl.clone(),
+                path: absolute(&path.join("message.eml")),
+            })?;
+        }
+        match durable::rename_no_replace(tmp, &path) {
             Ok(()) => return Ok(path),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(local_error(e, path.display(), true)),
@@ -261,6 +330,7 @@ impl Sink for SaveDir {
             dir: self.dir.clone(),
             meta,
             pending,
+            journal: self.journal.clone(),
             extract: self
                 .extractor
                 .as_ref()
@@ -276,23 +346,44 @@ impl Sink for SaveDir {
     fn parallel(&self) -> bool {
         true
     }
+
+    fn use_journal(&mut self, journal: Arc<Journal>) -> bool {
+        self.journal = Some(journal);
+        true
+    }
 }
 
 struct SaveDirCommit {
     dir: PathBuf,
     meta: Meta,
     pending: PendingFile,
+    journal: Option<Arc<Journal>>,
     extract: mpsc::Sender<ExtractJob>,
 }
 
 impl Commit for SaveDirCommit {
     fn run(self: Box<Self>) -> anyhow::Result<Saved> {
-        let folder = new_folder(&self.dir, &self.meta)?;
-        let eml = folder.join("message.eml");
-        if let Err(e) = self.pending.commit(&eml) {
-            let _ = fs::remove_dir(&folder);
-            return Err(local_error(e, eml.display(), false));
+        // The folder is complete (its message synced) under a temporary
+        // name before it appears under its own: a kill never leaves a
+        // folder without its message.
+        let tmp = self.dir.join(tmp_name());
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&tmp)
+            .map_err(|e| local_error(e, tmp.display(), true))?;
+        if let Err(e) = self.pending.commit(&tmp.join("message.eml")) {
+            let _ = fs::remove_dir(&tmp);
+            return Err(local_error(e, self.dir.display(), false));
         }
+        let folder = match place_folder(&self.dir, &tmp, &self.meta, self.journal.as_ref()) {
+            Ok(folder) => folder,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        durable::sync_dir(&self.dir).map_err(|e| local_error(e, self.dir.display(), false))?;
+        let eml = folder.join("message.eml");
         let (reply, answer) = mpsc::channel();
         let job = ExtractJob {
             eml,
@@ -329,7 +420,8 @@ fn extract_parts(eml: &Path, folder: &Path, limits: Limits) -> anyhow::Result<Op
 /// `--maildir DIR`: delivery into `tmp/`, then `new/` (crate::store::maildir).
 pub struct MaildirSink {
     maildir: Maildir,
-    current: Option<BufWriter<Delivery>>,
+    current: Option<(Option<String>, BufWriter<Delivery>)>,
+    journal: Option<Arc<Journal>>,
 }
 
 impl MaildirSink {
@@ -340,33 +432,43 @@ impl MaildirSink {
         Ok(MaildirSink {
             maildir,
             current: None,
+            journal: None,
         })
     }
 }
 
 impl Sink for MaildirSink {
-    fn begin(&mut self, _meta: &Meta) -> anyhow::Result<()> {
+    fn begin(&mut self, meta: &Meta) -> anyhow::Result<()> {
         self.abort();
         let delivery = self
             .maildir
             .deliver()
             .map_err(|e| local_error(e, self.maildir.root().display(), true))?;
-        self.current = Some(BufWriter::with_capacity(64 * 1024, delivery));
+        self.current = Some((
+            meta.uidl.clone(),
+            BufWriter::with_capacity(64 * 1024, delivery),
+        ));
         Ok(())
     }
 
     fn write(&mut self, data: &[u8]) -> anyhow::Result<()> {
-        let w = self.current.as_mut().expect("message begun");
+        let (_, w) = self.current.as_mut().expect("message begun");
         w.write_all(data)
             .map_err(|e| local_error(e, self.maildir.root().display(), false))
     }
 
     fn finish(&mut self) -> anyhow::Result<Box<dyn Commit>> {
-        let w = self.current.take().expect("message begun");
+        let (uidl, w) = self.current.take().expect("message begun");
         let root = self.maildir.root().display().to_string();
         let delivery = w
             .into_inner()
             .map_err(|e| local_error(e.into_error(), &root, false))?;
+        if let Some(uidl) = uidl {
+            journal_line(self.journal.as_ref(), || Line::File {
+                uidl,
+                path: absolute(delivery.path()),
+            })?;
+        }
         Ok(Box::new(MaildirCommit { root, delivery }))
     }
 
@@ -375,6 +477,11 @@ impl Sink for MaildirSink {
     }
 
     fn parallel(&self) -> bool {
+        true
+    }
+
+    fn use_journal(&mut self, journal: Arc<Journal>) -> bool {
+        self.journal = Some(journal);
         true
     }
 }
@@ -519,20 +626,28 @@ fn asctime(now: SystemTime) -> String {
     )
 }
 
-/// `--mbox FILE`: messages appended in mboxrd format under an exclusive
-/// lock held for the whole run; each message is synced before it counts
-/// as saved, and a message that fails half-way is cut off again.
+/// `--mbox FILE`: messages appended in mboxrd format under the locks of
+/// [`crate::store::lock::lock_mbox`] (dotlock, `fcntl`, `flock`) held for
+/// the whole run; each message is synced before it counts as saved, and a
+/// message that fails half-way is cut off again.
 pub struct MboxSink {
     path: PathBuf,
+    _lock: crate::store::lock::MboxLock,
     file: std::sync::Arc<File>,
     encoder: MboxrdEncoder,
     buf: Vec<u8>,
     start: Option<u64>,
+    /// The UIDL of the message being appended.
+    uidl: Option<String>,
+    journal: Option<Arc<Journal>>,
 }
 
 impl MboxSink {
-    /// Opens (creating, mode 0600) and locks the mbox file.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
+    /// Opens (creating, mode 0600) and locks the mbox file, waiting up to
+    /// [`crate::store::lock::WAIT`] for another holder. `torn` is where a
+    /// killed run left part of a message at the end: it is cut off again
+    /// if a message separator of ours is still there.
+    pub fn open(path: &Path, torn: Option<u64>) -> anyhow::Result<Self> {
         let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
@@ -542,17 +657,9 @@ impl MboxSink {
             .custom_flags(crate::store::durable::NO_FOLLOW)
             .open(path)
             .map_err(|e| local_error(e, path.display(), true))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(fail(
-                    Exit::TempFail,
-                    format!("{}: locked by another program", path.display()),
-                ))
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(local_error(e, path.display(), false))
-            }
+        let lock = crate::store::lock::lock_mbox(path, &file, crate::store::lock::WAIT)?;
+        if let Some(at) = torn {
+            cut_torn(&file, at).map_err(|e| local_error(e, path.display(), false))?;
         }
         if !existed {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
@@ -561,10 +668,13 @@ impl MboxSink {
         }
         Ok(MboxSink {
             path: path.to_path_buf(),
+            _lock: lock,
             file: std::sync::Arc::new(file),
             encoder: MboxrdEncoder::default(),
             buf: Vec::with_capacity(128 * 1024),
             start: None,
+            uidl: None,
+            journal: None,
         })
     }
 
@@ -580,9 +690,16 @@ impl MboxSink {
 }
 
 impl Sink for MboxSink {
-    fn begin(&mut self, _meta: &Meta) -> anyhow::Result<()> {
+    fn begin(&mut self, meta: &Meta) -> anyhow::Result<()> {
         self.abort();
         let start = self.file.metadata().map_err(|e| self.io(e))?.len();
+        self.uidl = meta.uidl.clone();
+        if self.uidl.is_some() {
+            journal_line(self.journal.as_ref(), || Line::Begin {
+                path: absolute(&self.path),
+                start,
+            })?;
+        }
         self.start = Some(start);
         self.encoder = MboxrdEncoder::default();
         self.buf.clear();
@@ -605,6 +722,26 @@ impl Sink for MboxSink {
             self.abort();
             return Err(err);
         }
+        if let (Some(uidl), Some(start)) = (self.uidl.take(), self.start) {
+            let end = match self.file.metadata() {
+                Ok(m) => m.len(),
+                Err(e) => {
+                    let err = self.io(e);
+                    self.abort();
+                    return Err(err);
+                }
+            };
+            let path = absolute(&self.path);
+            if let Err(e) = journal_line(self.journal.as_ref(), || Line::Mbox {
+                uidl,
+                path,
+                start,
+                end,
+            }) {
+                self.abort();
+                return Err(e);
+            }
+        }
         self.start = None;
         Ok(Box::new(MboxCommit {
             path: self.path.clone(),
@@ -616,6 +753,11 @@ impl Sink for MboxSink {
         false
     }
 
+    fn use_journal(&mut self, journal: Arc<Journal>) -> bool {
+        self.journal = Some(journal);
+        true
+    }
+
     fn abort(&mut self) {
         self.buf.clear();
         if let Some(start) = self.start.take() {
@@ -624,6 +766,29 @@ impl Sink for MboxSink {
             let _ = self.file.sync_data();
         }
     }
+}
+
+/// Cuts off what a killed run left of a message from offset `at` on, if
+/// the bytes there still start one of our separator lines and no other
+/// message follows it (another program may have appended one since).
+fn cut_torn(file: &File, at: u64) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len <= at {
+        return Ok(());
+    }
+    let mut tail = Vec::new();
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(at))?;
+    reader.read_to_end(&mut tail)?;
+    let sep = b"From MAILER-DAEMON ";
+    let ours = tail.starts_with(sep) || sep.starts_with(&tail);
+    let another = memchr::memmem::find(&tail, b"\n\nFrom ").is_some();
+    if ours && !another {
+        file.set_len(at)?;
+        file.sync_data()?;
+    }
+    Ok(())
 }
 
 /// Syncs the mbox file: everything appended so far, this message
@@ -898,7 +1063,7 @@ mod tests {
     fn mbox_abort_cuts_partial_message() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("box");
-        let mut sink = MboxSink::open(&path).unwrap();
+        let mut sink = MboxSink::open(&path, None).unwrap();
         sink.begin(&Meta {
             number: 1,
             uidl: None,
@@ -920,7 +1085,7 @@ mod tests {
         assert!(after_first.starts_with(b"From MAILER-DAEMON "));
         assert!(after_first.ends_with(b"Subject: a\n\n>From me\n\n"));
         // A second opener cannot take the lock.
-        let err = MboxSink::open(&path).err().unwrap();
+        let err = MboxSink::open(&path, None).err().unwrap();
         assert_eq!(crate::exit::exit_status(&err), Exit::TempFail);
     }
 }
