@@ -95,79 +95,44 @@ fn run_inputs(args: &ParseArgs) -> anyhow::Result<Exit> {
             )
         })?;
     }
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
     let several = inputs.len() > 1;
     let limits = Limits {
         max_parts: args.max_parts as usize,
     };
+    let mut out = Output {
+        out: io::BufWriter::new(io::stdout().lock()),
+        json: args.json,
+        first: true,
+    };
     let mut status = Exit::Ok;
-    let mut first_json = true;
     if args.json && several {
-        out.write_all(b"[")?;
+        out.out.write_all(b"[")?;
     }
     for (i, input) in inputs.iter().enumerate() {
         let label = input.display().to_string();
         let raw = read_input(input)?;
         let result = match &args.save_dir {
             Some(dir) => save_one(input, &raw, dir, limits).map(|(folder, manifest)| {
-                for w in &manifest.warnings {
-                    warn(&label, w);
-                }
-                if args.json {
-                    json_item(
-                        &mut out,
-                        &mut first_json,
-                        &Report {
-                            file: label.clone(),
-                            folder: Some(folder.display().to_string()),
-                            content: manifest,
-                        },
-                    )
-                } else {
-                    writeln!(
-                        out,
-                        "{}: {}",
-                        printable(label.as_bytes()),
-                        printable(folder.display().to_string().as_bytes())
-                    )
-                    .map_err(Into::into)
-                }
+                let shown = printable(folder.display().to_string().as_bytes());
+                out.report(&label, Some(&folder), &manifest.warnings, &manifest, |w| {
+                    writeln!(w, "{}: {shown}", printable(label.as_bytes()))
+                })
             }),
             None => extract::summarize_with(&raw, limits).map(|summary| {
-                for w in &summary.warnings {
-                    warn(&label, w);
-                }
-                if args.json {
-                    json_item(
-                        &mut out,
-                        &mut first_json,
-                        &Report {
-                            file: label.clone(),
-                            folder: None,
-                            content: summary,
-                        },
-                    )
-                } else {
-                    let sep = if several {
-                        format!(
-                            "{}==> {} <==\n",
-                            if i > 0 { "\n" } else { "" },
-                            printable(label.as_bytes())
-                        )
-                    } else {
-                        String::new()
-                    };
-                    out.write_all(sep.as_bytes())
-                        .and_then(|()| out.write_all(summary.render().as_bytes()))
-                        .map_err(Into::into)
-                }
+                let text = summary.render();
+                out.report(&label, None, &summary.warnings, &summary, |w| {
+                    if several {
+                        let gap = if i > 0 { "\n" } else { "" };
+                        writeln!(w, "{gap}==> {} <==", printable(label.as_bytes()))?;
+                    }
+                    w.write_all(text.as_bytes())
+                })
             }),
         };
         match result {
             Ok(written) => written?,
             Err(e) if exit_status(&e) == Exit::DataErr && several => {
-                out.flush()?;
+                out.out.flush()?;
                 eprintln!(
                     "mailctl: error: {}: {}",
                     printable(label.as_bytes()),
@@ -179,10 +144,50 @@ fn run_inputs(args: &ParseArgs) -> anyhow::Result<Exit> {
         }
     }
     if args.json {
-        out.write_all(if several { b"]\n" } else { b"\n" })?;
+        out.out.write_all(if several { b"]\n" } else { b"\n" })?;
     }
-    out.flush()?;
+    out.out.flush()?;
     Ok(status)
+}
+
+/// Where `parse` writes its results: text, or JSON items (an array when
+/// there are several inputs).
+struct Output<W: Write> {
+    out: W,
+    json: bool,
+    /// No JSON item written yet.
+    first: bool,
+}
+
+impl<W: Write> Output<W> {
+    /// Prints one input's warnings on standard error and its result:
+    /// `content` as JSON, or what `text` writes.
+    fn report<T: Serialize>(
+        &mut self,
+        label: &str,
+        folder: Option<&Path>,
+        warnings: &[String],
+        content: T,
+        text: impl FnOnce(&mut W) -> io::Result<()>,
+    ) -> anyhow::Result<()> {
+        for w in warnings {
+            warn(label, w);
+        }
+        if !self.json {
+            return text(&mut self.out).map_err(Into::into);
+        }
+        if !self.first {
+            self.out.write_all(b",\n")?;
+        }
+        self.first = false;
+        let item = Report {
+            file: label.to_string(),
+            folder: folder.map(|f| f.display().to_string()),
+            content,
+        };
+        serde_json::to_writer_pretty(&mut self.out, &item)?;
+        Ok(())
+    }
 }
 
 fn warn(label: &str, warning: &str) {
@@ -191,15 +196,6 @@ fn warn(label: &str, warning: &str) {
         printable(label.as_bytes()),
         printable(warning.as_bytes())
     );
-}
-
-fn json_item<T: Serialize>(out: &mut impl Write, first: &mut bool, item: &T) -> anyhow::Result<()> {
-    if !*first {
-        out.write_all(b",\n")?;
-    }
-    *first = false;
-    serde_json::to_writer_pretty(&mut *out, item)?;
-    Ok(())
 }
 
 fn read_input(input: &Path) -> anyhow::Result<Vec<u8>> {

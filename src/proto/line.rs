@@ -10,6 +10,13 @@
 
 use std::fmt;
 
+/// `line` as sent on the wire: its bytes followed by CRLF.
+pub fn with_crlf(line: String) -> Vec<u8> {
+    let mut bytes = line.into_bytes();
+    bytes.extend_from_slice(b"\r\n");
+    bytes
+}
+
 /// A line exceeded the reader's limit (it was discarded up to its LF).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TooLong {

@@ -14,3 +14,24 @@ pub mod pop3;
 pub mod sasl;
 pub mod smtp;
 pub mod users;
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! What the protocol tests share.
+
+    /// Checks each `(line, expected)` row of a parser's table, naming the
+    /// line that fails.
+    pub fn check_lines<'a, T: PartialEq + std::fmt::Debug>(
+        cases: &[(&'a [u8], T)],
+        parse: impl Fn(&'a [u8]) -> T,
+    ) {
+        for (line, expected) in cases {
+            assert_eq!(
+                parse(line),
+                *expected,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+}

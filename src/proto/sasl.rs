@@ -53,6 +53,11 @@ impl Mechanism {
     }
 }
 
+/// An AUTH command with an initial response, as a transcript shows it.
+pub fn shown_auth(mechanism: &str) -> String {
+    format!("AUTH {mechanism} <redacted>")
+}
+
 /// The base64 PLAIN response: `authzid NUL user NUL password`, with an empty
 /// authorisation identity.
 pub fn plain_response(user: &str, password: &str) -> String {

@@ -139,46 +139,33 @@ impl Journal {
 
 impl Line {
     fn encode(&self) -> Vec<u8> {
+        let text = |s: &str| s.as_bytes().to_vec();
+        let path = |p: &Path| p.as_os_str().as_bytes().to_vec();
+        let number = |n: &u64| n.to_string().into_bytes();
+        let words = match self {
+            Line::Delivered { uidl } => vec![text("D"), text(uidl)],
+            Line::File { uidl, path: p } => vec![text("F"), text(uidl), path(p)],
+            Line::Begin { path: p, start } => vec![text("B"), path(p), number(start)],
+            Line::Mbox {
+                uidl,
+                path: p,
+                start,
+                end,
+            } => {
+                vec![text("M"), text(uidl), path(p), number(start), number(end)]
+            }
+        };
         let mut out = Vec::with_capacity(128);
-        let mut word = |w: &[u8], first: bool| {
-            if !first {
+        for (i, word) in words.iter().enumerate() {
+            if i > 0 {
                 out.push(b' ');
             }
-            for &b in w {
+            for &b in word {
                 if b.is_ascii_graphic() && b != b'%' {
                     out.push(b);
                 } else {
                     out.extend_from_slice(format!("%{b:02x}").as_bytes());
                 }
-            }
-        };
-        let os = |p: &Path| p.as_os_str().as_bytes().to_vec();
-        match self {
-            Line::Delivered { uidl } => {
-                word(b"D", true);
-                word(uidl.as_bytes(), false);
-            }
-            Line::File { uidl, path } => {
-                word(b"F", true);
-                word(uidl.as_bytes(), false);
-                word(&os(path), false);
-            }
-            Line::Begin { path, start } => {
-                word(b"B", true);
-                word(&os(path), false);
-                word(start.to_string().as_bytes(), false);
-            }
-            Line::Mbox {
-                uidl,
-                path,
-                start,
-                end,
-            } => {
-                word(b"M", true);
-                word(uidl.as_bytes(), false);
-                word(&os(path), false);
-                word(start.to_string().as_bytes(), false);
-                word(end.to_string().as_bytes(), false);
             }
         }
         out.push(b'\n');

@@ -80,26 +80,21 @@ pub fn ascii_domain(address: &str) -> anyhow::Result<String> {
 /// Splits at commas that are outside quotes and angle brackets.
 fn split_items(text: &str) -> anyhow::Result<Vec<&str>> {
     let mut items = Vec::new();
-    let (mut quoted, mut escaped, mut angle) = (false, false, false);
+    let mut angle = false;
     let mut start = 0;
-    for (i, c) in text.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
+    let mut scan = Unquoted::new(text);
+    for (i, c) in scan.by_ref() {
         match c {
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
+            '<' => angle = true,
+            '>' => angle = false,
+            ',' if !angle => {
                 items.push(&text[start..i]);
                 start = i + 1;
             }
             _ => {}
         }
     }
-    if quoted {
+    if scan.quoted {
         return Err(usage(format!(
             "unbalanced quotes in '{}'",
             printable(text.as_bytes())
@@ -107,6 +102,41 @@ fn split_items(text: &str) -> anyhow::Result<Vec<&str>> {
     }
     items.push(&text[start..]);
     Ok(items)
+}
+
+/// The characters of a header value that stand outside quoted strings,
+/// with their positions (quotes and backslash escapes skipped).
+struct Unquoted<'a> {
+    chars: std::str::CharIndices<'a>,
+    /// Whether the scan is inside a quoted string (at the end: unbalanced).
+    quoted: bool,
+}
+
+impl<'a> Unquoted<'a> {
+    fn new(text: &'a str) -> Self {
+        Unquoted {
+            chars: text.char_indices(),
+            quoted: false,
+        }
+    }
+}
+
+impl Iterator for Unquoted<'_> {
+    type Item = (usize, char);
+
+    fn next(&mut self) -> Option<(usize, char)> {
+        loop {
+            let (i, c) = self.chars.next()?;
+            match c {
+                '\\' if self.quoted => {
+                    self.chars.next();
+                }
+                '"' => self.quoted = !self.quoted,
+                _ if self.quoted => {}
+                _ => return Some((i, c)),
+            }
+        }
+    }
 }
 
 fn unquote(name: &str) -> String {
@@ -181,20 +211,7 @@ pub fn parse_list(text: &str) -> anyhow::Result<Vec<Mailbox>> {
 
 /// The position of the '<' that opens the address, outside quotes.
 fn find_angle(item: &str) -> Option<usize> {
-    let (mut quoted, mut escaped) = (false, false);
-    for (i, c) in item.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => return Some(i),
-            _ => {}
-        }
-    }
-    None
+    Unquoted::new(item).find(|&(_, c)| c == '<').map(|(i, _)| i)
 }
 
 #[cfg(test)]
@@ -225,6 +242,10 @@ mod tests {
             vec![mb(Some("say \"hi\""), "q@x.org")]
         );
         assert_eq!(parse_list("<b@x.org>").unwrap(), vec![mb(None, "b@x.org")]);
+        assert_eq!(
+            parse_list(r#""a <b>, \\c" <c@x.org>"#).unwrap(),
+            vec![mb(Some("a <b>, \\c"), "c@x.org")]
+        );
         assert_eq!(
             parse_list("用户@例子.测试").unwrap()[0].address,
             "用户@xn--fsqu00a.xn--0zwm56d"

@@ -179,9 +179,7 @@ impl Command {
             Command::Noop => "NOOP".to_string(),
             Command::Quit => "QUIT".to_string(),
         };
-        let mut bytes = line.into_bytes();
-        bytes.extend_from_slice(b"\r\n");
-        Ok(bytes)
+        Ok(crate::proto::line::with_crlf(line))
     }
 
     /// The line as shown in a transcript: passwords, digests and SASL
@@ -193,7 +191,7 @@ impl Command {
             Command::Auth {
                 mechanism,
                 initial: Some(_),
-            } => format!("AUTH {mechanism} <redacted>"),
+            } => crate::proto::sasl::shown_auth(mechanism),
             Command::SaslResponse(_) => "<redacted>".to_string(),
             other => {
                 let wire = other.render().unwrap_or_default();
@@ -474,14 +472,7 @@ mod tests {
             (b"DELE", Err(ParseError::BadNumber)),
             (b"AUTH PLAIN a b", Err(ParseError::Syntax)),
         ];
-        for (line, expected) in cases {
-            assert_eq!(
-                parse(line).command,
-                *expected,
-                "{:?}",
-                String::from_utf8_lossy(line)
-            );
-        }
+        crate::proto::testing::check_lines(cases, |line| parse(line).command);
         assert_eq!(parse(b"uidl\r\n").verb, "UIDL");
     }
 }

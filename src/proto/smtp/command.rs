@@ -148,9 +148,7 @@ impl Command<'_> {
             }
             Command::Help => "HELP".to_string(),
         };
-        let mut bytes = line.into_bytes();
-        bytes.extend_from_slice(b"\r\n");
-        Ok(bytes)
+        Ok(crate::proto::line::with_crlf(line))
     }
 
     /// The line shown in the transcript: the command itself, except that
@@ -160,7 +158,7 @@ impl Command<'_> {
             Command::Auth {
                 mechanism,
                 initial: Some(_),
-            } => format!("AUTH {} <redacted>", mechanism.name()),
+            } => crate::proto::sasl::shown_auth(mechanism.name()),
             Command::AuthResponse(_) => "<redacted>".to_string(),
             other => match other.render() {
                 Ok(bytes) => String::from_utf8_lossy(&bytes).trim_end().to_string(),
@@ -551,14 +549,7 @@ mod tests {
             (b"DATA now", Err(ParseError::Syntax)),
             (b"VRFY  ", Err(ParseError::Syntax)),
         ];
-        for (line, expected) in cases {
-            assert_eq!(
-                parse(line).command,
-                *expected,
-                "{:?}",
-                String::from_utf8_lossy(line)
-            );
-        }
+        crate::proto::testing::check_lines(cases, |line| parse(line).command);
         let long = format!("EHLO {}", "a".repeat(MAX_DOMAIN + 1));
         assert_eq!(
             parse(long.as_bytes()).command,

@@ -103,6 +103,10 @@ run_once() {
 # measure WORKLOAD CLIENT RTT_MS TARGET_PORT RUNS CMD
 measure() {
     local workload=$1 client=$2 rtt=$3 target=$4 runs=$5 cmd=$6 i rc=0 rt=- conns=-
+    if [ "$runs" -lt 1 ]; then
+        bench_log "$workload / $client / +${rtt} ms RTT: skipped (0 runs asked)"
+        return 0
+    fi
     : >"$BENCH_WORK/wall"
     : >"$BENCH_WORK/rss"
     bench_log "$workload / $client / +${rtt} ms RTT: $runs run(s)"
