@@ -30,8 +30,10 @@ fn mailctl(args: &[&str]) -> Output {
         .expect("mailctl runs")
 }
 
+/// The state directory of this test run, kept under cargo's target
+/// directory so runs leave nothing behind in the system's temporary folder.
 fn state_home() -> PathBuf {
-    std::env::temp_dir().join(format!("mailctl-roundtrip-state-{}", std::process::id()))
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("roundtrip-state-{}", std::process::id()))
 }
 
 fn ok(out: &Output) -> String {
