@@ -153,6 +153,10 @@ pub enum SmtpAuth {
     CramMd5,
     /// AUTH XOAUTH2 (the password source yields a token).
     Xoauth2,
+    /// AUTH SCRAM-SHA-1.
+    ScramSha1,
+    /// AUTH SCRAM-SHA-256.
+    ScramSha256,
 }
 
 /// `auth = "..."` in a `pop3` table.
@@ -169,6 +173,10 @@ pub enum Pop3Auth {
     Plain,
     /// AUTH XOAUTH2.
     Xoauth2,
+    /// AUTH SCRAM-SHA-1.
+    ScramSha1,
+    /// AUTH SCRAM-SHA-256.
+    ScramSha256,
 }
 
 /// The wire-independent name of an auth setting, as the command line spells it.
@@ -185,6 +193,8 @@ impl AuthName for SmtpAuth {
             SmtpAuth::Login => "login",
             SmtpAuth::CramMd5 => "cram-md5",
             SmtpAuth::Xoauth2 => "xoauth2",
+            SmtpAuth::ScramSha1 => "scram-sha-1",
+            SmtpAuth::ScramSha256 => "scram-sha-256",
         }
     }
 }
@@ -197,6 +207,8 @@ impl AuthName for Pop3Auth {
             Pop3Auth::Apop => "apop",
             Pop3Auth::Plain => "plain",
             Pop3Auth::Xoauth2 => "xoauth2",
+            Pop3Auth::ScramSha1 => "scram-sha-1",
+            Pop3Auth::ScramSha256 => "scram-sha-256",
         }
     }
 }

@@ -178,7 +178,7 @@ ssl_key = <$TLS/server.key
 $DH
 ssl_min_protocol = TLSv1.2
 
-auth_mechanisms = plain login cram-md5 apop
+auth_mechanisms = plain login cram-md5 apop scram-sha-1 scram-sha-256
 # Loopback counts as secure for Dovecot, so plaintext logins on 127.0.0.1
 # work without TLS too (the clients are the ones that must insist on TLS).
 disable_plaintext_auth = yes
