@@ -163,6 +163,7 @@ fn run(o: Options) -> anyhow::Result<()> {
             secret: Password::default().obtain(&format!("Password for {user}: "))?,
             user,
             mechanism: None,
+            nonce: mailctl::crypto::nonce()?,
         }),
         None => None,
     };
