@@ -102,6 +102,18 @@ const TESTS: &[(&str, Body)] = &[
         fetch_with_wrong_password_is_an_authentication_failure,
     ),
     (
+        "send_with_scram_sha256_by_default",
+        send_with_scram_sha256_by_default,
+    ),
+    (
+        "fetch_all_over_stls_with_scram_sha256",
+        fetch_all_over_stls_with_scram_sha256,
+    ),
+    (
+        "fetch_all_over_implicit_tls_with_scram_sha1",
+        fetch_all_over_implicit_tls_with_scram_sha1,
+    ),
+    (
         "round_trip_send_through_postfix_fetch_from_dovecot",
         round_trip_send_through_postfix_fetch_from_dovecot,
     ),
@@ -1001,6 +1013,8 @@ fn fetch_all_and_compare(env: &InteropEnv, user: &str, port_key: &str, tls: &str
         "user" => "C: PASS <redacted>",
         "apop" => "C: APOP",
         "plain" => "C: AUTH PLAIN",
+        "scram-sha-256" => "C: AUTH SCRAM-SHA-256 <redacted>",
+        "scram-sha-1" => "C: AUTH SCRAM-SHA-1 <redacted>",
         other => panic!("no transcript check for --auth {other}"),
     };
     assert!(transcript.contains(login), "{login} in:\n{transcript}");
@@ -1025,6 +1039,53 @@ fn fetch_all_over_implicit_tls_with_auth_plain(env: &InteropEnv) {
 
 fn fetch_all_over_stls_with_apop(env: &InteropEnv) {
     fetch_all_and_compare(env, "frank", "POP3_PORT", "starttls", "apop");
+}
+
+fn fetch_all_over_stls_with_scram_sha256(env: &InteropEnv) {
+    fetch_all_and_compare(env, "quinn", "POP3_PORT", "starttls", "scram-sha-256");
+}
+
+fn fetch_all_over_implicit_tls_with_scram_sha1(env: &InteropEnv) {
+    fetch_all_and_compare(env, "rupert", "POP3S_PORT", "implicit", "scram-sha-1");
+}
+
+/// `--auth auto` picks SCRAM-SHA-256 from Postfix's list (Dovecot SASL
+/// behind it), Postfix accepts the proof and mailctl the server's
+/// signature; the transcript shows neither the proof nor the password.
+fn send_with_scram_sha256_by_default(env: &InteropEnv) {
+    let token = token("scram");
+    let state = temp_dir();
+    let output = mailctl(
+        &env.alice_sends(
+            "SMTP_SUBMISSION_PORT",
+            &[
+                "-v",
+                "--from",
+                "alice@example.test",
+                "--to",
+                "sybil@example.test",
+                "--subject",
+                &token,
+                "--body",
+                "scram",
+            ],
+        ),
+        Some(env.password("alice")),
+        state.path(),
+    );
+    assert_ok(&output, "send with --auth auto");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("C: AUTH SCRAM-SHA-256 <redacted>"),
+        "SCRAM-SHA-256 chosen:\n{stderr}"
+    );
+    assert!(!stderr.contains(",p="), "proof leaked:\n{stderr}");
+    assert!(
+        !stderr.contains(env.password("alice")),
+        "password leaked:\n{stderr}"
+    );
+    let raw = wait_for_delivery(&env.maildir("sybil"), &token);
+    assert!(contains(&raw, b"Authenticated sender: alice"));
 }
 
 fn fetch_list_decodes_gb18030_subjects(env: &InteropEnv) {

@@ -27,7 +27,7 @@ POP3S_PORT=10995
 # others each belong to one interop test so parallel tests never share a
 # mailbox; sink's mail is discarded (send benchmarks); bench and bigbench hold
 # the fetch benchmark's mailboxes.
-USERS="alice bob carol dave erin frank grace heidi ivan judy mike oscar peggy sink bench bigbench"
+USERS="alice bob carol dave erin frank grace heidi ivan judy mike oscar peggy quinn rupert sybil sink bench bigbench"
 PACKAGES="postfix dovecot-core dovecot-pop3d swaks libnet-ssleay-perl libio-socket-ssl-perl msmtp mpop fetchmail curl hyperfine python3 openssl time bsdextrautils procps ca-certificates"
 
 INSTALL=1
