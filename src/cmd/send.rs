@@ -21,7 +21,8 @@ use crate::transcript::Transcript;
 /// `--auth` choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AuthChoice {
-    /// The strongest password mechanism the server offers.
+    /// The strongest password mechanism the server offers; for an account
+    /// with OAuth 2, OAUTHBEARER, then XOAUTH2.
     Auto,
     /// PLAIN (RFC 4616), sent as an initial response.
     Plain,
@@ -32,6 +33,9 @@ pub enum AuthChoice {
     /// XOAUTH2: the password source yields an OAuth 2 access token.
     #[value(name = "xoauth2")]
     XOAuth2,
+    /// OAUTHBEARER (RFC 7628): an OAuth 2 access token, as XOAUTH2.
+    #[value(name = "oauthbearer")]
+    OAuthBearer,
     /// SCRAM-SHA-1 (RFC 5802): the password is not sent and the server
     /// proves it knows it.
     #[value(name = "scram-sha-1")]
@@ -49,6 +53,7 @@ impl AuthChoice {
             AuthChoice::Login => Some(Mechanism::Login),
             AuthChoice::CramMd5 => Some(Mechanism::CramMd5),
             AuthChoice::XOAuth2 => Some(Mechanism::XOAuth2),
+            AuthChoice::OAuthBearer => Some(Mechanism::OAuthBearer),
             AuthChoice::ScramSha1 => Some(Mechanism::ScramSha1),
             AuthChoice::ScramSha256 => Some(Mechanism::ScramSha256),
         }
@@ -381,6 +386,7 @@ pub(crate) fn smtp_settings(
             user,
             secret,
             mechanism,
+            token: mechanism.is_some_and(Mechanism::takes_token),
             nonce: crate::crypto::nonce()?,
         }),
         None => None,

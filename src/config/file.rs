@@ -153,6 +153,8 @@ pub enum SmtpAuth {
     CramMd5,
     /// AUTH XOAUTH2 (the password source yields a token).
     Xoauth2,
+    /// AUTH OAUTHBEARER (a token, as XOAUTH2).
+    Oauthbearer,
     /// AUTH SCRAM-SHA-1.
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
@@ -173,6 +175,8 @@ pub enum Pop3Auth {
     Plain,
     /// AUTH XOAUTH2.
     Xoauth2,
+    /// AUTH OAUTHBEARER.
+    Oauthbearer,
     /// AUTH SCRAM-SHA-1.
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
@@ -193,6 +197,7 @@ impl AuthName for SmtpAuth {
             SmtpAuth::Login => "login",
             SmtpAuth::CramMd5 => "cram-md5",
             SmtpAuth::Xoauth2 => "xoauth2",
+            SmtpAuth::Oauthbearer => "oauthbearer",
             SmtpAuth::ScramSha1 => "scram-sha-1",
             SmtpAuth::ScramSha256 => "scram-sha-256",
         }
@@ -207,6 +212,7 @@ impl AuthName for Pop3Auth {
             Pop3Auth::Apop => "apop",
             Pop3Auth::Plain => "plain",
             Pop3Auth::Xoauth2 => "xoauth2",
+            Pop3Auth::Oauthbearer => "oauthbearer",
             Pop3Auth::ScramSha1 => "scram-sha-1",
             Pop3Auth::ScramSha256 => "scram-sha-256",
         }

@@ -39,6 +39,9 @@ pub enum AuthMethod {
     Plain,
     /// AUTH XOAUTH2 with an OAuth 2 bearer token as the password.
     Xoauth2,
+    /// AUTH OAUTHBEARER (RFC 7628) with an OAuth 2 bearer token.
+    #[value(name = "oauthbearer")]
+    OAuthBearer,
     /// AUTH SCRAM-SHA-1 (RFC 5802): the password is not sent and the
     /// server proves it knows it.
     #[value(name = "scram-sha-1")]
@@ -56,6 +59,7 @@ impl From<AuthMethod> for Method {
             AuthMethod::Apop => Method::Apop,
             AuthMethod::Plain => Method::Plain,
             AuthMethod::Xoauth2 => Method::Xoauth2,
+            AuthMethod::OAuthBearer => Method::OAuthBearer,
             AuthMethod::ScramSha1 => Method::ScramSha1,
             AuthMethod::ScramSha256 => Method::ScramSha256,
         }
@@ -359,9 +363,16 @@ impl Session {
         Ok(())
     }
 
-    /// Logs in. The secret is a password, or a token for XOAUTH2. What to
+    /// Logs in. The secret is a password, or an OAuth 2 access token when
+    /// `token` is set (or the method is XOAUTH2 or OAUTHBEARER). What to
     /// send is [`Login`]'s decision; this only carries the bytes.
-    pub fn login(&mut self, method: AuthMethod, user: &str, secret: &Secret) -> anyhow::Result<()> {
+    pub fn login(
+        &mut self,
+        method: AuthMethod,
+        user: &str,
+        secret: &Secret,
+        token: bool,
+    ) -> anyhow::Result<()> {
         let server = self.endpoint.to_string();
         let nonce = crate::crypto::nonce()?;
         let request = Request {
@@ -370,6 +381,7 @@ impl Session {
             secret,
             server: &server,
             loopback: self.endpoint.is_loopback(),
+            token,
             nonce: &nonce,
         };
         let (mut login, mut commands) = Login::start(&request, &self.client)?;

@@ -158,7 +158,7 @@ pub fn probe_pop3(server: &ResolvedServer, transcript: &Transcript) -> anyhow::R
         (Some(user), true) => {
             let method = server.auth_as::<AuthMethod>()?.unwrap_or(AuthMethod::Auto);
             obtain_password(server)
-                .and_then(|secret| session.login(method, user, &secret))
+                .and_then(|secret| session.login(method, user, &secret, false))
                 .map(|()| {
                     let name = clap::ValueEnum::to_possible_value(&method)
                         .map(|v| v.get_name().to_string())

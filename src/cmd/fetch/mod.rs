@@ -358,7 +358,7 @@ fn connect(
         transcript,
     )
     .map_err(|e| crate::config::with_tls_hint(e, endpoint.port, tls))?;
-    session.login(auth, user, &secret)?;
+    session.login(auth, user, &secret, false)?;
     Ok(session)
 }
 
