@@ -49,6 +49,43 @@ pub struct Account {
     pub smtp: Option<Server<SmtpAuth>>,
     /// The POP3 server.
     pub pop3: Option<Server<Pop3Auth>>,
+    /// OAuth 2 instead of a password: `[accounts.NAME.oauth2]`.
+    pub oauth2: Option<OAuth2Table>,
+}
+
+/// `[accounts.NAME.oauth2]`: where the account's OAuth 2 tokens come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Table {
+    /// A provider whose endpoints and scopes are known.
+    pub provider: Option<Spanned<Provider>>,
+    /// The application's client id, registered with the provider.
+    pub client_id: Spanned<String>,
+    /// A command whose first output line is the client secret, for
+    /// providers that require one.
+    pub client_secret_command: Option<Spanned<String>>,
+    /// The token endpoint (instead of the provider's).
+    pub token_url: Option<Spanned<String>>,
+    /// The authorization endpoint of the code grant (instead of the
+    /// provider's).
+    pub auth_url: Option<Spanned<String>>,
+    /// The device authorization endpoint (instead of the provider's).
+    pub device_url: Option<Spanned<String>>,
+    /// The scopes to ask for (instead of the provider's).
+    pub scopes: Option<Vec<String>>,
+    /// A command that keeps the refresh token instead of a file: run with
+    /// `get`, it prints the token; with `store`, it reads it on its input.
+    pub refresh_token_command: Option<Spanned<String>>,
+}
+
+/// `provider = "..."` in an `oauth2` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    /// Microsoft 365 / Outlook.com (device authorization grant).
+    Microsoft,
+    /// Gmail (authorization code grant with PKCE, loopback redirect).
+    Google,
 }
 
 /// The three ways a table can name a password (the keys of one table).
