@@ -75,7 +75,12 @@ impl fmt::Display for Error {
                 status,
                 refusal,
             } => {
-                write!(f, "{} refused ({status}): {}", shown(url), shown(&refusal.error))?;
+                write!(
+                    f,
+                    "{} refused ({status}): {}",
+                    shown(url),
+                    shown(&refusal.error)
+                )?;
                 match &refusal.description {
                     Some(d) => write!(f, ": {}", shown(d)),
                     None => Ok(()),
@@ -325,8 +330,13 @@ impl Loopback {
                 Err(_) => Err(RedirectError::NotARedirect),
             };
             let (status, text) = match &outcome {
-                Ok(_) => ("200 OK", "mailctl has the authorization; you can close this page."),
-                Err(RedirectError::Denied(_)) => ("403 Forbidden", "The authorization was refused."),
+                Ok(_) => (
+                    "200 OK",
+                    "mailctl has the authorization; you can close this page.",
+                ),
+                Err(RedirectError::Denied(_)) => {
+                    ("403 Forbidden", "The authorization was refused.")
+                }
                 Err(_) => ("400 Bad Request", "Not the redirect mailctl waits for."),
             };
             let _ = write!(
@@ -338,7 +348,9 @@ impl Loopback {
             match outcome {
                 Ok(code) => return Ok(code),
                 Err(RedirectError::Denied(why)) => {
-                    return Err(Error::Redirect(format!("the authorization was refused: {why}")))
+                    return Err(Error::Redirect(format!(
+                        "the authorization was refused: {why}"
+                    )))
                 }
                 Err(_) => strays += 1,
             }

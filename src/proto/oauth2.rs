@@ -308,10 +308,7 @@ mod tests {
             br#"{}"#,
             b"<html>",
         ] {
-            assert!(matches!(
-                parse_grant(bad),
-                Err(AnswerError::Malformed(_))
-            ));
+            assert!(matches!(parse_grant(bad), Err(AnswerError::Malformed(_))));
         }
     }
 
