@@ -133,6 +133,10 @@ const TESTS: &[(&str, Body)] = &[
         oauth2::oauth2_expired_token_is_refreshed_and_rotation_kept,
     ),
     (
+        "oauth2_concurrent_runs_renew_once",
+        oauth2::oauth2_concurrent_runs_renew_once,
+    ),
+    (
         "oauth2_refused_cached_token_is_retried_once",
         oauth2::oauth2_refused_cached_token_is_retried_once,
     ),

@@ -71,6 +71,10 @@ pub struct StatusArgs {
 /// Seconds each request to a token server may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a run waits for another one renewing the same account's
+/// tokens: longer than one request may take.
+const LOCK_WAIT: Duration = Duration::from_secs(40);
+
 /// Runs `mailctl oauth2`.
 pub fn run(args: OAuth2Args, globals: Globals) -> anyhow::Result<Exit> {
     match args.action {
@@ -111,17 +115,22 @@ pub fn access_token(
     use_cache: bool,
 ) -> anyhow::Result<AccessToken> {
     let files = TokenFiles::for_account(&settings.account)?;
-    let now = crate::system::unix_now();
-    if use_cache {
-        if let Some(cached) = files.read_access()? {
-            if cached.expires_at > now + messages::EXPIRY_MARGIN_SECS {
-                transcript.note("oauth2", "using the cached access token");
-                return Ok(AccessToken {
-                    secret: cached.token,
-                    cached: true,
-                });
-            }
-        }
+    if let Some(cached) = usable_cache(&files, use_cache, transcript)? {
+        return Ok(cached);
+    }
+    let _lock = files.lock(LOCK_WAIT).map_err(|e| match e {
+        crate::store::Error::Busy { .. } => fail(
+            Exit::TempFail,
+            format!(
+                "another run is renewing the token of account '{}'; try again later",
+                settings.account
+            ),
+        ),
+        other => other.into(),
+    })?;
+    // Another run may have renewed it while this one waited.
+    if let Some(cached) = usable_cache(&files, use_cache, transcript)? {
+        return Ok(cached);
     }
     let Some(refresh_token) = read_refresh(settings, &files)? else {
         return Err(fail(
@@ -147,6 +156,29 @@ pub fn access_token(
         secret: grant.access_token,
         cached: false,
     })
+}
+
+/// The cached access token, if `use_cache` and it has more than
+/// [`messages::EXPIRY_MARGIN_SECS`] to live.
+fn usable_cache(
+    files: &TokenFiles,
+    use_cache: bool,
+    transcript: &Transcript,
+) -> anyhow::Result<Option<AccessToken>> {
+    if !use_cache {
+        return Ok(None);
+    }
+    let now = crate::system::unix_now();
+    match files.read_access()? {
+        Some(cached) if cached.expires_at > now + messages::EXPIRY_MARGIN_SECS => {
+            transcript.note("oauth2", "using the cached access token");
+            Ok(Some(AccessToken {
+                secret: cached.token,
+                cached: true,
+            }))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Forgets the cached token after a server refused it, and obtains a new

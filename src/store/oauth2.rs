@@ -107,6 +107,15 @@ impl TokenFiles {
         write_private(&self.access_path(), &bytes)
     }
 
+    /// Takes the lock that lets one run at a time renew the account's
+    /// tokens (a provider that rotates refresh tokens accepts each only
+    /// once), waiting up to `wait`.
+    pub fn lock(&self, wait: std::time::Duration) -> Result<crate::store::lock::StateLock, Error> {
+        let path = self.refresh_path();
+        crate::store::uidl::prepare_dir(&path)?;
+        crate::store::lock::lock_state(&path, wait)
+    }
+
     /// Forgets the cached access token (after the server refused it).
     pub fn forget_access(&self) -> Result<(), Error> {
         match fs::remove_file(self.access_path()) {

@@ -274,6 +274,30 @@ pub fn oauth2_expired_token_is_refreshed_and_rotation_kept(env: &InteropEnv) {
     account.check_private(&[&output, &again]);
 }
 
+/// Runs started together with an expired cache renew the token once: the
+/// others wait for the first and use what it cached, so a provider that
+/// rotates refresh tokens (each valid once) refuses none of them.
+pub fn oauth2_concurrent_runs_renew_once(env: &InteropEnv) {
+    let server = TokenServer::start(env, "otto", &["--rotate"]);
+    let account = Account::new(env, "otto", &server, "");
+    account.store_refresh(&server.refresh_token());
+    account.cache_access("expired-token", now() - 10);
+    let account = std::sync::Arc::new(account);
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let account = account.clone();
+            std::thread::spawn(move || account.run(&["fetch", "--list"]))
+        })
+        .collect();
+    let outputs: Vec<Output> = runs.into_iter().map(|r| r.join().expect("run")).collect();
+    for output in &outputs {
+        assert_ok(output, "a concurrent fetch");
+    }
+    assert_eq!(server.stats()["refresh"], 1, "one renewal for all runs");
+    assert_eq!(server.stats()["refused"], 0);
+    account.check_private(&outputs.iter().collect::<Vec<_>>());
+}
+
 /// A cached token the server refuses (signed with another key) is
 /// retried once with a fresh one, for SMTP and for POP3.
 pub fn oauth2_refused_cached_token_is_retried_once(env: &InteropEnv) {

@@ -42,7 +42,7 @@ class State:
     def __init__(self, args, key):
         self.args = args
         self.key = key
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.refresh_tokens = {}  # token -> user
         self.device_codes = {}  # device_code -> {"user_code", "user", "approved"}
         self.codes = {}  # code -> {"user", "challenge", "redirect_uri"}
