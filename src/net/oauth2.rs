@@ -360,3 +360,57 @@ impl Loopback {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+
+    /// Sends one request line to the listener and returns its answer.
+    fn browse(port: u16, line: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(stream, "{line}\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    #[test]
+    fn loopback_takes_the_redirect_with_our_state_only() {
+        let loopback = Loopback::bind().unwrap();
+        let port = loopback.listener.local_addr().unwrap().port();
+        assert_eq!(loopback.redirect_uri, format!("http://127.0.0.1:{port}/"));
+        let browser = std::thread::spawn(move || {
+            let stray = browse(port, "GET /favicon.ico HTTP/1.1");
+            let forged = browse(port, "GET /?state=theirs&code=evil HTTP/1.1");
+            let good = browse(port, "GET /?state=ours&code=c0de HTTP/1.1");
+            (stray, forged, good)
+        });
+        let code = loopback
+            .wait_for_code("ours", Duration::from_secs(30))
+            .unwrap();
+        assert_eq!(code.expose(), "c0de");
+        let (stray, forged, good) = browser.join().unwrap();
+        assert!(stray.starts_with("HTTP/1.1 400"), "{stray}");
+        assert!(forged.starts_with("HTTP/1.1 400"), "{forged}");
+        assert!(good.starts_with("HTTP/1.1 200"), "{good}");
+    }
+
+    #[test]
+    fn loopback_reports_a_refusal_and_gives_up_in_time() {
+        let loopback = Loopback::bind().unwrap();
+        let port = loopback.listener.local_addr().unwrap().port();
+        let browser =
+            std::thread::spawn(move || browse(port, "GET /?state=s&error=access_denied HTTP/1.1"));
+        let err = loopback
+            .wait_for_code("s", Duration::from_secs(30))
+            .unwrap_err();
+        assert!(err.to_string().contains("access_denied"), "{err}");
+        assert!(browser.join().unwrap().starts_with("HTTP/1.1 403"));
+        let err = Loopback::bind()
+            .unwrap()
+            .wait_for_code("s", Duration::from_millis(200))
+            .unwrap_err();
+        assert!(err.to_string().contains("in time"), "{err}");
+    }
+}

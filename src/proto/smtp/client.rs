@@ -1264,6 +1264,63 @@ mod tests {
         ));
     }
 
+    /// Runs a client against the server's bytes fed `chunk` at a time:
+    /// what the client sent, and how the session ended.
+    fn chunked_session(cfg: ClientConfig, server: &[u8], chunk: usize) -> (Vec<u8>, String) {
+        let mut client = Client::new(cfg);
+        let mut reader = ReplyReader::new();
+        let (mut sent, mut rest) = (Vec::new(), server);
+        loop {
+            let Some(reply) = reader.next_reply() else {
+                assert!(!rest.is_empty(), "the server script ended");
+                let take = chunk.min(rest.len());
+                reader.feed(&rest[..take]).expect("well-formed replies");
+                rest = &rest[take..];
+                continue;
+            };
+            match client.on_reply(reply) {
+                Event::Send(flight) => sent.extend_from_slice(&flight.wire),
+                Event::Wait => {}
+                Event::Close | Event::Abort(_) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(rest.is_empty() && !reader.has_partial());
+        let outcome = match client.finish() {
+            Ok(report) => format!("ok {:?}", report.auth),
+            Err(failed) => format!("{}", failed.0),
+        };
+        (sent, outcome)
+    }
+
+    /// The OAUTHBEARER error dance of RFC 7628 section 3.2.2 as Postfix
+    /// (through Dovecot) performs it, the server's bytes in every chunk
+    /// size; then a probe the token passes.
+    #[test]
+    fn oauthbearer_transcript_in_every_chunk_size() {
+        let mut cfg = with_auth(config(TlsPolicy::Implicit), None);
+        cfg.credentials.as_mut().unwrap().token = true;
+        let refused: &[u8] = b"220 mx ESMTP\r\n250-mx\r\n250-AUTH PLAIN OAUTHBEARER XOAUTH2\r\n\
+            250 CHUNKING\r\n334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n\
+            535 5.7.8 Error: authentication failed\r\n221 2.0.0 Bye\r\n";
+        let expected = format!(
+            "EHLO client.example\r\nAUTH OAUTHBEARER {}\r\nAQ==\r\nQUIT\r\n",
+            sasl::oauthbearer_response("tim", "tanstaaftanstaaf")
+        );
+        for chunk in 1..=refused.len() {
+            let (sent, outcome) = chunked_session(cfg.clone(), refused, chunk);
+            assert_eq!(String::from_utf8(sent).unwrap(), expected, "chunk {chunk}");
+            assert!(outcome.contains("535"), "chunk {chunk}: {outcome}");
+        }
+        cfg.probe = true;
+        let accepted: &[u8] = b"220 mx ESMTP\r\n250-mx\r\n250 AUTH OAUTHBEARER\r\n\
+            235 2.7.0 ok\r\n221 2.0.0 Bye\r\n";
+        for chunk in 1..=accepted.len() {
+            let (_, outcome) = chunked_session(cfg.clone(), accepted, chunk);
+            assert_eq!(outcome, "ok Some(OAuthBearer)", "chunk {chunk}");
+        }
+    }
+
     /// RFC 4954 section 4: an initial response that would make the AUTH
     /// command longer than 512 octets waits for the server's empty 334.
     #[test]
