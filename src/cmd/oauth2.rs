@@ -94,7 +94,8 @@ pub struct AccessToken {
 }
 
 /// The access token of the server's account, if the account uses OAuth 2
-/// and `mechanism` (the one asked for, `None` for auto) takes a token.
+/// and the mechanism asked for takes a token (`token_mechanism`: auto,
+/// OAUTHBEARER or XOAUTH2).
 pub fn token_for(
     server: &ResolvedServer,
     token_mechanism: bool,
@@ -115,7 +116,7 @@ pub fn access_token(
     use_cache: bool,
 ) -> anyhow::Result<AccessToken> {
     let files = TokenFiles::for_account(&settings.account)?;
-    if let Some(cached) = usable_cache(&files, use_cache, transcript)? {
+    if let Some(cached) = usable_cache(&files, use_cache, transcript) {
         return Ok(cached);
     }
     let _lock = files.lock(LOCK_WAIT).map_err(|e| match e {
@@ -129,7 +130,7 @@ pub fn access_token(
         other => other.into(),
     })?;
     // Another run may have renewed it while this one waited.
-    if let Some(cached) = usable_cache(&files, use_cache, transcript)? {
+    if let Some(cached) = usable_cache(&files, use_cache, transcript) {
         return Ok(cached);
     }
     let Some(refresh_token) = read_refresh(settings, &files)? else {
@@ -159,25 +160,26 @@ pub fn access_token(
 }
 
 /// The cached access token, if `use_cache` and it has more than
-/// [`messages::EXPIRY_MARGIN_SECS`] to live.
+/// [`messages::EXPIRY_MARGIN_SECS`] to live. An unreadable cache counts as
+/// none: the renewal replaces it.
 fn usable_cache(
     files: &TokenFiles,
     use_cache: bool,
     transcript: &Transcript,
-) -> anyhow::Result<Option<AccessToken>> {
+) -> Option<AccessToken> {
     if !use_cache {
-        return Ok(None);
+        return None;
     }
     let now = crate::system::unix_now();
-    match files.read_access()? {
-        Some(cached) if cached.expires_at > now + messages::EXPIRY_MARGIN_SECS => {
+    match files.read_access() {
+        Ok(Some(cached)) if cached.expires_at > now + messages::EXPIRY_MARGIN_SECS => {
             transcript.note("oauth2", "using the cached access token");
-            Ok(Some(AccessToken {
+            Some(AccessToken {
                 secret: cached.token,
                 cached: true,
-            }))
+            })
         }
-        _ => Ok(None),
+        _ => None,
     }
 }
 
