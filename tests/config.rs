@@ -957,6 +957,27 @@ fn oauth2_table_is_checked() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
 
+#[test]
+fn oauth2_login_needs_an_oauth2_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "config.toml", OAUTH2_SMTP, 0o644);
+    let out = mailctl(dir.path())
+        .arg("--config")
+        .arg(&path)
+        .args(["oauth2", "login", "--account", "a"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "mailctl: error: {}:1: account 'a' has no [accounts.a.oauth2] table\n",
+            path.display()
+        )
+    );
+}
+
 /// An OAuth 2 account that was never authorized says how to fix it, with
 /// 77, before connecting anywhere.
 #[test]

@@ -45,6 +45,9 @@ pub enum OAuth2Action {
     Login(LoginArgs),
     /// Show which accounts hold a token and when it expires (never the
     /// token).
+    #[command(
+        after_help = "Examples:\n  mailctl oauth2 status\n  mailctl oauth2 status --account work"
+    )]
     Status(StatusArgs),
 }
 
@@ -303,13 +306,7 @@ fn store_refresh(
 /// `oauth2 login`: the device grant where the provider has a device
 /// endpoint, else the code grant with PKCE and a loopback redirect.
 fn login(args: &LoginArgs, globals: Globals) -> anyhow::Result<Exit> {
-    let Some(settings) = crate::config::resolve_oauth2(globals.config, args.account.as_deref())?
-    else {
-        crate::bail_with!(
-            Exit::Config,
-            "the account has no [accounts.NAME.oauth2] table"
-        );
-    };
+    let settings = crate::config::resolve_oauth2(globals.config, args.account.as_deref())?;
     let transcript = Transcript::stderr(globals.verbose > 0);
     let token_client = client(&settings)?;
     let wait = Duration::from_secs(args.wait);

@@ -142,20 +142,26 @@ pub fn account_ca_file(loaded: &Loaded, name: &str) -> Option<PathBuf> {
         .map(|p| super::resolve::relative_to(&loaded.path, p.get_ref()))
 }
 
-/// The OAuth 2 settings of an account for `oauth2 login` and `oauth2
-/// status`: the file at `config` (or the default path), the account named
-/// or the default one.
+/// The OAuth 2 settings of an account for `oauth2 login`: the file at
+/// `config` (or the default path), the account named or the default one,
+/// which must have an `oauth2` table.
 pub fn resolve_oauth2(
     config: Option<&Path>,
     account: Option<&str>,
-) -> anyhow::Result<Option<OAuth2Settings>> {
+) -> anyhow::Result<OAuth2Settings> {
     let path = match config {
         Some(path) => path.to_path_buf(),
         None => super::default_path().ok_or(super::Error::NoConfigDir)?,
     };
     let loaded = super::file::load(&path)?;
     let name = super::choose_account(&loaded, account)?;
-    oauth2_settings(&loaded, name, account_ca_file(&loaded, name))
+    match oauth2_settings(&loaded, name, account_ca_file(&loaded, name))? {
+        Some(settings) => Ok(settings),
+        None => Err(loaded.error_at_table(
+            &format!("accounts.{name}"),
+            format!("account '{name}' has no [accounts.{name}.oauth2] table"),
+        )),
+    }
 }
 
 /// The OAuth 2 settings of every account of the file that has them.

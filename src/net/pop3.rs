@@ -28,7 +28,8 @@ pub enum AuthMethod {
     /// SCRAM-SHA-256 or SCRAM-SHA-1 when offered (over TLS or to a
     /// loopback server), else AUTH PLAIN when offered, else USER/PASS;
     /// APOP on an unencrypted connection when the greeting carries a valid
-    /// timestamp.
+    /// timestamp. For an account with OAuth 2: OAUTHBEARER when offered,
+    /// else XOAUTH2.
     Auto,
     /// USER and PASS (RFC 1939 section 7).
     User,

@@ -29,7 +29,8 @@ const MAX_AUTH_EVENTS: u32 = 4;
 pub enum Method {
     /// SCRAM when offered over TLS or to a loopback server, else AUTH
     /// PLAIN when offered, else USER/PASS; APOP on an unencrypted
-    /// connection when the greeting carries a valid timestamp.
+    /// connection when the greeting carries a valid timestamp. With a
+    /// token: OAUTHBEARER when offered, else XOAUTH2.
     Auto,
     /// USER and PASS.
     User,
