@@ -45,6 +45,10 @@ pub struct Account {
     /// The trusted CA certificates (PEM) for both servers, instead of the
     /// system's.
     pub ca_file: Option<Spanned<PathBuf>>,
+    /// The client certificate (PEM) for both servers.
+    pub tls_cert: Option<Spanned<PathBuf>>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<Spanned<PathBuf>>,
     /// The SMTP submission server.
     pub smtp: Option<Server<SmtpAuth>>,
     /// The POP3 server.
@@ -113,6 +117,10 @@ pub struct Server<A> {
     pub password: Option<Spanned<String>>,
     /// The trusted CA certificates (PEM), instead of the system's.
     pub ca_file: Option<Spanned<PathBuf>>,
+    /// The client certificate (PEM) to present to this server.
+    pub tls_cert: Option<Spanned<PathBuf>>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<Spanned<PathBuf>>,
     /// Seconds to wait for connecting and for each read or write.
     pub timeout: Option<Spanned<u64>>,
 }
