@@ -359,9 +359,15 @@ impl Session {
         Ok(())
     }
 
-    /// Logs in. The secret is a password, or a token for XOAUTH2. What to
-    /// send is [`Login`]'s decision; this only carries the bytes.
-    pub fn login(&mut self, method: AuthMethod, user: &str, secret: &Secret) -> anyhow::Result<()> {
+    /// Logs in, and says which method did (`auto` resolved). The secret is
+    /// a password, or a token for XOAUTH2. What to send is [`Login`]'s
+    /// decision; this only carries the bytes.
+    pub fn login(
+        &mut self,
+        method: AuthMethod,
+        user: &str,
+        secret: &Secret,
+    ) -> anyhow::Result<Method> {
         let server = self.endpoint.to_string();
         let nonce = crate::crypto::nonce()?;
         let request = Request {
@@ -386,7 +392,7 @@ impl Session {
                         break;
                     }
                     Step::Wait => {}
-                    Step::Done => return Ok(()),
+                    Step::Done => return Ok(login.method()),
                 }
             }
         }
