@@ -506,6 +506,18 @@ fn rule_violations_point_at_the_key() {
         ],
     );
     assert_refused(
+        &format!("{SMTP_OK}password_keyring = \"work\"\npassword = \"x\"\n"),
+        0o600,
+        3,
+        &["`password_keyring` and `password` both given", "keep one"],
+    );
+    assert_refused(
+        &format!("{SMTP_OK}password_keyring = \"\"\n"),
+        0o644,
+        3,
+        &["`password_keyring` must be non-empty"],
+    );
+    assert_refused(
         &format!("{SMTP_OK}password_env = \"not a name\"\n"),
         0o644,
         3,

@@ -508,6 +508,12 @@ fn configured_password(loaded: &Loaded, keys: PasswordKeys<'_>) -> Option<Config
             origin: origin(v),
         });
     }
+    if let Some(k) = keys.password_keyring {
+        return Some(ConfiguredPassword::Keyring {
+            entry: k.get_ref().clone(),
+            origin: origin(k),
+        });
+    }
     keys.password.map(|p| ConfiguredPassword::Stored {
         secret: Secret::new(p.get_ref().clone()),
         origin: origin(p),
