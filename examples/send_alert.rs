@@ -163,6 +163,7 @@ fn run(o: Options) -> anyhow::Result<()> {
             secret: Password::default().obtain(&format!("Password for {user}: "))?,
             user,
             mechanism: None,
+            nonce: mailctl::crypto::nonce()?,
         }),
         None => None,
     };
@@ -171,7 +172,7 @@ fn run(o: Options) -> anyhow::Result<()> {
         tls,
         tls_options: TlsOptions {
             ca_file: o.ca_file,
-            insecure: false,
+            ..TlsOptions::default()
         },
         timeout: Duration::from_secs(30),
         helo_name: None,

@@ -24,6 +24,15 @@ pub fn random_bytes(buf: &mut [u8]) -> std::io::Result<()> {
     getrandom::fill(buf).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
+/// A fresh random nonce for SASL (SCRAM's client nonce): 24 printable
+/// characters, no comma.
+pub fn nonce() -> std::io::Result<String> {
+    use base64::Engine;
+    let mut bytes = [0u8; 18];
+    random_bytes(&mut bytes)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,6 +166,7 @@ fn smtp_exit(e: &crate::proto::smtp::Error) -> Exit {
         }
         E::AuthRefused { reply, .. } if reply.is_permanent() => Exit::NoPerm,
         E::AuthRefused { reply, .. } => by_class(reply.class()),
+        E::Scram(e) => scram_exit(e),
         E::InvalidArgument(_) | E::NoRecipients => Exit::Usage,
         E::TooBig { .. } | E::NeedsSmtpUtf8 { .. } => Exit::Unavailable,
         E::RecipientsRefused { refused, all } => match (all, E::any_permanent(refused)) {
@@ -174,6 +175,18 @@ fn smtp_exit(e: &crate::proto::smtp::Error) -> Exit {
             (false, true) => Exit::Unavailable,
         },
         E::ConnectionLost | E::Incomplete => Exit::TempFail,
+    }
+}
+
+/// The exit status for a failed SCRAM exchange: a server that cannot prove
+/// it knows the password, or breaks the exchange, 76; a SCRAM error it
+/// reports (such as `invalid-proof`) 77; credentials SASLprep refuses 78.
+fn scram_exit(e: &crate::proto::sasl::scram::Error) -> Exit {
+    use crate::proto::sasl::scram::Error as E;
+    match e {
+        E::Prepare(_) => Exit::Config,
+        E::Server(_) => Exit::NoPerm,
+        E::ServerFirst(_) | E::TooManyIterations(_) | E::NotProven => Exit::Protocol,
     }
 }
 
@@ -192,6 +205,7 @@ fn pop3_exit(e: &crate::proto::pop3::Error) -> Exit {
         Error::BadArgument(_) => Exit::Usage,
         Error::NotAllowed(_) => Exit::Software,
         Error::Malformed(_) | Error::TooLarge(_) | Error::Unexpected(_) => Exit::Protocol,
+        Error::Scram(e) => scram_exit(e),
     }
 }
 

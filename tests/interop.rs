@@ -102,6 +102,22 @@ const TESTS: &[(&str, Body)] = &[
         fetch_with_wrong_password_is_an_authentication_failure,
     ),
     (
+        "send_with_scram_sha256_by_default",
+        send_with_scram_sha256_by_default,
+    ),
+    (
+        "fetch_all_over_stls_with_scram_sha256",
+        fetch_all_over_stls_with_scram_sha256,
+    ),
+    (
+        "fetch_all_over_implicit_tls_with_scram_sha1",
+        fetch_all_over_implicit_tls_with_scram_sha1,
+    ),
+    (
+        "send_with_a_client_certificate_is_accepted_only_with_it",
+        send_with_a_client_certificate_is_accepted_only_with_it,
+    ),
+    (
         "round_trip_send_through_postfix_fetch_from_dovecot",
         round_trip_send_through_postfix_fetch_from_dovecot,
     ),
@@ -1001,6 +1017,8 @@ fn fetch_all_and_compare(env: &InteropEnv, user: &str, port_key: &str, tls: &str
         "user" => "C: PASS <redacted>",
         "apop" => "C: APOP",
         "plain" => "C: AUTH PLAIN",
+        "scram-sha-256" => "C: AUTH SCRAM-SHA-256 <redacted>",
+        "scram-sha-1" => "C: AUTH SCRAM-SHA-1 <redacted>",
         other => panic!("no transcript check for --auth {other}"),
     };
     assert!(transcript.contains(login), "{login} in:\n{transcript}");
@@ -1025,6 +1043,98 @@ fn fetch_all_over_implicit_tls_with_auth_plain(env: &InteropEnv) {
 
 fn fetch_all_over_stls_with_apop(env: &InteropEnv) {
     fetch_all_and_compare(env, "frank", "POP3_PORT", "starttls", "apop");
+}
+
+fn fetch_all_over_stls_with_scram_sha256(env: &InteropEnv) {
+    fetch_all_and_compare(env, "quinn", "POP3_PORT", "starttls", "scram-sha-256");
+}
+
+fn fetch_all_over_implicit_tls_with_scram_sha1(env: &InteropEnv) {
+    fetch_all_and_compare(env, "rupert", "POP3S_PORT", "implicit", "scram-sha-1");
+}
+
+/// `--auth auto` picks SCRAM-SHA-256 from Postfix's list (Dovecot SASL
+/// behind it), Postfix accepts the proof and mailctl the server's
+/// signature; the transcript shows neither the proof nor the password.
+fn send_with_scram_sha256_by_default(env: &InteropEnv) {
+    let token = token("scram");
+    let state = temp_dir();
+    let output = mailctl(
+        &env.alice_sends(
+            "SMTP_SUBMISSION_PORT",
+            &[
+                "-v",
+                "--from",
+                "alice@example.test",
+                "--to",
+                "sybil@example.test",
+                "--subject",
+                &token,
+                "--body",
+                "scram",
+            ],
+        ),
+        Some(env.password("alice")),
+        state.path(),
+    );
+    assert_ok(&output, "send with --auth auto");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("C: AUTH SCRAM-SHA-256 <redacted>"),
+        "SCRAM-SHA-256 chosen:\n{stderr}"
+    );
+    assert!(!stderr.contains(",p="), "proof leaked:\n{stderr}");
+    assert!(
+        !stderr.contains(env.password("alice")),
+        "password leaked:\n{stderr}"
+    );
+    let raw = wait_for_delivery(&env.maildir("sybil"), &token);
+    assert!(contains(&raw, b"Authenticated sender: alice"));
+}
+
+/// Postfix's client-certificate listener relays only for the certificate
+/// listed by fingerprint: mailctl's `--cert`/`--key` get the message in;
+/// no certificate, or one Postfix does not know, gets 554 and exit 67.
+fn send_with_a_client_certificate_is_accepted_only_with_it(env: &InteropEnv) {
+    let token = token("clientcert");
+    let server = env.server("SMTP_CLIENTCERT_PORT");
+    let send = |cert: Option<(&str, &str)>| {
+        let state = temp_dir();
+        let mut args = vec!["send", "--server", &server, "--ca-file", env.ca_file()];
+        if let Some((cert, key)) = cert {
+            args.extend(["--cert", cert, "--key", key]);
+        }
+        args.extend([
+            "--from",
+            "alice@example.test",
+            "--to",
+            "sybil@example.test",
+            "--subject",
+            &token,
+            "--body",
+            "sent with a client certificate",
+        ]);
+        mailctl(&args, None, state.path())
+    };
+    let output = send(Some((env.get("CLIENT_CERT"), env.get("CLIENT_KEY"))));
+    assert_ok(&output, "send with the listed client certificate");
+    let raw = wait_for_delivery(&env.maildir("sybil"), &token);
+    assert!(contains(&raw, b"using TLS"));
+    for (what, cert) in [
+        ("without a client certificate", None),
+        (
+            "with an unknown client certificate",
+            Some((env.get("STRANGER_CERT"), env.get("STRANGER_KEY"))),
+        ),
+    ] {
+        let output = send(cert);
+        assert_fails_with(&output, 67, what);
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("554 5.7.1"),
+            "{what}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 fn fetch_list_decodes_gb18030_subjects(env: &InteropEnv) {

@@ -792,7 +792,7 @@ fn library_probe_checks_settings_without_sending() {
             tls: TlsMode::Starttls,
             tls_options: TlsOptions {
                 ca_file: server.ca_file.clone(),
-                insecure: false,
+                ..TlsOptions::default()
             },
             timeout: std::time::Duration::from_secs(30),
             helo_name: Some("client.example".into()),
@@ -800,6 +800,7 @@ fn library_probe_checks_settings_without_sending() {
                 user: "ops".into(),
                 secret: mailctl::secret::Secret::new(PASSWORD),
                 mechanism: None,
+                nonce: "nonce".into(),
             }),
         };
         let (transcript, log) = Transcript::memory();
@@ -1220,4 +1221,50 @@ fn html_file_must_be_regular_and_large_ones_are_spooled() {
         .unwrap();
     assert_eq!(parsed.body_text(0).unwrap().trim_end(), "plain");
     assert!(parsed.body_html(0).unwrap() == html.replace('\n', "\r\n"));
+}
+
+/// A server that offers SCRAM-SHA-256 but cannot prove it knows the
+/// password (a wrong signature in its last message) is refused: the
+/// exchange is cancelled, nothing is sent, exit 76; the transcript shows
+/// neither the password nor the proof.
+#[test]
+fn a_server_with_a_wrong_scram_signature_is_refused() {
+    let server = FakeServer::start(Script {
+        extensions: vec!["PIPELINING".into(), "AUTH PLAIN SCRAM-SHA-256".into()],
+        ..Script::default()
+    });
+    let addr = server.addr();
+    let output = mailctl(
+        &[
+            "send",
+            "-v",
+            "--server",
+            &addr,
+            "--tls",
+            "none",
+            "--user",
+            "ops",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--subject",
+            "s",
+            "--body",
+            "b",
+        ],
+        b"",
+    );
+    let rec = server.finish();
+    assert_eq!(code(&output), 76, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("did not prove it knows the password"), "{err}");
+    assert!(err.contains("C: AUTH SCRAM-SHA-256 <redacted>"), "{err}");
+    assert!(!err.contains(PASSWORD) && !err.contains(",p="), "{err}");
+    assert_eq!(
+        rec.commands.iter().filter(|c| *c == "*").count(),
+        1,
+        "{rec:?}"
+    );
+    assert!(!rec.saw("MAIL"), "{rec:?}");
 }

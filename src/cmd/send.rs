@@ -32,6 +32,13 @@ pub enum AuthChoice {
     /// XOAUTH2: the password source yields an OAuth 2 access token.
     #[value(name = "xoauth2")]
     XOAuth2,
+    /// SCRAM-SHA-1 (RFC 5802): the password is not sent and the server
+    /// proves it knows it.
+    #[value(name = "scram-sha-1")]
+    ScramSha1,
+    /// SCRAM-SHA-256 (RFC 7677), preferred by `auto` when offered.
+    #[value(name = "scram-sha-256")]
+    ScramSha256,
 }
 
 impl AuthChoice {
@@ -42,6 +49,8 @@ impl AuthChoice {
             AuthChoice::Login => Some(Mechanism::Login),
             AuthChoice::CramMd5 => Some(Mechanism::CramMd5),
             AuthChoice::XOAuth2 => Some(Mechanism::XOAuth2),
+            AuthChoice::ScramSha1 => Some(Mechanism::ScramSha1),
+            AuthChoice::ScramSha256 => Some(Mechanism::ScramSha256),
         }
     }
 }
@@ -367,14 +376,15 @@ pub(crate) fn smtp_settings(
     mechanism: Option<crate::proto::sasl::Mechanism>,
     helo_name: Option<String>,
 ) -> anyhow::Result<Settings> {
-    let credentials =
-        server
-            .login()?
-            .map(|(user, secret)| crate::proto::smtp::client::Credentials {
-                user,
-                secret,
-                mechanism,
-            });
+    let credentials = match server.login()? {
+        Some((user, secret)) => Some(crate::proto::smtp::client::Credentials {
+            user,
+            secret,
+            mechanism,
+            nonce: crate::crypto::nonce()?,
+        }),
+        None => None,
+    };
     Ok(Settings {
         endpoint: server.endpoint.clone(),
         tls: server.tls,

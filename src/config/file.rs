@@ -42,9 +42,15 @@ pub struct Account {
     pub password_env: Option<Spanned<String>>,
     /// The password itself (shared); only allowed in a private file.
     pub password: Option<Spanned<String>>,
+    /// The system keyring entry holding the password (shared).
+    pub password_keyring: Option<Spanned<String>>,
     /// The trusted CA certificates (PEM) for both servers, instead of the
     /// system's.
     pub ca_file: Option<Spanned<PathBuf>>,
+    /// The client certificate (PEM) for both servers.
+    pub tls_cert: Option<Spanned<PathBuf>>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<Spanned<PathBuf>>,
     /// The SMTP submission server.
     pub smtp: Option<Server<SmtpAuth>>,
     /// The POP3 server.
@@ -60,12 +66,17 @@ pub struct PasswordKeys<'a> {
     pub password_env: Option<&'a Spanned<String>>,
     /// The password itself; only allowed in a private (mode 600) file.
     pub password: Option<&'a Spanned<String>>,
+    /// The system keyring entry holding the password.
+    pub password_keyring: Option<&'a Spanned<String>>,
 }
 
 impl PasswordKeys<'_> {
     /// Whether the table names no password source.
     pub fn is_empty(&self) -> bool {
-        self.password_command.is_none() && self.password_env.is_none() && self.password.is_none()
+        self.password_command.is_none()
+            && self.password_env.is_none()
+            && self.password.is_none()
+            && self.password_keyring.is_none()
     }
 }
 
@@ -76,6 +87,7 @@ impl Account {
             password_command: self.password_command.as_ref(),
             password_env: self.password_env.as_ref(),
             password: self.password.as_ref(),
+            password_keyring: self.password_keyring.as_ref(),
         }
     }
 }
@@ -87,6 +99,7 @@ impl<A> Server<A> {
             password_command: self.password_command.as_ref(),
             password_env: self.password_env.as_ref(),
             password: self.password.as_ref(),
+            password_keyring: self.password_keyring.as_ref(),
         }
     }
 }
@@ -111,8 +124,14 @@ pub struct Server<A> {
     pub password_env: Option<Spanned<String>>,
     /// This server's password itself; only allowed in a private file.
     pub password: Option<Spanned<String>>,
+    /// The system keyring entry holding this server's password.
+    pub password_keyring: Option<Spanned<String>>,
     /// The trusted CA certificates (PEM), instead of the system's.
     pub ca_file: Option<Spanned<PathBuf>>,
+    /// The client certificate (PEM) to present to this server.
+    pub tls_cert: Option<Spanned<PathBuf>>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<Spanned<PathBuf>>,
     /// Seconds to wait for connecting and for each read or write.
     pub timeout: Option<Spanned<u64>>,
 }
@@ -153,6 +172,10 @@ pub enum SmtpAuth {
     CramMd5,
     /// AUTH XOAUTH2 (the password source yields a token).
     Xoauth2,
+    /// AUTH SCRAM-SHA-1.
+    ScramSha1,
+    /// AUTH SCRAM-SHA-256.
+    ScramSha256,
 }
 
 /// `auth = "..."` in a `pop3` table.
@@ -169,6 +192,10 @@ pub enum Pop3Auth {
     Plain,
     /// AUTH XOAUTH2.
     Xoauth2,
+    /// AUTH SCRAM-SHA-1.
+    ScramSha1,
+    /// AUTH SCRAM-SHA-256.
+    ScramSha256,
 }
 
 /// The wire-independent name of an auth setting, as the command line spells it.
@@ -185,6 +212,8 @@ impl AuthName for SmtpAuth {
             SmtpAuth::Login => "login",
             SmtpAuth::CramMd5 => "cram-md5",
             SmtpAuth::Xoauth2 => "xoauth2",
+            SmtpAuth::ScramSha1 => "scram-sha-1",
+            SmtpAuth::ScramSha256 => "scram-sha-256",
         }
     }
 }
@@ -197,6 +226,8 @@ impl AuthName for Pop3Auth {
             Pop3Auth::Apop => "apop",
             Pop3Auth::Plain => "plain",
             Pop3Auth::Xoauth2 => "xoauth2",
+            Pop3Auth::ScramSha1 => "scram-sha-1",
+            Pop3Auth::ScramSha256 => "scram-sha-256",
         }
     }
 }
@@ -433,6 +464,7 @@ fn check_password(loaded: &Loaded, keys: PasswordKeys<'_>) -> anyhow::Result<()>
         ("password_command", keys.password_command),
         ("password_env", keys.password_env),
         ("password", keys.password),
+        ("password_keyring", keys.password_keyring),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k, v)))
@@ -458,6 +490,9 @@ fn check_password(loaded: &Loaded, keys: PasswordKeys<'_>) -> anyhow::Result<()>
                 format!("`password_env` = '{name}' is not an environment variable name"),
             ));
         }
+    }
+    if let Some(entry) = keys.password_keyring {
+        check_text(loaded, entry, "password_keyring")?;
     }
     if let Some(command) = keys.password_command {
         if command.get_ref().trim().is_empty() {

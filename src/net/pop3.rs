@@ -25,8 +25,10 @@ pub const BYTES_PER_TIMEOUT: u64 = 256 * 1024;
 /// How to log in (`--auth`); the policy is [`crate::proto::pop3::login`]'s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthMethod {
-    /// AUTH PLAIN when offered, else USER/PASS; APOP on an unencrypted
-    /// connection when the greeting carries a valid timestamp.
+    /// SCRAM-SHA-256 or SCRAM-SHA-1 when offered (over TLS or to a
+    /// loopback server), else AUTH PLAIN when offered, else USER/PASS;
+    /// APOP on an unencrypted connection when the greeting carries a valid
+    /// timestamp.
     Auto,
     /// USER and PASS (RFC 1939 section 7).
     User,
@@ -37,6 +39,13 @@ pub enum AuthMethod {
     Plain,
     /// AUTH XOAUTH2 with an OAuth 2 bearer token as the password.
     Xoauth2,
+    /// AUTH SCRAM-SHA-1 (RFC 5802): the password is not sent and the
+    /// server proves it knows it.
+    #[value(name = "scram-sha-1")]
+    ScramSha1,
+    /// AUTH SCRAM-SHA-256 (RFC 7677), preferred by `auto` when offered.
+    #[value(name = "scram-sha-256")]
+    ScramSha256,
 }
 
 impl From<AuthMethod> for Method {
@@ -47,6 +56,8 @@ impl From<AuthMethod> for Method {
             AuthMethod::Apop => Method::Apop,
             AuthMethod::Plain => Method::Plain,
             AuthMethod::Xoauth2 => Method::Xoauth2,
+            AuthMethod::ScramSha1 => Method::ScramSha1,
+            AuthMethod::ScramSha256 => Method::ScramSha256,
         }
     }
 }
@@ -348,16 +359,24 @@ impl Session {
         Ok(())
     }
 
-    /// Logs in. The secret is a password, or a token for XOAUTH2. What to
-    /// send is [`Login`]'s decision; this only carries the bytes.
-    pub fn login(&mut self, method: AuthMethod, user: &str, secret: &Secret) -> anyhow::Result<()> {
+    /// Logs in, and says which method did (`auto` resolved). The secret is
+    /// a password, or a token for XOAUTH2. What to send is [`Login`]'s
+    /// decision; this only carries the bytes.
+    pub fn login(
+        &mut self,
+        method: AuthMethod,
+        user: &str,
+        secret: &Secret,
+    ) -> anyhow::Result<Method> {
         let server = self.endpoint.to_string();
+        let nonce = crate::crypto::nonce()?;
         let request = Request {
             method: method.into(),
             user,
             secret,
             server: &server,
             loopback: self.endpoint.is_loopback(),
+            nonce: &nonce,
         };
         let (mut login, mut commands) = Login::start(&request, &self.client)?;
         loop {
@@ -373,7 +392,7 @@ impl Session {
                         break;
                     }
                     Step::Wait => {}
-                    Step::Done => return Ok(()),
+                    Step::Done => return Ok(login.method()),
                 }
             }
         }

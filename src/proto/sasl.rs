@@ -1,11 +1,14 @@
 //! SASL mechanisms and password digests shared by SMTP and POP3 (pure
 //! functions, no I/O): PLAIN (RFC 4616), LOGIN, CRAM-MD5 (RFC 2195),
-//! XOAUTH2, and the POP3 APOP digest (RFC 1939 section 7).
+//! XOAUTH2, the POP3 APOP digest (RFC 1939 section 7), and the client side
+//! of SCRAM ([`scram`]).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use md5::{Digest, Md5};
+
+pub mod scram;
 
 /// The SASL mechanisms mailctl can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -18,6 +21,11 @@ pub enum Mechanism {
     CramMd5,
     /// `XOAUTH2`: an OAuth 2 bearer token.
     XOAuth2,
+    /// `SCRAM-SHA-1` (RFC 5802): a salted challenge; the server proves it
+    /// knows the password too.
+    ScramSha1,
+    /// `SCRAM-SHA-256` (RFC 7677).
+    ScramSha256,
 }
 
 impl Mechanism {
@@ -28,6 +36,8 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::CramMd5 => "CRAM-MD5",
             Mechanism::XOAuth2 => "XOAUTH2",
+            Mechanism::ScramSha1 => "SCRAM-SHA-1",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
         }
     }
 
@@ -38,20 +48,39 @@ impl Mechanism {
             "PLAIN" => Some(Mechanism::Plain),
             "CRAM-MD5" => Some(Mechanism::CramMd5),
             "XOAUTH2" => Some(Mechanism::XOAuth2),
+            "SCRAM-SHA-1" => Some(Mechanism::ScramSha1),
+            "SCRAM-SHA-256" => Some(Mechanism::ScramSha256),
             _ => None,
         }
     }
 
     /// The strongest password mechanism among `offered` for automatic
-    /// choice: CRAM-MD5 (password never sent), then PLAIN, then LOGIN.
-    /// XOAUTH2 needs a token, not a password, so it is never chosen
-    /// automatically.
+    /// choice: SCRAM-SHA-256, then SCRAM-SHA-1 (password never sent, the
+    /// server proves it knows it), CRAM-MD5 (password never sent), then
+    /// PLAIN, then LOGIN. XOAUTH2 needs a token, not a password, so it is
+    /// never chosen automatically.
     pub fn strongest_for_password(offered: &[Mechanism]) -> Option<Mechanism> {
-        [Mechanism::CramMd5, Mechanism::Plain, Mechanism::Login]
-            .into_iter()
-            .find(|m| offered.contains(m))
+        STRENGTH_ORDER.into_iter().find(|m| offered.contains(m))
+    }
+
+    /// The SCRAM hash of a SCRAM mechanism.
+    pub fn scram_hash(self) -> Option<scram::Hash> {
+        match self {
+            Mechanism::ScramSha1 => Some(scram::Hash::Sha1),
+            Mechanism::ScramSha256 => Some(scram::Hash::Sha256),
+            _ => None,
+        }
     }
 }
+
+/// Password mechanisms, strongest first.
+const STRENGTH_ORDER: [Mechanism; 5] = [
+    Mechanism::ScramSha256,
+    Mechanism::ScramSha1,
+    Mechanism::CramMd5,
+    Mechanism::Plain,
+    Mechanism::Login,
+];
 
 /// An AUTH command with an initial response, as a transcript shows it.
 pub fn shown_auth(mechanism: &str) -> String {

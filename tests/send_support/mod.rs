@@ -8,6 +8,8 @@
 mod fake;
 
 use std::io::{Read, Write};
+
+use base64::Engine;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -50,6 +52,9 @@ pub struct Script {
     pub inject_after_starttls: Vec<u8>,
     /// With PIPELINING: wait for the whole MAIL..DATA group before replying.
     pub expect_flight: bool,
+    /// The SCRAM server-final message (decoded) answering the client-final
+    /// one; the server-first message is made from the client's nonce.
+    pub scram_final: String,
 }
 
 fn accept_all(_: &str) -> String {
@@ -77,6 +82,7 @@ impl Default for Script {
             drop_on: None,
             inject_after_starttls: Vec::new(),
             expect_flight: false,
+            scram_final: "v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
         }
     }
 }
@@ -282,6 +288,7 @@ fn serve(
     c.reply(&script.greeting);
     let pipelining = script.extensions.iter().any(|e| e == "PIPELINING");
     let mut login_step = 0;
+    let mut scram_step = 0;
     while let Some(line) = c.line() {
         let text = String::from_utf8_lossy(&line)
             .trim_end_matches(['\r', '\n'])
@@ -300,6 +307,20 @@ fn serve(
             } else {
                 login_step = 0;
                 c.reply(&script.auth_reply);
+            }
+            continue;
+        }
+        if scram_step > 0 {
+            scram_step += 1;
+            if scram_step == 2 {
+                c.reply(&format!("334 {}", b64(&script.scram_final)));
+            } else {
+                scram_step = 0;
+                c.reply(if text == "*" {
+                    "501 5.7.0 Authentication cancelled"
+                } else {
+                    &script.auth_reply
+                });
             }
             continue;
         }
@@ -338,6 +359,19 @@ fn serve(
         } else if upper.starts_with("AUTH LOGIN") {
             login_step = 1;
             c.reply("334 VXNlcm5hbWU6");
+        } else if upper.starts_with("AUTH SCRAM-") {
+            // The server-first message extends the client's nonce.
+            let first = text.rsplit(' ').next().unwrap_or_default();
+            let first = base64::engine::general_purpose::STANDARD
+                .decode(first)
+                .unwrap_or_default();
+            let first = String::from_utf8_lossy(&first);
+            let nonce = first.split(",r=").nth(1).unwrap_or_default();
+            scram_step = 1;
+            c.reply(&format!(
+                "334 {}",
+                b64(&format!("r={nonce}fake,s=QSXCR+Q6sek8bf92,i=4096"))
+            ));
         } else if upper.starts_with("AUTH") {
             c.reply(&script.auth_reply);
         } else if upper.starts_with("MAIL FROM:") {
@@ -488,4 +522,9 @@ pub fn stderr(output: &Output) -> String {
 
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Base64 of a text, as SASL carries it.
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
 }

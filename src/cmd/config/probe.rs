@@ -159,12 +159,7 @@ pub fn probe_pop3(server: &ResolvedServer, transcript: &Transcript) -> anyhow::R
             let method = server.auth_as::<AuthMethod>()?.unwrap_or(AuthMethod::Auto);
             obtain_password(server)
                 .and_then(|secret| session.login(method, user, &secret))
-                .map(|()| {
-                    let name = clap::ValueEnum::to_possible_value(&method)
-                        .map(|v| v.get_name().to_string())
-                        .unwrap_or_default();
-                    format!("auth: login as {user} accepted (method {name})")
-                })
+                .map(|used| format!("auth: {} as {user} accepted", used.shown()))
         }
     };
     let _ = session.quit();

@@ -13,7 +13,8 @@ use base64::Engine;
 use super::client::{Client, Event};
 use super::command::{Command, Kind};
 use super::Error;
-use crate::proto::sasl;
+use crate::proto::sasl::scram::{self, Scram};
+use crate::proto::sasl::{self, Mechanism};
 use crate::secret::Secret;
 
 /// The longest AUTH command line that may carry its initial response,
@@ -26,7 +27,8 @@ const MAX_AUTH_EVENTS: u32 = 4;
 /// How to log in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// AUTH PLAIN when offered, else USER/PASS; APOP on an unencrypted
+    /// SCRAM when offered over TLS or to a loopback server, else AUTH
+    /// PLAIN when offered, else USER/PASS; APOP on an unencrypted
     /// connection when the greeting carries a valid timestamp.
     Auto,
     /// USER and PASS.
@@ -37,6 +39,36 @@ pub enum Method {
     Plain,
     /// AUTH XOAUTH2 with an OAuth 2 bearer token as the secret.
     Xoauth2,
+    /// AUTH SCRAM-SHA-1: the password is not sent, the server proves it
+    /// knows it.
+    ScramSha1,
+    /// AUTH SCRAM-SHA-256.
+    ScramSha256,
+}
+
+impl Method {
+    /// The method's name in reports: `USER/PASS`, `APOP`, or the SASL
+    /// mechanism, such as `SCRAM-SHA-256`.
+    pub fn shown(self) -> &'static str {
+        match self {
+            Method::Auto => "auto",
+            Method::User => "USER/PASS",
+            Method::Apop => "APOP",
+            Method::Plain => "PLAIN",
+            Method::Xoauth2 => "XOAUTH2",
+            Method::ScramSha1 => "SCRAM-SHA-1",
+            Method::ScramSha256 => "SCRAM-SHA-256",
+        }
+    }
+
+    /// The SCRAM mechanism of a SCRAM method.
+    fn scram(self) -> Option<Mechanism> {
+        match self {
+            Method::ScramSha1 => Some(Mechanism::ScramSha1),
+            Method::ScramSha256 => Some(Mechanism::ScramSha256),
+            _ => None,
+        }
+    }
 }
 
 /// What the login needs next.
@@ -67,6 +99,16 @@ enum Stage {
         detail: Option<String>,
         events: u32,
     },
+    /// AUTH SCRAM-* sent with the client-first message.
+    Scram {
+        mechanism: &'static str,
+        scram: Box<Scram>,
+        /// Whether the server's signature was checked.
+        proven: bool,
+        /// A failure on our side, reported once the server answers the
+        /// cancellation.
+        failed: Option<Error>,
+    },
 }
 
 /// One login in progress.
@@ -89,6 +131,8 @@ pub struct Request<'a> {
     /// Whether the server is on this machine, where an unencrypted
     /// password does not cross a network.
     pub loopback: bool,
+    /// A fresh random printable string (no comma) for SCRAM's client nonce.
+    pub nonce: &'a str,
 }
 
 /// Refuses to send a password or token over an unencrypted connection,
@@ -111,15 +155,20 @@ pub fn plaintext_check(
     })
 }
 
-/// The method `auto` resolves to, from what the session knows.
-fn resolve(method: Method, client: &Client) -> Method {
+/// The method `auto` resolves to, from what the session knows: SCRAM when
+/// offered and the connection is encrypted or local, then APOP on an
+/// unencrypted connection, then PLAIN, then USER/PASS.
+fn resolve(method: Method, client: &Client, loopback: bool) -> Method {
     if method != Method::Auto {
         return method;
     }
     let valid_stamp = client
         .apop_timestamp()
         .is_some_and(sasl::valid_apop_timestamp);
+    let private = client.is_tls() || loopback;
     match client.capabilities() {
+        Some(c) if private && c.has_sasl("SCRAM-SHA-256") => Method::ScramSha256,
+        Some(c) if private && c.has_sasl("SCRAM-SHA-1") => Method::ScramSha1,
         _ if !client.is_tls() && valid_stamp => Method::Apop,
         Some(c) if c.has_sasl("PLAIN") => Method::Plain,
         Some(c) if !c.user && valid_stamp => Method::Apop,
@@ -131,7 +180,7 @@ impl Login {
     /// Chooses the method and returns the first commands to send. Fails,
     /// with nothing sent, when the policy refuses.
     pub fn start(request: &Request<'_>, client: &Client) -> Result<(Login, Vec<Command>), Error> {
-        let method = resolve(request.method, client);
+        let method = resolve(request.method, client, request.loopback);
         plaintext_check(
             request.method,
             method,
@@ -155,6 +204,23 @@ impl Login {
                     .apop(request.user, request.secret.expose())
                     .map_err(|e| Error::Unexpected(format!("{e}; nothing was sent")))?;
                 (Stage::Apop, vec![command])
+            }
+            Method::ScramSha1 | Method::ScramSha256 => {
+                let mechanism = method.scram().expect("a SCRAM method");
+                let hash = mechanism.scram_hash().expect("a SCRAM mechanism");
+                let scram = Scram::new(hash, request.user, request.secret, request.nonce)
+                    .map_err(Error::Scram)?;
+                let command = Command::Auth {
+                    mechanism: mechanism.name().to_string(),
+                    initial: Some(Secret::new(scram.client_first())),
+                };
+                let stage = Stage::Scram {
+                    mechanism: mechanism.name(),
+                    scram: Box::new(scram),
+                    proven: false,
+                    failed: None,
+                };
+                (stage, vec![command])
             }
             Method::Plain | Method::Xoauth2 | Method::Auto => {
                 let (mechanism, initial) = if method == Method::Xoauth2 {
@@ -274,7 +340,56 @@ impl Login {
                     ))),
                 }
             }
+            Stage::Scram {
+                mechanism,
+                scram,
+                proven,
+                failed,
+            } => scram_event(mechanism, scram, proven, failed, event),
         }
+    }
+}
+
+/// One event of a SCRAM exchange (RFC 5034 section 4): the server-first
+/// challenge is answered with the client-final message, the server-final
+/// one with an empty line once its signature checks out. Anything wrong on
+/// our side cancels with `*` and is reported when the server answers.
+fn scram_event(
+    mechanism: &str,
+    scram: &mut Scram,
+    proven: &mut bool,
+    failed: &mut Option<Error>,
+    event: Event,
+) -> Result<Step, Error> {
+    let cancel = |failed: &mut Option<Error>, e| {
+        *failed = Some(Error::Scram(e));
+        Ok(Step::Send(vec![Command::SaslResponse(Secret::new("*"))]))
+    };
+    match event {
+        _ if failed.is_some() && matches!(event, Event::Reply(_)) => {
+            Err(failed.take().expect("a failure"))
+        }
+        Event::Reply(r) if r.ok && *proven => Ok(Step::Done),
+        // A +OK that skips the server's signature proves nothing.
+        Event::Reply(r) if r.ok => Err(Error::Scram(scram::Error::NotProven)),
+        Event::Reply(r) => Err(Error::refused(&r, &format!("AUTH {mechanism}"))),
+        Event::Challenge(_) if failed.is_some() || *proven => Err(Error::Unexpected(format!(
+            "AUTH {mechanism}: too many challenges"
+        ))),
+        Event::Challenge(c) if !scram.awaiting_server_final() => match scram.client_final(&c) {
+            Ok(answer) => Ok(Step::Send(vec![Command::SaslResponse(answer)])),
+            Err(e) => cancel(failed, e),
+        },
+        Event::Challenge(c) => match scram.verify_server_final(&c) {
+            Ok(()) => {
+                *proven = true;
+                Ok(Step::Send(vec![Command::SaslResponse(Secret::new(""))]))
+            }
+            Err(e) => cancel(failed, e),
+        },
+        other => Err(Error::Unexpected(format!(
+            "unexpected {other:?} during AUTH"
+        ))),
     }
 }
 
@@ -311,7 +426,81 @@ mod tests {
             secret,
             server: "pop.example.org:110",
             loopback,
+            nonce: "rOprNGfwEbeRWgbNEkqO",
         }
+    }
+
+    /// The SCRAM-SHA-256 exchange of RFC 7677 section 3 as POP3 carries
+    /// it, with `last` as the server's answers after the client-final
+    /// message; returns what the client sent and the outcome.
+    fn scram_login(last: &[u8]) -> (String, Result<(), Error>) {
+        use base64::engine::general_purpose::STANDARD;
+        let secret = Secret::new("pencil");
+        let mut c = client(
+            true,
+            b"+OK\r\n",
+            b"+OK\r\nSASL PLAIN SCRAM-SHA-256\r\n.\r\n",
+        );
+        let mut req = request(Method::Auto, &secret, false);
+        req.user = "user";
+        let (mut login, first) = Login::start(&req, &c).unwrap();
+        assert_eq!(login.method(), Method::ScramSha256);
+        let server_first = STANDARD.encode(
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+        );
+        let mut server = format!("+ {server_first}\r\n").into_bytes();
+        server.extend_from_slice(last);
+        let (sent, result) = run(&mut c, &mut login, first, &server);
+        let lines: Vec<String> = String::from_utf8(sent)
+            .unwrap()
+            .lines()
+            .map(
+                |l| match STANDARD.decode(l.trim_start_matches("AUTH SCRAM-SHA-256 ")) {
+                    Ok(text) if l.len() > 1 => String::from_utf8(text).unwrap(),
+                    _ => l.to_string(),
+                },
+            )
+            .collect();
+        (lines.join("|"), result)
+    }
+
+    #[test]
+    fn scram_is_preferred_and_the_server_proves_the_password() {
+        let (sent, result) = scram_login(
+            b"+ dj02cnJpVFJCaTIzV3BSUi93dHVwK21NaFVaVW4vZEI1bkxUSlJzamw5NUc0PQ==\r\n+OK in\r\n",
+        );
+        result.unwrap();
+        assert_eq!(
+            sent,
+            "n,,n=user,r=rOprNGfwEbeRWgbNEkqO|c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+             p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=|"
+        );
+    }
+
+    #[test]
+    fn a_server_that_cannot_prove_the_password_is_refused() {
+        // A wrong signature: the exchange is cancelled, whatever follows.
+        let (sent, result) =
+            scram_login(b"+ dj1ybUY5cHFWOFM3c3VBb1pXamE0ZEpSa0ZzS1E9\r\n-ERR cancelled\r\n");
+        assert!(sent.ends_with("|*"), "{sent}");
+        assert_eq!(result.unwrap_err(), Error::Scram(scram::Error::NotProven));
+        // No signature at all.
+        let (_, result) = scram_login(b"+OK in\r\n");
+        assert_eq!(result.unwrap_err(), Error::Scram(scram::Error::NotProven));
+        // A refusal stays a refusal.
+        let (_, result) = scram_login(b"-ERR [AUTH] no\r\n");
+        assert!(matches!(result.unwrap_err(), Error::Refused { .. }));
+    }
+
+    #[test]
+    fn scram_is_not_chosen_in_clear_to_a_remote_server() {
+        let secret = Secret::new("pw");
+        let caps = b"+OK\r\nUSER\r\nSASL SCRAM-SHA-1 PLAIN\r\n.\r\n";
+        let c = client(false, STAMP, caps);
+        let (login, _) = Login::start(&request(Method::Auto, &secret, false), &c).unwrap();
+        assert_eq!(login.method(), Method::Apop);
+        let (login, _) = Login::start(&request(Method::Auto, &secret, true), &c).unwrap();
+        assert_eq!(login.method(), Method::ScramSha1);
     }
 
     /// Sends the commands and feeds `server` line by line until the login

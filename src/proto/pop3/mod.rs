@@ -59,6 +59,9 @@ pub enum Error {
     /// The server's answers do not fit the exchange (a reply out of place,
     /// STLS missing or refused, too many SASL challenges).
     Unexpected(String),
+    /// A SCRAM exchange failed on the client's side: a malformed
+    /// challenge, or a server that did not prove it knows the password.
+    Scram(crate::proto::sasl::scram::Error),
 }
 
 impl Error {
@@ -132,6 +135,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::Unexpected(m) => write!(f, "{m}"),
+            Error::Scram(e) => write!(f, "SCRAM authentication: {e}"),
         }
     }
 }

@@ -20,6 +20,7 @@
 
 use std::collections::VecDeque;
 
+use crate::proto::sasl::scram::{self, Scram};
 use crate::proto::sasl::{self, Mechanism};
 use crate::secret::Secret;
 use crate::text::printable;
@@ -50,6 +51,8 @@ pub struct Credentials {
     pub secret: Secret,
     /// A mechanism the user asked for; `None` picks the strongest offered.
     pub mechanism: Option<Mechanism>,
+    /// A fresh random printable string (no comma) for SCRAM's client nonce.
+    pub nonce: String,
 }
 
 /// What the state machine needs to know up front.
@@ -202,6 +205,14 @@ enum AuthStep {
     /// PLAIN or XOAUTH2 sent without its initial response (too long for
     /// one command line): the server's empty 334 asks for it.
     Initial,
+    /// SCRAM: the server sends its first message (salt, iterations).
+    ScramServerFirst,
+    /// SCRAM: the server sends its signature, which must be verified
+    /// before its 235 counts.
+    ScramServerFinal,
+    /// The exchange was cancelled with `*`; whatever the server answers,
+    /// QUIT follows.
+    Cancelled,
 }
 
 /// The longest command line, CRLF included (RFC 5321 section 4.5.3.1.4).
@@ -242,6 +253,8 @@ pub struct Client {
     data_reply: Option<Reply>,
     report: Report,
     failure: Option<Error>,
+    /// The SCRAM exchange in progress, if any.
+    scram: Option<Scram>,
 }
 
 /// The base64 initial response of PLAIN or XOAUTH2.
@@ -306,6 +319,7 @@ impl Client {
                 ..Report::default()
             },
             failure: None,
+            scram: None,
         }
     }
 
@@ -388,6 +402,13 @@ impl Client {
         if self.failure.is_none() {
             self.failure = Some(err);
         }
+    }
+
+    /// Records a failure in the middle of an AUTH exchange and cancels it
+    /// with `*` (RFC 4954 section 4); QUIT follows the server's 501.
+    fn cancel_auth(&mut self, err: Error) -> Result<Event, Error> {
+        self.record(err);
+        self.send(State::Auth(AuthStep::Cancelled), Command::AuthResponse("*"))
     }
 
     /// Records a failure and ends the session with QUIT.
@@ -577,12 +598,63 @@ impl Client {
                     initial: None,
                 },
             ),
+            Mechanism::ScramSha1 | Mechanism::ScramSha256 => {
+                let hash = mechanism.scram_hash().expect("a SCRAM mechanism");
+                let scram = match Scram::new(hash, user, &credentials.secret, &credentials.nonce) {
+                    Ok(scram) => scram,
+                    Err(e) => return self.fail_and_quit(Error::Scram(e)),
+                };
+                let initial = scram.client_first();
+                self.scram = Some(scram);
+                self.send(
+                    State::Auth(AuthStep::ScramServerFirst),
+                    Command::Auth {
+                        mechanism,
+                        initial: Some(&initial),
+                    },
+                )
+            }
+        }
+    }
+
+    /// The next SCRAM step: the client-final message answering the
+    /// server-first one, then the check of the server's signature.
+    fn scram_step(&mut self, step: AuthStep, reply: &Reply) -> Result<Event, Error> {
+        let challenge = reply.lines.first().cloned().unwrap_or_default();
+        let Some(scram) = self.scram.as_mut() else {
+            return Err(Error::Incomplete);
+        };
+        if step == AuthStep::ScramServerFirst {
+            return match scram.client_final(&challenge) {
+                Ok(answer) => self.send(
+                    State::Auth(AuthStep::ScramServerFinal),
+                    Command::AuthResponse(answer.expose()),
+                ),
+                Err(e) => self.cancel_auth(Error::Scram(e)),
+            };
+        }
+        match scram.verify_server_final(&challenge) {
+            // RFC 4954 section 4: the server's last data comes in a 334,
+            // answered with an empty line.
+            Ok(()) => {
+                self.scram = None;
+                self.send(State::Auth(AuthStep::Final), Command::AuthResponse(""))
+            }
+            Err(e) => self.cancel_auth(Error::Scram(e)),
         }
     }
 
     fn auth_step(&mut self, step: AuthStep, reply: Reply) -> Result<Event, Error> {
         if reply.code == 235 && matches!(step, AuthStep::Final | AuthStep::XOAuth2) {
             return self.start_transaction();
+        }
+        if step == AuthStep::Cancelled {
+            self.state = State::Quit;
+            return Ok(Event::Send(Flight::of(Command::Quit)?));
+        }
+        // A 235 that skips the server's SCRAM signature proves nothing.
+        if reply.code == 235 && step == AuthStep::ScramServerFinal {
+            return self.fail_and_quit(Error::Scram(scram::Error::NotProven));
         }
         let credentials = match &self.config.credentials {
             Some(credentials) if reply.code == 334 => credentials.clone(),
@@ -630,7 +702,10 @@ impl Client {
             // The server reports an XOAUTH2 error in a 334; an empty line
             // acknowledges it and the final 5xx follows.
             AuthStep::XOAuth2 => self.send(State::Auth(AuthStep::Final), Command::AuthResponse("")),
-            AuthStep::Final => Err(Error::Unexpected {
+            AuthStep::ScramServerFirst | AuthStep::ScramServerFinal => {
+                self.scram_step(step, &reply)
+            }
+            AuthStep::Final | AuthStep::Cancelled => Err(Error::Unexpected {
                 what: "challenge after the last response",
                 reply,
             }),
@@ -812,8 +887,83 @@ mod tests {
             user: "tim".into(),
             secret: Secret::new("tanstaaftanstaaf"),
             mechanism,
+            nonce: "rOprNGfwEbeRWgbNEkqO".into(),
         });
         c
+    }
+
+    /// The SCRAM-SHA-256 exchange of RFC 7677 section 3 (user `user`,
+    /// password `pencil`), as SMTP carries it, up to the server's last
+    /// message `server_final`; returns the client and the event that
+    /// answers it.
+    fn scram_session(server_final: &[u8]) -> (Client, Event) {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let mut cfg = config(TlsPolicy::Plain);
+        cfg.plaintext_auth_allowed = true;
+        cfg.credentials = Some(Credentials {
+            user: "user".into(),
+            secret: Secret::new("pencil"),
+            mechanism: None,
+            nonce: "rOprNGfwEbeRWgbNEkqO".into(),
+        });
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(
+            b"250-mx.example\r\n250-AUTH PLAIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256\r\n250 OK\r\n",
+        ));
+        let first = format!(
+            "AUTH SCRAM-SHA-256 {}\r\n",
+            b64("n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
+        );
+        assert_eq!(String::from_utf8(wire(&e)).unwrap(), first);
+        let server_first = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                            s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let e = c.on_reply(reply(format!("334 {}\r\n", b64(server_first)).as_bytes()));
+        let client_final = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                            p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+        match &e {
+            Event::Send(f) => {
+                assert_eq!(f.wire, format!("{}\r\n", b64(client_final)).into_bytes());
+                assert_eq!(f.log, vec!["<redacted>"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = c.on_reply(reply(server_final));
+        (c, e)
+    }
+
+    #[test]
+    fn scram_is_preferred_and_the_server_signature_checked() {
+        let (mut c, e) = scram_session(
+            b"334 dj02cnJpVFJCaTIzV3BSUi93dHVwK21NaFVaVW4vZEI1bkxUSlJzamw5NUc0PQ==\r\n",
+        );
+        assert_eq!(wire(&e), b"\r\n");
+        let e = c.on_reply(reply(b"235 2.7.0 ok\r\n"));
+        assert!(wire(&e).starts_with(b"MAIL FROM:<a@example.org>"));
+        assert_eq!(c.report().auth, Some(Mechanism::ScramSha256));
+    }
+
+    #[test]
+    fn a_wrong_scram_signature_cancels_and_fails() {
+        // The signature of RFC 5802's SHA-1 example: valid base64, wrong.
+        let (mut c, e) = scram_session(b"334 dj1ybUY5cHFWOFM3c3VBb1pXamE0ZEpSa0ZzS1E9\r\n");
+        assert_eq!(wire(&e), b"*\r\n");
+        let e = c.on_reply(reply(b"501 5.7.0 cancelled\r\n"));
+        assert_eq!(wire(&e), b"QUIT\r\n");
+        assert_eq!(c.on_reply(reply(b"221 bye\r\n")), Event::Close);
+        let (err, report) = *c.finish().unwrap_err();
+        assert_eq!(err, Error::Scram(scram::Error::NotProven));
+        assert!(!report.accepted);
+    }
+
+    #[test]
+    fn a_235_without_the_scram_signature_proves_nothing() {
+        let (mut c, e) = scram_session(b"235 2.7.0 ok\r\n");
+        assert_eq!(wire(&e), b"QUIT\r\n");
+        c.on_reply(reply(b"221 bye\r\n"));
+        let (err, _) = *c.finish().unwrap_err();
+        assert_eq!(err, Error::Scram(scram::Error::NotProven));
     }
 
     fn reply(bytes: &[u8]) -> Reply {

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::proto::sasl::Mechanism;
+use crate::proto::sasl::{scram, Mechanism};
 
 use super::client::{RecipientState, RecipientStatus};
 use super::reply::{Reply, MAX_LINE, MAX_LINES};
@@ -74,6 +74,9 @@ pub enum Error {
     },
     /// A CRAM-MD5 challenge that is not base64.
     BadChallenge(Reply),
+    /// A SCRAM exchange failed on the client's side: a malformed
+    /// challenge, or a server that did not prove it knows the password.
+    Scram(scram::Error),
     /// A command argument that cannot be sent: a line break or control
     /// character, a malformed address, an empty recipient.
     InvalidArgument(String),
@@ -177,6 +180,7 @@ impl fmt::Display for Error {
             }
             Error::AuthRefused { reply, .. } => write!(f, "authentication refused: {reply}"),
             Error::BadChallenge(reply) => write!(f, "malformed CRAM-MD5 challenge: {reply}"),
+            Error::Scram(e) => write!(f, "SCRAM authentication: {e}"),
             Error::InvalidArgument(message) => f.write_str(message),
             Error::NoRecipients => f.write_str("no recipients"),
             Error::TooBig { size, limit } => write!(
