@@ -173,7 +173,7 @@ fn run(o: Options) -> anyhow::Result<()> {
         tls,
         tls_options: TlsOptions {
             ca_file: o.ca_file,
-            insecure: false,
+            ..TlsOptions::default()
         },
         timeout: Duration::from_secs(30),
         helo_name: None,

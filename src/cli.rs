@@ -53,6 +53,8 @@ pub enum Command {
     Parse(crate::cmd::parse::ParseArgs),
     /// Check the configuration file and the servers it names.
     Config(crate::cmd::config::ConfigArgs),
+    /// Store or remove an account's password in the system keyring.
+    Password(crate::cmd::password::PasswordArgs),
     /// Submit a message the sendmail way: message on stdin, recipients as
     /// arguments.
     Sendmail(crate::cmd::sendmail::SendmailArgs),

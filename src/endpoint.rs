@@ -105,6 +105,17 @@ pub struct TlsOptions {
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate and host name. Dangerous; for testing only.
     pub insecure: bool,
+    /// The client certificate to present, if the server asks for one.
+    pub client_cert: Option<ClientCert>,
+}
+
+/// A TLS client certificate (chain) and its private key, both PEM files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCert {
+    /// The certificate, followed by any intermediate certificates.
+    pub cert: PathBuf,
+    /// The unencrypted private key.
+    pub key: PathBuf,
 }
 
 /// A server address that cannot be used.

@@ -117,6 +117,10 @@ const TESTS: &[(&str, Body)] = &[
         fetch_all_over_implicit_tls_with_scram_sha1,
     ),
     (
+        "send_with_a_client_certificate_is_accepted_only_with_it",
+        send_with_a_client_certificate_is_accepted_only_with_it,
+    ),
+    (
         "round_trip_send_through_postfix_fetch_from_dovecot",
         round_trip_send_through_postfix_fetch_from_dovecot,
     ),
@@ -1113,6 +1117,51 @@ fn send_with_scram_sha256_by_default(env: &InteropEnv) {
     );
     let raw = wait_for_delivery(&env.maildir("sybil"), &token);
     assert!(contains(&raw, b"Authenticated sender: alice"));
+}
+
+/// Postfix's client-certificate listener relays only for the certificate
+/// listed by fingerprint: mailctl's `--cert`/`--key` get the message in;
+/// no certificate, or one Postfix does not know, gets 554 and exit 67.
+fn send_with_a_client_certificate_is_accepted_only_with_it(env: &InteropEnv) {
+    let token = token("clientcert");
+    let server = env.server("SMTP_CLIENTCERT_PORT");
+    let send = |cert: Option<(&str, &str)>| {
+        let state = temp_dir();
+        let mut args = vec!["send", "--server", &server, "--ca-file", env.ca_file()];
+        if let Some((cert, key)) = cert {
+            args.extend(["--cert", cert, "--key", key]);
+        }
+        args.extend([
+            "--from",
+            "alice@example.test",
+            "--to",
+            "sybil@example.test",
+            "--subject",
+            &token,
+            "--body",
+            "sent with a client certificate",
+        ]);
+        mailctl(&args, None, state.path())
+    };
+    let output = send(Some((env.get("CLIENT_CERT"), env.get("CLIENT_KEY"))));
+    assert_ok(&output, "send with the listed client certificate");
+    let raw = wait_for_delivery(&env.maildir("sybil"), &token);
+    assert!(contains(&raw, b"using TLS"));
+    for (what, cert) in [
+        ("without a client certificate", None),
+        (
+            "with an unknown client certificate",
+            Some((env.get("STRANGER_CERT"), env.get("STRANGER_KEY"))),
+        ),
+    ] {
+        let output = send(cert);
+        assert_fails_with(&output, 67, what);
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("554 5.7.1"),
+            "{what}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 fn fetch_list_decodes_gb18030_subjects(env: &InteropEnv) {

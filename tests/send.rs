@@ -792,7 +792,7 @@ fn library_probe_checks_settings_without_sending() {
             tls: TlsMode::Starttls,
             tls_options: TlsOptions {
                 ca_file: server.ca_file.clone(),
-                insecure: false,
+                ..TlsOptions::default()
             },
             timeout: std::time::Duration::from_secs(30),
             helo_name: Some("client.example".into()),

@@ -6,6 +6,7 @@ pub mod fetch;
 pub mod man;
 pub mod oauth2;
 pub mod parse;
+pub mod password;
 pub mod send;
 pub mod sendmail;
 pub mod serve;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Serve(args) => serve::run(args, globals),
         Command::Parse(args) => parse::run(args, globals),
         Command::Config(args) => config::run(args, globals),
+        Command::Password(args) => password::run(args, globals),
         Command::Sendmail(args) => sendmail::run(args, globals),
         Command::OAuth2(args) => oauth2::run(args, globals),
         Command::Completions(args) => completions::run(args),

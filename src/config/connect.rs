@@ -33,6 +33,15 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub insecure: bool,
 
+    /// Present this client certificate (PEM, chain after the leaf) when
+    /// the server asks for one.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// The private key (PEM, unencrypted) of `--cert`.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub key: Option<PathBuf>,
+
     /// User name to authenticate as.
     #[arg(long)]
     pub user: Option<String>,
@@ -69,6 +78,8 @@ impl Default for ConnectArgs {
             tls: None,
             ca_file: None,
             insecure: false,
+            cert: None,
+            key: None,
             user: None,
             password_command: None,
             timeout: None,

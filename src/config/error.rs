@@ -51,6 +51,9 @@ pub enum Error {
         /// The variable.
         var: String,
     },
+    /// The system keyring has no such entry, cannot be reached, or this
+    /// build has no keyring support.
+    Keyring(String),
     /// An error about the key at `FILE:LINE`.
     At {
         /// `FILE:LINE`.
@@ -63,7 +66,9 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::File(message) | Error::PasswordCommand(message) => f.write_str(message),
+            Error::File(message) | Error::PasswordCommand(message) | Error::Keyring(message) => {
+                f.write_str(message)
+            }
             Error::NoConfigDir => f.write_str(
                 "no configuration directory (HOME and XDG_CONFIG_HOME unset): give --config FILE",
             ),

@@ -42,9 +42,15 @@ pub struct Account {
     pub password_env: Option<Spanned<String>>,
     /// The password itself (shared); only allowed in a private file.
     pub password: Option<Spanned<String>>,
+    /// The system keyring entry holding the password (shared).
+    pub password_keyring: Option<Spanned<String>>,
     /// The trusted CA certificates (PEM) for both servers, instead of the
     /// system's.
     pub ca_file: Option<Spanned<PathBuf>>,
+    /// The client certificate (PEM) for both servers.
+    pub tls_cert: Option<Spanned<PathBuf>>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<Spanned<PathBuf>>,
     /// The SMTP submission server.
     pub smtp: Option<Server<SmtpAuth>>,
     /// The POP3 server.
@@ -97,12 +103,17 @@ pub struct PasswordKeys<'a> {
     pub password_env: Option<&'a Spanned<String>>,
     /// The password itself; only allowed in a private (mode 600) file.
     pub password: Option<&'a Spanned<String>>,
+    /// The system keyring entry holding the password.
+    pub password_keyring: Option<&'a Spanned<String>>,
 }
 
 impl PasswordKeys<'_> {
     /// Whether the table names no password source.
     pub fn is_empty(&self) -> bool {
-        self.password_command.is_none() && self.password_env.is_none() && self.password.is_none()
+        self.password_command.is_none()
+            && self.password_env.is_none()
+            && self.password.is_none()
+            && self.password_keyring.is_none()
     }
 }
 
@@ -113,6 +124,7 @@ impl Account {
             password_command: self.password_command.as_ref(),
             password_env: self.password_env.as_ref(),
             password: self.password.as_ref(),
+            password_keyring: self.password_keyring.as_ref(),
         }
     }
 }
@@ -124,6 +136,7 @@ impl<A> Server<A> {
             password_command: self.password_command.as_ref(),
             password_env: self.password_env.as_ref(),
             password: self.password.as_ref(),
+            password_keyring: self.password_keyring.as_ref(),
         }
     }
 }
@@ -148,8 +161,14 @@ pub struct Server<A> {
     pub password_env: Option<Spanned<String>>,
     /// This server's password itself; only allowed in a private file.
     pub password: Option<Spanned<String>>,
+    /// The system keyring entry holding this server's password.
+    pub password_keyring: Option<Spanned<String>>,
     /// The trusted CA certificates (PEM), instead of the system's.
     pub ca_file: Option<Spanned<PathBuf>>,
+    /// The client certificate (PEM) to present to this server.
+    pub tls_cert: Option<Spanned<PathBuf>>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<Spanned<PathBuf>>,
     /// Seconds to wait for connecting and for each read or write.
     pub timeout: Option<Spanned<u64>>,
 }
@@ -488,6 +507,7 @@ fn check_password(loaded: &Loaded, keys: PasswordKeys<'_>) -> anyhow::Result<()>
         ("password_command", keys.password_command),
         ("password_env", keys.password_env),
         ("password", keys.password),
+        ("password_keyring", keys.password_keyring),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k, v)))
@@ -513,6 +533,9 @@ fn check_password(loaded: &Loaded, keys: PasswordKeys<'_>) -> anyhow::Result<()>
                 format!("`password_env` = '{name}' is not an environment variable name"),
             ));
         }
+    }
+    if let Some(entry) = keys.password_keyring {
+        check_text(loaded, entry, "password_keyring")?;
     }
     if let Some(command) = keys.password_command {
         if command.get_ref().trim().is_empty() {

@@ -14,6 +14,7 @@ mod connect;
 mod error;
 mod file;
 mod hint;
+pub mod keyring;
 mod oauth2;
 mod password;
 mod resolve;

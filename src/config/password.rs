@@ -25,6 +25,13 @@ pub enum ConfiguredPassword {
         /// `FILE:LINE` of the key.
         origin: String,
     },
+    /// `password_keyring`: an entry of the system keyring.
+    Keyring {
+        /// The entry name.
+        entry: String,
+        /// `FILE:LINE` of the key.
+        origin: String,
+    },
     /// `password`: stored in the (private) file itself.
     Stored {
         /// The password.
@@ -67,6 +74,9 @@ impl Password {
                     None => Err(at(origin, Error::PasswordEnvUnset { var: var.clone() })),
                 }
             }
+            Some(ConfiguredPassword::Keyring { entry, origin }) => {
+                super::keyring::lookup(entry).map_err(|e| at(origin, e))
+            }
             Some(ConfiguredPassword::Stored { secret, .. }) => Ok(secret.clone()),
             None => ask(prompt),
         }
@@ -91,6 +101,10 @@ impl Password {
                 )
             }
             Some(ConfiguredPassword::Env { var, .. }) => format!("from ${var}"),
+            Some(ConfiguredPassword::Keyring { entry, .. }) => format!(
+                "from the keyring entry `{}`",
+                crate::text::printable(entry.as_bytes())
+            ),
             Some(ConfiguredPassword::Stored { .. }) => "stored in the config file".to_string(),
             None => "asked on the terminal".to_string(),
         }

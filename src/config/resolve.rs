@@ -11,7 +11,7 @@ use super::error::{file_error, Error};
 use super::file::{self, AuthName, Loaded, PasswordKeys, Server};
 use super::oauth2::{account_ca_file, oauth2_settings, OAuth2Settings};
 use super::password::{ConfiguredPassword, Password};
-use crate::endpoint::{Endpoint, TlsMode, TlsOptions};
+use crate::endpoint::{ClientCert, Endpoint, TlsMode, TlsOptions};
 use crate::secret::Secret;
 
 /// The time-out when neither `--timeout` nor the account's `timeout` sets one.
@@ -305,6 +305,7 @@ fn from_flags(protocol: Protocol, connect: &ConnectArgs) -> anyhow::Result<Resol
         tls_options: TlsOptions {
             ca_file: connect.ca_file.clone(),
             insecure: connect.insecure,
+            client_cert: flag_client_cert(connect),
         },
         user: connect.user.clone(),
         auth: None,
@@ -427,6 +428,13 @@ fn merge<A: AuthName>(
             .or(account.ca_file.as_ref())
             .map(|p| relative_to(&loaded.path, p.get_ref()))
     });
+    let client_cert = match flag_client_cert(connect) {
+        Some(cert) => Some(cert),
+        None if server.tls_cert.is_some() || server.tls_key.is_some() => {
+            file_client_cert(loaded, &server.tls_cert, &server.tls_key)?
+        }
+        None => file_client_cert(loaded, &account.tls_cert, &account.tls_key)?,
+    };
     let user = connect.user.clone().or_else(|| {
         server
             .user
@@ -452,6 +460,7 @@ fn merge<A: AuthName>(
         tls_options: TlsOptions {
             ca_file,
             insecure: connect.insecure,
+            client_cert,
         },
         user,
         auth: server.auth.as_ref().map(|a| a.get_ref().name().to_string()),
@@ -463,6 +472,40 @@ fn merge<A: AuthName>(
         timeout: Duration::from_secs(timeout),
         oauth2: oauth2_settings(loaded, name, account_ca_file(loaded, name))?,
     })
+}
+
+/// The client certificate of `--cert` and `--key` (clap makes them a pair).
+fn flag_client_cert(connect: &ConnectArgs) -> Option<ClientCert> {
+    Some(ClientCert {
+        cert: connect.cert.clone()?,
+        key: connect.key.clone()?,
+    })
+}
+
+/// The client certificate of a table's `tls_cert` and `tls_key`, paths
+/// relative to the file; one without the other is an error at its line.
+fn file_client_cert(
+    loaded: &Loaded,
+    cert: &Option<Spanned<PathBuf>>,
+    key: &Option<Spanned<PathBuf>>,
+) -> Result<Option<ClientCert>, Error> {
+    let lone = |given: &Spanned<PathBuf>, missing: &str| Error::At {
+        origin: format!(
+            "{}:{}",
+            loaded.path.display(),
+            loaded.line_of(given.span().start)
+        ),
+        error: Box::new(Error::File(format!("{missing} is missing beside it"))),
+    };
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(ClientCert {
+            cert: relative_to(&loaded.path, cert.get_ref()),
+            key: relative_to(&loaded.path, key.get_ref()),
+        })),
+        (Some(cert), None) => Err(lone(cert, "tls_key")),
+        (None, Some(key)) => Err(lone(key, "tls_cert")),
+        (None, None) => Ok(None),
+    }
 }
 
 fn configured_password(loaded: &Loaded, keys: PasswordKeys<'_>) -> Option<ConfiguredPassword> {
@@ -483,6 +526,12 @@ fn configured_password(loaded: &Loaded, keys: PasswordKeys<'_>) -> Option<Config
         return Some(ConfiguredPassword::Env {
             var: v.get_ref().clone(),
             origin: origin(v),
+        });
+    }
+    if let Some(k) = keys.password_keyring {
+        return Some(ConfiguredPassword::Keyring {
+            entry: k.get_ref().clone(),
+            origin: origin(k),
         });
     }
     keys.password.map(|p| ConfiguredPassword::Stored {

@@ -75,7 +75,7 @@ pub enum Error {
         /// OpenSSL's reason.
         reason: String,
     },
-    /// A server certificate and key that cannot be used together.
+    /// A certificate and key (server or client) that cannot be used together.
     Identity {
         /// OpenSSL's reason.
         reason: String,

@@ -364,16 +364,17 @@ impl Session {
         Ok(())
     }
 
-    /// Logs in. The secret is a password, or an OAuth 2 access token when
-    /// `token` is set (or the method is XOAUTH2 or OAUTHBEARER). What to
-    /// send is [`Login`]'s decision; this only carries the bytes.
+    /// Logs in, and says which method did (`auto` resolved). The secret is
+    /// a password, or an OAuth 2 access token when `token` is set (or the
+    /// method is XOAUTH2 or OAUTHBEARER). What to send is [`Login`]'s
+    /// decision; this only carries the bytes.
     pub fn login(
         &mut self,
         method: AuthMethod,
         user: &str,
         secret: &Secret,
         token: bool,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Method> {
         let server = self.endpoint.to_string();
         let nonce = crate::crypto::nonce()?;
         let request = Request {
@@ -399,7 +400,7 @@ impl Session {
                         break;
                     }
                     Step::Wait => {}
-                    Step::Done => return Ok(()),
+                    Step::Done => return Ok(login.method()),
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! Every TLS setting, client and server, and the only OpenSSL code of the
 //! program: client contexts (TLS 1.2 or later, certificate and host name
-//! verification on unless `--insecure`), server identities, self-signed
-//! certificates, and failed handshakes described in a few words.
+//! verification on unless `--insecure`, a client certificate when given),
+//! server identities, self-signed certificates, and failed handshakes
+//! described in a few words.
 //!
 //! Trust: `--ca-file` (or the `ca_file` key) replaces the system roots, as
 //! curl's `--cacert` does: only that file is read. Without it the system
@@ -22,7 +23,7 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::pkey::PKey;
+use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
     HandshakeError, Ssl, SslAcceptor, SslContext, SslContextBuilder, SslFiletype, SslMethod,
     SslMode, SslOptions, SslStream, SslVerifyMode, SslVersion,
@@ -50,23 +51,80 @@ impl TlsOptions {
         let setup = |e: ErrorStack| Error::ClientSetup {
             reason: e.to_string(),
         };
-        if self.insecure {
-            let mut ctx = client_context().map_err(setup)?;
-            ctx.set_verify(SslVerifyMode::NONE);
-            return Ok(Connector {
-                ctx: ctx.build(),
-                verify: false,
+        let verify = !self.insecure;
+        if verify && self.ca_file.is_none() && self.client_cert.is_none() {
+            let ctx = system_context()?;
+            return Ok(Connector { ctx, verify });
+        }
+        let mut ctx = client_context().map_err(setup)?;
+        match &self.ca_file {
+            _ if !verify => ctx.set_verify(SslVerifyMode::NONE),
+            Some(path) => trust_only(&mut ctx, path)?,
+            None => add_system_roots(&mut ctx).map_err(setup)?,
+        }
+        if let Some(client) = &self.client_cert {
+            Identity::from_files(&client.cert, &client.key)?.install(&mut ctx)?;
+        }
+        Ok(Connector {
+            ctx: ctx.build(),
+            verify,
+        })
+    }
+}
+
+/// A certificate that does not go with its key, or a chain that cannot be
+/// used.
+fn identity_error(e: ErrorStack) -> Error {
+    Error::Identity {
+        reason: e.to_string(),
+    }
+}
+
+/// A private key, its certificate and the chain after it, read from PEM.
+struct Identity {
+    key: PKey<Private>,
+    leaf: X509,
+    chain: Vec<X509>,
+}
+
+impl Identity {
+    /// Reads the PEM certificate (chain) and private key; `key_path` names
+    /// the key in errors.
+    fn from_pem(cert_pem: &[u8], key_pem: &[u8], key_path: &Path) -> Result<Identity, Error> {
+        let key = PKey::private_key_from_pem(key_pem).map_err(|e| Error::Key {
+            path: key_path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mut chain = X509::stack_from_pem(cert_pem).map_err(identity_error)?;
+        if chain.is_empty() {
+            return Err(Error::Identity {
+                reason: "no PEM certificate".to_string(),
             });
         }
-        let ctx = match &self.ca_file {
-            Some(path) => {
-                let mut ctx = client_context().map_err(setup)?;
-                trust_only(&mut ctx, path)?;
-                ctx.build()
-            }
-            None => system_context()?,
+        let leaf = chain.remove(0);
+        Ok(Identity { key, leaf, chain })
+    }
+
+    /// Reads the certificate and key files.
+    fn from_files(cert: &Path, key: &Path) -> Result<Identity, Error> {
+        let read = |path: &Path| {
+            fs::read(path).map_err(|source| Error::File {
+                path: path.to_path_buf(),
+                source,
+            })
         };
-        Ok(Connector { ctx, verify: true })
+        Identity::from_pem(&read(cert)?, &read(key)?, key)
+    }
+
+    /// Makes `ctx` present this identity, once it is checked that the
+    /// certificate goes with the key.
+    fn install(self, ctx: &mut SslContextBuilder) -> Result<(), Error> {
+        ctx.set_private_key(&self.key).map_err(identity_error)?;
+        ctx.set_certificate(&self.leaf).map_err(identity_error)?;
+        for cert in self.chain {
+            ctx.add_extra_chain_cert(cert).map_err(identity_error)?;
+        }
+        ctx.check_private_key().map_err(identity_error)
     }
 }
 
@@ -117,15 +175,20 @@ fn system_context() -> Result<SslContext, Error> {
         reason: e.to_string(),
     };
     let mut ctx = client_context().map_err(setup)?;
+    add_system_roots(&mut ctx).map_err(setup)?;
+    Ok(SYSTEM.get_or_init(|| ctx.build()).clone())
+}
+
+/// Trusts the system roots, read lazily from OpenSSL's hashed directory
+/// where there is one.
+fn add_system_roots(ctx: &mut SslContextBuilder) -> Result<(), ErrorStack> {
     match hashed_cert_dir() {
         Some(dir) => ctx
             .cert_store_mut()
             .add_lookup(X509Lookup::hash_dir())
-            .and_then(|lookup| lookup.add_dir(&dir, SslFiletype::PEM))
-            .map_err(setup)?,
-        None => ctx.set_default_verify_paths().map_err(setup)?,
+            .and_then(|lookup| lookup.add_dir(&dir, SslFiletype::PEM)),
+        None => ctx.set_default_verify_paths(),
     }
-    Ok(SYSTEM.get_or_init(|| ctx.build()).clone())
 }
 
 /// The system's hashed certificate directory (`SSL_CERT_DIR`, else
@@ -269,30 +332,17 @@ impl Acceptor {
     /// An acceptor for a PEM certificate (chain) and PEM private key.
     /// `key_path` names the key in errors.
     pub fn from_pem(cert_pem: &[u8], key_pem: &[u8], key_path: &Path) -> Result<Self, Error> {
-        let key = PKey::private_key_from_pem(key_pem).map_err(|e| Error::Key {
-            path: key_path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let identity = |e: ErrorStack| Error::Identity {
-            reason: e.to_string(),
-        };
-        let mut chain = X509::stack_from_pem(cert_pem)
-            .map_err(identity)?
-            .into_iter();
-        let leaf = chain.next().ok_or_else(|| Error::Identity {
-            reason: "no PEM certificate".to_string(),
-        })?;
+        Self::from_identity(Identity::from_pem(cert_pem, key_pem, key_path)?)
+    }
+
+    /// An acceptor presenting `identity`.
+    fn from_identity(identity: Identity) -> Result<Self, Error> {
         let setup = |e: ErrorStack| Error::ServerSetup {
             reason: e.to_string(),
         };
         let mut builder =
             SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(setup)?;
-        builder.set_private_key(&key).map_err(identity)?;
-        builder.set_certificate(&leaf).map_err(identity)?;
-        for cert in chain {
-            builder.add_extra_chain_cert(cert).map_err(identity)?;
-        }
-        builder.check_private_key().map_err(identity)?;
+        identity.install(&mut builder)?;
         builder
             .set_min_proto_version(Some(SslVersion::TLS1_2))
             .map_err(setup)?;
@@ -301,15 +351,7 @@ impl Acceptor {
 
     /// An acceptor for the certificate and key in the files `cert` and `key`.
     pub fn from_files(cert: &Path, key: &Path) -> Result<Self, Error> {
-        let read = |path: &Path| {
-            fs::read(path).map_err(|source| Error::File {
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        let cert_pem = read(cert)?;
-        let key_pem = read(key)?;
-        Self::from_pem(&cert_pem, &key_pem, key)
+        Self::from_identity(Identity::from_files(cert, key)?)
     }
 
     /// Runs a server handshake over `tcp`.
@@ -423,7 +465,7 @@ mod tests {
         fs::write(&ca, &cert.cert_pem).unwrap();
         let trusted = TlsOptions {
             ca_file: Some(ca),
-            insecure: false,
+            ..TlsOptions::default()
         };
         for host in ["localhost", "127.0.0.1"] {
             let (port, server) = serve_once(cert.acceptor().unwrap());
@@ -452,8 +494,8 @@ mod tests {
         // --insecure accepts it.
         let (port, server) = serve_once(cert.acceptor().unwrap());
         let insecure = TlsOptions {
-            ca_file: None,
             insecure: true,
+            ..TlsOptions::default()
         };
         connect("localhost", port, &insecure).unwrap().close();
         server.join().unwrap();
@@ -467,7 +509,7 @@ mod tests {
         fs::write(&ca, &cert.cert_pem).unwrap();
         let opts = TlsOptions {
             ca_file: Some(ca),
-            insecure: false,
+            ..TlsOptions::default()
         };
         let (port, server) = serve_once(cert.acceptor().unwrap());
         let err = connect("localhost", port, &opts).err().unwrap();
@@ -480,11 +522,44 @@ mod tests {
     }
 
     #[test]
+    fn client_certificate_problems_are_found_before_connecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, other) = (generate(&["a"]).unwrap(), generate(&["b"]).unwrap());
+        let write = |name: &str, pem: &[u8]| {
+            let path = dir.path().join(name);
+            fs::write(&path, pem).unwrap();
+            path
+        };
+        let cert = write("cert.pem", &one.cert_pem);
+        let key = write("key.pem", &one.key_pem);
+        let other_key = write("other.pem", &other.key_pem);
+        let opts = |cert: &Path, key: &Path| TlsOptions {
+            client_cert: Some(crate::endpoint::ClientCert {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+            }),
+            ..TlsOptions::default()
+        };
+        assert!(opts(&cert, &key).connector().is_ok());
+        let err = opts(&cert, &other_key).connector().err().unwrap();
+        assert!(matches!(err, Error::Identity { .. }), "{err}");
+        let err = opts(&cert, &cert).connector().err().unwrap();
+        assert!(matches!(err, Error::Key { .. }), "{err}");
+        let err = opts(&key, &key).connector().err().unwrap();
+        assert!(matches!(err, Error::Identity { .. }), "{err}");
+        let err = opts(&dir.path().join("none"), &key)
+            .connector()
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::File { .. }), "{err}");
+    }
+
+    #[test]
     fn ca_file_problems() {
         let dir = tempfile::tempdir().unwrap();
         let opts = |p: &Path| TlsOptions {
             ca_file: Some(p.to_path_buf()),
-            insecure: false,
+            ..TlsOptions::default()
         };
         let missing = dir.path().join("missing.pem");
         assert!(matches!(

@@ -21,6 +21,7 @@ VMAIL_USER=mailctl-vmail
 SMTP_PLAIN_PORT=10025
 SMTP_SUBMISSION_PORT=10587
 SMTP_SMTPS_PORT=10465
+SMTP_CLIENTCERT_PORT=10589
 POP3_PORT=10110
 POP3S_PORT=10995
 # Mailbox users. alice and bob are for people trying things by hand; the
@@ -28,7 +29,7 @@ POP3S_PORT=10995
 # mailbox; sink's mail is discarded (send benchmarks); bench and bigbench hold
 # the fetch benchmark's mailboxes.
 USERS="alice bob carol dave erin frank grace heidi ivan judy mike oscar peggy quinn rupert sybil sink bench bigbench olga otto"
-PACKAGES="postfix dovecot-core dovecot-pop3d swaks libnet-ssleay-perl libio-socket-ssl-perl msmtp mpop fetchmail curl hyperfine python3 openssl time bsdextrautils procps ca-certificates"
+PACKAGES="postfix dovecot-core dovecot-pop3d swaks libnet-ssleay-perl libio-socket-ssl-perl msmtp mpop fetchmail curl hyperfine python3 openssl time bsdextrautils procps ca-certificates dbus gnome-keyring libdbus-1-dev pkg-config"
 
 INSTALL=1
 for arg in "$@"; do
@@ -131,8 +132,23 @@ EXT
         -CAcreateserial -days 60 -sha256 -extfile "$TLS/server.ext" -out "$TLS/server.crt" 2>/dev/null
     rm -f "$TLS/server.csr"
 fi
+# Client certificates: one signed by the CA and listed in Postfix's
+# relay_clientcerts, one self-signed that Postfix does not know.
+if [ ! -s "$TLS/client.crt" ] || ! openssl x509 -checkend 86400 -noout -in "$TLS/client.crt" >/dev/null 2>&1 \
+    || ! openssl verify -CAfile "$TLS/ca.pem" "$TLS/client.crt" >/dev/null 2>&1; then
+    log "generating client certificates"
+    openssl req -newkey rsa:2048 -nodes -sha256 \
+        -keyout "$TLS/client.key" -out "$TLS/client.csr" -subj "/CN=mailctl interop client" 2>/dev/null
+    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' \
+        >"$TLS/client.ext"
+    openssl x509 -req -in "$TLS/client.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
+        -CAcreateserial -days 60 -sha256 -extfile "$TLS/client.ext" -out "$TLS/client.crt" 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes -days 60 -sha256 \
+        -keyout "$TLS/stranger.key" -out "$TLS/stranger.crt" -subj "/CN=stranger" 2>/dev/null
+    rm -f "$TLS/client.csr"
+fi
 chmod 600 "$TLS"/*.key
-chmod 644 "$TLS/ca.pem" "$TLS/server.crt"
+chmod 644 "$TLS/ca.pem" "$TLS/server.crt" "$TLS/client.crt" "$TLS/stranger.crt"
 # The CA certificate is what clients need; keep a readable copy outside tls/.
 cp "$TLS/ca.pem" "$DIR/ca.pem"
 chmod 644 "$DIR/ca.pem"
@@ -317,7 +333,14 @@ smtpd_sasl_security_options = noanonymous
 smtpd_sasl_tls_security_options = noanonymous
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
 smtpd_recipient_restrictions =
+# The client-certificate listener lets in exactly the certificates listed
+# here by SHA-256 fingerprint.
+smtpd_tls_fingerprint_digest = sha256
+relay_clientcerts = texthash:$PF/relay_clientcerts
 CONF
+printf '%s mailctl-interop-client\n' \
+    "$(openssl x509 -in "$TLS/client.crt" -noout -fingerprint -sha256 | cut -d= -f2)" >"$PF/relay_clientcerts"
+
 
 # Every service unchrooted (our paths are outside the spool) and every
 # listener bound to 127.0.0.1.
@@ -332,6 +355,12 @@ cat >"$PF/master.cf" <<CONF
   -o smtpd_tls_auth_only=yes
   -o smtpd_client_restrictions=permit_sasl_authenticated,reject
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+127.0.0.1:$SMTP_CLIENTCERT_PORT inet n - n - - smtpd
+  -o syslog_name=postfix/clientcert
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_ask_ccert=yes
+  -o smtpd_tls_CAfile=$TLS/ca.pem
+  -o smtpd_recipient_restrictions=permit_tls_clientcerts,reject
 127.0.0.1:$SMTP_SMTPS_PORT inet n - n - - smtpd
   -o syslog_name=postfix/smtps
   -o smtpd_tls_wrappermode=yes
@@ -383,7 +412,7 @@ wait_port() {
     done
     die "nothing listens on 127.0.0.1:$port (see $DIR/log/)"
 }
-for port in $SMTP_PLAIN_PORT $SMTP_SUBMISSION_PORT $SMTP_SMTPS_PORT $POP3_PORT $POP3S_PORT; do
+for port in $SMTP_PLAIN_PORT $SMTP_SUBMISSION_PORT $SMTP_SMTPS_PORT $SMTP_CLIENTCERT_PORT $POP3_PORT $POP3S_PORT; do
     wait_port "$port"
 done
 for i in $(seq 1 100); do [ -S "$DIR/dovecot/run/auth-postfix" ] && break; sleep 0.1; done
@@ -397,6 +426,11 @@ for i in $(seq 1 100); do [ -S "$DIR/dovecot/run/auth-postfix" ] && break; sleep
     echo "SMTP_PLAIN_PORT=$SMTP_PLAIN_PORT"
     echo "SMTP_SUBMISSION_PORT=$SMTP_SUBMISSION_PORT"
     echo "SMTP_SMTPS_PORT=$SMTP_SMTPS_PORT"
+    echo "SMTP_CLIENTCERT_PORT=$SMTP_CLIENTCERT_PORT"
+    echo "CLIENT_CERT=$TLS/client.crt"
+    echo "CLIENT_KEY=$TLS/client.key"
+    echo "STRANGER_CERT=$TLS/stranger.crt"
+    echo "STRANGER_KEY=$TLS/stranger.key"
     echo "POP3_PORT=$POP3_PORT"
     echo "POP3S_PORT=$POP3S_PORT"
     echo "CA_FILE=$DIR/ca.pem"

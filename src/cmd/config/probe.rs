@@ -167,12 +167,7 @@ pub fn probe_pop3(server: &ResolvedServer, transcript: &Transcript) -> anyhow::R
                     None => obtain_password(server).map(|secret| (secret, false)),
                 })
                 .and_then(|(secret, token)| session.login(method, user, &secret, token))
-                .map(|()| {
-                    let name = clap::ValueEnum::to_possible_value(&method)
-                        .map(|v| v.get_name().to_string())
-                        .unwrap_or_default();
-                    format!("auth: login as {user} accepted (method {name})")
-                })
+                .map(|used| format!("auth: {} as {user} accepted", used.shown()))
         }
     };
     let _ = session.quit();

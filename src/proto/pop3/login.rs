@@ -50,6 +50,21 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method's name in reports: `USER/PASS`, `APOP`, or the SASL
+    /// mechanism, such as `SCRAM-SHA-256`.
+    pub fn shown(self) -> &'static str {
+        match self {
+            Method::Auto => "auto",
+            Method::User => "USER/PASS",
+            Method::Apop => "APOP",
+            Method::Plain => "PLAIN",
+            Method::Xoauth2 => "XOAUTH2",
+            Method::OAuthBearer => "OAUTHBEARER",
+            Method::ScramSha1 => "SCRAM-SHA-1",
+            Method::ScramSha256 => "SCRAM-SHA-256",
+        }
+    }
+
     /// The SCRAM mechanism of a SCRAM method.
     fn scram(self) -> Option<Mechanism> {
         match self {
