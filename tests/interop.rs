@@ -137,6 +137,10 @@ const TESTS: &[(&str, Body)] = &[
         oauth2::oauth2_expired_token_is_refreshed_and_rotation_kept,
     ),
     (
+        "oauth2_refresh_token_command_keeps_the_token",
+        oauth2::oauth2_refresh_token_command_keeps_the_token,
+    ),
+    (
         "oauth2_concurrent_runs_renew_once",
         oauth2::oauth2_concurrent_runs_renew_once,
     ),

@@ -274,6 +274,48 @@ pub fn oauth2_expired_token_is_refreshed_and_rotation_kept(env: &InteropEnv) {
     account.check_private(&[&output, &again]);
 }
 
+/// With `refresh_token_command`, the refresh token lives where the command
+/// keeps it (`COMMAND get` prints it, `COMMAND store` reads it on its
+/// input), never in mailctl's files, argv or the command's environment.
+pub fn oauth2_refresh_token_command_keeps_the_token(env: &InteropEnv) {
+    let server = TokenServer::start(env, "otto", &["--rotate"]);
+    let keeper = temp_dir();
+    let (kept, seen_env) = (keeper.path().join("kept"), keeper.path().join("env"));
+    let script = keeper.path().join("keeper.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nenv >>'{seen}'\necho \"$0 $*\" >>'{seen}'\n\
+             case \"$1\" in get) cat '{kept}';; store) cat >'{kept}';; esac\n",
+            seen = seen_env.display(),
+            kept = kept.display()
+        ),
+    )
+    .expect("write keeper");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let first = server.refresh_token();
+    std::fs::write(&kept, format!("{first}\n")).expect("seed kept token");
+    let line = format!("refresh_token_command = \"{}\"", script.display());
+    let account = Account::new(env, "otto", &server, &line);
+    let output = account.run(&["fetch", "--list"]);
+    assert_ok(&output, "fetch with refresh_token_command");
+    let rotated = std::fs::read_to_string(&kept).expect("kept token");
+    assert!(
+        rotated.starts_with("rt-") && rotated.trim() != first,
+        "{rotated}"
+    );
+    assert!(!account.token_dir().join("work.refresh").exists());
+    let seen = std::fs::read_to_string(&seen_env).expect("keeper's environment");
+    assert!(
+        !seen.contains(rotated.trim()) && !seen.contains(&first),
+        "{seen}"
+    );
+    let (access, _) = account.cached_access();
+    assert!(!seen.contains(&access), "{seen}");
+    let transcript = stderr_of(&output);
+    assert!(!transcript.contains(rotated.trim()) && !transcript.contains(&access));
+}
+
 /// Runs started together with an expired cache renew the token once: the
 /// others wait for the first and use what it cached, so a provider that
 /// rotates refresh tokens (each valid once) refuses none of them.
