@@ -141,6 +141,10 @@ const TESTS: &[(&str, Body)] = &[
         oauth2::oauth2_refresh_token_command_keeps_the_token,
     ),
     (
+        "oauth2_sendmail_mode_uses_the_token",
+        oauth2::oauth2_sendmail_mode_uses_the_token,
+    ),
+    (
         "oauth2_concurrent_runs_renew_once",
         oauth2::oauth2_concurrent_runs_renew_once,
     ),

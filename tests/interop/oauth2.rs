@@ -340,6 +340,35 @@ pub fn oauth2_concurrent_runs_renew_once(env: &InteropEnv) {
     account.check_private(&outputs.iter().collect::<Vec<_>>());
 }
 
+/// Sendmail mode logs an OAuth 2 account in the same way: a message on
+/// standard input reaches Postfix with the account's refreshed token.
+pub fn oauth2_sendmail_mode_uses_the_token(env: &InteropEnv) {
+    let server = TokenServer::start(env, "otto", &[]);
+    let account = Account::new(env, "otto", &server, "");
+    account.store_refresh(&server.refresh_token());
+    let message = b"Subject: via sendmail\r\nTo: sink@example.test\r\n\r\nhello\r\n";
+    let config = account.config.to_str().unwrap();
+    let args = [
+        "--config",
+        config,
+        "sendmail",
+        "-v",
+        "--account",
+        "work",
+        "-t",
+    ];
+    let output = mailctl_with_stdin(&args, None, account.state(), Some(message));
+    assert_ok(&output, "sendmail with an OAuth 2 account");
+    let transcript = stderr_of(&output);
+    assert!(
+        transcript.contains("C: AUTH OAUTHBEARER <redacted>"),
+        "{transcript}"
+    );
+    assert!(transcript.contains("queued as"), "{transcript}");
+    assert_eq!(server.stats()["refresh"], 1);
+    account.check_private(&[&output]);
+}
+
 /// A cached token the server refuses (signed with another key) is
 /// retried once with a fresh one, for SMTP and for POP3.
 pub fn oauth2_refused_cached_token_is_retried_once(env: &InteropEnv) {
