@@ -230,7 +230,11 @@ pub fn oauth2_send_and_fetch_with_oauthbearer_and_xoauth2(env: &InteropEnv) {
         wait_for_delivery(&env.maildir("olga"), &mark);
         outputs.push(output);
     }
-    for (auth, label) in [("auto", "OAUTHBEARER"), ("xoauth2", "XOAUTH2")] {
+    for (auth, label) in [
+        ("auto", "OAUTHBEARER"),
+        ("oauthbearer", "OAUTHBEARER"),
+        ("xoauth2", "XOAUTH2"),
+    ] {
         let output = account.run(&["fetch", "--auth", auth, "--list"]);
         assert_ok(&output, &format!("fetch with {label}"));
         let transcript = stderr_of(&output);
