@@ -163,6 +163,7 @@ fn run(o: Options) -> anyhow::Result<()> {
             secret: Password::default().obtain(&format!("Password for {user}: "))?,
             user,
             mechanism: None,
+            token: false,
             nonce: mailctl::crypto::nonce()?,
         }),
         None => None,

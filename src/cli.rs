@@ -58,6 +58,9 @@ pub enum Command {
     /// Submit a message the sendmail way: message on stdin, recipients as
     /// arguments.
     Sendmail(crate::cmd::sendmail::SendmailArgs),
+    /// Authorize an account's OAuth 2 access and show its tokens' state.
+    #[command(name = "oauth2")]
+    OAuth2(crate::cmd::oauth2::OAuth2Args),
     /// Print a shell completion script.
     Completions(crate::cmd::completions::CompletionsArgs),
     /// Write the man pages, one per command.

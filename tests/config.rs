@@ -931,6 +931,99 @@ fn the_sample_configuration_is_valid() {
         stdout.contains("pop3: pop.example.org:995, implicit TLS"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("OAuth 2 tokens from https://oauth2.googleapis.com/token"),
+        "{stdout}"
+    );
+}
+
+const OAUTH2_SMTP: &str = "[accounts.a]\nuser = \"u\"\n[accounts.a.smtp]\nhost = \"h\"\n";
+
+#[test]
+fn oauth2_table_is_checked() {
+    let table = |rest: &str| format!("{OAUTH2_SMTP}[accounts.a.oauth2]\nclient_id = \"c\"\n{rest}");
+    assert_refused(
+        &table(""),
+        0o644,
+        5,
+        &["needs `provider`", "or `token_url`"],
+    );
+    assert_refused(
+        &table("token_url = \"http://tokens.example/token\"\n"),
+        0o644,
+        7,
+        &["not an https:// URL"],
+    );
+    assert_refused(
+        &table("provider = \"yahoo\"\n"),
+        0o644,
+        7,
+        &["`microsoft` or `google`"],
+    );
+    assert_refused(
+        &format!("{OAUTH2_SMTP}[accounts.a.oauth2]\nprovider = \"google\"\n"),
+        0o644,
+        5,
+        &["client_id"],
+    );
+    let (out, stderr, _, _dir) = check(&table("token_url = \"http://127.0.0.1:8080/t\"\n"), 0o644);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn oauth2_login_needs_an_oauth2_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "config.toml", OAUTH2_SMTP, 0o644);
+    let out = mailctl(dir.path())
+        .arg("--config")
+        .arg(&path)
+        .args(["oauth2", "login", "--account", "a"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "mailctl: error: {}:1: account 'a' has no [accounts.a.oauth2] table\n",
+            path.display()
+        )
+    );
+}
+
+/// An OAuth 2 account that was never authorized says how to fix it, with
+/// 77, before connecting anywhere.
+#[test]
+fn oauth2_account_without_a_token_says_to_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        format!("{OAUTH2_SMTP}[accounts.a.oauth2]\nprovider = \"microsoft\"\nclient_id = \"c\"\n");
+    let path = write_config(dir.path(), "config.toml", &text, 0o644);
+    let out = mailctl(dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .arg("--config")
+        .arg(&path)
+        .args(["send", "--from", "u@example.org", "--to", "v@example.org"])
+        .args(["--subject", "s", "--body", "b"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{stderr}");
+    assert_eq!(
+        stderr,
+        "mailctl: error: account 'a' holds no OAuth 2 token: run `mailctl oauth2 login --account a`\n"
+    );
+    let status = mailctl(dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .arg("--config")
+        .arg(&path)
+        .args(["oauth2", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout),
+        "a: no token: run `mailctl oauth2 login`; no access token cached\n"
+    );
 }
 
 #[test]

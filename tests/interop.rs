@@ -19,6 +19,9 @@
 
 mod outside;
 
+#[path = "interop/oauth2.rs"]
+mod oauth2;
+
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Write;
@@ -124,6 +127,38 @@ const TESTS: &[(&str, Body)] = &[
     (
         "round_trip_save_dir_holds_the_decoded_parts",
         round_trip_save_dir_holds_the_decoded_parts,
+    ),
+    (
+        "oauth2_send_and_fetch_with_oauthbearer_and_xoauth2",
+        oauth2::oauth2_send_and_fetch_with_oauthbearer_and_xoauth2,
+    ),
+    (
+        "oauth2_expired_token_is_refreshed_and_rotation_kept",
+        oauth2::oauth2_expired_token_is_refreshed_and_rotation_kept,
+    ),
+    (
+        "oauth2_refresh_token_command_keeps_the_token",
+        oauth2::oauth2_refresh_token_command_keeps_the_token,
+    ),
+    (
+        "oauth2_sendmail_mode_uses_the_token",
+        oauth2::oauth2_sendmail_mode_uses_the_token,
+    ),
+    (
+        "oauth2_concurrent_runs_renew_once",
+        oauth2::oauth2_concurrent_runs_renew_once,
+    ),
+    (
+        "oauth2_refused_cached_token_is_retried_once",
+        oauth2::oauth2_refused_cached_token_is_retried_once,
+    ),
+    (
+        "oauth2_device_login_end_to_end",
+        oauth2::oauth2_device_login_end_to_end,
+    ),
+    (
+        "oauth2_pkce_login_end_to_end",
+        oauth2::oauth2_pkce_login_end_to_end,
     ),
 ];
 

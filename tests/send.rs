@@ -800,6 +800,7 @@ fn library_probe_checks_settings_without_sending() {
                 user: "ops".into(),
                 secret: mailctl::secret::Secret::new(PASSWORD),
                 mechanism: None,
+                token: false,
                 nonce: "nonce".into(),
             }),
         };

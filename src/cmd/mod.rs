@@ -4,6 +4,7 @@ pub mod completions;
 pub mod config;
 pub mod fetch;
 pub mod man;
+pub mod oauth2;
 pub mod parse;
 pub mod password;
 pub mod send;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Config(args) => config::run(args, globals),
         Command::Password(args) => password::run(args, globals),
         Command::Sendmail(args) => sendmail::run(args, globals),
+        Command::OAuth2(args) => oauth2::run(args, globals),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

@@ -21,7 +21,8 @@ use crate::transcript::Transcript;
 /// `--auth` choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AuthChoice {
-    /// The strongest password mechanism the server offers.
+    /// The strongest password mechanism the server offers; for an account
+    /// with OAuth 2, OAUTHBEARER, then XOAUTH2.
     Auto,
     /// PLAIN (RFC 4616), sent as an initial response.
     Plain,
@@ -32,6 +33,9 @@ pub enum AuthChoice {
     /// XOAUTH2: the password source yields an OAuth 2 access token.
     #[value(name = "xoauth2")]
     XOAuth2,
+    /// OAUTHBEARER (RFC 7628): an OAuth 2 access token, as XOAUTH2.
+    #[value(name = "oauthbearer")]
+    OAuthBearer,
     /// SCRAM-SHA-1 (RFC 5802): the password is not sent and the server
     /// proves it knows it.
     #[value(name = "scram-sha-1")]
@@ -49,6 +53,7 @@ impl AuthChoice {
             AuthChoice::Login => Some(Mechanism::Login),
             AuthChoice::CramMd5 => Some(Mechanism::CramMd5),
             AuthChoice::XOAuth2 => Some(Mechanism::XOAuth2),
+            AuthChoice::OAuthBearer => Some(Mechanism::OAuthBearer),
             AuthChoice::ScramSha1 => Some(Mechanism::ScramSha1),
             AuthChoice::ScramSha256 => Some(Mechanism::ScramSha256),
         }
@@ -355,9 +360,12 @@ fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message
     Ok((draft.build()?, envelope))
 }
 
-/// The session settings for the resolved server: `--auth` wins over the
-/// account's `auth`; the password is asked for only after the plaintext check.
-fn settings(args: &SendArgs, server: &ResolvedServer) -> anyhow::Result<Settings> {
+/// The mechanism and EHLO name for the resolved server: `--auth` wins over
+/// the account's `auth`.
+fn settings(
+    args: &SendArgs,
+    server: &ResolvedServer,
+) -> anyhow::Result<(Option<Mechanism>, Option<String>)> {
     if let Some(helo) = &args.helo {
         crate::proto::smtp::command::Command::Ehlo(helo).render()?;
     }
@@ -365,34 +373,90 @@ fn settings(args: &SendArgs, server: &ResolvedServer) -> anyhow::Result<Settings
         Some(choice) => choice.mechanism(),
         None => server.smtp_mechanism(),
     };
-    smtp_settings(server, mechanism, args.helo.clone())
+    Ok((mechanism, args.helo.clone()))
 }
 
 /// Settings for [`crate::net::smtp::submit`] from a resolved server: the
 /// login ([`ResolvedServer::login`]) with `mechanism` (`None`: the
 /// strongest offered) and `helo_name` as the EHLO name (`None`: default).
+/// An account with OAuth 2 logs in with its access token unless a password
+/// mechanism is asked for.
 pub(crate) fn smtp_settings(
     server: &ResolvedServer,
-    mechanism: Option<crate::proto::sasl::Mechanism>,
+    mechanism: Option<Mechanism>,
     helo_name: Option<String>,
 ) -> anyhow::Result<Settings> {
-    let credentials = match server.login()? {
-        Some((user, secret)) => Some(crate::proto::smtp::client::Credentials {
-            user,
-            secret,
-            mechanism,
-            nonce: crate::crypto::nonce()?,
-        }),
+    Ok(smtp_login(server, mechanism, helo_name, &Transcript::off())?.0)
+}
+
+/// [`smtp_settings`], and whether the secret is a cached OAuth 2 token
+/// (which a refusal makes worth one retry with a fresh one).
+fn smtp_login(
+    server: &ResolvedServer,
+    mechanism: Option<Mechanism>,
+    helo_name: Option<String>,
+    transcript: &Transcript,
+) -> anyhow::Result<(Settings, bool)> {
+    let mut cached = false;
+    let credentials = match server.login_user()? {
+        Some(user) => {
+            let wants_token = mechanism.is_none_or(Mechanism::takes_token);
+            let (secret, token) = match super::oauth2::token_for(server, wants_token, transcript)? {
+                Some(access) => {
+                    cached = access.cached;
+                    (access.secret, true)
+                }
+                None => (
+                    server.obtain_password()?,
+                    mechanism.is_some_and(Mechanism::takes_token),
+                ),
+            };
+            Some(crate::proto::smtp::client::Credentials {
+                user,
+                secret,
+                mechanism,
+                token,
+                nonce: crate::crypto::nonce()?,
+            })
+        }
         None => None,
     };
-    Ok(Settings {
+    let settings = Settings {
         endpoint: server.endpoint.clone(),
         tls: server.tls,
         tls_options: server.tls_options.clone(),
         timeout: server.checked_timeout()?,
         helo_name,
         credentials,
-    })
+    };
+    Ok((settings, cached))
+}
+
+/// Submits the message; when the server refuses a cached OAuth 2 token,
+/// once more with a fresh one (nothing was sent: AUTH comes before MAIL).
+pub(crate) fn submit_with_login(
+    server: &ResolvedServer,
+    mechanism: Option<Mechanism>,
+    helo_name: Option<String>,
+    envelope: &smtp::Envelope,
+    message: &Message,
+    transcript: &Transcript,
+) -> anyhow::Result<Result<smtp::SubmitReport, smtp::SubmitError>> {
+    let (mut settings, cached) = smtp_login(server, mechanism, helo_name, transcript)?;
+    let first = smtp::submit(&settings, envelope, message, transcript);
+    let refused = |e: &smtp::SubmitError| {
+        matches!(
+            e.error.downcast_ref::<crate::proto::smtp::Error>(),
+            Some(crate::proto::smtp::Error::AuthRefused { .. })
+        )
+    };
+    match (&first, &server.oauth2, settings.credentials.as_mut()) {
+        (Err(e), Some(oauth2), Some(credentials)) if cached && credentials.token && refused(e) => {
+            credentials.secret = super::oauth2::fresh_token(oauth2, transcript)?;
+            Ok(smtp::submit(&settings, envelope, message, transcript))
+        }
+        _ => Ok(first),
+    }
 }
 
 /// Prints the JSON report. A reader that went away (`| head -c0`) is not
@@ -496,8 +560,10 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
     let server = server.ok_or_else(|| {
         Failed::Early(fail(Exit::Software, "no server resolved outside --dry-run"))
     })?;
-    let settings = settings(&args, &server).map_err(Failed::Early)?;
-    match smtp::submit(&settings, &envelope, &message, &transcript) {
+    let (mechanism, helo) = settings(&args, &server).map_err(Failed::Early)?;
+    let submitted = submit_with_login(&server, mechanism, helo, &envelope, &message, &transcript)
+        .map_err(Failed::Early)?;
+    match submitted {
         Ok(report) => {
             if args.json {
                 print_json(&report.to_json(None, 0)).map_err(Failed::Reported)?;
@@ -506,7 +572,7 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
         }
         Err(failed) => {
             let error =
-                crate::config::with_tls_hint(failed.error, settings.endpoint.port, settings.tls);
+                crate::config::with_tls_hint(failed.error, server.endpoint.port, server.tls);
             if args.json {
                 let code = crate::exit::exit_status(&error).code();
                 print_json(&failed.report.to_json(Some(&error), code)).map_err(Failed::Reported)?;

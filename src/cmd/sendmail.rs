@@ -503,9 +503,9 @@ pub fn submit(
     message: &Message,
     globals: Globals,
 ) -> anyhow::Result<Exit> {
-    let settings = super::send::smtp_settings(server, server.smtp_mechanism(), None)?;
     let transcript = crate::transcript::Transcript::stderr(globals.verbose > 0);
-    match crate::net::smtp::submit(&settings, envelope, message, &transcript) {
+    let mechanism = server.smtp_mechanism();
+    match super::send::submit_with_login(server, mechanism, None, envelope, message, &transcript)? {
         Ok(_) => Ok(Exit::Ok),
         Err(failed) => Err(config::with_tls_hint(
             failed.error,

@@ -55,6 +55,43 @@ pub struct Account {
     pub smtp: Option<Server<SmtpAuth>>,
     /// The POP3 server.
     pub pop3: Option<Server<Pop3Auth>>,
+    /// OAuth 2 instead of a password: `[accounts.NAME.oauth2]`.
+    pub oauth2: Option<OAuth2Table>,
+}
+
+/// `[accounts.NAME.oauth2]`: where the account's OAuth 2 tokens come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Table {
+    /// A provider whose endpoints and scopes are known.
+    pub provider: Option<Spanned<Provider>>,
+    /// The application's client id, registered with the provider.
+    pub client_id: Spanned<String>,
+    /// A command whose first output line is the client secret, for
+    /// providers that require one.
+    pub client_secret_command: Option<Spanned<String>>,
+    /// The token endpoint (instead of the provider's).
+    pub token_url: Option<Spanned<String>>,
+    /// The authorization endpoint of the code grant (instead of the
+    /// provider's).
+    pub auth_url: Option<Spanned<String>>,
+    /// The device authorization endpoint (instead of the provider's).
+    pub device_url: Option<Spanned<String>>,
+    /// The scopes to ask for (instead of the provider's).
+    pub scopes: Option<Vec<String>>,
+    /// A command that keeps the refresh token instead of a file: run with
+    /// `get`, it prints the token; with `store`, it reads it on its input.
+    pub refresh_token_command: Option<Spanned<String>>,
+}
+
+/// `provider = "..."` in an `oauth2` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    /// Microsoft 365 / Outlook.com (device authorization grant).
+    Microsoft,
+    /// Gmail (authorization code grant with PKCE, loopback redirect).
+    Google,
 }
 
 /// The three ways a table can name a password (the keys of one table).
@@ -172,6 +209,8 @@ pub enum SmtpAuth {
     CramMd5,
     /// AUTH XOAUTH2 (the password source yields a token).
     Xoauth2,
+    /// AUTH OAUTHBEARER (a token, as XOAUTH2).
+    Oauthbearer,
     /// AUTH SCRAM-SHA-1.
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
@@ -192,6 +231,8 @@ pub enum Pop3Auth {
     Plain,
     /// AUTH XOAUTH2.
     Xoauth2,
+    /// AUTH OAUTHBEARER.
+    Oauthbearer,
     /// AUTH SCRAM-SHA-1.
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
@@ -212,6 +253,7 @@ impl AuthName for SmtpAuth {
             SmtpAuth::Login => "login",
             SmtpAuth::CramMd5 => "cram-md5",
             SmtpAuth::Xoauth2 => "xoauth2",
+            SmtpAuth::Oauthbearer => "oauthbearer",
             SmtpAuth::ScramSha1 => "scram-sha-1",
             SmtpAuth::ScramSha256 => "scram-sha-256",
         }
@@ -226,6 +268,7 @@ impl AuthName for Pop3Auth {
             Pop3Auth::Apop => "apop",
             Pop3Auth::Plain => "plain",
             Pop3Auth::Xoauth2 => "xoauth2",
+            Pop3Auth::Oauthbearer => "oauthbearer",
             Pop3Auth::ScramSha1 => "scram-sha-1",
             Pop3Auth::ScramSha256 => "scram-sha-256",
         }

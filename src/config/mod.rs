@@ -15,6 +15,7 @@ mod error;
 mod file;
 mod hint;
 pub mod keyring;
+mod oauth2;
 mod password;
 mod resolve;
 
@@ -22,9 +23,11 @@ pub use connect::{ConnectArgs, MAX_TIMEOUT_SECS};
 pub use error::{Error, Hinted};
 
 pub use file::{
-    is_absent, load, Account, AuthName, ConfigFile, Loaded, Pop3Auth, Server, SmtpAuth, TlsSetting,
+    is_absent, load, Account, AuthName, ConfigFile, Loaded, OAuth2Table, Pop3Auth, Provider,
+    Server, SmtpAuth, TlsSetting,
 };
 pub use hint::{tls_hint, with_tls_hint};
+pub use oauth2::{all_oauth2, resolve_oauth2, OAuth2Settings};
 pub use password::{run_password_command, ConfiguredPassword, Password};
 pub use resolve::{
     address_of, choose_account, default_path, from_account, resolve, resolve_pop3, resolve_smtp,

@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::connect::ConnectArgs;
 use super::error::{file_error, Error};
 use super::file::{self, AuthName, Loaded, PasswordKeys, Server};
+use super::oauth2::{account_ca_file, oauth2_settings, OAuth2Settings};
 use super::password::{ConfiguredPassword, Password};
 use crate::endpoint::{ClientCert, Endpoint, TlsMode, TlsOptions};
 use crate::secret::Secret;
@@ -103,6 +104,8 @@ pub struct ResolvedServer {
     pub from: Option<String>,
     /// Connect and I/O time-out.
     pub timeout: Duration,
+    /// The account's OAuth 2 client, when it logs in with tokens.
+    pub oauth2: Option<OAuth2Settings>,
 }
 
 impl ResolvedServer {
@@ -147,6 +150,16 @@ impl ResolvedServer {
     /// characters and credentials in the clear to a server that is not
     /// loopback.
     pub fn login(&self) -> Result<Option<(String, Secret)>, Error> {
+        let Some(user) = self.login_user()? else {
+            return Ok(None);
+        };
+        let secret = self.password.obtain(&self.password_prompt())?;
+        Ok(Some((user, secret)))
+    }
+
+    /// The user to log in as, if one is set, once the checks of
+    /// [`ResolvedServer::login`] pass; no password is obtained.
+    pub fn login_user(&self) -> Result<Option<String>, Error> {
         let Some(user) = &self.user else {
             return Ok(None);
         };
@@ -158,8 +171,7 @@ impl ResolvedServer {
                 endpoint: self.endpoint.to_string(),
             });
         }
-        let secret = self.password.obtain(&self.password_prompt())?;
-        Ok(Some((user.clone(), secret)))
+        Ok(Some(user.clone()))
     }
 
     /// The time-out, which must be at least a second.
@@ -196,7 +208,13 @@ impl ResolvedServer {
                     ", auth {}",
                     self.auth.as_deref().unwrap_or("auto")
                 ));
-                out.push_str(&format!(", password {}", self.password.describe()));
+                match &self.oauth2 {
+                    Some(oauth2) => out.push_str(&format!(
+                        ", OAuth 2 tokens from {}",
+                        crate::text::printable(oauth2.token_url.as_bytes())
+                    )),
+                    None => out.push_str(&format!(", password {}", self.password.describe())),
+                }
             }
             None => out.push_str(", no authentication"),
         }
@@ -297,6 +315,7 @@ fn from_flags(protocol: Protocol, connect: &ConnectArgs) -> anyhow::Result<Resol
         },
         from: None,
         timeout: Duration::from_secs(resolve_timeout(connect.timeout, None)),
+        oauth2: None,
     })
 }
 
@@ -451,6 +470,7 @@ fn merge<A: AuthName>(
         },
         from: account.from.as_ref().map(|f| f.get_ref().clone()),
         timeout: Duration::from_secs(timeout),
+        oauth2: oauth2_settings(loaded, name, account_ca_file(loaded, name))?,
     })
 }
 
@@ -522,7 +542,7 @@ fn configured_password(loaded: &Loaded, keys: PasswordKeys<'_>) -> Option<Config
 
 /// A relative `ca_file` is taken relative to the configuration file's
 /// directory, `~/` to the home directory.
-fn relative_to(config: &Path, path: &Path) -> PathBuf {
+pub(super) fn relative_to(config: &Path, path: &Path) -> PathBuf {
     if let Ok(rest) = path.strip_prefix("~") {
         if let Some(home) = crate::system::home_dir() {
             return home.join(rest);

@@ -6,9 +6,12 @@
 //! - [`smtp`] and [`pop3`]: the client drivers that run the protocol
 //!   machines of [`crate::proto`] over a connection.
 //! - [`serve`]: the listener and sessions of `mailctl serve`.
+//! - [`oauth2`]: requests to an OAuth 2 token server and the loopback
+//!   listener of the code grant.
 
 pub mod connection;
 mod error;
+pub mod oauth2;
 pub mod pop3;
 pub mod serve;
 pub mod smtp;

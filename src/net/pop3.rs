@@ -28,7 +28,8 @@ pub enum AuthMethod {
     /// SCRAM-SHA-256 or SCRAM-SHA-1 when offered (over TLS or to a
     /// loopback server), else AUTH PLAIN when offered, else USER/PASS;
     /// APOP on an unencrypted connection when the greeting carries a valid
-    /// timestamp.
+    /// timestamp. For an account with OAuth 2: OAUTHBEARER when offered,
+    /// else XOAUTH2.
     Auto,
     /// USER and PASS (RFC 1939 section 7).
     User,
@@ -39,6 +40,9 @@ pub enum AuthMethod {
     Plain,
     /// AUTH XOAUTH2 with an OAuth 2 bearer token as the password.
     Xoauth2,
+    /// AUTH OAUTHBEARER (RFC 7628) with an OAuth 2 bearer token.
+    #[value(name = "oauthbearer")]
+    OAuthBearer,
     /// AUTH SCRAM-SHA-1 (RFC 5802): the password is not sent and the
     /// server proves it knows it.
     #[value(name = "scram-sha-1")]
@@ -56,6 +60,7 @@ impl From<AuthMethod> for Method {
             AuthMethod::Apop => Method::Apop,
             AuthMethod::Plain => Method::Plain,
             AuthMethod::Xoauth2 => Method::Xoauth2,
+            AuthMethod::OAuthBearer => Method::OAuthBearer,
             AuthMethod::ScramSha1 => Method::ScramSha1,
             AuthMethod::ScramSha256 => Method::ScramSha256,
         }
@@ -360,13 +365,15 @@ impl Session {
     }
 
     /// Logs in, and says which method did (`auto` resolved). The secret is
-    /// a password, or a token for XOAUTH2. What to send is [`Login`]'s
+    /// a password, or an OAuth 2 access token when `token` is set (or the
+    /// method is XOAUTH2 or OAUTHBEARER). What to send is [`Login`]'s
     /// decision; this only carries the bytes.
     pub fn login(
         &mut self,
         method: AuthMethod,
         user: &str,
         secret: &Secret,
+        token: bool,
     ) -> anyhow::Result<Method> {
         let server = self.endpoint.to_string();
         let nonce = crate::crypto::nonce()?;
@@ -376,6 +383,7 @@ impl Session {
             secret,
             server: &server,
             loopback: self.endpoint.is_loopback(),
+            token,
             nonce: &nonce,
         };
         let (mut login, mut commands) = Login::start(&request, &self.client)?;

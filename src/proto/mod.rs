@@ -6,10 +6,12 @@
 //! - [`dot`]: dot-stuffing and unstuffing of message data.
 //! - [`line`](mod@line): the bounded line reader all of them frame input with.
 //! - [`sasl`]: the SASL mechanisms both protocols use.
+//! - [`oauth2`]: the messages of the OAuth 2 grants that yield their tokens.
 //! - [`users`]: the accounts and mailbox names of `mailctl serve`.
 
 pub mod dot;
 pub mod line;
+pub mod oauth2;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;

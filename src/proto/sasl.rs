@@ -1,6 +1,6 @@
 //! SASL mechanisms and password digests shared by SMTP and POP3 (pure
 //! functions, no I/O): PLAIN (RFC 4616), LOGIN, CRAM-MD5 (RFC 2195),
-//! XOAUTH2, the POP3 APOP digest (RFC 1939 section 7), and the client side
+//! XOAUTH2, OAUTHBEARER (RFC 7628), the POP3 APOP digest (RFC 1939 section 7), and the client side
 //! of SCRAM ([`scram`]).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -26,6 +26,8 @@ pub enum Mechanism {
     ScramSha1,
     /// `SCRAM-SHA-256` (RFC 7677).
     ScramSha256,
+    /// `OAUTHBEARER` (RFC 7628): an OAuth 2 bearer token.
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -38,6 +40,7 @@ impl Mechanism {
             Mechanism::XOAuth2 => "XOAUTH2",
             Mechanism::ScramSha1 => "SCRAM-SHA-1",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -50,6 +53,7 @@ impl Mechanism {
             "XOAUTH2" => Some(Mechanism::XOAuth2),
             "SCRAM-SHA-1" => Some(Mechanism::ScramSha1),
             "SCRAM-SHA-256" => Some(Mechanism::ScramSha256),
+            "OAUTHBEARER" => Some(Mechanism::OAuthBearer),
             _ => None,
         }
     }
@@ -57,10 +61,21 @@ impl Mechanism {
     /// The strongest password mechanism among `offered` for automatic
     /// choice: SCRAM-SHA-256, then SCRAM-SHA-1 (password never sent, the
     /// server proves it knows it), CRAM-MD5 (password never sent), then
-    /// PLAIN, then LOGIN. XOAUTH2 needs a token, not a password, so it is
-    /// never chosen automatically.
+    /// PLAIN, then LOGIN. XOAUTH2 and OAUTHBEARER need a token, not a
+    /// password, so they are never chosen for one.
     pub fn strongest_for_password(offered: &[Mechanism]) -> Option<Mechanism> {
         STRENGTH_ORDER.into_iter().find(|m| offered.contains(m))
+    }
+
+    /// The mechanism among `offered` for an OAuth 2 access token:
+    /// OAUTHBEARER (the standard one), then XOAUTH2.
+    pub fn preferred_for_token(offered: &[Mechanism]) -> Option<Mechanism> {
+        TOKEN_ORDER.into_iter().find(|m| offered.contains(m))
+    }
+
+    /// Whether the mechanism carries an OAuth 2 access token.
+    pub fn takes_token(self) -> bool {
+        TOKEN_ORDER.contains(&self)
     }
 
     /// The SCRAM hash of a SCRAM mechanism.
@@ -82,6 +97,9 @@ const STRENGTH_ORDER: [Mechanism; 5] = [
     Mechanism::Login,
 ];
 
+/// Token mechanisms, preferred first.
+const TOKEN_ORDER: [Mechanism; 2] = [Mechanism::OAuthBearer, Mechanism::XOAuth2];
+
 /// An AUTH command with an initial response, as a transcript shows it.
 pub fn shown_auth(mechanism: &str) -> String {
     format!("AUTH {mechanism} <redacted>")
@@ -96,6 +114,33 @@ pub fn plain_response(user: &str, password: &str) -> String {
 /// The base64 XOAUTH2 response for `user` and an access token.
 pub fn xoauth2_response(user: &str, token: &str) -> String {
     BASE64.encode(format!("user={user}\x01auth=Bearer {token}\x01\x01"))
+}
+
+/// The base64 OAUTHBEARER initial response (RFC 7628 section 3.1): the
+/// GS2 header naming `user` as the authorisation identity, then the
+/// bearer token, each key-value pair ended by 0x01.
+pub fn oauthbearer_response(user: &str, token: &str) -> String {
+    let user = user.replace('=', "=3D").replace(',', "=2C");
+    BASE64.encode(format!("n,a={user},\x01auth=Bearer {token}\x01\x01"))
+}
+
+/// The base64 initial response of a token mechanism (OAUTHBEARER, else
+/// XOAUTH2).
+pub fn token_response(mechanism: Mechanism, user: &str, token: &str) -> String {
+    match mechanism {
+        Mechanism::OAuthBearer => oauthbearer_response(user, token),
+        _ => xoauth2_response(user, token),
+    }
+}
+
+/// The answer to the error report a server sends as a challenge after a
+/// refused token: an empty response for XOAUTH2, a single 0x01 for
+/// OAUTHBEARER (RFC 7628 section 3.2.3). The server's failure follows.
+pub fn token_error_answer(mechanism: Mechanism) -> &'static str {
+    match mechanism {
+        Mechanism::OAuthBearer => "AQ==",
+        _ => "",
+    }
 }
 
 /// Base64 of one LOGIN step (the user name, then the password).
@@ -236,6 +281,31 @@ mod tests {
     }
 
     #[test]
+    fn oauthbearer_rfc7628_shape() {
+        assert_eq!(
+            BASE64
+                .decode(oauthbearer_response("user@example.com", "vF9dft4qmT"))
+                .unwrap(),
+            b"n,a=user@example.com,\x01auth=Bearer vF9dft4qmT\x01\x01"
+        );
+        assert_eq!(
+            BASE64.decode(oauthbearer_response("a,b=c", "t")).unwrap(),
+            b"n,a=a=2Cb=3Dc,\x01auth=Bearer t\x01\x01"
+        );
+        assert_eq!(
+            token_response(Mechanism::XOAuth2, "u", "t"),
+            xoauth2_response("u", "t")
+        );
+        assert_eq!(
+            BASE64
+                .decode(token_error_answer(Mechanism::OAuthBearer))
+                .unwrap(),
+            [1]
+        );
+        assert_eq!(token_error_answer(Mechanism::XOAuth2), "");
+    }
+
+    #[test]
     fn cram_md5_rfc2195_example() {
         let challenge = BASE64.encode("<1896.697170952@postoffice.reston.mci.net>");
         let response = cram_md5_response("tim", "tanstaaftanstaaf", challenge.as_bytes()).unwrap();
@@ -276,6 +346,17 @@ mod tests {
             Some(CramMd5)
         );
         assert_eq!(Mechanism::strongest_for_password(&[XOAuth2]), None);
+        assert_eq!(Mechanism::strongest_for_password(&[OAuthBearer]), None);
+        assert_eq!(
+            Mechanism::preferred_for_token(&[Plain, XOAuth2, OAuthBearer]),
+            Some(OAuthBearer)
+        );
+        assert_eq!(
+            Mechanism::preferred_for_token(&[Plain, XOAuth2]),
+            Some(XOAuth2)
+        );
+        assert_eq!(Mechanism::preferred_for_token(&[Plain]), None);
+        assert_eq!(Mechanism::from_name("oauthbearer"), Some(OAuthBearer));
         assert_eq!(Mechanism::from_name("cram-md5"), Some(CramMd5));
     }
 

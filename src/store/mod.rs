@@ -1,11 +1,13 @@
 //! What is kept on disk: durable file creation ([`durable`]), Maildirs
-//! ([`maildir`], [`mailbox`]) and the UIDL state of `fetch --new` ([`uidl`]).
+//! ([`maildir`], [`mailbox`]), the UIDL state of `fetch --new` ([`uidl`]) and
+//! OAuth 2 tokens ([`oauth2`]).
 
 pub mod durable;
 pub mod journal;
 pub mod lock;
 pub mod mailbox;
 pub mod maildir;
+pub mod oauth2;
 pub mod uidl;
 
 use std::fmt;

@@ -124,7 +124,7 @@ pub fn prepare_dir(path: &Path) -> Result<(), Error> {
 }
 
 /// Creates the directory if needed, then replaces the file durably.
-fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     create_dir(path.parent().unwrap_or(Path::new(".")))?;
     crate::store::durable::replace(path, bytes)
 }

@@ -28,7 +28,7 @@ POP3S_PORT=10995
 # others each belong to one interop test so parallel tests never share a
 # mailbox; sink's mail is discarded (send benchmarks); bench and bigbench hold
 # the fetch benchmark's mailboxes.
-USERS="alice bob carol dave erin frank grace heidi ivan judy mike oscar peggy quinn rupert sybil sink bench bigbench"
+USERS="alice bob carol dave erin frank grace heidi ivan judy mike oscar peggy quinn rupert sybil sink bench bigbench olga otto"
 PACKAGES="postfix dovecot-core dovecot-pop3d swaks libnet-ssleay-perl libio-socket-ssl-perl msmtp mpop fetchmail curl hyperfine python3 openssl time bsdextrautils procps ca-certificates dbus gnome-keyring libdbus-1-dev pkg-config"
 
 INSTALL=1
@@ -173,6 +173,31 @@ chmod 640 "$DIR/dovecot/users"
 # Mail for sink@ is accepted, queued, then thrown away.
 printf 'sink@%s discard:\n' "$DOMAIN" >"$DIR/postfix/transport"
 
+# ---------------------------------------------------------------- OAuth 2
+# Dovecot checks OAuth 2 access tokens itself (local JWT validation, no
+# network): HS256 JWTs signed with this key, `sub` = the user, issuer
+# mailctl-interop. The dict key is <azp or default>/<alg>/<kid or default>
+# and the value the key in base64. tests/interop/token_server.py signs with it.
+KEYS=$DIR/dovecot/oauth2-keys
+mkdir -p "$KEYS/default/HS256"
+if [ ! -s "$KEYS/default/HS256/default" ]; then
+    log "generating the HS256 key of the OAuth 2 token server"
+    openssl rand -base64 32 | tr -d '\n' >"$KEYS/default/HS256/default.new"
+    mv "$KEYS/default/HS256/default.new" "$KEYS/default/HS256/default"
+fi
+chown -R root:dovecot "$KEYS"
+chmod 750 "$KEYS" "$KEYS/default" "$KEYS/default/HS256"
+chmod 640 "$KEYS/default/HS256/default"
+cat >"$DIR/dovecot/oauth2.conf.ext" <<CONF
+# Without introspection_mode = local spelled out, the auth process crashes
+# on the first token.
+introspection_mode = local
+local_validation_key_dict = fs:posix:prefix=$KEYS/
+username_attribute = sub
+issuers = mailctl-interop
+CONF
+chmod 644 "$DIR/dovecot/oauth2.conf.ext"
+
 # ---------------------------------------------------------------- dovecot
 DH=""
 [ -r /usr/share/dovecot/dh.pem ] && DH="ssl_dh = </usr/share/dovecot/dh.pem"
@@ -194,10 +219,16 @@ ssl_key = <$TLS/server.key
 $DH
 ssl_min_protocol = TLSv1.2
 
-auth_mechanisms = plain login cram-md5 apop scram-sha-1 scram-sha-256
+auth_mechanisms = plain login cram-md5 apop scram-sha-1 scram-sha-256 oauthbearer xoauth2
 # Loopback counts as secure for Dovecot, so plaintext logins on 127.0.0.1
 # work without TLS too (the clients are the ones that must insist on TLS).
 disable_plaintext_auth = yes
+# OAuth 2 tokens first, and only for the token mechanisms.
+passdb {
+  driver = oauth2
+  mechanisms = oauthbearer xoauth2
+  args = $DIR/dovecot/oauth2.conf.ext
+}
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%n $DIR/dovecot/users
@@ -410,6 +441,8 @@ for i in $(seq 1 100); do [ -S "$DIR/dovecot/run/auth-postfix" ] && break; sleep
     echo "POSTFIX_CONFIG_DIR=$PF"
     echo "DOVECOT_CONFIG=$DIR/dovecot/dovecot.conf"
     echo "LOG_DIR=$DIR/log"
+    echo "OAUTH2_KEY_FILE=$KEYS/default/HS256/default"
+    echo "OAUTH2_ISSUER=mailctl-interop"
     for u in $USERS; do
         U=$(echo "$u" | tr '[:lower:]' '[:upper:]')
         echo "USER_${U}_PASSWORD=$(password_of "$u")"

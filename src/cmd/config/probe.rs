@@ -157,8 +157,16 @@ pub fn probe_pop3(server: &ResolvedServer, transcript: &Transcript) -> anyhow::R
         ),
         (Some(user), true) => {
             let method = server.auth_as::<AuthMethod>()?.unwrap_or(AuthMethod::Auto);
-            obtain_password(server)
-                .and_then(|secret| session.login(method, user, &secret))
+            let wants_token = matches!(
+                method,
+                AuthMethod::Auto | AuthMethod::Xoauth2 | AuthMethod::OAuthBearer
+            );
+            crate::cmd::oauth2::token_for(server, wants_token, transcript)
+                .and_then(|token| match token {
+                    Some(token) => Ok((token.secret, true)),
+                    None => obtain_password(server).map(|secret| (secret, false)),
+                })
+                .and_then(|(secret, token)| session.login(method, user, &secret, token))
                 .map(|used| format!("auth: {} as {user} accepted", used.shown()))
         }
     };

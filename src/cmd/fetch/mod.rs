@@ -340,25 +340,58 @@ fn open_sink(
     })
 }
 
-/// Connects and logs in; the password is dropped once sent.
+/// Connects and logs in; the password is dropped once sent. An account
+/// with OAuth 2 logs in with its access token unless a password method is
+/// asked for; a refused cached token is retried once with a fresh one.
 fn connect(
     server: &ResolvedServer,
     auth: AuthMethod,
     user: &str,
     verbose: u8,
 ) -> anyhow::Result<Session> {
-    let secret = server.obtain_password()?;
     let transcript = Transcript::stderr(verbose > 0);
+    let wants_token = matches!(
+        auth,
+        AuthMethod::Auto | AuthMethod::Xoauth2 | AuthMethod::OAuthBearer
+    );
+    let Some(token) = crate::cmd::oauth2::token_for(server, wants_token, &transcript)? else {
+        let secret = server.obtain_password()?;
+        return open_and_login(server, auth, user, &secret, false, &transcript);
+    };
+    let first = open_and_login(server, auth, user, &token.secret, true, &transcript);
+    let refused = |e: &anyhow::Error| {
+        e.downcast_ref::<crate::proto::pop3::Error>()
+            .and_then(crate::proto::pop3::Error::refusal)
+            == Some(crate::proto::pop3::Refusal::Login)
+    };
+    match (&first, &server.oauth2) {
+        (Err(e), Some(oauth2)) if token.cached && refused(e) => {
+            let fresh = crate::cmd::oauth2::fresh_token(oauth2, &transcript)?;
+            open_and_login(server, auth, user, &fresh, true, &transcript)
+        }
+        _ => first,
+    }
+}
+
+/// Opens a session and logs in with `secret` (an access token if `token`).
+fn open_and_login(
+    server: &ResolvedServer,
+    auth: AuthMethod,
+    user: &str,
+    secret: &crate::secret::Secret,
+    token: bool,
+    transcript: &Transcript,
+) -> anyhow::Result<Session> {
     let (endpoint, tls) = (&server.endpoint, server.tls);
     let mut session = Session::open(
         endpoint,
         tls,
         &server.tls_options,
         server.timeout,
-        transcript,
+        transcript.clone(),
     )
     .map_err(|e| crate::config::with_tls_hint(e, endpoint.port, tls))?;
-    session.login(auth, user, &secret)?;
+    session.login(auth, user, secret, token)?;
     Ok(session)
 }
 

@@ -29,7 +29,8 @@ const MAX_AUTH_EVENTS: u32 = 4;
 pub enum Method {
     /// SCRAM when offered over TLS or to a loopback server, else AUTH
     /// PLAIN when offered, else USER/PASS; APOP on an unencrypted
-    /// connection when the greeting carries a valid timestamp.
+    /// connection when the greeting carries a valid timestamp. With a
+    /// token: OAUTHBEARER when offered, else XOAUTH2.
     Auto,
     /// USER and PASS.
     User,
@@ -39,6 +40,8 @@ pub enum Method {
     Plain,
     /// AUTH XOAUTH2 with an OAuth 2 bearer token as the secret.
     Xoauth2,
+    /// AUTH OAUTHBEARER (RFC 7628) with an OAuth 2 bearer token.
+    OAuthBearer,
     /// AUTH SCRAM-SHA-1: the password is not sent, the server proves it
     /// knows it.
     ScramSha1,
@@ -56,6 +59,7 @@ impl Method {
             Method::Apop => "APOP",
             Method::Plain => "PLAIN",
             Method::Xoauth2 => "XOAUTH2",
+            Method::OAuthBearer => "OAUTHBEARER",
             Method::ScramSha1 => "SCRAM-SHA-1",
             Method::ScramSha256 => "SCRAM-SHA-256",
         }
@@ -66,6 +70,15 @@ impl Method {
         match self {
             Method::ScramSha1 => Some(Mechanism::ScramSha1),
             Method::ScramSha256 => Some(Mechanism::ScramSha256),
+            _ => None,
+        }
+    }
+
+    /// The token mechanism of a token method.
+    fn token(self) -> Option<Mechanism> {
+        match self {
+            Method::Xoauth2 => Some(Mechanism::XOAuth2),
+            Method::OAuthBearer => Some(Mechanism::OAuthBearer),
             _ => None,
         }
     }
@@ -124,8 +137,11 @@ pub struct Request<'a> {
     pub method: Method,
     /// The mailbox name.
     pub user: &'a str,
-    /// The password, or the token for XOAUTH2.
+    /// The password, or the token for XOAUTH2 and OAUTHBEARER.
     pub secret: &'a Secret,
+    /// Whether the secret is an OAuth 2 access token: `auto` then means
+    /// OAUTHBEARER when offered, else XOAUTH2.
+    pub token: bool,
     /// The server, as error messages show it.
     pub server: &'a str,
     /// Whether the server is on this machine, where an unencrypted
@@ -157,10 +173,17 @@ pub fn plaintext_check(
 
 /// The method `auto` resolves to, from what the session knows: SCRAM when
 /// offered and the connection is encrypted or local, then APOP on an
-/// unencrypted connection, then PLAIN, then USER/PASS.
-fn resolve(method: Method, client: &Client, loopback: bool) -> Method {
+/// unencrypted connection, then PLAIN, then USER/PASS. For a token:
+/// OAUTHBEARER when offered, else XOAUTH2.
+fn resolve(method: Method, client: &Client, loopback: bool, token: bool) -> Method {
     if method != Method::Auto {
         return method;
+    }
+    if token {
+        return match client.capabilities() {
+            Some(c) if c.has_sasl("OAUTHBEARER") => Method::OAuthBearer,
+            _ => Method::Xoauth2,
+        };
     }
     let valid_stamp = client
         .apop_timestamp()
@@ -180,7 +203,7 @@ impl Login {
     /// Chooses the method and returns the first commands to send. Fails,
     /// with nothing sent, when the policy refuses.
     pub fn start(request: &Request<'_>, client: &Client) -> Result<(Login, Vec<Command>), Error> {
-        let method = resolve(request.method, client, request.loopback);
+        let method = resolve(request.method, client, request.loopback, request.token);
         plaintext_check(
             request.method,
             method,
@@ -222,11 +245,11 @@ impl Login {
                 };
                 (stage, vec![command])
             }
-            Method::Plain | Method::Xoauth2 | Method::Auto => {
-                let (mechanism, initial) = if method == Method::Xoauth2 {
+            Method::Plain | Method::Xoauth2 | Method::OAuthBearer | Method::Auto => {
+                let (mechanism, initial) = if let Some(token) = method.token() {
                     (
-                        "XOAUTH2",
-                        sasl::xoauth2_response(request.user, request.secret.expose()),
+                        token.name(),
+                        sasl::token_response(token, request.user, request.secret.expose()),
                     )
                 } else {
                     (
@@ -325,14 +348,14 @@ impl Login {
                         if let Some(response) = held.take() {
                             return Ok(Step::Send(vec![Command::SaslResponse(response)]));
                         }
-                        // XOAUTH2 reports errors as a challenge to be
-                        // answered with an empty line; anything else is
-                        // cancelled.
+                        // XOAUTH2 and OAUTHBEARER report errors as a
+                        // challenge to be acknowledged (an empty line,
+                        // a 0x01); anything else is cancelled.
                         let decoded = base64::engine::general_purpose::STANDARD
                             .decode(&c)
                             .unwrap_or(c);
                         *detail = Some(format!("server said {}", super::quoted(&decoded)));
-                        let answer = if method == Method::Xoauth2 { "" } else { "*" };
+                        let answer = method.token().map_or("*", sasl::token_error_answer);
                         Ok(Step::Send(vec![Command::SaslResponse(Secret::new(answer))]))
                     }
                     other => Err(Error::Unexpected(format!(
@@ -426,6 +449,7 @@ mod tests {
             secret,
             server: "pop.example.org:110",
             loopback,
+            token: false,
             nonce: "rOprNGfwEbeRWgbNEkqO",
         }
     }
@@ -515,23 +539,39 @@ mod tests {
         for command in first {
             sent.extend(c.send(&command).unwrap());
         }
+        let result = feed_in_chunks(c, login, server, server.len(), &mut sent);
+        (sent, result)
+    }
+
+    /// Feeds the server's bytes `chunk` at a time to the client and its
+    /// events to the login, appending what the client sends to `sent`.
+    fn feed_in_chunks(
+        c: &mut Client,
+        login: &mut Login,
+        server: &[u8],
+        chunk: usize,
+        sent: &mut Vec<u8>,
+    ) -> Result<(), Error> {
         let mut out = Vec::new();
-        let mut rest = server;
+        let (mut buffered, mut rest) = (Vec::new(), server);
         loop {
-            let (used, event) = c.feed(rest, &mut out).unwrap();
-            rest = &rest[used..];
+            let (used, event) = c.feed(&buffered, &mut out).unwrap();
+            buffered.drain(..used);
             let Some(event) = event else {
-                panic!("the server script ended");
+                assert!(!rest.is_empty(), "the server script ended");
+                let take = chunk.min(rest.len());
+                buffered.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                continue;
             };
-            match login.on_event(event) {
-                Ok(Step::Send(commands)) => {
+            match login.on_event(event)? {
+                Step::Send(commands) => {
                     for command in commands {
                         sent.extend(c.send(&command).unwrap());
                     }
                 }
-                Ok(Step::Wait) => {}
-                Ok(Step::Done) => return (sent, Ok(())),
-                Err(e) => return (sent, Err(e)),
+                Step::Wait => {}
+                Step::Done => return Ok(()),
             }
         }
     }
@@ -663,6 +703,50 @@ mod tests {
         let (sent, result) = run(&mut c, &mut login, first, b"+ eA==\r\n-ERR no\r\n");
         assert!(sent.ends_with(b"*\r\n"));
         assert!(matches!(result, Err(Error::Refused { .. })));
+    }
+
+    /// A token with `auto` goes with OAUTHBEARER when offered, else
+    /// XOAUTH2; a refused token's error challenge is answered with 0x01
+    /// (RFC 7628 section 3.2.3) and the failure that follows is reported,
+    /// whatever the chunk size of the server's bytes.
+    #[test]
+    fn oauthbearer_for_a_token_and_its_error_dance() {
+        let token = Secret::new("tok");
+        let with_token = |method| Request {
+            token: true,
+            ..request(method, &token, false)
+        };
+        let capa = b"+OK\r\nSASL PLAIN XOAUTH2 OAUTHBEARER\r\n.\r\n";
+        let replies = b"+ eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n-ERR [AUTH] bad token\r\n";
+        for chunk in 1..=replies.len() {
+            let mut c = client(true, b"+OK\r\n", capa);
+            let (mut login, first) = Login::start(&with_token(Method::Auto), &c).unwrap();
+            assert_eq!(login.method(), Method::OAuthBearer);
+            let mut sent = Vec::new();
+            for command in &first {
+                sent.extend(c.send(command).unwrap());
+            }
+            let result = feed_in_chunks(&mut c, &mut login, replies, chunk, &mut sent);
+            let expected = format!(
+                "AUTH OAUTHBEARER {}\r\nAQ==\r\n",
+                sasl::oauthbearer_response("tim", "tok")
+            );
+            assert_eq!(String::from_utf8(sent).unwrap(), expected, "chunk {chunk}");
+            let err = result.unwrap_err();
+            let Error::Refused { what, detail, .. } = &err else {
+                panic!("{err:?}")
+            };
+            assert_eq!(what, "AUTH OAUTHBEARER");
+            assert!(detail.as_deref().unwrap().contains("invalid_token"));
+        }
+        let c = client(true, b"+OK\r\n", b"+OK\r\nSASL PLAIN XOAUTH2\r\n.\r\n");
+        let (login, _) = Login::start(&with_token(Method::Auto), &c).unwrap();
+        assert_eq!(login.method(), Method::Xoauth2);
+        let (login, first) = Login::start(&with_token(Method::OAuthBearer), &c).unwrap();
+        assert_eq!(login.method(), Method::OAuthBearer);
+        assert!(
+            matches!(&first[..], [Command::Auth { mechanism, .. }] if mechanism == "OAUTHBEARER")
+        );
     }
 
     #[test]

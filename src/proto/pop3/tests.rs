@@ -130,6 +130,7 @@ fn session(wire: &mut Wire<'_>) -> Seen {
         secret: &secret,
         server: "pop.test",
         loopback: false,
+        token: false,
         nonce: "nonce",
     };
     let (mut login, first) = Login::start(&request, &wire.client).unwrap();

@@ -51,6 +51,9 @@ pub struct Credentials {
     pub secret: Secret,
     /// A mechanism the user asked for; `None` picks the strongest offered.
     pub mechanism: Option<Mechanism>,
+    /// Whether the secret is an OAuth 2 access token: with no mechanism
+    /// asked for, OAUTHBEARER is then used, else XOAUTH2.
+    pub token: bool,
     /// A fresh random printable string (no comma) for SCRAM's client nonce.
     pub nonce: String,
 }
@@ -200,9 +203,10 @@ enum AuthStep {
     LoginPassword,
     /// CRAM-MD5: the server sends its challenge.
     CramChallenge,
-    /// XOAUTH2: a 334 here carries an error report to acknowledge.
-    XOAuth2,
-    /// PLAIN or XOAUTH2 sent without its initial response (too long for
+    /// XOAUTH2 or OAUTHBEARER: a 334 here carries an error report to
+    /// acknowledge.
+    TokenError,
+    /// PLAIN, XOAUTH2 or OAUTHBEARER sent without its initial response (too long for
     /// one command line): the server's empty 334 asks for it.
     Initial,
     /// SCRAM: the server sends its first message (salt, iterations).
@@ -257,18 +261,29 @@ pub struct Client {
     scram: Option<Scram>,
 }
 
-/// The base64 initial response of PLAIN or XOAUTH2.
+/// The base64 initial response of PLAIN, XOAUTH2 or OAUTHBEARER.
 fn initial_response(mechanism: Mechanism, user: &str, secret: &str) -> String {
-    if mechanism == Mechanism::XOAuth2 {
-        sasl::xoauth2_response(user, secret)
+    if mechanism.takes_token() {
+        sasl::token_response(mechanism, user, secret)
     } else {
         sasl::plain_response(user, secret)
     }
 }
 
-/// The mechanism to use: the one asked for if offered, else the strongest
-/// password mechanism offered.
-fn choose_mechanism(caps: &Capabilities, wanted: Option<Mechanism>) -> Result<Mechanism, Error> {
+/// The step after the initial response of PLAIN or a token mechanism.
+fn after_initial(mechanism: Mechanism) -> AuthStep {
+    if mechanism.takes_token() {
+        AuthStep::TokenError
+    } else {
+        AuthStep::Final
+    }
+}
+
+/// The mechanism to use: the one asked for if offered, else the preferred
+/// token mechanism offered for a token, or the strongest password
+/// mechanism offered for a password.
+fn choose_mechanism(caps: &Capabilities, credentials: &Credentials) -> Result<Mechanism, Error> {
+    let wanted = credentials.mechanism;
     if caps.auth_names.is_empty() {
         return Err(Error::AuthNotOffered);
     }
@@ -279,6 +294,8 @@ fn choose_mechanism(caps: &Capabilities, wanted: Option<Mechanism>) -> Result<Me
             mechanism,
             offered: offered(),
         }),
+        None if credentials.token => Mechanism::preferred_for_token(&caps.auth)
+            .ok_or_else(|| Error::NoUsableMechanism { offered: offered() }),
         None => Mechanism::strongest_for_password(&caps.auth)
             .ok_or_else(|| Error::NoUsableMechanism { offered: offered() }),
     }
@@ -541,7 +558,7 @@ impl Client {
             if !self.tls_active && !self.config.plaintext_auth_allowed {
                 return Err(Error::PlaintextAuth);
             }
-            return match choose_mechanism(&caps, credentials.mechanism) {
+            return match choose_mechanism(&caps, &credentials) {
                 Ok(mechanism) => self.start_auth(mechanism, &credentials),
                 Err(err) => self.fail_and_quit(err),
             };
@@ -557,7 +574,7 @@ impl Client {
         self.report.auth = Some(mechanism);
         let (user, secret) = (credentials.user.as_str(), credentials.secret.expose());
         match mechanism {
-            Mechanism::Plain | Mechanism::XOAuth2 => {
+            Mechanism::Plain | Mechanism::XOAuth2 | Mechanism::OAuthBearer => {
                 let initial = initial_response(mechanism, user, secret);
                 // RFC 4954 section 4: a response that would make the
                 // command too long is sent after the server's empty 334.
@@ -571,13 +588,8 @@ impl Client {
                         },
                     );
                 }
-                let next = if mechanism == Mechanism::Plain {
-                    AuthStep::Final
-                } else {
-                    AuthStep::XOAuth2
-                };
                 self.send(
-                    State::Auth(next),
+                    State::Auth(after_initial(mechanism)),
                     Command::Auth {
                         mechanism,
                         initial: Some(&initial),
@@ -645,7 +657,7 @@ impl Client {
     }
 
     fn auth_step(&mut self, step: AuthStep, reply: Reply) -> Result<Event, Error> {
-        if reply.code == 235 && matches!(step, AuthStep::Final | AuthStep::XOAuth2) {
+        if reply.code == 235 && matches!(step, AuthStep::Final | AuthStep::TokenError) {
             return self.start_transaction();
         }
         if step == AuthStep::Cancelled {
@@ -668,12 +680,10 @@ impl Client {
             AuthStep::Initial => {
                 let mechanism = self.report.auth.unwrap_or(Mechanism::Plain);
                 let response = initial_response(mechanism, user, secret);
-                let next = if mechanism == Mechanism::XOAuth2 {
-                    AuthStep::XOAuth2
-                } else {
-                    AuthStep::Final
-                };
-                self.send(State::Auth(next), Command::AuthResponse(&response))
+                self.send(
+                    State::Auth(after_initial(mechanism)),
+                    Command::AuthResponse(&response),
+                )
             }
             AuthStep::LoginUser => {
                 let response = sasl::login_step(user);
@@ -699,9 +709,15 @@ impl Client {
                     Command::AuthResponse(&response),
                 )
             }
-            // The server reports an XOAUTH2 error in a 334; an empty line
-            // acknowledges it and the final 5xx follows.
-            AuthStep::XOAuth2 => self.send(State::Auth(AuthStep::Final), Command::AuthResponse("")),
+            // The server reports a refused token in a 334 (base64 JSON);
+            // the mechanism's answer acknowledges it and the 5xx follows.
+            AuthStep::TokenError => {
+                let mechanism = self.report.auth.unwrap_or(Mechanism::XOAuth2);
+                self.send(
+                    State::Auth(AuthStep::Final),
+                    Command::AuthResponse(sasl::token_error_answer(mechanism)),
+                )
+            }
             AuthStep::ScramServerFirst | AuthStep::ScramServerFinal => {
                 self.scram_step(step, &reply)
             }
@@ -887,6 +903,7 @@ mod tests {
             user: "tim".into(),
             secret: Secret::new("tanstaaftanstaaf"),
             mechanism,
+            token: false,
             nonce: "rOprNGfwEbeRWgbNEkqO".into(),
         });
         c
@@ -905,6 +922,7 @@ mod tests {
             user: "user".into(),
             secret: Secret::new("pencil"),
             mechanism: None,
+            token: false,
             nonce: "rOprNGfwEbeRWgbNEkqO".into(),
         });
         let mut c = Client::new(cfg);
@@ -1198,6 +1216,109 @@ mod tests {
             c.finish().unwrap_err().0,
             Error::AuthRefused { .. }
         ));
+    }
+
+    /// A token with no mechanism asked for goes with OAUTHBEARER when the
+    /// server offers it; a refused token's error report (RFC 7628 section
+    /// 3.2.2) is answered with a single 0x01 and the 535 follows.
+    #[test]
+    fn token_prefers_oauthbearer_and_acknowledges_its_error() {
+        let mut cfg = with_auth(config(TlsPolicy::Implicit), None);
+        cfg.credentials.as_mut().unwrap().token = true;
+        let mut c = Client::new(cfg.clone());
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(
+            b"250-mx\r\n250-AUTH PLAIN XOAUTH2 OAUTHBEARER SCRAM-SHA-256\r\n250 OK\r\n",
+        ));
+        let expected = format!(
+            "AUTH OAUTHBEARER {}\r\n",
+            sasl::oauthbearer_response("tim", "tanstaaftanstaaf")
+        );
+        assert_eq!(wire(&e), expected.as_bytes());
+        let error = b"334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n";
+        assert_eq!(wire(&c.on_reply(reply(error))), b"AQ==\r\n");
+        assert_eq!(
+            wire(&c.on_reply(reply(b"535 5.7.8 invalid token\r\n"))),
+            b"QUIT\r\n"
+        );
+        let failed = c.finish().unwrap_err().0;
+        assert!(matches!(
+            failed,
+            Error::AuthRefused {
+                mechanism: Some(Mechanism::OAuthBearer),
+                ..
+            }
+        ));
+
+        // Without OAUTHBEARER, XOAUTH2; never a password mechanism.
+        let mut c = Client::new(cfg.clone());
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(b"250-mx\r\n250 AUTH PLAIN XOAUTH2\r\n"));
+        assert!(wire(&e).starts_with(b"AUTH XOAUTH2 "));
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 hi\r\n"));
+        c.on_reply(reply(b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n"));
+        assert!(matches!(
+            c.finish().unwrap_err().0,
+            Error::NoUsableMechanism { .. }
+        ));
+    }
+
+    /// Runs a client against the server's bytes fed `chunk` at a time:
+    /// what the client sent, and how the session ended.
+    fn chunked_session(cfg: ClientConfig, server: &[u8], chunk: usize) -> (Vec<u8>, String) {
+        let mut client = Client::new(cfg);
+        let mut reader = ReplyReader::new();
+        let (mut sent, mut rest) = (Vec::new(), server);
+        loop {
+            let Some(reply) = reader.next_reply() else {
+                assert!(!rest.is_empty(), "the server script ended");
+                let take = chunk.min(rest.len());
+                reader.feed(&rest[..take]).expect("well-formed replies");
+                rest = &rest[take..];
+                continue;
+            };
+            match client.on_reply(reply) {
+                Event::Send(flight) => sent.extend_from_slice(&flight.wire),
+                Event::Wait => {}
+                Event::Close | Event::Abort(_) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(rest.is_empty() && !reader.has_partial());
+        let outcome = match client.finish() {
+            Ok(report) => format!("ok {:?}", report.auth),
+            Err(failed) => format!("{}", failed.0),
+        };
+        (sent, outcome)
+    }
+
+    /// The OAUTHBEARER error dance of RFC 7628 section 3.2.2 as Postfix
+    /// (through Dovecot) performs it, the server's bytes in every chunk
+    /// size; then a probe the token passes.
+    #[test]
+    fn oauthbearer_transcript_in_every_chunk_size() {
+        let mut cfg = with_auth(config(TlsPolicy::Implicit), None);
+        cfg.credentials.as_mut().unwrap().token = true;
+        let refused: &[u8] = b"220 mx ESMTP\r\n250-mx\r\n250-AUTH PLAIN OAUTHBEARER XOAUTH2\r\n\
+            250 CHUNKING\r\n334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n\
+            535 5.7.8 Error: authentication failed\r\n221 2.0.0 Bye\r\n";
+        let expected = format!(
+            "EHLO client.example\r\nAUTH OAUTHBEARER {}\r\nAQ==\r\nQUIT\r\n",
+            sasl::oauthbearer_response("tim", "tanstaaftanstaaf")
+        );
+        for chunk in 1..=refused.len() {
+            let (sent, outcome) = chunked_session(cfg.clone(), refused, chunk);
+            assert_eq!(String::from_utf8(sent).unwrap(), expected, "chunk {chunk}");
+            assert!(outcome.contains("535"), "chunk {chunk}: {outcome}");
+        }
+        cfg.probe = true;
+        let accepted: &[u8] = b"220 mx ESMTP\r\n250-mx\r\n250 AUTH OAUTHBEARER\r\n\
+            235 2.7.0 ok\r\n221 2.0.0 Bye\r\n";
+        for chunk in 1..=accepted.len() {
+            let (_, outcome) = chunked_session(cfg.clone(), accepted, chunk);
+            assert_eq!(outcome, "ok Some(OAuthBearer)", "chunk {chunk}");
+        }
     }
 
     /// RFC 4954 section 4: an initial response that would make the AUTH

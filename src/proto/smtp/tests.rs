@@ -28,6 +28,7 @@ fn config(recipients: &[&str]) -> ClientConfig {
             user: "tim".into(),
             secret: Secret::new("tanstaafl"),
             mechanism: None,
+            token: false,
             nonce: "nonce".into(),
         }),
         plaintext_auth_allowed: false,
