@@ -1,6 +1,7 @@
 //! `mailctl fetch` against in-process fake POP3 servers.
 
 mod fetch_support;
+mod pty_support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -88,7 +89,9 @@ fn list_is_the_default_and_decodes_headers() {
             message("plain", b"x\r\n"),
         ],
     );
-    let out = run(&server, &[], state.path());
+    let mut args = plain(&server);
+    args.push("--uidl".into());
+    let out = mailctl_env(&args, state.path(), &[("TZ", "Europe/Paris")]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.starts_with("NUM"), "{table}");
@@ -107,6 +110,130 @@ fn list_is_the_default_and_decodes_headers() {
     let log = server.finish();
     assert!(log.commands("TOP").len() == 4);
     assert!(log.commands("RETR").is_empty());
+}
+
+/// A message whose sender and subject are far wider than a terminal.
+fn long_message() -> Vec<u8> {
+    format!(
+        "From: Somebody With A Rather Long Name <somebody.with.a.long.name@example.org>\r\n\
+         Date: Fri, 01 Mar 2024 10:00:00 +0100\r\n\
+         Subject: {}\r\n\r\nbody\r\n",
+        "quarterly figures and the plans that follow them ".repeat(4)
+    )
+    .into_bytes()
+}
+
+#[test]
+fn list_fits_an_80_column_terminal_with_local_dates_and_no_uidl() {
+    let state = tmp();
+    let server = Server::start(
+        Config::default(),
+        vec![long_message(), message("短い件名", b"x\r\n")],
+    );
+    let state_home = state.path().to_str().unwrap();
+    let env = [
+        ("MAILCTL_PASSWORD", "s3cret-pw"),
+        ("XDG_STATE_HOME", state_home),
+        ("TZ", "Asia/Tokyo"),
+    ];
+    let bin = env!("CARGO_BIN_EXE_mailctl");
+    let Some(shown) = pty_support::run(80, None, bin, &plain(&server), &env) else {
+        return;
+    };
+    assert_eq!(shown.code, 0, "{}", shown.text);
+    let lines: Vec<&str> = shown
+        .text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", shown.text);
+    assert!(
+        lines[0].starts_with("NUM") && !lines[0].contains("UIDL"),
+        "{}",
+        shown.text
+    );
+    for line in &lines {
+        let columns = unicode_columns(line);
+        assert!(columns <= 80, "{columns} columns: {line:?}");
+    }
+    assert!(lines[1].contains("2024-03-01 18:00"), "{}", shown.text);
+    assert!(lines[1].ends_with("..."), "{}", shown.text);
+    assert!(!shown.text.contains("uid-1"), "{}", shown.text);
+    assert!(lines[2].contains("短い件名"), "{}", shown.text);
+}
+
+/// Terminal columns of `text`: two for CJK, one for the rest (enough here).
+fn unicode_columns(text: &str) -> usize {
+    text.chars()
+        .map(|c| {
+            if ('\u{3000}'..='\u{9fff}').contains(&c) {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn columns_variable_sets_the_width_when_piped() {
+    let state = tmp();
+    let server = Server::start(Config::default(), vec![long_message()]);
+    let out = mailctl_env(&plain(&server), state.path(), &[("COLUMNS", "60")]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let table = String::from_utf8(out.stdout).unwrap();
+    for line in table.lines() {
+        assert!(line.chars().count() <= 60, "{line:?}");
+    }
+}
+
+#[test]
+fn list_new_shows_only_unfetched_messages_and_says_when_there_are_none() {
+    let state = tmp();
+    let dest = tmp();
+    let server = Server::start(
+        Config {
+            connections: 5,
+            ..Config::default()
+        },
+        vec![],
+    );
+    let out = run(&server, &["--list"], state.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no messages\n");
+
+    server.mailbox.lock().unwrap().push(Stored {
+        uid: "uid-1".into(),
+        bytes: message("first", b"a\r\n"),
+    });
+    let md = dest.path().join("md");
+    let out = run(
+        &server,
+        &["--all", "--maildir", md.to_str().unwrap()],
+        state.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run(&server, &["--list", "--new"], state.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no new mail\n");
+
+    server.mailbox.lock().unwrap().push(Stored {
+        uid: "uid-2".into(),
+        bytes: message("second", b"b\r\n"),
+    });
+    let out = run(&server, &["--list", "--new", "--json"], state.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert_eq!(rows[0]["subject"], "second");
+    assert_eq!(rows[0]["uidl"], "uid-2");
+    // A listing records nothing: the new message is still new.
+    let out = run(&server, &["--list", "--new"], state.path());
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("second") && !table.contains("first"),
+        "{table}"
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ pub mod parse;
 pub mod send;
 pub mod sendmail;
 pub mod serve;
+pub mod terminal;
 
 use std::path::Path;
 

@@ -111,6 +111,17 @@ impl Record {
     }
 }
 
+/// The UIDLs fetched before from this server and user, as [`Record::load`]
+/// reads them, without taking the lock: for a listing, which changes
+/// nothing.
+pub fn fetched_before(endpoint: &Endpoint, user: &str) -> anyhow::Result<BTreeSet<String>> {
+    let path = state::state_path(&endpoint.to_string(), user)?;
+    let mut state = UidlState::load(&path, &endpoint.to_string(), user)?;
+    let recovered = journal::recover(&journal::journal_path(&path))?;
+    state.fetched.extend(recovered.uidls);
+    Ok(state.fetched)
+}
+
 /// How a run ended.
 pub struct Finished {
     /// Every message chosen, in number order, skipped ones included.

@@ -45,7 +45,8 @@ pub fn extract_limits(args: &FetchArgs) -> crate::mail::extract::Limits {
 pub type Retrieval = Option<(Selection, Destination)>;
 
 /// Reads the action flags: a selection needs a destination, a
-/// destination alone takes every message, neither means `--list`.
+/// destination alone takes every message, neither means `--list`
+/// (`--list --new` lists the new messages only).
 pub fn retrieval(args: &FetchArgs) -> anyhow::Result<Retrieval> {
     let destination = if let Some(d) = &args.save_dir {
         Some(Destination::SaveDir(d.clone()))
@@ -84,6 +85,7 @@ pub fn retrieval(args: &FetchArgs) -> anyhow::Result<Retrieval> {
             }
             None
         }
+        (Some(Selection::New), None) if args.list => None,
         (Some(_), None) => crate::bail_with!(
             Exit::Usage,
             "choose where to save messages: --save-dir, --maildir, --mbox, --stdout or --mda"

@@ -98,10 +98,16 @@ pub struct FetchArgs {
     #[arg(long, value_enum)]
     pub auth: Option<AuthMethod>,
 
-    /// List the messages: number, size, UIDL, date, sender, subject (the
-    /// default action).
-    #[arg(long, conflicts_with_all = ["retr", "all", "new", "delete", "save_dir", "maildir", "mbox", "stdout", "mda"])]
+    /// List the messages: number, size, date (in the local zone), sender,
+    /// subject, fitted to the terminal's width (the default action). With
+    /// --new, only the messages not fetched before.
+    #[arg(long, conflicts_with_all = ["retr", "all", "delete", "save_dir", "maildir", "mbox", "stdout", "mda"])]
     pub list: bool,
+
+    /// With --list: show each message's unique id (UIDL) too (--json
+    /// always has it).
+    #[arg(long)]
+    pub uidl: bool,
 
     /// Print the listing, or the per-message retrieval report, as JSON.
     #[arg(long)]
@@ -244,10 +250,19 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
 
     let mut session = connect(&server, auth, &user, globals.verbose)?;
     let entries = session.listing()?;
-    let (Some((selection, destination)), Some(record)) = (retrieval, record) else {
-        return output::list(&mut session, &entries, args.json, reported);
-    };
     let server_name = server.endpoint.to_string();
+    let (Some((selection, destination)), Some(record)) = (retrieval, record) else {
+        let listing = output::Listing {
+            json: args.json,
+            uidl: args.uidl,
+            only_new: args.new,
+        };
+        let entries = match args.new {
+            true => new_entries(&mut session, &entries, &server, &user)?,
+            false => entries,
+        };
+        return output::list(&mut session, &entries, &listing, reported);
+    };
     let plan = plan::plan(
         selection,
         &entries,
@@ -302,6 +317,27 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
     } else {
         Exit::Terminated
     })
+}
+
+/// The messages of `entries` not fetched before (`--list --new`); the
+/// record is read without waiting for a run that holds it.
+fn new_entries(
+    session: &mut Session,
+    entries: &[session::Entry],
+    server: &ResolvedServer,
+    user: &str,
+) -> anyhow::Result<Vec<session::Entry>> {
+    let server_name = server.endpoint.to_string();
+    let chosen = drive::fetched_before(&server.endpoint, user).and_then(|fetched| {
+        plan::plan(flags::Selection::New, entries, &fetched, None, &server_name)
+    });
+    match chosen {
+        Ok(plan) => Ok(plan.fetch),
+        Err(e) => {
+            let _ = session.quit();
+            Err(e)
+        }
+    }
 }
 
 /// The sink for a file or program destination; `None` for `--stdout`

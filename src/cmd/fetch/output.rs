@@ -9,11 +9,22 @@ use crate::exit::{exit_status, fail, Exit};
 use crate::net::pop3::{Entry, Session};
 use crate::text::printable;
 
-/// `--list`: TOP n 0 for each message, then a table or JSON on stdout.
+/// What `--list` shows.
+pub struct Listing {
+    /// `--json`.
+    pub json: bool,
+    /// `--uidl`: a UIDL column in the table.
+    pub uidl: bool,
+    /// `--new`: the entries are the new messages only.
+    pub only_new: bool,
+}
+
+/// `--list`: TOP n 0 for each message, then a table or JSON on stdout; a
+/// table of nothing is one line saying so.
 pub fn list(
     session: &mut Session,
     entries: &[Entry],
-    json: bool,
+    listing: &Listing,
     reported: &mut bool,
 ) -> anyhow::Result<Exit> {
     let numbers: Vec<u32> = entries.iter().map(|e| e.number).collect();
@@ -41,11 +52,17 @@ pub fn list(
     }
     *reported = true;
     print_stdout(|out| {
-        if json {
+        if listing.json {
             serde_json::to_writer_pretty(&mut *out, &rows)?;
             writeln!(out)
+        } else if rows.is_empty() {
+            let empty = match listing.only_new {
+                true => "no new mail",
+                false => "no messages",
+            };
+            writeln!(out, "{empty}")
         } else {
-            listing::print_table(&rows, out)
+            listing::print_table(&rows, &listing::Layout::for_stdout(listing.uidl), out)
         }
     })?;
     Ok(Exit::Ok)

@@ -1,0 +1,48 @@
+"""Runs a command on a pseudo-terminal of a given width and prints what it
+wrote there; exits with the command's status.
+
+    python3 run.py COLUMNS [--sigint-on TEXT] -- COMMAND ARGS...
+
+With --sigint-on, SIGINT is sent to the command once TEXT has appeared
+in its output, as a Ctrl-C at the terminal would.
+"""
+import fcntl
+import os
+import pty
+import signal
+import struct
+import sys
+import termios
+
+
+def main():
+    args = sys.argv[1:]
+    columns = int(args.pop(0))
+    sigint_on = None
+    if args[0] == "--sigint-on":
+        sigint_on = args[1].encode()
+        args = args[2:]
+    assert args.pop(0) == "--"
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+        os.execvp(args[0], args)
+    out = b""
+    sent = False
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if sigint_on is not None and not sent and sigint_on in out:
+            os.kill(pid, signal.SIGINT)
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    sys.stdout.buffer.write(out)
+    sys.exit(os.waitstatus_to_exitcode(status))
+
+
+main()
