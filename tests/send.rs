@@ -1221,3 +1221,39 @@ fn html_file_must_be_regular_and_large_ones_are_spooled() {
     assert_eq!(parsed.body_text(0).unwrap().trim_end(), "plain");
     assert!(parsed.body_html(0).unwrap() == html.replace('\n', "\r\n"));
 }
+
+mod pty_support;
+
+#[test]
+fn large_send_shows_a_progress_bar_on_a_terminal_and_clears_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let attachment = dir.path().join("big.bin");
+    let bytes: Vec<u8> = (0..6 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    std::fs::write(&attachment, &bytes).unwrap();
+    let server = FakeServer::start(Script::default());
+    let a = with(
+        args(&server, "none"),
+        &[
+            "--body",
+            "see attached",
+            "--attach",
+            attachment.to_str().unwrap(),
+        ],
+    );
+    let bin = env!("CARGO_BIN_EXE_mailctl");
+    let Some(shown) = pty_support::run(80, None, bin, &a, &[]) else {
+        return;
+    };
+    assert_eq!(shown.code, 0, "{:?}", shown.text);
+    assert!(shown.text.contains("sending ["), "{:?}", shown.text);
+    let (lines, widest) = pty_support::screen(&shown.text);
+    assert!(widest < 80, "a line of {widest} columns: {:?}", shown.text);
+    assert!(
+        lines.iter().all(|l| l.is_empty()),
+        "left on the screen: {lines:?}"
+    );
+    let message = server.finish().message();
+    assert!(message.len() > bytes.len() * 4 / 3, "{}", message.len());
+}

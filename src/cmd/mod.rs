@@ -5,6 +5,7 @@ pub mod config;
 pub mod fetch;
 pub mod man;
 pub mod parse;
+pub mod progress;
 pub mod send;
 pub mod sendmail;
 pub mod serve;

@@ -487,7 +487,12 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
         Failed::Early(fail(Exit::Software, "no server resolved outside --dry-run"))
     })?;
     let settings = settings(&args, &server).map_err(Failed::Early)?;
-    match smtp::submit(&settings, &envelope, &message, &transcript) {
+    let progress = crate::cmd::progress::Progress::sending(message.size(), globals.verbose > 0);
+    let mut message = message;
+    message.count_bytes_with(progress.byte_counter());
+    let submitted = smtp::submit(&settings, &envelope, &message, &transcript);
+    drop(progress);
+    match submitted {
         Ok(report) => {
             if args.json {
                 print_json(&report.to_json(None, 0)).map_err(Failed::Reported)?;

@@ -46,3 +46,69 @@ pub fn run<S: AsRef<OsStr>>(
         code: out.status.code().unwrap_or(-1),
     })
 }
+
+/// The lines left on a screen after `text` was written to it: carriage
+/// returns, line feeds and the erase and cursor-up controls a progress bar
+/// uses are applied; other control sequences are dropped. Also returns the
+/// widest line ever drawn, in characters (trailing blanks aside).
+pub fn screen(text: &str) -> (Vec<String>, usize) {
+    let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col, mut widest) = (0usize, 0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                col = 0;
+                if lines.len() <= row {
+                    lines.push(Vec::new());
+                }
+            }
+            '\x1b' if chars.peek() == Some(&'[') => {
+                chars.next();
+                let mut parameter = String::new();
+                let mut command = ' ';
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        command = c;
+                        break;
+                    }
+                    parameter.push(c);
+                }
+                let n: usize = parameter.parse().unwrap_or(0);
+                match command {
+                    'K' if n == 2 => lines[row].clear(),
+                    'K' => lines[row].truncate(col),
+                    'A' => row = row.saturating_sub(n.max(1)),
+                    'J' => {
+                        lines[row].truncate(col);
+                        lines.truncate(row + 1);
+                    }
+                    _ => {}
+                }
+            }
+            c if c.is_control() => {}
+            c => {
+                let line = &mut lines[row];
+                while line.len() < col {
+                    line.push(' ');
+                }
+                if col < line.len() {
+                    line[col] = c;
+                } else {
+                    line.push(c);
+                }
+                col += 1;
+                if c != ' ' {
+                    widest = widest.max(col);
+                }
+            }
+        }
+    }
+    let lines = lines
+        .into_iter()
+        .map(|l| l.into_iter().collect::<String>().trim_end().to_string())
+        .collect();
+    (lines, widest)
+}

@@ -8,9 +8,9 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use super::plan::Plan;
-use super::progress::Progress;
 use super::retrieve::{self, Outcome};
 use super::sink::Sink;
+use crate::cmd::progress::Progress;
 use crate::exit::{fail, Exit};
 use crate::net::connection::Endpoint;
 use crate::net::pop3::{Entry, Session};

@@ -10,7 +10,7 @@
 //! - [`mda`]: `--mda CMD`, delivery through a program.
 //! - [`commit`]: makes saved messages durable on worker threads.
 //! - [`listing`]: `--list` rows from `TOP n 0`.
-//! - [`progress`]: the progress bar.
+//! - [`crate::cmd::progress`]: the progress bar.
 
 /// `eprintln!` that never panics: a closed stderr (`2>&1 | head`) must not
 /// turn a run into a crash, least of all in the middle of a retrieval.
@@ -28,7 +28,6 @@ pub mod listing;
 pub mod mda;
 pub mod output;
 pub mod plan;
-pub mod progress;
 pub mod retrieve;
 pub mod sink;
 
