@@ -49,6 +49,8 @@ pub struct Account {
     pub smtp: Option<Server<SmtpAuth>>,
     /// The POP3 server.
     pub pop3: Option<Server<Pop3Auth>>,
+    /// Where `fetch` puts this account's mail by default.
+    pub fetch: Option<super::delivery::FetchTable>,
 }
 
 /// The three ways a table can name a password (the keys of one table).
@@ -372,6 +374,9 @@ pub fn check(loaded: &Loaded) -> anyhow::Result<()> {
         }
         if let Some(server) = &account.pop3 {
             check_server(loaded, server)?;
+        }
+        if let Some(table) = &account.fetch {
+            super::delivery::check(loaded, name, table)?;
         }
     }
     Ok(())

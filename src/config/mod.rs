@@ -11,6 +11,7 @@
 //! `--server` without `--account` does not read the file at all.
 
 mod connect;
+mod delivery;
 mod error;
 mod file;
 mod hint;
@@ -18,6 +19,7 @@ mod password;
 mod resolve;
 
 pub use connect::{ConnectArgs, MAX_TIMEOUT_SECS};
+pub use delivery::{account_delivery, pop3_accounts, Delivery};
 pub use error::{Error, Hinted};
 
 pub use file::{

@@ -10,6 +10,7 @@
 //! - [`mda`]: `--mda CMD`, delivery through a program.
 //! - [`commit`]: makes saved messages durable on worker threads.
 //! - [`listing`]: `--list` rows from `TOP n 0`.
+//! - [`several`]: `--account a,b` and `--all-accounts`.
 //! - [`crate::cmd::progress`]: the progress bar.
 
 /// `eprintln!` that never panics: a closed stderr (`2>&1 | head`) must not
@@ -29,6 +30,7 @@ pub mod mda;
 pub mod output;
 pub mod plan;
 pub mod retrieve;
+pub mod several;
 pub mod sink;
 
 use std::io::Write;
@@ -86,11 +88,16 @@ that would travel unencrypted to a remote server); 130 SIGINT; 143 SIGTERM. With
 report gives one object: {\"status\": \"failed\", \"exit_code\": N, \"error\": \"...\"}.";
 
 /// Options of `mailctl fetch`.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 #[command(after_help = AFTER_HELP)]
 pub struct FetchArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
+
+    /// Fetch from every account of the configuration file that has a
+    /// [pop3] table, one after the other (as --account a,b names some).
+    #[arg(long, conflicts_with_all = ["server", "json"])]
+    pub all_accounts: bool,
 
     /// How to log in.
     /// [default: the account's `auth`, else auto]
@@ -202,10 +209,13 @@ fn server_and_tls(
 /// `{"status": "failed", "exit_code": N, "error": "..."}`, so a script
 /// never has to parse prose.
 pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
+    if let Some(accounts) = several::accounts(&args, globals)? {
+        return several::run(args, &accounts, globals);
+    }
     let json = args.json;
-    let mut reported = false;
-    let result = fetch(args, globals, &mut reported);
-    if let (true, false, Err(err)) = (json, reported, &result) {
+    let mut tally = output::Tally::default();
+    let result = fetch(args, globals, &mut tally);
+    if let (true, false, Err(err)) = (json, tally.reported, &result) {
         let object = serde_json::json!({
             "status": "failed",
             "exit_code": exit_status(err).code(),
@@ -216,8 +226,9 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     result
 }
 
-/// `run`, setting `reported` once the JSON output has been written.
-fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Result<Exit> {
+/// `run` for one account, keeping `tally` of what it printed and did.
+fn fetch(mut args: FetchArgs, globals: Globals, tally: &mut output::Tally) -> anyhow::Result<Exit> {
+    flags::fill_destination(&mut args, globals)?;
     let retrieval = flags::retrieval(&args)?;
     let server = crate::config::resolve_pop3(&args.connect, globals.config)?;
     let Some(user) = server.user.clone() else {
@@ -260,7 +271,7 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
             true => new_entries(&mut session, &entries, &server, &user)?,
             false => entries,
         };
-        return output::list(&mut session, &entries, &listing, reported);
+        return output::list(&mut session, &entries, &listing, tally);
     };
     let plan = plan::plan(
         selection,
@@ -300,14 +311,14 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         delivered: args.mda.is_some(),
     };
     let Some(signal) = finished.interrupted else {
-        return output::report(finished, &style, reported);
+        return output::report(finished, &style, tally);
     };
     let saved = finished
         .outcomes
         .iter()
         .filter(|o| o.saved.is_some())
         .count();
-    if let Err(e) = output::report(finished, &style, reported) {
+    if let Err(e) = output::report(finished, &style, tally) {
         say!("mailctl: error: {}", printable(format!("{e:#}").as_bytes()));
     }
     say!("mailctl: interrupted: {saved} saved");

@@ -9,6 +9,20 @@ use crate::exit::{exit_status, fail, Exit};
 use crate::net::pop3::{Entry, Session};
 use crate::text::printable;
 
+/// What a run printed and did, for its caller (one of several accounts is
+/// summed up by the caller).
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// The JSON output has been written.
+    pub reported: bool,
+    /// Messages saved (or delivered).
+    pub saved: usize,
+    /// Messages deleted on the server.
+    pub deleted: usize,
+    /// The run is one of several: its summary line is left to the caller.
+    pub one_of_several: bool,
+}
+
 /// What `--list` shows.
 pub struct Listing {
     /// `--json`.
@@ -25,7 +39,7 @@ pub fn list(
     session: &mut Session,
     entries: &[Entry],
     listing: &Listing,
-    reported: &mut bool,
+    tally: &mut Tally,
 ) -> anyhow::Result<Exit> {
     let numbers: Vec<u32> = entries.iter().map(|e| e.number).collect();
     let mut rows: Vec<listing::Row> = entries
@@ -50,7 +64,7 @@ pub fn list(
             printable(format!("{e:#}").as_bytes())
         );
     }
-    *reported = true;
+    tally.reported = true;
     print_stdout(|out| {
         if listing.json {
             serde_json::to_writer_pretty(&mut *out, &rows)?;
@@ -79,17 +93,18 @@ pub struct Style {
 }
 
 /// Prints the report of a retrieval run and says how it ends.
-pub fn report(finished: Finished, style: &Style, reported: &mut bool) -> anyhow::Result<Exit> {
+pub fn report(finished: Finished, style: &Style, tally: &mut Tally) -> anyhow::Result<Exit> {
     let outcomes = &finished.outcomes;
+    tally.saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
+    tally.deleted = outcomes.iter().filter(|o| o.deleted).count();
     if style.json {
-        *reported = true;
+        tally.reported = true;
         print_stdout(|out| {
             serde_json::to_writer_pretty(&mut *out, outcomes)?;
             writeln!(out)
         })?;
-    } else if !style.quiet {
-        let saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
-        let deleted = outcomes.iter().filter(|o| o.deleted).count();
+    } else if !style.quiet && !tally.one_of_several {
+        let (saved, deleted) = (tally.saved, tally.deleted);
         let verb = if style.delivered {
             "delivered"
         } else {
