@@ -1717,3 +1717,129 @@ fn mda_is_stopped_when_the_connection_breaks_mid_message() {
     assert!(log.commands("QUIT").is_empty());
     assert_eq!(mailbox.lock().unwrap().len(), 2);
 }
+
+/// The one state file under `state`, as JSON.
+fn state_file(state: &Path) -> (PathBuf, serde_json::Value) {
+    let files: Vec<PathBuf> = fs::read_dir(state.join("mailctl/uidl"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let json = serde_json::from_slice(&fs::read(&files[0]).unwrap()).unwrap();
+    (files[0].clone(), json)
+}
+
+#[test]
+fn keep_days_deletes_only_messages_first_fetched_that_long_ago() {
+    let state = tmp();
+    let dest = tmp();
+    let server = Server::start(
+        Config {
+            connections: 3,
+            ..Config::default()
+        },
+        vec![message("old", b"a\r\n"), message("recent", b"b\r\n")],
+    );
+    let md = dest.path().join("md");
+    let md_arg = md.to_str().unwrap();
+    let out = run(
+        &server,
+        &["--new", "--maildir", md_arg, "--keep-days", "3"],
+        state.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (path, mut json) = state_file(state.path());
+    let now = json["first_fetched"]["uid-1"]
+        .as_u64()
+        .expect("a time per message");
+    assert_eq!(json["first_fetched"]["uid-2"].as_u64(), Some(now));
+    assert_eq!(
+        server.mailbox.lock().unwrap().len(),
+        2,
+        "nothing deleted yet"
+    );
+
+    // uid-1 was first fetched four days ago, uid-2 two days ago.
+    json["first_fetched"]["uid-1"] = (now - 4 * 86_400).into();
+    json["first_fetched"]["uid-2"] = (now - 2 * 86_400).into();
+    fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    server.mailbox.lock().unwrap().push(Stored {
+        uid: "uid-3".into(),
+        bytes: message("new", b"c\r\n"),
+    });
+    let args = ["--new", "--maildir", md_arg, "--keep-days", "3", "--json"];
+    let out = run(&server, &args, state.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deleted: Vec<u64> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["deleted"] == true)
+        .map(|o| o["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(deleted, [1], "{report}");
+    assert_eq!(folders(&md.join("new")).len(), 3);
+    let (_, json) = state_file(state.path());
+    assert_eq!(
+        json["first_fetched"]["uid-2"].as_u64(),
+        Some(now - 2 * 86_400)
+    );
+
+    // An old state file, without times: nothing is deleted before its time.
+    fs::write(
+        &path,
+        r#"{"version": 1, "server": "x", "user": "alice", "fetched": ["uid-2", "uid-3"]}"#,
+    )
+    .unwrap();
+    let out = run(
+        &server,
+        &["--new", "--maildir", md_arg, "--keep-days", "1"],
+        state.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (_, json) = state_file(state.path());
+    assert!(json["first_fetched"]["uid-3"].as_u64().is_some(), "{json}");
+    let log = server.finish();
+    assert_eq!(log.commands("DELE"), ["DELE 1"]);
+}
+
+#[test]
+fn delete_oversized_records_then_deletes_what_it_skips() {
+    let state = tmp();
+    let dest = tmp();
+    let big = message("big", &b"0123456789".repeat(500));
+    let server = Server::start(
+        Config {
+            connections: 1,
+            ..Config::default()
+        },
+        vec![message("small", b"s\r\n"), big],
+    );
+    let md = dest.path().join("md");
+    let args = [
+        "--new",
+        "--maildir",
+        md.to_str().unwrap(),
+        "--max-size",
+        "1K",
+        "--delete-oversized",
+        "--json",
+    ];
+    let out = run(&server, &args, state.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report[1]["deleted"], true, "{report}");
+    assert!(report[1]["skipped"].as_str().unwrap().contains("max-size"));
+    assert_eq!(report[0]["deleted"], false, "{report}");
+    assert_eq!(recorded_uidls(state.path()), ["uid-1", "uid-2"]);
+    assert_eq!(folders(&md.join("new")).len(), 1);
+    assert_eq!(server.mailbox.lock().unwrap().len(), 1);
+    let out = run(&server, &["--max-size", "1K", "--delete-oversized"], state.path());
+    assert_eq!(code(&out), 64, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--delete-oversized needs a destination"));
+    let log = server.finish();
+    assert_eq!(log.commands("DELE"), ["DELE 2"]);
+    assert_eq!(log.commands("RETR"), ["RETR 1"]);
+}

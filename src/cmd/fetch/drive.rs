@@ -88,6 +88,11 @@ impl Record {
         &self.state.fetched
     }
 
+    /// Whether `uidl` was fetched before, `days` days ago or more.
+    fn fetched_days_ago(&self, uidl: &str, days: u32, now: u64) -> bool {
+        self.state.fetched.contains(uidl) && self.state.fetched_days_ago(uidl, days, now)
+    }
+
     /// Keeps the UIDLs still on the server plus those just saved.
     fn update(&mut self, entries: &[Entry], saved: Vec<String>) -> anyhow::Result<()> {
         if !entries.iter().any(|e| e.uidl.is_some()) {
@@ -102,8 +107,7 @@ impl Record {
             .cloned()
             .collect();
         fetched.extend(saved);
-        if fetched != self.state.fetched {
-            self.state.fetched = fetched;
+        if self.state.set_fetched(fetched, state::now_seconds()) {
             self.state.save(&self.path)?;
         }
         self.journal.remove()?;
@@ -164,6 +168,11 @@ pub struct Settings<'a> {
     pub verbose: bool,
     /// Set by SIGINT or SIGTERM (see [`catch_signals`]).
     pub stop: &'a AtomicUsize,
+    /// `--keep-days N`: delete the messages first fetched N days ago or more.
+    pub keep_days: Option<u32>,
+    /// `--delete-oversized`: delete the messages over `--max-size`, once
+    /// their UIDLs are recorded.
+    pub delete_oversized: bool,
 }
 
 /// Retrieves the plan into `sink`, deleting saved messages if
@@ -180,6 +189,8 @@ pub fn drive(
         delete,
         verbose,
         stop,
+        keep_days,
+        delete_oversized,
     } = settings;
     let sink_records = sink.use_journal(record.journal());
     let Plan {
@@ -211,7 +222,28 @@ pub fn drive(
     progress.finish();
     drop(sink);
 
-    let marked = report.outcomes.iter().filter(|o| o.marked).count();
+    let mut report = report;
+    let mut skipped = skipped;
+    if report.connection_ok && report.interrupted.is_none() {
+        let removal = Removal {
+            keep_days,
+            delete_oversized,
+            entries,
+            record: &record,
+        };
+        let extra = removal.run(session, &mut skipped, &mut newly_saved, &report.outcomes);
+        match extra {
+            Ok(expired) => report.outcomes.extend(expired),
+            Err(e) => {
+                report.connection_ok = false;
+                report.failure.get_or_insert(e);
+            }
+        }
+    }
+
+    let marked = (report.outcomes.iter().chain(&skipped))
+        .filter(|o| o.marked)
+        .count();
     let (committed, quit_problem) = quit(session, report.connection_ok, marked);
 
     // Record what was saved, even after a failure: those messages are safe.
@@ -221,10 +253,10 @@ pub fn drive(
     }
 
     let mut outcomes = report.outcomes;
+    outcomes.extend(skipped);
     for o in &mut outcomes {
         o.deleted = o.marked && committed;
     }
-    outcomes.extend(skipped);
     outcomes.sort_by_key(|o| o.number);
     let (broken, failure) = if report.connection_ok {
         (None, report.failure.or(failure))
@@ -238,6 +270,73 @@ pub fn drive(
         failure,
         interrupted: report.interrupted,
     }
+}
+
+/// The deletions besides those of `--delete`: `--keep-days` and
+/// `--delete-oversized`.
+struct Removal<'a> {
+    keep_days: Option<u32>,
+    delete_oversized: bool,
+    entries: &'a [Entry],
+    record: &'a Record,
+}
+
+impl Removal<'_> {
+    /// Marks for deletion (DELE) the messages over `--max-size` among
+    /// `skipped`, once their UIDLs are journaled and added to `recorded`, and
+    /// those fetched `--keep-days` days ago or more and not taken again in
+    /// this run (`done`). Returns an outcome for each of the latter.
+    fn run(
+        &self,
+        session: &mut Session,
+        skipped: &mut [Outcome],
+        recorded: &mut Vec<String>,
+        done: &[Outcome],
+    ) -> anyhow::Result<Vec<Outcome>> {
+        if self.delete_oversized {
+            for outcome in skipped.iter_mut() {
+                // Recorded first: a message deleted unseen is never new again.
+                if let Some(uidl) = outcome.uidl.clone() {
+                    self.record
+                        .journal
+                        .record(&Line::Delivered { uidl: uidl.clone() })?;
+                    recorded.push(uidl);
+                }
+                outcome.marked = mark_deleted(session, outcome.number)?;
+            }
+        }
+        let Some(days) = self.keep_days else {
+            return Ok(Vec::new());
+        };
+        let now = state::now_seconds();
+        let mut expired = Vec::new();
+        for entry in self.entries {
+            let Some(uidl) = &entry.uidl else { continue };
+            // What this run took is deleted (or kept) by the retrieval itself.
+            let this_run = done.iter().any(|o| o.number == entry.number);
+            if this_run || !self.record.fetched_days_ago(uidl, days, now) {
+                continue;
+            }
+            expired.push(Outcome {
+                number: entry.number,
+                uidl: Some(uidl.clone()),
+                size: entry.size,
+                skipped: Some(format!("fetched {days} days ago or more")),
+                marked: mark_deleted(session, entry.number)?,
+                ..Default::default()
+            });
+        }
+        Ok(expired)
+    }
+}
+
+/// DELE `number`: whether the server agreed.
+fn mark_deleted(session: &mut Session, number: u32) -> anyhow::Result<bool> {
+    let reply = session.command(&crate::proto::pop3::Command::Dele(number))?;
+    if !reply.ok {
+        say!("mailctl: warning: the server refused to delete message {number}");
+    }
+    Ok(reply.ok)
 }
 
 /// Ends the session after a retrieval. Returns whether the deletions are

@@ -107,10 +107,15 @@ pub fn retrieval(args: &FetchArgs) -> anyhow::Result<Retrieval> {
     };
     Ok(match (selection, destination) {
         (None, None) => {
-            if args.delete {
+            let deleting = [
+                (args.delete, "--delete"),
+                (args.keep_days.is_some(), "--keep-days"),
+                (args.delete_oversized, "--delete-oversized"),
+            ];
+            if let Some((_, flag)) = deleting.iter().find(|(given, _)| *given) {
                 crate::bail_with!(
                     Exit::Usage,
-                    "--delete needs a destination: --save-dir, --maildir, --mbox, --stdout or --mda"
+                    "{flag} needs a destination: --save-dir, --maildir, --mbox, --stdout or --mda"
                 );
             }
             None

@@ -141,6 +141,18 @@ pub struct FetchArgs {
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub max_size: Option<u64>,
 
+    /// With --max-size: delete the messages over it from the server instead
+    /// of leaving them there, once their UIDLs are recorded (they are never
+    /// fetched).
+    #[arg(long, requires = "max_size")]
+    pub delete_oversized: bool,
+
+    /// Leave messages on the server for N days: delete those first fetched
+    /// N days ago or more (0: as soon as saved, as --delete). The record of
+    /// fetched UIDLs keeps when each was first fetched.
+    #[arg(long, value_name = "N", conflicts_with = "delete")]
+    pub keep_days: Option<u32>,
+
     /// Save each message in a new folder under DIR: message.eml (exact
     /// bytes) and its decoded parts.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["maildir", "mbox", "stdout", "mda"])]
@@ -300,9 +312,12 @@ fn fetch(mut args: FetchArgs, globals: Globals, tally: &mut output::Tally) -> an
     };
     let verbose = globals.verbose > 0;
     let settings = drive::Settings {
-        delete: args.delete,
+        // Kept for 0 days: deleted once saved.
+        delete: args.delete || args.keep_days == Some(0),
         verbose,
         stop: &stop,
+        keep_days: args.keep_days,
+        delete_oversized: args.delete_oversized,
     };
     let finished = drive::drive(&mut session, plan, sink, settings, &entries, record);
     let style = output::Style {
