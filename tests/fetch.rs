@@ -1836,7 +1836,11 @@ fn delete_oversized_records_then_deletes_what_it_skips() {
     assert_eq!(recorded_uidls(state.path()), ["uid-1", "uid-2"]);
     assert_eq!(folders(&md.join("new")).len(), 1);
     assert_eq!(server.mailbox.lock().unwrap().len(), 1);
-    let out = run(&server, &["--max-size", "1K", "--delete-oversized"], state.path());
+    let out = run(
+        &server,
+        &["--max-size", "1K", "--delete-oversized"],
+        state.path(),
+    );
     assert_eq!(code(&out), 64, "{}", stderr(&out));
     assert!(stderr(&out).contains("--delete-oversized needs a destination"));
     let log = server.finish();

@@ -135,3 +135,62 @@ fn help_has_examples() {
         assert!(examples.contains("mailctl "), "{args:?}: {help}");
     }
 }
+
+#[test]
+fn bare_mailctl_prints_help_and_exits_64() {
+    let out = mailctl().output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let help = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        help.contains("Usage: mailctl") && help.contains("Commands:"),
+        "{help}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn usage_errors_are_one_line_and_exit_64() {
+    for (args, expected) in [
+        (&["fetch", "--bogus"][..], "(see 'mailctl fetch --help')"),
+        (&["frobnicate"][..], "(see 'mailctl --help')"),
+        (&["fetch", "--delete-oversized"][..], "--max-size"),
+        (
+            &["send", "--timeout", "0"][..],
+            "(see 'mailctl send --help')",
+        ),
+        (
+            &["config", "check", "--nope"][..],
+            "(see 'mailctl config check --help')",
+        ),
+    ] {
+        let out = mailctl().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("mailctl: error: "), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn global_options_appear_only_in_the_help_of_commands_that_use_them() {
+    let help = |command: &str| {
+        let out = mailctl().args([command, "--help"]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for command in ["send", "fetch", "config"] {
+        let text = help(command);
+        assert!(
+            text.contains("--config") && text.contains("--verbose"),
+            "{command}: {text}"
+        );
+    }
+    assert!(help("serve").contains("--verbose") && !help("serve").contains("--config <FILE>"));
+    for command in ["parse", "completions", "man"] {
+        let text = help(command);
+        assert!(
+            !text.contains("--config") && !text.contains("--verbose"),
+            "{command}: {text}"
+        );
+    }
+}

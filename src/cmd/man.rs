@@ -2,9 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 
-use crate::cli::Cli;
 use crate::exit::{fail, Exit};
 
 /// Options of `mailctl man`.
@@ -28,7 +27,7 @@ pub fn write_pages(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             format!("cannot create {}: {e}", dir.display()),
         )
     })?;
-    let mut command = Cli::command().disable_help_subcommand(true);
+    let mut command = crate::cli::definition().disable_help_subcommand(true);
     command.build();
     let mut written = Vec::new();
     write_tree(command, dir, &mut written)?;
