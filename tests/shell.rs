@@ -194,3 +194,28 @@ fn global_options_appear_only_in_the_help_of_commands_that_use_them() {
         );
     }
 }
+
+#[test]
+fn man_pages_have_examples_kept_line_for_line_and_no_extra_heading() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mailctl().arg("man").arg(dir.path()).output().unwrap();
+    assert!(out.status.success());
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let page = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!page.contains(".SH EXTRA"), "{page}");
+        assert_eq!(page.matches(".SH VERSION").count(), 1, "{page}");
+    }
+    let page = std::fs::read_to_string(dir.path().join("mailctl-man.1")).unwrap();
+    let examples = page.split(".SH EXAMPLES\n").nth(1).expect("EXAMPLES");
+    assert!(examples.starts_with(".nf\n"), "{page}");
+    // The comment column keeps its spaces: no-fill mode does not adjust them.
+    assert!(
+        examples.contains("mailctl man                       # mailctl.1, mailctl\\-send.1"),
+        "{page}"
+    );
+    let fetch = std::fs::read_to_string(dir.path().join("mailctl-fetch.1")).unwrap();
+    assert!(
+        fetch.contains(".SH NOTES") && fetch.contains(".SH \"EXIT STATUS\""),
+        "{fetch}"
+    );
+}
