@@ -281,7 +281,7 @@ fn save_dir_adds_a_suffix_instead_of_reusing_a_folder() {
         b"older"
     );
     assert_eq!(
-        fs::read(dest.path().join("uid-1-2/message.eml")).unwrap(),
+        fs::read(dest.path().join("uid-1 (2)/message.eml")).unwrap(),
         message("a", b"a\r\n")
     );
     server.finish();
@@ -692,7 +692,7 @@ fn cut_during_retr_leaves_no_file_no_dele_no_state() {
         state.path(),
     );
     assert_eq!(code(&out), 75, "{}", stderr(&out));
-    assert!(stderr(&out).contains("deletions may not have happened"));
+    assert!(stderr(&out).contains("the 1 deletion may not have happened"));
     // The first message is saved; nothing of the second exists.
     assert_eq!(folders(&dir), vec![dir.join("uid-1")]);
     assert_eq!(fs::read(dir.join("uid-1/message.eml")).unwrap(), msgs[0]);
@@ -1846,4 +1846,25 @@ fn delete_oversized_records_then_deletes_what_it_skips() {
     let log = server.finish();
     assert_eq!(log.commands("DELE"), ["DELE 2"]);
     assert_eq!(log.commands("RETR"), ["RETR 1"]);
+}
+
+#[test]
+fn retr_beyond_the_mailbox_says_how_many_there_are_and_creates_no_folder() {
+    let state = tmp();
+    let dest = tmp();
+    let server = Server::start(Config::default(), vec![message("a", b"a\r\n")]);
+    let dir = dest.path().join("new-folder");
+    let out = run(
+        &server,
+        &["--retr", "99", "--save-dir", dir.to_str().unwrap()],
+        state.path(),
+    );
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no message 99 on the server, which has 1 message"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.exists(), "an empty folder was left behind");
+    server.finish();
 }

@@ -859,7 +859,12 @@ fn dry_run_into_a_closed_pipe_is_quiet() {
     .collect();
     let out = run_into_closed_pipe(&a);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(stderr(&out), "");
+    // Only the envelope, which comes before the message.
+    assert!(
+        stderr(&out).lines().all(|l| l.starts_with("mailctl: dry run: ")),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// The message was accepted: a JSON reader that went away must not turn
@@ -1256,4 +1261,66 @@ fn large_send_shows_a_progress_bar_on_a_terminal_and_clears_it() {
     );
     let message = server.finish().message();
     assert!(message.len() > bytes.len() * 4 / 3, "{}", message.len());
+}
+
+#[test]
+fn dry_run_shows_the_whole_envelope_before_the_message() {
+    let out = mailctl(
+        &[
+            "send",
+            "--dry-run",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--cc",
+            "c@example.org",
+            "--bcc",
+            "hidden@example.org",
+            "--subject",
+            "s",
+            "--body",
+            "x",
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "mailctl: dry run: MAIL FROM:<a@example.org>\n\
+         mailctl: dry run: RCPT TO:<b@example.org>\n\
+         mailctl: dry run: RCPT TO:<c@example.org>\n\
+         mailctl: dry run: RCPT TO:<hidden@example.org>\n"
+    );
+    assert!(
+        !stdout(&out).contains("hidden@example.org"),
+        "Bcc stays out of the message"
+    );
+}
+
+#[test]
+fn a_missing_attachment_is_named_as_one() {
+    let out = mailctl(
+        &[
+            "send",
+            "--dry-run",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--subject",
+            "s",
+            "--body",
+            "x",
+            "--attach",
+            "/nonexistent/report.pdf",
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 66, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("mailctl: error: attachment /nonexistent/report.pdf: "),
+        "{}",
+        stderr(&out)
+    );
 }

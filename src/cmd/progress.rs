@@ -37,8 +37,8 @@ impl Progress {
     /// worth showing.
     pub fn new(messages: usize, bytes: u64, verbose: bool) -> Self {
         let long = bytes >= LONG_BYTES || messages >= LONG_MESSAGES;
-        let label = format!("0/{messages} messages");
-        let widest = format!("{messages}/{messages} messages").len();
+        let label = format!("0/{}", crate::text::count(messages, "message"));
+        let widest = format!("{messages}/{}", crate::text::count(messages, "message")).len();
         Progress {
             bar: shown(long, verbose).then(|| bar(bytes, label, widest)),
             total_messages: messages,
@@ -75,7 +75,10 @@ impl Progress {
         self.done.set(self.done.get() + 1);
         if let Some(bar) = &self.bar {
             let done = self.done.get();
-            bar.set_message(format!("{done}/{} messages", self.total_messages));
+            bar.set_message(format!(
+                "{done}/{}",
+                crate::text::count(self.total_messages, "message")
+            ));
         }
     }
 

@@ -442,6 +442,22 @@ enum Failed {
     Reported(anyhow::Error),
 }
 
+/// `--dry-run`: the envelope on stderr, as the commands that would carry it
+/// (every recipient, Bcc included), before the message goes to stdout.
+fn print_envelope(envelope: &smtp::Envelope) {
+    use std::io::Write as _;
+    let mut lines = vec![format!("MAIL FROM:<{}>", envelope.from)];
+    lines.extend(envelope.recipients.iter().map(|r| format!("RCPT TO:<{r}>")));
+    let mut err = std::io::stderr().lock();
+    for line in lines {
+        let _ = writeln!(
+            err,
+            "mailctl: dry run: {}",
+            crate::text::printable(line.as_bytes())
+        );
+    }
+}
+
 fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
     // Resolved before reading a message from standard input, so a missing
     // server or a broken config file is reported first.
@@ -455,19 +471,7 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
     let transcript = Transcript::stderr(globals.verbose > 0);
 
     if args.dry_run {
-        transcript.note(
-            "envelope",
-            &format!(
-                "from <{}> to {}",
-                envelope.from,
-                envelope
-                    .recipients
-                    .iter()
-                    .map(|r| format!("<{r}>"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
+        print_envelope(&envelope);
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         return match message
             .write_to(&mut out)

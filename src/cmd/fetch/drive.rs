@@ -339,6 +339,11 @@ fn mark_deleted(session: &mut Session, number: u32) -> anyhow::Result<bool> {
     Ok(reply.ok)
 }
 
+/// `the 1 deletion`, `the 3 deletions`.
+fn deletions(marked: usize) -> String {
+    format!("the {}", crate::text::count(marked, "deletion"))
+}
+
 /// Ends the session after a retrieval. Returns whether the deletions are
 /// committed, and the problem to report when `marked` deletions may not
 /// have happened.
@@ -350,7 +355,8 @@ fn quit(
     if !connection_ok {
         if marked > 0 {
             say!(
-                "mailctl: warning: the connection failed before QUIT: the {marked} deletions may not have happened"
+                "mailctl: warning: the connection failed before QUIT: {} may not have happened",
+                deletions(marked)
             );
         }
         return (false, None);
@@ -362,7 +368,8 @@ fn quit(
                 fail(
                     Exit::Unavailable,
                     format!(
-                        "the server refused QUIT: the {marked} deletions may not have happened"
+                        "the server refused QUIT: {} may not have happened",
+                        deletions(marked)
                     ),
                 )
             });
@@ -371,7 +378,8 @@ fn quit(
         Err(e) => {
             let problem = (marked > 0).then(|| {
                 e.context(format!(
-                    "the connection failed before QUIT was answered: the {marked} deletions may not have happened"
+                    "the connection failed before QUIT was answered: {} may not have happened",
+                    deletions(marked)
                 ))
             });
             (false, problem)

@@ -238,9 +238,25 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     result
 }
 
-/// `run` for one account, keeping `tally` of what it printed and did.
+/// `run` for one account, keeping `tally` of what it printed and did. A
+/// `--save-dir` folder this run created and left empty is removed.
 fn fetch(mut args: FetchArgs, globals: Globals, tally: &mut output::Tally) -> anyhow::Result<Exit> {
     flags::fill_destination(&mut args, globals)?;
+    let new_save_dir = args.save_dir.clone().filter(|dir| !dir.exists());
+    let result = fetch_account(args, globals, tally);
+    if let Some(dir) = new_save_dir {
+        // Fails, as it should, unless the folder is empty.
+        let _ = std::fs::remove_dir(dir);
+    }
+    result
+}
+
+/// [`fetch`] once the destination is known.
+fn fetch_account(
+    args: FetchArgs,
+    globals: Globals,
+    tally: &mut output::Tally,
+) -> anyhow::Result<Exit> {
     let retrieval = flags::retrieval(&args)?;
     let server = crate::config::resolve_pop3(&args.connect, globals.config)?;
     let Some(user) = server.user.clone() else {

@@ -120,15 +120,16 @@ pub fn report(finished: Finished, style: &Style, tally: &mut Tally) -> anyhow::R
     }
     if let Some(err) = finished.broken {
         let saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
-        return Err(err.context(format!("{saved} messages were saved before the failure")));
+        let saved = crate::text::count(saved, "message");
+        return Err(err.context(format!("{saved} saved before the failure")));
     }
     match finished.failure {
         Some(err) => {
             let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
             if failed > 0 {
                 say!(
-                    "mailctl: error: {failed} of {} messages were not fetched",
-                    outcomes.len()
+                    "mailctl: error: {failed} of {} not fetched",
+                    crate::text::count(outcomes.len(), "message")
                 );
             }
             Ok(exit_status(&err))

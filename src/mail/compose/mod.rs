@@ -365,16 +365,16 @@ struct PreparedAttachment {
 
 fn prepare_attachment(path: &Path) -> anyhow::Result<PreparedAttachment> {
     let meta = std::fs::metadata(path)
-        .map_err(|e| crate::mail::no_input(format!("{}: {e}", path.display())))?;
+        .map_err(|e| crate::mail::no_input(format!("attachment {}: {e}", path.display())))?;
     if !meta.is_file() {
         return Err(crate::mail::no_input(format!(
-            "{}: not a regular file",
+            "attachment {}: not a regular file",
             path.display()
         )));
     }
     // Fail now rather than in the middle of sending.
     std::fs::File::open(path)
-        .map_err(|e| crate::mail::no_input(format!("{}: {e}", path.display())))?;
+        .map_err(|e| crate::mail::no_input(format!("attachment {}: {e}", path.display())))?;
     let filename = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -388,11 +388,11 @@ fn prepare_attachment(path: &Path) -> anyhow::Result<PreparedAttachment> {
         // that readers do not show it as Latin-1.
         let mut head = Vec::with_capacity(8192);
         let mut file = std::fs::File::open(path)
-            .map_err(|e| crate::mail::no_input(format!("{}: {e}", path.display())))?;
+            .map_err(|e| crate::mail::no_input(format!("attachment {}: {e}", path.display())))?;
         (&mut file)
             .take(8192)
             .read_to_end(&mut head)
-            .map_err(|e| crate::mail::local_io(format!("{}: {e}", path.display())))?;
+            .map_err(|e| crate::mail::local_io(format!("attachment {}: {e}", path.display())))?;
         let utf8 = match std::str::from_utf8(&head) {
             Ok(_) => true,
             // A multi-byte character cut at the end of the sample.
