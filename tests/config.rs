@@ -946,3 +946,68 @@ fn timeout_out_of_range() {
         }
     }
 }
+
+#[test]
+fn check_connect_tries_every_account_saying_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let pop3 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let account = |name: &str, port: u16| {
+        format!(
+            "[accounts.{name}]\nuser = \"tester\"\npassword_command = \"echo pw-from-command\"\n\
+             [accounts.{name}.pop3]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"
+        )
+    };
+    let text = account("a", pop3.local_addr().unwrap().port()) + &account("b", closed);
+    let path = write_config(dir.path(), "c.toml", &text, 0o600);
+    let seen = serve_once(pop3, None, "+OK ready\r\n", pop3_reply);
+    let out = mailctl(dir.path())
+        .arg("--config")
+        .arg(&path)
+        .args(["config", "check", "--connect"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let port = |p: u16| format!("127.0.0.1:{p}");
+    assert!(
+        stdout.contains("account a: connecting to pop3 server"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "account b: connecting to pop3 server {}",
+            port(closed)
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("auth: login as tester accepted"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("failed: b pop3"), "{stderr}");
+    assert_eq!(
+        seen.join().unwrap(),
+        [
+            "CAPA",
+            "AUTH PLAIN AHRlc3RlcgBwdy1mcm9tLWNvbW1hbmQ=",
+            "QUIT"
+        ]
+    );
+
+    // --account: that one only.
+    let out = mailctl(dir.path())
+        .arg("--config")
+        .arg(&path)
+        .args(["config", "check", "--connect", "--account", "b"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("account a: connecting"), "{stdout}");
+    assert!(stdout.contains("account b: connecting"), "{stdout}");
+}

@@ -861,7 +861,9 @@ fn dry_run_into_a_closed_pipe_is_quiet() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     // Only the envelope, which comes before the message.
     assert!(
-        stderr(&out).lines().all(|l| l.starts_with("mailctl: dry run: ")),
+        stderr(&out)
+            .lines()
+            .all(|l| l.starts_with("mailctl: dry run: ")),
         "{}",
         stderr(&out)
     );
