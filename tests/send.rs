@@ -530,7 +530,7 @@ fn dry_run_prints_the_message_reproducibly() {
     assert!(text.contains("Subject: =?utf-8?"));
     assert!(text.contains("X-Job: nightly\r\n"));
     assert!(text.contains("multipart/alternative"));
-    assert!(text.contains("filename*=utf-8''donn%C3%A9es.csv;\r\n filename=\"donn_es.csv\""));
+    assert!(text.contains("filename*=utf-8''donn%C3%A9es.csv;\r\n filename=\"donnees.csv\""));
     assert!(text.contains("text body\r\n"));
     assert!(!text.contains("hidden"));
     let again = run(&a, b"text body\n");

@@ -304,23 +304,32 @@ fn quoted(value: &str) -> String {
     out
 }
 
-/// An ASCII stand-in for a file name: printable ASCII kept, anything else
-/// (and control characters) replaced by '_'.
+/// An ASCII stand-in for a file name, for readers that ignore the RFC 2231
+/// name: letters transliterated (`données.csv` -> `donnees.csv`, `报告.pdf`
+/// -> `Bao Gao.pdf`), control characters dropped, runs of spaces made one;
+/// `attachment` (with the extension) when nothing readable is left.
 pub fn ascii_filename(name: &str) -> String {
-    let out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.trim().is_empty() {
+    let readable = |text: &str| -> String {
+        let ascii = deunicode::deunicode_with_tofu(text, "_");
+        let kept: String = ascii
+            .chars()
+            .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+            .collect();
+        kept.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let (stem, extension) = match name.rsplit_once('.') {
+        Some((stem, extension)) if !stem.trim().is_empty() => (stem, Some(readable(extension))),
+        _ => (name, None),
+    };
+    let stem = readable(stem);
+    let stem = if stem.is_empty() {
         "attachment".to_string()
     } else {
-        out
+        stem
+    };
+    match extension {
+        Some(extension) if !extension.is_empty() => format!("{stem}.{extension}"),
+        _ => stem,
     }
 }
 
@@ -593,6 +602,28 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn ascii_names_are_readable_transliterations_keeping_the_extension() {
+        assert_eq!(ascii_filename("报告.pdf"), "Bao Gao.pdf");
+        assert_eq!(ascii_filename("données.csv"), "donnees.csv");
+        assert_eq!(
+            ascii_filename("Ελληνικά έγγραφα.docx"),
+            "Ellenika eggrapha.docx"
+        );
+        assert_eq!(ascii_filename("plain name.txt"), "plain name.txt");
+        assert_eq!(ascii_filename("a\tb\x07c.txt"), "a b c.txt");
+        assert_eq!(ascii_filename("\u{7}.pdf"), "attachment.pdf");
+        assert_eq!(ascii_filename(".bashrc"), ".bashrc");
+        assert_eq!(ascii_filename(""), "attachment");
+        for name in ["报告.pdf", "🙂.png", "\u{202e}fdp.exe", "x\"y\\z.txt"] {
+            let ascii = ascii_filename(name);
+            assert!(
+                ascii.chars().all(|c| c.is_ascii_graphic() || c == ' '),
+                "{ascii:?}"
+            );
+        }
+    }
+
     fn draft() -> Draft {
         Draft {
             from: Some(Mailbox::parse("\"Ops Bot\" <ops@example.org>").unwrap()),
@@ -660,9 +691,9 @@ mod tests {
         assert_eq!(out.len() as u64, m.size());
         assert!(out.contains("multipart/alternative"));
         assert!(out.contains(
-            "Content-Type: application/pdf;\r\n name=\"__ 2025.pdf\"\r\n\
+            "Content-Type: application/pdf;\r\n name=\"Bao Gao 2025.pdf\"\r\n\
              Content-Disposition: attachment;\r\n \
-             filename*=utf-8''%E6%8A%A5%E5%91%8A%202025.pdf;\r\n filename=\"__ 2025.pdf\"\r\n"
+             filename*=utf-8''%E6%8A%A5%E5%91%8A%202025.pdf;\r\n filename=\"Bao Gao 2025.pdf\"\r\n"
         ));
         assert!(out.contains("filename=\"notes.txt\"\r\nContent-Transfer-Encoding: base64"));
         assert!(out.contains("Content-Type: text/plain; charset=utf-8;\r\n name=\"notes.txt\""));
