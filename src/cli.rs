@@ -56,6 +56,8 @@ pub enum Command {
     /// Submit a message the sendmail way: message on stdin, recipients as
     /// arguments.
     Sendmail(crate::cmd::sendmail::SendmailArgs),
+    /// Send a message the mailx way: mail -s SUBJECT ADDR... < body.
+    Mail(crate::cmd::mailx::MailxArgs),
     /// Print a shell completion script.
     Completions(crate::cmd::completions::CompletionsArgs),
     /// Write the man pages, one per command.

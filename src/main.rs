@@ -13,6 +13,12 @@ fn main() -> ExitCode {
     if invoked_as_sendmail(&argv0) {
         return finish(sendmail_mode(args.collect()));
     }
+    if Path::new(&argv0)
+        .file_name()
+        .is_some_and(mailctl::cmd::mailx::is_mailx_name)
+    {
+        return mailx_mode(std::env::args_os().collect());
+    }
     let cli = match mailctl::cli::parse() {
         Ok(cli) => cli,
         Err(err) => return usage(&err),
@@ -52,11 +58,31 @@ fn invoked_as_sendmail(argv0: &OsString) -> bool {
 
 /// sendmail mode: the whole command line is sendmail's.
 fn sendmail_mode(args: Vec<OsString>) -> anyhow::Result<Exit> {
-    let config = std::env::var_os("MAILCTL_CONFIG")
-        .filter(|c| !c.is_empty())
-        .map(|c| &*Box::leak(std::path::PathBuf::from(c).into_boxed_path()));
-    let globals = Globals { verbose: 0, config };
+    let globals = Globals {
+        verbose: 0,
+        config: config_from_env(),
+    };
     mailctl::cmd::sendmail::run_argv(args, globals)
+}
+
+/// mailx mode: the whole command line is mailx's.
+fn mailx_mode(argv: Vec<OsString>) -> ExitCode {
+    let (args, verbose) = match mailctl::cmd::mailx::parse_argv(argv.clone()) {
+        Ok(parsed) => parsed,
+        Err(err) => return usage(&err),
+    };
+    let globals = Globals {
+        verbose,
+        config: config_from_env(),
+    };
+    finish(mailctl::cmd::mailx::run(args, globals))
+}
+
+/// `MAILCTL_CONFIG`, for the modes that take no `--config`.
+fn config_from_env() -> Option<&'static Path> {
+    std::env::var_os("MAILCTL_CONFIG")
+        .filter(|c| !c.is_empty())
+        .map(|c| &*Box::leak(std::path::PathBuf::from(c).into_boxed_path()))
 }
 
 fn finish(result: anyhow::Result<Exit>) -> ExitCode {

@@ -3,6 +3,7 @@
 pub mod completions;
 pub mod config;
 pub mod fetch;
+pub mod mailx;
 pub mod man;
 pub mod parse;
 pub mod progress;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Parse(args) => parse::run(args, globals),
         Command::Config(args) => config::run(args, globals),
         Command::Sendmail(args) => sendmail::run(args, globals),
+        Command::Mail(args) => mailx::run(args, globals),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

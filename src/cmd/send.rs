@@ -176,7 +176,7 @@ fn input_error(e: &std::io::Error) -> Exit {
 
 /// Reads the text body from `--body-file` or standard input: small bodies
 /// in memory, large ones spooled (see [`text::read_text`]).
-fn read_text_body(path: Option<&Path>) -> anyhow::Result<TextBody> {
+pub fn read_text_body(path: Option<&Path>) -> anyhow::Result<TextBody> {
     let result = match path {
         Some(path) => {
             let mut file = std::fs::File::open(path).map_err(|e| {
