@@ -31,6 +31,7 @@ pub fn write_pages(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     command.build();
     let mut written = Vec::new();
     write_tree(command, dir, &mut written)?;
+    written.push(write_format_page(dir)?);
     Ok(written)
 }
 
@@ -39,12 +40,16 @@ fn write_tree(
     dir: &Path,
     written: &mut Vec<PathBuf>,
 ) -> anyhow::Result<()> {
-    let page = clap_mangen::Man::new(command.clone().after_help(None::<&str>));
+    let bare = command
+        .clone()
+        .after_help(None::<&str>)
+        .after_long_help(None::<&str>);
+    let page = clap_mangen::Man::new(bare);
     let path = dir.join(page.get_filename());
     let mut bytes = Vec::new();
     page.render(&mut bytes)
         .map_err(|e| fail(Exit::Software, format!("rendering {}: {e}", path.display())))?;
-    if let Some(after) = command.get_after_help() {
+    if let Some(after) = command.get_after_long_help().or(command.get_after_help()) {
         bytes = with_sections(&bytes, &after_help_sections(&after.to_string()));
     }
     std::fs::write(&path, bytes).map_err(|e| {
@@ -58,6 +63,36 @@ fn write_tree(
         write_tree(sub.clone(), dir, written)?;
     }
     Ok(())
+}
+
+/// Writes `mailctl.toml.5`, the configuration file's format.
+fn write_format_page(dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("mailctl.toml.5");
+    let mut head = roff::Roff::new();
+    head.control(
+        "TH",
+        [
+            "mailctl.toml",
+            "5",
+            "",
+            &format!("mailctl {}", env!("CARGO_PKG_VERSION")),
+        ],
+    )
+    .control("SH", ["NAME"])
+    .text([roff::roman("mailctl.toml - the mailctl configuration file")]);
+    let (description, rest) = super::config::FORMAT
+        .split_once("\n\n")
+        .unwrap_or((super::config::FORMAT, ""));
+    head.control("SH", ["DESCRIPTION"])
+        .text([roff::roman(description.replace('\n', " "))]);
+    let page = format!("{}{}", head.render(), after_help_sections(rest));
+    std::fs::write(&path, page).map_err(|e| {
+        fail(
+            Exit::CantCreate,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+    Ok(path)
 }
 
 /// `page` with `sections` (roff) put before its VERSION section, or at

@@ -16,6 +16,7 @@ mod error;
 mod file;
 mod hint;
 mod password;
+pub mod providers;
 mod resolve;
 
 pub use connect::{ConnectArgs, MAX_TIMEOUT_SECS};

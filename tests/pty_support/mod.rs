@@ -23,11 +23,27 @@ pub fn run<S: AsRef<OsStr>>(
     args: &[S],
     env: &[(&str, &str)],
 ) -> Option<Shown> {
+    run_typing(columns, sigint_on, &[], program, args, env)
+}
+
+/// [`run`], typing each of `answers` at the terminal as a prompt (output
+/// not ending in a line feed) shows.
+pub fn run_typing<S: AsRef<OsStr>>(
+    columns: u16,
+    sigint_on: Option<&str>,
+    answers: &[&str],
+    program: &str,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Option<Shown> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pty_support/run.py");
     let mut command = Command::new("python3");
     command.arg(script).arg(columns.to_string());
     if let Some(text) = sigint_on {
         command.args(["--sigint-on", text]);
+    }
+    if !answers.is_empty() {
+        command.arg("--input").arg(answers.join("\n"));
     }
     command.arg("--").arg(program).args(args);
     command.env_remove("COLUMNS");

@@ -1,10 +1,12 @@
 """Runs a command on a pseudo-terminal of a given width and prints what it
 wrote there; exits with the command's status.
 
-    python3 run.py COLUMNS [--sigint-on TEXT] -- COMMAND ARGS...
+    python3 run.py COLUMNS [--sigint-on TEXT] [--input TEXT] -- COMMAND ARGS...
 
 With --sigint-on, SIGINT is sent to the command once TEXT has appeared
-in its output, as a Ctrl-C at the terminal would.
+in its output, as a Ctrl-C at the terminal would. With --input, TEXT is
+typed at the terminal, one line each time the output has grown since the
+last one (a prompt was shown).
 """
 import fcntl
 import os
@@ -19,8 +21,12 @@ def main():
     args = sys.argv[1:]
     columns = int(args.pop(0))
     sigint_on = None
-    if args[0] == "--sigint-on":
-        sigint_on = args[1].encode()
+    typed = []
+    while args[0] != "--":
+        if args[0] == "--sigint-on":
+            sigint_on = args[1].encode()
+        elif args[0] == "--input":
+            typed = [line.encode() + b"\n" for line in args[1].split("\n")]
         args = args[2:]
     assert args.pop(0) == "--"
     pid, fd = pty.fork()
@@ -37,6 +43,8 @@ def main():
         if not chunk:
             break
         out += chunk
+        if typed and not chunk.endswith(b"\n"):
+            os.write(fd, typed.pop(0))
         if sigint_on is not None and not sent and sigint_on in out:
             os.kill(pid, signal.SIGINT)
             sent = True

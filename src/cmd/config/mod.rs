@@ -20,11 +20,16 @@ use crate::net::connection::TlsMode;
 use crate::text::printable;
 use crate::transcript::Transcript;
 
+mod format;
+mod init;
+pub use format::FORMAT;
 mod probe;
+pub use init::InitArgs;
 pub use probe::{probe_pop3, probe_smtp};
 
 /// Options of `mailctl config`.
 #[derive(Debug, Args)]
+#[command(after_long_help = FORMAT)]
 pub struct ConfigArgs {
     /// What to do.
     #[command(subcommand)]
@@ -37,6 +42,9 @@ pub enum ConfigAction {
     /// Validate the configuration file and show what each account uses.
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
+    /// Write a first configuration file for an address (asking what is
+    /// missing on a terminal).
+    Init(InitArgs),
     /// Print the path of the configuration file in use.
     #[command(
         after_help = "Examples:\n  mailctl config path\n  $EDITOR \"$(mailctl config path)\""
@@ -78,6 +86,14 @@ pub fn run(args: ConfigArgs, globals: Globals) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         ConfigAction::Check(check) => run_check(&path, &check, globals),
+        ConfigAction::Init(init) => {
+            if !init::run(&path, &init)? {
+                return Ok(Exit::Ok);
+            }
+            let loaded = config::load(&path)?;
+            let names: Vec<String> = loaded.file.accounts.keys().cloned().collect();
+            connect_accounts(&loaded, &names, globals)
+        }
     }
 }
 
