@@ -95,7 +95,7 @@ pub struct FetchArgs {
     pub connect: ConnectArgs,
 
     /// Fetch from every account of the configuration file that has a
-    /// [pop3] table, one after the other (as --account a,b names some).
+    /// pop3 table, one after the other (as --account a,b names some).
     #[arg(long, conflicts_with_all = ["server", "json"])]
     pub all_accounts: bool,
 
