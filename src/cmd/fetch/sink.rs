@@ -1048,7 +1048,7 @@ mod tests {
             locations.push(sink.finish().unwrap().run().unwrap().location);
         }
         assert!(locations[0].ends_with("/same"));
-        assert!(locations[1].ends_with("/same-2"));
+        assert!(locations[1].ends_with("/same (2)"));
         assert_eq!(
             fs::read(Path::new(&locations[1]).join("message.eml")).unwrap(),
             b"two\r\n"
