@@ -132,6 +132,12 @@ pub fn usage_error_line(err: &clap::Error, args: &[std::ffi::OsString]) -> Strin
 
 /// `mailctl fetch` or `mailctl config check`: the commands named in `args`.
 fn command_path(args: &[std::ffi::OsString]) -> String {
+    let program = args.first().map(std::path::Path::new);
+    if let Some(name) = program.and_then(|p| p.file_name()) {
+        if crate::cmd::mailx::is_mailx_name(name) {
+            return name.to_string_lossy().into_owned();
+        }
+    }
     let mut path = vec!["mailctl".to_string()];
     let mut current = command();
     for arg in args.iter().skip(1) {
@@ -189,6 +195,8 @@ mod tests {
             "invalid value '0' for '--timeout <SECS>': expected whole seconds from 1 to 86400 \
              (see 'mailctl send --help')"
         );
+        let line = usage_error(&["/usr/bin/mailx", "fetch", "--nope"]);
+        assert!(line.ends_with("(see 'mailx --help')"), "{line}");
         let line = usage_error(&["mailctl", "config", "check", "--nope"]);
         assert!(
             line.ends_with("(see 'mailctl config check --help')"),

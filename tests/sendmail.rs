@@ -700,3 +700,27 @@ fn mailctl_mail_takes_a_sender_and_skips_an_empty_body_with_e() {
         "{stderr}"
     );
 }
+
+#[test]
+fn mailx_without_a_configuration_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("mailx");
+    std::os::unix::fs::symlink(mailctl(), &link).unwrap();
+    let missing = dir.path().join("none.toml");
+    let out = Command::new(&link)
+        .args(["-s", "x", "root@example.org"])
+        .env_remove("MAILCTL_CONFIG")
+        .env_remove("MAILCTL_ACCOUNT")
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("mailctl config init"), "{stderr}");
+    let out = run(&link, &["-s"], &missing, b"");
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.ends_with("(see 'mailx --help')\n"), "{stderr}");
+}

@@ -126,7 +126,19 @@ pub fn run(args: MailxArgs, globals: Globals) -> anyhow::Result<Exit> {
         account: args.account.clone(),
         ..ConnectArgs::default()
     };
-    let server = crate::config::resolve_smtp(&connect, globals.config)?;
+    let server = crate::config::resolve_smtp(&connect, globals.config).map_err(|err| {
+        match err.downcast_ref::<crate::config::Error>() {
+            Some(crate::config::Error::NoServer { path, .. }) => crate::exit::fail(
+                Exit::Config,
+                format!(
+                    "mail sends through the default account, and {} does not exist: \
+                     `mailctl config init` writes one",
+                    path.display()
+                ),
+            ),
+            _ => err,
+        }
+    })?;
     let Some(draft) = draft(&args, server.from.as_deref())? else {
         return Ok(Exit::Ok);
     };
