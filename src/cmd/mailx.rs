@@ -143,7 +143,9 @@ pub fn run(args: MailxArgs, globals: Globals) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     };
     let envelope = draft.envelope()?;
-    let message = draft.build()?;
+    let mut message = draft.build()?;
+    let progress = super::progress::Progress::sending(message.size(), globals.verbose > 0);
+    message.count_bytes_with(progress.byte_counter());
     super::sendmail::submit(&server, &envelope, &message, globals)
 }
 
