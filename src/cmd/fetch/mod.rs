@@ -290,16 +290,7 @@ fn fetch_account(
     let entries = session.listing()?;
     let server_name = server.endpoint.to_string();
     let (Some((selection, destination)), Some(record)) = (retrieval, record) else {
-        let listing = output::Listing {
-            json: args.json,
-            uidl: args.uidl,
-            only_new: args.new,
-        };
-        let entries = match args.new {
-            true => new_entries(&mut session, &entries, &server, &user)?,
-            false => entries,
-        };
-        return output::list(&mut session, &entries, &listing, tally);
+        return list(&args, &mut session, entries, &server, &user, tally);
     };
     let plan = plan::plan(
         selection,
@@ -358,6 +349,27 @@ fn fetch_account(
     } else {
         Exit::Terminated
     })
+}
+
+/// `--list` (with `--new`, of the new messages only) over `session`.
+fn list(
+    args: &FetchArgs,
+    session: &mut Session,
+    entries: Vec<session::Entry>,
+    server: &ResolvedServer,
+    user: &str,
+    tally: &mut output::Tally,
+) -> anyhow::Result<Exit> {
+    let listing = output::Listing {
+        json: args.json,
+        uidl: args.uidl,
+        only_new: args.new,
+    };
+    let entries = match args.new {
+        true => new_entries(session, &entries, server, user)?,
+        false => entries,
+    };
+    output::list(session, &entries, &listing, tally)
 }
 
 /// The messages of `entries` not fetched before (`--list --new`); the
