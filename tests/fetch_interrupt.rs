@@ -502,3 +502,44 @@ fn progress_bar_fits_the_terminal_and_is_cleared_on_sigint() {
     assert!(left.iter().all(|l| !l.contains("messages [")), "{left:?}");
     assert!(left.last().unwrap().contains("interrupted:"), "{left:?}");
 }
+
+#[test]
+fn a_second_sigint_ends_at_once_and_leaves_no_bar() {
+    let state = tmp();
+    let dest = tmp();
+    let messages = (0..60)
+        .map(|i| message(&format!("m{i}"), b"x\r\n"))
+        .collect();
+    let server = Server::start(
+        Config {
+            retr_delay: Some(Duration::from_secs(3)),
+            ..Config::default()
+        },
+        messages,
+    );
+    let maildir = dest.path().join("md");
+    let fetch = args(
+        &server,
+        "10",
+        &["--all", "--maildir", maildir.to_str().unwrap()],
+    );
+    let state_home = state.path().to_str().unwrap();
+    let env = [
+        ("MAILCTL_PASSWORD", "s3cret-pw"),
+        ("XDG_STATE_HOME", state_home),
+    ];
+    let bin = env!("CARGO_BIN_EXE_mailctl");
+    let started = Instant::now();
+    let Some(shown) = pty_support::run_interrupted_twice(80, "messages", bin, &fetch, &env) else {
+        return;
+    };
+    assert_eq!(shown.code, 130, "{:?}", shown.text);
+    assert!(started.elapsed() < Duration::from_secs(3), "not at once");
+    let (lines, _) = pty_support::screen(&shown.text);
+    assert!(
+        lines.iter().all(|l| !l.contains("messages [")),
+        "a bar was left: {lines:?} from {:?}",
+        shown.text
+    );
+    drop(server);
+}

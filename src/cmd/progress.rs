@@ -109,6 +109,17 @@ impl Drop for Progress {
     }
 }
 
+/// Clears the line a bar may be drawn on, when stderr is a terminal: for a
+/// program about to end at once, with no time to finish its bar.
+pub fn clear_line() {
+    use std::io::Write as _;
+    let mut stderr = std::io::stderr();
+    if stderr.is_terminal() {
+        let _ = stderr.write_all(b"\r\x1b[2K");
+        let _ = stderr.flush();
+    }
+}
+
 /// Whether a bar is shown for work that is `long`.
 fn shown(long: bool, verbose: bool) -> bool {
     long && !verbose && std::io::stderr().is_terminal()

@@ -26,6 +26,17 @@ pub fn run<S: AsRef<OsStr>>(
     run_typing(columns, sigint_on, &[], program, args, env)
 }
 
+/// [`run`], sending two SIGINTs 0.3 s apart once `sigint_on` shows.
+pub fn run_interrupted_twice<S: AsRef<OsStr>>(
+    columns: u16,
+    sigint_on: &str,
+    program: &str,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Option<Shown> {
+    run_full(columns, Some((sigint_on, 2)), &[], program, args, env)
+}
+
 /// [`run`], typing each of `answers` at the terminal as a prompt (output
 /// not ending in a line feed) shows.
 pub fn run_typing<S: AsRef<OsStr>>(
@@ -36,11 +47,31 @@ pub fn run_typing<S: AsRef<OsStr>>(
     args: &[S],
     env: &[(&str, &str)],
 ) -> Option<Shown> {
+    run_full(
+        columns,
+        sigint_on.map(|text| (text, 1)),
+        answers,
+        program,
+        args,
+        env,
+    )
+}
+
+/// The runs above: `sigints` is the text to wait for and how many SIGINTs
+/// to send then, 0.3 s apart.
+fn run_full<S: AsRef<OsStr>>(
+    columns: u16,
+    sigints: Option<(&str, u32)>,
+    answers: &[&str],
+    program: &str,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Option<Shown> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pty_support/run.py");
     let mut command = Command::new("python3");
     command.arg(script).arg(columns.to_string());
-    if let Some(text) = sigint_on {
-        command.args(["--sigint-on", text]);
+    if let Some((text, count)) = sigints {
+        command.args(["--sigint-on", text, "--sigints", &count.to_string()]);
     }
     if !answers.is_empty() {
         command.arg("--input").arg(answers.join("\n"));

@@ -147,16 +147,22 @@ pub type StopFlag = Arc<AtomicUsize>;
 /// Makes SIGINT and SIGTERM set the returned flag, which the retrieval
 /// checks between events: it stops taking new messages, finishes the one
 /// being received, records and QUITs. A second signal ends the program at
-/// once (130 or 143); the journal keeps what was saved.
+/// once (130 or 143), after clearing the terminal's line of a progress bar;
+/// the journal keeps what was saved.
 pub fn catch_signals() -> anyhow::Result<StopFlag> {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    use std::sync::atomic::Ordering;
     let flag = StopFlag::default();
-    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, seen.clone())?;
-        signal_hook::flag::register(signal, seen.clone())?;
-        signal_hook::flag::register_usize(signal, flag.clone(), signal as usize)?;
-    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let seen = flag.clone();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if seen.swap(signal as usize, Ordering::SeqCst) != 0 {
+                crate::cmd::progress::clear_line();
+                std::process::exit(128 + signal);
+            }
+        }
+    });
     Ok(flag)
 }
 
