@@ -4,8 +4,6 @@
 //! [--connect]` against in-process SMTP and POP3 servers.
 
 mod fake;
-// Shared with the other tests, which use more of it.
-#[allow(dead_code)]
 mod pty_support;
 
 use std::fs;

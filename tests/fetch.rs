@@ -1,8 +1,6 @@
 //! `mailctl fetch` against in-process fake POP3 servers.
 
 mod fetch_support;
-// Shared with the other tests, which use more of it.
-#[allow(dead_code)]
 mod pty_support;
 
 use std::fs;

@@ -1,6 +1,9 @@
 //! Runs mailctl on a pseudo-terminal of a chosen width (through python3's
 //! `pty` module), for what it shows only on a terminal.
 
+// Shared by several test files, each using part of it.
+#![allow(dead_code)]
+
 use std::ffi::OsStr;
 use std::process::{Command, Output};
 
