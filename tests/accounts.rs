@@ -216,6 +216,19 @@ fn several_accounts_each_to_its_destination_with_one_summary() {
         "{stderr}"
     );
 
+    // Listing what is new in both: headings, no summary.
+    let out = mailctl(
+        &config,
+        &state,
+        &["fetch", "--account", "a,b", "--list", "--new"],
+    );
+    let listing = ok(&out);
+    assert_eq!(
+        listing,
+        "account a:\nno new mail\naccount b:\nno new mail\n"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty());
+
     // One account: its configured destination without a flag.
     server.deliver("x@example.test", &["alice@example.test"], &message("again"));
     ok(&mailctl(

@@ -47,7 +47,7 @@ struct AccountRun {
 /// Fetches from each account in turn, then prints one summary; stops early
 /// on SIGINT or SIGTERM. Exits with the worst status of the runs.
 pub fn run(args: FetchArgs, accounts: &[String], globals: Globals) -> anyhow::Result<Exit> {
-    let listing = !(args.all || args.new || !args.retr.is_empty());
+    let listing = args.list || !(args.all || args.new || !args.retr.is_empty());
     let mut runs = Vec::new();
     for name in accounts {
         let mut one = args.clone();
