@@ -58,6 +58,8 @@ Examples:
   mailctl fetch --server pop.example.org --user me --all --delete --save-dir ./mail
   mailctl fetch --list --json | jq -r '.[].subject'
   mailctl fetch --new --delete --mda procmail --mda-lf
+  mailctl fetch --account work,home --new                # each to its [accounts.NAME.fetch] destination
+  mailctl fetch --all-accounts --new --keep-days 14      # leave mail on the servers for two weeks
 
 With no action, --list. A destination without --retr, --all or --new takes every message.
 
