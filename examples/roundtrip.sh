@@ -10,8 +10,11 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${MAILCTL:-}" ]; then
-    echo "== cargo build --release (a few minutes the first time; cargo shows its progress)"
+    echo "== building mailctl: cargo build --release"
+    echo "   (the first build compiles about 150 crates and takes several minutes; cargo's progress follows)"
+    # No --quiet: cargo prints a line per crate, and its progress bar when stderr is a terminal.
     cargo build --release --manifest-path "$here/Cargo.toml"
+    echo "   built"
     MAILCTL="${CARGO_TARGET_DIR:-$here/target}/release/mailctl"
 fi
 

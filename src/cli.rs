@@ -61,10 +61,101 @@ pub enum Command {
     /// Authorize an account's OAuth 2 access and show its tokens' state.
     #[command(name = "oauth2")]
     OAuth2(crate::cmd::oauth2::OAuth2Args),
+    /// Send a message the mailx way: mail -s SUBJECT ADDR... < body.
+    Mail(crate::cmd::mailx::MailxArgs),
     /// Print a shell completion script.
     Completions(crate::cmd::completions::CompletionsArgs),
     /// Write the man pages, one per command.
     Man(crate::cmd::man::ManArgs),
+}
+
+/// The global options each command ignores, hidden from its help, man
+/// page and completions (they are still accepted, as everywhere).
+const IGNORED_GLOBALS: &[(&str, &[&str])] = &[
+    ("serve", &["config"]),
+    ("parse", &["config", "verbose"]),
+    ("completions", &["config", "verbose"]),
+    ("man", &["config", "verbose"]),
+];
+
+/// The command line's definition, built, with each command showing only the
+/// global options that mean something to it.
+pub fn command() -> clap::Command {
+    let mut command = definition();
+    command.build();
+    command
+}
+
+/// [`command`] before it is built (when settings that apply to every
+/// command, such as leaving out the `help` command, can still be made).
+pub fn definition() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    for (name, ignored) in IGNORED_GLOBALS {
+        // A command's own copy of a global option is kept, not replaced,
+        // when the global ones are handed down: a hidden copy hides it.
+        let hidden: Vec<clap::Arg> = command
+            .get_arguments()
+            .filter(|a| ignored.contains(&a.get_id().as_str()))
+            .map(|a| a.clone().hide(true))
+            .collect();
+        command = command.mut_subcommand(name, |sub| sub.args(hidden));
+    }
+    command
+}
+
+/// Parses the process's command line with [`command`].
+pub fn parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let matches = command().try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// A usage error as one line, in the form of every other error: clap's
+/// message without its `error:` prefix, its lines joined, then where to
+/// read more (`see 'mailctl fetch --help'`), the command found among
+/// `args` (the command line, program name first).
+pub fn usage_error_line(err: &clap::Error, args: &[std::ffi::OsString]) -> String {
+    let text = err.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage: "))
+        .filter(|line| {
+            !line.is_empty()
+                && !line.starts_with("tip:")
+                && !line.starts_with("For more information")
+        })
+        .map(|line| line.strip_prefix("error: ").unwrap_or(line))
+        .collect();
+    format!(
+        "{} (see '{} --help')",
+        message.join(" "),
+        command_path(args)
+    )
+}
+
+/// `mailctl fetch` or `mailctl config check`: the commands named in `args`.
+fn command_path(args: &[std::ffi::OsString]) -> String {
+    let program = args.first().map(std::path::Path::new);
+    if let Some(name) = program.and_then(|p| p.file_name()) {
+        if crate::cmd::mailx::is_mailx_name(name) {
+            return name.to_string_lossy().into_owned();
+        }
+    }
+    let mut path = vec!["mailctl".to_string()];
+    let mut current = command();
+    for arg in args.iter().skip(1) {
+        let Some(arg) = arg.to_str() else { continue };
+        if arg == "--" {
+            break;
+        }
+        if let Some(sub) = current.find_subcommand(arg).cloned() {
+            path.push(arg.to_string());
+            current = sub;
+        }
+    }
+    path.join(" ")
 }
 
 /// The options every client command takes to reach a server, and the
@@ -80,6 +171,67 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    fn usage_error(argv: &[&str]) -> String {
+        let err = command().try_get_matches_from(argv).unwrap_err();
+        let args: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
+        usage_error_line(&err, &args)
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_naming_the_help_to_read() {
+        let line = usage_error(&["mailctl", "fetch", "--bogus"]);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("unexpected argument '--bogus' found"),
+            "{line}"
+        );
+        assert!(line.ends_with("(see 'mailctl fetch --help')"), "{line}");
+        let line = usage_error(&["mailctl", "fetch", "--delete-oversized"]);
+        assert!(line.contains("--max-size <BYTES>"), "{line}");
+        assert!(line.ends_with("(see 'mailctl fetch --help')"), "{line}");
+        let line = usage_error(&["mailctl", "frobnicate"]);
+        assert!(line.ends_with("(see 'mailctl --help')"), "{line}");
+        let line = usage_error(&["mailctl", "--config", "x", "send", "--timeout", "0"]);
+        assert_eq!(
+            line,
+            "invalid value '0' for '--timeout <SECS>': expected whole seconds from 1 to 86400 \
+             (see 'mailctl send --help')"
+        );
+        let line = usage_error(&["/usr/bin/mailx", "fetch", "--nope"]);
+        assert!(line.ends_with("(see 'mailx --help')"), "{line}");
+        let line = usage_error(&["mailctl", "config", "check", "--nope"]);
+        assert!(
+            line.ends_with("(see 'mailctl config check --help')"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn global_options_are_shown_only_where_they_mean_something() {
+        let mut command = command();
+        let shown = |command: &mut clap::Command, name: &str, arg: &str| {
+            let sub = command.find_subcommand_mut(name).unwrap();
+            !sub.get_arguments()
+                .find(|a| a.get_id() == arg)
+                .unwrap()
+                .is_hide_set()
+        };
+        for name in ["send", "fetch", "config", "sendmail"] {
+            assert!(shown(&mut command, name, "config"), "{name}");
+            assert!(shown(&mut command, name, "verbose"), "{name}");
+        }
+        assert!(shown(&mut command, "serve", "verbose"));
+        assert!(!shown(&mut command, "serve", "config"));
+        for name in ["parse", "completions", "man"] {
+            assert!(!shown(&mut command, name, "config"), "{name}");
+            assert!(!shown(&mut command, name, "verbose"), "{name}");
+        }
+        // Still accepted there.
+        let parsed = command.try_get_matches_from(["mailctl", "parse", "-v", "x.eml"]);
+        assert!(parsed.is_ok(), "{parsed:?}");
     }
 
     fn sendmail_args(argv: &[&str]) -> (Vec<String>, u8) {

@@ -3,8 +3,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
-use mailctl::cli::Cli;
 use mailctl::cmd::Globals;
 use mailctl::exit::{exit_status, Exit};
 use mailctl::text::printable;
@@ -15,21 +13,40 @@ fn main() -> ExitCode {
     if invoked_as_sendmail(&argv0) {
         return finish(sendmail_mode(args.collect()));
     }
-    let cli = match Cli::try_parse() {
+    if Path::new(&argv0)
+        .file_name()
+        .is_some_and(mailctl::cmd::mailx::is_mailx_name)
+    {
+        return mailx_mode(std::env::args_os().collect());
+    }
+    let cli = match mailctl::cli::parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            let _ = err.print();
-            return match err.kind() {
-                clap::error::ErrorKind::DisplayHelp
-                | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    ExitCode::SUCCESS
-                }
-                _ => ExitCode::from(Exit::Usage.code()),
-            };
-        }
+        Err(err) => return usage(&err),
     };
     finish(mailctl::cmd::run(cli))
+}
+
+/// Help and version on stdout, exit 0; help for a bare `mailctl` (or a
+/// command group without its command) on stderr, exit 64; any other usage
+/// error as one line, exit 64.
+fn usage(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            ExitCode::from(Exit::Usage.code())
+        }
+        _ => {
+            let args: Vec<OsString> = std::env::args_os().collect();
+            let line = mailctl::cli::usage_error_line(err, &args);
+            let _ = writeln!(std::io::stderr(), "mailctl: error: {line}");
+            ExitCode::from(Exit::Usage.code())
+        }
+    }
 }
 
 /// Whether the program was started through a link named `sendmail`.
@@ -41,11 +58,31 @@ fn invoked_as_sendmail(argv0: &OsString) -> bool {
 
 /// sendmail mode: the whole command line is sendmail's.
 fn sendmail_mode(args: Vec<OsString>) -> anyhow::Result<Exit> {
-    let config = std::env::var_os("MAILCTL_CONFIG")
-        .filter(|c| !c.is_empty())
-        .map(|c| &*Box::leak(std::path::PathBuf::from(c).into_boxed_path()));
-    let globals = Globals { verbose: 0, config };
+    let globals = Globals {
+        verbose: 0,
+        config: config_from_env(),
+    };
     mailctl::cmd::sendmail::run_argv(args, globals)
+}
+
+/// mailx mode: the whole command line is mailx's.
+fn mailx_mode(argv: Vec<OsString>) -> ExitCode {
+    let (args, verbose) = match mailctl::cmd::mailx::parse_argv(argv.clone()) {
+        Ok(parsed) => parsed,
+        Err(err) => return usage(&err),
+    };
+    let globals = Globals {
+        verbose,
+        config: config_from_env(),
+    };
+    finish(mailctl::cmd::mailx::run(args, globals))
+}
+
+/// `MAILCTL_CONFIG`, for the modes that take no `--config`.
+fn config_from_env() -> Option<&'static Path> {
+    std::env::var_os("MAILCTL_CONFIG")
+        .filter(|c| !c.is_empty())
+        .map(|c| &*Box::leak(std::path::PathBuf::from(c).into_boxed_path()))
 }
 
 fn finish(result: anyhow::Result<Exit>) -> ExitCode {

@@ -26,6 +26,15 @@ pub fn printable(bytes: &[u8]) -> String {
     out
 }
 
+/// `1 message`, `2 messages`: a count and its noun, made plural with an
+/// `s` unless it is one.
+pub fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
 /// Like [`printable`], after removing one trailing CRLF or LF.
 pub fn printable_line(line: &[u8]) -> String {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -65,6 +74,13 @@ fn is_bidi_control(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_agree_with_their_number() {
+        assert_eq!(count(0, "message"), "0 messages");
+        assert_eq!(count(1, "message"), "1 message");
+        assert_eq!(count(2, "deletion"), "2 deletions");
+    }
 
     #[test]
     fn escapes_terminal_controls() {

@@ -4,6 +4,7 @@
 //! [--connect]` against in-process SMTP and POP3 servers.
 
 mod fake;
+mod pty_support;
 
 use std::fs;
 use std::io::Write;
@@ -1107,4 +1108,188 @@ tls_key = "/etc/pop.key"
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--key"));
+}
+
+#[test]
+fn check_connect_tries_every_account_saying_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let pop3 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let account = |name: &str, port: u16| {
+        format!(
+            "[accounts.{name}]\nuser = \"tester\"\npassword_command = \"echo pw-from-command\"\n\
+             [accounts.{name}.pop3]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"
+        )
+    };
+    let text = account("a", pop3.local_addr().unwrap().port()) + &account("b", closed);
+    let path = write_config(dir.path(), "c.toml", &text, 0o600);
+    let seen = serve_once(pop3, None, "+OK ready\r\n", pop3_reply);
+    let out = mailctl(dir.path())
+        .arg("--config")
+        .arg(&path)
+        .args(["config", "check", "--connect"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let port = |p: u16| format!("127.0.0.1:{p}");
+    assert!(
+        stdout.contains("account a: connecting to pop3 server"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "account b: connecting to pop3 server {}",
+            port(closed)
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("auth: PLAIN as tester accepted"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("failed: b pop3"), "{stderr}");
+    assert_eq!(
+        seen.join().unwrap(),
+        [
+            "CAPA",
+            "AUTH PLAIN AHRlc3RlcgBwdy1mcm9tLWNvbW1hbmQ=",
+            "QUIT"
+        ]
+    );
+
+    // --account: that one only.
+    let out = mailctl(dir.path())
+        .arg("--config")
+        .arg(&path)
+        .args(["config", "check", "--connect", "--account", "b"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("account a: connecting"), "{stdout}");
+    assert!(stdout.contains("account b: connecting"), "{stdout}");
+}
+
+#[test]
+fn init_writes_a_private_file_for_the_provider_and_never_overwrites() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join(".config/mailctl/config.toml");
+    let init = |extra: &[&str]| {
+        mailctl(home.path())
+            .args(["config", "init", "--address", "zhang@163.com"])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = init(&["--password-command", "pass show mail/163"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("host = \"smtp.163.com\"\nport = 465\ntls = \"implicit\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("host = \"pop.163.com\"\nport = 995"),
+        "{text}"
+    );
+    assert!(
+        text.contains("password_command = \"pass show mail/163\""),
+        "{text}"
+    );
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("authorization code"), "{stdout}");
+    // What it wrote passes the check.
+    let out = mailctl(home.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Never over an existing file without --force.
+    let out = init(&["--provider", "gmail"]);
+    assert_eq!(out.status.code(), Some(73));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert!(fs::read_to_string(&path).unwrap().contains("smtp.163.com"));
+    let out = mailctl(home.path())
+        .args([
+            "config",
+            "init",
+            "--address",
+            "me@example.org",
+            "--provider",
+            "outlook",
+            "--force",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("smtp.office365.com") && text.contains("auth = \"xoauth2\""),
+        "{text}"
+    );
+
+    // An unknown domain, and no terminal to ask: say what to give.
+    let out = mailctl(home.path())
+        .args(["config", "init", "--address", "me@example.org", "--force"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--provider"));
+}
+
+#[test]
+fn init_asks_on_a_terminal_for_what_it_cannot_guess() {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("c.toml");
+    let bin = env!("CARGO_BIN_EXE_mailctl");
+    let args = ["--config", config.to_str().unwrap(), "config", "init"];
+    let answers = ["me@example.org", "aol", "fastmail", "pass show fm", "n"];
+    let Some(shown) = pty_support::run_typing(100, None, &answers, bin, &args, &[]) else {
+        return;
+    };
+    assert_eq!(shown.code, 0, "{}", shown.text);
+    assert!(shown.text.contains("Mail address: "), "{}", shown.text);
+    assert!(
+        shown.text.contains("unknown provider 'aol'"),
+        "{}",
+        shown.text
+    );
+    assert!(
+        shown.text.contains("Check the servers now"),
+        "{}",
+        shown.text
+    );
+    let text = fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains("smtp.fastmail.com") && text.contains("pass show fm"),
+        "{text}"
+    );
+    assert!(text.contains("from = \"me@example.org\""), "{text}");
 }

@@ -1,6 +1,7 @@
 //! `mailctl fetch` against in-process fake POP3 servers.
 
 mod fetch_support;
+mod pty_support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -88,7 +89,9 @@ fn list_is_the_default_and_decodes_headers() {
             message("plain", b"x\r\n"),
         ],
     );
-    let out = run(&server, &[], state.path());
+    let mut args = plain(&server);
+    args.push("--uidl".into());
+    let out = mailctl_env(&args, state.path(), &[("TZ", "Europe/Paris")]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.starts_with("NUM"), "{table}");
@@ -107,6 +110,130 @@ fn list_is_the_default_and_decodes_headers() {
     let log = server.finish();
     assert!(log.commands("TOP").len() == 4);
     assert!(log.commands("RETR").is_empty());
+}
+
+/// A message whose sender and subject are far wider than a terminal.
+fn long_message() -> Vec<u8> {
+    format!(
+        "From: Somebody With A Rather Long Name <somebody.with.a.long.name@example.org>\r\n\
+         Date: Fri, 01 Mar 2024 10:00:00 +0100\r\n\
+         Subject: {}\r\n\r\nbody\r\n",
+        "quarterly figures and the plans that follow them ".repeat(4)
+    )
+    .into_bytes()
+}
+
+#[test]
+fn list_fits_an_80_column_terminal_with_local_dates_and_no_uidl() {
+    let state = tmp();
+    let server = Server::start(
+        Config::default(),
+        vec![long_message(), message("短い件名", b"x\r\n")],
+    );
+    let state_home = state.path().to_str().unwrap();
+    let env = [
+        ("MAILCTL_PASSWORD", "s3cret-pw"),
+        ("XDG_STATE_HOME", state_home),
+        ("TZ", "Asia/Tokyo"),
+    ];
+    let bin = env!("CARGO_BIN_EXE_mailctl");
+    let Some(shown) = pty_support::run(80, None, bin, &plain(&server), &env) else {
+        return;
+    };
+    assert_eq!(shown.code, 0, "{}", shown.text);
+    let lines: Vec<&str> = shown
+        .text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", shown.text);
+    assert!(
+        lines[0].starts_with("NUM") && !lines[0].contains("UIDL"),
+        "{}",
+        shown.text
+    );
+    for line in &lines {
+        let columns = unicode_columns(line);
+        assert!(columns <= 80, "{columns} columns: {line:?}");
+    }
+    assert!(lines[1].contains("2024-03-01 18:00"), "{}", shown.text);
+    assert!(lines[1].ends_with("..."), "{}", shown.text);
+    assert!(!shown.text.contains("uid-1"), "{}", shown.text);
+    assert!(lines[2].contains("短い件名"), "{}", shown.text);
+}
+
+/// Terminal columns of `text`: two for CJK, one for the rest (enough here).
+fn unicode_columns(text: &str) -> usize {
+    text.chars()
+        .map(|c| {
+            if ('\u{3000}'..='\u{9fff}').contains(&c) {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn columns_variable_sets_the_width_when_piped() {
+    let state = tmp();
+    let server = Server::start(Config::default(), vec![long_message()]);
+    let out = mailctl_env(&plain(&server), state.path(), &[("COLUMNS", "60")]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let table = String::from_utf8(out.stdout).unwrap();
+    for line in table.lines() {
+        assert!(line.chars().count() <= 60, "{line:?}");
+    }
+}
+
+#[test]
+fn list_new_shows_only_unfetched_messages_and_says_when_there_are_none() {
+    let state = tmp();
+    let dest = tmp();
+    let server = Server::start(
+        Config {
+            connections: 5,
+            ..Config::default()
+        },
+        vec![],
+    );
+    let out = run(&server, &["--list"], state.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no messages\n");
+
+    server.mailbox.lock().unwrap().push(Stored {
+        uid: "uid-1".into(),
+        bytes: message("first", b"a\r\n"),
+    });
+    let md = dest.path().join("md");
+    let out = run(
+        &server,
+        &["--all", "--maildir", md.to_str().unwrap()],
+        state.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run(&server, &["--list", "--new"], state.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no new mail\n");
+
+    server.mailbox.lock().unwrap().push(Stored {
+        uid: "uid-2".into(),
+        bytes: message("second", b"b\r\n"),
+    });
+    let out = run(&server, &["--list", "--new", "--json"], state.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert_eq!(rows[0]["subject"], "second");
+    assert_eq!(rows[0]["uidl"], "uid-2");
+    // A listing records nothing: the new message is still new.
+    let out = run(&server, &["--list", "--new"], state.path());
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("second") && !table.contains("first"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -152,7 +279,7 @@ fn save_dir_adds_a_suffix_instead_of_reusing_a_folder() {
         b"older"
     );
     assert_eq!(
-        fs::read(dest.path().join("uid-1-2/message.eml")).unwrap(),
+        fs::read(dest.path().join("uid-1 (2)/message.eml")).unwrap(),
         message("a", b"a\r\n")
     );
     server.finish();
@@ -563,7 +690,7 @@ fn cut_during_retr_leaves_no_file_no_dele_no_state() {
         state.path(),
     );
     assert_eq!(code(&out), 75, "{}", stderr(&out));
-    assert!(stderr(&out).contains("deletions may not have happened"));
+    assert!(stderr(&out).contains("the 1 deletion may not have happened"));
     // The first message is saved; nothing of the second exists.
     assert_eq!(folders(&dir), vec![dir.join("uid-1")]);
     assert_eq!(fs::read(dir.join("uid-1/message.eml")).unwrap(), msgs[0]);
@@ -1587,4 +1714,155 @@ fn mda_is_stopped_when_the_connection_breaks_mid_message() {
     assert_eq!(log.commands("DELE"), ["DELE 1"]);
     assert!(log.commands("QUIT").is_empty());
     assert_eq!(mailbox.lock().unwrap().len(), 2);
+}
+
+/// The one state file under `state`, as JSON.
+fn state_file(state: &Path) -> (PathBuf, serde_json::Value) {
+    let files: Vec<PathBuf> = fs::read_dir(state.join("mailctl/uidl"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let json = serde_json::from_slice(&fs::read(&files[0]).unwrap()).unwrap();
+    (files[0].clone(), json)
+}
+
+#[test]
+fn keep_days_deletes_only_messages_first_fetched_that_long_ago() {
+    let state = tmp();
+    let dest = tmp();
+    let server = Server::start(
+        Config {
+            connections: 3,
+            ..Config::default()
+        },
+        vec![message("old", b"a\r\n"), message("recent", b"b\r\n")],
+    );
+    let md = dest.path().join("md");
+    let md_arg = md.to_str().unwrap();
+    let out = run(
+        &server,
+        &["--new", "--maildir", md_arg, "--keep-days", "3"],
+        state.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (path, mut json) = state_file(state.path());
+    let now = json["first_fetched"]["uid-1"]
+        .as_u64()
+        .expect("a time per message");
+    assert_eq!(json["first_fetched"]["uid-2"].as_u64(), Some(now));
+    assert_eq!(
+        server.mailbox.lock().unwrap().len(),
+        2,
+        "nothing deleted yet"
+    );
+
+    // uid-1 was first fetched four days ago, uid-2 two days ago.
+    json["first_fetched"]["uid-1"] = (now - 4 * 86_400).into();
+    json["first_fetched"]["uid-2"] = (now - 2 * 86_400).into();
+    fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    server.mailbox.lock().unwrap().push(Stored {
+        uid: "uid-3".into(),
+        bytes: message("new", b"c\r\n"),
+    });
+    let args = ["--new", "--maildir", md_arg, "--keep-days", "3", "--json"];
+    let out = run(&server, &args, state.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deleted: Vec<u64> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["deleted"] == true)
+        .map(|o| o["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(deleted, [1], "{report}");
+    assert_eq!(folders(&md.join("new")).len(), 3);
+    let (_, json) = state_file(state.path());
+    assert_eq!(
+        json["first_fetched"]["uid-2"].as_u64(),
+        Some(now - 2 * 86_400)
+    );
+
+    // An old state file, without times: nothing is deleted before its time.
+    fs::write(
+        &path,
+        r#"{"version": 1, "server": "x", "user": "alice", "fetched": ["uid-2", "uid-3"]}"#,
+    )
+    .unwrap();
+    let out = run(
+        &server,
+        &["--new", "--maildir", md_arg, "--keep-days", "1"],
+        state.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (_, json) = state_file(state.path());
+    assert!(json["first_fetched"]["uid-3"].as_u64().is_some(), "{json}");
+    let log = server.finish();
+    assert_eq!(log.commands("DELE"), ["DELE 1"]);
+}
+
+#[test]
+fn delete_oversized_records_then_deletes_what_it_skips() {
+    let state = tmp();
+    let dest = tmp();
+    let big = message("big", &b"0123456789".repeat(500));
+    let server = Server::start(
+        Config {
+            connections: 1,
+            ..Config::default()
+        },
+        vec![message("small", b"s\r\n"), big],
+    );
+    let md = dest.path().join("md");
+    let args = [
+        "--new",
+        "--maildir",
+        md.to_str().unwrap(),
+        "--max-size",
+        "1K",
+        "--delete-oversized",
+        "--json",
+    ];
+    let out = run(&server, &args, state.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report[1]["deleted"], true, "{report}");
+    assert!(report[1]["skipped"].as_str().unwrap().contains("max-size"));
+    assert_eq!(report[0]["deleted"], false, "{report}");
+    assert_eq!(recorded_uidls(state.path()), ["uid-1", "uid-2"]);
+    assert_eq!(folders(&md.join("new")).len(), 1);
+    assert_eq!(server.mailbox.lock().unwrap().len(), 1);
+    let out = run(
+        &server,
+        &["--max-size", "1K", "--delete-oversized"],
+        state.path(),
+    );
+    assert_eq!(code(&out), 64, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--delete-oversized needs a destination"));
+    let log = server.finish();
+    assert_eq!(log.commands("DELE"), ["DELE 2"]);
+    assert_eq!(log.commands("RETR"), ["RETR 1"]);
+}
+
+#[test]
+fn retr_beyond_the_mailbox_says_how_many_there_are_and_creates_no_folder() {
+    let state = tmp();
+    let dest = tmp();
+    let server = Server::start(Config::default(), vec![message("a", b"a\r\n")]);
+    let dir = dest.path().join("new-folder");
+    let out = run(
+        &server,
+        &["--retr", "99", "--save-dir", dir.to_str().unwrap()],
+        state.path(),
+    );
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no message 99 on the server, which has 1 message"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.exists(), "an empty folder was left behind");
+    server.finish();
 }

@@ -461,3 +461,85 @@ fn a_second_fetch_on_the_same_state_waits_then_exits_75() {
     assert_eq!(code(&first), 0, "{}", stderr(&first));
     assert_eq!(std::fs::read_dir(md.join("new")).unwrap().count(), 1);
 }
+
+mod pty_support;
+
+#[test]
+fn progress_bar_fits_the_terminal_and_is_cleared_on_sigint() {
+    let state = tmp();
+    let dest = tmp();
+    let messages = (0..60)
+        .map(|i| message(&format!("m{i}"), b"x\r\n"))
+        .collect();
+    let server = Server::start(
+        Config {
+            retr_delay: Some(Duration::from_millis(100)),
+            ..Config::default()
+        },
+        messages,
+    );
+    let maildir = dest.path().join("md");
+    let fetch = args(
+        &server,
+        "10",
+        &["--all", "--maildir", maildir.to_str().unwrap()],
+    );
+    let state_home = state.path().to_str().unwrap();
+    let env = [
+        ("MAILCTL_PASSWORD", "s3cret-pw"),
+        ("XDG_STATE_HOME", state_home),
+    ];
+    let bin = env!("CARGO_BIN_EXE_mailctl");
+    let Some(shown) = pty_support::run(80, Some("messages"), bin, &fetch, &env) else {
+        return;
+    };
+    assert_eq!(shown.code, 130, "{:?}", shown.text);
+    let (lines, widest) = pty_support::screen(&shown.text);
+    assert!(widest < 80, "a line of {widest} columns: {:?}", shown.text);
+    assert!(shown.text.contains("/60 messages ["), "{:?}", shown.text);
+    // What is left on the screen: the summary lines, no bar.
+    let left: Vec<&String> = lines.iter().filter(|l| !l.is_empty()).collect();
+    assert!(left.iter().all(|l| !l.contains("messages [")), "{left:?}");
+    assert!(left.last().unwrap().contains("interrupted:"), "{left:?}");
+}
+
+#[test]
+fn a_second_sigint_ends_at_once_and_leaves_no_bar() {
+    let state = tmp();
+    let dest = tmp();
+    let messages = (0..60)
+        .map(|i| message(&format!("m{i}"), b"x\r\n"))
+        .collect();
+    let server = Server::start(
+        Config {
+            retr_delay: Some(Duration::from_secs(3)),
+            ..Config::default()
+        },
+        messages,
+    );
+    let maildir = dest.path().join("md");
+    let fetch = args(
+        &server,
+        "10",
+        &["--all", "--maildir", maildir.to_str().unwrap()],
+    );
+    let state_home = state.path().to_str().unwrap();
+    let env = [
+        ("MAILCTL_PASSWORD", "s3cret-pw"),
+        ("XDG_STATE_HOME", state_home),
+    ];
+    let bin = env!("CARGO_BIN_EXE_mailctl");
+    let started = Instant::now();
+    let Some(shown) = pty_support::run_interrupted_twice(80, "messages", bin, &fetch, &env) else {
+        return;
+    };
+    assert_eq!(shown.code, 130, "{:?}", shown.text);
+    assert!(started.elapsed() < Duration::from_secs(3), "not at once");
+    let (lines, _) = pty_support::screen(&shown.text);
+    assert!(
+        lines.iter().all(|l| !l.contains("messages [")),
+        "a bar was left: {lines:?} from {:?}",
+        shown.text
+    );
+    drop(server);
+}

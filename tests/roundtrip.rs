@@ -285,3 +285,57 @@ fn only_new_messages_are_fetched_the_second_time() {
     );
     assert!(text.contains("Subject: one") && text.contains("Subject: two"));
 }
+
+/// Runs `examples/roundtrip.sh` with `envs` set and the given `PATH`.
+fn example_script(envs: &[(&str, &str)]) -> Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/roundtrip.sh");
+    let mut command = Command::new("bash");
+    command.arg(script).stdin(Stdio::null());
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    command.output().expect("bash runs")
+}
+
+#[test]
+fn example_script_round_trip_succeeds() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let out = example_script(&[("MAILCTL", BIN), ("TMPDIR", tmp.to_str().unwrap())]);
+    let stdout = ok(&out);
+    assert!(stdout.contains("== mailctl serve"), "{stdout}");
+    assert!(stdout.contains("round trip OK"), "{stdout}");
+}
+
+#[test]
+fn example_script_says_it_is_building_and_lets_cargo_show_progress() {
+    // A stand-in cargo records its arguments and fails, so nothing is built.
+    let dir = tempfile::tempdir().unwrap();
+    let args_file = dir.path().join("cargo-args");
+    let fake_cargo = dir.path().join("cargo");
+    fs::write(
+        &fake_cargo,
+        format!(
+            "#!/bin/sh\necho \"$@\" > '{}'\nexit 3\n",
+            args_file.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&fake_cargo, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = example_script(&[("PATH", &path)]);
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("building mailctl"), "{stdout}");
+    assert!(stdout.contains("several minutes"), "{stdout}");
+    let args = fs::read_to_string(&args_file).unwrap();
+    assert!(args.starts_with("build --release"), "{args}");
+    assert!(
+        !args.contains("--quiet") && !args.split_whitespace().any(|a| a == "-q"),
+        "{args}"
+    );
+}

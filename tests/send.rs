@@ -530,7 +530,7 @@ fn dry_run_prints_the_message_reproducibly() {
     assert!(text.contains("Subject: =?utf-8?"));
     assert!(text.contains("X-Job: nightly\r\n"));
     assert!(text.contains("multipart/alternative"));
-    assert!(text.contains("filename*=utf-8''donn%C3%A9es.csv;\r\n filename=\"donn_es.csv\""));
+    assert!(text.contains("filename*=utf-8''donn%C3%A9es.csv;\r\n filename=\"donnees.csv\""));
     assert!(text.contains("text body\r\n"));
     assert!(!text.contains("hidden"));
     let again = run(&a, b"text body\n");
@@ -861,7 +861,14 @@ fn dry_run_into_a_closed_pipe_is_quiet() {
     .collect();
     let out = run_into_closed_pipe(&a);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(stderr(&out), "");
+    // Only the envelope, which comes before the message.
+    assert!(
+        stderr(&out)
+            .lines()
+            .all(|l| l.starts_with("mailctl: dry run: ")),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// The message was accepted: a JSON reader that went away must not turn
@@ -1222,6 +1229,104 @@ fn html_file_must_be_regular_and_large_ones_are_spooled() {
         .unwrap();
     assert_eq!(parsed.body_text(0).unwrap().trim_end(), "plain");
     assert!(parsed.body_html(0).unwrap() == html.replace('\n', "\r\n"));
+}
+
+mod pty_support;
+
+#[test]
+fn large_send_shows_a_progress_bar_on_a_terminal_and_clears_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let attachment = dir.path().join("big.bin");
+    let bytes: Vec<u8> = (0..6 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    std::fs::write(&attachment, &bytes).unwrap();
+    let server = FakeServer::start(Script::default());
+    let a = with(
+        args(&server, "none"),
+        &[
+            "--body",
+            "see attached",
+            "--attach",
+            attachment.to_str().unwrap(),
+        ],
+    );
+    let bin = env!("CARGO_BIN_EXE_mailctl");
+    let Some(shown) = pty_support::run(80, None, bin, &a, &[]) else {
+        return;
+    };
+    assert_eq!(shown.code, 0, "{:?}", shown.text);
+    assert!(shown.text.contains("sending ["), "{:?}", shown.text);
+    let (lines, widest) = pty_support::screen(&shown.text);
+    assert!(widest < 80, "a line of {widest} columns: {:?}", shown.text);
+    assert!(
+        lines.iter().all(|l| l.is_empty()),
+        "left on the screen: {lines:?}"
+    );
+    let message = server.finish().message();
+    assert!(message.len() > bytes.len() * 4 / 3, "{}", message.len());
+}
+
+#[test]
+fn dry_run_shows_the_whole_envelope_before_the_message() {
+    let out = mailctl(
+        &[
+            "send",
+            "--dry-run",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--cc",
+            "c@example.org",
+            "--bcc",
+            "hidden@example.org",
+            "--subject",
+            "s",
+            "--body",
+            "x",
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "mailctl: dry run: MAIL FROM:<a@example.org>\n\
+         mailctl: dry run: RCPT TO:<b@example.org>\n\
+         mailctl: dry run: RCPT TO:<c@example.org>\n\
+         mailctl: dry run: RCPT TO:<hidden@example.org>\n"
+    );
+    assert!(
+        !stdout(&out).contains("hidden@example.org"),
+        "Bcc stays out of the message"
+    );
+}
+
+#[test]
+fn a_missing_attachment_is_named_as_one() {
+    let out = mailctl(
+        &[
+            "send",
+            "--dry-run",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--subject",
+            "s",
+            "--body",
+            "x",
+            "--attach",
+            "/nonexistent/report.pdf",
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 66, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("mailctl: error: attachment /nonexistent/report.pdf: "),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A server that offers SCRAM-SHA-256 but cannot prove it knows the

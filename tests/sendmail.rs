@@ -612,3 +612,115 @@ fn large_message_ends_at_a_lone_dot() {
     assert!(rest == format!("\r\n{}", crlf(&body)), "the body changed");
     assert_eq!(size_parameter(&rec), Some(rec.data.len() as u64));
 }
+
+/// What logrotate and cron scripts run: `mail -s SUBJECT [-a FILE] [-c CC]
+/// [-b BCC] [-r FROM] ADDR... < body`, through a `mail` link.
+#[test]
+fn mailx_link_sends_a_report_with_an_attachment() {
+    let (port, server) = fake_smtp(&[]);
+    let (dir, config) = account(port, "");
+    let link = dir.path().join("mail");
+    std::os::unix::fs::symlink(mailctl(), &link).unwrap();
+    let attachment = dir.path().join("df.txt");
+    fs::write(&attachment, "/dev/sda1 91%\n").unwrap();
+    let out = run(
+        &link,
+        &[
+            "-s",
+            "disk usage on host",
+            "-a",
+            attachment.to_str().unwrap(),
+            "-c",
+            "boss@example.org",
+            "-b",
+            "audit@example.org",
+            "ops@example.org",
+        ],
+        &config,
+        b"see the attachment\n",
+    );
+    assert_success(&out);
+    let rec = server.join().unwrap();
+    assert_eq!(rec.mail_from, ["robot@example.org"]);
+    assert_eq!(
+        rec.rcpt_to,
+        ["ops@example.org", "boss@example.org", "audit@example.org"]
+    );
+    let data = String::from_utf8_lossy(&rec.data);
+    assert!(data.contains("Subject: disk usage on host\r\n"), "{data}");
+    assert!(data.contains("To: ops@example.org\r\n"), "{data}");
+    assert!(data.contains("Cc: boss@example.org\r\n"), "{data}");
+    assert!(!data.contains("audit@example.org"), "Bcc stays out: {data}");
+    assert!(data.contains("filename=\"df.txt\""), "{data}");
+    assert!(data.contains("see the attachment"), "{data}");
+}
+
+#[test]
+fn mailctl_mail_takes_a_sender_and_skips_an_empty_body_with_e() {
+    let (port, server) = fake_smtp(&[]);
+    let (_dir, config) = account(port, "");
+    let out = run(
+        &mailctl(),
+        &[
+            "mail",
+            "-s",
+            "hi",
+            "-r",
+            "Backup <backup@example.org>",
+            "root@example.org",
+        ],
+        &config,
+        b"done\n",
+    );
+    assert_success(&out);
+    let rec = server.join().unwrap();
+    assert_eq!(rec.mail_from, ["backup@example.org"]);
+    let data = String::from_utf8_lossy(&rec.data);
+    assert!(
+        data.contains("From: Backup <backup@example.org>\r\n"),
+        "{data}"
+    );
+
+    // -E with nothing to say: nothing is sent, no server is needed.
+    let (_dir, config) = account(1, "");
+    let out = run(
+        &mailctl(),
+        &["mail", "-E", "-s", "empty", "root@example.org"],
+        &config,
+        b"",
+    );
+    assert_success(&out);
+
+    // No recipient: a usage error on one line.
+    let out = run(&mailctl(), &["mail", "-s", "x"], &config, b"body\n");
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("mailctl: error: ") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn mailx_without_a_configuration_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("mailx");
+    std::os::unix::fs::symlink(mailctl(), &link).unwrap();
+    let missing = dir.path().join("none.toml");
+    let out = Command::new(&link)
+        .args(["-s", "x", "root@example.org"])
+        .env_remove("MAILCTL_CONFIG")
+        .env_remove("MAILCTL_ACCOUNT")
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("mailctl config init"), "{stderr}");
+    let out = run(&link, &["-s"], &missing, b"");
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.ends_with("(see 'mailx --help')\n"), "{stderr}");
+}

@@ -545,7 +545,7 @@ fn ctrl_c_stops_cleanly_and_says_goodbye() {
     );
     assert_eq!(
         log.last().unwrap(),
-        "mailctl: stopped (1 messages delivered)"
+        "mailctl: stopped (1 message delivered)"
     );
     assert_eq!(files_in(&dir.path().join("mail/ian/new")).len(), 1);
     assert!(files_in(&dir.path().join("mail/ian/tmp")).is_empty());

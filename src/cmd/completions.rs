@@ -2,10 +2,9 @@
 
 use std::io::Write;
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
 
-use crate::cli::Cli;
 use crate::exit::Exit;
 
 /// Options of `mailctl completions`.
@@ -24,7 +23,7 @@ pub struct CompletionsArgs {
 
 /// Writes the completion script for `shell` to `out`.
 pub fn write_script(shell: Shell, out: &mut dyn Write) {
-    let mut command = Cli::command();
+    let mut command = crate::cli::command();
     clap_complete::generate(shell, &mut command, "mailctl", out);
 }
 

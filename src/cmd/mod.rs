@@ -3,13 +3,16 @@
 pub mod completions;
 pub mod config;
 pub mod fetch;
+pub mod mailx;
 pub mod man;
 pub mod oauth2;
 pub mod parse;
 pub mod password;
+pub mod progress;
 pub mod send;
 pub mod sendmail;
 pub mod serve;
+pub mod terminal;
 
 use std::path::Path;
 
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Password(args) => password::run(args, globals),
         Command::Sendmail(args) => sendmail::run(args, globals),
         Command::OAuth2(args) => oauth2::run(args, globals),
+        Command::Mail(args) => mailx::run(args, globals),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

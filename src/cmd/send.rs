@@ -190,7 +190,7 @@ fn input_error(e: &std::io::Error) -> Exit {
 
 /// Reads the text body from `--body-file` or standard input: small bodies
 /// in memory, large ones spooled (see [`text::read_text`]).
-fn read_text_body(path: Option<&Path>) -> anyhow::Result<TextBody> {
+pub fn read_text_body(path: Option<&Path>) -> anyhow::Result<TextBody> {
     let result = match path {
         Some(path) => {
             let mut file = std::fs::File::open(path).map_err(|e| {
@@ -516,6 +516,22 @@ enum Failed {
     Reported(anyhow::Error),
 }
 
+/// `--dry-run`: the envelope on stderr, as the commands that would carry it
+/// (every recipient, Bcc included), before the message goes to stdout.
+fn print_envelope(envelope: &smtp::Envelope) {
+    use std::io::Write as _;
+    let mut lines = vec![format!("MAIL FROM:<{}>", envelope.from)];
+    lines.extend(envelope.recipients.iter().map(|r| format!("RCPT TO:<{r}>")));
+    let mut err = std::io::stderr().lock();
+    for line in lines {
+        let _ = writeln!(
+            err,
+            "mailctl: dry run: {}",
+            crate::text::printable(line.as_bytes())
+        );
+    }
+}
+
 fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
     // Resolved before reading a message from standard input, so a missing
     // server or a broken config file is reported first.
@@ -529,19 +545,7 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
     let transcript = Transcript::stderr(globals.verbose > 0);
 
     if args.dry_run {
-        transcript.note(
-            "envelope",
-            &format!(
-                "from <{}> to {}",
-                envelope.from,
-                envelope
-                    .recipients
-                    .iter()
-                    .map(|r| format!("<{r}>"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
+        print_envelope(&envelope);
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         return match message
             .write_to(&mut out)
@@ -561,8 +565,12 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
         Failed::Early(fail(Exit::Software, "no server resolved outside --dry-run"))
     })?;
     let (mechanism, helo) = settings(&args, &server).map_err(Failed::Early)?;
+    let progress = crate::cmd::progress::Progress::sending(message.size(), globals.verbose > 0);
+    let mut message = message;
+    message.count_bytes_with(progress.byte_counter());
     let submitted = submit_with_login(&server, mechanism, helo, &envelope, &message, &transcript)
         .map_err(Failed::Early)?;
+    drop(progress);
     match submitted {
         Ok(report) => {
             if args.json {

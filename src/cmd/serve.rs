@@ -127,7 +127,10 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
         exit_after: args.exit_after,
         max_connections: args.max_connections as usize,
     })?;
-    eprintln!("mailctl: stopped ({delivered} messages delivered)");
+    eprintln!(
+        "mailctl: stopped ({} delivered)",
+        crate::text::count(delivered as usize, "message")
+    );
     Ok(Exit::Ok)
 }
 

@@ -57,6 +57,8 @@ pub struct Account {
     pub pop3: Option<Server<Pop3Auth>>,
     /// OAuth 2 instead of a password: `[accounts.NAME.oauth2]`.
     pub oauth2: Option<OAuth2Table>,
+    /// Where `fetch` puts this account's mail by default.
+    pub fetch: Option<super::delivery::FetchTable>,
 }
 
 /// `[accounts.NAME.oauth2]`: where the account's OAuth 2 tokens come from.
@@ -446,6 +448,9 @@ pub fn check(loaded: &Loaded) -> anyhow::Result<()> {
         }
         if let Some(server) = &account.pop3 {
             check_server(loaded, server)?;
+        }
+        if let Some(table) = &account.fetch {
+            super::delivery::check(loaded, name, table)?;
         }
     }
     Ok(())

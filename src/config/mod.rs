@@ -11,15 +11,18 @@
 //! `--server` without `--account` does not read the file at all.
 
 mod connect;
+mod delivery;
 mod error;
 mod file;
 mod hint;
 pub mod keyring;
 mod oauth2;
 mod password;
+pub mod providers;
 mod resolve;
 
 pub use connect::{ConnectArgs, MAX_TIMEOUT_SECS};
+pub use delivery::{account_delivery, pop3_accounts, Delivery};
 pub use error::{Error, Hinted};
 
 pub use file::{

@@ -542,7 +542,7 @@ fn configured_password(loaded: &Loaded, keys: PasswordKeys<'_>) -> Option<Config
 
 /// A relative `ca_file` is taken relative to the configuration file's
 /// directory, `~/` to the home directory.
-pub(super) fn relative_to(config: &Path, path: &Path) -> PathBuf {
+pub(crate) fn relative_to(config: &Path, path: &Path) -> PathBuf {
     if let Ok(rest) = path.strip_prefix("~") {
         if let Some(home) = crate::system::home_dir() {
             return home.join(rest);

@@ -5,7 +5,7 @@
 //! The file is replaced durably (temporary file, fsync, rename, directory
 //! fsync), and only ever lists messages whose files were complete and synced.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,43 @@ pub struct UidlState {
     pub user: String,
     /// Unique ids already fetched and still on the server when last seen.
     pub fetched: BTreeSet<String>,
+    /// When each fetched message was first fetched, in seconds since the
+    /// Unix epoch (for `--keep-days`). Files written before this was kept
+    /// have none: their messages count as first fetched when next loaded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub first_fetched: BTreeMap<String, u64>,
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl UidlState {
+    /// Makes `fetched` the fetched UIDLs: the times of those no longer in
+    /// it are dropped, and those without one get `now`. Returns whether
+    /// anything changed.
+    pub fn set_fetched(&mut self, fetched: BTreeSet<String>, now: u64) -> bool {
+        let mut changed = fetched != self.fetched;
+        self.first_fetched.retain(|uidl, _| fetched.contains(uidl));
+        for uidl in &fetched {
+            if !self.first_fetched.contains_key(uidl) {
+                self.first_fetched.insert(uidl.clone(), now);
+                changed = true;
+            }
+        }
+        self.fetched = fetched;
+        changed
+    }
+
+    /// Whether `uidl` was first fetched at least `days` days before `now`;
+    /// a message without a recorded time counts as fetched `now`.
+    pub fn fetched_days_ago(&self, uidl: &str, days: u32, now: u64) -> bool {
+        let first = self.first_fetched.get(uidl).copied().unwrap_or(now);
+        now.saturating_sub(first) >= u64::from(days) * 86_400
+    }
 }
 
 /// Where the state for `server` and `user` lives.
@@ -83,6 +120,7 @@ impl UidlState {
                 server: server.to_string(),
                 user: user.to_string(),
                 fetched: BTreeSet::new(),
+                first_fetched: BTreeMap::new(),
             }),
             Err(source) => Err(Error::Io {
                 path: path.to_path_buf(),
@@ -146,6 +184,32 @@ mod tests {
         let again = UidlState::load(&path, "h:995", "u").unwrap();
         assert_eq!(again, state);
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn files_without_fetch_times_still_load_and_get_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        fs::write(
+            &path,
+            r#"{"version": 1, "server": "h:995", "user": "u", "fetched": ["a", "b"]}"#,
+        )
+        .unwrap();
+        let mut state = UidlState::load(&path, "h:995", "u").unwrap();
+        assert!(state.first_fetched.is_empty());
+        // Without a time, a message counts as fetched now.
+        assert!(!state.fetched_days_ago("a", 1, 1_000_000));
+        assert!(state.fetched_days_ago("a", 0, 1_000_000));
+        let fetched: BTreeSet<String> = ["b".to_string(), "c".to_string()].into();
+        assert!(state.set_fetched(fetched.clone(), 1_000_000));
+        assert!(!state.set_fetched(fetched, 2_000_000), "nothing new");
+        assert_eq!(state.first_fetched.len(), 2);
+        state.save(&path).unwrap();
+        let again = UidlState::load(&path, "h:995", "u").unwrap();
+        assert_eq!(again.first_fetched["b"], 1_000_000);
+        assert!(again.fetched_days_ago("b", 3, 1_000_000 + 3 * 86_400));
+        assert!(!again.fetched_days_ago("b", 3, 1_000_000 + 3 * 86_400 - 1));
+        assert!(!again.fetched.contains("a"));
     }
 
     #[test]

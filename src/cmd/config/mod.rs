@@ -2,7 +2,8 @@
 //! path`.
 //!
 //! `check` validates the file and prints what each account resolves to
-//! (never a password). `--connect` opens each server of one account, reads
+//! (never a password). `--connect` opens each server of every account (or
+//! of `--account NAME`), reads
 //! the greeting, asks EHLO / CAPA, upgrades with STARTTLS / STLS as the
 //! account requires, and reports what the server offers; it sends no
 //! message, deletes nothing and ends with QUIT.
@@ -19,11 +20,16 @@ use crate::net::connection::TlsMode;
 use crate::text::printable;
 use crate::transcript::Transcript;
 
+mod format;
+mod init;
+pub use format::FORMAT;
 mod probe;
+pub use init::InitArgs;
 pub use probe::{probe_pop3, probe_smtp};
 
 /// Options of `mailctl config`.
 #[derive(Debug, Args)]
+#[command(after_long_help = FORMAT)]
 pub struct ConfigArgs {
     /// What to do.
     #[command(subcommand)]
@@ -36,6 +42,9 @@ pub enum ConfigAction {
     /// Validate the configuration file and show what each account uses.
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
+    /// Write a first configuration file for an address (asking what is
+    /// missing on a terminal).
+    Init(InitArgs),
     /// Print the path of the configuration file in use.
     #[command(
         after_help = "Examples:\n  mailctl config path\n  $EDITOR \"$(mailctl config path)\""
@@ -46,6 +55,7 @@ pub enum ConfigAction {
 const CHECK_HELP: &str = "\
 Examples:
   mailctl config check                      # every account, no network
+  mailctl config check --connect            # and every account's servers
   mailctl config check --account work --connect
   mailctl --config ./test.toml config check
 
@@ -60,8 +70,9 @@ pub struct CheckArgs {
     #[arg(long, value_name = "NAME", env = "MAILCTL_ACCOUNT")]
     pub account: Option<String>,
 
-    /// Also connect to the account's SMTP and POP3 servers and report what
-    /// they offer (TLS, EHLO / CAPA); sends and deletes nothing.
+    /// Also connect to the SMTP and POP3 servers of every account (or of
+    /// --account) and report what each offers (TLS, EHLO / CAPA); sends and
+    /// deletes nothing.
     #[arg(long)]
     pub connect: bool,
 }
@@ -75,6 +86,14 @@ pub fn run(args: ConfigArgs, globals: Globals) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         ConfigAction::Check(check) => run_check(&path, &check, globals),
+        ConfigAction::Init(init) => {
+            if !init::run(&path, &init)? {
+                return Ok(Exit::Ok);
+            }
+            let loaded = config::load(&path)?;
+            let names: Vec<String> = loaded.file.accounts.keys().cloned().collect();
+            connect_accounts(&loaded, &names, globals)
+        }
     }
 }
 
@@ -138,39 +157,45 @@ fn run_check(path: &std::path::Path, args: &CheckArgs, globals: Globals) -> anyh
     if !args.connect {
         return Ok(Exit::Ok);
     }
-    let name = match (&args.account, default) {
-        (Some(name), _) => name.as_str(),
-        (None, Some(name)) => name,
-        (None, None) => config::choose_account(&loaded, None)?,
-    };
+    connect_accounts(&loaded, &names, globals)
+}
+
+/// `--connect`: probes the servers of each account in `names`, saying
+/// which account and server each report is about; fails with the first
+/// failure once every server was tried.
+fn connect_accounts(loaded: &Loaded, names: &[String], globals: Globals) -> anyhow::Result<Exit> {
     let transcript = Transcript::stderr(globals.verbose > 0);
     let mut first_error = None;
-    for server in account_servers(&loaded, name)? {
-        println!(
-            "connecting to {} server {} of account {}",
-            server.protocol.name(),
-            shown(&server.endpoint.to_string()),
-            shown(name)
-        );
-        let result = match server.protocol {
-            Protocol::Smtp => probe_smtp(&server, &transcript),
-            Protocol::Pop3 => probe_pop3(&server, &transcript),
-        };
-        match result {
-            Ok(report) => {
-                for line in report {
-                    println!("  {line}");
+    let mut failed = Vec::new();
+    for name in names {
+        for server in account_servers(loaded, name)? {
+            println!(
+                "account {}: connecting to {} server {}",
+                shown(name),
+                server.protocol.name(),
+                shown(&server.endpoint.to_string()),
+            );
+            let result = match server.protocol {
+                Protocol::Smtp => probe_smtp(&server, &transcript),
+                Protocol::Pop3 => probe_pop3(&server, &transcript),
+            };
+            match result {
+                Ok(report) => {
+                    for line in report {
+                        println!("  {line}");
+                    }
                 }
-            }
-            Err(err) => {
-                let err = config::with_tls_hint(err, server.endpoint.port, server.tls);
-                println!("  failed: {}", printable(format!("{err:#}").as_bytes()));
-                first_error.get_or_insert(err);
+                Err(err) => {
+                    let err = config::with_tls_hint(err, server.endpoint.port, server.tls);
+                    println!("  failed: {}", printable(format!("{err:#}").as_bytes()));
+                    failed.push(format!("{} {}", shown(name), server.protocol.name()));
+                    first_error.get_or_insert(err);
+                }
             }
         }
     }
     match first_error {
-        Some(err) => Err(err),
+        Some(err) => Err(err.context(format!("failed: {}", failed.join(", ")))),
         None => Ok(Exit::Ok),
     }
 }

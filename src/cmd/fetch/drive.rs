@@ -8,9 +8,9 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use super::plan::Plan;
-use super::progress::Progress;
 use super::retrieve::{self, Outcome};
 use super::sink::Sink;
+use crate::cmd::progress::Progress;
 use crate::exit::{fail, Exit};
 use crate::net::connection::Endpoint;
 use crate::net::pop3::{Entry, Session};
@@ -88,6 +88,11 @@ impl Record {
         &self.state.fetched
     }
 
+    /// Whether `uidl` was fetched before, `days` days ago or more.
+    fn fetched_days_ago(&self, uidl: &str, days: u32, now: u64) -> bool {
+        self.state.fetched.contains(uidl) && self.state.fetched_days_ago(uidl, days, now)
+    }
+
     /// Keeps the UIDLs still on the server plus those just saved.
     fn update(&mut self, entries: &[Entry], saved: Vec<String>) -> anyhow::Result<()> {
         if !entries.iter().any(|e| e.uidl.is_some()) {
@@ -102,13 +107,23 @@ impl Record {
             .cloned()
             .collect();
         fetched.extend(saved);
-        if fetched != self.state.fetched {
-            self.state.fetched = fetched;
+        if self.state.set_fetched(fetched, state::now_seconds()) {
             self.state.save(&self.path)?;
         }
         self.journal.remove()?;
         Ok(())
     }
+}
+
+/// The UIDLs fetched before from this server and user, as [`Record::load`]
+/// reads them, without taking the lock: for a listing, which changes
+/// nothing.
+pub fn fetched_before(endpoint: &Endpoint, user: &str) -> anyhow::Result<BTreeSet<String>> {
+    let path = state::state_path(&endpoint.to_string(), user)?;
+    let mut state = UidlState::load(&path, &endpoint.to_string(), user)?;
+    let recovered = journal::recover(&journal::journal_path(&path))?;
+    state.fetched.extend(recovered.uidls);
+    Ok(state.fetched)
 }
 
 /// How a run ended.
@@ -132,16 +147,22 @@ pub type StopFlag = Arc<AtomicUsize>;
 /// Makes SIGINT and SIGTERM set the returned flag, which the retrieval
 /// checks between events: it stops taking new messages, finishes the one
 /// being received, records and QUITs. A second signal ends the program at
-/// once (130 or 143); the journal keeps what was saved.
+/// once (130 or 143), after clearing the terminal's line of a progress bar;
+/// the journal keeps what was saved.
 pub fn catch_signals() -> anyhow::Result<StopFlag> {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    use std::sync::atomic::Ordering;
     let flag = StopFlag::default();
-    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, seen.clone())?;
-        signal_hook::flag::register(signal, seen.clone())?;
-        signal_hook::flag::register_usize(signal, flag.clone(), signal as usize)?;
-    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let seen = flag.clone();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if seen.swap(signal as usize, Ordering::SeqCst) != 0 {
+                crate::cmd::progress::clear_line();
+                std::process::exit(128 + signal);
+            }
+        }
+    });
     Ok(flag)
 }
 
@@ -153,6 +174,11 @@ pub struct Settings<'a> {
     pub verbose: bool,
     /// Set by SIGINT or SIGTERM (see [`catch_signals`]).
     pub stop: &'a AtomicUsize,
+    /// `--keep-days N`: delete the messages first fetched N days ago or more.
+    pub keep_days: Option<u32>,
+    /// `--delete-oversized`: delete the messages over `--max-size`, once
+    /// their UIDLs are recorded.
+    pub delete_oversized: bool,
 }
 
 /// Retrieves the plan into `sink`, deleting saved messages if
@@ -169,6 +195,8 @@ pub fn drive(
         delete,
         verbose,
         stop,
+        keep_days,
+        delete_oversized,
     } = settings;
     let sink_records = sink.use_journal(record.journal());
     let Plan {
@@ -200,7 +228,28 @@ pub fn drive(
     progress.finish();
     drop(sink);
 
-    let marked = report.outcomes.iter().filter(|o| o.marked).count();
+    let mut report = report;
+    let mut skipped = skipped;
+    if report.connection_ok && report.interrupted.is_none() {
+        let removal = Removal {
+            keep_days,
+            delete_oversized,
+            entries,
+            record: &record,
+        };
+        let extra = removal.run(session, &mut skipped, &mut newly_saved, &report.outcomes);
+        match extra {
+            Ok(expired) => report.outcomes.extend(expired),
+            Err(e) => {
+                report.connection_ok = false;
+                report.failure.get_or_insert(e);
+            }
+        }
+    }
+
+    let marked = (report.outcomes.iter().chain(&skipped))
+        .filter(|o| o.marked)
+        .count();
     let (committed, quit_problem) = quit(session, report.connection_ok, marked);
 
     // Record what was saved, even after a failure: those messages are safe.
@@ -210,10 +259,10 @@ pub fn drive(
     }
 
     let mut outcomes = report.outcomes;
+    outcomes.extend(skipped);
     for o in &mut outcomes {
         o.deleted = o.marked && committed;
     }
-    outcomes.extend(skipped);
     outcomes.sort_by_key(|o| o.number);
     let (broken, failure) = if report.connection_ok {
         (None, report.failure.or(failure))
@@ -229,6 +278,78 @@ pub fn drive(
     }
 }
 
+/// The deletions besides those of `--delete`: `--keep-days` and
+/// `--delete-oversized`.
+struct Removal<'a> {
+    keep_days: Option<u32>,
+    delete_oversized: bool,
+    entries: &'a [Entry],
+    record: &'a Record,
+}
+
+impl Removal<'_> {
+    /// Marks for deletion (DELE) the messages over `--max-size` among
+    /// `skipped`, once their UIDLs are journaled and added to `recorded`, and
+    /// those fetched `--keep-days` days ago or more and not taken again in
+    /// this run (`done`). Returns an outcome for each of the latter.
+    fn run(
+        &self,
+        session: &mut Session,
+        skipped: &mut [Outcome],
+        recorded: &mut Vec<String>,
+        done: &[Outcome],
+    ) -> anyhow::Result<Vec<Outcome>> {
+        if self.delete_oversized {
+            for outcome in skipped.iter_mut() {
+                // Recorded first: a message deleted unseen is never new again.
+                if let Some(uidl) = outcome.uidl.clone() {
+                    self.record
+                        .journal
+                        .record(&Line::Delivered { uidl: uidl.clone() })?;
+                    recorded.push(uidl);
+                }
+                outcome.marked = mark_deleted(session, outcome.number)?;
+            }
+        }
+        let Some(days) = self.keep_days else {
+            return Ok(Vec::new());
+        };
+        let now = state::now_seconds();
+        let mut expired = Vec::new();
+        for entry in self.entries {
+            let Some(uidl) = &entry.uidl else { continue };
+            // What this run took is deleted (or kept) by the retrieval itself.
+            let this_run = done.iter().any(|o| o.number == entry.number);
+            if this_run || !self.record.fetched_days_ago(uidl, days, now) {
+                continue;
+            }
+            expired.push(Outcome {
+                number: entry.number,
+                uidl: Some(uidl.clone()),
+                size: entry.size,
+                skipped: Some(format!("fetched {days} days ago or more")),
+                marked: mark_deleted(session, entry.number)?,
+                ..Default::default()
+            });
+        }
+        Ok(expired)
+    }
+}
+
+/// DELE `number`: whether the server agreed.
+fn mark_deleted(session: &mut Session, number: u32) -> anyhow::Result<bool> {
+    let reply = session.command(&crate::proto::pop3::Command::Dele(number))?;
+    if !reply.ok {
+        say!("mailctl: warning: the server refused to delete message {number}");
+    }
+    Ok(reply.ok)
+}
+
+/// `the 1 deletion`, `the 3 deletions`.
+fn deletions(marked: usize) -> String {
+    format!("the {}", crate::text::count(marked, "deletion"))
+}
+
 /// Ends the session after a retrieval. Returns whether the deletions are
 /// committed, and the problem to report when `marked` deletions may not
 /// have happened.
@@ -240,7 +361,8 @@ fn quit(
     if !connection_ok {
         if marked > 0 {
             say!(
-                "mailctl: warning: the connection failed before QUIT: the {marked} deletions may not have happened"
+                "mailctl: warning: the connection failed before QUIT: {} may not have happened",
+                deletions(marked)
             );
         }
         return (false, None);
@@ -252,7 +374,8 @@ fn quit(
                 fail(
                     Exit::Unavailable,
                     format!(
-                        "the server refused QUIT: the {marked} deletions may not have happened"
+                        "the server refused QUIT: {} may not have happened",
+                        deletions(marked)
                     ),
                 )
             });
@@ -261,7 +384,8 @@ fn quit(
         Err(e) => {
             let problem = (marked > 0).then(|| {
                 e.context(format!(
-                    "the connection failed before QUIT was answered: the {marked} deletions may not have happened"
+                    "the connection failed before QUIT was answered: {} may not have happened",
+                    deletions(marked)
                 ))
             });
             (false, problem)

@@ -5,6 +5,8 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use super::FetchArgs;
+use crate::cmd::Globals;
+use crate::config::Delivery;
 use crate::exit::Exit;
 
 /// Which messages to retrieve.
@@ -44,8 +46,37 @@ pub fn extract_limits(args: &FetchArgs) -> crate::mail::extract::Limits {
 /// What to retrieve and where to; `None` for `--list`.
 pub type Retrieval = Option<(Selection, Destination)>;
 
+/// With a selection (`--new`, `--all`, `--retr`) and no destination on the
+/// command line, takes the account's configured one (`[accounts.NAME.fetch]`),
+/// if any. A command line naming a `--server` alone reads no file.
+pub fn fill_destination(args: &mut FetchArgs, globals: Globals) -> anyhow::Result<()> {
+    let selected = args.all || args.new || !args.retr.is_empty();
+    let has_destination = args.save_dir.is_some()
+        || args.maildir.is_some()
+        || args.mbox.is_some()
+        || args.stdout
+        || args.mda.is_some();
+    let flags_only = args.connect.account.is_none() && args.connect.server.is_some();
+    if args.list || !selected || has_destination || flags_only {
+        return Ok(());
+    }
+    let server = crate::config::resolve_pop3(&args.connect, globals.config)?;
+    let Some(name) = server.account else {
+        return Ok(());
+    };
+    match crate::config::account_delivery(globals.config, &name)? {
+        Some(Delivery::Maildir(dir)) => args.maildir = Some(dir),
+        Some(Delivery::Mbox(file)) => args.mbox = Some(file),
+        Some(Delivery::SaveDir(dir)) => args.save_dir = Some(dir),
+        Some(Delivery::Mda(command)) => args.mda = Some(command),
+        None => {}
+    }
+    Ok(())
+}
+
 /// Reads the action flags: a selection needs a destination, a
-/// destination alone takes every message, neither means `--list`.
+/// destination alone takes every message, neither means `--list`
+/// (`--list --new` lists the new messages only).
 pub fn retrieval(args: &FetchArgs) -> anyhow::Result<Retrieval> {
     let destination = if let Some(d) = &args.save_dir {
         Some(Destination::SaveDir(d.clone()))
@@ -76,14 +107,20 @@ pub fn retrieval(args: &FetchArgs) -> anyhow::Result<Retrieval> {
     };
     Ok(match (selection, destination) {
         (None, None) => {
-            if args.delete {
+            let deleting = [
+                (args.delete, "--delete"),
+                (args.keep_days.is_some(), "--keep-days"),
+                (args.delete_oversized, "--delete-oversized"),
+            ];
+            if let Some((_, flag)) = deleting.iter().find(|(given, _)| *given) {
                 crate::bail_with!(
                     Exit::Usage,
-                    "--delete needs a destination: --save-dir, --maildir, --mbox, --stdout or --mda"
+                    "{flag} needs a destination: --save-dir, --maildir, --mbox, --stdout or --mda"
                 );
             }
             None
         }
+        (Some(Selection::New), None) if args.list => None,
         (Some(_), None) => crate::bail_with!(
             Exit::Usage,
             "choose where to save messages: --save-dir, --maildir, --mbox, --stdout or --mda"

@@ -66,54 +66,98 @@ pub const FROM_COLUMNS: usize = 40;
 /// Marks text cut short, in the table as in [`MAX_FIELD_CHARS`] clipping.
 const ELLIPSIS: &str = "...";
 
-/// Prints the rows as an aligned table with terminal controls neutralised.
+/// How the table is laid out.
+pub struct Layout {
+    /// Show the UIDL column (`--uidl`).
+    pub uidl: bool,
+    /// The terminal columns to fit, if known (see [`crate::cmd::terminal`]).
+    pub width: Option<usize>,
+    /// The zone dates are shown in.
+    pub zone: jiff::tz::TimeZone,
+}
+
+impl Layout {
+    /// The layout for standard output: its width, and the local zone
+    /// (`TZ` honoured).
+    pub fn for_stdout(uidl: bool) -> Self {
+        Layout {
+            uidl,
+            width: crate::cmd::terminal::columns(std::io::stdout()),
+            zone: jiff::tz::TimeZone::system(),
+        }
+    }
+
+    /// The cells of one row: NUM, SIZE, UIDL (if shown), DATE, FROM and
+    /// SUBJECT, uncut.
+    fn cells(&self, row: &Row) -> Vec<String> {
+        let opt = |v: &Option<String>| v.as_deref().map_or("-".to_string(), cell);
+        let mut cells = vec![row.number.to_string(), row.size.to_string()];
+        if self.uidl {
+            cells.push(opt(&row.uidl));
+        }
+        let date = row.date.as_deref();
+        cells.push(date.map_or("-".to_string(), |d| local_date(d, &self.zone)));
+        cells.push(opt(&row.from));
+        cells.push(opt(&row.subject));
+        cells
+    }
+}
+
+/// The fewest columns a sender is cut to so that the subject fits.
+const MIN_FROM_COLUMNS: usize = 12;
+
+/// Prints the rows as an aligned table with terminal controls neutralised,
+/// no wider than `layout.width`: the sender takes at most
+/// [`FROM_COLUMNS`], and both it and the subject are cut to fit.
 ///
 /// Columns are measured in terminal columns (UAX #11 East Asian Width), so a
 /// CJK character counts two and a combining mark none.
-pub fn print_table(rows: &[Row], out: &mut impl Write) -> std::io::Result<()> {
-    let cells: Vec<[String; 6]> = rows
-        .iter()
-        .map(|r| {
-            let opt = |v: &Option<String>| v.as_deref().map_or("-".to_string(), cell);
-            let from = opt(&r.from);
-            [
-                r.number.to_string(),
-                r.size.to_string(),
-                opt(&r.uidl),
-                r.date.as_deref().map_or("-".to_string(), short_date),
-                fit(&from, FROM_COLUMNS).into_owned(),
-                opt(&r.subject),
-            ]
-        })
-        .collect();
-    let header = ["NUM", "SIZE", "UIDL", "DATE", "FROM", "SUBJECT"];
-    let mut widths = header.map(UnicodeWidthStr::width);
+pub fn print_table(rows: &[Row], layout: &Layout, out: &mut impl Write) -> std::io::Result<()> {
+    let mut header = vec!["NUM", "SIZE"];
+    if layout.uidl {
+        header.push("UIDL");
+    }
+    header.extend(["DATE", "FROM", "SUBJECT"]);
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| layout.cells(r)).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row.iter()) {
             *w = (*w).max(c.width());
         }
     }
-    // The subject, last, is not padded.
-    let line = |cols: [&str; 6], out: &mut dyn Write| -> std::io::Result<()> {
-        writeln!(
-            out,
-            "{}{}  {}{}  {}{}  {}{}  {}{}  {}",
-            padding(cols[0], widths[0]),
-            cols[0],
-            padding(cols[1], widths[1]),
-            cols[1],
-            cols[2],
-            padding(cols[2], widths[2]),
-            cols[3],
-            padding(cols[3], widths[3]),
-            cols[4],
-            padding(cols[4], widths[4]),
-            cols[5],
-        )
+    let (from, subject) = (header.len() - 2, header.len() - 1);
+    widths[from] = widths[from].min(FROM_COLUMNS);
+    if let Some(width) = layout.width {
+        // What FROM and SUBJECT share, the two spaces between them aside.
+        let fixed: usize = widths[..from].iter().map(|w| w + 2).sum();
+        let shared = width.saturating_sub(fixed + 2);
+        if widths[from] + widths[subject] > shared {
+            widths[from] = (shared * 2 / 5).max(MIN_FROM_COLUMNS).min(widths[from]);
+            widths[subject] = shared.saturating_sub(widths[from]).max(ELLIPSIS.len());
+        }
+    }
+    let line = |cols: &[&str], out: &mut dyn Write| -> std::io::Result<()> {
+        let mut text = String::new();
+        for (i, (col, &width)) in cols.iter().zip(&widths).enumerate() {
+            let shown = fit(col, width);
+            if i > 0 {
+                text.push_str("  ");
+            }
+            // NUM and SIZE are right-aligned; the subject, last, is not padded.
+            if i < 2 {
+                text.push_str(&format!("{}{shown}", padding(&shown, width)));
+            } else if i == subject {
+                text.push_str(&shown);
+            } else {
+                text.push_str(&format!("{shown}{}", padding(&shown, width)));
+            }
+        }
+        writeln!(out, "{text}")
     };
-    line(header, out)?;
+    line(&header, out)?;
     for row in &cells {
-        line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]], out)?;
+        let cols: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&cols, out)?;
     }
     Ok(())
 }
@@ -160,13 +204,16 @@ fn cell(text: &str) -> String {
     printable(text.as_bytes()).replace('\t', " ")
 }
 
-/// `2024-03-01T10:00:00+01:00` shown as `2024-03-01 10:00`.
-fn short_date(rfc3339: &str) -> String {
-    let shown = match (rfc3339.get(..10), rfc3339.get(11..16)) {
-        (Some(day), Some(time)) => format!("{day} {time}"),
-        _ => rfc3339.to_string(),
-    };
-    cell(&shown)
+/// An RFC 3339 date shown in `zone` as `2024-03-01 10:00`; text that is
+/// not such a date is shown as it is.
+fn local_date(rfc3339: &str, zone: &jiff::tz::TimeZone) -> String {
+    match rfc3339.parse::<jiff::Timestamp>() {
+        Ok(at) => at
+            .to_zoned_datetime(zone.clone())
+            .strftime("%Y-%m-%d %H:%M")
+            .to_string(),
+        Err(_) => cell(rfc3339),
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +259,105 @@ mod tests {
         }
     }
 
+    /// A layout with the UIDL column, no width limit, dates in UTC+01:00.
+    fn wide_with_uidl() -> Layout {
+        Layout {
+            uidl: true,
+            width: None,
+            zone: jiff::tz::TimeZone::fixed(jiff::tz::offset(1)),
+        }
+    }
+
+    fn table(rows: &[Row], layout: &Layout) -> String {
+        let mut out = Vec::new();
+        print_table(rows, layout, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn table_fits_the_width_and_hides_the_uidl_unless_asked() {
+        let long_subject = "a subject that goes on and on ".repeat(5);
+        let long_sender = "Somebody With A Long Name <somebody.with.a.long.name@example.org>";
+        let rows = [
+            row(1, "0000000000001a2b3c4d5e6f", long_sender, &long_subject),
+            row(
+                12,
+                "uid-2",
+                "张三 <zs@example.cn>",
+                "中文日本語中文日本語中文日本語中文日本語",
+            ),
+        ];
+        for width in [60, 80, 100, 132] {
+            let layout = Layout {
+                width: Some(width),
+                ..wide_with_uidl()
+            };
+            let text = table(
+                &rows,
+                &Layout {
+                    uidl: false,
+                    ..layout
+                },
+            );
+            assert!(!text.contains("UIDL") && !text.contains("1a2b3c"), "{text}");
+            for line in text.lines() {
+                assert!(line.width() <= width, "{width}: {line:?}");
+            }
+            assert!(text.lines().nth(1).unwrap().ends_with("..."), "{text}");
+            let text = table(
+                &rows,
+                &Layout {
+                    uidl: true,
+                    ..layout_of(width)
+                },
+            );
+            assert!(text.contains("UIDL") && text.contains("0000000000001a2b3c4d5e6f"));
+            // A long UIDL leaves room for the rest from 80 columns on.
+            for line in text.lines().filter(|_| width >= 80) {
+                assert!(line.width() <= width, "{width}: {line:?}");
+            }
+        }
+        // Without a width, nothing but the sender is cut.
+        let text = table(
+            &rows,
+            &Layout {
+                uidl: false,
+                ..wide_with_uidl()
+            },
+        );
+        assert!(text.contains(long_subject.as_str()), "{text}");
+    }
+
+    fn layout_of(width: usize) -> Layout {
+        Layout {
+            width: Some(width),
+            ..wide_with_uidl()
+        }
+    }
+
+    #[test]
+    fn dates_are_shown_in_the_given_zone() {
+        let zone = |hours| jiff::tz::TimeZone::fixed(jiff::tz::offset(hours));
+        assert_eq!(
+            local_date("2024-03-01T10:00:00+01:00", &zone(1)),
+            "2024-03-01 10:00"
+        );
+        assert_eq!(
+            local_date("2024-03-01T10:00:00+01:00", &zone(0)),
+            "2024-03-01 09:00"
+        );
+        assert_eq!(
+            local_date("2024-03-01T23:30:00-05:00", &zone(8)),
+            "2024-03-02 12:30"
+        );
+        let tokyo = jiff::tz::TimeZone::get("Asia/Tokyo").unwrap();
+        assert_eq!(
+            local_date("2024-03-01T10:00:00+01:00", &tokyo),
+            "2024-03-01 18:00"
+        );
+        assert_eq!(local_date("not a date\x1b", &zone(0)), "not a date\\x1b");
+    }
+
     /// The terminal column where `needle` starts in `line`.
     fn column_of(line: &str, needle: &str) -> usize {
         let at = line
@@ -236,9 +382,7 @@ mod tests {
                 "ｆｕｌｌ",
             ),
         ];
-        let mut out = Vec::new();
-        print_table(&rows, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = table(&rows, &wide_with_uidl());
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 6, "{text}");
         let from_column = column_of(lines[0], "FROM");
@@ -319,9 +463,7 @@ mod tests {
             from: Some("a@b".into()),
             subject: Some("hi \x1b[2J there\u{202e}".into()),
         }];
-        let mut out = Vec::new();
-        print_table(&rows, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = table(&rows, &wide_with_uidl());
         assert!(!text.contains('\x1b'));
         assert!(text.contains("hi \\x1b[2J there\\u{202e}"));
         assert!(text.contains("2024-03-01 10:00"));

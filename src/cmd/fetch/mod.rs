@@ -10,7 +10,8 @@
 //! - [`mda`]: `--mda CMD`, delivery through a program.
 //! - [`commit`]: makes saved messages durable on worker threads.
 //! - [`listing`]: `--list` rows from `TOP n 0`.
-//! - [`progress`]: the progress bar.
+//! - [`several`]: `--account a,b` and `--all-accounts`.
+//! - [`crate::cmd::progress`]: the progress bar.
 
 /// `eprintln!` that never panics: a closed stderr (`2>&1 | head`) must not
 /// turn a run into a crash, least of all in the middle of a retrieval.
@@ -28,8 +29,8 @@ pub mod listing;
 pub mod mda;
 pub mod output;
 pub mod plan;
-pub mod progress;
 pub mod retrieve;
+pub mod several;
 pub mod sink;
 
 use std::io::Write;
@@ -57,6 +58,8 @@ Examples:
   mailctl fetch --server pop.example.org --user me --all --delete --save-dir ./mail
   mailctl fetch --list --json | jq -r '.[].subject'
   mailctl fetch --new --delete --mda procmail --mda-lf
+  mailctl fetch --account work,home --new                # each to its [accounts.NAME.fetch] destination
+  mailctl fetch --all-accounts --new --keep-days 14      # leave mail on the servers for two weeks
 
 With no action, --list. A destination without --retr, --all or --new takes every message.
 
@@ -87,21 +90,32 @@ that would travel unencrypted to a remote server); 130 SIGINT; 143 SIGTERM. With
 report gives one object: {\"status\": \"failed\", \"exit_code\": N, \"error\": \"...\"}.";
 
 /// Options of `mailctl fetch`.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 #[command(after_help = AFTER_HELP)]
 pub struct FetchArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
+
+    /// Fetch from every account of the configuration file that has a
+    /// pop3 table, one after the other (as --account a,b names some).
+    #[arg(long, conflicts_with_all = ["server", "json"])]
+    pub all_accounts: bool,
 
     /// How to log in.
     /// [default: the account's `auth`, else auto]
     #[arg(long, value_enum)]
     pub auth: Option<AuthMethod>,
 
-    /// List the messages: number, size, UIDL, date, sender, subject (the
-    /// default action).
-    #[arg(long, conflicts_with_all = ["retr", "all", "new", "delete", "save_dir", "maildir", "mbox", "stdout", "mda"])]
+    /// List the messages: number, size, date (in the local zone), sender,
+    /// subject, fitted to the terminal's width (the default action). With
+    /// --new, only the messages not fetched before.
+    #[arg(long, conflicts_with_all = ["retr", "all", "delete", "save_dir", "maildir", "mbox", "stdout", "mda"])]
     pub list: bool,
+
+    /// With --list: show each message's unique id (UIDL) too (--json
+    /// always has it).
+    #[arg(long)]
+    pub uidl: bool,
 
     /// Print the listing, or the per-message retrieval report, as JSON.
     #[arg(long)]
@@ -128,6 +142,18 @@ pub struct FetchArgs {
     /// Skip messages larger than this (suffixes K, M, G), saying so.
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub max_size: Option<u64>,
+
+    /// With --max-size: delete the messages over it from the server instead
+    /// of leaving them there, once their UIDLs are recorded (they are never
+    /// fetched).
+    #[arg(long, requires = "max_size")]
+    pub delete_oversized: bool,
+
+    /// Leave messages on the server for N days: delete those first fetched
+    /// N days ago or more (0: as soon as saved, as --delete). The record of
+    /// fetched UIDLs keeps when each was first fetched.
+    #[arg(long, value_name = "N", conflicts_with = "delete")]
+    pub keep_days: Option<u32>,
 
     /// Save each message in a new folder under DIR: message.eml (exact
     /// bytes) and its decoded parts.
@@ -197,10 +223,13 @@ fn server_and_tls(
 /// `{"status": "failed", "exit_code": N, "error": "..."}`, so a script
 /// never has to parse prose.
 pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
+    if let Some(accounts) = several::accounts(&args, globals)? {
+        return several::run(args, &accounts, globals);
+    }
     let json = args.json;
-    let mut reported = false;
-    let result = fetch(args, globals, &mut reported);
-    if let (true, false, Err(err)) = (json, reported, &result) {
+    let mut tally = output::Tally::default();
+    let result = fetch(args, globals, &mut tally);
+    if let (true, false, Err(err)) = (json, tally.reported, &result) {
         let object = serde_json::json!({
             "status": "failed",
             "exit_code": exit_status(err).code(),
@@ -211,8 +240,25 @@ pub fn run(args: FetchArgs, globals: Globals) -> anyhow::Result<Exit> {
     result
 }
 
-/// `run`, setting `reported` once the JSON output has been written.
-fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Result<Exit> {
+/// `run` for one account, keeping `tally` of what it printed and did. A
+/// `--save-dir` folder this run created and left empty is removed.
+fn fetch(mut args: FetchArgs, globals: Globals, tally: &mut output::Tally) -> anyhow::Result<Exit> {
+    flags::fill_destination(&mut args, globals)?;
+    let new_save_dir = args.save_dir.clone().filter(|dir| !dir.exists());
+    let result = fetch_account(args, globals, tally);
+    if let Some(dir) = new_save_dir {
+        // Fails, as it should, unless the folder is empty.
+        let _ = std::fs::remove_dir(dir);
+    }
+    result
+}
+
+/// [`fetch`] once the destination is known.
+fn fetch_account(
+    args: FetchArgs,
+    globals: Globals,
+    tally: &mut output::Tally,
+) -> anyhow::Result<Exit> {
     let retrieval = flags::retrieval(&args)?;
     let server = crate::config::resolve_pop3(&args.connect, globals.config)?;
     let Some(user) = server.user.clone() else {
@@ -244,10 +290,10 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
 
     let mut session = connect(&server, auth, &user, globals.verbose)?;
     let entries = session.listing()?;
-    let (Some((selection, destination)), Some(record)) = (retrieval, record) else {
-        return output::list(&mut session, &entries, args.json, reported);
-    };
     let server_name = server.endpoint.to_string();
+    let (Some((selection, destination)), Some(record)) = (retrieval, record) else {
+        return list(&args, &mut session, entries, &server, &user, tally);
+    };
     let plan = plan::plan(
         selection,
         &entries,
@@ -275,9 +321,12 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
     };
     let verbose = globals.verbose > 0;
     let settings = drive::Settings {
-        delete: args.delete,
+        // Kept for 0 days: deleted once saved.
+        delete: args.delete || args.keep_days == Some(0),
         verbose,
         stop: &stop,
+        keep_days: args.keep_days,
+        delete_oversized: args.delete_oversized,
     };
     let finished = drive::drive(&mut session, plan, sink, settings, &entries, record);
     let style = output::Style {
@@ -286,14 +335,14 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
         delivered: args.mda.is_some(),
     };
     let Some(signal) = finished.interrupted else {
-        return output::report(finished, &style, reported);
+        return output::report(finished, &style, tally);
     };
     let saved = finished
         .outcomes
         .iter()
         .filter(|o| o.saved.is_some())
         .count();
-    if let Err(e) = output::report(finished, &style, reported) {
+    if let Err(e) = output::report(finished, &style, tally) {
         say!("mailctl: error: {}", printable(format!("{e:#}").as_bytes()));
     }
     say!("mailctl: interrupted: {saved} saved");
@@ -302,6 +351,48 @@ fn fetch(args: FetchArgs, globals: Globals, reported: &mut bool) -> anyhow::Resu
     } else {
         Exit::Terminated
     })
+}
+
+/// `--list` (with `--new`, of the new messages only) over `session`.
+fn list(
+    args: &FetchArgs,
+    session: &mut Session,
+    entries: Vec<session::Entry>,
+    server: &ResolvedServer,
+    user: &str,
+    tally: &mut output::Tally,
+) -> anyhow::Result<Exit> {
+    let listing = output::Listing {
+        json: args.json,
+        uidl: args.uidl,
+        only_new: args.new,
+    };
+    let entries = match args.new {
+        true => new_entries(session, &entries, server, user)?,
+        false => entries,
+    };
+    output::list(session, &entries, &listing, tally)
+}
+
+/// The messages of `entries` not fetched before (`--list --new`); the
+/// record is read without waiting for a run that holds it.
+fn new_entries(
+    session: &mut Session,
+    entries: &[session::Entry],
+    server: &ResolvedServer,
+    user: &str,
+) -> anyhow::Result<Vec<session::Entry>> {
+    let server_name = server.endpoint.to_string();
+    let chosen = drive::fetched_before(&server.endpoint, user).and_then(|fetched| {
+        plan::plan(flags::Selection::New, entries, &fetched, None, &server_name)
+    });
+    match chosen {
+        Ok(plan) => Ok(plan.fetch),
+        Err(e) => {
+            let _ = session.quit();
+            Err(e)
+        }
+    }
 }
 
 /// The sink for a file or program destination; `None` for `--stdout`

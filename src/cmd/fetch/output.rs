@@ -9,12 +9,37 @@ use crate::exit::{exit_status, fail, Exit};
 use crate::net::pop3::{Entry, Session};
 use crate::text::printable;
 
-/// `--list`: TOP n 0 for each message, then a table or JSON on stdout.
+/// What a run printed and did, for its caller (one of several accounts is
+/// summed up by the caller).
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// The JSON output has been written.
+    pub reported: bool,
+    /// Messages saved (or delivered).
+    pub saved: usize,
+    /// Messages deleted on the server.
+    pub deleted: usize,
+    /// The run is one of several: its summary line is left to the caller.
+    pub one_of_several: bool,
+}
+
+/// What `--list` shows.
+pub struct Listing {
+    /// `--json`.
+    pub json: bool,
+    /// `--uidl`: a UIDL column in the table.
+    pub uidl: bool,
+    /// `--new`: the entries are the new messages only.
+    pub only_new: bool,
+}
+
+/// `--list`: TOP n 0 for each message, then a table or JSON on stdout; a
+/// table of nothing is one line saying so.
 pub fn list(
     session: &mut Session,
     entries: &[Entry],
-    json: bool,
-    reported: &mut bool,
+    listing: &Listing,
+    tally: &mut Tally,
 ) -> anyhow::Result<Exit> {
     let numbers: Vec<u32> = entries.iter().map(|e| e.number).collect();
     let mut rows: Vec<listing::Row> = entries
@@ -39,13 +64,19 @@ pub fn list(
             printable(format!("{e:#}").as_bytes())
         );
     }
-    *reported = true;
+    tally.reported = true;
     print_stdout(|out| {
-        if json {
+        if listing.json {
             serde_json::to_writer_pretty(&mut *out, &rows)?;
             writeln!(out)
+        } else if rows.is_empty() {
+            let empty = match listing.only_new {
+                true => "no new mail",
+                false => "no messages",
+            };
+            writeln!(out, "{empty}")
         } else {
-            listing::print_table(&rows, out)
+            listing::print_table(&rows, &listing::Layout::for_stdout(listing.uidl), out)
         }
     })?;
     Ok(Exit::Ok)
@@ -62,17 +93,18 @@ pub struct Style {
 }
 
 /// Prints the report of a retrieval run and says how it ends.
-pub fn report(finished: Finished, style: &Style, reported: &mut bool) -> anyhow::Result<Exit> {
+pub fn report(finished: Finished, style: &Style, tally: &mut Tally) -> anyhow::Result<Exit> {
     let outcomes = &finished.outcomes;
+    tally.saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
+    tally.deleted = outcomes.iter().filter(|o| o.deleted).count();
     if style.json {
-        *reported = true;
+        tally.reported = true;
         print_stdout(|out| {
             serde_json::to_writer_pretty(&mut *out, outcomes)?;
             writeln!(out)
         })?;
-    } else if !style.quiet {
-        let saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
-        let deleted = outcomes.iter().filter(|o| o.deleted).count();
+    } else if !style.quiet && !tally.one_of_several {
+        let (saved, deleted) = (tally.saved, tally.deleted);
         let verb = if style.delivered {
             "delivered"
         } else {
@@ -88,15 +120,16 @@ pub fn report(finished: Finished, style: &Style, reported: &mut bool) -> anyhow:
     }
     if let Some(err) = finished.broken {
         let saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
-        return Err(err.context(format!("{saved} messages were saved before the failure")));
+        let saved = crate::text::count(saved, "message");
+        return Err(err.context(format!("{saved} saved before the failure")));
     }
     match finished.failure {
         Some(err) => {
             let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
             if failed > 0 {
                 say!(
-                    "mailctl: error: {failed} of {} messages were not fetched",
-                    outcomes.len()
+                    "mailctl: error: {failed} of {} not fetched",
+                    crate::text::count(outcomes.len(), "message")
                 );
             }
             Ok(exit_status(&err))

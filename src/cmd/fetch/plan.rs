@@ -53,7 +53,8 @@ pub fn plan(
                     } else {
                         format!("messages {}-{}", r.start(), r.end())
                     };
-                    say!("mailctl: error: no {what} on the server");
+                    let has = crate::text::count(entries.len(), "message");
+                    say!("mailctl: error: no {what} on the server, which has {has}");
                     failure.get_or_insert(fail(Exit::Unavailable, format!("no {what}")));
                 }
             }

@@ -13,8 +13,8 @@
 use serde::Serialize;
 
 use super::commit::Committer;
-use super::progress::Progress;
 use super::sink::{Meta, Sink};
+use crate::cmd::progress::Progress;
 use crate::exit::{fail, Exit, Failure};
 use crate::net::pop3::{Entry, Session, WINDOW};
 use crate::proto::pop3::{Command, Error, Event, Kind, Reply};

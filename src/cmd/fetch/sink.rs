@@ -246,7 +246,8 @@ fn remove_abandoned(dir: &Path) {
 }
 
 /// Moves the complete folder `tmp` into `dir` under a fresh name, never
-/// reusing one: a numeric suffix is added when the name is taken. The
+/// reusing one: ` (2)`, ` (3)`... is added when the name is taken, as
+/// `parse` names its folders and attachments. The
 /// journal line naming it is written first.
 fn place_folder(
     dir: &Path,
@@ -259,7 +260,7 @@ fn place_folder(
         let name = if attempt == 1 {
             base.clone()
         } else {
-            format!("{base}-{attempt}")
+            crate::mail::extract::filename::numbered(&base, attempt as usize)
         };
         let path = dir.join(&name);
         if fs::symlink_metadata(&path).is_ok() {
@@ -1047,7 +1048,7 @@ mod tests {
             locations.push(sink.finish().unwrap().run().unwrap().location);
         }
         assert!(locations[0].ends_with("/same"));
-        assert!(locations[1].ends_with("/same-2"));
+        assert!(locations[1].ends_with("/same (2)"));
         assert_eq!(
             fs::read(Path::new(&locations[1]).join("message.eml")).unwrap(),
             b"two\r\n"

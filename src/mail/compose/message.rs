@@ -138,6 +138,40 @@ pub struct Message {
     segments: Vec<Segment>,
     eight_bit: bool,
     message_id: Option<String>,
+    counter: ByteCounter,
+}
+
+/// Told how many bytes of the message were written, as they are (for a
+/// progress bar); does nothing when unset.
+#[derive(Clone, Default)]
+pub struct ByteCounter(Option<Arc<dyn Fn(u64) + Send + Sync>>);
+
+impl std::fmt::Debug for ByteCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ByteCounter(set)"
+        } else {
+            "ByteCounter(unset)"
+        })
+    }
+}
+
+/// A writer that tells a [`ByteCounter`] what passes through it.
+struct Counted<'a> {
+    out: &'a mut dyn Write,
+    count: &'a (dyn Fn(u64) + Send + Sync),
+}
+
+impl Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        (self.count)(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 impl Message {
@@ -151,12 +185,19 @@ impl Message {
             segments,
             eight_bit,
             message_id,
+            counter: ByteCounter::default(),
         }
     }
 
     /// A message held in memory, already with CRLF line endings.
     pub fn from_bytes(bytes: Vec<u8>, message_id: Option<String>) -> Self {
         Self::from_segments(vec![Segment::Bytes(bytes)], message_id)
+    }
+
+    /// Has `count` told the bytes of the message as [`Message::write_to`]
+    /// writes them (`None`: not told).
+    pub fn count_bytes_with(&mut self, count: Option<Arc<dyn Fn(u64) + Send + Sync>>) {
+        self.counter = ByteCounter(count);
     }
 
     /// Marks the message as containing 8-bit data (for spooled input).
@@ -188,6 +229,17 @@ impl Message {
     /// errors; a local file that cannot be read, or changed size since the
     /// message was built, is an [`Error::Io`](crate::mail::Error::Io) failure.
     pub fn write_to(&self, out: &mut dyn Write) -> anyhow::Result<()> {
+        let mut counted;
+        let out: &mut dyn Write = match &self.counter.0 {
+            Some(count) => {
+                counted = Counted {
+                    out,
+                    count: count.as_ref(),
+                };
+                &mut counted
+            }
+            None => out,
+        };
         for segment in &self.segments {
             segment.write_to(out)?;
         }
@@ -208,6 +260,20 @@ mod tests {
     use super::*;
     use base64::engine::general_purpose::STANDARD as BASE64;
     use base64::Engine;
+
+    #[test]
+    fn byte_counter_is_told_every_byte_written() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let told = Arc::new(AtomicU64::new(0));
+        let mut message = Message::from_bytes(b"Subject: x\r\n\r\nbody\r\n".to_vec(), None);
+        let sum = told.clone();
+        message.count_bytes_with(Some(Arc::new(move |n| {
+            sum.fetch_add(n, Ordering::Relaxed);
+        })));
+        let bytes = message.to_vec().unwrap();
+        assert_eq!(told.load(Ordering::Relaxed), bytes.len() as u64);
+        assert_eq!(bytes.len() as u64, message.size());
+    }
 
     #[test]
     fn base64_file_lines_and_size() {

@@ -304,23 +304,32 @@ fn quoted(value: &str) -> String {
     out
 }
 
-/// An ASCII stand-in for a file name: printable ASCII kept, anything else
-/// (and control characters) replaced by '_'.
+/// An ASCII stand-in for a file name, for readers that ignore the RFC 2231
+/// name: letters transliterated (`données.csv` -> `donnees.csv`, `报告.pdf`
+/// -> `Bao Gao.pdf`), control characters dropped, runs of spaces made one;
+/// `attachment` (with the extension) when nothing readable is left.
 pub fn ascii_filename(name: &str) -> String {
-    let out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.trim().is_empty() {
+    let readable = |text: &str| -> String {
+        let ascii = deunicode::deunicode_with_tofu(text, "_");
+        let kept: String = ascii
+            .chars()
+            .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+            .collect();
+        kept.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let (stem, extension) = match name.rsplit_once('.') {
+        Some((stem, extension)) if !stem.trim().is_empty() => (stem, Some(readable(extension))),
+        _ => (name, None),
+    };
+    let stem = readable(stem);
+    let stem = if stem.is_empty() {
         "attachment".to_string()
     } else {
-        out
+        stem
+    };
+    match extension {
+        Some(extension) if !extension.is_empty() => format!("{stem}.{extension}"),
+        _ => stem,
     }
 }
 
@@ -365,16 +374,16 @@ struct PreparedAttachment {
 
 fn prepare_attachment(path: &Path) -> anyhow::Result<PreparedAttachment> {
     let meta = std::fs::metadata(path)
-        .map_err(|e| crate::mail::no_input(format!("{}: {e}", path.display())))?;
+        .map_err(|e| crate::mail::no_input(format!("attachment {}: {e}", path.display())))?;
     if !meta.is_file() {
         return Err(crate::mail::no_input(format!(
-            "{}: not a regular file",
+            "attachment {}: not a regular file",
             path.display()
         )));
     }
     // Fail now rather than in the middle of sending.
     std::fs::File::open(path)
-        .map_err(|e| crate::mail::no_input(format!("{}: {e}", path.display())))?;
+        .map_err(|e| crate::mail::no_input(format!("attachment {}: {e}", path.display())))?;
     let filename = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -388,11 +397,11 @@ fn prepare_attachment(path: &Path) -> anyhow::Result<PreparedAttachment> {
         // that readers do not show it as Latin-1.
         let mut head = Vec::with_capacity(8192);
         let mut file = std::fs::File::open(path)
-            .map_err(|e| crate::mail::no_input(format!("{}: {e}", path.display())))?;
+            .map_err(|e| crate::mail::no_input(format!("attachment {}: {e}", path.display())))?;
         (&mut file)
             .take(8192)
             .read_to_end(&mut head)
-            .map_err(|e| crate::mail::local_io(format!("{}: {e}", path.display())))?;
+            .map_err(|e| crate::mail::local_io(format!("attachment {}: {e}", path.display())))?;
         let utf8 = match std::str::from_utf8(&head) {
             Ok(_) => true,
             // A multi-byte character cut at the end of the sample.
@@ -593,6 +602,28 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn ascii_names_are_readable_transliterations_keeping_the_extension() {
+        assert_eq!(ascii_filename("报告.pdf"), "Bao Gao.pdf");
+        assert_eq!(ascii_filename("données.csv"), "donnees.csv");
+        assert_eq!(
+            ascii_filename("Ελληνικά έγγραφα.docx"),
+            "Ellenika eggrapha.docx"
+        );
+        assert_eq!(ascii_filename("plain name.txt"), "plain name.txt");
+        assert_eq!(ascii_filename("a\tb\x07c.txt"), "a b c.txt");
+        assert_eq!(ascii_filename("\u{7}.pdf"), "attachment.pdf");
+        assert_eq!(ascii_filename(".bashrc"), ".bashrc");
+        assert_eq!(ascii_filename(""), "attachment");
+        for name in ["报告.pdf", "🙂.png", "\u{202e}fdp.exe", "x\"y\\z.txt"] {
+            let ascii = ascii_filename(name);
+            assert!(
+                ascii.chars().all(|c| c.is_ascii_graphic() || c == ' '),
+                "{ascii:?}"
+            );
+        }
+    }
+
     fn draft() -> Draft {
         Draft {
             from: Some(Mailbox::parse("\"Ops Bot\" <ops@example.org>").unwrap()),
@@ -660,9 +691,9 @@ mod tests {
         assert_eq!(out.len() as u64, m.size());
         assert!(out.contains("multipart/alternative"));
         assert!(out.contains(
-            "Content-Type: application/pdf;\r\n name=\"__ 2025.pdf\"\r\n\
+            "Content-Type: application/pdf;\r\n name=\"Bao Gao 2025.pdf\"\r\n\
              Content-Disposition: attachment;\r\n \
-             filename*=utf-8''%E6%8A%A5%E5%91%8A%202025.pdf;\r\n filename=\"__ 2025.pdf\"\r\n"
+             filename*=utf-8''%E6%8A%A5%E5%91%8A%202025.pdf;\r\n filename=\"Bao Gao 2025.pdf\"\r\n"
         ));
         assert!(out.contains("filename=\"notes.txt\"\r\nContent-Transfer-Encoding: base64"));
         assert!(out.contains("Content-Type: text/plain; charset=utf-8;\r\n name=\"notes.txt\""));
