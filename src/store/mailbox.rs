@@ -26,6 +26,11 @@ use crate::proto::pop3::server::{MessageInfo, OpenError};
 use crate::proto::users::mailbox_name;
 use crate::store::maildir::{Delivery, Maildir, MaildirEntry};
 
+/// Most mailboxes whose delivery state (an open `new/` directory) is kept
+/// between deliveries; beyond, those not in use are let go, so descriptors
+/// stay bounded whatever the number of mailbox names.
+pub const MAX_OPEN_MAILBOXES: usize = 64;
+
 /// The directory holding every mailbox.
 #[derive(Debug)]
 pub struct MailStore {
@@ -146,6 +151,9 @@ impl MailStore {
             broken: AtomicBool::new(false),
             wire_sizes: Mutex::new(HashMap::new()),
         });
+        if boxes.len() >= MAX_OPEN_MAILBOXES && !boxes.contains_key(name) {
+            make_room(&mut boxes);
+        }
         boxes.insert(name.to_string(), state.clone());
         Ok(state)
     }
@@ -178,9 +186,15 @@ impl MailStore {
         Maildir::create(self.root.join(name))
     }
 
-    /// Locks a mailbox for a POP3 session and takes its snapshot.
+    /// Locks a mailbox for a POP3 session and takes its snapshot. A mailbox
+    /// never delivered to is empty, and is not created.
     pub fn lock(self: &Arc<Self>, name: &str) -> Result<MailboxSession, OpenError> {
-        let maildir = self.maildir(name).map_err(|_| OpenError::Io)?;
+        let exists = self.root.join(name).is_dir();
+        let maildir = match exists {
+            true => Some(self.maildir(name).map_err(|_| OpenError::Io)?),
+            false if mailbox_name(name).as_deref() == Some(name) => None,
+            false => return Err(OpenError::Io),
+        };
         {
             let mut locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
             if !locked.insert(name.to_string()) {
@@ -192,6 +206,9 @@ impl MailStore {
             name: name.to_string(),
             entries: Vec::new(),
             _folder_lock: None,
+        };
+        let Some(maildir) = maildir else {
+            return Ok(session);
         };
         // On error the session is dropped, which releases the locks.
         let folder = File::open(maildir.root()).map_err(|_| OpenError::Io)?;
@@ -207,6 +224,18 @@ impl MailStore {
         }
         session.entries = entries;
         Ok(session)
+    }
+}
+
+/// Lets go of the delivery state of mailboxes not in use (each holds a
+/// descriptor), or of one in use if all are: a delivery under way keeps its
+/// own reference.
+fn make_room(boxes: &mut HashMap<String, Arc<DirSync>>) {
+    boxes.retain(|_, state| Arc::strong_count(state) > 1);
+    if boxes.len() >= MAX_OPEN_MAILBOXES {
+        if let Some(name) = boxes.keys().next().cloned() {
+            boxes.remove(&name);
+        }
     }
 }
 
@@ -523,11 +552,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let one = MailStore::open(dir.path()).unwrap();
         let other = MailStore::open(dir.path()).unwrap();
+        one.maildir("bob").unwrap();
         let session = one.lock("bob").unwrap();
         assert_eq!(other.lock("bob").unwrap_err(), OpenError::InUse);
         assert!(other.lock("carol").is_ok());
         drop(session);
         assert!(other.lock("bob").is_ok());
+    }
+
+    #[test]
+    fn logins_create_nothing_and_open_mailboxes_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MailStore::open(dir.path()).unwrap();
+        let session = store.lock("nobody").unwrap();
+        assert!(session.messages().is_empty());
+        assert_eq!(store.lock("nobody").unwrap_err(), OpenError::InUse);
+        assert!(store.lock("../x").is_err());
+        assert!(!dir.path().join("nobody").exists());
+        for n in 0..(MAX_OPEN_MAILBOXES * 2) {
+            let mut inc = Incoming::start(&store, &[format!("box{n}")], 100);
+            inc.write(b"x\r\n");
+            assert!(matches!(inc.commit(), Received::Delivered(_)));
+            let _ = store.lock(&format!("box{n}")).unwrap();
+        }
+        assert!(store.boxes.lock().unwrap().len() <= MAX_OPEN_MAILBOXES);
     }
 
     #[test]

@@ -158,6 +158,7 @@ pub struct SmtpServer {
     recipients: Vec<String>,
     mailboxes: Vec<String>,
     auth_failures: u32,
+    failed_login: Option<String>,
 }
 
 impl SmtpServer {
@@ -176,7 +177,14 @@ impl SmtpServer {
             recipients: Vec::new(),
             mailboxes: Vec::new(),
             auth_failures: 0,
+            failed_login: None,
         }
+    }
+
+    /// The user name of the login that the last command failed, if any
+    /// (taken: the next call returns `None`).
+    pub fn take_failed_login(&mut self) -> Option<String> {
+        self.failed_login.take()
     }
 
     /// A session on a connection that is TLS from the start.
@@ -542,7 +550,7 @@ impl SmtpServer {
         match Self::sasl_decode(line) {
             Ok(message) => match sasl::plain_credentials(&message) {
                 Some((user, password)) => self.auth_check(user, password),
-                None => self.auth_failed(),
+                None => self.auth_failed(""),
             },
             Err(step) => step,
         }
@@ -571,12 +579,13 @@ impl SmtpServer {
                 self.authenticated = Some(mailbox);
                 Step::reply(235, "2.7.0 Authentication successful")
             }
-            None => self.auth_failed(),
+            None => self.auth_failed(user),
         }
     }
 
-    fn auth_failed(&mut self) -> Step {
+    fn auth_failed(&mut self, user: &str) -> Step {
         self.auth_failures += 1;
+        self.failed_login = Some(user.to_string());
         if self.auth_failures >= MAX_AUTH_FAILURES {
             self.phase = Phase::Closed;
             return Step::reply(421, "4.7.0 Too many failed authentication attempts")
