@@ -919,3 +919,73 @@ fn sigterm_does_not_wait_for_a_client_that_does_not_read() {
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(files_in(&dir.path().join("mail/max/new")).len(), 1);
 }
+
+#[test]
+fn utf8_addresses_are_delivered_to_escaped_mailboxes() {
+    let server = Server::start(&[]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"EHLO s\r\n");
+    assert!(c.expect_reply("250").contains("250-SMTPUTF8\r\n"));
+    c.send(
+        "MAIL FROM:<andr\u{e9}@x.test> SMTPUTF8\r\nRCPT TO:<Jos\u{e9}@y.test>\r\nDATA\r\n"
+            .as_bytes(),
+    );
+    for want in ["250", "250", "354"] {
+        c.expect_reply(want);
+    }
+    c.send(b"Subject: hola\r\n\r\nhola\r\n.\r\nQUIT\r\n");
+    c.expect_reply("250");
+    // The mail client sends to such an address too.
+    let dir = tempfile::tempdir().unwrap();
+    let server_addr = format!("127.0.0.1:{}", server.smtp);
+    let out = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["send", "--server", &server_addr, "--tls", "none"])
+        .args([
+            "--from",
+            "a@x.test",
+            "--to",
+            "jos\u{e9}@y.test",
+            "--body",
+            "hi",
+        ])
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path())
+        .env_remove("MAILCTL_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.files("jos%C3%A9", "new").len(), 2);
+    let mut p = server.pop3_login("jos\u{e9}", "any");
+    p.send(b"STAT\r\n");
+    p.expect_line("+OK 2 ");
+}
+
+#[test]
+fn aborted_transactions_leave_no_maildirs() {
+    let server = Server::start(&["-v"]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"EHLO s\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<rob@y.test>\r\nRSET\r\n");
+    for want in ["250", "250", "250", "250"] {
+        c.expect_reply(want);
+    }
+    c.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<sam@y.test>\r\nQUIT\r\n");
+    for want in ["250", "250", "221"] {
+        c.expect_reply(want);
+    }
+    let mut cut = server.smtp_in_data("tom@y.test");
+    cut.send(b"Subject: never ends\r\n");
+    drop(cut);
+    let started = Instant::now();
+    while !server.log().iter().any(|l| l.contains("message abandoned")) {
+        assert!(started.elapsed() < LIMIT, "{:?}", server.log());
+        thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<_> = fs::read_dir(server.maildir()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
