@@ -931,9 +931,7 @@ fn utf8_addresses_are_delivered_to_escaped_mailboxes() {
         "MAIL FROM:<andr\u{e9}@x.test> SMTPUTF8\r\nRCPT TO:<Jos\u{e9}@y.test>\r\nDATA\r\n"
             .as_bytes(),
     );
-    for want in ["250", "250", "354"] {
-        c.expect_reply(want);
-    }
+    c.expect_replies(&["250", "250", "354"]);
     c.send(b"Subject: hola\r\n\r\nhola\r\n.\r\nQUIT\r\n");
     c.expect_reply("250");
     // The mail client sends to such an address too.
@@ -971,13 +969,9 @@ fn aborted_transactions_leave_no_maildirs() {
     let mut c = server.smtp();
     c.expect_reply("220");
     c.send(b"EHLO s\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<rob@y.test>\r\nRSET\r\n");
-    for want in ["250", "250", "250", "250"] {
-        c.expect_reply(want);
-    }
+    c.expect_replies(&["250", "250", "250", "250"]);
     c.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<sam@y.test>\r\nQUIT\r\n");
-    for want in ["250", "250", "221"] {
-        c.expect_reply(want);
-    }
+    c.expect_replies(&["250", "250", "221"]);
     let mut cut = server.smtp_in_data("tom@y.test");
     cut.send(b"Subject: never ends\r\n");
     drop(cut);

@@ -162,9 +162,7 @@ impl Server {
         c.send(
             format!("EHLO s\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n").as_bytes(),
         );
-        for want in ["250", "250", "250", "354"] {
-            c.expect_reply(want);
-        }
+        c.expect_replies(&["250", "250", "250", "354"]);
         c
     }
 
@@ -291,6 +289,13 @@ impl Client {
             "wanted {prefix:?}, got {reply:?}"
         );
         reply
+    }
+
+    /// Reads one reply per prefix and checks how each starts.
+    pub fn expect_replies(&mut self, prefixes: &[&str]) {
+        for prefix in prefixes {
+            self.expect_reply(prefix);
+        }
     }
 
     /// Reads a line and checks how it starts.
