@@ -27,9 +27,11 @@ Examples:
   mailctl serve --maildir /tmp/mail --users-file users.txt
 
 Mailboxes: every mailbox is a Maildir DIR/<name>/. Mail to <local@any.domain> goes to the
-mailbox named by the local part in lower case (letters, digits and . _ + - only); a POP3
-login selects a mailbox the same way. Without --user any sender, recipient and password is
-accepted (a catch-all test inbox); with users, SMTP needs AUTH and POP3 checks passwords.
+mailbox named by the local part in lower case (letters, digits and . _ + - , and non-ASCII
+characters written as %XX bytes); a POP3 login selects a mailbox the same way. Without --user
+any sender, recipient and password is accepted (a catch-all test inbox, on loopback addresses
+only); with users, SMTP needs AUTH and POP3 checks passwords. Failed logins are logged and
+slowed down per client address.
 
 At start-up one line per listener is printed on stderr, e.g.
   mailctl: smtp listening on 127.0.0.1:2525
