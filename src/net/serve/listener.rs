@@ -86,8 +86,8 @@ pub enum ServeError {
     },
     /// The signal handlers could not be installed.
     Signals(io::Error),
-    /// A listener thread could not be started.
-    Thread(io::Error),
+    /// A listener could not be started (its address read back, its thread).
+    Start(io::Error),
 }
 
 impl ServeError {
@@ -107,7 +107,7 @@ impl fmt::Display for ServeError {
         match self {
             ServeError::Bind { name, addr, .. } => write!(f, "cannot listen for {name} on {addr}"),
             ServeError::Signals(_) => write!(f, "cannot install signal handlers"),
-            ServeError::Thread(_) => write!(f, "cannot start a listener thread"),
+            ServeError::Start(_) => write!(f, "cannot start the listeners"),
         }
     }
 }
@@ -117,7 +117,7 @@ impl std::error::Error for ServeError {
         match self {
             ServeError::Bind { source, .. }
             | ServeError::Signals(source)
-            | ServeError::Thread(source) => Some(source),
+            | ServeError::Start(source) => Some(source),
         }
     }
 }
@@ -257,7 +257,7 @@ pub fn run(options: ServerOptions) -> Result<u64, ServeError> {
     let mut wake = Vec::new();
     let mut acceptors: Vec<JoinHandle<()>> = Vec::new();
     for (listener, protocol) in [smtp, pop3] {
-        let addr = listener.local_addr().map_err(ServeError::Thread)?;
+        let addr = listener.local_addr().map_err(ServeError::Start)?;
         eprintln!("mailctl: {} listening on {addr}", protocol.name());
         wake.push(addr);
         let shared = shared.clone();
@@ -265,7 +265,7 @@ pub fn run(options: ServerOptions) -> Result<u64, ServeError> {
             std::thread::Builder::new()
                 .name(format!("{}-accept", protocol.name()))
                 .spawn(move || accept_loop(&shared, listener, protocol))
-                .map_err(ServeError::Thread)?,
+                .map_err(ServeError::Start)?,
         );
     }
 
@@ -273,7 +273,7 @@ pub fn run(options: ServerOptions) -> Result<u64, ServeError> {
     std::thread::Builder::new()
         .name("watchdog".into())
         .spawn(move || watchdog.watchdog())
-        .map_err(ServeError::Thread)?;
+        .map_err(ServeError::Start)?;
 
     let reason = stop_rx.recv().unwrap_or(Stop::Signal);
     shared.stopping.store(true, Ordering::SeqCst);

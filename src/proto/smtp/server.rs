@@ -473,12 +473,16 @@ impl SmtpServer {
         let mailbox = match self.policy.users.recipient_mailbox(&path) {
             Some(m) => m,
             None if self.policy.users.exist() => {
-                return Step::reply(550, format!("5.1.1 <{path}>: no such mailbox here"))
+                let path = header_safe(&path);
+                return Step::reply(550, format!("5.1.1 <{path}>: no such mailbox here"));
             }
             None => {
                 return Step::reply(
                     553,
-                    format!("5.1.3 <{path}>: local part is not a valid mailbox name"),
+                    format!(
+                        "5.1.3 <{}>: local part is not a valid mailbox name",
+                        header_safe(&path)
+                    ),
                 )
             }
         };
