@@ -165,6 +165,7 @@ impl Watch {
         self.deadline.store(0, Ordering::Relaxed);
     }
 
+    /// Whether the deadline has passed.
     fn expired(&self) -> bool {
         let due = self.deadline.load(Ordering::Relaxed);
         due != 0 && self.epoch.elapsed().as_millis() >= u128::from(due)
@@ -175,8 +176,9 @@ impl Watch {
 struct Entry {
     /// A handle on its socket, to shut it down.
     tcp: TcpStream,
-    /// Its protocol and client address, for the caps.
+    /// Its protocol, for the per-protocol cap.
     protocol: Protocol,
+    /// Its client's address, for the per-client cap.
     client: IpAddr,
     /// Its session's deadline.
     watch: Arc<Watch>,
@@ -186,8 +188,11 @@ struct Entry {
 /// has.
 #[derive(Default)]
 struct Open {
+    /// By connection number.
     sockets: HashMap<u64, Entry>,
+    /// Open connections per protocol.
     per_protocol: HashMap<Protocol, usize>,
+    /// Open connections per client address (none: no entry).
     per_client: HashMap<IpAddr, usize>,
 }
 
@@ -205,9 +210,13 @@ pub struct Shared {
     pub delivered: AtomicU64,
     /// Where a session reports that `--exit-after` was reached.
     pub stop: Sender<Stop>,
+    /// The open connections.
     open: Mutex<Open>,
+    /// Signalled when the last connection closes.
     all_closed: Condvar,
+    /// The number of the next connection.
     next_id: AtomicU64,
+    /// When the server started: the origin of the [`Watch`] deadlines.
     epoch: Instant,
 }
 
@@ -217,11 +226,14 @@ const WATCHDOG_PERIOD: Duration = Duration::from_millis(250);
 /// The protocol a listener speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Protocol {
+    /// The SMTP listener.
     Smtp,
+    /// The POP3 listener.
     Pop3,
 }
 
 impl Protocol {
+    /// Its name in messages.
     fn name(self) -> &'static str {
         match self {
             Protocol::Smtp => "smtp",
@@ -288,6 +300,7 @@ pub fn run(options: ServerOptions) -> Result<u64, ServeError> {
     Ok(shared.delivered.load(Ordering::SeqCst))
 }
 
+/// Listens on `addr` for `protocol`.
 fn bind(addr: SocketAddr, protocol: Protocol) -> Result<(TcpListener, Protocol), ServeError> {
     TcpListener::bind(addr)
         .map(|listener| (listener, protocol))
@@ -310,6 +323,7 @@ fn reachable(mut addr: SocketAddr) -> SocketAddr {
     addr
 }
 
+/// Accepts connections until shutdown, each served on a thread of its own.
 fn accept_loop(shared: &Arc<Shared>, listener: TcpListener, protocol: Protocol) {
     for stream in listener.incoming() {
         if shared.stopping.load(Ordering::SeqCst) {
@@ -359,6 +373,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener, protocol: Protocol) 
 }
 
 impl Shared {
+    /// The open connections, locked.
     fn open(&self) -> MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -401,6 +416,7 @@ impl Shared {
         Ok(watch)
     }
 
+    /// Counts a connection out once its session has ended.
     fn finished(&self, id: u64) {
         let mut open = self.open();
         if let Some(entry) = open.sockets.remove(&id) {
@@ -464,6 +480,7 @@ impl Shared {
         }
     }
 
+    /// Waits up to `limit` for every connection to close.
     fn wait_closed<'a>(&self, open: MutexGuard<'a, Open>, limit: Duration) -> MutexGuard<'a, Open> {
         self.all_closed
             .wait_timeout_while(open, limit, |o| !o.sockets.is_empty())
@@ -483,6 +500,7 @@ fn refuse(mut tcp: TcpStream, protocol: Protocol, why: &str) {
     let _ = tcp.shutdown(Shutdown::Both);
 }
 
+/// `text` with its first letter in upper case.
 fn capitalised(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {

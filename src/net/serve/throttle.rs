@@ -33,6 +33,7 @@ struct Failures {
 /// Failed logins per client address.
 #[derive(Debug, Default)]
 pub struct Throttle {
+    /// By client address.
     failures: Mutex<HashMap<IpAddr, Failures>>,
 }
 
@@ -43,6 +44,7 @@ impl Throttle {
         self.failed_at(client, Instant::now())
     }
 
+    /// [`Throttle::failed`] at `now`.
     fn failed_at(&self, client: IpAddr, now: Instant) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if failures.len() >= MAX_ADDRESSES && !failures.contains_key(&client) {
