@@ -98,7 +98,8 @@ pub struct ServeOptions {
     pub idle_timeout: u64,
 
     /// Seconds a command line may take to arrive once begun (and a TLS
-    /// handshake); message data must arrive at 64 KiB per this time at least.
+    /// handshake); message data must move at 64 KiB per this time at least,
+    /// received (DATA) or sent (RETR, TOP).
     #[arg(long, value_name = "SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub command_timeout: u64,

@@ -119,6 +119,19 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until a line of stderr contains `needle`; panics after [`LIMIT`].
+    pub fn wait_for_log(&self, needle: &str) {
+        let started = std::time::Instant::now();
+        while !self.log().iter().any(|l| l.contains(needle)) {
+            assert!(
+                started.elapsed() < LIMIT,
+                "no {needle:?} in {:?}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }

@@ -42,7 +42,7 @@ pub struct Limits {
     /// Idle time-out per connection (each read and each write).
     pub idle_timeout: Duration,
     /// Longest time a command line may take to arrive, and a chunk of
-    /// message data (see [`session::DATA_CHUNK`]).
+    /// message data to be received or sent (see [`session::DATA_CHUNK`]).
     pub command_timeout: Duration,
     /// Most SMTP connections served at once; more get 421.
     pub max_smtp: usize,

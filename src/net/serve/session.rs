@@ -24,7 +24,8 @@ use crate::transcript::Transcript;
 pub const MAX_COMMAND_LINE: usize = 4096;
 
 /// Message data must arrive at this many bytes per `--command-timeout` at
-/// least: each chunk of this size restarts the clock.
+/// least: each chunk of this size restarts the clock (and each chunk read
+/// from a file when a message is sent).
 pub const DATA_CHUNK: usize = 64 * 1024;
 
 /// Summaries are made only for messages up to this size.
@@ -481,7 +482,8 @@ pub fn pop3_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64, 
                     }
                 };
                 emit(t, &mut out, &step.reply);
-                match send_message(&mut session.conn, &mut out, file, body_lines) {
+                let sent = send_message(&mut session.conn, &mut out, file, body_lines, watch);
+                match sent {
                     Ok(n) => t.note("S", &format!("<message {}, {n} bytes>", index + 1)),
                     Err(e) => {
                         t.note("*", &format!("sending message failed: {e}"));
@@ -504,12 +506,14 @@ pub fn pop3_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64, 
 }
 
 /// Streams a message file after the queued replies, byte-stuffed, and the
-/// final `.` line; returns the file bytes read.
+/// final `.` line; returns the file bytes read. Each chunk read from the
+/// file must be taken by the client before the [`Watch`] deadline.
 fn send_message(
     conn: &mut Connection,
     out: &mut Vec<u8>,
     mut file: std::fs::File,
     body_lines: Option<u64>,
+    watch: &Watch,
 ) -> io::Result<u64> {
     let mut writer = BufWriter::with_capacity(64 * 1024, conn.writer());
     writer.write_all(out)?;
@@ -528,6 +532,7 @@ fn send_message(
         total += n as u64;
         stuffed.clear();
         stuffer.feed(&buf[..n], &mut stuffed);
+        watch.arm();
         writer.write_all(&stuffed)?;
         if stuffer.is_done() {
             break;
@@ -535,7 +540,9 @@ fn send_message(
     }
     stuffed.clear();
     stuffer.finish(&mut stuffed);
+    watch.arm();
     writer.write_all(&stuffed)?;
     writer.flush()?;
+    watch.disarm();
     Ok(total)
 }
