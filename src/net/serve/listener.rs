@@ -245,6 +245,7 @@ impl Protocol {
 /// Runs the server until a signal or `--exit-after`; returns the number of
 /// messages delivered.
 pub fn run(options: ServerOptions) -> Result<u64, ServeError> {
+    raise_file_limit();
     let smtp = bind(options.smtp, Protocol::Smtp)?;
     let pop3 = bind(options.pop3, Protocol::Pop3)?;
     let (stop_tx, stop_rx) = mpsc::channel();
@@ -298,6 +299,17 @@ pub fn run(options: ServerOptions) -> Result<u64, ServeError> {
     }
     shared.close_all(reason);
     Ok(shared.delivered.load(Ordering::SeqCst))
+}
+
+/// Raises the soft limit on open files to the hard limit: each connection
+/// and each message being received takes descriptors.
+fn raise_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
 }
 
 /// Listens on `addr` for `protocol`.
