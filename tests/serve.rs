@@ -7,12 +7,16 @@ mod serve_support;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serve_support::{
-    apop_digest, body_of, files_in, stored, tls_server, Client, Server, CERT_PEM, KEY_PEM,
+    apop_digest, body_of, files_in, stored, tls_server, Client, Server, CERT_PEM, KEY_PEM, LIMIT,
 };
 
 const MESSAGE: &[u8] = b"From: a@x.test\r\nTo: bob@y.test\r\nSubject: hi\r\n\r\nhello\r\n";
@@ -515,12 +519,7 @@ fn termination_mid_data_abandons_the_message() {
     let server = Server::start(&[]);
     let mut idle = server.pop3();
     idle.expect_line("+OK");
-    let mut c = server.smtp();
-    c.expect_reply("220");
-    c.send(b"EHLO s\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<hal@y.test>\r\nDATA\r\n");
-    for want in ["250", "250", "250", "354"] {
-        c.expect_reply(want);
-    }
+    let mut c = server.smtp_in_data("hal@y.test");
     c.send(b"Subject: cut\r\n\r\nhalf a message\r\n");
     let (status, log, dir) = server.terminate();
     assert!(status.success(), "{log:?}");
@@ -561,8 +560,11 @@ fn connections_over_the_cap_get_421() {
         second.rest(),
         "421 4.3.2 Too many connections, try again later\r\n"
     );
+    // POP3 has a cap of its own.
     let mut pop = server.pop3();
-    assert!(pop
+    pop.expect_line("+OK");
+    let mut second_pop = server.pop3();
+    assert!(second_pop
         .rest()
         .starts_with("-ERR [SYS/TEMP] too many connections"));
     first.send(b"QUIT\r\n");
@@ -717,4 +719,281 @@ fn busy_listen_address_is_a_temporary_failure() {
     assert_eq!(out.status.code(), Some(75));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen for smtp on"), "{err}");
+}
+
+/// Logs in to POP3 as `user` in catch-all mode and quits.
+fn pop3_visit(server: &Server, user: &str) {
+    let mut c = server.pop3_login(user, "any");
+    c.send(b"QUIT\r\n");
+    c.expect_line("+OK");
+}
+
+#[test]
+fn many_mailbox_names_do_not_use_up_descriptors() {
+    let server = Server::start_with_file_limit(256, &[]);
+    for n in 0..400 {
+        pop3_visit(&server, &format!("probe{n}"));
+    }
+    // A login creates nothing: only a delivery makes a Maildir.
+    assert!(!server.maildir().join("probe0").exists());
+    let names: Vec<String> = (0..300).map(|n| format!("rcpt{n}@y.test")).collect();
+    for batch in names.chunks(100) {
+        let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+        server.deliver("a@x.test", &batch, MESSAGE);
+    }
+    assert_eq!(server.files("rcpt299", "new").len(), 1);
+    server.deliver("a@x.test", &["last@y.test"], MESSAGE);
+    let mut c = server.pop3_login("last", "any");
+    c.send(b"STAT\r\n");
+    c.expect_line("+OK 1 ");
+    let log = server.log();
+    assert!(!log.iter().any(|l| l.contains("error")), "{log:?}");
+}
+
+/// Runs `mailctl serve` in `dir` with `extra`; its exit code and stderr, or
+/// `None` if it was still running after [`LIMIT`] (it is then stopped).
+fn serve_exit(dir: &std::path::Path, extra: &[&str]) -> Option<(i32, String)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["serve", "--maildir", dir.to_str().unwrap()])
+        .args(["--pop3", "127.0.0.1:0"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    Some((out.status.code().unwrap_or(-1), err))
+}
+
+#[test]
+fn catch_all_mode_refuses_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    for smtp in ["0.0.0.0:0", "[::]:0"] {
+        let (code, err) = serve_exit(dir.path(), &["--smtp", smtp]).expect("refused at once");
+        assert_eq!(code, 78, "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("mailctl: error: refusing catch-all mode on "));
+        assert!(err.contains("add --users-file FILE"), "{err}");
+    }
+    // With accounts it goes on to listen (and stops there: the port is taken).
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let addr = format!("0.0.0.0:{}", taken.local_addr().unwrap().port());
+    let (code, err) = serve_exit(dir.path(), &["--smtp", &addr, "--user", "ann:pw"]).unwrap();
+    assert_eq!(code, 75, "{err}");
+    assert!(err.contains("cannot listen for smtp on"), "{err}");
+}
+
+/// Opens `count` connections to `port` from 127.0.0.2, and a thread that
+/// sends each of them one byte of a command every second until `stop`.
+fn slowloris(port: u16, count: usize, stop: &Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    let mut clients: Vec<Client> = (0..count)
+        .map(|_| Client::connect_from([127, 0, 0, 2], port))
+        .collect();
+    for c in &mut clients {
+        // Served or turned away: either way the server has counted it.
+        assert!(!c.line().is_empty());
+    }
+    let stop = stop.clone();
+    thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            for c in &mut clients {
+                let _ = c.stream.write_all(b"N");
+            }
+            thread::sleep(Duration::from_secs(1));
+        }
+    })
+}
+
+#[test]
+fn slow_clients_do_not_lock_others_out() {
+    let server = Server::start(&["--idle-timeout", "60"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let drips = [
+        slowloris(server.smtp, 32, &stop),
+        slowloris(server.pop3, 32, &stop),
+    ];
+    server.deliver("a@x.test", &["kim@y.test"], MESSAGE);
+    let mut c = server.pop3_login("kim", "any");
+    c.send(b"RETR 1\r\nQUIT\r\n");
+    c.expect_line("+OK");
+    assert!(c.multiline().contains("hello"));
+    c.expect_line("+OK");
+    stop.store(true, Ordering::SeqCst);
+    for drip in drips {
+        drip.join().unwrap();
+    }
+}
+
+#[test]
+fn a_command_line_or_data_sent_byte_by_byte_is_cut_off() {
+    let server = Server::start(&["--idle-timeout", "60", "--command-timeout", "1"]);
+    let mut line = server.smtp();
+    line.expect_reply("220");
+    let mut data = server.smtp_in_data("lou@y.test");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut streams = [&line, &data].map(|c| c.stream.try_clone().unwrap());
+    let drip = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                for s in &mut streams {
+                    let _ = s.write_all(b"x");
+                }
+                thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let cut_line = line.until_closed();
+    let cut_data = data.until_closed();
+    stop.store(true, Ordering::SeqCst);
+    drip.join().unwrap();
+    assert!(cut_line.is_ok(), "a dripped command line was not cut off");
+    assert!(cut_data.is_ok(), "dripped message data was not cut off");
+    assert!(server.files("lou", "new").is_empty());
+}
+
+#[test]
+fn failed_logins_are_slowed_down_and_logged_but_the_user_gets_in() {
+    let server = Server::start(&["--user", "amy:right"]);
+    let mut guesser = Client::connect_from([127, 0, 0, 2], server.pop3);
+    guesser.expect_line("+OK");
+    let started = Instant::now();
+    for guess in ["wrong1", "wrong2"] {
+        guesser.send(format!("USER amy\r\nPASS {guess}\r\n").as_bytes());
+        guesser.expect_line("+OK");
+        guesser.expect_line("-ERR [AUTH]");
+    }
+    // The waits double from 100 ms: at least 100 + 200 ms for two failures.
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // The real user is not held up by them, from anywhere.
+    let mut amy = server.pop3_login("amy", "right");
+    amy.send(b"QUIT\r\n");
+    amy.expect_line("+OK");
+    guesser.send(b"USER amy\r\nPASS right\r\n");
+    guesser.expect_line("+OK");
+    guesser.expect_line("+OK");
+
+    let mut smtp = Client::connect_from([127, 0, 0, 3], server.smtp);
+    smtp.expect_reply("220");
+    let bad = BASE64.encode("\0amy\0guess");
+    smtp.send(format!("EHLO s\r\nAUTH PLAIN {bad}\r\n").as_bytes());
+    smtp.expect_reply("250");
+    smtp.expect_reply("535");
+    let log = server.log();
+    let failed: Vec<&String> = log.iter().filter(|l| l.contains("login failed")).collect();
+    assert_eq!(failed.len(), 3, "{log:?}");
+    assert!(failed[0].contains("pop3 login failed from 127.0.0.2 as 'amy'"));
+    assert!(failed[2].contains("smtp login failed from 127.0.0.3 as 'amy'"));
+    assert!(!log
+        .iter()
+        .any(|l| l.contains("wrong") || l.contains("guess")));
+}
+
+/// A message of 9 MB, more than socket buffers hold.
+fn big_message() -> String {
+    format!(
+        "Subject: big\r\n\r\n{}",
+        "0123456789abcdef\r\n".repeat(500_000)
+    )
+}
+
+#[test]
+fn a_client_that_stops_reading_a_message_is_cut_off() {
+    let server = Server::start(&["-v", "--idle-timeout", "60", "--command-timeout", "1"]);
+    server.deliver("a@x.test", &["ned@y.test"], big_message().as_bytes());
+    let mut stalled = server.pop3_login("ned", "any");
+    socket2::SockRef::from(&stalled.stream)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    stalled.send(b"RETR 1\r\n");
+    stalled.expect_line("+OK");
+    // Cut off after the deadline of 1 s, long before the idle time-out.
+    server.wait_for_log("too slow, connection cut");
+}
+
+#[test]
+fn sigterm_does_not_wait_for_a_client_that_does_not_read() {
+    let server = Server::start(&["--idle-timeout", "30"]);
+    server.deliver("a@x.test", &["max@y.test"], big_message().as_bytes());
+    let mut stalled = server.pop3_login("max", "any");
+    stalled.send(b"RETR 1\r\n");
+    // The server writes the reply until the socket buffers are full.
+    stalled.expect_line("+OK");
+    let started = Instant::now();
+    let (status, log, dir) = server.terminate();
+    assert!(status.success(), "{log:?}");
+    // Far less than the idle time-out that bounds each write.
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(files_in(&dir.path().join("mail/max/new")).len(), 1);
+}
+
+#[test]
+fn utf8_addresses_are_delivered_to_escaped_mailboxes() {
+    let server = Server::start(&[]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"EHLO s\r\n");
+    assert!(c.expect_reply("250").contains("250-SMTPUTF8\r\n"));
+    c.send(
+        "MAIL FROM:<andr\u{e9}@x.test> SMTPUTF8\r\nRCPT TO:<Jos\u{e9}@y.test>\r\nDATA\r\n"
+            .as_bytes(),
+    );
+    c.expect_replies(&["250", "250", "354"]);
+    c.send(b"Subject: hola\r\n\r\nhola\r\n.\r\nQUIT\r\n");
+    c.expect_reply("250");
+    // The mail client sends to such an address too.
+    let dir = tempfile::tempdir().unwrap();
+    let server_addr = format!("127.0.0.1:{}", server.smtp);
+    let out = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["send", "--server", &server_addr, "--tls", "none"])
+        .args([
+            "--from",
+            "a@x.test",
+            "--to",
+            "jos\u{e9}@y.test",
+            "--body",
+            "hi",
+        ])
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path())
+        .env_remove("MAILCTL_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.files("jos%C3%A9", "new").len(), 2);
+    let mut p = server.pop3_login("jos\u{e9}", "any");
+    p.send(b"STAT\r\n");
+    p.expect_line("+OK 2 ");
+}
+
+#[test]
+fn aborted_transactions_leave_no_maildirs() {
+    let server = Server::start(&["-v"]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"EHLO s\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<rob@y.test>\r\nRSET\r\n");
+    c.expect_replies(&["250", "250", "250", "250"]);
+    c.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<sam@y.test>\r\nQUIT\r\n");
+    c.expect_replies(&["250", "250", "221"]);
+    let mut cut = server.smtp_in_data("tom@y.test");
+    cut.send(b"Subject: never ends\r\n");
+    drop(cut);
+    server.wait_for_log("message abandoned");
+    let left: Vec<_> = fs::read_dir(server.maildir()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -12,7 +12,7 @@ use clap::Args;
 
 use super::Globals;
 use crate::exit::{fail, Exit};
-use crate::net::serve::listener::{self, ServerOptions};
+use crate::net::serve::listener::{self, Limits, ServerOptions};
 use crate::net::tls::Acceptor;
 use crate::proto::users::{Policy, Users};
 use crate::store::mailbox::MailStore;
@@ -27,9 +27,11 @@ Examples:
   mailctl serve --maildir /tmp/mail --users-file users.txt
 
 Mailboxes: every mailbox is a Maildir DIR/<name>/. Mail to <local@any.domain> goes to the
-mailbox named by the local part in lower case (letters, digits and . _ + - only); a POP3
-login selects a mailbox the same way. Without --user any sender, recipient and password is
-accepted (a catch-all test inbox); with users, SMTP needs AUTH and POP3 checks passwords.
+mailbox named by the local part in lower case (letters, digits and . _ + - , and non-ASCII
+characters written as %XX bytes); a POP3 login selects a mailbox the same way. Without --user
+any sender, recipient and password is accepted (a catch-all test inbox, on loopback addresses
+only); with users, SMTP needs AUTH and POP3 checks passwords. Failed logins are logged and
+slowed down per client address.
 
 At start-up one line per listener is printed on stderr, e.g.
   mailctl: smtp listening on 127.0.0.1:2525
@@ -95,10 +97,31 @@ pub struct ServeOptions {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout: u64,
 
-    /// Most connections served at once; more are turned away with 421.
+    /// Seconds a command line may take to arrive once begun (and a TLS
+    /// handshake); message data must move at 64 KiB per this time at least,
+    /// received (DATA) or sent (RETR, TOP).
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub command_timeout: u64,
+
+    /// Most connections served at once per protocol (SMTP and POP3 each);
+    /// more are turned away with 421 / -ERR.
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_connections: u64,
+
+    /// Most SMTP connections at once (default: --max-connections).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_smtp_connections: Option<u64>,
+
+    /// Most POP3 connections at once (default: --max-connections).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_pop3_connections: Option<u64>,
+
+    /// Most connections at once from one client address.
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_per_client: u64,
 }
 
 /// Runs `mailctl serve`.
@@ -107,6 +130,7 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
     let smtp = listen_address(&args.smtp)?;
     let pop3 = listen_address(&args.pop3)?;
     let users = load_users(&args)?;
+    refuse_open_catch_all(&users, &[smtp, pop3])?;
     let tls = tls_acceptor(&args)?;
     let store = MailStore::open(&args.maildir)
         .map_err(|e| fail(Exit::CantCreate, format!("{}: {e}", args.maildir.display())))?;
@@ -116,6 +140,14 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
         tls_available: tls.is_some(),
         users: Arc::new(users),
     };
+    let cap = |n: Option<u64>| n.unwrap_or(args.max_connections) as usize;
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        command_timeout: Duration::from_secs(args.command_timeout),
+        max_smtp: cap(args.max_smtp_connections),
+        max_pop3: cap(args.max_pop3_connections),
+        max_per_client: args.max_per_client as usize,
+    };
     let delivered = listener::run(ServerOptions {
         smtp,
         pop3,
@@ -123,15 +155,41 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
         store,
         tls,
         transcript: Transcript::stderr(globals.verbose > 0),
-        idle_timeout: Duration::from_secs(args.idle_timeout),
+        limits,
         exit_after: args.exit_after,
-        max_connections: args.max_connections as usize,
+    })
+    .map_err(|e| {
+        let exit = if e.is_temporary() {
+            Exit::TempFail
+        } else if e.is_config() {
+            Exit::Config
+        } else {
+            Exit::Software
+        };
+        let reason = std::error::Error::source(&e).map(|s| format!(": {s}"));
+        fail(exit, format!("{e}{}", reason.unwrap_or_default()))
     })?;
     eprintln!(
         "mailctl: stopped ({} delivered)",
         crate::text::count(delivered as usize, "message")
     );
     Ok(Exit::Ok)
+}
+
+/// Without accounts anyone may read and delete any mailbox, so catch-all
+/// mode listens on loopback addresses only.
+fn refuse_open_catch_all(users: &Users, addresses: &[SocketAddr]) -> anyhow::Result<()> {
+    match addresses.iter().find(|a| !a.ip().is_loopback()) {
+        Some(open) if !users.exist() => Err(fail(
+            Exit::Config,
+            format!(
+                "refusing catch-all mode on {open}: without accounts anyone could read and \
+                 delete any mailbox; add --users-file FILE (or --user NAME:PASSWORD), or \
+                 listen on 127.0.0.1"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn listen_address(text: &str) -> anyhow::Result<SocketAddr> {

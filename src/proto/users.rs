@@ -3,10 +3,14 @@
 //!
 //! Mailbox rule: every mailbox is a Maildir `DIR/<name>/`. A recipient
 //! address and a POP3 login name select the mailbox named by their local
-//! part (before the last `@`), in ASCII lower case; the name must consist of
-//! letters, digits and `. _ + -`, must not start with a dot and is at most
-//! 64 bytes, so it is always one safe path component inside `DIR`. Anything
-//! else is refused. With `--user`, only the users' mailboxes exist.
+//! part (before the last `@`), in lower case; the local part must consist
+//! of ASCII letters, digits and `. _ + -` and of non-ASCII characters other
+//! than controls (RFC 6531 addresses), must not start with a dot and is at
+//! most 64 bytes. In the name, each byte of a non-ASCII character is
+//! written `%XX` (upper-case hex), so the name is always one safe path
+//! component inside `DIR` (no `/`, no `..`, no control character) and two
+//! local parts never share one. Anything else is refused. With `--user`,
+//! only the users' mailboxes exist.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,14 +27,55 @@ pub fn mailbox_name(address_or_login: &str) -> Option<String> {
         Some(at) => &address_or_login[..at],
         None => address_or_login,
     };
-    let name = local.to_ascii_lowercase();
-    let safe = !name.is_empty()
-        && name.len() <= MAX_MAILBOX_NAME
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'));
-    safe.then_some(name)
+    let local = local.to_lowercase();
+    let safe = !local.is_empty()
+        && local.len() <= MAX_MAILBOX_NAME
+        && !local.starts_with('.')
+        && local.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '.' | '_' | '+' | '-')
+                || (!c.is_ascii() && !c.is_control())
+        });
+    if !safe {
+        return None;
+    }
+    let mut name = String::with_capacity(local.len() * 3);
+    for c in local.chars() {
+        if c.is_ascii() {
+            name.push(c);
+        } else {
+            let mut utf8 = [0u8; 4];
+            for byte in c.encode_utf8(&mut utf8).bytes() {
+                name.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    Some(name)
+}
+
+/// Whether `name` is a mailbox name as [`mailbox_name`] makes them (and so
+/// safe as a path component).
+pub fn is_mailbox_name(name: &str) -> bool {
+    let mut bytes = Vec::with_capacity(name.len());
+    let mut rest = name.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        rest = tail;
+        if first != b'%' {
+            bytes.push(first);
+            continue;
+        }
+        let Some(byte) = rest
+            .get(..2)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        else {
+            return false;
+        };
+        bytes.push(byte);
+        rest = &rest[2..];
+    }
+    let local = String::from_utf8(bytes).unwrap_or_default();
+    !local.contains('@') && mailbox_name(&local).as_deref() == Some(name)
 }
 
 /// The accounts of a server with `--user`: mailbox name to password.
@@ -129,13 +174,52 @@ mod tests {
         assert_eq!(mailbox_name("bob+tag").as_deref(), Some("bob+tag"));
         assert_eq!(mailbox_name("\"a@b\"@c").as_deref(), None);
         for bad in [
-            "", "@x", "..", ".", "../etc@x", "a/b@x", ".hidden", "a b", "a\0b", "a\\b", "tmp/x",
-            "é@x",
+            "",
+            "@x",
+            "..",
+            ".",
+            "../etc@x",
+            "a/b@x",
+            ".hidden",
+            "a b",
+            "a\0b",
+            "a\\b",
+            "tmp/x",
+            "a%41",
+            "\u{85}x@y",
+            "é/x",
         ] {
             assert_eq!(mailbox_name(bad), None, "{bad:?}");
         }
         assert_eq!(mailbox_name(&"a".repeat(65)), None);
         assert!(mailbox_name(&"a".repeat(64)).is_some());
+    }
+
+    #[test]
+    fn non_ascii_local_parts_are_escaped() {
+        assert_eq!(mailbox_name("José@x").as_deref(), Some("jos%C3%A9"));
+        assert_eq!(mailbox_name("josé").as_deref(), Some("jos%C3%A9"));
+        assert_eq!(
+            mailbox_name("用户@例子.广告").as_deref(),
+            Some("%E7%94%A8%E6%88%B7")
+        );
+        for good in ["bob", "jos%C3%A9", "a.b+c"] {
+            assert!(is_mailbox_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Bob",
+            "..",
+            "a/b",
+            "%2E%2E",
+            "a%2Fb",
+            "jos%c3%a9",
+            "%C3",
+            "a%4",
+            "a%40b",
+        ] {
+            assert!(!is_mailbox_name(bad), "{bad}");
+        }
     }
 
     #[test]

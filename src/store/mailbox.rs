@@ -23,8 +23,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::proto::pop3::server::{MessageInfo, OpenError};
-use crate::proto::users::mailbox_name;
+use crate::proto::users::is_mailbox_name;
 use crate::store::maildir::{Delivery, Maildir, MaildirEntry};
+
+/// Most mailboxes whose delivery state (an open `new/` directory) is kept
+/// between deliveries; beyond, those not in use are let go, so descriptors
+/// stay bounded whatever the number of mailbox names.
+pub const MAX_OPEN_MAILBOXES: usize = 64;
 
 /// The directory holding every mailbox.
 #[derive(Debug)]
@@ -146,6 +151,9 @@ impl MailStore {
             broken: AtomicBool::new(false),
             wire_sizes: Mutex::new(HashMap::new()),
         });
+        if boxes.len() >= MAX_OPEN_MAILBOXES && !boxes.contains_key(name) {
+            make_room(&mut boxes);
+        }
         boxes.insert(name.to_string(), state.clone());
         Ok(state)
     }
@@ -169,7 +177,7 @@ impl MailStore {
     /// The Maildir of a mailbox, created if needed. The name is checked
     /// again here, so no caller can reach outside the root.
     pub fn maildir(&self, name: &str) -> io::Result<Maildir> {
-        if mailbox_name(name).as_deref() != Some(name) {
+        if !is_mailbox_name(name) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "invalid mailbox name",
@@ -178,9 +186,32 @@ impl MailStore {
         Maildir::create(self.root.join(name))
     }
 
-    /// Locks a mailbox for a POP3 session and takes its snapshot.
+    /// Removes a mailbox that no delivery is using, if it is empty (a
+    /// Maildir created for a message that was not kept).
+    fn remove_if_unused(&self, name: &str) {
+        let mut boxes = self.boxes.lock().unwrap_or_else(|e| e.into_inner());
+        if boxes.get(name).is_some_and(|b| Arc::strong_count(b) > 1) {
+            return;
+        }
+        boxes.remove(name);
+        let root = self.root.join(name);
+        for sub in ["new", "cur", "tmp"] {
+            if fs::remove_dir(root.join(sub)).is_err() {
+                return;
+            }
+        }
+        let _ = fs::remove_dir(&root);
+    }
+
+    /// Locks a mailbox for a POP3 session and takes its snapshot. A mailbox
+    /// never delivered to is empty, and is not created.
     pub fn lock(self: &Arc<Self>, name: &str) -> Result<MailboxSession, OpenError> {
-        let maildir = self.maildir(name).map_err(|_| OpenError::Io)?;
+        let exists = self.root.join(name).is_dir();
+        let maildir = match exists {
+            true => Some(self.maildir(name).map_err(|_| OpenError::Io)?),
+            false if is_mailbox_name(name) => None,
+            false => return Err(OpenError::Io),
+        };
         {
             let mut locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
             if !locked.insert(name.to_string()) {
@@ -192,6 +223,9 @@ impl MailStore {
             name: name.to_string(),
             entries: Vec::new(),
             _folder_lock: None,
+        };
+        let Some(maildir) = maildir else {
+            return Ok(session);
         };
         // On error the session is dropped, which releases the locks.
         let folder = File::open(maildir.root()).map_err(|_| OpenError::Io)?;
@@ -207,6 +241,18 @@ impl MailStore {
         }
         session.entries = entries;
         Ok(session)
+    }
+}
+
+/// Lets go of the delivery state of mailboxes not in use (each holds a
+/// descriptor), or of one in use if all are: a delivery under way keeps its
+/// own reference.
+fn make_room(boxes: &mut HashMap<String, Arc<DirSync>>) {
+    boxes.retain(|_, state| Arc::strong_count(state) > 1);
+    if boxes.len() >= MAX_OPEN_MAILBOXES {
+        if let Some(name) = boxes.keys().next().cloned() {
+            boxes.remove(&name);
+        }
     }
 }
 
@@ -359,8 +405,14 @@ impl io::Write for LineEnds {
 
 /// A message being received for one or more mailboxes: written to every
 /// mailbox's `tmp/` as it arrives, committed to `new/` at the end. Dropped
-/// before [`Incoming::commit`], it leaves nothing behind.
+/// before [`Incoming::commit`], or not delivered, it leaves nothing behind:
+/// not even the Maildirs it created.
 pub struct Incoming {
+    store: Arc<MailStore>,
+    /// Mailboxes that did not exist before this message.
+    created: Vec<String>,
+    /// Set once the message is in `new/`.
+    kept: bool,
     targets: Vec<Pending>,
     size: u64,
     limit: u64,
@@ -383,8 +435,11 @@ impl Incoming {
     /// Starts deliveries into `mailboxes`, with `limit` on the content size
     /// (trace headers not counted). A failure here is remembered and
     /// reported at the end, so the data is still read to its end.
-    pub fn start(store: &MailStore, mailboxes: &[String], limit: u64) -> Self {
+    pub fn start(store: &Arc<MailStore>, mailboxes: &[String], limit: u64) -> Self {
         let mut incoming = Incoming {
+            store: store.clone(),
+            created: Vec::new(),
+            kept: false,
             targets: Vec::new(),
             size: 0,
             limit,
@@ -392,6 +447,9 @@ impl Incoming {
             error: None,
         };
         for name in mailboxes {
+            if !store.root.join(name).exists() {
+                incoming.created.push(name.clone());
+            }
             match store.start_delivery(name) {
                 Ok(p) => incoming.targets.push(p),
                 Err(e) => {
@@ -466,7 +524,19 @@ impl Incoming {
                 }
             }
         }
+        self.kept = true;
         Received::Delivered(paths)
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.targets.clear();
+            for name in &self.created {
+                self.store.remove_if_unused(name);
+            }
+        }
     }
 }
 
@@ -523,11 +593,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let one = MailStore::open(dir.path()).unwrap();
         let other = MailStore::open(dir.path()).unwrap();
+        one.maildir("bob").unwrap();
         let session = one.lock("bob").unwrap();
         assert_eq!(other.lock("bob").unwrap_err(), OpenError::InUse);
         assert!(other.lock("carol").is_ok());
         drop(session);
         assert!(other.lock("bob").is_ok());
+    }
+
+    #[test]
+    fn logins_create_nothing_and_open_mailboxes_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MailStore::open(dir.path()).unwrap();
+        let session = store.lock("nobody").unwrap();
+        assert!(session.messages().is_empty());
+        assert_eq!(store.lock("nobody").unwrap_err(), OpenError::InUse);
+        assert!(store.lock("../x").is_err());
+        assert!(!dir.path().join("nobody").exists());
+        for n in 0..(MAX_OPEN_MAILBOXES * 2) {
+            let mut inc = Incoming::start(&store, &[format!("box{n}")], 100);
+            inc.write(b"x\r\n");
+            assert!(matches!(inc.commit(), Received::Delivered(_)));
+            let _ = store.lock(&format!("box{n}")).unwrap();
+        }
+        assert!(store.boxes.lock().unwrap().len() <= MAX_OPEN_MAILBOXES);
     }
 
     #[test]
@@ -546,6 +635,9 @@ mod tests {
         inc.write(b"a");
         assert_eq!(inc.size(), 11);
         assert!(matches!(inc.commit(), Received::TooLarge));
+        // The Maildir made for it went with it.
+        assert!(!dir.path().join("bob").exists());
+        store.maildir("bob").unwrap();
         let inc = Incoming::start(&store, &["bob".into()], 10);
         // A named scratch file is visible in tmp/ while it is written.
         let in_tmp = fs::read_dir(dir.path().join("bob/tmp")).unwrap().count();
@@ -573,6 +665,9 @@ mod tests {
     fn failed_commit_leaves_no_copy_anywhere_with(unnamed: Option<bool>) {
         let dir = tempfile::tempdir().unwrap();
         let store = MailStore::open_with(dir.path(), unnamed).unwrap();
+        for name in ["ann", "ben"] {
+            store.maildir(name).unwrap();
+        }
         let mut inc = Incoming::start(&store, &["ann".into(), "ben".into()], 100);
         inc.write(b"Subject: x\r\n\r\nhi\r\n");
         // Linking into ben's new/ will fail.

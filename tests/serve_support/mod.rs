@@ -43,8 +43,22 @@ impl Server {
 
     /// Starts a server whose maildir is `dir/mail`.
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Self::start_through(dir, Command::new(env!("CARGO_BIN_EXE_mailctl")), extra)
+    }
+
+    /// Starts a server that may open at most `files` descriptors
+    /// (`ulimit -n`, set by a shell that then becomes the server).
+    pub fn start_with_file_limit(files: u32, extra: &[&str]) -> Server {
+        let mut shell = Command::new("bash");
+        shell.args(["-c", &format!("ulimit -n {files} && exec \"$0\" \"$@\"")]);
+        shell.arg(env!("CARGO_BIN_EXE_mailctl"));
+        Self::start_through(tempfile::tempdir().unwrap(), shell, extra)
+    }
+
+    /// Starts `mailctl serve` through `command` (the program or a wrapper).
+    fn start_through(dir: tempfile::TempDir, mut command: Command, extra: &[&str]) -> Server {
         let maildir = dir.path().join("mail");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        let mut child = command
             .arg("serve")
             .arg("--maildir")
             .arg(&maildir)
@@ -105,6 +119,19 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until a line of stderr contains `needle`; panics after [`LIMIT`].
+    pub fn wait_for_log(&self, needle: &str) {
+        let started = std::time::Instant::now();
+        while !self.log().iter().any(|l| l.contains(needle)) {
+            assert!(
+                started.elapsed() < LIMIT,
+                "no {needle:?} in {:?}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
@@ -139,6 +166,27 @@ impl Server {
 
     pub fn pop3(&self) -> Client {
         Client::connect(self.pop3)
+    }
+
+    /// An SMTP client whose message to `rcpt` is at its data (354 read).
+    pub fn smtp_in_data(&self, rcpt: &str) -> Client {
+        let mut c = self.smtp();
+        c.expect_reply("220");
+        c.send(
+            format!("EHLO s\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n").as_bytes(),
+        );
+        c.expect_replies(&["250", "250", "250", "354"]);
+        c
+    }
+
+    /// A POP3 client logged in (USER / PASS) as `user`.
+    pub fn pop3_login(&self, user: &str, password: &str) -> Client {
+        let mut c = self.pop3();
+        c.expect_line("+OK");
+        c.send(format!("USER {user}\r\nPASS {password}\r\n").as_bytes());
+        c.expect_line("+OK");
+        c.expect_line("+OK");
+        c
     }
 
     /// Delivers one message over SMTP and checks every reply.
@@ -200,7 +248,22 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        Self::with(TcpStream::connect(("127.0.0.1", port)).unwrap())
+    }
+
+    /// Connects from another loopback address, `127.0.0.N`: to the server,
+    /// another client.
+    pub fn connect_from(source: [u8; 4], port: u16) -> Client {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let source = std::net::SocketAddr::from((source, 0));
+        socket.bind(&source.into()).unwrap();
+        let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        socket.connect(&server.into()).unwrap();
+        Self::with(socket.into())
+    }
+
+    fn with(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(LIMIT)).unwrap();
         Client {
             reader: BufReader::new(stream.try_clone().unwrap()),
@@ -241,6 +304,13 @@ impl Client {
         reply
     }
 
+    /// Reads one reply per prefix and checks how each starts.
+    pub fn expect_replies(&mut self, prefixes: &[&str]) {
+        for prefix in prefixes {
+            self.expect_reply(prefix);
+        }
+    }
+
     /// Reads a line and checks how it starts.
     pub fn expect_line(&mut self, prefix: &str) -> String {
         let line = self.line();
@@ -259,6 +329,14 @@ impl Client {
                 return all;
             }
         }
+    }
+
+    /// Reads until the server closes the connection; an error if it has
+    /// not after [`LIMIT`].
+    pub fn until_closed(&mut self) -> std::io::Result<String> {
+        let mut bytes = Vec::new();
+        self.reader.read_to_end(&mut bytes)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Reads until the server closes the connection.

@@ -6,3 +6,4 @@ pub mod listener;
 pub mod session;
 pub mod signal;
 pub mod summary;
+pub mod throttle;

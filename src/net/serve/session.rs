@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::listener::{Shared, Stop};
+use super::listener::{Shared, Stop, Watch};
 use super::summary;
 use crate::net::connection::Connection;
 use crate::proto::line::LineReader;
@@ -22,6 +22,11 @@ use crate::transcript::Transcript;
 /// The longest command line accepted (RFC 5321 asks for 512, RFC 2449 for
 /// 255; longer lines from lenient clients are still fine up to this).
 pub const MAX_COMMAND_LINE: usize = 4096;
+
+/// Message data must arrive at this many bytes per `--command-timeout` at
+/// least: each chunk of this size restarts the clock (and each chunk read
+/// from a file when a message is sent).
+pub const DATA_CHUNK: usize = 64 * 1024;
 
 /// Summaries are made only for messages up to this size.
 const MAX_SUMMARY_SIZE: u64 = 32 * 1024 * 1024;
@@ -85,13 +90,13 @@ enum Next {
 /// answered where the protocol has something to say.
 fn next_command(
     shared: &Shared,
-    conn: &mut Connection,
+    session: &mut Session,
     out: &mut Vec<u8>,
-    t: &Transcript,
     machine: &mut impl Interruptions,
 ) -> Next {
+    let t = &session.t;
     loop {
-        match read_command(conn, out, MAX_COMMAND_LINE) {
+        match read_command(&mut session.conn, out, session.watch) {
             Input::Line(line) => return Next::Line(line),
             Input::TooLong => {
                 t.client(b"<line too long, discarded>");
@@ -123,15 +128,23 @@ fn next_command(
 /// over-long line is discarded up to its end. Whatever follows the line
 /// stays in the connection's buffer (the reader keeps nothing once it has
 /// returned a line), ready for the next command, the message data or the
-/// TLS handshake.
-fn read_command(conn: &mut Connection, out: &mut Vec<u8>, max: usize) -> Input {
-    let mut reader = LineReader::new(max);
+/// TLS handshake. Once part of a line has come, the rest must come before
+/// the [`Watch`] deadline.
+fn read_command(conn: &mut Connection, out: &mut Vec<u8>, watch: &Watch) -> Input {
+    let mut reader = LineReader::new(MAX_COMMAND_LINE);
     loop {
         let (used, line) = reader.push(conn.buffered());
         conn.consume(used);
         match line {
-            Some(Ok(line)) => return Input::Line(line),
-            Some(Err(_)) => return Input::TooLong,
+            Some(Ok(line)) => {
+                watch.disarm();
+                return Input::Line(line);
+            }
+            Some(Err(_)) => {
+                watch.disarm();
+                return Input::TooLong;
+            }
+            None if reader.has_partial() => watch.arm_once(),
             None => {}
         }
         if let Err(e) = flush(conn, out) {
@@ -166,7 +179,7 @@ fn emit(t: &Transcript, out: &mut Vec<u8>, reply: &[u8]) {
 
 /// Upgrades to TLS after STARTTLS / STLS; `None` if the handshake failed.
 fn upgrade(shared: &Shared, conn: Connection, t: &Transcript) -> Option<Connection> {
-    let acceptor = shared.tls.as_ref()?;
+    let acceptor = shared.options.tls.as_ref()?;
     match conn.accept_tls(acceptor) {
         Ok((conn, discarded)) => {
             t.note("*", "TLS handshake done");
@@ -185,73 +198,146 @@ fn upgrade(shared: &Shared, conn: Connection, t: &Transcript) -> Option<Connecti
     }
 }
 
-fn accepted(shared: &Shared, tcp: TcpStream) -> Option<Connection> {
-    Connection::accepted(tcp, shared.idle_timeout).ok()
+/// One accepted connection and what its session needs besides its machine.
+struct Session<'a> {
+    /// The connection.
+    conn: Connection,
+    /// The transcript, prefixed with the connection number.
+    t: Transcript,
+    /// The client's address.
+    peer: SocketAddr,
+    /// The connection number.
+    id: u64,
+    /// The deadline the watchdog enforces.
+    watch: &'a Watch,
+}
+
+impl<'a> Session<'a> {
+    /// Logs the new connection and sets its time-outs; `None` if that fails.
+    fn open(
+        shared: &Shared,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        id: u64,
+        watch: &'a Watch,
+        protocol: &str,
+    ) -> Option<Self> {
+        let t = shared.options.transcript.with_prefix(format!("[{id}] "));
+        t.note("*", &format!("{protocol} connection from {peer}"));
+        let conn = Connection::accepted(tcp, shared.options.limits.idle_timeout).ok()?;
+        Some(Session {
+            conn,
+            t,
+            peer,
+            id,
+            watch,
+        })
+    }
+
+    /// Sends the queued replies, then switches to TLS; false if the
+    /// connection is lost. The handshake must end before the deadline.
+    fn start_tls(self, shared: &Shared, out: &mut Vec<u8>) -> Option<Self> {
+        let Session {
+            mut conn,
+            t,
+            peer,
+            id,
+            watch,
+        } = self;
+        flush(&mut conn, out).ok()?;
+        watch.arm();
+        let conn = upgrade(shared, conn, &t);
+        watch.disarm();
+        Some(Session {
+            conn: conn?,
+            t,
+            peer,
+            id,
+            watch,
+        })
+    }
+
+    /// Logs a failed login without its password, and makes the client wait
+    /// as long as the throttle says.
+    fn login_failed(&self, shared: &Shared, protocol: &str, user: &str) {
+        eprintln!(
+            "mailctl: warning: {protocol} login failed from {} as '{}'",
+            self.peer.ip(),
+            printable(user.as_bytes())
+        );
+        std::thread::sleep(shared.throttle.failed(self.peer.ip()));
+    }
+
+    /// Sends what is queued and closes the connection.
+    fn end(mut self, out: &mut Vec<u8>) {
+        let _ = flush(&mut self.conn, out);
+        self.conn.close();
+    }
 }
 
 /// Serves one SMTP connection to its end.
-pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) {
-    let t = shared.transcript.with_prefix(format!("[{id}] "));
-    t.note("*", &format!("SMTP connection from {peer}"));
-    let mut conn = match accepted(shared, tcp) {
-        Some(c) => c,
-        None => return,
+pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64, watch: &Watch) {
+    let Some(mut session) = Session::open(shared, tcp, peer, id, watch, "SMTP") else {
+        return;
     };
-    let mut machine = SmtpServer::new(shared.policy.clone(), peer.ip().is_loopback());
+    let policy = shared.options.policy.clone();
+    let mut machine = SmtpServer::new(policy, peer.ip().is_loopback());
     let mut out = Vec::new();
-    emit(&t, &mut out, &machine.greeting().to_bytes());
+    emit(&session.t, &mut out, &machine.greeting().to_bytes());
     loop {
-        let line = match next_command(shared, &mut conn, &mut out, &t, &mut machine) {
+        let line = match next_command(shared, &mut session, &mut out, &mut machine) {
             Next::Line(line) => line,
             Next::End => break,
             Next::Broken => return,
         };
-        t.client(&machine.redacted(&line));
+        session.t.client(&machine.redacted(&line));
         let step = machine.command(&line);
-        emit(&t, &mut out, &step.reply.to_bytes());
+        if let Some(user) = machine.take_failed_login() {
+            session.login_failed(shared, "smtp", &user);
+        }
+        emit(&session.t, &mut out, &step.reply.to_bytes());
         match step.action {
             Action::Continue => {}
             Action::Close => break,
             Action::StartTls => {
-                if flush(&mut conn, &mut out).is_err() {
+                let Some(upgraded) = session.start_tls(shared, &mut out) else {
                     return;
-                }
-                conn = match upgrade(shared, conn, &t) {
-                    Some(c) => c,
-                    None => return,
                 };
+                session = upgraded;
                 machine.tls_started();
             }
             Action::ReceiveData => {
-                if flush(&mut conn, &mut out).is_err() {
+                if flush(&mut session.conn, &mut out).is_err() {
                     return;
                 }
                 let receiver = DataReceiver::after_command_line(line.ends_with(b"\r\n"));
-                match receive_data(shared, &mut conn, &machine, receiver, &t, peer, id) {
-                    Ok(outcome) => emit(&t, &mut out, &machine.data_done(outcome).to_bytes()),
+                match receive_data(shared, &mut session, &machine, receiver) {
+                    Ok(outcome) => {
+                        let reply = machine.data_done(outcome).to_bytes();
+                        emit(&session.t, &mut out, &reply);
+                    }
                     Err(e) => {
-                        t.note("*", &format!("message abandoned: {e}"));
+                        session.t.note("*", &format!("message abandoned: {e}"));
                         return;
                     }
                 }
             }
         }
     }
-    let _ = flush(&mut conn, &mut out);
-    conn.close();
+    session.end(&mut out);
 }
 
 /// Receives one message's data into its mailboxes; an error means the
 /// connection was lost and nothing was kept.
 fn receive_data(
     shared: &Shared,
-    conn: &mut Connection,
+    session: &mut Session,
     machine: &SmtpServer,
     mut receiver: DataReceiver,
-    t: &Transcript,
-    peer: SocketAddr,
-    id: u64,
 ) -> io::Result<DataOutcome> {
+    let (conn, t, watch) = (&mut session.conn, &session.t, session.watch);
+    let (peer, id) = (session.peer, session.id);
+    let policy = &shared.options.policy;
     let envelope = machine
         .envelope()
         .ok_or_else(|| io::Error::other("no envelope in the data phase"))?;
@@ -260,20 +346,30 @@ fn receive_data(
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let queue_id = format!("{:X}C{id}M{number}", now.as_secs());
-    let mut incoming = Incoming::start(&shared.store, &envelope.mailboxes, shared.policy.max_size);
+    let mut incoming = Incoming::start(&shared.options.store, &envelope.mailboxes, policy.max_size);
     incoming.write_headers(&envelope.trace_headers(
-        &shared.policy.hostname,
+        &policy.hostname,
         &peer.ip().to_string(),
         &queue_id,
         &crate::system::rfc5322_date(now.as_secs()),
     ));
     let mut content = Vec::with_capacity(128 * 1024);
+    let mut chunk = 0;
+    watch.arm();
     loop {
-        if conn.buffered().is_empty() && conn.fill()? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed during DATA",
-            ));
+        if conn.buffered().is_empty() {
+            let n = conn.fill()?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed during DATA",
+                ));
+            }
+            chunk += n;
+            if chunk >= DATA_CHUNK {
+                chunk = 0;
+                watch.arm();
+            }
         }
         content.clear();
         let used = receiver.feed(conn.buffered(), &mut content);
@@ -283,6 +379,7 @@ fn receive_data(
             break;
         }
     }
+    watch.disarm();
     t.note("C", &format!("<message data, {} bytes>", incoming.size()));
     Ok(match incoming.commit() {
         Received::Delivered(paths) => {
@@ -298,7 +395,7 @@ fn receive_data(
                 }
             }
             let delivered = shared.delivered.fetch_add(1, Ordering::SeqCst) + 1;
-            if shared.exit_after == Some(delivered) {
+            if shared.options.exit_after == Some(delivered) {
                 let _ = shared.stop.send(Stop::ExitAfter);
             }
             DataOutcome::Delivered(queue_id)
@@ -325,72 +422,68 @@ fn read_bounded(path: &std::path::Path) -> Option<Vec<u8>> {
 }
 
 /// Serves one POP3 connection to its end.
-pub fn pop3_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) {
-    let t = shared.transcript.with_prefix(format!("[{id}] "));
-    t.note("*", &format!("POP3 connection from {peer}"));
-    let mut conn = match accepted(shared, tcp) {
-        Some(c) => c,
-        None => return,
+pub fn pop3_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64, watch: &Watch) {
+    let Some(mut session) = Session::open(shared, tcp, peer, id, watch, "POP3") else {
+        return;
     };
+    let policy = &shared.options.policy;
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    let timestamp = format!(
-        "<{}.{nanos}.{id}@{}>",
-        std::process::id(),
-        shared.policy.hostname
-    );
-    let mut machine = Pop3Server::new(shared.policy.clone(), timestamp, peer.ip().is_loopback());
+    let timestamp = format!("<{}.{nanos}.{id}@{}>", std::process::id(), policy.hostname);
+    let mut machine = Pop3Server::new(policy.clone(), timestamp, peer.ip().is_loopback());
     let mut mailbox: Option<MailboxSession> = None;
     let mut out = Vec::new();
-    emit(&t, &mut out, &machine.greeting());
+    emit(&session.t, &mut out, &machine.greeting());
     loop {
-        let line = match next_command(shared, &mut conn, &mut out, &t, &mut machine) {
+        let line = match next_command(shared, &mut session, &mut out, &mut machine) {
             Next::Line(line) => line,
             Next::End => break,
             Next::Broken => return,
         };
+        let t = &session.t;
         t.client(&machine.redacted(&line));
         let step = machine.command(&line);
+        if let Some(user) = machine.take_failed_login() {
+            session.login_failed(shared, "pop3", &user);
+        }
         match step.action {
-            Pop3Action::Continue => emit(&t, &mut out, &step.reply),
+            Pop3Action::Continue => emit(t, &mut out, &step.reply),
             Pop3Action::Close => {
-                emit(&t, &mut out, &step.reply);
+                emit(t, &mut out, &step.reply);
                 break;
             }
             Pop3Action::StartTls => {
-                emit(&t, &mut out, &step.reply);
-                if flush(&mut conn, &mut out).is_err() {
+                emit(t, &mut out, &step.reply);
+                let Some(upgraded) = session.start_tls(shared, &mut out) else {
                     return;
-                }
-                conn = match upgrade(shared, conn, &t) {
-                    Some(c) => c,
-                    None => return,
                 };
+                session = upgraded;
                 machine.tls_started();
             }
             Pop3Action::Open(name) => {
-                let result = shared.store.lock(&name).map(|session| {
-                    let messages = session.messages();
-                    mailbox = Some(session);
+                let result = shared.options.store.lock(&name).map(|opened| {
+                    let messages = opened.messages();
+                    mailbox = Some(opened);
                     messages
                 });
                 if let Err(OpenError::Io) = result {
                     eprintln!("mailctl: error: cannot open mailbox {name}");
                 }
-                emit(&t, &mut out, &machine.opened(result));
+                emit(t, &mut out, &machine.opened(result));
             }
             Pop3Action::Send { index, body_lines } => {
                 let file = match mailbox.as_ref().map(|m| m.open(index)) {
                     Some(Ok(f)) => f,
                     _ => {
-                        emit(&t, &mut out, b"-ERR [SYS/TEMP] cannot read message\r\n");
+                        emit(t, &mut out, b"-ERR [SYS/TEMP] cannot read message\r\n");
                         continue;
                     }
                 };
-                emit(&t, &mut out, &step.reply);
-                match send_message(&mut conn, &mut out, file, body_lines) {
+                emit(t, &mut out, &step.reply);
+                let sent = send_message(&mut session.conn, &mut out, file, body_lines, watch);
+                match sent {
                     Ok(n) => t.note("S", &format!("<message {}, {n} bytes>", index + 1)),
                     Err(e) => {
                         t.note("*", &format!("sending message failed: {e}"));
@@ -403,23 +496,24 @@ pub fn pop3_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) 
                     Some(m) => m.delete(&indexes).is_ok(),
                     None => false,
                 };
-                emit(&t, &mut out, &machine.updated(ok));
+                emit(t, &mut out, &machine.updated(ok));
                 break;
             }
         }
     }
     drop(mailbox);
-    let _ = flush(&mut conn, &mut out);
-    conn.close();
+    session.end(&mut out);
 }
 
 /// Streams a message file after the queued replies, byte-stuffed, and the
-/// final `.` line; returns the file bytes read.
+/// final `.` line; returns the file bytes read. Each chunk read from the
+/// file must be taken by the client before the [`Watch`] deadline.
 fn send_message(
     conn: &mut Connection,
     out: &mut Vec<u8>,
     mut file: std::fs::File,
     body_lines: Option<u64>,
+    watch: &Watch,
 ) -> io::Result<u64> {
     let mut writer = BufWriter::with_capacity(64 * 1024, conn.writer());
     writer.write_all(out)?;
@@ -438,6 +532,7 @@ fn send_message(
         total += n as u64;
         stuffed.clear();
         stuffer.feed(&buf[..n], &mut stuffed);
+        watch.arm();
         writer.write_all(&stuffed)?;
         if stuffer.is_done() {
             break;
@@ -445,7 +540,9 @@ fn send_message(
     }
     stuffed.clear();
     stuffer.finish(&mut stuffed);
+    watch.arm();
     writer.write_all(&stuffed)?;
     writer.flush()?;
+    watch.disarm();
     Ok(total)
 }

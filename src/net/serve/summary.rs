@@ -75,6 +75,7 @@ mod tests {
             esmtp: true,
             tls: false,
             authenticated: None,
+            smtputf8: false,
             from: "a@b".into(),
             recipients: vec!["c@d".into(), "e@f".into()],
             mailboxes: vec!["c".into(), "e".into()],

@@ -142,6 +142,7 @@ pub struct Pop3Server {
     loopback: bool,
     state: State,
     auth_failures: u32,
+    failed_login: Option<String>,
 }
 
 impl Pop3Server {
@@ -155,7 +156,14 @@ impl Pop3Server {
             loopback,
             state: State::Authorization { user: None },
             auth_failures: 0,
+            failed_login: None,
         }
+    }
+
+    /// The user name of the login that the last command failed, if any
+    /// (taken: the next call returns `None`).
+    pub fn take_failed_login(&mut self) -> Option<String> {
+        self.failed_login.take()
     }
 
     /// The greeting, with the APOP timestamp (RFC 1939 section 7).
@@ -374,7 +382,7 @@ impl Pop3Server {
     fn login(&mut self, user: &str, password: &[u8]) -> Pop3Step {
         match self.policy.users.check(user, password) {
             Some(mailbox) => self.open(mailbox),
-            None => self.auth_failed(),
+            None => self.auth_failed(user),
         }
     }
 
@@ -386,8 +394,9 @@ impl Pop3Server {
         }
     }
 
-    fn auth_failed(&mut self) -> Pop3Step {
+    fn auth_failed(&mut self, user: &str) -> Pop3Step {
         self.auth_failures += 1;
+        self.failed_login = Some(user.to_string());
         self.state = State::Authorization { user: None };
         if self.auth_failures >= MAX_AUTH_FAILURES {
             self.state = State::Closed;
@@ -400,7 +409,7 @@ impl Pop3Server {
         if !self.policy.users.exist() {
             return match mailbox_name(name) {
                 Some(mailbox) => self.open(mailbox),
-                None => self.auth_failed(),
+                None => self.auth_failed(name),
             };
         }
         let timestamp = self.timestamp.as_bytes();
@@ -409,7 +418,7 @@ impl Pop3Server {
                 let mailbox = mailbox.to_string();
                 self.open(mailbox)
             }
-            _ => self.auth_failed(),
+            _ => self.auth_failed(name),
         }
     }
 
@@ -445,7 +454,7 @@ impl Pop3Server {
         };
         match sasl::plain_credentials(&message) {
             Some((user, password)) => self.login(user, password),
-            None => self.auth_failed(),
+            None => self.auth_failed(""),
         }
     }
 

@@ -223,8 +223,17 @@ pub fn parse(line: &[u8]) -> Parsed<'_> {
         None => (line, &b""[..]),
     };
     let verb = String::from_utf8_lossy(verb).to_ascii_uppercase();
+    // Addresses may hold UTF-8 (RFC 6531); whether they may be used is the
+    // server's decision (SMTPUTF8).
+    let utf8_allowed = matches!(verb.as_str(), "MAIL" | "RCPT");
     let command = match std::str::from_utf8(args) {
-        Ok(args) if args.bytes().all(|b| (0x20..0x7f).contains(&b)) => parse_args(&verb, args),
+        Ok(args)
+            if args.chars().all(|c| {
+                (' '..'\x7f').contains(&c) || (utf8_allowed && !c.is_ascii() && !c.is_control())
+            }) =>
+        {
+            parse_args(&verb, args)
+        }
         _ => Err(ParseError::InvalidCharacters),
     };
     Parsed { verb, command }
@@ -525,10 +534,9 @@ mod tests {
             (b"", Err(ParseError::Empty)),
             (b"XYZZY", Err(ParseError::Unknown)),
             (b"EXPN list", Err(ParseError::NotImplemented)),
-            (
-                b"MAIL FROM:<a\xc3\xa9@b>",
-                Err(ParseError::InvalidCharacters),
-            ),
+            (b"EHLO a\xc3\xa9", Err(ParseError::InvalidCharacters)),
+            (b"RCPT TO:<a\xc2\x85@b>", Err(ParseError::InvalidCharacters)),
+            (b"MAIL FROM:<a\xff@b>", Err(ParseError::InvalidCharacters)),
             (b"MAIL FROM:<a\rb@c>", Err(ParseError::InvalidCharacters)),
             (b"EHLO a b", Err(ParseError::Syntax)),
             (b"MAIL FROM:<a@b>x", Err(ParseError::Syntax)),

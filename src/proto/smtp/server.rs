@@ -1,7 +1,7 @@
 //! The SMTP server state machine (RFC 5321) with the extensions SIZE
 //! (RFC 1870), PIPELINING (RFC 2920), 8BITMIME (RFC 6152),
-//! ENHANCEDSTATUSCODES (RFC 2034, codes from RFC 3463), STARTTLS (RFC 3207)
-//! and AUTH PLAIN / LOGIN (RFC 4954, RFC 4616).
+//! ENHANCEDSTATUSCODES (RFC 2034, codes from RFC 3463), STARTTLS (RFC 3207),
+//! SMTPUTF8 (RFC 6531) and AUTH PLAIN / LOGIN (RFC 4954, RFC 4616).
 //!
 //! Pure: no sockets, no clock, no files. The driver feeds one command line at
 //! a time to [`SmtpServer::command`] and gets a [`Step`]: the reply to send
@@ -85,6 +85,8 @@ pub struct Envelope {
     pub tls: bool,
     /// The authenticated mailbox, if any.
     pub authenticated: Option<String>,
+    /// Whether MAIL asked for SMTPUTF8.
+    pub smtputf8: bool,
     /// The reverse path (empty for the null sender `<>`).
     pub from: String,
     /// The forward paths as given.
@@ -101,7 +103,11 @@ impl Envelope {
     pub fn trace_headers(&self, hostname: &str, peer: &str, id: &str, date: &str) -> Vec<u8> {
         let protocol = format!(
             "{}{}{}",
-            if self.esmtp { "ESMTP" } else { "SMTP" },
+            match (self.smtputf8, self.esmtp) {
+                (true, _) => "UTF8SMTP",
+                (false, true) => "ESMTP",
+                (false, false) => "SMTP",
+            },
             if self.tls { "S" } else { "" },
             if self.authenticated.is_some() {
                 "A"
@@ -157,7 +163,9 @@ pub struct SmtpServer {
     from: Option<String>,
     recipients: Vec<String>,
     mailboxes: Vec<String>,
+    smtputf8: bool,
     auth_failures: u32,
+    failed_login: Option<String>,
 }
 
 impl SmtpServer {
@@ -175,8 +183,16 @@ impl SmtpServer {
             from: None,
             recipients: Vec::new(),
             mailboxes: Vec::new(),
+            smtputf8: false,
             auth_failures: 0,
+            failed_login: None,
         }
+    }
+
+    /// The user name of the login that the last command failed, if any
+    /// (taken: the next call returns `None`).
+    pub fn take_failed_login(&mut self) -> Option<String> {
+        self.failed_login.take()
     }
 
     /// A session on a connection that is TLS from the start.
@@ -218,6 +234,7 @@ impl SmtpServer {
             esmtp,
             tls: self.tls,
             authenticated: self.authenticated.clone(),
+            smtputf8: self.smtputf8,
             from: self.from.clone().unwrap_or_default(),
             recipients: self.recipients.clone(),
             mailboxes: self.mailboxes.clone(),
@@ -340,6 +357,7 @@ impl SmtpServer {
 
     fn reset_transaction(&mut self) {
         self.from = None;
+        self.smtputf8 = false;
         self.recipients.clear();
         self.mailboxes.clear();
     }
@@ -381,6 +399,7 @@ impl SmtpServer {
             format!("SIZE {}", self.policy.max_size),
             "8BITMIME".to_string(),
             "ENHANCEDSTATUSCODES".to_string(),
+            "SMTPUTF8".to_string(),
         ];
         if self.policy.tls_available && !self.tls {
             lines.push("STARTTLS".to_string());
@@ -414,8 +433,8 @@ impl SmtpServer {
             }
             _ => return Step::reply(501, "5.5.4 Syntax: MAIL FROM:<address>"),
         };
-        if params.smtputf8 {
-            return Step::reply(555, "5.5.4 Unsupported MAIL parameter");
+        if !params.smtputf8 && !from.is_ascii() {
+            return non_ascii_refused();
         }
         if params.size.is_some_and(|n| n > self.policy.max_size) {
             return Step::reply(
@@ -427,6 +446,7 @@ impl SmtpServer {
             );
         }
         self.from = Some(from.to_string());
+        self.smtputf8 = params.smtputf8;
         Step::reply(250, "2.1.0 Sender OK")
     }
 
@@ -447,15 +467,22 @@ impl SmtpServer {
         if self.recipients.len() >= MAX_RECIPIENTS {
             return Step::reply(452, "4.5.3 Too many recipients");
         }
+        if !self.smtputf8 && !path.is_ascii() {
+            return non_ascii_refused();
+        }
         let mailbox = match self.policy.users.recipient_mailbox(&path) {
             Some(m) => m,
             None if self.policy.users.exist() => {
-                return Step::reply(550, format!("5.1.1 <{path}>: no such mailbox here"))
+                let path = header_safe(&path);
+                return Step::reply(550, format!("5.1.1 <{path}>: no such mailbox here"));
             }
             None => {
                 return Step::reply(
                     553,
-                    format!("5.1.3 <{path}>: local part is not a valid mailbox name"),
+                    format!(
+                        "5.1.3 <{}>: local part is not a valid mailbox name",
+                        header_safe(&path)
+                    ),
                 )
             }
         };
@@ -542,7 +569,7 @@ impl SmtpServer {
         match Self::sasl_decode(line) {
             Ok(message) => match sasl::plain_credentials(&message) {
                 Some((user, password)) => self.auth_check(user, password),
-                None => self.auth_failed(),
+                None => self.auth_failed(""),
             },
             Err(step) => step,
         }
@@ -571,12 +598,13 @@ impl SmtpServer {
                 self.authenticated = Some(mailbox);
                 Step::reply(235, "2.7.0 Authentication successful")
             }
-            None => self.auth_failed(),
+            None => self.auth_failed(user),
         }
     }
 
-    fn auth_failed(&mut self) -> Step {
+    fn auth_failed(&mut self, user: &str) -> Step {
         self.auth_failures += 1;
+        self.failed_login = Some(user.to_string());
         if self.auth_failures >= MAX_AUTH_FAILURES {
             self.phase = Phase::Closed;
             return Step::reply(421, "4.7.0 Too many failed authentication attempts")
@@ -584,6 +612,15 @@ impl SmtpServer {
         }
         Step::reply(535, "5.7.8 Authentication credentials invalid")
     }
+}
+
+/// 553 for a UTF-8 address in a transaction without SMTPUTF8 (RFC 6531
+/// section 3.5).
+fn non_ascii_refused() -> Step {
+    Step::reply(
+        553,
+        "5.6.7 A non-ASCII address needs SMTPUTF8 (MAIL FROM:<...> SMTPUTF8)",
+    )
 }
 
 fn trim_eol(line: &[u8]) -> &[u8] {
@@ -664,7 +701,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(ehlo.reply.to_bytes()).unwrap(),
             "250-mx.test greets client.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n\
-             250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 HELP\r\n"
+             250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 HELP\r\n"
         );
         script(
             &mut s,
@@ -755,6 +792,39 @@ mod tests {
     }
 
     #[test]
+    fn smtputf8_transactions_reach_escaped_mailboxes() {
+        let mut s = catch_all();
+        script(
+            &mut s,
+            &[
+                ("EHLO me", "250-"),
+                ("MAIL FROM:<a@b>", "250"),
+                ("RCPT TO:<jos\u{e9}@x>", "553 5.6.7"),
+                ("RSET", "250"),
+                ("MAIL FROM:<\u{e9}@b> SMTPUTF8", "250"),
+                ("RCPT TO:<Jos\u{c9}@x>", "250"),
+                ("RCPT TO:<a\u{85}@x>", "501 5.5.2"),
+                ("DATA", "354"),
+            ],
+        );
+        let envelope = s.envelope().unwrap();
+        assert_eq!(envelope.mailboxes, ["jos%C3%A9"]);
+        assert!(
+            String::from_utf8(envelope.trace_headers("h", "p", "i", "d"))
+                .unwrap()
+                .contains("with UTF8SMTP id i")
+        );
+        assert!(s.data_done(DataOutcome::Failed).code == 451);
+        script(
+            &mut s,
+            &[
+                ("MAIL FROM:<b@c>", "250"),
+                ("RCPT TO:<\u{e9}@x>", "553 5.6.7"),
+            ],
+        );
+    }
+
+    #[test]
     fn bad_arguments_are_501_or_555() {
         let mut s = catch_all();
         script(
@@ -772,8 +842,8 @@ mod tests {
                 ("MAIL FROM:<a@b>x", "501 5.5.4"),
                 ("MAIL FROM:<a@b> SIZE=abc", "501 5.5.4"),
                 ("MAIL FROM:<a@b> BODY=BINARYMIME", "501 5.5.4"),
-                ("MAIL FROM:<a@b> SMTPUTF8", "555 5.5.4"),
-                ("MAIL FROM:<a\u{e9}@b>", "501 5.5.2"),
+                ("MAIL FROM:<a\u{e9}@b>", "553 5.6.7"),
+                ("MAIL FROM:<a\u{85}@b>", "501 5.5.2"),
                 ("MAIL FROM:<@relay.test:a@b>", "250"),
                 ("RCPT TO:<>", "501 5.1.3"),
                 ("RCPT TO:<a@b> NOTIFY=NEVER", "555 5.5.4"),
@@ -1057,7 +1127,7 @@ mod tests {
             out,
             "220 mx.test ESMTP mailctl ready\r\n\
              250-mx.test greets client.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n\
-             250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-AUTH PLAIN LOGIN\r\n\
+             250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-AUTH PLAIN LOGIN\r\n\
              250 HELP\r\n\
              334 \r\n\
              235 2.7.0 Authentication successful\r\n\
