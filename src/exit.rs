@@ -357,6 +357,7 @@ mod tests {
             address: "a@b".into(),
             state,
             reply: None,
+            delivered: false,
         };
         let refused = |code| E::Refused {
             what: "x",

@@ -118,6 +118,7 @@ impl SubmitReport {
                     "code": null,
                     "enhanced": null,
                     "text": null,
+                    "delivered": r.delivered,
                 });
                 if let Some(reply) = &r.reply {
                     v["code"] = json!(reply.code);

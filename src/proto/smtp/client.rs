@@ -162,6 +162,9 @@ pub struct RecipientStatus {
     pub state: RecipientState,
     /// The reply to RCPT, if any.
     pub reply: Option<Reply>,
+    /// Whether the server accepted a message for this recipient (the
+    /// final dot of its transaction got 2xx).
+    pub delivered: bool,
 }
 
 /// Everything learnt during the session.
@@ -240,6 +243,10 @@ pub struct Client {
     pipelining: bool,
     mail_reply: Option<Reply>,
     data_reply: Option<Reply>,
+    /// The recipients (indices into the report) of the current
+    /// transaction: all of them at first, then those a server limiting
+    /// recipients per transaction put off (RFC 5321 section 4.5.3.1.10).
+    transaction: Vec<usize>,
     report: Report,
     failure: Option<Error>,
 }
@@ -271,6 +278,17 @@ fn choose_mechanism(caps: &Capabilities, wanted: Option<Mechanism>) -> Result<Me
     }
 }
 
+/// Whether a reply to RCPT says "too many recipients" (452, enhanced code
+/// 4.5.3 or none): RFC 5321 section 4.5.3.1.10 asks the client to send the
+/// message to the recipients accepted so far, then the others in another
+/// transaction.
+fn over_recipient_limit(reply: &Reply) -> bool {
+    reply.code == 452
+        && reply
+            .enhanced
+            .is_none_or(|e| (e.subject, e.detail) == (5, 3))
+}
+
 fn failure_for(what: &'static str, reply: &Reply) -> Error {
     Error::Refused {
         what,
@@ -290,8 +308,10 @@ impl Client {
                 address: address.clone(),
                 state: RecipientState::NotTried,
                 reply: None,
+                delivered: false,
             })
             .collect();
+        let transaction = (0..config.recipients.len()).collect();
         Client {
             config,
             state: State::Greeting,
@@ -300,6 +320,7 @@ impl Client {
             pipelining: false,
             mail_reply: None,
             data_reply: None,
+            transaction,
             report: Report {
                 recipients,
                 tls: tls_active,
@@ -457,9 +478,14 @@ impl Client {
                     self.fail_and_quit(failure_for("sender refused (MAIL FROM)", &reply))
                 }
             }
-            State::Rcpt(i) => {
-                self.record_rcpt(i, reply)?;
-                self.next_rcpt(i + 1)
+            State::Rcpt(position) => {
+                let limited = over_recipient_limit(&reply);
+                self.record_rcpt(self.transaction[position], reply)?;
+                if limited && self.any_accepted_in_transaction() {
+                    // The server takes no more in this transaction.
+                    return self.end_envelope();
+                }
+                self.next_rcpt(position + 1)
             }
             State::Data => {
                 if reply.code == 354 {
@@ -484,13 +510,24 @@ impl Client {
                 }
             }
             State::Message => {
+                let deferred = self.deferred();
+                let quit_sent = self.quit_follows_dot();
                 if reply.is_positive() {
+                    for &i in &self.transaction {
+                        let recipient = &mut self.report.recipients[i];
+                        recipient.delivered = recipient.state == RecipientState::Accepted;
+                    }
+                    if !deferred.is_empty() {
+                        self.report.final_reply = Some(reply);
+                        self.transaction = deferred;
+                        return self.start_transaction();
+                    }
                     self.report.accepted = true;
                 } else {
                     self.record(failure_for("message refused after DATA", &reply));
                 }
                 self.report.final_reply = Some(reply);
-                if self.pipelining {
+                if quit_sent {
                     // QUIT followed the final dot; its reply is next.
                     self.state = State::Quit;
                     Ok(Event::Wait)
@@ -655,8 +692,13 @@ impl Client {
                 });
             }
         }
+        let recipients: Vec<String> = self
+            .transaction
+            .iter()
+            .map(|&i| self.config.recipients[i].clone())
+            .collect();
         let non_ascii = std::iter::once(&self.config.from)
-            .chain(&self.config.recipients)
+            .chain(&recipients)
             .find(|a| !a.is_ascii())
             .cloned();
         if let Some(address) = &non_ascii {
@@ -684,7 +726,7 @@ impl Client {
         let mut flight = Flight::default();
         flight.push(mail)?;
         let mut queue = VecDeque::from([Expect::Mail]);
-        for (i, rcpt) in self.config.recipients.iter().enumerate() {
+        for (&i, rcpt) in self.transaction.iter().zip(&recipients) {
             flight.push(Command::Rcpt(rcpt))?;
             queue.push_back(Expect::Rcpt(i));
         }
@@ -712,10 +754,54 @@ impl Client {
         Ok(())
     }
 
-    fn next_rcpt(&mut self, i: usize) -> Result<Event, Error> {
-        if let Some(rcpt) = self.config.recipients.get(i).cloned() {
-            return self.send(State::Rcpt(i), Command::Rcpt(&rcpt));
+    fn next_rcpt(&mut self, position: usize) -> Result<Event, Error> {
+        if let Some(&i) = self.transaction.get(position) {
+            let rcpt = self.config.recipients[i].clone();
+            return self.send(State::Rcpt(position), Command::Rcpt(&rcpt));
         }
+        self.end_envelope()
+    }
+
+    /// Whether a recipient of the current transaction was accepted.
+    fn any_accepted_in_transaction(&self) -> bool {
+        self.transaction
+            .iter()
+            .any(|&i| self.report.recipients[i].state == RecipientState::Accepted)
+    }
+
+    /// When the server accepted some recipients of this transaction and
+    /// said "too many" to others, puts those off to the next transaction.
+    fn defer_over_limit(&mut self) {
+        if !self.any_accepted_in_transaction() {
+            return;
+        }
+        for &i in &self.transaction {
+            let recipient = &mut self.report.recipients[i];
+            if recipient.state == RecipientState::TempFailed
+                && recipient.reply.as_ref().is_some_and(over_recipient_limit)
+            {
+                recipient.state = RecipientState::NotTried;
+            }
+        }
+    }
+
+    /// The recipients still waiting for a transaction, in order.
+    fn deferred(&self) -> Vec<usize> {
+        (0..self.report.recipients.len())
+            .filter(|&i| self.report.recipients[i].state == RecipientState::NotTried)
+            .collect()
+    }
+
+    /// Whether QUIT goes in the same flight as the final dot: with
+    /// PIPELINING, when no transaction follows.
+    fn quit_follows_dot(&self) -> bool {
+        self.pipelining && self.deferred().is_empty()
+    }
+
+    /// Every RCPT of a one-by-one transaction is answered: DATA, or RSET
+    /// when a recipient was refused.
+    fn end_envelope(&mut self) -> Result<Event, Error> {
+        self.defer_over_limit();
         if let Some(err) = self.refused_recipients() {
             self.record(err);
             return self.send(State::Rset, Command::Rset);
@@ -759,6 +845,7 @@ impl Client {
             }
             return self.send(State::Quit, Command::Quit);
         }
+        self.defer_over_limit();
         if let Some(err) = self.refused_recipients() {
             self.record(err);
             if data_open {
@@ -775,7 +862,7 @@ impl Client {
 
     fn send_message(&mut self) -> Result<Event, Error> {
         self.state = State::Message;
-        let then = if self.pipelining {
+        let then = if self.quit_follows_dot() {
             Some(Flight::of(Command::Quit)?)
         } else {
             None
@@ -1357,5 +1444,136 @@ mod tests {
         c.on_reply(reply(b"220 hi\r\n"));
         let e = c.on_reply(reply(b"250-mx\r\n250 SMTPUTF8\r\n"));
         assert_eq!(wire(&e), b"MAIL FROM:<a@example.org> SMTPUTF8\r\n");
+    }
+
+    fn recipients(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("r{i}@example.org")).collect()
+    }
+
+    /// Answers a pipelined envelope like a server taking `limit`
+    /// recipients per transaction; returns the RCPTs it saw.
+    fn answer_limited_flight(c: &mut Client, flight: &[u8], limit: usize) -> Vec<String> {
+        let text = String::from_utf8(flight.to_vec()).unwrap();
+        let rcpts: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("RCPT TO:<"))
+            .map(|l| l.trim_end_matches('>').to_string())
+            .collect();
+        assert!(text.starts_with("MAIL FROM:") && text.ends_with("DATA\r\n"));
+        assert_eq!(c.on_reply(reply(b"250 2.1.0 ok\r\n")), Event::Wait);
+        for i in 0..rcpts.len() {
+            let r: &[u8] = if i < limit {
+                b"250 2.1.5 ok\r\n"
+            } else {
+                b"452 4.5.3 Error: too many recipients\r\n"
+            };
+            assert_eq!(c.on_reply(reply(r)), Event::Wait);
+        }
+        rcpts
+    }
+
+    /// A server taking 2 recipients per transaction: 5 recipients go out
+    /// in 3 pipelined transactions, each recipient once, QUIT after the
+    /// last dot only.
+    #[test]
+    fn too_many_recipients_means_further_transactions() {
+        let mut cfg = config(TlsPolicy::Plain);
+        cfg.recipients = recipients(5);
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 mx\r\n"));
+        let mut event = c.on_reply(reply(EHLO_PLAIN));
+        let mut seen = Vec::new();
+        for round in 0..3 {
+            let rcpts = answer_limited_flight(&mut c, &wire(&event), 2);
+            assert_eq!(rcpts.len(), 5 - 2 * round);
+            seen.extend(rcpts.into_iter().take(2));
+            let last = round == 2;
+            match c.on_reply(reply(b"354 go\r\n")) {
+                Event::SendMessage { then, .. } => assert_eq!(then.is_some(), last),
+                other => panic!("{other:?}"),
+            }
+            event = c.on_reply(reply(b"250 2.0.0 queued\r\n"));
+            if last {
+                assert_eq!(event, Event::Wait);
+            }
+        }
+        assert_eq!(seen, recipients(5));
+        assert_eq!(c.on_reply(reply(b"221 bye\r\n")), Event::Close);
+        let report = c.finish().unwrap();
+        assert!(report.accepted);
+        assert!(report.recipients.iter().all(|r| r.delivered));
+    }
+
+    /// Without PIPELINING, RCPTs stop at the first "too many"; DATA
+    /// follows; the rest go in the next transaction.
+    #[test]
+    fn too_many_recipients_one_by_one() {
+        let mut cfg = config(TlsPolicy::Plain);
+        cfg.recipients = recipients(3);
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 mx\r\n"));
+        assert_eq!(
+            wire(&c.on_reply(reply(b"250 mx\r\n"))),
+            b"MAIL FROM:<a@example.org>\r\n"
+        );
+        let steps: [(&[u8], &[u8]); 4] = [
+            (b"250 ok\r\n", b"RCPT TO:<r1@example.org>\r\n"),
+            (b"250 ok\r\n", b"RCPT TO:<r2@example.org>\r\n"),
+            (b"452 too many recipients\r\n", b"DATA\r\n"),
+            (b"354 go\r\n", b""),
+        ];
+        for (answer, expected) in steps {
+            let e = c.on_reply(reply(answer));
+            if expected.is_empty() {
+                assert!(matches!(e, Event::SendMessage { then: None, .. }));
+            } else {
+                assert_eq!(wire(&e), expected);
+            }
+        }
+        assert_eq!(
+            wire(&c.on_reply(reply(b"250 queued\r\n"))),
+            b"MAIL FROM:<a@example.org>\r\n"
+        );
+        assert_eq!(
+            wire(&c.on_reply(reply(b"250 ok\r\n"))),
+            b"RCPT TO:<r2@example.org>\r\n"
+        );
+        assert_eq!(
+            wire(&c.on_reply(reply(b"250 ok\r\n"))),
+            b"RCPT TO:<r3@example.org>\r\n"
+        );
+    }
+
+    /// A 452 that is not about the number of recipients, or one with no
+    /// recipient accepted, still refuses the message as before.
+    #[test]
+    fn other_temporary_refusals_still_abort() {
+        for (first, second) in [
+            (
+                &b"250 ok\r\n"[..],
+                &b"452 4.3.1 Insufficient system storage\r\n"[..],
+            ),
+            (
+                b"452 4.5.3 too many recipients\r\n",
+                b"452 4.5.3 too many recipients\r\n",
+            ),
+            (b"250 ok\r\n", b"450 4.2.1 mailbox busy\r\n"),
+        ] {
+            let mut c = Client::new(config(TlsPolicy::Plain));
+            c.on_reply(reply(b"220 mx\r\n"));
+            c.on_reply(reply(EHLO_PLAIN));
+            c.on_reply(reply(b"250 ok\r\n"));
+            c.on_reply(reply(first));
+            c.on_reply(reply(second));
+            assert_eq!(
+                c.on_reply(reply(b"554 no valid recipients\r\n")),
+                Event::Send(Flight::of(Command::Rset).unwrap())
+            );
+            c.on_reply(reply(b"250 ok\r\n"));
+            c.on_reply(reply(b"221 bye\r\n"));
+            let (err, report) = *c.finish().unwrap_err();
+            assert!(matches!(err, Error::RecipientsRefused { .. }), "{err:?}");
+            assert!(!report.recipients.iter().any(|r| r.delivered));
+        }
     }
 }
