@@ -221,6 +221,7 @@ fn client_config(settings: &Settings) -> ClientConfig {
         message_size: 0,
         eight_bit: false,
         probe: false,
+        keep_open: false,
     }
 }
 
@@ -247,7 +248,17 @@ pub fn submit(
         eight_bit: message.eight_bit(),
         ..client_config(settings)
     });
-    let finished = drive(settings, client, Some(message), transcript);
+    let mut single = Single(Some(message));
+    let finished = drive(settings, client, &mut single, transcript);
+    submit_outcome(endpoint, message, finished.outcome())
+}
+
+/// The [`SubmitReport`] of `message` from the machine's outcome.
+fn submit_outcome(
+    endpoint: &Endpoint,
+    message: &Message,
+    outcome: Result<Report, Box<(anyhow::Error, Report)>>,
+) -> Result<SubmitReport, SubmitError> {
     let wrap = |r: Report| SubmitReport {
         server: endpoint.to_string(),
         message_id: message.message_id().map(str::to_string),
@@ -259,7 +270,7 @@ pub fn submit(
         tls: r.tls,
         auth: r.auth,
     };
-    match finished.outcome() {
+    match outcome {
         Ok(report) => Ok(wrap(report)),
         Err(failed) => {
             let (error, report) = *failed;
@@ -269,6 +280,79 @@ pub fn submit(
             })
         }
     }
+}
+
+/// One message of a batch: its envelope and content.
+#[derive(Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// Sender and recipients.
+    pub envelope: &'a Envelope,
+    /// The message.
+    pub message: &'a Message,
+}
+
+/// What [`submit_batch`] reports as it goes, in order.
+pub trait BatchSink {
+    /// The server accepted message `index` for `recipients` (indices in
+    /// its envelope): called as soon as the final dot got its 2xx, before
+    /// anything else is sent.
+    fn delivered(&mut self, index: usize, recipients: &[usize]);
+    /// Message `index` is done with: its report, or its failure.
+    fn finished(&mut self, index: usize, outcome: Result<SubmitReport, SubmitError>);
+}
+
+/// Submits `messages` in order over as few connections as possible: one
+/// session, a transaction per message (RSET after a refused one), a new
+/// connection when the server closes it or gives up on one. Each message's
+/// outcome goes to `sink`. Returns `Some(error)` when a session failed
+/// before finishing any message: the messages from the one it names
+/// (`index`) on were not tried.
+pub fn submit_batch(
+    settings: &Settings,
+    messages: &[Outgoing<'_>],
+    transcript: &Transcript,
+    sink: &mut dyn BatchSink,
+) -> Option<(usize, anyhow::Error)> {
+    let mut next = 0;
+    while next < messages.len() {
+        let first = messages[next];
+        let client = Client::new(ClientConfig {
+            from: first.envelope.from.clone(),
+            recipients: first.envelope.recipients.clone(),
+            message_size: first.message.size(),
+            eight_bit: first.message.eight_bit(),
+            keep_open: true,
+            ..client_config(settings)
+        });
+        let mut batch = Batch {
+            messages,
+            current: next,
+            in_flight: true,
+            sink,
+            endpoint: &settings.endpoint,
+        };
+        let finished = drive(settings, client, &mut batch, transcript);
+        let (current, in_flight) = (batch.current, batch.in_flight);
+        if !in_flight {
+            return None;
+        }
+        if current == next && !finished.client.message_started() {
+            // The session failed before its first transaction (connect,
+            // TLS, AUTH): the same would happen to the others now.
+            let error = match finished.outcome() {
+                Err(failed) => failed.0,
+                Ok(_) => anyhow::anyhow!("the session ended before the first message"),
+            };
+            return Some((current, error));
+        }
+        let message = messages[current].message;
+        sink.finished(
+            current,
+            submit_outcome(&settings.endpoint, message, finished.outcome()),
+        );
+        next = current + 1;
+    }
+    None
 }
 
 /// What a [`probe`] found out.
@@ -300,7 +384,7 @@ pub fn probe(settings: &Settings, transcript: &Transcript) -> anyhow::Result<Pro
         probe: true,
         ..client_config(settings)
     });
-    let finished = drive(settings, client, None, transcript);
+    let finished = drive(settings, client, &mut Single(None), transcript);
     let discarded = finished.discarded;
     match finished.outcome() {
         Ok(report) => Ok(ProbeReport {
@@ -316,6 +400,78 @@ pub fn probe(settings: &Settings, transcript: &Transcript) -> anyhow::Result<Pro
             capabilities: report.capabilities.unwrap_or_default(),
         }),
         Err(failed) => Err(failed.0),
+    }
+}
+
+/// What a session sends, and what it does between messages.
+trait Session {
+    /// The message being sent, if any.
+    fn message(&self) -> Option<&Message>;
+    /// After [`Event::Idle`]: the next message's first event, or QUIT.
+    fn idle(&mut self, client: &mut Client) -> Event;
+    /// After each reply: passes on the recipients just delivered.
+    fn after_reply(&mut self, client: &mut Client);
+}
+
+/// A session for one message (or none: a probe).
+struct Single<'a>(Option<&'a Message>);
+
+impl Session for Single<'_> {
+    fn message(&self) -> Option<&Message> {
+        self.0
+    }
+
+    fn idle(&mut self, client: &mut Client) -> Event {
+        client.quit()
+    }
+
+    fn after_reply(&mut self, _client: &mut Client) {}
+}
+
+/// A session of [`submit_batch`]: the messages from `current` on.
+struct Batch<'a, 's> {
+    messages: &'a [Outgoing<'a>],
+    /// The message being sent.
+    current: usize,
+    /// Whether `current` is being sent (false once the last is done).
+    in_flight: bool,
+    sink: &'s mut dyn BatchSink,
+    endpoint: &'a Endpoint,
+}
+
+impl Session for Batch<'_, '_> {
+    fn message(&self) -> Option<&Message> {
+        self.in_flight.then(|| self.messages[self.current].message)
+    }
+
+    fn idle(&mut self, client: &mut Client) -> Event {
+        let outcome = client
+            .take_outcome()
+            .map_err(|failed| Box::new((anyhow::Error::new(failed.0), failed.1)));
+        let message = self.messages[self.current].message;
+        self.sink.finished(
+            self.current,
+            submit_outcome(self.endpoint, message, outcome),
+        );
+        if self.current + 1 >= self.messages.len() {
+            self.in_flight = false;
+            return client.quit();
+        }
+        self.current += 1;
+        let next = self.messages[self.current];
+        client.next_message(
+            next.envelope.from.clone(),
+            next.envelope.recipients.clone(),
+            next.message.size(),
+            next.message.eight_bit(),
+        )
+    }
+
+    fn after_reply(&mut self, client: &mut Client) {
+        let delivered = client.take_delivered();
+        if self.in_flight && !delivered.is_empty() {
+            self.sink.delivered(self.current, &delivered);
+        }
     }
 }
 
@@ -370,7 +526,7 @@ fn perform(
     wire: &mut Option<Wire>,
     client: &mut Client,
     event: Event,
-    message: Option<&Message>,
+    session: &dyn Session,
     transcript: &Transcript,
 ) -> Result<Option<Event>, Option<anyhow::Error>> {
     let endpoint = &settings.endpoint;
@@ -419,7 +575,9 @@ fn perform(
                     transcript.client(line.as_bytes());
                 }
             }
-            let message = message.ok_or_else(|| Some(anyhow::anyhow!("no message to send")))?;
+            let message = session
+                .message()
+                .ok_or_else(|| Some(anyhow::anyhow!("no message to send")))?;
             stream_message(&mut w.conn, message, then.as_ref().map(|f| &f.wire[..]))
                 .with_context(|| format!("sending the message to {endpoint}"))
                 .map_err(Some)?;
@@ -429,6 +587,7 @@ fn perform(
             return Err(None);
         }
         Event::Close => return Err(None),
+        Event::Idle => return Err(Some(anyhow::anyhow!("the session has no next message"))),
     }
     Ok(None)
 }
@@ -438,7 +597,7 @@ fn perform(
 fn drive(
     settings: &Settings,
     mut client: Client,
-    message: Option<&Message>,
+    session: &mut dyn Session,
     transcript: &Transcript,
 ) -> Finished {
     let endpoint = &settings.endpoint;
@@ -471,7 +630,7 @@ fn drive(
     };
     let mut event = Event::Wait; // the greeting comes first
     let lost = loop {
-        match perform(settings, &mut wire, &mut client, event, message, transcript) {
+        match perform(settings, &mut wire, &mut client, event, session, transcript) {
             Ok(Some(next)) => {
                 event = next;
                 continue;
@@ -488,7 +647,14 @@ fn drive(
         match read_reply(&mut w.conn, &mut w.reader, transcript)
             .with_context(|| format!("reading the reply from {endpoint}"))
         {
-            Ok(reply) => event = client.on_reply(reply),
+            Ok(reply) => {
+                event = client.on_reply(reply);
+                session.after_reply(&mut client);
+                while event == Event::Idle {
+                    event = session.idle(&mut client);
+                    session.after_reply(&mut client);
+                }
+            }
             Err(err) => break Some(err),
         }
     };

@@ -75,6 +75,10 @@ pub struct ClientConfig {
     /// Stop after authentication with QUIT: a check of the settings that
     /// sends no mail. The envelope is then ignored.
     pub probe: bool,
+    /// Keep the session open after the message: the machine then says
+    /// [`Event::Idle`] instead of QUIT, and the driver hands it the next
+    /// message ([`Client::next_message`]) or ends ([`Client::quit`]).
+    pub keep_open: bool,
 }
 
 /// Bytes to write in one go, and the lines they stand for in the
@@ -126,6 +130,11 @@ pub enum Event {
     Abort(String),
     /// Close the connection; the session is over.
     Close,
+    /// With [`ClientConfig::keep_open`]: the message's transactions are
+    /// over and the session is ready for another; take the outcome with
+    /// [`Client::take_outcome`], then call [`Client::next_message`] or
+    /// [`Client::quit`].
+    Idle,
 }
 
 /// What became of one recipient.
@@ -230,6 +239,7 @@ enum State {
     Pipelined(VecDeque<Expect>),
     Message,
     Rset,
+    Idle,
     Quit,
     Closed,
 }
@@ -247,6 +257,11 @@ pub struct Client {
     /// transaction: all of them at first, then those a server limiting
     /// recipients per transaction put off (RFC 5321 section 4.5.3.1.10).
     transaction: Vec<usize>,
+    /// Recipients whose transaction completed since the driver last asked.
+    newly_delivered: Vec<usize>,
+    /// Whether the current message's first MAIL went out (or the message
+    /// was refused before it).
+    started: bool,
     report: Report,
     failure: Option<Error>,
 }
@@ -321,6 +336,8 @@ impl Client {
             mail_reply: None,
             data_reply: None,
             transaction,
+            newly_delivered: Vec::new(),
+            started: false,
             report: Report {
                 recipients,
                 tls: tls_active,
@@ -405,6 +422,105 @@ impl Client {
         }
     }
 
+    /// The recipients (indices in the envelope) the server accepted a
+    /// message for since the last call: for callers that record delivery
+    /// as it happens, before the session ends.
+    pub fn take_delivered(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.newly_delivered)
+    }
+
+    /// After [`Event::Idle`]: the outcome of the message just sent (as
+    /// [`Client::finish`] gives it); the session-wide parts of the report
+    /// (TLS, AUTH, capabilities) stay for the next message.
+    pub fn take_outcome(&mut self) -> Result<Report, Box<(Error, Report)>> {
+        let session = Report {
+            recipients: Vec::new(),
+            final_reply: None,
+            accepted: false,
+            ..self.report.clone()
+        };
+        let report = std::mem::replace(&mut self.report, session);
+        if !report.accepted && self.failure.is_none() {
+            self.failure = Some(Error::Incomplete);
+        }
+        match self.failure.take() {
+            Some(err) => Err(Box::new((err, report))),
+            None => Ok(report),
+        }
+    }
+
+    /// After [`Event::Idle`] and [`Client::take_outcome`]: starts the
+    /// transaction of the next message.
+    pub fn next_message(
+        &mut self,
+        from: String,
+        recipients: Vec<String>,
+        message_size: u64,
+        eight_bit: bool,
+    ) -> Event {
+        self.report.recipients = recipients
+            .iter()
+            .map(|address| RecipientStatus {
+                address: address.clone(),
+                state: RecipientState::NotTried,
+                reply: None,
+                delivered: false,
+            })
+            .collect();
+        self.transaction = (0..recipients.len()).collect();
+        self.config.from = from;
+        self.config.recipients = recipients;
+        self.config.message_size = message_size;
+        self.config.eight_bit = eight_bit;
+        self.failure = None;
+        self.newly_delivered.clear();
+        self.started = false;
+        match self.start_transaction() {
+            Ok(event) => event,
+            Err(err) => {
+                self.record(err);
+                self.state = State::Closed;
+                Event::Close
+            }
+        }
+    }
+
+    /// After [`Event::Idle`]: ends the session with QUIT.
+    pub fn quit(&mut self) -> Event {
+        self.state = State::Quit;
+        match Flight::of(Command::Quit) {
+            Ok(flight) => Event::Send(flight),
+            Err(_) => Event::Close,
+        }
+    }
+
+    /// Whether the current message got as far as its transaction (MAIL
+    /// sent, or refused before it for its size or addresses): a failure
+    /// before that is the session's, not the message's.
+    pub fn message_started(&self) -> bool {
+        self.started
+    }
+
+    /// The session is ready for the next message.
+    fn idle(&mut self) -> Result<Event, Error> {
+        self.state = State::Idle;
+        Ok(Event::Idle)
+    }
+
+    /// A failure that ends this message's transaction: with
+    /// [`ClientConfig::keep_open`] the session goes on (after RSET when
+    /// `rset`), otherwise it ends with QUIT.
+    fn abandon(&mut self, err: Error, rset: bool) -> Result<Event, Error> {
+        if !self.config.keep_open {
+            return self.fail_and_quit(err);
+        }
+        self.record(err);
+        if rset {
+            return self.send(State::Rset, Command::Rset);
+        }
+        self.idle()
+    }
+
     fn record(&mut self, err: Error) {
         if self.failure.is_none() {
             self.failure = Some(err);
@@ -475,7 +591,7 @@ impl Client {
                     self.mail_reply = Some(reply);
                     self.next_rcpt(0)
                 } else {
-                    self.fail_and_quit(failure_for("sender refused (MAIL FROM)", &reply))
+                    self.abandon(failure_for("sender refused (MAIL FROM)", &reply), false)
                 }
             }
             State::Rcpt(position) => {
@@ -492,7 +608,7 @@ impl Client {
                     self.data_reply = Some(reply);
                     self.send_message()
                 } else {
-                    self.fail_and_quit(failure_for("DATA refused", &reply))
+                    self.abandon(failure_for("DATA refused", &reply), true)
                 }
             }
             State::Pipelined(mut queue) => {
@@ -515,7 +631,10 @@ impl Client {
                 if reply.is_positive() {
                     for &i in &self.transaction {
                         let recipient = &mut self.report.recipients[i];
-                        recipient.delivered = recipient.state == RecipientState::Accepted;
+                        if recipient.state == RecipientState::Accepted {
+                            recipient.delivered = true;
+                            self.newly_delivered.push(i);
+                        }
                     }
                     if !deferred.is_empty() {
                         self.report.final_reply = Some(reply);
@@ -527,7 +646,9 @@ impl Client {
                     self.record(failure_for("message refused after DATA", &reply));
                 }
                 self.report.final_reply = Some(reply);
-                if quit_sent {
+                if self.config.keep_open {
+                    self.idle()
+                } else if quit_sent {
                     // QUIT followed the final dot; its reply is next.
                     self.state = State::Quit;
                     Ok(Event::Wait)
@@ -535,7 +656,12 @@ impl Client {
                     self.send(State::Quit, Command::Quit)
                 }
             }
+            State::Rset if self.config.keep_open && reply.is_positive() => self.idle(),
             State::Rset => self.send(State::Quit, Command::Quit),
+            State::Idle => Err(Error::Unexpected {
+                what: "nothing (no command was sent)",
+                reply,
+            }),
             State::Quit => {
                 self.state = State::Closed;
                 Ok(Event::Close)
@@ -681,15 +807,19 @@ impl Client {
             return self.send(State::Quit, Command::Quit);
         }
         let caps = self.report.capabilities.clone().unwrap_or_default();
+        self.started = true;
         if self.config.recipients.is_empty() {
             return Err(Error::NoRecipients);
         }
         if let Some(limit) = caps.size_limit() {
             if self.config.message_size > limit {
-                return self.fail_and_quit(Error::TooBig {
-                    size: self.config.message_size,
-                    limit,
-                });
+                return self.abandon(
+                    Error::TooBig {
+                        size: self.config.message_size,
+                        limit,
+                    },
+                    false,
+                );
             }
         }
         let recipients: Vec<String> = self
@@ -703,9 +833,12 @@ impl Client {
             .cloned();
         if let Some(address) = &non_ascii {
             if !caps.smtputf8 {
-                return self.fail_and_quit(Error::NeedsSmtpUtf8 {
-                    address: address.clone(),
-                });
+                return self.abandon(
+                    Error::NeedsSmtpUtf8 {
+                        address: address.clone(),
+                    },
+                    false,
+                );
             }
         }
         let params = MailParams {
@@ -795,7 +928,7 @@ impl Client {
     /// Whether QUIT goes in the same flight as the final dot: with
     /// PIPELINING, when no transaction follows.
     fn quit_follows_dot(&self) -> bool {
-        self.pipelining && self.deferred().is_empty()
+        self.pipelining && !self.config.keep_open && self.deferred().is_empty()
     }
 
     /// Every RCPT of a one-by-one transaction is answered: DATA, or RSET
@@ -843,6 +976,9 @@ impl Client {
                 self.state = State::Closed;
                 return Ok(Event::Abort(abort));
             }
+            if self.config.keep_open {
+                return self.send(State::Rset, Command::Rset);
+            }
             return self.send(State::Quit, Command::Quit);
         }
         self.defer_over_limit();
@@ -855,7 +991,7 @@ impl Client {
             return self.send(State::Rset, Command::Rset);
         }
         if !data_open {
-            return self.fail_and_quit(failure_for("DATA refused", &data));
+            return self.abandon(failure_for("DATA refused", &data), true);
         }
         self.send_message()
     }
@@ -891,6 +1027,7 @@ mod tests {
             message_size: 100,
             eight_bit: false,
             probe: false,
+            keep_open: false,
         }
     }
 
@@ -1396,7 +1533,7 @@ mod tests {
                     awaiting_dot_reply = false;
                 }
                 match event {
-                    Event::Close | Event::Abort(_) => break,
+                    Event::Close | Event::Abort(_) | Event::Idle => break,
                     Event::StartTls => {
                         c.tls_established();
                     }
@@ -1575,5 +1712,53 @@ mod tests {
             assert!(matches!(err, Error::RecipientsRefused { .. }), "{err:?}");
             assert!(!report.recipients.iter().any(|r| r.delivered));
         }
+    }
+
+    /// A session kept open sends one message after another: Idle after
+    /// each (after RSET when one was refused), QUIT only when asked.
+    #[test]
+    fn kept_open_session_sends_several_messages() {
+        let mut cfg = config(TlsPolicy::Plain);
+        cfg.keep_open = true;
+        cfg.recipients.truncate(1);
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 mx\r\n"));
+        c.on_reply(reply(EHLO_PLAIN));
+        c.on_reply(reply(b"250 ok\r\n"));
+        c.on_reply(reply(b"250 ok\r\n"));
+        let e = c.on_reply(reply(b"354 go\r\n"));
+        assert_eq!(
+            e,
+            Event::SendMessage {
+                size: 100,
+                then: None
+            }
+        );
+        assert_eq!(c.on_reply(reply(b"250 queued\r\n")), Event::Idle);
+        assert_eq!(c.take_delivered(), [0]);
+        assert!(c.take_outcome().unwrap().accepted);
+        let e = c.next_message(
+            "a@example.org".into(),
+            vec!["x@example.org".into()],
+            5,
+            false,
+        );
+        assert_eq!(
+            wire(&e),
+            b"MAIL FROM:<a@example.org> SIZE=5\r\nRCPT TO:<x@example.org>\r\nDATA\r\n"
+        );
+        c.on_reply(reply(b"250 ok\r\n"));
+        c.on_reply(reply(b"550 5.1.1 unknown\r\n"));
+        assert_eq!(
+            wire(&c.on_reply(reply(b"554 no valid recipients\r\n"))),
+            b"RSET\r\n"
+        );
+        assert_eq!(c.on_reply(reply(b"250 ok\r\n")), Event::Idle);
+        let (err, report) = *c.take_outcome().unwrap_err();
+        assert!(matches!(err, Error::RecipientsRefused { all: true, .. }));
+        assert_eq!(report.recipients[0].state, RecipientState::PermFailed);
+        assert!(report.tls == c.report().tls && c.report().capabilities.is_some());
+        assert_eq!(wire(&c.quit()), b"QUIT\r\n");
+        assert_eq!(c.on_reply(reply(b"221 bye\r\n")), Event::Close);
     }
 }

@@ -35,6 +35,7 @@ fn config(recipients: &[&str]) -> ClientConfig {
         message_size: data::normalized_len(MESSAGE),
         eight_bit: true,
         probe: false,
+        keep_open: false,
     }
 }
 
@@ -107,7 +108,7 @@ fn recorded_session(chunk: usize) -> Run {
                         run.log.extend(then.log);
                     }
                 }
-                Event::Abort(_) | Event::Close => closed = true,
+                Event::Abort(_) | Event::Close | Event::Idle => closed = true,
             }
             break;
         }
@@ -281,7 +282,7 @@ fn conversation(chunk: usize) -> (ServerSide, Result<Report, Box<(Error, Report)
                 }
                 Event::Wait => {}
                 Event::StartTls => unreachable!("handled above"),
-                Event::Abort(_) | Event::Close => break 'session,
+                Event::Abort(_) | Event::Close | Event::Idle => break 'session,
             }
         }
         if server.closed || to_server.is_empty() {
