@@ -6,6 +6,7 @@ pub mod journal;
 pub mod lock;
 pub mod mailbox;
 pub mod maildir;
+pub mod outbox;
 pub mod uidl;
 
 use std::fmt;
