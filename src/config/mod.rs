@@ -15,6 +15,7 @@ mod error;
 mod file;
 mod hint;
 mod password;
+mod queue;
 mod resolve;
 
 pub use connect::{ConnectArgs, MAX_TIMEOUT_SECS};
@@ -25,6 +26,7 @@ pub use file::{
 };
 pub use hint::{tls_hint, with_tls_hint};
 pub use password::{run_password_command, ConfiguredPassword, Password};
+pub use queue::{parse_duration, parse_rate, queue_settings, QueueSettings, Rate};
 pub use resolve::{
     address_of, choose_account, default_path, from_account, resolve, resolve_pop3, resolve_smtp,
     resolve_timeout, Protocol, ResolvedServer, DEFAULT_TIMEOUT_SECS,
