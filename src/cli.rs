@@ -53,6 +53,8 @@ pub enum Command {
     Parse(crate::cmd::parse::ParseArgs),
     /// Check the configuration file and the servers it names.
     Config(crate::cmd::config::ConfigArgs),
+    /// List and send the outbox: messages queued by `send --queue`.
+    Queue(crate::cmd::queue::QueueArgs),
     /// Submit a message the sendmail way: message on stdin, recipients as
     /// arguments.
     Sendmail(crate::cmd::sendmail::SendmailArgs),

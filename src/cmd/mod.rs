@@ -5,6 +5,7 @@ pub mod config;
 pub mod fetch;
 pub mod man;
 pub mod parse;
+pub mod queue;
 pub mod send;
 pub mod sendmail;
 pub mod serve;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Serve(args) => serve::run(args, globals),
         Command::Parse(args) => parse::run(args, globals),
         Command::Config(args) => config::run(args, globals),
+        Command::Queue(args) => queue::run(args, globals),
         Command::Sendmail(args) => sendmail::run(args, globals),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),

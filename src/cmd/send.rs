@@ -16,6 +16,7 @@ use crate::mail::compose::{self, address, Draft, Mailbox, Message};
 use crate::mail::raw;
 use crate::net::smtp::{self, Envelope, Settings};
 use crate::proto::sasl::Mechanism;
+use crate::store::outbox::Connection;
 use crate::transcript::Transcript;
 
 /// `--auth` choices.
@@ -163,6 +164,10 @@ pub struct SendArgs {
     /// qualified, else localhost).
     #[arg(long, value_name = "NAME")]
     pub helo: Option<String>,
+
+    /// Queueing in the outbox.
+    #[command(flatten)]
+    pub queueing: super::queue::QueueFlags,
 }
 
 fn input_error(e: &std::io::Error) -> Exit {
@@ -405,6 +410,57 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// What `send` records to reach the server again: the flags and the
+/// account, never a password.
+fn connection_record(args: &SendArgs, server: &ResolvedServer) -> Connection {
+    let connect = &args.connect;
+    Connection {
+        account: server.account.clone(),
+        server: connect.server.clone(),
+        tls: connect
+            .tls
+            .and_then(|t| t.to_possible_value())
+            .map(|v| v.get_name().to_string()),
+        ca_file: connect.ca_file.clone(),
+        insecure: connect.insecure,
+        user: connect.user.clone(),
+        password_command: connect.password_command.clone(),
+        timeout: connect.timeout,
+        auth: args
+            .auth
+            .and_then(|a| a.to_possible_value())
+            .map(|v| v.get_name().to_string()),
+        helo: args.helo.clone(),
+    }
+}
+
+/// Puts the message in the outbox for `envelope`'s recipients and says so
+/// on stderr; `reason` is why sending now failed, if it was tried.
+fn queue_message(
+    args: &SendArgs,
+    server: &ResolvedServer,
+    envelope: &Envelope,
+    message: &Message,
+    reason: Option<String>,
+    config: Option<&Path>,
+) -> anyhow::Result<String> {
+    let settings = crate::config::queue_settings(server.account.as_deref(), config)?;
+    let root = super::queue::outbox_root(args.queueing.outbox.as_deref(), &settings)?;
+    let id = super::queue::enqueue(
+        &root,
+        super::queue::ToQueue {
+            connection: connection_record(args, server),
+            envelope,
+            message,
+            reason: reason.clone(),
+            dsn: Default::default(),
+            save_copy: None,
+        },
+    )?;
+    super::queue::say_queued(&id, reason.as_deref());
+    Ok(id)
+}
+
 /// Runs `mailctl send`.
 pub fn run(args: SendArgs, globals: Globals) -> anyhow::Result<Exit> {
     let json = args.json;
@@ -486,11 +542,52 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
     let server = server.ok_or_else(|| {
         Failed::Early(fail(Exit::Software, "no server resolved outside --dry-run"))
     })?;
+    if args.queueing.queue_only {
+        let id = queue_message(&args, &server, &envelope, &message, None, globals.config)
+            .map_err(Failed::Early)?;
+        if args.json {
+            let value = serde_json::json!({"status": "queued", "exit_code": 0, "queue_entry": id});
+            print_json(&value).map_err(Failed::Reported)?;
+        }
+        return Ok(Exit::Ok);
+    }
     let settings = settings(&args, &server).map_err(Failed::Early)?;
     match smtp::submit(&settings, &envelope, &message, &transcript) {
         Ok(report) => {
             if args.json {
                 print_json(&report.to_json(None, 0)).map_err(Failed::Reported)?;
+            }
+            Ok(Exit::Ok)
+        }
+        Err(failed) if args.queueing.queue && super::queue::is_temporary(&failed.error) => {
+            // What was delivered already is not sent again.
+            let rest = Envelope {
+                from: envelope.from.clone(),
+                recipients: failed
+                    .report
+                    .recipients
+                    .iter()
+                    .filter(|r| !r.delivered)
+                    .map(|r| r.address.clone())
+                    .collect(),
+            };
+            let reason = crate::text::printable(format!("{:#}", failed.error).as_bytes());
+            let id = queue_message(
+                &args,
+                &server,
+                &rest,
+                &message,
+                Some(reason),
+                globals.config,
+            )
+            .map_err(Failed::Reported)?;
+            if args.json {
+                let mut value = failed.report.to_json(None, 0);
+                value["status"] = "queued".into();
+                value["queue_entry"] = id.into();
+                value["error"] =
+                    crate::text::printable(format!("{:#}", failed.error).as_bytes()).into();
+                print_json(&value).map_err(Failed::Reported)?;
             }
             Ok(Exit::Ok)
         }

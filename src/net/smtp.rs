@@ -222,6 +222,7 @@ fn client_config(settings: &Settings) -> ClientConfig {
         eight_bit: false,
         probe: false,
         keep_open: false,
+        partial: false,
     }
 }
 
@@ -304,17 +305,21 @@ pub trait BatchSink {
 /// Submits `messages` in order over as few connections as possible: one
 /// session, a transaction per message (RSET after a refused one), a new
 /// connection when the server closes it or gives up on one. Each message's
-/// outcome goes to `sink`. Returns `Some(error)` when a session failed
-/// before finishing any message: the messages from the one it names
+/// outcome goes to `sink`. With `pace`, each message starts at least that
+/// long after the one before. Returns `Some(error)` when a session failed
+/// before its first transaction: the messages from the one it names
 /// (`index`) on were not tried.
 pub fn submit_batch(
     settings: &Settings,
     messages: &[Outgoing<'_>],
     transcript: &Transcript,
+    pace: Option<Duration>,
     sink: &mut dyn BatchSink,
 ) -> Option<(usize, anyhow::Error)> {
     let mut next = 0;
+    let mut last_start = None;
     while next < messages.len() {
+        wait_turn(pace, &mut last_start);
         let first = messages[next];
         let client = Client::new(ClientConfig {
             from: first.envelope.from.clone(),
@@ -322,6 +327,7 @@ pub fn submit_batch(
             message_size: first.message.size(),
             eight_bit: first.message.eight_bit(),
             keep_open: true,
+            partial: true,
             ..client_config(settings)
         });
         let mut batch = Batch {
@@ -330,6 +336,8 @@ pub fn submit_batch(
             in_flight: true,
             sink,
             endpoint: &settings.endpoint,
+            pace,
+            last_start: &mut last_start,
         };
         let finished = drive(settings, client, &mut batch, transcript);
         let (current, in_flight) = (batch.current, batch.in_flight);
@@ -437,6 +445,21 @@ struct Batch<'a, 's> {
     in_flight: bool,
     sink: &'s mut dyn BatchSink,
     endpoint: &'a Endpoint,
+    /// The least time between the starts of two messages.
+    pace: Option<Duration>,
+    /// When the last message started.
+    last_start: &'s mut Option<std::time::Instant>,
+}
+
+/// Sleeps until `pace` has passed since `last_start`, then records the new
+/// start.
+fn wait_turn(pace: Option<Duration>, last_start: &mut Option<std::time::Instant>) {
+    if let (Some(pace), Some(last)) = (pace, *last_start) {
+        if let Some(rest) = pace.checked_sub(last.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    *last_start = Some(std::time::Instant::now());
 }
 
 impl Session for Batch<'_, '_> {
@@ -458,6 +481,7 @@ impl Session for Batch<'_, '_> {
             return client.quit();
         }
         self.current += 1;
+        wait_turn(self.pace, self.last_start);
         let next = self.messages[self.current];
         client.next_message(
             next.envelope.from.clone(),

@@ -471,7 +471,7 @@ mod tests {
         let id = outbox
             .add(&entry(), &mut |w| Ok(w.write_all(b"hi\n")?))
             .unwrap();
-        assert_eq!(outbox.ids(false).unwrap(), [id.clone()]);
+        assert_eq!(outbox.ids(false).unwrap(), std::slice::from_ref(&id));
         assert_eq!(fs::read(outbox.message_path(&id, false)).unwrap(), b"hi\n");
         let mut locked = outbox.lock(&id).unwrap().unwrap();
         // A second lock (another open file description) is refused.
@@ -481,7 +481,7 @@ mod tests {
         assert_eq!(outbox.read(&id, false).unwrap().attempts, 2);
         locked.fail().unwrap();
         assert!(outbox.ids(false).unwrap().is_empty());
-        assert_eq!(outbox.ids(true).unwrap(), [id.clone()]);
+        assert_eq!(outbox.ids(true).unwrap(), std::slice::from_ref(&id));
         assert_eq!(outbox.find(&id), Some(true));
         outbox.drop_failed(&id).unwrap();
         assert_eq!(outbox.find(&id), None);

@@ -43,12 +43,22 @@ impl Server {
 
     /// Starts a server whose maildir is `dir/mail`.
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Self::start_listening(dir, "127.0.0.1:0", extra)
+    }
+
+    /// Starts a server with a fresh maildir, SMTP on `smtp` (such as
+    /// `127.0.0.1:2525`).
+    pub fn start_on(smtp: &str, extra: &[&str]) -> Server {
+        Self::start_listening(tempfile::tempdir().unwrap(), smtp, extra)
+    }
+
+    fn start_listening(dir: tempfile::TempDir, smtp: &str, extra: &[&str]) -> Server {
         let maildir = dir.path().join("mail");
         let mut child = Command::new(env!("CARGO_BIN_EXE_mailctl"))
             .arg("serve")
             .arg("--maildir")
             .arg(&maildir)
-            .args(["--smtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0"])
+            .args(["--smtp", smtp, "--pop3", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

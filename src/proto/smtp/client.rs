@@ -79,6 +79,10 @@ pub struct ClientConfig {
     /// [`Event::Idle`] instead of QUIT, and the driver hands it the next
     /// message ([`Client::next_message`]) or ends ([`Client::quit`]).
     pub keep_open: bool,
+    /// Send the message to the recipients the server accepted even when it
+    /// refused others (their state says how); otherwise any refusal stops
+    /// the message.
+    pub partial: bool,
 }
 
 /// Bytes to write in one go, and the lines they stand for in the
@@ -942,8 +946,13 @@ impl Client {
         self.send(State::Data, Command::Data)
     }
 
-    /// The failure to report when any recipient was refused.
+    /// The failure to report when any recipient was refused (none with
+    /// [`ClientConfig::partial`] when some of this transaction's were
+    /// accepted).
     fn refused_recipients(&self) -> Option<Error> {
+        if self.config.partial && self.any_accepted_in_transaction() {
+            return None;
+        }
         let refused: Vec<RecipientStatus> = self
             .report
             .recipients
@@ -1028,6 +1037,7 @@ mod tests {
             eight_bit: false,
             probe: false,
             keep_open: false,
+            partial: false,
         }
     }
 

@@ -36,6 +36,7 @@ fn config(recipients: &[&str]) -> ClientConfig {
         eight_bit: true,
         probe: false,
         keep_open: false,
+        partial: false,
     }
 }
 

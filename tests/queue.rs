@@ -1,0 +1,468 @@
+//! The outbox: `mailctl send --queue`, `mailctl queue ...`, against
+//! `mailctl serve` and the scripted fake SMTP server.
+
+// Both support modules include the fake servers' shared module.
+#![allow(clippy::duplicate_mod)]
+
+mod send_support;
+mod serve_support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use send_support::{FakeServer, Script};
+use serve_support::{body_of, files_in, Server};
+
+/// A test's own outbox, state and config folders.
+struct Place {
+    dir: tempfile::TempDir,
+}
+
+impl Place {
+    fn new() -> Place {
+        Place {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn outbox(&self) -> PathBuf {
+        self.dir.path().join("outbox")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailctl"));
+        cmd.args(args)
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env_remove("MAILCTL_CONFIG")
+            .env_remove("MAILCTL_ACCOUNT")
+            .env_remove("MAILCTL_PASSWORD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs mailctl with `--outbox` added after the command words.
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).spawn().unwrap()
+    }
+
+    fn outbox_arg(&self) -> String {
+        self.outbox().display().to_string()
+    }
+
+    /// Queues a message for `to` at `server` without trying it.
+    fn queue_only(&self, server: &str, to: &str, n: usize) -> String {
+        let id = format!("q{n}@example.org");
+        let out = self.run(&[
+            "send",
+            "--server",
+            server,
+            "--tls",
+            "none",
+            "--from",
+            "a@example.org",
+            "--to",
+            to,
+            "--subject",
+            &format!("number {n}"),
+            "--body",
+            &format!("message {n}"),
+            "--message-id",
+            &id,
+            "--queue-only",
+            "--outbox",
+            &self.outbox_arg(),
+        ]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        id
+    }
+
+    fn entries(&self, sub: &str) -> Vec<PathBuf> {
+        let dir = match sub {
+            "" => self.outbox(),
+            sub => self.outbox().join(sub),
+        };
+        files_in(&dir)
+            .into_iter()
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                p.is_dir() && name != "tmp" && name != "failed"
+            })
+            .collect()
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited normally")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// How many times each Message-ID arrived in the server's mailbox.
+fn delivered_ids(mailbox: &Path) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for path in files_in(&mailbox.join("new")) {
+        let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Message-ID: "))
+            .expect("a Message-ID")
+            .trim()
+            .to_string();
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn queued_on_a_closed_port_then_sent_by_queue_run() {
+    let place = Place::new();
+    let port = closed_port();
+    let server = format!("127.0.0.1:{port}");
+    let body = "sent once the server is up\n";
+    let out = place.run(&[
+        "send",
+        "--server",
+        &server,
+        "--tls",
+        "none",
+        "--from",
+        "a@example.org",
+        "--to",
+        "bob@example.org",
+        "--bcc",
+        "hidden@example.org",
+        "--subject",
+        "later",
+        "--body",
+        body,
+        "--message-id",
+        "later@example.org",
+        "--queue",
+        "--outbox",
+        &place.outbox_arg(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("queued: ") && err.contains("(cannot connect"),
+        "{err}"
+    );
+    let entries = place.entries("");
+    assert_eq!(entries.len(), 1);
+    let entry = std::fs::read_to_string(entries[0].join("entry.json")).unwrap();
+    assert!(!entry.contains("password\":\"") && entry.contains("hidden@example.org"));
+    let queued = std::fs::read(entries[0].join("message.eml")).unwrap();
+    assert!(!String::from_utf8_lossy(&queued).contains("hidden"));
+
+    let serve = Server::start_on(&server, &[]);
+    let out = place.run(&["queue", "run", "--outbox", &place.outbox_arg()]);
+    // Not due yet: the first try was a minute's back-off ago.
+    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    let out = place.run(&["queue", "flush", "--outbox", &place.outbox_arg()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(place.entries("").is_empty());
+    let bob = serve.files("bob", "new");
+    assert_eq!(bob.len(), 1);
+    assert_eq!(body_of(&std::fs::read(&bob[0]).unwrap()), queued);
+    assert_eq!(serve.files("hidden", "new").len(), 1);
+    let out = place.run(&["queue", "list", "--json", "--outbox", &place.outbox_arg()]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+#[test]
+fn queue_only_entries_are_due_at_once_and_go_over_one_connection() {
+    let place = Place::new();
+    let serve = Server::start(&["-v"]);
+    let server = format!("127.0.0.1:{}", serve.smtp);
+    for n in 0..5 {
+        place.queue_only(&server, "bob@example.org", n);
+    }
+    let out = place.run(&["queue", "list", "--outbox", &place.outbox_arg()]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+    let out = place.run(&["queue", "run", "--json", "--outbox", &place.outbox_arg()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["sent"], 5);
+    assert_eq!(json["remaining"], 0);
+    assert_eq!(serve.files("bob", "new").len(), 5);
+    let (_, log, _) = serve.terminate();
+    let greetings = log.iter().filter(|l| l.contains("S: 220 ")).count();
+    assert_eq!(greetings, 1, "one connection: {log:#?}");
+}
+
+#[test]
+fn two_concurrent_runs_send_each_message_exactly_once() {
+    let place = Place::new();
+    let serve = Server::start(&[]);
+    let server = format!("127.0.0.1:{}", serve.smtp);
+    let ids: Vec<String> = (0..40)
+        .map(|n| place.queue_only(&server, "bob@example.org", n))
+        .collect();
+    let outbox = place.outbox_arg();
+    let runs: Vec<Child> = (0..2)
+        .map(|_| place.spawn(&["queue", "flush", "--outbox", &outbox]))
+        .collect();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert!(matches!(code(&out), 0 | 75), "{}", stderr(&out));
+    }
+    let out = place.run(&["queue", "run", "--outbox", &outbox]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let counts = delivered_ids(&serve.maildir().join("bob"));
+    assert_eq!(counts.len(), ids.len());
+    for id in ids {
+        assert_eq!(counts.get(&format!("<{id}>")), Some(&1), "{id}");
+    }
+}
+
+#[test]
+fn killed_run_loses_nothing_and_repeats_at_most_one() {
+    let place = Place::new();
+    let serve = Server::start(&[]);
+    let server = format!("127.0.0.1:{}", serve.smtp);
+    let ids: Vec<String> = (0..100)
+        .map(|n| place.queue_only(&server, "bob@example.org", n))
+        .collect();
+    let outbox = place.outbox_arg();
+    let mut run = place.spawn(&["queue", "run", "--outbox", &outbox]);
+    let started = Instant::now();
+    let mailbox = serve.maildir().join("bob").join("new");
+    while files_in(&mailbox).len() < 20 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+    let left = place.entries("").len();
+    eprintln!("killed with {left} entries left");
+    let out = place.run(&["queue", "flush", "--outbox", &outbox]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let counts = delivered_ids(&serve.maildir().join("bob"));
+    let twice = counts.values().filter(|&&n| n == 2).count();
+    assert!(counts.values().all(|&n| n <= 2) && twice <= 1, "{counts:?}");
+    for id in ids {
+        assert!(counts.contains_key(&format!("<{id}>")), "{id} lost");
+    }
+}
+
+fn refuse_some(addr: &str) -> String {
+    match addr {
+        "bad@example.org" => "550 5.1.1 <bad@example.org>: Recipient address rejected".into(),
+        "later@example.org" => "451 4.2.0 <later@example.org>: try again later".into(),
+        _ => "250 2.1.5 Ok".into(),
+    }
+}
+
+/// A 5xx recipient fails for good (failed/ with the reply once nothing is
+/// pending); a 4xx one is retried alone; the accepted one gets the
+/// message once.
+#[test]
+fn refused_recipients_are_failed_or_retried_alone() {
+    let place = Place::new();
+    let fake = FakeServer::start(Script {
+        rcpt_reply: refuse_some,
+        ..Script::default()
+    });
+    let to = "ok@example.org, bad@example.org, later@example.org";
+    let id = place.queue_only(&fake.addr(), to, 1);
+    let out = place.run(&["queue", "run", "--outbox", &place.outbox_arg()]);
+    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    let rec = fake.finish();
+    assert_eq!(rec.transactions.len(), 1);
+    assert_eq!(rec.transactions[0].0, ["ok@example.org"]);
+    let show = place.run(&["queue", "list", "--json", "--outbox", &place.outbox_arg()]);
+    let list: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let states: Vec<(String, String)> = list[0]["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap().to_string(),
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("ok@example.org".into(), "delivered".into()),
+            ("bad@example.org".into(), "failed".into()),
+            ("later@example.org".into(), "pending".into())
+        ]
+    );
+    assert!(list[0]["last_reply"]
+        .as_str()
+        .unwrap()
+        .contains("451 4.2.0"));
+
+    // The retry goes to the 4xx recipient alone; then the entry fails
+    // because of the 5xx one, with its reply.
+    let fake = FakeServer::start(Script::default());
+    let entry = place.entries("")[0].join("entry.json");
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let port = fake.addr();
+    let text = text.replace(&port_of(&text), &port);
+    std::fs::write(&entry, text).unwrap();
+    let out = place.run(&["queue", "flush", "--outbox", &place.outbox_arg()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("failed: "), "{}", stderr(&out));
+    let rec = fake.finish();
+    assert_eq!(rec.rcpt_to, ["later@example.org"]);
+    assert!(place.entries("").is_empty());
+    assert_eq!(place.entries("failed").len(), 1);
+    let out = place.run(&[
+        "queue",
+        "show",
+        "--outbox",
+        &place.outbox_arg(),
+        &failed_id(&place),
+    ]);
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        shown.contains("bad@example.org> failed 550 5.1.1"),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!("Message-ID: <{id}>")), "{shown}");
+    let out = place.run(&["queue", "list", "--failed", "--outbox", &place.outbox_arg()]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    let out = place.run(&[
+        "queue",
+        "drop",
+        "--outbox",
+        &place.outbox_arg(),
+        &failed_id(&place),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(place.entries("failed").is_empty());
+}
+
+/// The `server` recorded in an entry's JSON text.
+fn port_of(entry: &str) -> String {
+    let json: serde_json::Value = serde_json::from_str(entry).unwrap();
+    json["connection"]["server"].as_str().unwrap().to_string()
+}
+
+fn failed_id(place: &Place) -> String {
+    let entries = place.entries("failed");
+    entries[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A whole-message 5xx (after the dot) fails the entry at once.
+#[test]
+fn refusal_after_the_dot_moves_the_entry_to_failed() {
+    let place = Place::new();
+    let fake = FakeServer::start(Script {
+        final_reply: "554 5.7.1 Message rejected as spam".into(),
+        ..Script::default()
+    });
+    place.queue_only(&fake.addr(), "bob@example.org", 1);
+    let out = place.run(&["queue", "run", "--outbox", &place.outbox_arg()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("554 5.7.1 Message rejected as spam"));
+    fake.finish();
+    assert_eq!(place.entries("failed").len(), 1);
+}
+
+#[test]
+fn watch_sends_new_entries_and_stops_on_sigterm() {
+    let place = Place::new();
+    let serve = Server::start(&[]);
+    let server = format!("127.0.0.1:{}", serve.smtp);
+    let outbox = place.outbox_arg();
+    std::fs::create_dir_all(place.outbox()).unwrap();
+    let watch = place.spawn(&["queue", "run", "--watch", "--outbox", &outbox]);
+    place.queue_only(&server, "bob@example.org", 7);
+    let started = Instant::now();
+    while serve.files("bob", "new").is_empty() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(serve.files("bob", "new").len(), 1);
+    let status = Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = watch.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(place.entries("").is_empty());
+}
+
+#[test]
+fn rate_limit_spaces_the_messages() {
+    let place = Place::new();
+    let serve = Server::start(&[]);
+    let config = place.dir.path().join("mailctl.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[accounts.local]\nfrom = \"a@example.org\"\nrate = \"5/s\"\n\
+             [accounts.local.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+            serve.smtp
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let outbox = place.outbox_arg();
+    for n in 0..6 {
+        let out = place.run(&[
+            "--config",
+            &config,
+            "send",
+            "--account",
+            "local",
+            "--to",
+            "bob@example.org",
+            "--subject",
+            "s",
+            "--body",
+            &n.to_string(),
+            "--queue-only",
+            "--outbox",
+            &outbox,
+        ]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let started = Instant::now();
+    let out = place.run(&["--config", &config, "queue", "run", "--outbox", &outbox]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Six messages at five a second: the last starts a second after the first.
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+    assert_eq!(serve.files("bob", "new").len(), 6);
+    let out = place.run(&["queue", "list", "--failed", "--outbox", &outbox]);
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn unknown_ids_and_bad_options_are_clear_errors() {
+    let place = Place::new();
+    let outbox = place.outbox_arg();
+    let out = place.run(&["queue", "show", "--outbox", &outbox, "nope"]);
+    assert_eq!(code(&out), 66);
+    assert!(stderr(&out).starts_with("mailctl: error: no queued message nope"));
+    let out = place.run(&["queue", "drop", "--outbox", &outbox, "../x"]);
+    assert_eq!(code(&out), 66);
+    let out = place.run(&["queue", "run", "--outbox", &outbox]);
+    assert_eq!(code(&out), 0, "an empty outbox: {}", stderr(&out));
+}
