@@ -466,3 +466,50 @@ fn unknown_ids_and_bad_options_are_clear_errors() {
     let out = place.run(&["queue", "run", "--outbox", &outbox]);
     assert_eq!(code(&out), 0, "an empty outbox: {}", stderr(&out));
 }
+
+/// `queue = "on-failure"`: sendmail mode keeps what it cannot send now,
+/// and `queue run` sends it through the same account.
+#[test]
+fn sendmail_mode_queues_on_failure_when_configured() {
+    let place = Place::new();
+    let port = closed_port();
+    let config = place.dir.path().join("mailctl.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "queue = \"on-failure\"\n[accounts.local]\nfrom = \"cron@example.org\"\n\
+             [accounts.local.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let outbox = place.outbox_arg();
+    let mut child = place
+        .command(&[
+            "--config",
+            &config,
+            "sendmail",
+            "-i",
+            "--outbox",
+            &outbox,
+            "root@example.org",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Subject: cron output\n\ndisk full\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("queued: "), "{}", stderr(&out));
+    assert_eq!(place.entries("").len(), 1);
+    let serve = Server::start_on(&format!("127.0.0.1:{port}"), &[]);
+    let out = place.run(&["--config", &config, "queue", "flush", "--outbox", &outbox]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(serve.files("root", "new").len(), 1);
+}

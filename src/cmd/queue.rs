@@ -157,6 +157,20 @@ pub struct ToQueue<'a> {
     pub save_copy: Option<String>,
 }
 
+/// The envelope for the recipients a failed submission did not deliver
+/// to (with several transactions, some may have got the message).
+pub fn undelivered(envelope: &Envelope, report: &SubmitReport) -> Envelope {
+    Envelope {
+        from: envelope.from.clone(),
+        recipients: report
+            .recipients
+            .iter()
+            .filter(|r| !r.delivered)
+            .map(|r| r.address.clone())
+            .collect(),
+    }
+}
+
 /// Stores a message in the outbox at `root` durably; returns its id.
 pub fn enqueue(root: &Path, item: ToQueue<'_>) -> anyhow::Result<String> {
     let outbox = Outbox::open(root)?;

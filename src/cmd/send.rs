@@ -561,16 +561,7 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
         }
         Err(failed) if args.queueing.queue && super::queue::is_temporary(&failed.error) => {
             // What was delivered already is not sent again.
-            let rest = Envelope {
-                from: envelope.from.clone(),
-                recipients: failed
-                    .report
-                    .recipients
-                    .iter()
-                    .filter(|r| !r.delivered)
-                    .map(|r| r.address.clone())
-                    .collect(),
-            };
+            let rest = super::queue::undelivered(&envelope, &failed.report);
             let reason = crate::text::printable(format!("{:#}", failed.error).as_bytes());
             let id = queue_message(
                 &args,
