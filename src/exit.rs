@@ -167,7 +167,7 @@ fn smtp_exit(e: &crate::proto::smtp::Error) -> Exit {
         E::AuthRefused { reply, .. } if reply.is_permanent() => Exit::NoPerm,
         E::AuthRefused { reply, .. } => by_class(reply.class()),
         E::InvalidArgument(_) | E::NoRecipients => Exit::Usage,
-        E::TooBig { .. } | E::NeedsSmtpUtf8 { .. } => Exit::Unavailable,
+        E::TooBig { .. } | E::NeedsSmtpUtf8 { .. } | E::DsnNotOffered => Exit::Unavailable,
         E::RecipientsRefused { refused, all } => match (all, E::any_permanent(refused)) {
             (_, false) => Exit::TempFail,
             (true, true) => Exit::NoUser,

@@ -513,3 +513,163 @@ fn sendmail_mode_queues_on_failure_when_configured() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(serve.files("root", "new").len(), 1);
 }
+
+fn dsn_extensions() -> Vec<String> {
+    ["PIPELINING", "DSN", "ENHANCEDSTATUSCODES"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// DSN parameters on the wire, for a direct send and for a queued one;
+/// a server without DSN gets nothing but EHLO and QUIT (exit 69).
+#[test]
+fn dsn_parameters_on_the_wire() {
+    let place = Place::new();
+    let dsn = [
+        "--notify",
+        "success,failure",
+        "--ret",
+        "hdrs",
+        "--envid",
+        "run+42",
+    ];
+    for queued in [false, true] {
+        let fake = FakeServer::start(Script {
+            extensions: dsn_extensions(),
+            ..Script::default()
+        });
+        let server = fake.addr();
+        let mut args = vec![
+            "send",
+            "--server",
+            &server,
+            "--tls",
+            "none",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--subject",
+            "s",
+            "--body",
+            "b",
+            "--outbox",
+        ];
+        let outbox = place.outbox_arg();
+        args.push(&outbox);
+        args.extend(dsn);
+        if queued {
+            args.push("--queue-only");
+        }
+        let out = place.run(&args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        if queued {
+            let out = place.run(&["queue", "run", "--outbox", &outbox]);
+            assert_eq!(code(&out), 0, "{}", stderr(&out));
+        }
+        let rec = fake.finish();
+        assert!(
+            rec.commands
+                .contains(&"MAIL FROM:<a@example.org> RET=HDRS ENVID=run+2B42".to_string()),
+            "{:?}",
+            rec.commands
+        );
+        assert!(rec
+            .commands
+            .contains(&"RCPT TO:<b@example.org> NOTIFY=SUCCESS,FAILURE".to_string()));
+    }
+    let fake = FakeServer::start(Script::default());
+    let server = fake.addr();
+    let mut args = vec![
+        "send",
+        "--server",
+        &server,
+        "--tls",
+        "none",
+        "--from",
+        "a@example.org",
+        "--to",
+        "b@example.org",
+        "--subject",
+        "s",
+        "--body",
+        "b",
+    ];
+    args.extend(dsn);
+    let out = place.run(&args);
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not offer DSN"),
+        "{}",
+        stderr(&out)
+    );
+    let rec = fake.finish();
+    assert!(!rec.saw("MAIL"), "{:?}", rec.commands);
+    let out = place.run(&[
+        "send",
+        "--dry-run",
+        "--from",
+        "a@x.org",
+        "--to",
+        "b@x.org",
+        "--body",
+        "b",
+        "--notify",
+        "sometimes",
+    ]);
+    assert_eq!(code(&out), 64, "{}", stderr(&out));
+}
+
+/// sendmail mode honours -N, -R and -V.
+#[test]
+fn sendmail_dsn_options() {
+    let place = Place::new();
+    let fake = FakeServer::start(Script {
+        extensions: dsn_extensions(),
+        ..Script::default()
+    });
+    let config = place.dir.path().join("mailctl.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[accounts.local]\nfrom = \"cron@example.org\"\n\
+             [accounts.local.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+            fake.port
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let mut child = place
+        .command(&[
+            "--config",
+            &config,
+            "sendmail",
+            "-i",
+            "-N",
+            "never",
+            "-R",
+            "full",
+            "-V",
+            "abc",
+            "root@example.org",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Subject: s\n\nbody\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = fake.finish();
+    assert!(rec
+        .commands
+        .contains(&"MAIL FROM:<cron@example.org> RET=FULL ENVID=abc".to_string()));
+    assert!(rec
+        .commands
+        .contains(&"RCPT TO:<root@example.org> NOTIFY=NEVER".to_string()));
+}

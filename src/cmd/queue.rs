@@ -22,7 +22,8 @@ use crate::config::{self, QueueSettings};
 use crate::exit::{exit_status, fail, Exit};
 use crate::mail::compose::Message;
 use crate::net::smtp::{self, BatchSink, Envelope, Outgoing, SubmitError, SubmitReport};
-use crate::proto::smtp::client::{RecipientState as Answer, RecipientStatus};
+use crate::proto::smtp::client::{Dsn, RecipientState as Answer, RecipientStatus};
+use crate::proto::smtp::command::{notify_value, DsnRet};
 use crate::store::outbox::{
     self, Connection, DsnRequest, Entry, Locked, Outbox, Recipient, RecipientState,
 };
@@ -168,6 +169,7 @@ pub fn undelivered(envelope: &Envelope, report: &SubmitReport) -> Envelope {
             .filter(|r| !r.delivered)
             .map(|r| r.address.clone())
             .collect(),
+        dsn: envelope.dsn.clone(),
     }
 }
 
@@ -543,6 +545,33 @@ fn resolve(
     Ok((settings, queue))
 }
 
+/// The DSN requests an entry recorded, checked again.
+fn dsn_of(request: &DsnRequest) -> anyhow::Result<Dsn> {
+    Ok(Dsn {
+        notify: request.notify.as_deref().map(notify_value).transpose()?,
+        ret: match request.ret.as_deref() {
+            None => None,
+            Some(r) if r.eq_ignore_ascii_case("full") => Some(DsnRet::Full),
+            Some(r) if r.eq_ignore_ascii_case("hdrs") => Some(DsnRet::Hdrs),
+            Some(r) => crate::bail_with!(
+                Exit::DataErr,
+                "queued RET value '{}'",
+                printable(r.as_bytes())
+            ),
+        },
+        envid: request.envid.clone(),
+    })
+}
+
+/// The DSN requests to record in an entry.
+pub fn dsn_request(dsn: &Dsn) -> DsnRequest {
+    DsnRequest {
+        notify: dsn.notify.clone(),
+        ret: dsn.ret.map(|r| r.name().to_string()),
+        envid: dsn.envid.clone(),
+    }
+}
+
 /// A queued message read back for sending.
 struct Loaded {
     envelope: Envelope,
@@ -567,6 +596,7 @@ fn load(locked: &Locked) -> anyhow::Result<Loaded> {
             .iter()
             .map(|&i| locked.entry.recipients[i].address.clone())
             .collect(),
+        dsn: dsn_of(&locked.entry.dsn)?,
     };
     Ok(Loaded {
         envelope,

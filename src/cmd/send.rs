@@ -168,6 +168,69 @@ pub struct SendArgs {
     /// Queueing in the outbox.
     #[command(flatten)]
     pub queueing: super::queue::QueueFlags,
+
+    /// Delivery status notifications (RFC 3461) for every recipient:
+    /// `never`, or a list of `success`, `failure`, `delay`. The server must
+    /// offer DSN, else nothing is sent (exit 69).
+    #[arg(long, value_name = "WHEN")]
+    pub notify: Option<String>,
+
+    /// What a delivery status notification returns: the `full` message or
+    /// its `hdrs` (header).
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub ret: Option<RetChoice>,
+
+    /// An envelope id that delivery status notifications quote (printable
+    /// ASCII, at most 100 characters).
+    #[arg(long, value_name = "ID")]
+    pub envid: Option<String>,
+}
+
+/// `--ret` choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RetChoice {
+    /// The whole message.
+    Full,
+    /// The header only.
+    Hdrs,
+}
+
+/// The DSN requests of `--notify`, `--ret`, `--envid` (sendmail's `-N`,
+/// `-R`, `-V`), checked: a usage error (64) names a bad value.
+pub fn dsn_from(
+    notify: Option<&str>,
+    ret: Option<&str>,
+    envid: Option<&str>,
+) -> anyhow::Result<crate::proto::smtp::client::Dsn> {
+    use crate::proto::smtp::command::{notify_value, DsnRet};
+    let notify = notify
+        .map(notify_value)
+        .transpose()
+        .map_err(|e| fail(Exit::Usage, e.to_string()))?;
+    let ret = match ret {
+        None => None,
+        Some(r) if r.eq_ignore_ascii_case("full") => Some(DsnRet::Full),
+        Some(r) if r.eq_ignore_ascii_case("hdrs") => Some(DsnRet::Hdrs),
+        Some(r) => crate::bail_with!(
+            Exit::Usage,
+            "RET '{}': expected full or hdrs",
+            crate::text::printable(r.as_bytes())
+        ),
+    };
+    if let Some(id) = envid {
+        if id.is_empty() || id.len() > 100 || !id.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            crate::bail_with!(
+                Exit::Usage,
+                "ENVID '{}': expected 1 to 100 printable ASCII characters",
+                crate::text::printable(id.as_bytes())
+            );
+        }
+    }
+    Ok(crate::proto::smtp::client::Dsn {
+        notify,
+        ret,
+        envid: envid.map(str::to_string),
+    })
 }
 
 fn input_error(e: &std::io::Error) -> Exit {
@@ -281,6 +344,7 @@ fn build_raw(
         Envelope {
             from: sender,
             recipients,
+            dsn: Default::default(),
         },
     ))
 }
@@ -453,7 +517,7 @@ fn queue_message(
             envelope,
             message,
             reason: reason.clone(),
-            dsn: Default::default(),
+            dsn: super::queue::dsn_request(&envelope.dsn),
             save_copy: None,
         },
     )?;
@@ -507,7 +571,13 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
         Err(err) => return Err(Failed::Early(err)),
     };
     let account_from = server.as_ref().and_then(|s| s.from.as_deref());
-    let (message, envelope) = build(&args, account_from).map_err(Failed::Early)?;
+    let (message, mut envelope) = build(&args, account_from).map_err(Failed::Early)?;
+    let ret = args.ret.map(|r| match r {
+        RetChoice::Full => "full",
+        RetChoice::Hdrs => "hdrs",
+    });
+    envelope.dsn =
+        dsn_from(args.notify.as_deref(), ret, args.envid.as_deref()).map_err(Failed::Early)?;
     let transcript = Transcript::stderr(globals.verbose > 0);
 
     if args.dry_run {

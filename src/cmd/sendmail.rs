@@ -50,12 +50,16 @@ Options (sendmail syntax; a value may follow the letter directly, as in -fADDR):
   -F NAME         full name for the From header added when there is none
   -C FILE         configuration file (like --config)
   -v              print the SMTP transcript on stderr
+  -N WHEN         delivery status notifications: never, or success,failure,delay
+  -R full|hdrs    what a notification returns
+  -V ENVID        envelope id quoted by notifications
+                  (-N, -R, -V need a server offering DSN, else nothing is sent)
   --account NAME  account to send through (default: MAILCTL_ACCOUNT, then the
                   file's default account)
   --outbox DIR    the outbox for queue = \"on-failure\" (default: the file's
                   `outbox`, else $XDG_STATE_HOME/mailctl/outbox)
   --              everything after it is a recipient
-Ignored: -oem -oep -odi -odb -om -B TYPE -N DSN -R RET -V ENVID -X FILE -L TAG
+Ignored: -oem -oep -odi -odb -om -B TYPE -X FILE -L TAG
   -h N -O OPT=VAL -U -G -m -n -p PROTO -A FILE -bm.
 Refused: -bs, -bp, -bd, -bi, -bv, -bt, -q (see `mailctl queue` and `mailctl serve`).
 
@@ -94,12 +98,18 @@ pub struct SendmailInvocation {
     /// `--outbox DIR`: where a message that cannot be sent now is queued
     /// (with `queue = "on-failure"` in the configuration).
     pub outbox: Option<PathBuf>,
+    /// `-N WHEN`: DSN NOTIFY for every recipient.
+    pub notify: Option<String>,
+    /// `-R full|hdrs`: DSN RET.
+    pub ret: Option<String>,
+    /// `-V ENVID`: DSN envelope id.
+    pub envid: Option<String>,
 }
 
 /// Options that take no value and change nothing.
 const IGNORED_FLAGS: &[char] = &['m', 'n', 'U', 'G', 'x', 'E'];
 /// Options that take a value and change nothing.
-const IGNORED_WITH_VALUE: &[char] = &['B', 'N', 'R', 'V', 'X', 'L', 'h', 'O', 'p', 'A', 'd'];
+const IGNORED_WITH_VALUE: &[char] = &['B', 'X', 'L', 'h', 'O', 'p', 'A', 'd'];
 
 impl SendmailInvocation {
     /// Parses sendmail-style arguments (without the program name).
@@ -142,8 +152,10 @@ impl SendmailInvocation {
             while i < letters.len() {
                 let letter = letters[i];
                 i += 1;
-                let takes_value = matches!(letter, 'f' | 'r' | 'F' | 'C' | 'o' | 'b' | 'q')
-                    || IGNORED_WITH_VALUE.contains(&letter);
+                let takes_value = matches!(
+                    letter,
+                    'f' | 'r' | 'F' | 'C' | 'o' | 'b' | 'q' | 'N' | 'R' | 'V'
+                ) || IGNORED_WITH_VALUE.contains(&letter);
                 if !takes_value {
                     match letter {
                         't' => inv.recipients_from_headers = true,
@@ -221,6 +233,9 @@ impl SendmailInvocation {
                 self.full_name = Some(value);
             }
             'C' => self.config = Some(PathBuf::from(value)),
+            'N' => self.notify = Some(value),
+            'R' => self.ret = Some(value),
+            'V' => self.envid = Some(value),
             'o' if value == "i" => self.ignore_dots = true,
             'b' => match value.as_str() {
                 "m" => {}
@@ -358,7 +373,16 @@ fn envelope(
             "no sender: give -f ADDR, set `from` in the account, or put a From header in the message"
         ),
     };
-    Ok(Envelope { from, recipients })
+    let dsn = super::send::dsn_from(
+        inv.notify.as_deref(),
+        inv.ret.as_deref(),
+        inv.envid.as_deref(),
+    )?;
+    Ok(Envelope {
+        from,
+        recipients,
+        dsn,
+    })
 }
 
 /// The From, Date and Message-ID fields the message lacks, as CRLF lines,
@@ -552,7 +576,7 @@ pub fn submit(
                         envelope: &rest,
                         message,
                         reason: Some(reason.clone()),
-                        dsn: Default::default(),
+                        dsn: super::queue::dsn_request(&envelope.dsn),
                         save_copy: None,
                     },
                 )?;

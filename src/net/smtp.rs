@@ -223,6 +223,7 @@ fn client_config(settings: &Settings) -> ClientConfig {
         probe: false,
         keep_open: false,
         partial: false,
+        dsn: Default::default(),
     }
 }
 
@@ -247,6 +248,7 @@ pub fn submit(
         recipients: envelope.recipients.clone(),
         message_size: message.size(),
         eight_bit: message.eight_bit(),
+        dsn: envelope.dsn.clone(),
         ..client_config(settings)
     });
     let mut single = Single(Some(message));
@@ -326,6 +328,7 @@ pub fn submit_batch(
             recipients: first.envelope.recipients.clone(),
             message_size: first.message.size(),
             eight_bit: first.message.eight_bit(),
+            dsn: first.envelope.dsn.clone(),
             keep_open: true,
             partial: true,
             ..client_config(settings)
@@ -483,12 +486,7 @@ impl Session for Batch<'_, '_> {
         self.current += 1;
         wait_turn(self.pace, self.last_start);
         let next = self.messages[self.current];
-        client.next_message(
-            next.envelope.from.clone(),
-            next.envelope.recipients.clone(),
-            next.message.size(),
-            next.message.eight_bit(),
-        )
+        client.next_message(next.envelope, next.message.size(), next.message.eight_bit())
     }
 
     fn after_reply(&mut self, client: &mut Client) {

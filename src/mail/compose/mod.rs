@@ -434,6 +434,7 @@ impl Draft {
         Ok(Envelope {
             from: from.address.clone(),
             recipients,
+            dsn: Default::default(),
         })
     }
 

@@ -24,8 +24,9 @@ use crate::proto::sasl::{self, Mechanism};
 use crate::secret::Secret;
 use crate::text::printable;
 
-use super::command::{Command, MailParams};
+use super::command::{Command, DsnRet, MailParams};
 use super::ehlo::Capabilities;
+use super::envelope::Envelope;
 use super::reply::Reply;
 use super::Error;
 
@@ -83,6 +84,28 @@ pub struct ClientConfig {
     /// refused others (their state says how); otherwise any refusal stops
     /// the message.
     pub partial: bool,
+    /// Delivery status notifications to ask for (RFC 3461).
+    pub dsn: Dsn,
+}
+
+/// Delivery status notification requests (RFC 3461): a checked `NOTIFY`
+/// value for every recipient, `RET` and `ENVID` for the message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dsn {
+    /// `NEVER` or a list of `SUCCESS`, `FAILURE`, `DELAY`
+    /// (see [`super::command::notify_value`]).
+    pub notify: Option<String>,
+    /// `RET=`.
+    pub ret: Option<DsnRet>,
+    /// `ENVID=` (plain text; encoded when sent).
+    pub envid: Option<String>,
+}
+
+impl Dsn {
+    /// Whether anything is asked for.
+    pub fn is_requested(&self) -> bool {
+        self.notify.is_some() || self.ret.is_some() || self.envid.is_some()
+    }
 }
 
 /// Bytes to write in one go, and the lines they stand for in the
@@ -457,11 +480,11 @@ impl Client {
     /// transaction of the next message.
     pub fn next_message(
         &mut self,
-        from: String,
-        recipients: Vec<String>,
+        envelope: &Envelope,
         message_size: u64,
         eight_bit: bool,
     ) -> Event {
+        let recipients = envelope.recipients.clone();
         self.report.recipients = recipients
             .iter()
             .map(|address| RecipientStatus {
@@ -472,8 +495,9 @@ impl Client {
             })
             .collect();
         self.transaction = (0..recipients.len()).collect();
-        self.config.from = from;
+        self.config.from = envelope.from.clone();
         self.config.recipients = recipients;
+        self.config.dsn = envelope.dsn.clone();
         self.config.message_size = message_size;
         self.config.eight_bit = eight_bit;
         self.failure = None;
@@ -845,10 +869,16 @@ impl Client {
                 );
             }
         }
+        if self.config.dsn.is_requested() && !caps.dsn {
+            // Before MAIL: the message must not go without the notices.
+            return self.abandon(Error::DsnNotOffered, false);
+        }
         let params = MailParams {
             size: caps.size.map(|_| self.config.message_size),
             eight_bit: self.config.eight_bit && caps.eight_bit_mime,
             smtputf8: non_ascii.is_some(),
+            ret: self.config.dsn.ret,
+            envid: self.config.dsn.envid.clone(),
         };
         let mail = Command::Mail {
             from: &self.config.from,
@@ -864,7 +894,7 @@ impl Client {
         flight.push(mail)?;
         let mut queue = VecDeque::from([Expect::Mail]);
         for (&i, rcpt) in self.transaction.iter().zip(&recipients) {
-            flight.push(Command::Rcpt(rcpt))?;
+            flight.push(self.rcpt(rcpt))?;
             queue.push_back(Expect::Rcpt(i));
         }
         flight.push(Command::Data)?;
@@ -894,9 +924,19 @@ impl Client {
     fn next_rcpt(&mut self, position: usize) -> Result<Event, Error> {
         if let Some(&i) = self.transaction.get(position) {
             let rcpt = self.config.recipients[i].clone();
-            return self.send(State::Rcpt(position), Command::Rcpt(&rcpt));
+            let flight = Flight::of(self.rcpt(&rcpt))?;
+            self.state = State::Rcpt(position);
+            return Ok(Event::Send(flight));
         }
         self.end_envelope()
+    }
+
+    /// The RCPT command for `to`, with NOTIFY when asked for.
+    fn rcpt<'a>(&'a self, to: &'a str) -> Command<'a> {
+        match &self.config.dsn.notify {
+            Some(notify) => Command::RcptNotify { to, notify },
+            None => Command::Rcpt(to),
+        }
     }
 
     /// Whether a recipient of the current transaction was accepted.
@@ -1038,6 +1078,7 @@ mod tests {
             probe: false,
             keep_open: false,
             partial: false,
+            dsn: Default::default(),
         }
     }
 
@@ -1747,12 +1788,12 @@ mod tests {
         assert_eq!(c.on_reply(reply(b"250 queued\r\n")), Event::Idle);
         assert_eq!(c.take_delivered(), [0]);
         assert!(c.take_outcome().unwrap().accepted);
-        let e = c.next_message(
-            "a@example.org".into(),
-            vec!["x@example.org".into()],
-            5,
-            false,
-        );
+        let envelope = Envelope {
+            from: "a@example.org".into(),
+            recipients: vec!["x@example.org".into()],
+            dsn: Dsn::default(),
+        };
+        let e = c.next_message(&envelope, 5, false);
         assert_eq!(
             wire(&e),
             b"MAIL FROM:<a@example.org> SIZE=5\r\nRCPT TO:<x@example.org>\r\nDATA\r\n"
@@ -1770,5 +1811,32 @@ mod tests {
         assert!(report.tls == c.report().tls && c.report().capabilities.is_some());
         assert_eq!(wire(&c.quit()), b"QUIT\r\n");
         assert_eq!(c.on_reply(reply(b"221 bye\r\n")), Event::Close);
+    }
+
+    /// DSN parameters go on MAIL and every RCPT when the server offers
+    /// DSN; without it nothing is sent after EHLO but QUIT.
+    #[test]
+    fn dsn_parameters_or_a_refusal_before_mail() {
+        let dsn = Dsn {
+            notify: Some("SUCCESS,FAILURE".into()),
+            ret: Some(DsnRet::Hdrs),
+            envid: Some("id+1 x".into()),
+        };
+        let mut cfg = config(TlsPolicy::Plain);
+        cfg.dsn = dsn.clone();
+        let mut c = Client::new(cfg.clone());
+        c.on_reply(reply(b"220 mx\r\n"));
+        let e = c.on_reply(reply(b"250-mx\r\n250-DSN\r\n250 PIPELINING\r\n"));
+        assert_eq!(
+            wire(&e),
+            b"MAIL FROM:<a@example.org> RET=HDRS ENVID=id+2B1+20x\r\n\
+              RCPT TO:<b@example.org> NOTIFY=SUCCESS,FAILURE\r\n\
+              RCPT TO:<c@example.org> NOTIFY=SUCCESS,FAILURE\r\nDATA\r\n"
+        );
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 mx\r\n"));
+        assert_eq!(wire(&c.on_reply(reply(EHLO_PLAIN))), b"QUIT\r\n");
+        c.on_reply(reply(b"221 bye\r\n"));
+        assert_eq!(c.finish().unwrap_err().0, Error::DsnNotOffered);
     }
 }

@@ -37,6 +37,7 @@ fn config(recipients: &[&str]) -> ClientConfig {
         probe: false,
         keep_open: false,
         partial: false,
+        dsn: Default::default(),
     }
 }
 
