@@ -673,3 +673,96 @@ fn sendmail_dsn_options() {
         .commands
         .contains(&"RCPT TO:<root@example.org> NOTIFY=NEVER".to_string()));
 }
+
+/// `--save-copy`: the exact bytes the server got, once it accepted them,
+/// for a direct send and a queued one; an mbox copy too.
+#[test]
+fn save_copy_is_byte_exact() {
+    let place = Place::new();
+    let sent = place.dir.path().join("Sent");
+    let copy = format!("maildir:{}", sent.display());
+    let outbox = place.outbox_arg();
+    let fake = FakeServer::start(Script::default());
+    let server = fake.addr();
+    let base = [
+        "send",
+        "--server",
+        &server,
+        "--tls",
+        "none",
+        "--from",
+        "a@example.org",
+        "--to",
+        "b@example.org",
+        "--subject",
+        "copy",
+        "--body",
+        "line\n.dot line\n",
+        "--save-copy",
+        &copy,
+        "--outbox",
+        &outbox,
+    ];
+    let out = place.run(&base);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rec = fake.finish();
+    let copies = files_in(&sent.join("new"));
+    assert_eq!(copies.len(), 1);
+    assert_eq!(std::fs::read(&copies[0]).unwrap(), rec.message());
+
+    let serve = Server::start(&[]);
+    let server = format!("127.0.0.1:{}", serve.smtp);
+    let mut args = base.to_vec();
+    args[2] = &server;
+    args.push("--queue-only");
+    let out = place.run(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        files_in(&sent.join("new")).len(),
+        1,
+        "no copy before it is sent"
+    );
+    let out = place.run(&["queue", "run", "--outbox", &outbox]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let delivered = serve.files("b", "new");
+    let copies = files_in(&sent.join("new"));
+    assert_eq!(copies.len(), 2);
+    let received = body_of(&std::fs::read(&delivered[0]).unwrap());
+    assert!(copies.iter().any(|c| std::fs::read(c).unwrap() == received));
+
+    let mbox = place.dir.path().join("sent.mbox");
+    let fake = FakeServer::start(Script::default());
+    let server = fake.addr();
+    let copy = format!("mbox:{}", mbox.display());
+    let mut args = base.to_vec();
+    args[2] = &server;
+    args[14] = &copy;
+    let out = place.run(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    fake.finish();
+    let text = std::fs::read_to_string(&mbox).unwrap();
+    assert!(
+        text.starts_with("From ") && text.contains("Subject: copy"),
+        "{text}"
+    );
+    let out = place.run(&[
+        "send",
+        "--dry-run",
+        "--from",
+        "a@x.org",
+        "--to",
+        "b@x.org",
+        "--body",
+        "b",
+        "--save-copy",
+        "imap:x",
+        "--server",
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(
+        code(&out),
+        0,
+        "dry run does not check copies: {}",
+        stderr(&out)
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod config;
+pub mod copy;
 pub mod fetch;
 pub mod man;
 pub mod parse;

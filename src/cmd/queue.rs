@@ -688,6 +688,17 @@ impl BatchSink for Recorder<'_> {
         let Some(locked) = self.slots[index].as_mut() else {
             return;
         };
+        let first = !locked
+            .entry
+            .recipients
+            .iter()
+            .any(|r| r.state == RecipientState::Delivered);
+        if let (true, Some(spec)) = (first, &locked.entry.save_copy) {
+            match super::copy::parse_target(spec) {
+                Ok(target) => super::send::keep_copy(&target, &self.loaded[index].message),
+                Err(err) => self.error = self.error.take().or(Some(err)),
+            }
+        }
         for &r in recipients {
             let position = self.loaded[index].positions[r];
             locked.entry.recipients[position].state = RecipientState::Delivered;

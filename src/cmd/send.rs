@@ -184,6 +184,12 @@ pub struct SendArgs {
     /// ASCII, at most 100 characters).
     #[arg(long, value_name = "ID")]
     pub envid: Option<String>,
+
+    /// Keep a copy of the message once the server accepted it:
+    /// `maildir:DIR` (the exact bytes sent) or `mbox:FILE` [default: the
+    /// account's `save_copy`]. Queued messages get theirs when sent.
+    #[arg(long, value_name = "maildir:DIR|mbox:FILE")]
+    pub save_copy: Option<String>,
 }
 
 /// `--ret` choices.
@@ -498,27 +504,34 @@ fn connection_record(args: &SendArgs, server: &ResolvedServer) -> Connection {
     }
 }
 
+/// Where a message goes besides the server: the account's outbox
+/// settings and the sent copy.
+struct Outgoing<'a> {
+    server: &'a ResolvedServer,
+    queueing: &'a crate::config::QueueSettings,
+    /// `--save-copy` or the file's `save_copy`.
+    copy: Option<String>,
+}
+
 /// Puts the message in the outbox for `envelope`'s recipients and says so
 /// on stderr; `reason` is why sending now failed, if it was tried.
 fn queue_message(
     args: &SendArgs,
-    server: &ResolvedServer,
+    outgoing: &Outgoing<'_>,
     envelope: &Envelope,
     message: &Message,
     reason: Option<String>,
-    config: Option<&Path>,
 ) -> anyhow::Result<String> {
-    let settings = crate::config::queue_settings(server.account.as_deref(), config)?;
-    let root = super::queue::outbox_root(args.queueing.outbox.as_deref(), &settings)?;
+    let root = super::queue::outbox_root(args.queueing.outbox.as_deref(), outgoing.queueing)?;
     let id = super::queue::enqueue(
         &root,
         super::queue::ToQueue {
-            connection: connection_record(args, server),
+            connection: connection_record(args, outgoing.server),
             envelope,
             message,
             reason: reason.clone(),
             dsn: super::queue::dsn_request(&envelope.dsn),
-            save_copy: None,
+            save_copy: outgoing.copy.clone(),
         },
     )?;
     super::queue::say_queued(&id, reason.as_deref());
@@ -612,9 +625,31 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
     let server = server.ok_or_else(|| {
         Failed::Early(fail(Exit::Software, "no server resolved outside --dry-run"))
     })?;
+    // `--server` without an account does not read the file, unless the
+    // outbox is wanted (its `outbox` key).
+    let queueing = if server.account.is_some() || args.queueing.queue || args.queueing.queue_only {
+        crate::config::queue_settings(server.account.as_deref(), globals.config)
+            .map_err(Failed::Early)?
+    } else {
+        crate::config::QueueSettings::default()
+    };
+    let copy = args
+        .save_copy
+        .clone()
+        .or_else(|| queueing.save_copy.clone());
+    let target = copy
+        .as_deref()
+        .map(super::copy::parse_target)
+        .transpose()
+        .map_err(Failed::Early)?;
+    let outgoing = Outgoing {
+        server: &server,
+        queueing: &queueing,
+        copy,
+    };
     if args.queueing.queue_only {
-        let id = queue_message(&args, &server, &envelope, &message, None, globals.config)
-            .map_err(Failed::Early)?;
+        let id =
+            queue_message(&args, &outgoing, &envelope, &message, None).map_err(Failed::Early)?;
         if args.json {
             let value = serde_json::json!({"status": "queued", "exit_code": 0, "queue_entry": id});
             print_json(&value).map_err(Failed::Reported)?;
@@ -624,6 +659,9 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
     let settings = settings(&args, &server).map_err(Failed::Early)?;
     match smtp::submit(&settings, &envelope, &message, &transcript) {
         Ok(report) => {
+            if let Some(target) = &target {
+                keep_copy(target, &message);
+            }
             if args.json {
                 print_json(&report.to_json(None, 0)).map_err(Failed::Reported)?;
             }
@@ -633,21 +671,13 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
             // What was delivered already is not sent again.
             let rest = super::queue::undelivered(&envelope, &failed.report);
             let reason = crate::text::printable(format!("{:#}", failed.error).as_bytes());
-            let id = queue_message(
-                &args,
-                &server,
-                &rest,
-                &message,
-                Some(reason),
-                globals.config,
-            )
-            .map_err(Failed::Reported)?;
+            let id = queue_message(&args, &outgoing, &rest, &message, Some(reason.clone()))
+                .map_err(Failed::Reported)?;
             if args.json {
                 let mut value = failed.report.to_json(None, 0);
                 value["status"] = "queued".into();
                 value["queue_entry"] = id.into();
-                value["error"] =
-                    crate::text::printable(format!("{:#}", failed.error).as_bytes()).into();
+                value["error"] = reason.into();
                 print_json(&value).map_err(Failed::Reported)?;
             }
             Ok(Exit::Ok)
@@ -661,5 +691,17 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
             }
             Err(Failed::Reported(error))
         }
+    }
+}
+
+/// Saves the sent copy; the message is out already, so a failure here is
+/// a warning, not a failure a wrapper would retry (sending it twice).
+pub(crate) fn keep_copy(target: &super::copy::CopyTarget, message: &Message) {
+    if let Err(err) = super::copy::save_copy(target, message) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "mailctl: warning: sent, but the copy was not saved: {}",
+            crate::text::printable(format!("{err:#}").as_bytes())
+        );
     }
 }
