@@ -61,28 +61,50 @@ impl Place {
     /// Queues a message for `to` at `server` without trying it.
     fn queue_only(&self, server: &str, to: &str, n: usize) -> String {
         let id = format!("q{n}@example.org");
-        let out = self.run(&[
-            "send",
-            "--server",
-            server,
-            "--tls",
-            "none",
-            "--from",
-            "a@example.org",
-            "--to",
-            to,
+        let (subject, body, outbox) = (
+            format!("number {n}"),
+            format!("message {n}"),
+            self.outbox_arg(),
+        );
+        let more = [
             "--subject",
-            &format!("number {n}"),
+            &subject,
             "--body",
-            &format!("message {n}"),
+            &body,
             "--message-id",
             &id,
             "--queue-only",
             "--outbox",
-            &self.outbox_arg(),
-        ]);
+            &outbox,
+        ];
+        let out = self.run(&send_args(server, to, &more));
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         id
+    }
+
+    /// Writes a configuration file: `top` keys, then account `local`
+    /// (with `account` keys) sending to 127.0.0.1:`port` unencrypted.
+    fn config(&self, top: &str, account: &str, port: u16) -> String {
+        let path = self.dir.path().join("mailctl.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "{top}[accounts.local]\nfrom = \"cron@example.org\"\n{account}\
+                 [accounts.local.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    }
+
+    /// Runs `mailctl --config CONFIG sendmail ARGS` with `input` on stdin.
+    fn sendmail(&self, config: &str, args: &[&str], input: &[u8]) -> Output {
+        let mut all = vec!["--config", config, "sendmail"];
+        all.extend_from_slice(args);
+        let mut child = self.command(&all).stdin(Stdio::piped()).spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
     }
 
     fn entries(&self, sub: &str) -> Vec<PathBuf> {
@@ -106,6 +128,24 @@ fn code(out: &Output) -> i32 {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `send` to `server` without TLS, from a@example.org to `to`, then
+/// `more` arguments.
+fn send_args<'a>(server: &'a str, to: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "send",
+        "--server",
+        server,
+        "--tls",
+        "none",
+        "--from",
+        "a@example.org",
+        "--to",
+        to,
+    ];
+    args.extend_from_slice(more);
+    args
 }
 
 /// A port nothing listens on (bound, then released).
@@ -136,16 +176,8 @@ fn queued_on_a_closed_port_then_sent_by_queue_run() {
     let port = closed_port();
     let server = format!("127.0.0.1:{port}");
     let body = "sent once the server is up\n";
-    let out = place.run(&[
-        "send",
-        "--server",
-        &server,
-        "--tls",
-        "none",
-        "--from",
-        "a@example.org",
-        "--to",
-        "bob@example.org",
+    let outbox = place.outbox_arg();
+    let more = [
         "--bcc",
         "hidden@example.org",
         "--subject",
@@ -156,8 +188,9 @@ fn queued_on_a_closed_port_then_sent_by_queue_run() {
         "later@example.org",
         "--queue",
         "--outbox",
-        &place.outbox_arg(),
-    ]);
+        &outbox,
+    ];
+    let out = place.run(&send_args(&server, "bob@example.org", &more));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -413,17 +446,7 @@ fn watch_sends_new_entries_and_stops_on_sigterm() {
 fn rate_limit_spaces_the_messages() {
     let place = Place::new();
     let serve = Server::start(&[]);
-    let config = place.dir.path().join("mailctl.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[accounts.local]\nfrom = \"a@example.org\"\nrate = \"5/s\"\n\
-             [accounts.local.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
-            serve.smtp
-        ),
-    )
-    .unwrap();
-    let config = config.display().to_string();
+    let config = place.config("", "rate = \"5/s\"\n", serve.smtp);
     let outbox = place.outbox_arg();
     for n in 0..6 {
         let out = place.run(&[
@@ -473,38 +496,10 @@ fn unknown_ids_and_bad_options_are_clear_errors() {
 fn sendmail_mode_queues_on_failure_when_configured() {
     let place = Place::new();
     let port = closed_port();
-    let config = place.dir.path().join("mailctl.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "queue = \"on-failure\"\n[accounts.local]\nfrom = \"cron@example.org\"\n\
-             [accounts.local.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"
-        ),
-    )
-    .unwrap();
-    let config = config.display().to_string();
+    let config = place.config("queue = \"on-failure\"\n", "", port);
     let outbox = place.outbox_arg();
-    let mut child = place
-        .command(&[
-            "--config",
-            &config,
-            "sendmail",
-            "-i",
-            "--outbox",
-            &outbox,
-            "root@example.org",
-        ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Subject: cron output\n\ndisk full\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let args = ["-i", "--outbox", &outbox, "root@example.org"];
+    let out = place.sendmail(&config, &args, b"Subject: cron output\n\ndisk full\n");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stderr(&out).starts_with("queued: "), "{}", stderr(&out));
     assert_eq!(place.entries("").len(), 1);
@@ -539,24 +534,12 @@ fn dsn_parameters_on_the_wire() {
             ..Script::default()
         });
         let server = fake.addr();
-        let mut args = vec![
-            "send",
-            "--server",
-            &server,
-            "--tls",
-            "none",
-            "--from",
-            "a@example.org",
-            "--to",
-            "b@example.org",
-            "--subject",
-            "s",
-            "--body",
-            "b",
-            "--outbox",
-        ];
         let outbox = place.outbox_arg();
-        args.push(&outbox);
+        let mut args = send_args(
+            &server,
+            "b@example.org",
+            &["--body", "b", "--outbox", &outbox],
+        );
         args.extend(dsn);
         if queued {
             args.push("--queue-only");
@@ -580,21 +563,7 @@ fn dsn_parameters_on_the_wire() {
     }
     let fake = FakeServer::start(Script::default());
     let server = fake.addr();
-    let mut args = vec![
-        "send",
-        "--server",
-        &server,
-        "--tls",
-        "none",
-        "--from",
-        "a@example.org",
-        "--to",
-        "b@example.org",
-        "--subject",
-        "s",
-        "--body",
-        "b",
-    ];
+    let mut args = send_args(&server, "b@example.org", &["--body", "b"]);
     args.extend(dsn);
     let out = place.run(&args);
     assert_eq!(code(&out), 69, "{}", stderr(&out));
@@ -605,18 +574,11 @@ fn dsn_parameters_on_the_wire() {
     );
     let rec = fake.finish();
     assert!(!rec.saw("MAIL"), "{:?}", rec.commands);
-    let out = place.run(&[
-        "send",
-        "--dry-run",
-        "--from",
-        "a@x.org",
-        "--to",
+    let out = place.run(&send_args(
+        "127.0.0.1:1",
         "b@x.org",
-        "--body",
-        "b",
-        "--notify",
-        "sometimes",
-    ]);
+        &["--dry-run", "--notify", "sometimes"],
+    ));
     assert_eq!(code(&out), 64, "{}", stderr(&out));
 }
 
@@ -628,42 +590,18 @@ fn sendmail_dsn_options() {
         extensions: dsn_extensions(),
         ..Script::default()
     });
-    let config = place.dir.path().join("mailctl.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[accounts.local]\nfrom = \"cron@example.org\"\n\
-             [accounts.local.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
-            fake.port
-        ),
-    )
-    .unwrap();
-    let config = config.display().to_string();
-    let mut child = place
-        .command(&[
-            "--config",
-            &config,
-            "sendmail",
-            "-i",
-            "-N",
-            "never",
-            "-R",
-            "full",
-            "-V",
-            "abc",
-            "root@example.org",
-        ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Subject: s\n\nbody\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let config = place.config("", "", fake.port);
+    let args = [
+        "-i",
+        "-N",
+        "never",
+        "-R",
+        "full",
+        "-V",
+        "abc",
+        "root@example.org",
+    ];
+    let out = place.sendmail(&config, &args, b"Subject: s\n\nbody\n");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let rec = fake.finish();
     assert!(rec
@@ -684,16 +622,7 @@ fn save_copy_is_byte_exact() {
     let outbox = place.outbox_arg();
     let fake = FakeServer::start(Script::default());
     let server = fake.addr();
-    let base = [
-        "send",
-        "--server",
-        &server,
-        "--tls",
-        "none",
-        "--from",
-        "a@example.org",
-        "--to",
-        "b@example.org",
+    let more = [
         "--subject",
         "copy",
         "--body",
@@ -703,6 +632,7 @@ fn save_copy_is_byte_exact() {
         "--outbox",
         &outbox,
     ];
+    let base = send_args(&server, "b@example.org", &more);
     let out = place.run(&base);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let rec = fake.finish();
@@ -745,20 +675,11 @@ fn save_copy_is_byte_exact() {
         text.starts_with("From ") && text.contains("Subject: copy"),
         "{text}"
     );
-    let out = place.run(&[
-        "send",
-        "--dry-run",
-        "--from",
-        "a@x.org",
-        "--to",
-        "b@x.org",
-        "--body",
-        "b",
-        "--save-copy",
-        "imap:x",
-        "--server",
+    let out = place.run(&send_args(
         "127.0.0.1:1",
-    ]);
+        "b@x.org",
+        &["--dry-run", "--save-copy", "imap:x"],
+    ));
     assert_eq!(
         code(&out),
         0,

@@ -23,7 +23,6 @@ use crate::exit::{exit_status, fail, Exit};
 use crate::mail::compose::Message;
 use crate::net::smtp::{self, BatchSink, Envelope, Outgoing, SubmitError, SubmitReport};
 use crate::proto::smtp::client::{Dsn, RecipientState as Answer, RecipientStatus};
-use crate::proto::smtp::command::{notify_value, DsnRet};
 use crate::store::outbox::{
     self, Connection, DsnRequest, Entry, Locked, Outbox, Recipient, RecipientState,
 };
@@ -547,20 +546,11 @@ fn resolve(
 
 /// The DSN requests an entry recorded, checked again.
 fn dsn_of(request: &DsnRequest) -> anyhow::Result<Dsn> {
-    Ok(Dsn {
-        notify: request.notify.as_deref().map(notify_value).transpose()?,
-        ret: match request.ret.as_deref() {
-            None => None,
-            Some(r) if r.eq_ignore_ascii_case("full") => Some(DsnRet::Full),
-            Some(r) if r.eq_ignore_ascii_case("hdrs") => Some(DsnRet::Hdrs),
-            Some(r) => crate::bail_with!(
-                Exit::DataErr,
-                "queued RET value '{}'",
-                printable(r.as_bytes())
-            ),
-        },
-        envid: request.envid.clone(),
-    })
+    super::send::dsn_from(
+        request.notify.as_deref(),
+        request.ret.as_deref(),
+        request.envid.as_deref(),
+    )
 }
 
 /// The DSN requests to record in an entry.

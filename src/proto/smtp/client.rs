@@ -331,6 +331,19 @@ fn over_recipient_limit(reply: &Reply) -> bool {
             .is_none_or(|e| (e.subject, e.detail) == (5, 3))
 }
 
+/// The report entries of recipients not tried yet.
+fn untried(recipients: &[String]) -> Vec<RecipientStatus> {
+    recipients
+        .iter()
+        .map(|address| RecipientStatus {
+            address: address.clone(),
+            state: RecipientState::NotTried,
+            reply: None,
+            delivered: false,
+        })
+        .collect()
+}
+
 fn failure_for(what: &'static str, reply: &Reply) -> Error {
     Error::Refused {
         what,
@@ -343,16 +356,7 @@ impl Client {
     /// driver has already completed the handshake.
     pub fn new(config: ClientConfig) -> Self {
         let tls_active = config.tls == TlsPolicy::Implicit;
-        let recipients = config
-            .recipients
-            .iter()
-            .map(|address| RecipientStatus {
-                address: address.clone(),
-                state: RecipientState::NotTried,
-                reply: None,
-                delivered: false,
-            })
-            .collect();
+        let recipients = untried(&config.recipients);
         let transaction = (0..config.recipients.len()).collect();
         Client {
             config,
@@ -485,15 +489,7 @@ impl Client {
         eight_bit: bool,
     ) -> Event {
         let recipients = envelope.recipients.clone();
-        self.report.recipients = recipients
-            .iter()
-            .map(|address| RecipientStatus {
-                address: address.clone(),
-                state: RecipientState::NotTried,
-                reply: None,
-                delivered: false,
-            })
-            .collect();
+        self.report.recipients = untried(&recipients);
         self.transaction = (0..recipients.len()).collect();
         self.config.from = envelope.from.clone();
         self.config.recipients = recipients;
