@@ -421,7 +421,9 @@ pub fn check(loaded: &Loaded) -> anyhow::Result<()> {
             loaded.mode,
             loaded.path.display())));
     }
+    super::queue::check_keys(loaded, file.queue_keys())?;
     for (name, account) in &file.accounts {
+        super::queue::check_keys(loaded, account.queue_keys())?;
         let table = format!("accounts.{name}");
         if let Some(from) = &account.from {
             check_text(loaded, from, "from")?;

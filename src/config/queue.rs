@@ -104,6 +104,12 @@ pub fn queue_settings(
     settings_from(&loaded, keys)
 }
 
+/// Checks one table's outbox keys (for `config check`): a bad value is an
+/// error naming its line.
+pub fn check_keys(loaded: &Loaded, keys: QueueKeys<'_>) -> anyhow::Result<()> {
+    settings_from(loaded, keys).map(drop)
+}
+
 fn settings_from(loaded: &Loaded, keys: QueueKeys<'_>) -> anyhow::Result<QueueSettings> {
     let max_age = keys
         .queue_max_age
@@ -163,12 +169,16 @@ mod tests {
              [accounts.b.smtp]\nhost = \"h\"\n",
         )
         .unwrap();
+        let err = queue_settings(Some("a"), Some(&path)).unwrap_err();
+        assert!(format!("{err}").contains("c.toml:11: rate"), "{err}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("often", "1/h")).unwrap();
         let a = queue_settings(Some("a"), Some(&path)).unwrap();
         assert_eq!(a.outbox.as_deref(), Some(Path::new("/tmp/ob")));
         assert!(a.queue_on_failure);
         assert_eq!(a.rate.unwrap().count, 2);
         assert_eq!(a.max_age, Some(Duration::from_secs(3600)));
-        let err = queue_settings(Some("b"), Some(&path)).unwrap_err();
-        assert!(format!("{err}").contains("c.toml:11: rate"), "{err}");
+        let b = queue_settings(Some("b"), Some(&path)).unwrap();
+        assert!(!b.queue_on_failure && b.max_age.is_none());
     }
 }
