@@ -687,3 +687,34 @@ fn save_copy_is_byte_exact() {
         stderr(&out)
     );
 }
+
+/// `mailctl serve` takes 100 recipients per transaction (then `452
+/// 4.5.3`): 150 recipients get the message once each, in two
+/// transactions, sent directly and from the outbox.
+#[test]
+fn serve_recipient_limit_means_two_transactions() {
+    let place = Place::new();
+    let serve = Server::start(&["-v"]);
+    let server = format!("127.0.0.1:{}", serve.smtp);
+    let to: Vec<String> = (0..150).map(|n| format!("r{n}@example.org")).collect();
+    let to = to.join(",");
+    let outbox = place.outbox_arg();
+    for queued in [false, true] {
+        let mut args = send_args(&server, &to, &["--body", "b", "--outbox", &outbox]);
+        if queued {
+            args.push("--queue-only");
+        }
+        let out = place.run(&args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        if queued {
+            let out = place.run(&["queue", "run", "--outbox", &outbox]);
+            assert_eq!(code(&out), 0, "{}", stderr(&out));
+        }
+    }
+    for n in 0..150 {
+        assert_eq!(serve.files(&format!("r{n}"), "new").len(), 2, "r{n}");
+    }
+    let (_, log, _) = serve.terminate();
+    let transactions = log.iter().filter(|l| l.contains("MAIL FROM:")).count();
+    assert_eq!(transactions, 4, "two per message");
+}
