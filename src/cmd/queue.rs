@@ -360,6 +360,7 @@ fn show(outbox: &Outbox, id: &str, json: bool) -> anyhow::Result<Exit> {
 }
 
 fn drop_entries(outbox: &Outbox, ids: &[String], json: bool) -> anyhow::Result<Exit> {
+    let mut dropped = Vec::new();
     for id in ids {
         match outbox.find(id) {
             None => return Err(no_such_entry(id)),
@@ -373,9 +374,10 @@ fn drop_entries(outbox: &Outbox, ids: &[String], json: bool) -> anyhow::Result<E
                 ),
             },
         }
-        if json {
-            print_line(&json!({"dropped": id}).to_string())?;
-        }
+        dropped.push(id);
+    }
+    if json {
+        print_line(&json!({ "dropped": dropped }).to_string())?;
     }
     Ok(Exit::Ok)
 }

@@ -649,37 +649,7 @@ impl Client {
                     Ok(Event::Wait)
                 }
             }
-            State::Message => {
-                let deferred = self.deferred();
-                let quit_sent = self.quit_follows_dot();
-                if reply.is_positive() {
-                    for &i in &self.transaction {
-                        let recipient = &mut self.report.recipients[i];
-                        if recipient.state == RecipientState::Accepted {
-                            recipient.delivered = true;
-                            self.newly_delivered.push(i);
-                        }
-                    }
-                    if !deferred.is_empty() {
-                        self.report.final_reply = Some(reply);
-                        self.transaction = deferred;
-                        return self.start_transaction();
-                    }
-                    self.report.accepted = true;
-                } else {
-                    self.record(failure_for("message refused after DATA", &reply));
-                }
-                self.report.final_reply = Some(reply);
-                if self.config.keep_open {
-                    self.idle()
-                } else if quit_sent {
-                    // QUIT followed the final dot; its reply is next.
-                    self.state = State::Quit;
-                    Ok(Event::Wait)
-                } else {
-                    self.send(State::Quit, Command::Quit)
-                }
-            }
+            State::Message => self.after_dot(reply),
             State::Rset if self.config.keep_open && reply.is_positive() => self.idle(),
             State::Rset => self.send(State::Quit, Command::Quit),
             State::Idle => Err(Error::Unexpected {
@@ -691,6 +661,40 @@ impl Client {
                 Ok(Event::Close)
             }
             State::Closed => Ok(Event::Close),
+        }
+    }
+
+    /// The reply to the final dot: the next transaction for recipients
+    /// put off, else the end of the message.
+    fn after_dot(&mut self, reply: Reply) -> Result<Event, Error> {
+        let deferred = self.deferred();
+        let quit_sent = self.quit_follows_dot();
+        if reply.is_positive() {
+            for &i in &self.transaction {
+                let recipient = &mut self.report.recipients[i];
+                if recipient.state == RecipientState::Accepted {
+                    recipient.delivered = true;
+                    self.newly_delivered.push(i);
+                }
+            }
+            if !deferred.is_empty() {
+                self.report.final_reply = Some(reply);
+                self.transaction = deferred;
+                return self.start_transaction();
+            }
+            self.report.accepted = true;
+        } else {
+            self.record(failure_for("message refused after DATA", &reply));
+        }
+        self.report.final_reply = Some(reply);
+        if self.config.keep_open {
+            self.idle()
+        } else if quit_sent {
+            // QUIT followed the final dot; its reply is next.
+            self.state = State::Quit;
+            Ok(Event::Wait)
+        } else {
+            self.send(State::Quit, Command::Quit)
         }
     }
 
