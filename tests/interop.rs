@@ -109,6 +109,14 @@ const TESTS: &[(&str, Body)] = &[
         "round_trip_save_dir_holds_the_decoded_parts",
         round_trip_save_dir_holds_the_decoded_parts,
     ),
+    (
+        "queue_run_sends_the_outbox_through_postfix",
+        queue_run_sends_the_outbox_through_postfix,
+    ),
+    (
+        "send_with_dsn_parameters_through_postfix",
+        send_with_dsn_parameters_through_postfix,
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -1366,4 +1374,88 @@ fn round_trip_save_dir_holds_the_decoded_parts(env: &InteropEnv) {
         std::fs::read(&texts[0]).unwrap(),
         ATTACHMENT_TEXT.as_bytes()
     );
+}
+
+/// Three messages queued with `--queue-only`, then one `queue run` over
+/// STARTTLS with AUTH: each arrives, and the outbox is empty.
+fn queue_run_sends_the_outbox_through_postfix(env: &InteropEnv) {
+    let state = temp_dir();
+    let outbox = state.path().join("outbox");
+    let outbox = outbox.to_str().expect("utf-8 path");
+    let (from, to) = (env.address("alice"), env.address("sybil"));
+    let tokens: Vec<String> = (0..3).map(|n| token(&format!("queued{n}"))).collect();
+    for token in &tokens {
+        let body = format!("queued message, token {token}\n");
+        let more = [
+            "--tls",
+            "starttls",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--subject",
+            SUBJECT,
+            "--body",
+            &body,
+            "--queue-only",
+            "--outbox",
+            outbox,
+        ];
+        let output = mailctl(
+            &env.alice_sends("SMTP_SUBMISSION_PORT", &more),
+            None,
+            state.path(),
+        );
+        assert_ok(&output, "send --queue-only");
+    }
+    let output = mailctl(
+        &["queue", "run", "--json", "--outbox", outbox],
+        Some(env.password("alice")),
+        state.path(),
+    );
+    assert_ok(&output, "queue run");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(summary["sent"], 3, "{summary}");
+    assert_eq!(summary["remaining"], 0, "{summary}");
+    for token in &tokens {
+        let raw = wait_for_delivery(&env.maildir("sybil"), token);
+        assert!(contains(&raw, b"Authenticated sender: alice"));
+    }
+}
+
+/// Postfix offers DSN: NOTIFY, RET and ENVID are accepted.
+fn send_with_dsn_parameters_through_postfix(env: &InteropEnv) {
+    let state = temp_dir();
+    let token = token("dsn");
+    let (from, to) = (env.address("alice"), env.address("sybil"));
+    let body = format!("with DSN parameters, token {token}\n");
+    let more = [
+        "--tls",
+        "starttls",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--subject",
+        SUBJECT,
+        "--body",
+        &body,
+        "--notify",
+        "failure,delay",
+        "--ret",
+        "hdrs",
+        "--envid",
+        &token,
+        "-v",
+    ];
+    let output = mailctl(
+        &env.alice_sends("SMTP_SUBMISSION_PORT", &more),
+        Some(env.password("alice")),
+        state.path(),
+    );
+    assert_ok(&output, "send with DSN parameters");
+    let transcript = String::from_utf8_lossy(&output.stderr);
+    assert!(transcript.contains("NOTIFY=FAILURE,DELAY"), "{transcript}");
+    assert!(transcript.contains("RET=HDRS ENVID="), "{transcript}");
+    wait_for_delivery(&env.maildir("sybil"), &token);
 }
