@@ -718,3 +718,34 @@ fn serve_recipient_limit_means_two_transactions() {
     let transactions = log.iter().filter(|l| l.contains("MAIL FROM:")).count();
     assert_eq!(transactions, 4, "two per message");
 }
+
+/// Past `queue_max_age` a message that still fails for now moves to
+/// failed/ with the last reason.
+#[test]
+fn entries_past_their_maximum_age_fail() {
+    let place = Place::new();
+    let port = closed_port();
+    let config = place.config("", "queue_max_age = \"0s\"\n", port);
+    let outbox = place.outbox_arg();
+    let base = [
+        "--config",
+        &config,
+        "send",
+        "--account",
+        "local",
+        "--to",
+        "bob@example.org",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--body", "b", "--queue-only", "--outbox", &outbox]);
+    let out = place.run(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = place.run(&["--config", &config, "queue", "run", "--outbox", &outbox]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("failed: ") && err.contains("not delivered after 1 attempts"),
+        "{err}"
+    );
+    assert_eq!(place.entries("failed").len(), 1);
+}

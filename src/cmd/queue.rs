@@ -215,7 +215,7 @@ pub fn say_queued(id: &str, reason: Option<&str>) {
 
 /// Runs `mailctl queue`.
 pub fn run(args: QueueArgs, globals: Globals) -> anyhow::Result<Exit> {
-    let settings = config::queue_settings(None, globals.config).unwrap_or_default();
+    let settings = config::queue_settings(None, globals.config)?;
     let root = outbox_root(args.outbox.as_deref(), &settings)?;
     let outbox = Outbox::open(&root)?;
     match args.action {
