@@ -407,7 +407,18 @@ fn send_queue(
     };
     let mut tally = Tally::default();
     loop {
-        send_due(outbox, run.account.as_deref(), force, globals, &mut tally)?;
+        let control = smtp::BatchControl {
+            pace: None,
+            stop: stop.as_deref(),
+        };
+        send_due(
+            outbox,
+            run.account.as_deref(),
+            force,
+            globals,
+            control,
+            &mut tally,
+        )?;
         let Some(stop) = &stop else { break };
         let mut waited = Duration::ZERO;
         while waited < Duration::from_secs(5) && stop.load(Ordering::SeqCst) == 0 {
@@ -484,6 +495,7 @@ fn send_due(
     account: Option<&str>,
     force: bool,
     globals: Globals,
+    control: smtp::BatchControl<'_>,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
     let now = outbox::now();
@@ -504,7 +516,10 @@ fn send_due(
         groups[slot].1.push(locked);
     }
     for (connection, entries) in groups {
-        send_group(&connection, entries, globals, tally)?;
+        if control.stop.is_some_and(|s| s.load(Ordering::SeqCst) != 0) {
+            break;
+        }
+        send_group(&connection, entries, globals, control, tally)?;
     }
     Ok(())
 }
@@ -601,6 +616,7 @@ fn send_group(
     connection: &Connection,
     entries: Vec<Locked>,
     globals: Globals,
+    control: smtp::BatchControl<'_>,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
     let (settings, queue) = match resolve(connection, globals) {
@@ -642,8 +658,11 @@ fn send_group(
         tally,
         error: None,
     };
-    let pace = queue.rate.map(|r| r.interval());
-    let untried = smtp::submit_batch(&settings, &outgoing, &transcript, pace, &mut sink);
+    let control = smtp::BatchControl {
+        pace: queue.rate.map(|r| r.interval()),
+        ..control
+    };
+    let untried = smtp::submit_batch(&settings, &outgoing, &transcript, control, &mut sink);
     if let Some(err) = sink.error.take() {
         return Err(err);
     }

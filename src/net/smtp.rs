@@ -307,21 +307,21 @@ pub trait BatchSink {
 /// Submits `messages` in order over as few connections as possible: one
 /// session, a transaction per message (RSET after a refused one), a new
 /// connection when the server closes it or gives up on one. Each message's
-/// outcome goes to `sink`. With `pace`, each message starts at least that
-/// long after the one before. Returns `Some(error)` when a session failed
-/// before its first transaction: the messages from the one it names
-/// (`index`) on were not tried.
+/// outcome goes to `sink`; `control` paces and stops the batch (messages
+/// left when it stops get no outcome). Returns `Some(error)` when a
+/// session failed before its first transaction: the messages from the one
+/// it names (`index`) on were not tried.
 pub fn submit_batch(
     settings: &Settings,
     messages: &[Outgoing<'_>],
     transcript: &Transcript,
-    pace: Option<Duration>,
+    control: BatchControl<'_>,
     sink: &mut dyn BatchSink,
 ) -> Option<(usize, anyhow::Error)> {
     let mut next = 0;
     let mut last_start = None;
-    while next < messages.len() {
-        wait_turn(pace, &mut last_start);
+    while next < messages.len() && !control.stopped() {
+        wait_turn(control.pace, &mut last_start);
         let first = messages[next];
         let client = Client::new(ClientConfig {
             from: first.envelope.from.clone(),
@@ -339,7 +339,7 @@ pub fn submit_batch(
             in_flight: true,
             sink,
             endpoint: &settings.endpoint,
-            pace,
+            control,
             last_start: &mut last_start,
         };
         let finished = drive(settings, client, &mut batch, transcript);
@@ -448,10 +448,25 @@ struct Batch<'a, 's> {
     in_flight: bool,
     sink: &'s mut dyn BatchSink,
     endpoint: &'a Endpoint,
-    /// The least time between the starts of two messages.
-    pace: Option<Duration>,
+    control: BatchControl<'s>,
     /// When the last message started.
     last_start: &'s mut Option<std::time::Instant>,
+}
+
+/// How a batch is paced and stopped.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BatchControl<'a> {
+    /// The least time between the starts of two messages.
+    pub pace: Option<Duration>,
+    /// Once non-zero (a signal number), no further message is started.
+    pub stop: Option<&'a std::sync::atomic::AtomicUsize>,
+}
+
+impl BatchControl<'_> {
+    fn stopped(&self) -> bool {
+        self.stop
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst) != 0)
+    }
 }
 
 /// Sleeps until `pace` has passed since `last_start`, then records the new
@@ -479,12 +494,12 @@ impl Session for Batch<'_, '_> {
             self.current,
             submit_outcome(self.endpoint, message, outcome),
         );
-        if self.current + 1 >= self.messages.len() {
+        if self.current + 1 >= self.messages.len() || self.control.stopped() {
             self.in_flight = false;
             return client.quit();
         }
         self.current += 1;
-        wait_turn(self.pace, self.last_start);
+        wait_turn(self.control.pace, self.last_start);
         let next = self.messages[self.current];
         client.next_message(next.envelope, next.message.size(), next.message.eight_bit())
     }
