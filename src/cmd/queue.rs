@@ -420,6 +420,10 @@ fn send_queue(
             &mut tally,
         )?;
         let Some(stop) = &stop else { break };
+        // A watch runs for days: its errors are said as they come, not kept.
+        for err in tally.errors.drain(..) {
+            say_error(&err);
+        }
         let mut waited = Duration::ZERO;
         while waited < Duration::from_secs(5) && stop.load(Ordering::SeqCst) == 0 {
             if any_due(outbox, run.account.as_deref())? {
@@ -448,17 +452,22 @@ fn send_queue(
     finish_run(tally, remaining, run.watch)
 }
 
+/// Prints `mailctl: error: ...` for a failure that is not the run's result.
+fn say_error(err: &anyhow::Error) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "mailctl: error: {}",
+        printable(format!("{err:#}").as_bytes())
+    );
+}
+
 /// The exit status of a run: a settings failure (authentication,
 /// configuration) first, then 75 when entries remain.
 fn finish_run(tally: Tally, remaining: usize, watched: bool) -> anyhow::Result<Exit> {
     let mut errors = tally.errors.into_iter();
     let first = errors.next();
     for err in errors {
-        let _ = writeln!(
-            std::io::stderr(),
-            "mailctl: error: {}",
-            printable(format!("{err:#}").as_bytes())
-        );
+        say_error(&err);
     }
     match first {
         Some(err) if !is_temporary(&err) => Err(err),
