@@ -199,6 +199,7 @@ fn pop3_exit(e: &crate::proto::pop3::Error) -> Exit {
 fn net_exit(e: &crate::net::Error) -> Exit {
     use crate::net::Error as E;
     match e {
+        E::Resolve { .. } if e.is_temporary_lookup() => Exit::TempFail,
         E::Resolve { .. } | E::NoAddress { .. } => Exit::NoHost,
         E::Connect { source, .. } | E::Io(source) => io_exit_status(source),
         E::Handshake { temporary, .. } if *temporary => Exit::TempFail,
@@ -428,6 +429,16 @@ mod tests {
                 source: io::Error::other("no")
             }),
             Exit::NoHost
+        );
+        // The network is down: retry later.
+        assert_eq!(
+            status(E::Resolve {
+                host: host(),
+                source: io::Error::other(
+                    "failed to lookup address information: Temporary failure in name resolution"
+                )
+            }),
+            Exit::TempFail
         );
         assert_eq!(
             status(E::Connect {
