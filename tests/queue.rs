@@ -749,3 +749,59 @@ fn entries_past_their_maximum_age_fail() {
     );
     assert_eq!(place.entries("failed").len(), 1);
 }
+
+/// `queue run --account NAME` sends only that account's messages.
+#[test]
+fn run_for_one_account_leaves_the_others() {
+    let place = Place::new();
+    let serve = Server::start(&[]);
+    let config = place.config(
+        &format!(
+            "[accounts.other]\nfrom = \"o@example.org\"\n[accounts.other.smtp]\n\
+             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+            serve.smtp
+        ),
+        "",
+        serve.smtp,
+    );
+    let outbox = place.outbox_arg();
+    for account in ["local", "other"] {
+        let out = place.run(&[
+            "--config",
+            &config,
+            "send",
+            "--account",
+            account,
+            "--to",
+            "bob@example.org",
+            "--body",
+            account,
+            "--queue-only",
+            "--outbox",
+            &outbox,
+        ]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let run = [
+        "--config",
+        &config,
+        "queue",
+        "run",
+        "--outbox",
+        &outbox,
+        "--account",
+    ];
+    let mut args = run.to_vec();
+    args.push("other");
+    let out = place.run(&args);
+    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    assert_eq!(serve.files("bob", "new").len(), 1);
+    let out = place.run(&["queue", "list", "--json", "--outbox", &outbox]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["account"], "local");
+    let mut args = run.to_vec();
+    args.push("local");
+    let out = place.run(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(serve.files("bob", "new").len(), 2);
+}
