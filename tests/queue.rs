@@ -805,3 +805,85 @@ fn run_for_one_account_leaves_the_others() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(serve.files("bob", "new").len(), 2);
 }
+
+/// A server taking `per_connection` messages per connection: the next MAIL
+/// gets `421 4.7.0` and the connection is closed. Serves until `stop`;
+/// returns the messages (DATA bytes) received and the connections made.
+fn limiting_server(
+    per_connection: usize,
+) -> (
+    u16,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<(usize, usize)>,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let (mut messages, mut connections) = (0, 0);
+        let started = Instant::now();
+        while !stopped.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(60) {
+            let Ok((tcp, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            tcp.set_nonblocking(false).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            connections += 1;
+            let mut out = tcp.try_clone().unwrap();
+            let mut lines = BufReader::new(tcp);
+            let _ = out.write_all(b"220 limit.example ESMTP\r\n");
+            let mut here = 0;
+            let mut line = String::new();
+            while lines.read_line(&mut line).unwrap_or(0) > 0 {
+                let upper = line.trim_end().to_ascii_uppercase();
+                line.clear();
+                let reply: &[u8] = if upper.starts_with("EHLO") {
+                    b"250-limit.example\r\n250 PIPELINING\r\n"
+                } else if upper.starts_with("MAIL") && here == per_connection {
+                    let _ = out.write_all(b"421 4.7.0 too many messages, come back later\r\n");
+                    break;
+                } else if upper == "DATA" {
+                    let _ = out.write_all(b"354 go\r\n");
+                    let mut data = String::new();
+                    while lines.read_line(&mut data).unwrap_or(0) > 0
+                        && !data.ends_with("\r\n.\r\n")
+                    {}
+                    messages += 1;
+                    here += 1;
+                    b"250 2.0.0 queued\r\n"
+                } else if upper == "QUIT" {
+                    let _ = out.write_all(b"221 bye\r\n");
+                    break;
+                } else {
+                    b"250 ok\r\n"
+                };
+                let _ = out.write_all(reply);
+            }
+        }
+        (messages, connections)
+    });
+    (port, stop, handle)
+}
+
+/// A server that limits messages per connection: the run reconnects and
+/// sends the rest, each message once.
+#[test]
+fn queue_run_reconnects_when_the_server_limits_messages_per_connection() {
+    let place = Place::new();
+    let (port, stop, server) = limiting_server(2);
+    let server_addr = format!("127.0.0.1:{port}");
+    for n in 0..5 {
+        place.queue_only(&server_addr, "bob@example.org", n);
+    }
+    let out = place.run(&["queue", "run", "--outbox", &place.outbox_arg()]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (messages, connections) = server.join().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!((messages, connections), (5, 3));
+    assert!(place.entries("").is_empty());
+}

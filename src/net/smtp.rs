@@ -356,6 +356,13 @@ pub fn submit_batch(
             };
             return Some((current, error));
         }
+        if current > next && server_gave_up(&finished.client) {
+            // The server closed (or said 421) after taking other messages
+            // on this connection, as servers limiting messages per
+            // connection do: this one goes again on a new connection.
+            next = current;
+            continue;
+        }
         let message = messages[current].message;
         sink.finished(
             current,
@@ -451,6 +458,17 @@ struct Batch<'a, 's> {
     control: BatchControl<'s>,
     /// When the last message started.
     last_start: &'s mut Option<std::time::Instant>,
+}
+
+/// Whether the session ended because the server closed the connection or
+/// said 421, with nothing of the current message delivered.
+fn server_gave_up(client: &Client) -> bool {
+    let closed = match client.failure() {
+        Some(Error::ConnectionLost) => true,
+        Some(Error::Refused { reply, .. }) => reply.code == 421,
+        _ => false,
+    };
+    closed && !client.report().recipients.iter().any(|r| r.delivered)
 }
 
 /// How a batch is paced and stopped.

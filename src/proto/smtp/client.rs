@@ -442,6 +442,11 @@ impl Client {
         decides
     }
 
+    /// The first failure recorded for the current message, if any.
+    pub fn failure(&self) -> Option<&Error> {
+        self.failure.as_ref()
+    }
+
     /// The outcome: the report, or the first failure and the report.
     pub fn finish(mut self) -> Result<Report, Box<(Error, Report)>> {
         if !self.report.accepted && self.failure.is_none() {
