@@ -1376,37 +1376,37 @@ fn round_trip_save_dir_holds_the_decoded_parts(env: &InteropEnv) {
     );
 }
 
+/// alice's send to sybil over STARTTLS submission: subject, `body`, then
+/// `more` arguments.
+fn alice_to_sybil(env: &InteropEnv, body: &str, more: &[&str]) -> Vec<String> {
+    let (from, to) = (env.address("alice"), env.address("sybil"));
+    let mut args = vec![
+        "--tls",
+        "starttls",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--subject",
+        SUBJECT,
+        "--body",
+        body,
+    ];
+    args.extend_from_slice(more);
+    env.alice_sends("SMTP_SUBMISSION_PORT", &args)
+}
+
 /// Three messages queued with `--queue-only`, then one `queue run` over
 /// STARTTLS with AUTH: each arrives, and the outbox is empty.
 fn queue_run_sends_the_outbox_through_postfix(env: &InteropEnv) {
     let state = temp_dir();
     let outbox = state.path().join("outbox");
     let outbox = outbox.to_str().expect("utf-8 path");
-    let (from, to) = (env.address("alice"), env.address("sybil"));
     let tokens: Vec<String> = (0..3).map(|n| token(&format!("queued{n}"))).collect();
     for token in &tokens {
         let body = format!("queued message, token {token}\n");
-        let more = [
-            "--tls",
-            "starttls",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--subject",
-            SUBJECT,
-            "--body",
-            &body,
-            "--queue-only",
-            "--outbox",
-            outbox,
-        ];
-        let output = mailctl(
-            &env.alice_sends("SMTP_SUBMISSION_PORT", &more),
-            None,
-            state.path(),
-        );
-        assert_ok(&output, "send --queue-only");
+        let args = alice_to_sybil(env, &body, &["--queue-only", "--outbox", outbox]);
+        assert_ok(&mailctl(&args, None, state.path()), "send --queue-only");
     }
     let output = mailctl(
         &["queue", "run", "--json", "--outbox", outbox],
@@ -1427,19 +1427,8 @@ fn queue_run_sends_the_outbox_through_postfix(env: &InteropEnv) {
 fn send_with_dsn_parameters_through_postfix(env: &InteropEnv) {
     let state = temp_dir();
     let token = token("dsn");
-    let (from, to) = (env.address("alice"), env.address("sybil"));
     let body = format!("with DSN parameters, token {token}\n");
-    let more = [
-        "--tls",
-        "starttls",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--subject",
-        SUBJECT,
-        "--body",
-        &body,
+    let dsn = [
         "--notify",
         "failure,delay",
         "--ret",
@@ -1449,7 +1438,7 @@ fn send_with_dsn_parameters_through_postfix(env: &InteropEnv) {
         "-v",
     ];
     let output = mailctl(
-        &env.alice_sends("SMTP_SUBMISSION_PORT", &more),
+        &alice_to_sybil(env, &body, &dsn),
         Some(env.password("alice")),
         state.path(),
     );

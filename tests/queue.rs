@@ -241,14 +241,21 @@ fn queue_only_entries_are_due_at_once_and_go_over_one_connection() {
     assert_eq!(greetings, 1, "one connection: {log:#?}");
 }
 
+/// A `mailctl serve` and `count` messages to bob queued for it; their
+/// Message-IDs.
+fn serve_with_queued(place: &Place, count: usize) -> (Server, Vec<String>) {
+    let serve = Server::start(&[]);
+    let server = format!("127.0.0.1:{}", serve.smtp);
+    let ids = (0..count)
+        .map(|n| place.queue_only(&server, "bob@example.org", n))
+        .collect();
+    (serve, ids)
+}
+
 #[test]
 fn two_concurrent_runs_send_each_message_exactly_once() {
     let place = Place::new();
-    let serve = Server::start(&[]);
-    let server = format!("127.0.0.1:{}", serve.smtp);
-    let ids: Vec<String> = (0..40)
-        .map(|n| place.queue_only(&server, "bob@example.org", n))
-        .collect();
+    let (serve, ids) = serve_with_queued(&place, 40);
     let outbox = place.outbox_arg();
     let runs: Vec<Child> = (0..2)
         .map(|_| place.spawn(&["queue", "flush", "--outbox", &outbox]))
@@ -269,11 +276,7 @@ fn two_concurrent_runs_send_each_message_exactly_once() {
 #[test]
 fn killed_run_loses_nothing_and_repeats_at_most_one() {
     let place = Place::new();
-    let serve = Server::start(&[]);
-    let server = format!("127.0.0.1:{}", serve.smtp);
-    let ids: Vec<String> = (0..100)
-        .map(|n| place.queue_only(&server, "bob@example.org", n))
-        .collect();
+    let (serve, ids) = serve_with_queued(&place, 100);
     let outbox = place.outbox_arg();
     let mut run = place.spawn(&["queue", "run", "--outbox", &outbox]);
     let started = Instant::now();
