@@ -107,6 +107,21 @@ impl Place {
         child.wait_with_output().unwrap()
     }
 
+    /// Runs the `send` command line `args` (which names this outbox):
+    /// directly, or with `--queue-only` and then `queue run`; each must
+    /// succeed.
+    fn send_then_run(&self, mut args: Vec<&str>, queued: bool) {
+        if queued {
+            args.push("--queue-only");
+        }
+        let out = self.run(&args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        if queued {
+            let out = self.run(&["queue", "run", "--outbox", &self.outbox_arg()]);
+            assert_eq!(code(&out), 0, "{}", stderr(&out));
+        }
+    }
+
     fn entries(&self, sub: &str) -> Vec<PathBuf> {
         let dir = match sub {
             "" => self.outbox(),
@@ -544,15 +559,7 @@ fn dsn_parameters_on_the_wire() {
             &["--body", "b", "--outbox", &outbox],
         );
         args.extend(dsn);
-        if queued {
-            args.push("--queue-only");
-        }
-        let out = place.run(&args);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
-        if queued {
-            let out = place.run(&["queue", "run", "--outbox", &outbox]);
-            assert_eq!(code(&out), 0, "{}", stderr(&out));
-        }
+        place.send_then_run(args, queued);
         let rec = fake.finish();
         assert!(
             rec.commands
@@ -703,16 +710,8 @@ fn serve_recipient_limit_means_two_transactions() {
     let to = to.join(",");
     let outbox = place.outbox_arg();
     for queued in [false, true] {
-        let mut args = send_args(&server, &to, &["--body", "b", "--outbox", &outbox]);
-        if queued {
-            args.push("--queue-only");
-        }
-        let out = place.run(&args);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
-        if queued {
-            let out = place.run(&["queue", "run", "--outbox", &outbox]);
-            assert_eq!(code(&out), 0, "{}", stderr(&out));
-        }
+        let args = send_args(&server, &to, &["--body", "b", "--outbox", &outbox]);
+        place.send_then_run(args, queued);
     }
     for n in 0..150 {
         assert_eq!(serve.files(&format!("r{n}"), "new").len(), 2, "r{n}");
