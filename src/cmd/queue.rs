@@ -248,6 +248,7 @@ fn entry_json(id: &str, entry: &Entry) -> Value {
     })
 }
 
+/// Prints one line on standard output; a reader gone away is not an error.
 fn print_line(line: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{line}") {
@@ -269,6 +270,7 @@ fn due_in(at: u64) -> String {
     }
 }
 
+/// `queue list`: one line (or one JSON object) per entry.
 fn list(outbox: &Outbox, failed: bool, json: bool) -> anyhow::Result<Exit> {
     let ids = outbox.ids(failed)?;
     let mut rows = Vec::new();
@@ -312,6 +314,7 @@ fn list(outbox: &Outbox, failed: bool, json: bool) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// The error for an id that names no entry (66).
 fn no_such_entry(id: &str) -> anyhow::Error {
     fail(
         Exit::NoInput,
@@ -322,6 +325,7 @@ fn no_such_entry(id: &str) -> anyhow::Error {
     )
 }
 
+/// `queue show ID`: the entry's details and the message header.
 fn show(outbox: &Outbox, id: &str, json: bool) -> anyhow::Result<Exit> {
     let failed = outbox.find(id).ok_or_else(|| no_such_entry(id))?;
     let entry = outbox.read(id, failed)?;
@@ -359,6 +363,7 @@ fn show(outbox: &Outbox, id: &str, json: bool) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// `queue drop ID...`: removes entries, live or failed, unsent.
 fn drop_entries(outbox: &Outbox, ids: &[String], json: bool) -> anyhow::Result<Exit> {
     let mut dropped = Vec::new();
     for id in ids {
@@ -393,6 +398,7 @@ struct Tally {
     errors: Vec<anyhow::Error>,
 }
 
+/// `queue run` and `queue flush` (`force`: ignoring back-off), once or, with `--watch`, until a signal.
 fn send_queue(
     outbox: &Outbox,
     run: &RunArgs,
@@ -493,6 +499,7 @@ fn any_due(outbox: &Outbox, account: Option<&str>) -> anyhow::Result<bool> {
     Ok(false)
 }
 
+/// Whether `entry` belongs to `account` (any, when `None`).
 fn of_account(entry: &Entry, account: Option<&str>) -> bool {
     account.is_none_or(|a| entry.connection.account.as_deref() == Some(a))
 }
@@ -596,6 +603,7 @@ struct Loaded {
     positions: Vec<usize>,
 }
 
+/// Reads a locked entry's message and the envelope of its pending recipients.
 fn load(locked: &Locked) -> anyhow::Result<Loaded> {
     let bytes = std::fs::read(locked.message_path()).map_err(|source| crate::store::Error::Io {
         path: locked.message_path(),
@@ -621,6 +629,7 @@ fn load(locked: &Locked) -> anyhow::Result<Loaded> {
     })
 }
 
+/// Sends the entries of one connection setting in one batch and records each outcome.
 fn send_group(
     connection: &Connection,
     entries: Vec<Locked>,
@@ -696,6 +705,7 @@ struct Recorder<'a> {
 }
 
 impl Recorder<'_> {
+    /// Keeps the first failure to write the outbox.
     fn keep(&mut self, result: anyhow::Result<()>) {
         if let Err(err) = result {
             self.error.get_or_insert(err);
@@ -807,6 +817,7 @@ fn note_answers(locked: &mut Locked, loaded: &Loaded, answers: &[RecipientStatus
     }
 }
 
+/// Fails every recipient still pending, with `reason`.
 fn fail_pending(locked: &mut Locked, reason: &str) {
     for r in &mut locked.entry.recipients {
         if r.state == RecipientState::Pending {

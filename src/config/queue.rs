@@ -110,6 +110,7 @@ pub fn check_keys(loaded: &Loaded, keys: QueueKeys<'_>) -> anyhow::Result<()> {
     settings_from(loaded, keys).map(drop)
 }
 
+/// The settings the keys give, each checked.
 fn settings_from(loaded: &Loaded, keys: QueueKeys<'_>) -> anyhow::Result<QueueSettings> {
     let max_age = keys
         .queue_max_age

@@ -481,6 +481,7 @@ pub struct BatchControl<'a> {
 }
 
 impl BatchControl<'_> {
+    /// Whether the stop flag is set.
     fn stopped(&self) -> bool {
         self.stop
             .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst) != 0)

@@ -219,6 +219,7 @@ impl Outbox {
         &self.root
     }
 
+    /// An I/O error about `path`.
     fn io(&self, path: &Path) -> impl FnOnce(io::Error) -> Error {
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }
@@ -306,6 +307,7 @@ impl Outbox {
         }
     }
 
+    /// The entry folder, locked; `None` if it is gone or someone holds it.
     fn lock_folder(&self, id: &str) -> io::Result<Option<File>> {
         let folder = match File::open(self.root.join(id)) {
             Ok(f) => f,
@@ -374,6 +376,7 @@ impl Outbox {
     }
 }
 
+/// Reads and parses an `entry.json`.
 fn read_entry(path: &Path) -> Result<Entry, Error> {
     let bytes = fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
