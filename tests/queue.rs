@@ -889,3 +889,22 @@ fn queue_run_reconnects_when_the_server_limits_messages_per_connection() {
     assert_eq!((messages, connections), (5, 3));
     assert!(place.entries("").is_empty());
 }
+
+/// An entry whose message is gone moves to failed/; one whose description
+/// is unreadable is reported and left alone; neither holds up the others.
+#[test]
+fn broken_entries_do_not_hold_up_the_others() {
+    let place = Place::new();
+    let (serve, _) = serve_with_queued(&place, 3);
+    let entries = place.entries("");
+    std::fs::remove_file(entries[0].join("message.eml")).unwrap();
+    std::fs::write(entries[1].join("entry.json"), "{not json").unwrap();
+    let out = place.run(&["queue", "run", "--outbox", &place.outbox_arg()]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 78, "{err}");
+    assert!(err.contains("cannot read the queued message"), "{err}");
+    assert!(err.contains("unreadable"), "{err}");
+    assert_eq!(serve.files("bob", "new").len(), 1);
+    assert_eq!(place.entries("failed").len(), 1);
+    assert_eq!(place.entries("").len(), 1);
+}

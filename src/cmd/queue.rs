@@ -518,8 +518,14 @@ fn send_due(
     let mut groups: Vec<(Connection, Vec<Locked>)> = Vec::new();
     let mut index: HashMap<Connection, usize> = HashMap::new();
     for id in outbox.ids(false)? {
-        let Some(locked) = outbox.lock(&id)? else {
-            continue;
+        let locked = match outbox.lock(&id) {
+            Ok(Some(locked)) => locked,
+            Ok(None) => continue,
+            // One unreadable entry must not hold up the others.
+            Err(err) => {
+                tally.errors.push(err.into());
+                continue;
+            }
         };
         if !of_account(&locked.entry, account) || (!force && locked.entry.next_attempt > now) {
             continue;
@@ -652,7 +658,18 @@ fn send_group(
     let mut slots: Vec<Option<Locked>> = Vec::new();
     let mut loaded = Vec::new();
     for locked in entries {
-        let message = load(&locked)?;
+        let message = match load(&locked) {
+            Ok(message) => message,
+            Err(err) => {
+                // A message that cannot be read back can never be sent.
+                let reason =
+                    printable(format!("cannot read the queued message: {err:#}").as_bytes());
+                let mut locked = locked;
+                fail_pending(&mut locked, &reason);
+                settle(locked, tally)?;
+                continue;
+            }
+        };
         if message.envelope.recipients.is_empty() {
             // Every recipient was dealt with before a crash.
             settle(locked, tally)?;
