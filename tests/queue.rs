@@ -908,3 +908,54 @@ fn broken_entries_do_not_hold_up_the_others() {
     assert_eq!(place.entries("failed").len(), 1);
     assert_eq!(place.entries("").len(), 1);
 }
+
+/// `rate` holds across the batches of `--watch`: a message queued right
+/// after another was sent still waits its turn.
+#[test]
+fn watch_keeps_the_rate_between_batches() {
+    let place = Place::new();
+    let serve = Server::start(&[]);
+    let config = place.config("", "rate = \"1/s\"\n", serve.smtp);
+    let outbox = place.outbox_arg();
+    let watch = place.spawn(&[
+        "--config", &config, "queue", "run", "--watch", "--outbox", &outbox,
+    ]);
+    let started = Instant::now();
+    for n in 1..=2 {
+        let out = place.run(&[
+            "--config",
+            &config,
+            "send",
+            "--account",
+            "local",
+            "--to",
+            "bob@example.org",
+            "--body",
+            "b",
+            "--queue-only",
+            "--outbox",
+            &outbox,
+        ]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        while serve.files("bob", "new").len() < n && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    let out = watch.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let times: Vec<std::time::SystemTime> = serve
+        .files("bob", "new")
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().modified().unwrap())
+        .collect();
+    assert_eq!(times.len(), 2);
+    let gap = times[1]
+        .duration_since(times[0])
+        .or_else(|_| times[0].duration_since(times[1]))
+        .unwrap();
+    assert!(gap >= Duration::from_millis(900), "{gap:?}");
+}

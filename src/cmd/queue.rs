@@ -412,19 +412,18 @@ fn send_queue(
         None
     };
     let mut tally = Tally::default();
+    // Per connection setting, for `rate` across the batches of a watch.
+    let mut starts: HashMap<Connection, smtp::LastStart> = HashMap::new();
     loop {
         let control = smtp::BatchControl {
-            pace: None,
             stop: stop.as_deref(),
+            ..Default::default()
         };
-        send_due(
-            outbox,
-            run.account.as_deref(),
+        let due = Due {
+            account: run.account.as_deref(),
             force,
-            globals,
-            control,
-            &mut tally,
-        )?;
+        };
+        send_due(outbox, due, globals, control, &mut starts, &mut tally)?;
         let Some(stop) = &stop else { break };
         // A watch runs for days: its errors are said as they come, not kept.
         for err in tally.errors.drain(..) {
@@ -486,6 +485,15 @@ fn finish_run(tally: Tally, remaining: usize, watched: bool) -> anyhow::Result<E
     }
 }
 
+/// Which entries a run takes.
+#[derive(Clone, Copy)]
+struct Due<'a> {
+    /// Only this account's (any, when `None`).
+    account: Option<&'a str>,
+    /// Every entry, whatever its back-off.
+    force: bool,
+}
+
 /// Whether an entry (of `account`, if given) is due.
 fn any_due(outbox: &Outbox, account: Option<&str>) -> anyhow::Result<bool> {
     let now = outbox::now();
@@ -508,12 +516,13 @@ fn of_account(entry: &Entry, account: Option<&str>) -> bool {
 /// session per connection setting.
 fn send_due(
     outbox: &Outbox,
-    account: Option<&str>,
-    force: bool,
+    due: Due<'_>,
     globals: Globals,
     control: smtp::BatchControl<'_>,
+    starts: &mut HashMap<Connection, smtp::LastStart>,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
+    let Due { account, force } = due;
     let now = outbox::now();
     let mut groups: Vec<(Connection, Vec<Locked>)> = Vec::new();
     let mut index: HashMap<Connection, usize> = HashMap::new();
@@ -541,6 +550,11 @@ fn send_due(
         if control.stop.is_some_and(|s| s.load(Ordering::SeqCst) != 0) {
             break;
         }
+        let last_start = starts.entry(connection.clone()).or_default();
+        let control = smtp::BatchControl {
+            last_start: Some(last_start),
+            ..control
+        };
         send_group(&connection, entries, globals, control, tally)?;
     }
     Ok(())

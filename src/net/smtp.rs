@@ -319,9 +319,10 @@ pub fn submit_batch(
     sink: &mut dyn BatchSink,
 ) -> Option<(usize, anyhow::Error)> {
     let mut next = 0;
-    let mut last_start = None;
+    let own_start = LastStart::default();
+    let last_start = control.last_start.unwrap_or(&own_start);
     while next < messages.len() && !control.stopped() {
-        wait_turn(control.pace, &mut last_start);
+        wait_turn(control.pace, last_start);
         let first = messages[next];
         let client = Client::new(ClientConfig {
             from: first.envelope.from.clone(),
@@ -340,7 +341,7 @@ pub fn submit_batch(
             sink,
             endpoint: &settings.endpoint,
             control,
-            last_start: &mut last_start,
+            last_start,
         };
         let finished = drive(settings, client, &mut batch, transcript);
         let (current, in_flight) = (batch.current, batch.in_flight);
@@ -457,7 +458,7 @@ struct Batch<'a, 's> {
     endpoint: &'a Endpoint,
     control: BatchControl<'s>,
     /// When the last message started.
-    last_start: &'s mut Option<std::time::Instant>,
+    last_start: &'s LastStart,
 }
 
 /// Whether the session ended because the server closed the connection or
@@ -478,6 +479,9 @@ pub struct BatchControl<'a> {
     pub pace: Option<Duration>,
     /// Once non-zero (a signal number), no further message is started.
     pub stop: Option<&'a std::sync::atomic::AtomicUsize>,
+    /// When the last message to this server started, kept across batches
+    /// (a long-running sender pacing one account); `None`: this batch only.
+    pub last_start: Option<&'a LastStart>,
 }
 
 impl BatchControl<'_> {
@@ -488,15 +492,18 @@ impl BatchControl<'_> {
     }
 }
 
+/// When the last message of a paced series started.
+pub type LastStart = std::cell::Cell<Option<std::time::Instant>>;
+
 /// Sleeps until `pace` has passed since `last_start`, then records the new
 /// start.
-fn wait_turn(pace: Option<Duration>, last_start: &mut Option<std::time::Instant>) {
-    if let (Some(pace), Some(last)) = (pace, *last_start) {
+fn wait_turn(pace: Option<Duration>, last_start: &LastStart) {
+    if let (Some(pace), Some(last)) = (pace, last_start.get()) {
         if let Some(rest) = pace.checked_sub(last.elapsed()) {
             std::thread::sleep(rest);
         }
     }
-    *last_start = Some(std::time::Instant::now());
+    last_start.set(Some(std::time::Instant::now()));
 }
 
 impl Session for Batch<'_, '_> {
