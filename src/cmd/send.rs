@@ -76,7 +76,8 @@ or a prompt on the terminal; never from an argument.
 Exit status: 0 sent; 64 usage; 65 bad message data; 66 input file missing; 67 every \
 recipient refused; 68 host not found; 69 permanent refusal (5xx); 75 temporary failure \
 (4xx, time-out, dropped connection: retry later); 76 malformed reply or TLS failure; \
-77 authentication refused; 78 configuration.")]
+77 authentication refused; 78 configuration. With --queue, a temporary failure exits 0 once the \
+message is in the outbox (see `mailctl queue`).")]
 pub struct SendArgs {
     /// Where and how to connect.
     #[command(flatten)]
