@@ -30,6 +30,8 @@ const MESSAGE: &str = "message.eml";
 const ENTRY: &str = "entry.json";
 /// Where entries are assembled.
 const TMP: &str = "tmp";
+/// How old a half-built entry in `tmp/` must be to be removed.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Where entries that cannot be delivered go.
 pub const FAILED: &str = "failed";
 
@@ -279,6 +281,9 @@ impl Outbox {
         } else {
             self.root.clone()
         };
+        if !failed {
+            self.clean_tmp();
+        }
         let mut ids = Vec::new();
         for item in fs::read_dir(&dir).map_err(self.io(&dir))? {
             let item = item.map_err(self.io(&dir))?;
@@ -294,6 +299,25 @@ impl Outbox {
         }
         ids.sort();
         Ok(ids)
+    }
+
+    /// Removes what a process killed while adding an entry left in `tmp/`
+    /// (an hour old: no add takes that long).
+    fn clean_tmp(&self) {
+        let Ok(items) = fs::read_dir(self.root.join(TMP)) else {
+            return;
+        };
+        for item in items.flatten() {
+            let old = item
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TMP);
+            if old {
+                let _ = fs::remove_dir_all(item.path());
+            }
+        }
     }
 
     /// Removes an entry folder that lost its `entry.json` (a removal cut
