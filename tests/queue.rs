@@ -97,6 +97,27 @@ impl Place {
         path.display().to_string()
     }
 
+    /// Queues (`--queue-only`) a message to bob through `account` of the
+    /// configuration file `config`, with `body`.
+    fn queue_for(&self, config: &str, account: &str, body: &str) {
+        let outbox = self.outbox_arg();
+        let out = self.run(&[
+            "--config",
+            config,
+            "send",
+            "--account",
+            account,
+            "--to",
+            "bob@example.org",
+            "--body",
+            body,
+            "--queue-only",
+            "--outbox",
+            &outbox,
+        ]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+
     /// Runs `mailctl --config CONFIG sendmail ARGS` with `input` on stdin.
     fn sendmail(&self, config: &str, args: &[&str], input: &[u8]) -> Output {
         let mut all = vec!["--config", config, "sendmail"];
@@ -467,23 +488,7 @@ fn rate_limit_spaces_the_messages() {
     let config = place.config("", "rate = \"5/s\"\n", serve.smtp);
     let outbox = place.outbox_arg();
     for n in 0..6 {
-        let out = place.run(&[
-            "--config",
-            &config,
-            "send",
-            "--account",
-            "local",
-            "--to",
-            "bob@example.org",
-            "--subject",
-            "s",
-            "--body",
-            &n.to_string(),
-            "--queue-only",
-            "--outbox",
-            &outbox,
-        ]);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        place.queue_for(&config, "local", &n.to_string());
     }
     let started = Instant::now();
     let out = place.run(&["--config", &config, "queue", "run", "--outbox", &outbox]);
@@ -729,19 +734,7 @@ fn entries_past_their_maximum_age_fail() {
     let port = closed_port();
     let config = place.config("", "queue_max_age = \"0s\"\n", port);
     let outbox = place.outbox_arg();
-    let base = [
-        "--config",
-        &config,
-        "send",
-        "--account",
-        "local",
-        "--to",
-        "bob@example.org",
-    ];
-    let mut args = base.to_vec();
-    args.extend(["--body", "b", "--queue-only", "--outbox", &outbox]);
-    let out = place.run(&args);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    place.queue_for(&config, "local", "b");
     let out = place.run(&["--config", &config, "queue", "run", "--outbox", &outbox]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let err = stderr(&out);
@@ -768,21 +761,7 @@ fn run_for_one_account_leaves_the_others() {
     );
     let outbox = place.outbox_arg();
     for account in ["local", "other"] {
-        let out = place.run(&[
-            "--config",
-            &config,
-            "send",
-            "--account",
-            account,
-            "--to",
-            "bob@example.org",
-            "--body",
-            account,
-            "--queue-only",
-            "--outbox",
-            &outbox,
-        ]);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        place.queue_for(&config, account, account);
     }
     let run = [
         "--config",
@@ -922,21 +901,7 @@ fn watch_keeps_the_rate_between_batches() {
     ]);
     let started = Instant::now();
     for n in 1..=2 {
-        let out = place.run(&[
-            "--config",
-            &config,
-            "send",
-            "--account",
-            "local",
-            "--to",
-            "bob@example.org",
-            "--body",
-            "b",
-            "--queue-only",
-            "--outbox",
-            &outbox,
-        ]);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        place.queue_for(&config, "local", "b");
         while serve.files("bob", "new").len() < n && started.elapsed() < Duration::from_secs(60) {
             std::thread::sleep(Duration::from_millis(10));
         }
