@@ -359,7 +359,9 @@ fn show(outbox: &Outbox, id: &str, json: bool) -> anyhow::Result<Exit> {
     let header_end = memchr::memmem::find(&message, b"\r\n\r\n").map_or(message.len(), |p| p + 2);
     text.push('\n');
     text.push_str(&String::from_utf8_lossy(&message[..header_end]).replace("\r\n", "\n"));
-    print_line(&printable(text.trim_end().as_bytes()))?;
+    for line in text.trim_end().lines() {
+        print_line(&printable(line.as_bytes()))?;
+    }
     Ok(Exit::Ok)
 }
 
