@@ -360,7 +360,7 @@ fn show(outbox: &Outbox, id: &str, json: bool) -> anyhow::Result<Exit> {
     text.push('\n');
     text.push_str(&String::from_utf8_lossy(&message[..header_end]).replace("\r\n", "\n"));
     for line in text.trim_end().lines() {
-        print_line(&printable(line.as_bytes()))?;
+        print_line(&printable(line.trim_end().as_bytes()))?;
     }
     Ok(Exit::Ok)
 }
