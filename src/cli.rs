@@ -55,6 +55,8 @@ pub enum Command {
     Config(crate::cmd::config::ConfigArgs),
     /// Store or remove an account's password in the system keyring.
     Password(crate::cmd::password::PasswordArgs),
+    /// List and send the outbox: messages queued by `send --queue`.
+    Queue(crate::cmd::queue::QueueArgs),
     /// Submit a message the sendmail way: message on stdin, recipients as
     /// arguments.
     Sendmail(crate::cmd::sendmail::SendmailArgs),

@@ -168,7 +168,7 @@ fn smtp_exit(e: &crate::proto::smtp::Error) -> Exit {
         E::AuthRefused { reply, .. } => by_class(reply.class()),
         E::Scram(e) => scram_exit(e),
         E::InvalidArgument(_) | E::NoRecipients => Exit::Usage,
-        E::TooBig { .. } | E::NeedsSmtpUtf8 { .. } => Exit::Unavailable,
+        E::TooBig { .. } | E::NeedsSmtpUtf8 { .. } | E::DsnNotOffered => Exit::Unavailable,
         E::RecipientsRefused { refused, all } => match (all, E::any_permanent(refused)) {
             (_, false) => Exit::TempFail,
             (true, true) => Exit::NoUser,
@@ -213,6 +213,7 @@ fn pop3_exit(e: &crate::proto::pop3::Error) -> Exit {
 fn net_exit(e: &crate::net::Error) -> Exit {
     use crate::net::Error as E;
     match e {
+        E::Resolve { .. } if e.is_temporary_lookup() => Exit::TempFail,
         E::Resolve { .. } | E::NoAddress { .. } => Exit::NoHost,
         E::Connect { source, .. } | E::Io(source) => io_exit_status(source),
         E::Handshake { temporary, .. } if *temporary => Exit::TempFail,
@@ -371,6 +372,7 @@ mod tests {
             address: "a@b".into(),
             state,
             reply: None,
+            delivered: false,
         };
         let refused = |code| E::Refused {
             what: "x",
@@ -441,6 +443,16 @@ mod tests {
                 source: io::Error::other("no")
             }),
             Exit::NoHost
+        );
+        // The network is down: retry later.
+        assert_eq!(
+            status(E::Resolve {
+                host: host(),
+                source: io::Error::other(
+                    "failed to lookup address information: Temporary failure in name resolution"
+                )
+            }),
+            Exit::TempFail
         );
         assert_eq!(
             status(E::Connect {

@@ -160,6 +160,14 @@ const TESTS: &[(&str, Body)] = &[
         "oauth2_pkce_login_end_to_end",
         oauth2::oauth2_pkce_login_end_to_end,
     ),
+    (
+        "queue_run_sends_the_outbox_through_postfix",
+        queue_run_sends_the_outbox_through_postfix,
+    ),
+    (
+        "send_with_dsn_parameters_through_postfix",
+        send_with_dsn_parameters_through_postfix,
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -1511,4 +1519,77 @@ fn round_trip_save_dir_holds_the_decoded_parts(env: &InteropEnv) {
         std::fs::read(&texts[0]).unwrap(),
         ATTACHMENT_TEXT.as_bytes()
     );
+}
+
+/// alice's send to sybil over STARTTLS submission: subject, `body`, then
+/// `more` arguments.
+fn alice_to_sybil(env: &InteropEnv, body: &str, more: &[&str]) -> Vec<String> {
+    let (from, to) = (env.address("alice"), env.address("sybil"));
+    let mut args = vec![
+        "--tls",
+        "starttls",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--subject",
+        SUBJECT,
+        "--body",
+        body,
+    ];
+    args.extend_from_slice(more);
+    env.alice_sends("SMTP_SUBMISSION_PORT", &args)
+}
+
+/// Three messages queued with `--queue-only`, then one `queue run` over
+/// STARTTLS with AUTH: each arrives, and the outbox is empty.
+fn queue_run_sends_the_outbox_through_postfix(env: &InteropEnv) {
+    let state = temp_dir();
+    let outbox = state.path().join("outbox");
+    let outbox = outbox.to_str().expect("utf-8 path");
+    let tokens: Vec<String> = (0..3).map(|n| token(&format!("queued{n}"))).collect();
+    for token in &tokens {
+        let body = format!("queued message, token {token}\n");
+        let args = alice_to_sybil(env, &body, &["--queue-only", "--outbox", outbox]);
+        assert_ok(&mailctl(&args, None, state.path()), "send --queue-only");
+    }
+    let output = mailctl(
+        &["queue", "run", "--json", "--outbox", outbox],
+        Some(env.password("alice")),
+        state.path(),
+    );
+    assert_ok(&output, "queue run");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(summary["sent"], 3, "{summary}");
+    assert_eq!(summary["remaining"], 0, "{summary}");
+    for token in &tokens {
+        let raw = wait_for_delivery(&env.maildir("sybil"), token);
+        assert!(contains(&raw, b"Authenticated sender: alice"));
+    }
+}
+
+/// Postfix offers DSN: NOTIFY, RET and ENVID are accepted.
+fn send_with_dsn_parameters_through_postfix(env: &InteropEnv) {
+    let state = temp_dir();
+    let token = token("dsn");
+    let body = format!("with DSN parameters, token {token}\n");
+    let dsn = [
+        "--notify",
+        "failure,delay",
+        "--ret",
+        "hdrs",
+        "--envid",
+        &token,
+        "-v",
+    ];
+    let output = mailctl(
+        &alice_to_sybil(env, &body, &dsn),
+        Some(env.password("alice")),
+        state.path(),
+    );
+    assert_ok(&output, "send with DSN parameters");
+    let transcript = String::from_utf8_lossy(&output.stderr);
+    assert!(transcript.contains("NOTIFY=FAILURE,DELAY"), "{transcript}");
+    assert!(transcript.contains("RET=HDRS ENVID="), "{transcript}");
+    wait_for_delivery(&env.maildir("sybil"), &token);
 }

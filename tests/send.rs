@@ -271,6 +271,60 @@ fn every_recipient_refused_is_67() {
     assert!(rec.data.is_none());
 }
 
+/// A server taking 2 recipients per transaction (`452 4.5.3` after them):
+/// each of 5 recipients gets the message exactly once, in 3 transactions,
+/// pipelined and one by one.
+#[test]
+fn too_many_recipients_go_in_further_transactions() {
+    for (pipelining, flight) in [(true, true), (true, false), (false, false)] {
+        let extensions = if pipelining {
+            vec!["PIPELINING".into(), "ENHANCEDSTATUSCODES".into()]
+        } else {
+            vec!["ENHANCEDSTATUSCODES".into()]
+        };
+        let server = FakeServer::start(Script {
+            extensions,
+            expect_flight: flight,
+            rcpt_limit: Some(2),
+            ..Script::default()
+        });
+        let a = with(
+            args(&server, "none"),
+            &[
+                "--cc",
+                "c@example.org, d@example.org",
+                "--bcc",
+                "e@example.org, f@example.org",
+                "--body",
+                "x",
+                "--json",
+            ],
+        );
+        let out = run(&a, b"");
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["status"], "sent");
+        let rec = server.finish();
+        assert_eq!(rec.transactions.len(), 3, "{:?}", rec.commands);
+        let mut got: Vec<String> = rec
+            .transactions
+            .iter()
+            .flat_map(|(rcpts, _)| rcpts.clone())
+            .collect();
+        got.sort();
+        let want = ["b", "c", "d", "e", "f"].map(|n| format!("{n}@example.org"));
+        assert_eq!(got, want, "each recipient exactly once");
+        assert!(rec
+            .transactions
+            .iter()
+            .all(|(_, d)| d == &rec.transactions[0].1));
+        assert_eq!(rec.commands.iter().filter(|c| *c == "QUIT").count(), 1);
+        for r in json["recipients"].as_array().unwrap() {
+            assert_eq!(r["delivered"], true, "{r}");
+        }
+    }
+}
+
 #[test]
 fn temporary_failure_is_75() {
     let server = FakeServer::start(Script {

@@ -444,7 +444,7 @@ fn symlink_mode_refuses_bp_too() {
     std::os::unix::fs::symlink(mailctl(), &link).unwrap();
     let out = run(&link, &["-bp"], &config, b"");
     assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("keeps no queue"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use `mailctl queue list`"));
 }
 
 #[test]

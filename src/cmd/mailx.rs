@@ -146,7 +146,13 @@ pub fn run(args: MailxArgs, globals: Globals) -> anyhow::Result<Exit> {
     let mut message = draft.build()?;
     let progress = super::progress::Progress::sending(message.size(), globals.verbose > 0);
     message.count_bytes_with(progress.byte_counter());
-    super::sendmail::submit(&server, &envelope, &message, globals)
+    // `queue = "on-failure"` keeps what cannot be sent now, as in sendmail mode.
+    let settings = crate::config::queue_settings(server.account.as_deref(), globals.config)?;
+    let outbox = match settings.queue_on_failure {
+        true => Some(super::queue::outbox_root(None, &settings)?),
+        false => None,
+    };
+    super::sendmail::submit(&server, &envelope, &message, globals, outbox.as_deref())
 }
 
 /// The message the command line and standard input describe; `None` with

@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod config;
+pub mod copy;
 pub mod fetch;
 pub mod mailx;
 pub mod man;
@@ -9,6 +10,7 @@ pub mod oauth2;
 pub mod parse;
 pub mod password;
 pub mod progress;
+pub mod queue;
 pub mod send;
 pub mod sendmail;
 pub mod serve;
@@ -51,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Parse(args) => parse::run(args, globals),
         Command::Config(args) => config::run(args, globals),
         Command::Password(args) => password::run(args, globals),
+        Command::Queue(args) => queue::run(args, globals),
         Command::Sendmail(args) => sendmail::run(args, globals),
         Command::OAuth2(args) => oauth2::run(args, globals),
         Command::Mail(args) => mailx::run(args, globals),

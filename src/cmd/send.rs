@@ -16,6 +16,7 @@ use crate::mail::compose::{self, address, Draft, Mailbox, Message};
 use crate::mail::raw;
 use crate::net::smtp::{self, Envelope, Settings};
 use crate::proto::sasl::Mechanism;
+use crate::store::outbox::Connection;
 use crate::transcript::Transcript;
 
 /// `--auth` choices.
@@ -89,7 +90,8 @@ or a prompt on the terminal; never from an argument.
 Exit status: 0 sent; 64 usage; 65 bad message data; 66 input file missing; 67 every \
 recipient refused; 68 host not found; 69 permanent refusal (5xx); 75 temporary failure \
 (4xx, time-out, dropped connection: retry later); 76 malformed reply or TLS failure; \
-77 authentication refused; 78 configuration.")]
+77 authentication refused; 78 configuration. With --queue, a temporary failure exits 0 once the \
+message is in the outbox (see `mailctl queue`).")]
 pub struct SendArgs {
     /// Where and how to connect.
     #[command(flatten)]
@@ -177,6 +179,79 @@ pub struct SendArgs {
     /// qualified, else localhost).
     #[arg(long, value_name = "NAME")]
     pub helo: Option<String>,
+
+    /// Queueing in the outbox.
+    #[command(flatten)]
+    pub queueing: super::queue::QueueFlags,
+
+    /// Delivery status notifications (RFC 3461) for every recipient:
+    /// `never`, or a list of `success`, `failure`, `delay`. The server must
+    /// offer DSN, else nothing is sent (exit 69).
+    #[arg(long, value_name = "WHEN")]
+    pub notify: Option<String>,
+
+    /// What a delivery status notification returns: the `full` message or
+    /// its `hdrs` (header).
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub ret: Option<RetChoice>,
+
+    /// An envelope id that delivery status notifications quote (printable
+    /// ASCII, at most 100 characters).
+    #[arg(long, value_name = "ID")]
+    pub envid: Option<String>,
+
+    /// Keep a copy of the message once the server accepted it:
+    /// `maildir:DIR` (the exact bytes sent) or `mbox:FILE` [default: the
+    /// account's `save_copy`]. Queued messages get theirs when sent.
+    #[arg(long, value_name = "maildir:DIR|mbox:FILE")]
+    pub save_copy: Option<String>,
+}
+
+/// `--ret` choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RetChoice {
+    /// The whole message.
+    Full,
+    /// The header only.
+    Hdrs,
+}
+
+/// The DSN requests of `--notify`, `--ret`, `--envid` (sendmail's `-N`,
+/// `-R`, `-V`), checked: a usage error (64) names a bad value.
+pub fn dsn_from(
+    notify: Option<&str>,
+    ret: Option<&str>,
+    envid: Option<&str>,
+) -> anyhow::Result<crate::proto::smtp::client::Dsn> {
+    use crate::proto::smtp::command::{notify_value, DsnRet};
+    let notify = notify
+        .map(notify_value)
+        .transpose()
+        .map_err(|e| fail(Exit::Usage, e.to_string()))?;
+    let ret = match ret {
+        None => None,
+        Some(r) if r.eq_ignore_ascii_case("full") => Some(DsnRet::Full),
+        Some(r) if r.eq_ignore_ascii_case("hdrs") => Some(DsnRet::Hdrs),
+        Some(r) => crate::bail_with!(
+            Exit::Usage,
+            "RET '{}': expected full or hdrs",
+            crate::text::printable(r.as_bytes())
+        ),
+    };
+    if let Some(id) = envid {
+        if id.is_empty() || id.len() > 100 || !id.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            crate::bail_with!(
+                Exit::Usage,
+                "ENVID '{}': expected 1 to 100 printable ASCII characters",
+                crate::text::printable(id.as_bytes())
+            );
+        }
+    }
+    Ok(crate::proto::smtp::client::Dsn {
+        notify,
+        ret,
+        envid: envid.map(str::to_string),
+    })
 }
 
 fn input_error(e: &std::io::Error) -> Exit {
@@ -290,6 +365,7 @@ fn build_raw(
         Envelope {
             from: sender,
             recipients,
+            dsn: Default::default(),
         },
     ))
 }
@@ -479,6 +555,66 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// What `send` records to reach the server again: the flags and the
+/// account, never a password.
+fn connection_record(args: &SendArgs, server: &ResolvedServer) -> Connection {
+    let connect = &args.connect;
+    Connection {
+        account: server.account.clone(),
+        server: connect.server.clone(),
+        tls: connect
+            .tls
+            .and_then(|t| t.to_possible_value())
+            .map(|v| v.get_name().to_string()),
+        ca_file: connect.ca_file.clone(),
+        insecure: connect.insecure,
+        cert: connect.cert.clone(),
+        key: connect.key.clone(),
+        user: connect.user.clone(),
+        password_command: connect.password_command.clone(),
+        timeout: connect.timeout,
+        auth: args
+            .auth
+            .and_then(|a| a.to_possible_value())
+            .map(|v| v.get_name().to_string()),
+        helo: args.helo.clone(),
+    }
+}
+
+/// Where a message goes besides the server: the account's outbox
+/// settings and the sent copy.
+struct Outgoing<'a> {
+    server: &'a ResolvedServer,
+    queueing: &'a crate::config::QueueSettings,
+    /// `--save-copy` or the file's `save_copy`.
+    copy: Option<String>,
+}
+
+/// Puts the message in the outbox for `envelope`'s recipients and says so
+/// on stderr; `reason` is why sending now failed, if it was tried.
+fn queue_message(
+    args: &SendArgs,
+    outgoing: &Outgoing<'_>,
+    envelope: &Envelope,
+    message: &Message,
+    reason: Option<String>,
+) -> anyhow::Result<String> {
+    let root = super::queue::outbox_root(args.queueing.outbox.as_deref(), outgoing.queueing)?;
+    let id = super::queue::enqueue(
+        &root,
+        super::queue::ToQueue {
+            connection: connection_record(args, outgoing.server),
+            envelope,
+            message,
+            reason: reason.clone(),
+            dsn: super::queue::dsn_request(&envelope.dsn),
+            save_copy: outgoing.copy.clone(),
+        },
+    )?;
+    super::queue::say_queued(&id, reason.as_deref());
+    Ok(id)
+}
+
 /// Runs `mailctl send`.
 pub fn run(args: SendArgs, globals: Globals) -> anyhow::Result<Exit> {
     let json = args.json;
@@ -541,7 +677,13 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
         Err(err) => return Err(Failed::Early(err)),
     };
     let account_from = server.as_ref().and_then(|s| s.from.as_deref());
-    let (message, envelope) = build(&args, account_from).map_err(Failed::Early)?;
+    let (message, mut envelope) = build(&args, account_from).map_err(Failed::Early)?;
+    let ret = args.ret.map(|r| match r {
+        RetChoice::Full => "full",
+        RetChoice::Hdrs => "hdrs",
+    });
+    envelope.dsn =
+        dsn_from(args.notify.as_deref(), ret, args.envid.as_deref()).map_err(Failed::Early)?;
     let transcript = Transcript::stderr(globals.verbose > 0);
 
     if args.dry_run {
@@ -564,6 +706,37 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
     let server = server.ok_or_else(|| {
         Failed::Early(fail(Exit::Software, "no server resolved outside --dry-run"))
     })?;
+    // `--server` without an account does not read the file, unless the
+    // outbox is wanted (its `outbox` key).
+    let queueing = if server.account.is_some() || args.queueing.queue || args.queueing.queue_only {
+        crate::config::queue_settings(server.account.as_deref(), globals.config)
+            .map_err(Failed::Early)?
+    } else {
+        crate::config::QueueSettings::default()
+    };
+    let copy = args
+        .save_copy
+        .clone()
+        .or_else(|| queueing.save_copy.clone());
+    let target = copy
+        .as_deref()
+        .map(super::copy::parse_target)
+        .transpose()
+        .map_err(Failed::Early)?;
+    let outgoing = Outgoing {
+        server: &server,
+        queueing: &queueing,
+        copy,
+    };
+    if args.queueing.queue_only {
+        let id =
+            queue_message(&args, &outgoing, &envelope, &message, None).map_err(Failed::Early)?;
+        if args.json {
+            let value = serde_json::json!({"status": "queued", "exit_code": 0, "queue_entry": id});
+            print_json(&value).map_err(Failed::Reported)?;
+        }
+        return Ok(Exit::Ok);
+    }
     let (mechanism, helo) = settings(&args, &server).map_err(Failed::Early)?;
     let progress = crate::cmd::progress::Progress::sending(message.size(), globals.verbose > 0);
     let mut message = message;
@@ -573,8 +746,26 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
     drop(progress);
     match submitted {
         Ok(report) => {
+            if let Some(target) = &target {
+                keep_copy(target, &message);
+            }
             if args.json {
                 print_json(&report.to_json(None, 0)).map_err(Failed::Reported)?;
+            }
+            Ok(Exit::Ok)
+        }
+        Err(failed) if args.queueing.queue && super::queue::is_temporary(&failed.error) => {
+            // What was delivered already is not sent again.
+            let rest = super::queue::undelivered(&envelope, &failed.report);
+            let reason = crate::text::printable(format!("{:#}", failed.error).as_bytes());
+            let id = queue_message(&args, &outgoing, &rest, &message, Some(reason.clone()))
+                .map_err(Failed::Reported)?;
+            if args.json {
+                let mut value = failed.report.to_json(None, 0);
+                value["status"] = "queued".into();
+                value["queue_entry"] = id.into();
+                value["error"] = reason.into();
+                print_json(&value).map_err(Failed::Reported)?;
             }
             Ok(Exit::Ok)
         }
@@ -587,5 +778,17 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
             }
             Err(Failed::Reported(error))
         }
+    }
+}
+
+/// Saves the sent copy; the message is out already, so a failure here is
+/// a warning, not a failure a wrapper would retry (sending it twice).
+pub(crate) fn keep_copy(target: &super::copy::CopyTarget, message: &Message) {
+    if let Err(err) = super::copy::save_copy(target, message) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "mailctl: warning: sent, but the copy was not saved: {}",
+            crate::text::printable(format!("{err:#}").as_bytes())
+        );
     }
 }

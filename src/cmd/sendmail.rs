@@ -6,7 +6,7 @@
 //! not fit clap, so [`SendmailInvocation::parse`] reads the arguments by hand.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -50,12 +50,22 @@ Options (sendmail syntax; a value may follow the letter directly, as in -fADDR):
   -F NAME         full name for the From header added when there is none
   -C FILE         configuration file (like --config)
   -v              print the SMTP transcript on stderr
+  -N WHEN         delivery status notifications: never, or success,failure,delay
+  -R full|hdrs    what a notification returns
+  -V ENVID        envelope id quoted by notifications
+                  (-N, -R, -V need a server offering DSN, else nothing is sent)
   --account NAME  account to send through (default: MAILCTL_ACCOUNT, then the
                   file's default account)
+  --outbox DIR    the outbox for queue = \"on-failure\" (default: the file's
+                  `outbox`, else $XDG_STATE_HOME/mailctl/outbox)
   --              everything after it is a recipient
-Ignored: -oem -oep -odi -odb -om -B TYPE -N DSN -R RET -V ENVID -X FILE -L TAG
+Ignored: -oem -oep -odi -odb -om -B TYPE -X FILE -L TAG
   -h N -O OPT=VAL -U -G -m -n -p PROTO -A FILE -bm.
-Refused: -bs, -bp, -bd, -bi, -bv, -bt, -q (mailctl has no queue or daemon).
+Refused: -bs, -bp, -bd, -bi, -bv, -bt, -q (see `mailctl queue` and `mailctl serve`).
+
+With queue = \"on-failure\" in the account (or at the top of the configuration file), a
+message that cannot be sent for now (what would exit 75) is kept in the outbox instead:
+the exit status is 0, stderr says `queued: ID (reason)`, and `mailctl queue run` sends it.
 
 Any Bcc or Resent-Bcc header is removed before sending; a missing From, Date or Message-ID
 header is added.
@@ -85,12 +95,21 @@ pub struct SendmailInvocation {
     pub config: Option<PathBuf>,
     /// `-v`.
     pub verbose: bool,
+    /// `--outbox DIR`: where a message that cannot be sent now is queued
+    /// (with `queue = "on-failure"` in the configuration).
+    pub outbox: Option<PathBuf>,
+    /// `-N WHEN`: DSN NOTIFY for every recipient.
+    pub notify: Option<String>,
+    /// `-R full|hdrs`: DSN RET.
+    pub ret: Option<String>,
+    /// `-V ENVID`: DSN envelope id.
+    pub envid: Option<String>,
 }
 
 /// Options that take no value and change nothing.
 const IGNORED_FLAGS: &[char] = &['m', 'n', 'U', 'G', 'x', 'E'];
 /// Options that take a value and change nothing.
-const IGNORED_WITH_VALUE: &[char] = &['B', 'N', 'R', 'V', 'X', 'L', 'h', 'O', 'p', 'A', 'd'];
+const IGNORED_WITH_VALUE: &[char] = &['B', 'X', 'L', 'h', 'O', 'p', 'A', 'd'];
 
 impl SendmailInvocation {
     /// Parses sendmail-style arguments (without the program name).
@@ -133,8 +152,10 @@ impl SendmailInvocation {
             while i < letters.len() {
                 let letter = letters[i];
                 i += 1;
-                let takes_value = matches!(letter, 'f' | 'r' | 'F' | 'C' | 'o' | 'b' | 'q')
-                    || IGNORED_WITH_VALUE.contains(&letter);
+                let takes_value = matches!(
+                    letter,
+                    'f' | 'r' | 'F' | 'C' | 'o' | 'b' | 'q' | 'N' | 'R' | 'V'
+                ) || IGNORED_WITH_VALUE.contains(&letter);
                 if !takes_value {
                     match letter {
                         't' => inv.recipients_from_headers = true,
@@ -189,6 +210,7 @@ impl SendmailInvocation {
         match name {
             "account" => self.account = Some(value()?),
             "config" => self.config = Some(PathBuf::from(value()?)),
+            "outbox" => self.outbox = Some(PathBuf::from(value()?)),
             "read-recipients" => self.recipients_from_headers = true,
             "verbose" => self.verbose = true,
             _ => crate::bail_with!(Exit::Usage, "unknown sendmail option --{name}"),
@@ -211,6 +233,9 @@ impl SendmailInvocation {
                 self.full_name = Some(value);
             }
             'C' => self.config = Some(PathBuf::from(value)),
+            'N' => self.notify = Some(value),
+            'R' => self.ret = Some(value),
+            'V' => self.envid = Some(value),
             'o' if value == "i" => self.ignore_dots = true,
             'b' => match value.as_str() {
                 "m" => {}
@@ -220,7 +245,7 @@ impl SendmailInvocation {
                 ),
                 "p" => crate::bail_with!(
                     Exit::Usage,
-                    "-bp (print the queue) is not supported: mailctl sends at once and keeps no queue"
+                    "-bp (print the queue) is not supported: use `mailctl queue list`"
                 ),
                 "d" | "D" => crate::bail_with!(
                     Exit::Usage,
@@ -237,7 +262,7 @@ impl SendmailInvocation {
             },
             'q' => crate::bail_with!(
                 Exit::Usage,
-                "-q (process the queue) is not supported: mailctl sends at once and keeps no queue"
+                "-q (process the queue) is not supported: use `mailctl queue run`"
             ),
             _ => {} // IGNORED_WITH_VALUE
         }
@@ -348,7 +373,16 @@ fn envelope(
             "no sender: give -f ADDR, set `from` in the account, or put a From header in the message"
         ),
     };
-    Ok(Envelope { from, recipients })
+    let dsn = super::send::dsn_from(
+        inv.notify.as_deref(),
+        inv.ret.as_deref(),
+        inv.envid.as_deref(),
+    )?;
+    Ok(Envelope {
+        from,
+        recipients,
+        dsn,
+    })
 }
 
 /// The From, Date and Message-ID fields the message lacks, as CRLF lines,
@@ -451,7 +485,26 @@ pub fn run_argv(args: Vec<OsString>, globals: Globals) -> anyhow::Result<Exit> {
         verbose: globals.verbose.max(u8::from(inv.verbose)),
         ..globals
     };
-    submit(&server, &envelope, &message, globals)
+    let queue_root = queue_on_failure(&inv, &server, globals)?;
+    submit(&server, &envelope, &message, globals, queue_root.as_deref())
+}
+
+/// The outbox to queue in when sending fails for now, if the
+/// configuration says `queue = "on-failure"` for the account.
+fn queue_on_failure(
+    inv: &SendmailInvocation,
+    server: &ResolvedServer,
+    globals: Globals,
+) -> anyhow::Result<Option<PathBuf>> {
+    let config_path = inv
+        .config
+        .clone()
+        .or_else(|| globals.config.map(PathBuf::from));
+    let settings = config::queue_settings(server.account.as_deref(), config_path.as_deref())?;
+    if !settings.queue_on_failure {
+        return Ok(None);
+    }
+    super::queue::outbox_root(inv.outbox.as_deref(), &settings).map(Some)
 }
 
 /// The SMTP server of the account (`--account`, else `MAILCTL_ACCOUNT`,
@@ -496,22 +549,46 @@ fn input_end(inv: &SendmailInvocation) -> raw::End {
 
 /// Hands the prepared message to the SMTP client: the one place sendmail
 /// mode meets `mailctl send`'s submission code
-/// ([`crate::net::smtp::submit`]).
+/// ([`crate::net::smtp::submit`]). With `queue_root`, a temporary failure
+/// puts the message in that outbox for the recipients it did not reach.
 pub fn submit(
     server: &ResolvedServer,
     envelope: &Envelope,
     message: &Message,
     globals: Globals,
+    queue_root: Option<&Path>,
 ) -> anyhow::Result<Exit> {
     let transcript = crate::transcript::Transcript::stderr(globals.verbose > 0);
     let mechanism = server.smtp_mechanism();
     match super::send::submit_with_login(server, mechanism, None, envelope, message, &transcript)? {
         Ok(_) => Ok(Exit::Ok),
-        Err(failed) => Err(config::with_tls_hint(
-            failed.error,
-            server.endpoint.port,
-            server.tls,
-        )),
+        Err(failed) => match queue_root {
+            Some(root) if super::queue::is_temporary(&failed.error) => {
+                let reason = crate::text::printable(format!("{:#}", failed.error).as_bytes());
+                let rest = super::queue::undelivered(envelope, &failed.report);
+                let id = super::queue::enqueue(
+                    root,
+                    super::queue::ToQueue {
+                        connection: crate::store::outbox::Connection {
+                            account: server.account.clone(),
+                            ..Default::default()
+                        },
+                        envelope: &rest,
+                        message,
+                        reason: Some(reason.clone()),
+                        dsn: super::queue::dsn_request(&envelope.dsn),
+                        save_copy: None,
+                    },
+                )?;
+                super::queue::say_queued(&id, Some(&reason));
+                Ok(Exit::Ok)
+            }
+            _ => Err(config::with_tls_hint(
+                failed.error,
+                server.endpoint.port,
+                server.tls,
+            )),
+        },
     }
 }
 

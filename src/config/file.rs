@@ -25,6 +25,27 @@ pub struct ConfigFile {
     /// The accounts by name.
     #[serde(default)]
     pub accounts: BTreeMap<String, Account>,
+    /// The outbox folder [default: $XDG_STATE_HOME/mailctl/outbox].
+    pub outbox: Option<Spanned<PathBuf>>,
+    /// Outbox keys for every account (an account's own win).
+    /// `queue = "on-failure"`: sendmail mode queues on a temporary failure.
+    pub queue: Option<Spanned<QueueMode>>,
+    /// How long a queued message is retried: `5d`, `12h`, `30m`, seconds.
+    pub queue_max_age: Option<Spanned<String>>,
+    /// At most so many messages per period: `30/min`, `2/s`, `500/h`.
+    pub rate: Option<Spanned<String>>,
+    /// Keep a copy of each message sent: `maildir:DIR` or `mbox:FILE`.
+    pub save_copy: Option<Spanned<String>>,
+}
+
+/// `queue = "..."`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueMode {
+    /// Queue the message when sending fails for now.
+    OnFailure,
+    /// Never queue.
+    Never,
 }
 
 /// One account: an identity and the servers it uses.
@@ -59,6 +80,15 @@ pub struct Account {
     pub oauth2: Option<OAuth2Table>,
     /// Where `fetch` puts this account's mail by default.
     pub fetch: Option<super::delivery::FetchTable>,
+    /// Outbox keys for this account.
+    /// `queue = "on-failure"`: sendmail mode queues on a temporary failure.
+    pub queue: Option<Spanned<QueueMode>>,
+    /// How long a queued message is retried: `5d`, `12h`, `30m`, seconds.
+    pub queue_max_age: Option<Spanned<String>>,
+    /// At most so many messages per period: `30/min`, `2/s`, `500/h`.
+    pub rate: Option<Spanned<String>>,
+    /// Keep a copy of each message sent: `maildir:DIR` or `mbox:FILE`.
+    pub save_copy: Option<Spanned<String>>,
 }
 
 /// `[accounts.NAME.oauth2]`: where the account's OAuth 2 tokens come from.
@@ -119,7 +149,54 @@ impl PasswordKeys<'_> {
     }
 }
 
+/// The outbox keys of one table, top level or account.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueueKeys<'a> {
+    /// `queue`.
+    pub queue: Option<&'a Spanned<QueueMode>>,
+    /// `queue_max_age`.
+    pub queue_max_age: Option<&'a Spanned<String>>,
+    /// `rate`.
+    pub rate: Option<&'a Spanned<String>>,
+    /// `save_copy`.
+    pub save_copy: Option<&'a Spanned<String>>,
+}
+
+impl<'a> QueueKeys<'a> {
+    /// These keys, each falling back to `other`'s.
+    pub fn or(self, other: QueueKeys<'a>) -> QueueKeys<'a> {
+        QueueKeys {
+            queue: self.queue.or(other.queue),
+            queue_max_age: self.queue_max_age.or(other.queue_max_age),
+            rate: self.rate.or(other.rate),
+            save_copy: self.save_copy.or(other.save_copy),
+        }
+    }
+}
+
+impl ConfigFile {
+    /// The top-level outbox keys.
+    pub fn queue_keys(&self) -> QueueKeys<'_> {
+        QueueKeys {
+            queue: self.queue.as_ref(),
+            queue_max_age: self.queue_max_age.as_ref(),
+            rate: self.rate.as_ref(),
+            save_copy: self.save_copy.as_ref(),
+        }
+    }
+}
+
 impl Account {
+    /// The account's outbox keys.
+    pub fn queue_keys(&self) -> QueueKeys<'_> {
+        QueueKeys {
+            queue: self.queue.as_ref(),
+            queue_max_age: self.queue_max_age.as_ref(),
+            rate: self.rate.as_ref(),
+            save_copy: self.save_copy.as_ref(),
+        }
+    }
+
     /// The account-wide password keys.
     pub fn password_keys(&self) -> PasswordKeys<'_> {
         PasswordKeys {
@@ -420,7 +497,9 @@ pub fn check(loaded: &Loaded) -> anyhow::Result<()> {
             loaded.mode,
             loaded.path.display())));
     }
+    super::queue::check_keys(loaded, file.queue_keys())?;
     for (name, account) in &file.accounts {
+        super::queue::check_keys(loaded, account.queue_keys())?;
         let table = format!("accounts.{name}");
         if let Some(from) = &account.from {
             check_text(loaded, from, "from")?;

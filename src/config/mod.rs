@@ -19,6 +19,7 @@ pub mod keyring;
 mod oauth2;
 mod password;
 pub mod providers;
+mod queue;
 mod resolve;
 
 pub use connect::{ConnectArgs, MAX_TIMEOUT_SECS};
@@ -32,6 +33,7 @@ pub use file::{
 pub use hint::{tls_hint, with_tls_hint};
 pub use oauth2::{all_oauth2, resolve_oauth2, OAuth2Settings};
 pub use password::{run_password_command, ConfiguredPassword, Password};
+pub use queue::{parse_duration, parse_rate, queue_settings, QueueSettings, Rate};
 pub use resolve::{
     address_of, choose_account, default_path, from_account, resolve, resolve_pop3, resolve_smtp,
     resolve_timeout, Protocol, ResolvedServer, DEFAULT_TIMEOUT_SECS,

@@ -108,6 +108,21 @@ pub enum Error {
     Closed,
 }
 
+impl Error {
+    /// Whether a failed name lookup may work later: the resolver could not
+    /// reach a name server (`EAI_AGAIN`, "Temporary failure in name
+    /// resolution"), as when the network is down, rather than an answer
+    /// that the name does not exist.
+    pub fn is_temporary_lookup(&self) -> bool {
+        match self {
+            Error::Resolve { source, .. } => source
+                .to_string()
+                .contains("Temporary failure in name resolution"),
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

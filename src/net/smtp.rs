@@ -118,6 +118,7 @@ impl SubmitReport {
                     "code": null,
                     "enhanced": null,
                     "text": null,
+                    "delivered": r.delivered,
                 });
                 if let Some(reply) = &r.reply {
                     v["code"] = json!(reply.code);
@@ -220,6 +221,9 @@ fn client_config(settings: &Settings) -> ClientConfig {
         message_size: 0,
         eight_bit: false,
         probe: false,
+        keep_open: false,
+        partial: false,
+        dsn: Default::default(),
     }
 }
 
@@ -244,9 +248,20 @@ pub fn submit(
         recipients: envelope.recipients.clone(),
         message_size: message.size(),
         eight_bit: message.eight_bit(),
+        dsn: envelope.dsn.clone(),
         ..client_config(settings)
     });
-    let finished = drive(settings, client, Some(message), transcript);
+    let mut single = Single(Some(message));
+    let finished = drive(settings, client, &mut single, transcript);
+    submit_outcome(endpoint, message, finished.outcome())
+}
+
+/// The [`SubmitReport`] of `message` from the machine's outcome.
+fn submit_outcome(
+    endpoint: &Endpoint,
+    message: &Message,
+    outcome: Result<Report, Box<(anyhow::Error, Report)>>,
+) -> Result<SubmitReport, SubmitError> {
     let wrap = |r: Report| SubmitReport {
         server: endpoint.to_string(),
         message_id: message.message_id().map(str::to_string),
@@ -258,7 +273,7 @@ pub fn submit(
         tls: r.tls,
         auth: r.auth,
     };
-    match finished.outcome() {
+    match outcome {
         Ok(report) => Ok(wrap(report)),
         Err(failed) => {
             let (error, report) = *failed;
@@ -268,6 +283,95 @@ pub fn submit(
             })
         }
     }
+}
+
+/// One message of a batch: its envelope and content.
+#[derive(Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// Sender and recipients.
+    pub envelope: &'a Envelope,
+    /// The message.
+    pub message: &'a Message,
+}
+
+/// What [`submit_batch`] reports as it goes, in order.
+pub trait BatchSink {
+    /// The server accepted message `index` for `recipients` (indices in
+    /// its envelope): called as soon as the final dot got its 2xx, before
+    /// anything else is sent.
+    fn delivered(&mut self, index: usize, recipients: &[usize]);
+    /// Message `index` is done with: its report, or its failure.
+    fn finished(&mut self, index: usize, outcome: Result<SubmitReport, SubmitError>);
+}
+
+/// Submits `messages` in order over as few connections as possible: one
+/// session, a transaction per message (RSET after a refused one), a new
+/// connection when the server closes it or gives up on one. Each message's
+/// outcome goes to `sink`; `control` paces and stops the batch (messages
+/// left when it stops get no outcome). Returns `Some(error)` when a
+/// session failed before its first transaction: the messages from the one
+/// it names (`index`) on were not tried.
+pub fn submit_batch(
+    settings: &Settings,
+    messages: &[Outgoing<'_>],
+    transcript: &Transcript,
+    control: BatchControl<'_>,
+    sink: &mut dyn BatchSink,
+) -> Option<(usize, anyhow::Error)> {
+    let mut next = 0;
+    let own_start = LastStart::default();
+    let last_start = control.last_start.unwrap_or(&own_start);
+    while next < messages.len() && !control.stopped() {
+        wait_turn(control.pace, last_start);
+        let first = messages[next];
+        let client = Client::new(ClientConfig {
+            from: first.envelope.from.clone(),
+            recipients: first.envelope.recipients.clone(),
+            message_size: first.message.size(),
+            eight_bit: first.message.eight_bit(),
+            dsn: first.envelope.dsn.clone(),
+            keep_open: true,
+            partial: true,
+            ..client_config(settings)
+        });
+        let mut batch = Batch {
+            messages,
+            current: next,
+            in_flight: true,
+            sink,
+            endpoint: &settings.endpoint,
+            control,
+            last_start,
+        };
+        let finished = drive(settings, client, &mut batch, transcript);
+        let (current, in_flight) = (batch.current, batch.in_flight);
+        if !in_flight {
+            return None;
+        }
+        if current == next && !finished.client.message_started() {
+            // The session failed before its first transaction (connect,
+            // TLS, AUTH): the same would happen to the others now.
+            let error = match finished.outcome() {
+                Err(failed) => failed.0,
+                Ok(_) => anyhow::anyhow!("the session ended before the first message"),
+            };
+            return Some((current, error));
+        }
+        if current > next && server_gave_up(&finished.client) {
+            // The server closed (or said 421) after taking other messages
+            // on this connection, as servers limiting messages per
+            // connection do: this one goes again on a new connection.
+            next = current;
+            continue;
+        }
+        let message = messages[current].message;
+        sink.finished(
+            current,
+            submit_outcome(&settings.endpoint, message, finished.outcome()),
+        );
+        next = current + 1;
+    }
+    None
 }
 
 /// What a [`probe`] found out.
@@ -299,7 +403,7 @@ pub fn probe(settings: &Settings, transcript: &Transcript) -> anyhow::Result<Pro
         probe: true,
         ..client_config(settings)
     });
-    let finished = drive(settings, client, None, transcript);
+    let finished = drive(settings, client, &mut Single(None), transcript);
     let discarded = finished.discarded;
     match finished.outcome() {
         Ok(report) => Ok(ProbeReport {
@@ -315,6 +419,122 @@ pub fn probe(settings: &Settings, transcript: &Transcript) -> anyhow::Result<Pro
             capabilities: report.capabilities.unwrap_or_default(),
         }),
         Err(failed) => Err(failed.0),
+    }
+}
+
+/// What a session sends, and what it does between messages.
+trait Session {
+    /// The message being sent, if any.
+    fn message(&self) -> Option<&Message>;
+    /// After [`Event::Idle`]: the next message's first event, or QUIT.
+    fn idle(&mut self, client: &mut Client) -> Event;
+    /// After each reply: passes on the recipients just delivered.
+    fn after_reply(&mut self, client: &mut Client);
+}
+
+/// A session for one message (or none: a probe).
+struct Single<'a>(Option<&'a Message>);
+
+impl Session for Single<'_> {
+    fn message(&self) -> Option<&Message> {
+        self.0
+    }
+
+    fn idle(&mut self, client: &mut Client) -> Event {
+        client.quit()
+    }
+
+    fn after_reply(&mut self, _client: &mut Client) {}
+}
+
+/// A session of [`submit_batch`]: the messages from `current` on.
+struct Batch<'a, 's> {
+    messages: &'a [Outgoing<'a>],
+    /// The message being sent.
+    current: usize,
+    /// Whether `current` is being sent (false once the last is done).
+    in_flight: bool,
+    sink: &'s mut dyn BatchSink,
+    endpoint: &'a Endpoint,
+    control: BatchControl<'s>,
+    /// When the last message started.
+    last_start: &'s LastStart,
+}
+
+/// Whether the session ended because the server closed the connection or
+/// said 421, with nothing of the current message delivered.
+fn server_gave_up(client: &Client) -> bool {
+    let closed = match client.failure() {
+        Some(Error::ConnectionLost) => true,
+        Some(Error::Refused { reply, .. }) => reply.code == 421,
+        _ => false,
+    };
+    closed && !client.report().recipients.iter().any(|r| r.delivered)
+}
+
+/// How a batch is paced and stopped.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BatchControl<'a> {
+    /// The least time between the starts of two messages.
+    pub pace: Option<Duration>,
+    /// Once non-zero (a signal number), no further message is started.
+    pub stop: Option<&'a std::sync::atomic::AtomicUsize>,
+    /// When the last message to this server started, kept across batches
+    /// (a long-running sender pacing one account); `None`: this batch only.
+    pub last_start: Option<&'a LastStart>,
+}
+
+impl BatchControl<'_> {
+    /// Whether the stop flag is set.
+    fn stopped(&self) -> bool {
+        self.stop
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst) != 0)
+    }
+}
+
+/// When the last message of a paced series started.
+pub type LastStart = std::cell::Cell<Option<std::time::Instant>>;
+
+/// Sleeps until `pace` has passed since `last_start`, then records the new
+/// start.
+fn wait_turn(pace: Option<Duration>, last_start: &LastStart) {
+    if let (Some(pace), Some(last)) = (pace, last_start.get()) {
+        if let Some(rest) = pace.checked_sub(last.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    last_start.set(Some(std::time::Instant::now()));
+}
+
+impl Session for Batch<'_, '_> {
+    fn message(&self) -> Option<&Message> {
+        self.in_flight.then(|| self.messages[self.current].message)
+    }
+
+    fn idle(&mut self, client: &mut Client) -> Event {
+        let outcome = client
+            .take_outcome()
+            .map_err(|failed| Box::new((anyhow::Error::new(failed.0), failed.1)));
+        let message = self.messages[self.current].message;
+        self.sink.finished(
+            self.current,
+            submit_outcome(self.endpoint, message, outcome),
+        );
+        if self.current + 1 >= self.messages.len() || self.control.stopped() {
+            self.in_flight = false;
+            return client.quit();
+        }
+        self.current += 1;
+        wait_turn(self.control.pace, self.last_start);
+        let next = self.messages[self.current];
+        client.next_message(next.envelope, next.message.size(), next.message.eight_bit())
+    }
+
+    fn after_reply(&mut self, client: &mut Client) {
+        let delivered = client.take_delivered();
+        if self.in_flight && !delivered.is_empty() {
+            self.sink.delivered(self.current, &delivered);
+        }
     }
 }
 
@@ -369,7 +589,7 @@ fn perform(
     wire: &mut Option<Wire>,
     client: &mut Client,
     event: Event,
-    message: Option<&Message>,
+    session: &dyn Session,
     transcript: &Transcript,
 ) -> Result<Option<Event>, Option<anyhow::Error>> {
     let endpoint = &settings.endpoint;
@@ -418,7 +638,9 @@ fn perform(
                     transcript.client(line.as_bytes());
                 }
             }
-            let message = message.ok_or_else(|| Some(anyhow::anyhow!("no message to send")))?;
+            let message = session
+                .message()
+                .ok_or_else(|| Some(anyhow::anyhow!("no message to send")))?;
             stream_message(&mut w.conn, message, then.as_ref().map(|f| &f.wire[..]))
                 .with_context(|| format!("sending the message to {endpoint}"))
                 .map_err(Some)?;
@@ -428,6 +650,7 @@ fn perform(
             return Err(None);
         }
         Event::Close => return Err(None),
+        Event::Idle => return Err(Some(anyhow::anyhow!("the session has no next message"))),
     }
     Ok(None)
 }
@@ -437,7 +660,7 @@ fn perform(
 fn drive(
     settings: &Settings,
     mut client: Client,
-    message: Option<&Message>,
+    session: &mut dyn Session,
     transcript: &Transcript,
 ) -> Finished {
     let endpoint = &settings.endpoint;
@@ -470,7 +693,7 @@ fn drive(
     };
     let mut event = Event::Wait; // the greeting comes first
     let lost = loop {
-        match perform(settings, &mut wire, &mut client, event, message, transcript) {
+        match perform(settings, &mut wire, &mut client, event, session, transcript) {
             Ok(Some(next)) => {
                 event = next;
                 continue;
@@ -487,7 +710,14 @@ fn drive(
         match read_reply(&mut w.conn, &mut w.reader, transcript)
             .with_context(|| format!("reading the reply from {endpoint}"))
         {
-            Ok(reply) => event = client.on_reply(reply),
+            Ok(reply) => {
+                event = client.on_reply(reply);
+                session.after_reply(&mut client);
+                while event == Event::Idle {
+                    event = session.idle(&mut client);
+                    session.after_reply(&mut client);
+                }
+            }
             Err(err) => break Some(err),
         }
     };

@@ -172,8 +172,8 @@ fn try_fcntl(file: &File) -> io::Result<bool> {
     }
 }
 
-/// A non-blocking exclusive `flock` lock.
-fn try_flock(file: &File) -> io::Result<bool> {
+/// A non-blocking exclusive `flock` lock: whether it was taken.
+pub fn try_flock(file: &File) -> io::Result<bool> {
     match file.try_lock() {
         Ok(()) => Ok(true),
         Err(fs::TryLockError::WouldBlock) => Ok(false),

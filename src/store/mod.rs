@@ -8,6 +8,7 @@ pub mod lock;
 pub mod mailbox;
 pub mod maildir;
 pub mod oauth2;
+pub mod outbox;
 pub mod uidl;
 
 use std::fmt;

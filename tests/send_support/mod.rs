@@ -55,10 +55,28 @@ pub struct Script {
     /// The SCRAM server-final message (decoded) answering the client-final
     /// one; the server-first message is made from the client's nonce.
     pub scram_final: String,
+    /// Recipients taken per transaction: RCPTs after them get
+    /// `452 4.5.3 Error: too many recipients`.
+    pub rcpt_limit: Option<usize>,
 }
 
 fn accept_all(_: &str) -> String {
     "250 2.1.5 Ok".to_string()
+}
+
+/// The reply to RCPT for `addr`, applying the script's recipient limit.
+fn rcpt_answer(script: &Script, rec: &mut Recorded, addr: &str) -> String {
+    if script
+        .rcpt_limit
+        .is_some_and(|limit| rec.accepted_now.len() >= limit)
+    {
+        return "452 4.5.3 Error: too many recipients".into();
+    }
+    let reply = (script.rcpt_reply)(addr);
+    if reply.starts_with('2') {
+        rec.accepted_now.push(addr.to_string());
+    }
+    reply
 }
 
 impl Default for Script {
@@ -83,6 +101,7 @@ impl Default for Script {
             inject_after_starttls: Vec::new(),
             expect_flight: false,
             scram_final: "v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
+            rcpt_limit: None,
         }
     }
 }
@@ -103,6 +122,11 @@ pub struct Recorded {
     pub tls_at_mail: Option<bool>,
     /// The client's peak memory (VmHWM, kB) when the final dot arrived.
     pub client_vmhwm_kb: Option<u64>,
+    /// Every message received: the recipients accepted in its transaction
+    /// and its DATA bytes.
+    pub transactions: Vec<(Vec<String>, Vec<u8>)>,
+    /// The recipients accepted in the current transaction.
+    accepted_now: Vec<String>,
 }
 
 impl Recorded {
@@ -377,6 +401,7 @@ fn serve(
         } else if upper.starts_with("MAIL FROM:") {
             rec.tls_at_mail = Some(c.is_tls());
             rec.mail_from = Some(path_of(&text));
+            rec.accepted_now.clear();
             if pipelining && script.expect_flight {
                 // Read RCPT... DATA before replying to anything.
                 let mut group = vec![text.clone()];
@@ -404,7 +429,7 @@ fn serve(
                         replies.push_str(&format!("{}\r\n", script.mail_reply));
                     } else if up.starts_with("RCPT TO:") {
                         let addr = path_of(cmd);
-                        let r = (script.rcpt_reply)(&addr);
+                        let r = rcpt_answer(script, &mut rec, &addr);
                         any_rcpt_ok |= r.starts_with('2');
                         rec.rcpt_to.push(addr);
                         replies.push_str(&format!("{r}\r\n"));
@@ -426,7 +451,7 @@ fn serve(
             c.reply(&script.mail_reply);
         } else if upper.starts_with("RCPT TO:") {
             let addr = path_of(&text);
-            let r = (script.rcpt_reply)(&addr);
+            let r = rcpt_answer(script, &mut rec, &addr);
             rec.rcpt_to.push(addr);
             c.reply(&r);
         } else if upper == "DATA" {
@@ -437,6 +462,7 @@ fn serve(
                 return rec;
             }
         } else if upper == "RSET" || upper == "NOOP" {
+            rec.accepted_now.clear();
             c.reply("250 2.0.0 Ok");
         } else if upper == "QUIT" {
             c.reply("221 2.0.0 Bye");
@@ -462,6 +488,8 @@ fn receive_data(c: &mut Conn, script: &Script, rec: &mut Recorded, client_pid: &
             break;
         }
     }
+    rec.transactions
+        .push((std::mem::take(&mut rec.accepted_now), data.clone()));
     rec.data = Some(data);
     let pid = client_pid.load(Ordering::SeqCst);
     if pid != 0 {

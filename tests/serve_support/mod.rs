@@ -43,7 +43,7 @@ impl Server {
 
     /// Starts a server whose maildir is `dir/mail`.
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
-        Self::start_through(dir, Command::new(env!("CARGO_BIN_EXE_mailctl")), extra)
+        Self::start_through(dir, mailctl(), "127.0.0.1:0", extra)
     }
 
     /// Starts a server that may open at most `files` descriptors
@@ -52,17 +52,29 @@ impl Server {
         let mut shell = Command::new("bash");
         shell.args(["-c", &format!("ulimit -n {files} && exec \"$0\" \"$@\"")]);
         shell.arg(env!("CARGO_BIN_EXE_mailctl"));
-        Self::start_through(tempfile::tempdir().unwrap(), shell, extra)
+        Self::start_through(tempfile::tempdir().unwrap(), shell, "127.0.0.1:0", extra)
     }
 
-    /// Starts `mailctl serve` through `command` (the program or a wrapper).
-    fn start_through(dir: tempfile::TempDir, mut command: Command, extra: &[&str]) -> Server {
+    /// Starts a server with a fresh maildir, SMTP on `smtp` (such as
+    /// `127.0.0.1:2525`).
+    pub fn start_on(smtp: &str, extra: &[&str]) -> Server {
+        Self::start_through(tempfile::tempdir().unwrap(), mailctl(), smtp, extra)
+    }
+
+    /// Starts `mailctl serve` through `command` (the program or a
+    /// wrapper), SMTP on `smtp`.
+    fn start_through(
+        dir: tempfile::TempDir,
+        mut command: Command,
+        smtp: &str,
+        extra: &[&str],
+    ) -> Server {
         let maildir = dir.path().join("mail");
         let mut child = command
             .arg("serve")
             .arg("--maildir")
             .arg(&maildir)
-            .args(["--smtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0"])
+            .args(["--smtp", smtp, "--pop3", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -390,4 +402,9 @@ pub fn tls_server(extra: &[&str]) -> (Server, String) {
     args.extend_from_slice(extra);
     let server = Server::start_in(dir, &args);
     (server, ca)
+}
+
+/// The mailctl binary under test.
+fn mailctl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mailctl"))
 }

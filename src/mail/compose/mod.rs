@@ -443,6 +443,7 @@ impl Draft {
         Ok(Envelope {
             from: from.address.clone(),
             recipients,
+            dsn: Default::default(),
         })
     }
 

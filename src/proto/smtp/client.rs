@@ -25,8 +25,9 @@ use crate::proto::sasl::{self, Mechanism};
 use crate::secret::Secret;
 use crate::text::printable;
 
-use super::command::{Command, MailParams};
+use super::command::{Command, DsnRet, MailParams};
 use super::ehlo::Capabilities;
+use super::envelope::Envelope;
 use super::reply::Reply;
 use super::Error;
 
@@ -81,6 +82,36 @@ pub struct ClientConfig {
     /// Stop after authentication with QUIT: a check of the settings that
     /// sends no mail. The envelope is then ignored.
     pub probe: bool,
+    /// Keep the session open after the message: the machine then says
+    /// [`Event::Idle`] instead of QUIT, and the driver hands it the next
+    /// message ([`Client::next_message`]) or ends ([`Client::quit`]).
+    pub keep_open: bool,
+    /// Send the message to the recipients the server accepted even when it
+    /// refused others (their state says how); otherwise any refusal stops
+    /// the message.
+    pub partial: bool,
+    /// Delivery status notifications to ask for (RFC 3461).
+    pub dsn: Dsn,
+}
+
+/// Delivery status notification requests (RFC 3461): a checked `NOTIFY`
+/// value for every recipient, `RET` and `ENVID` for the message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dsn {
+    /// `NEVER` or a list of `SUCCESS`, `FAILURE`, `DELAY`
+    /// (see [`super::command::notify_value`]).
+    pub notify: Option<String>,
+    /// `RET=`.
+    pub ret: Option<DsnRet>,
+    /// `ENVID=` (plain text; encoded when sent).
+    pub envid: Option<String>,
+}
+
+impl Dsn {
+    /// Whether anything is asked for.
+    pub fn is_requested(&self) -> bool {
+        self.notify.is_some() || self.ret.is_some() || self.envid.is_some()
+    }
 }
 
 /// Bytes to write in one go, and the lines they stand for in the
@@ -132,6 +163,11 @@ pub enum Event {
     Abort(String),
     /// Close the connection; the session is over.
     Close,
+    /// With [`ClientConfig::keep_open`]: the message's transactions are
+    /// over and the session is ready for another; take the outcome with
+    /// [`Client::take_outcome`], then call [`Client::next_message`] or
+    /// [`Client::quit`].
+    Idle,
 }
 
 /// What became of one recipient.
@@ -168,6 +204,9 @@ pub struct RecipientStatus {
     pub state: RecipientState,
     /// The reply to RCPT, if any.
     pub reply: Option<Reply>,
+    /// Whether the server accepted a message for this recipient (the
+    /// final dot of its transaction got 2xx).
+    pub delivered: bool,
 }
 
 /// Everything learnt during the session.
@@ -242,6 +281,7 @@ enum State {
     Pipelined(VecDeque<Expect>),
     Message,
     Rset,
+    Idle,
     Quit,
     Closed,
 }
@@ -255,6 +295,15 @@ pub struct Client {
     pipelining: bool,
     mail_reply: Option<Reply>,
     data_reply: Option<Reply>,
+    /// The recipients (indices into the report) of the current
+    /// transaction: all of them at first, then those a server limiting
+    /// recipients per transaction put off (RFC 5321 section 4.5.3.1.10).
+    transaction: Vec<usize>,
+    /// Recipients whose transaction completed since the driver last asked.
+    newly_delivered: Vec<usize>,
+    /// Whether the current message's first MAIL went out (or the message
+    /// was refused before it).
+    started: bool,
     report: Report,
     failure: Option<Error>,
     /// The SCRAM exchange in progress, if any.
@@ -301,6 +350,30 @@ fn choose_mechanism(caps: &Capabilities, credentials: &Credentials) -> Result<Me
     }
 }
 
+/// Whether a reply to RCPT says "too many recipients" (452, enhanced code
+/// 4.5.3 or none): RFC 5321 section 4.5.3.1.10 asks the client to send the
+/// message to the recipients accepted so far, then the others in another
+/// transaction.
+fn over_recipient_limit(reply: &Reply) -> bool {
+    reply.code == 452
+        && reply
+            .enhanced
+            .is_none_or(|e| (e.subject, e.detail) == (5, 3))
+}
+
+/// The report entries of recipients not tried yet.
+fn untried(recipients: &[String]) -> Vec<RecipientStatus> {
+    recipients
+        .iter()
+        .map(|address| RecipientStatus {
+            address: address.clone(),
+            state: RecipientState::NotTried,
+            reply: None,
+            delivered: false,
+        })
+        .collect()
+}
+
 fn failure_for(what: &'static str, reply: &Reply) -> Error {
     Error::Refused {
         what,
@@ -313,15 +386,8 @@ impl Client {
     /// driver has already completed the handshake.
     pub fn new(config: ClientConfig) -> Self {
         let tls_active = config.tls == TlsPolicy::Implicit;
-        let recipients = config
-            .recipients
-            .iter()
-            .map(|address| RecipientStatus {
-                address: address.clone(),
-                state: RecipientState::NotTried,
-                reply: None,
-            })
-            .collect();
+        let recipients = untried(&config.recipients);
+        let transaction = (0..config.recipients.len()).collect();
         Client {
             config,
             state: State::Greeting,
@@ -330,6 +396,9 @@ impl Client {
             pipelining: false,
             mail_reply: None,
             data_reply: None,
+            transaction,
+            newly_delivered: Vec::new(),
+            started: false,
             report: Report {
                 recipients,
                 tls: tls_active,
@@ -404,6 +473,11 @@ impl Client {
         decides
     }
 
+    /// The first failure recorded for the current message, if any.
+    pub fn failure(&self) -> Option<&Error> {
+        self.failure.as_ref()
+    }
+
     /// The outcome: the report, or the first failure and the report.
     pub fn finish(mut self) -> Result<Report, Box<(Error, Report)>> {
         if !self.report.accepted && self.failure.is_none() {
@@ -413,6 +487,98 @@ impl Client {
             Some(err) => Err(Box::new((err, self.report))),
             None => Ok(self.report),
         }
+    }
+
+    /// The recipients (indices in the envelope) the server accepted a
+    /// message for since the last call: for callers that record delivery
+    /// as it happens, before the session ends.
+    pub fn take_delivered(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.newly_delivered)
+    }
+
+    /// After [`Event::Idle`]: the outcome of the message just sent (as
+    /// [`Client::finish`] gives it); the session-wide parts of the report
+    /// (TLS, AUTH, capabilities) stay for the next message.
+    pub fn take_outcome(&mut self) -> Result<Report, Box<(Error, Report)>> {
+        let session = Report {
+            recipients: Vec::new(),
+            final_reply: None,
+            accepted: false,
+            ..self.report.clone()
+        };
+        let report = std::mem::replace(&mut self.report, session);
+        if !report.accepted && self.failure.is_none() {
+            self.failure = Some(Error::Incomplete);
+        }
+        match self.failure.take() {
+            Some(err) => Err(Box::new((err, report))),
+            None => Ok(report),
+        }
+    }
+
+    /// After [`Event::Idle`] and [`Client::take_outcome`]: starts the
+    /// transaction of the next message.
+    pub fn next_message(
+        &mut self,
+        envelope: &Envelope,
+        message_size: u64,
+        eight_bit: bool,
+    ) -> Event {
+        let recipients = envelope.recipients.clone();
+        self.report.recipients = untried(&recipients);
+        self.transaction = (0..recipients.len()).collect();
+        self.config.from = envelope.from.clone();
+        self.config.recipients = recipients;
+        self.config.dsn = envelope.dsn.clone();
+        self.config.message_size = message_size;
+        self.config.eight_bit = eight_bit;
+        self.failure = None;
+        self.newly_delivered.clear();
+        self.started = false;
+        match self.start_transaction() {
+            Ok(event) => event,
+            Err(err) => {
+                self.record(err);
+                self.state = State::Closed;
+                Event::Close
+            }
+        }
+    }
+
+    /// After [`Event::Idle`]: ends the session with QUIT.
+    pub fn quit(&mut self) -> Event {
+        self.state = State::Quit;
+        match Flight::of(Command::Quit) {
+            Ok(flight) => Event::Send(flight),
+            Err(_) => Event::Close,
+        }
+    }
+
+    /// Whether the current message got as far as its transaction (MAIL
+    /// sent, or refused before it for its size or addresses): a failure
+    /// before that is the session's, not the message's.
+    pub fn message_started(&self) -> bool {
+        self.started
+    }
+
+    /// The session is ready for the next message.
+    fn idle(&mut self) -> Result<Event, Error> {
+        self.state = State::Idle;
+        Ok(Event::Idle)
+    }
+
+    /// A failure that ends this message's transaction: with
+    /// [`ClientConfig::keep_open`] the session goes on (after RSET when
+    /// `rset`), otherwise it ends with QUIT.
+    fn abandon(&mut self, err: Error, rset: bool) -> Result<Event, Error> {
+        if !self.config.keep_open {
+            return self.fail_and_quit(err);
+        }
+        self.record(err);
+        if rset {
+            return self.send(State::Rset, Command::Rset);
+        }
+        self.idle()
     }
 
     fn record(&mut self, err: Error) {
@@ -492,19 +658,24 @@ impl Client {
                     self.mail_reply = Some(reply);
                     self.next_rcpt(0)
                 } else {
-                    self.fail_and_quit(failure_for("sender refused (MAIL FROM)", &reply))
+                    self.abandon(failure_for("sender refused (MAIL FROM)", &reply), false)
                 }
             }
-            State::Rcpt(i) => {
-                self.record_rcpt(i, reply)?;
-                self.next_rcpt(i + 1)
+            State::Rcpt(position) => {
+                let limited = over_recipient_limit(&reply);
+                self.record_rcpt(self.transaction[position], reply)?;
+                if limited && self.any_accepted_in_transaction() {
+                    // The server takes no more in this transaction.
+                    return self.end_envelope();
+                }
+                self.next_rcpt(position + 1)
             }
             State::Data => {
                 if reply.code == 354 {
                     self.data_reply = Some(reply);
                     self.send_message()
                 } else {
-                    self.fail_and_quit(failure_for("DATA refused", &reply))
+                    self.abandon(failure_for("DATA refused", &reply), true)
                 }
             }
             State::Pipelined(mut queue) => {
@@ -521,27 +692,52 @@ impl Client {
                     Ok(Event::Wait)
                 }
             }
-            State::Message => {
-                if reply.is_positive() {
-                    self.report.accepted = true;
-                } else {
-                    self.record(failure_for("message refused after DATA", &reply));
-                }
-                self.report.final_reply = Some(reply);
-                if self.pipelining {
-                    // QUIT followed the final dot; its reply is next.
-                    self.state = State::Quit;
-                    Ok(Event::Wait)
-                } else {
-                    self.send(State::Quit, Command::Quit)
-                }
-            }
+            State::Message => self.after_dot(reply),
+            State::Rset if self.config.keep_open && reply.is_positive() => self.idle(),
             State::Rset => self.send(State::Quit, Command::Quit),
+            State::Idle => Err(Error::Unexpected {
+                what: "nothing (no command was sent)",
+                reply,
+            }),
             State::Quit => {
                 self.state = State::Closed;
                 Ok(Event::Close)
             }
             State::Closed => Ok(Event::Close),
+        }
+    }
+
+    /// The reply to the final dot: the next transaction for recipients
+    /// put off, else the end of the message.
+    fn after_dot(&mut self, reply: Reply) -> Result<Event, Error> {
+        let deferred = self.deferred();
+        let quit_sent = self.quit_follows_dot();
+        if reply.is_positive() {
+            for &i in &self.transaction {
+                let recipient = &mut self.report.recipients[i];
+                if recipient.state == RecipientState::Accepted {
+                    recipient.delivered = true;
+                    self.newly_delivered.push(i);
+                }
+            }
+            if !deferred.is_empty() {
+                self.report.final_reply = Some(reply);
+                self.transaction = deferred;
+                return self.start_transaction();
+            }
+            self.report.accepted = true;
+        } else {
+            self.record(failure_for("message refused after DATA", &reply));
+        }
+        self.report.final_reply = Some(reply);
+        if self.config.keep_open {
+            self.idle()
+        } else if quit_sent {
+            // QUIT followed the final dot; its reply is next.
+            self.state = State::Quit;
+            Ok(Event::Wait)
+        } else {
+            self.send(State::Quit, Command::Quit)
         }
     }
 
@@ -735,32 +931,50 @@ impl Client {
             return self.send(State::Quit, Command::Quit);
         }
         let caps = self.report.capabilities.clone().unwrap_or_default();
+        self.started = true;
         if self.config.recipients.is_empty() {
             return Err(Error::NoRecipients);
         }
         if let Some(limit) = caps.size_limit() {
             if self.config.message_size > limit {
-                return self.fail_and_quit(Error::TooBig {
-                    size: self.config.message_size,
-                    limit,
-                });
+                return self.abandon(
+                    Error::TooBig {
+                        size: self.config.message_size,
+                        limit,
+                    },
+                    false,
+                );
             }
         }
+        let recipients: Vec<String> = self
+            .transaction
+            .iter()
+            .map(|&i| self.config.recipients[i].clone())
+            .collect();
         let non_ascii = std::iter::once(&self.config.from)
-            .chain(&self.config.recipients)
+            .chain(&recipients)
             .find(|a| !a.is_ascii())
             .cloned();
         if let Some(address) = &non_ascii {
             if !caps.smtputf8 {
-                return self.fail_and_quit(Error::NeedsSmtpUtf8 {
-                    address: address.clone(),
-                });
+                return self.abandon(
+                    Error::NeedsSmtpUtf8 {
+                        address: address.clone(),
+                    },
+                    false,
+                );
             }
+        }
+        if self.config.dsn.is_requested() && !caps.dsn {
+            // Before MAIL: the message must not go without the notices.
+            return self.abandon(Error::DsnNotOffered, false);
         }
         let params = MailParams {
             size: caps.size.map(|_| self.config.message_size),
             eight_bit: self.config.eight_bit && caps.eight_bit_mime,
             smtputf8: non_ascii.is_some(),
+            ret: self.config.dsn.ret,
+            envid: self.config.dsn.envid.clone(),
         };
         let mail = Command::Mail {
             from: &self.config.from,
@@ -775,8 +989,8 @@ impl Client {
         let mut flight = Flight::default();
         flight.push(mail)?;
         let mut queue = VecDeque::from([Expect::Mail]);
-        for (i, rcpt) in self.config.recipients.iter().enumerate() {
-            flight.push(Command::Rcpt(rcpt))?;
+        for (&i, rcpt) in self.transaction.iter().zip(&recipients) {
+            flight.push(self.rcpt(rcpt))?;
             queue.push_back(Expect::Rcpt(i));
         }
         flight.push(Command::Data)?;
@@ -803,10 +1017,64 @@ impl Client {
         Ok(())
     }
 
-    fn next_rcpt(&mut self, i: usize) -> Result<Event, Error> {
-        if let Some(rcpt) = self.config.recipients.get(i).cloned() {
-            return self.send(State::Rcpt(i), Command::Rcpt(&rcpt));
+    fn next_rcpt(&mut self, position: usize) -> Result<Event, Error> {
+        if let Some(&i) = self.transaction.get(position) {
+            let rcpt = self.config.recipients[i].clone();
+            let flight = Flight::of(self.rcpt(&rcpt))?;
+            self.state = State::Rcpt(position);
+            return Ok(Event::Send(flight));
         }
+        self.end_envelope()
+    }
+
+    /// The RCPT command for `to`, with NOTIFY when asked for.
+    fn rcpt<'a>(&'a self, to: &'a str) -> Command<'a> {
+        match &self.config.dsn.notify {
+            Some(notify) => Command::RcptNotify { to, notify },
+            None => Command::Rcpt(to),
+        }
+    }
+
+    /// Whether a recipient of the current transaction was accepted.
+    fn any_accepted_in_transaction(&self) -> bool {
+        self.transaction
+            .iter()
+            .any(|&i| self.report.recipients[i].state == RecipientState::Accepted)
+    }
+
+    /// When the server accepted some recipients of this transaction and
+    /// said "too many" to others, puts those off to the next transaction.
+    fn defer_over_limit(&mut self) {
+        if !self.any_accepted_in_transaction() {
+            return;
+        }
+        for &i in &self.transaction {
+            let recipient = &mut self.report.recipients[i];
+            if recipient.state == RecipientState::TempFailed
+                && recipient.reply.as_ref().is_some_and(over_recipient_limit)
+            {
+                recipient.state = RecipientState::NotTried;
+            }
+        }
+    }
+
+    /// The recipients still waiting for a transaction, in order.
+    fn deferred(&self) -> Vec<usize> {
+        (0..self.report.recipients.len())
+            .filter(|&i| self.report.recipients[i].state == RecipientState::NotTried)
+            .collect()
+    }
+
+    /// Whether QUIT goes in the same flight as the final dot: with
+    /// PIPELINING, when no transaction follows.
+    fn quit_follows_dot(&self) -> bool {
+        self.pipelining && !self.config.keep_open && self.deferred().is_empty()
+    }
+
+    /// Every RCPT of a one-by-one transaction is answered: DATA, or RSET
+    /// when a recipient was refused.
+    fn end_envelope(&mut self) -> Result<Event, Error> {
+        self.defer_over_limit();
         if let Some(err) = self.refused_recipients() {
             self.record(err);
             return self.send(State::Rset, Command::Rset);
@@ -814,8 +1082,13 @@ impl Client {
         self.send(State::Data, Command::Data)
     }
 
-    /// The failure to report when any recipient was refused.
+    /// The failure to report when any recipient was refused (none with
+    /// [`ClientConfig::partial`] when some of this transaction's were
+    /// accepted).
     fn refused_recipients(&self) -> Option<Error> {
+        if self.config.partial && self.any_accepted_in_transaction() {
+            return None;
+        }
         let refused: Vec<RecipientStatus> = self
             .report
             .recipients
@@ -848,8 +1121,12 @@ impl Client {
                 self.state = State::Closed;
                 return Ok(Event::Abort(abort));
             }
+            if self.config.keep_open {
+                return self.send(State::Rset, Command::Rset);
+            }
             return self.send(State::Quit, Command::Quit);
         }
+        self.defer_over_limit();
         if let Some(err) = self.refused_recipients() {
             self.record(err);
             if data_open {
@@ -859,14 +1136,14 @@ impl Client {
             return self.send(State::Rset, Command::Rset);
         }
         if !data_open {
-            return self.fail_and_quit(failure_for("DATA refused", &data));
+            return self.abandon(failure_for("DATA refused", &data), true);
         }
         self.send_message()
     }
 
     fn send_message(&mut self) -> Result<Event, Error> {
         self.state = State::Message;
-        let then = if self.pipelining {
+        let then = if self.quit_follows_dot() {
             Some(Flight::of(Command::Quit)?)
         } else {
             None
@@ -895,6 +1172,9 @@ mod tests {
             message_size: 100,
             eight_bit: false,
             probe: false,
+            keep_open: false,
+            partial: false,
+            dsn: Default::default(),
         }
     }
 
@@ -1580,7 +1860,7 @@ mod tests {
                     awaiting_dot_reply = false;
                 }
                 match event {
-                    Event::Close | Event::Abort(_) => break,
+                    Event::Close | Event::Abort(_) | Event::Idle => break,
                     Event::StartTls => {
                         c.tls_established();
                     }
@@ -1628,5 +1908,211 @@ mod tests {
         c.on_reply(reply(b"220 hi\r\n"));
         let e = c.on_reply(reply(b"250-mx\r\n250 SMTPUTF8\r\n"));
         assert_eq!(wire(&e), b"MAIL FROM:<a@example.org> SMTPUTF8\r\n");
+    }
+
+    fn recipients(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("r{i}@example.org")).collect()
+    }
+
+    /// Answers a pipelined envelope like a server taking `limit`
+    /// recipients per transaction; returns the RCPTs it saw.
+    fn answer_limited_flight(c: &mut Client, flight: &[u8], limit: usize) -> Vec<String> {
+        let text = String::from_utf8(flight.to_vec()).unwrap();
+        let rcpts: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("RCPT TO:<"))
+            .map(|l| l.trim_end_matches('>').to_string())
+            .collect();
+        assert!(text.starts_with("MAIL FROM:") && text.ends_with("DATA\r\n"));
+        assert_eq!(c.on_reply(reply(b"250 2.1.0 ok\r\n")), Event::Wait);
+        for i in 0..rcpts.len() {
+            let r: &[u8] = if i < limit {
+                b"250 2.1.5 ok\r\n"
+            } else {
+                b"452 4.5.3 Error: too many recipients\r\n"
+            };
+            assert_eq!(c.on_reply(reply(r)), Event::Wait);
+        }
+        rcpts
+    }
+
+    /// A server taking 2 recipients per transaction: 5 recipients go out
+    /// in 3 pipelined transactions, each recipient once, QUIT after the
+    /// last dot only.
+    #[test]
+    fn too_many_recipients_means_further_transactions() {
+        let mut cfg = config(TlsPolicy::Plain);
+        cfg.recipients = recipients(5);
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 mx\r\n"));
+        let mut event = c.on_reply(reply(EHLO_PLAIN));
+        let mut seen = Vec::new();
+        for round in 0..3 {
+            let rcpts = answer_limited_flight(&mut c, &wire(&event), 2);
+            assert_eq!(rcpts.len(), 5 - 2 * round);
+            seen.extend(rcpts.into_iter().take(2));
+            let last = round == 2;
+            match c.on_reply(reply(b"354 go\r\n")) {
+                Event::SendMessage { then, .. } => assert_eq!(then.is_some(), last),
+                other => panic!("{other:?}"),
+            }
+            event = c.on_reply(reply(b"250 2.0.0 queued\r\n"));
+            if last {
+                assert_eq!(event, Event::Wait);
+            }
+        }
+        assert_eq!(seen, recipients(5));
+        assert_eq!(c.on_reply(reply(b"221 bye\r\n")), Event::Close);
+        let report = c.finish().unwrap();
+        assert!(report.accepted);
+        assert!(report.recipients.iter().all(|r| r.delivered));
+    }
+
+    /// Without PIPELINING, RCPTs stop at the first "too many"; DATA
+    /// follows; the rest go in the next transaction.
+    #[test]
+    fn too_many_recipients_one_by_one() {
+        let mut cfg = config(TlsPolicy::Plain);
+        cfg.recipients = recipients(3);
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 mx\r\n"));
+        assert_eq!(
+            wire(&c.on_reply(reply(b"250 mx\r\n"))),
+            b"MAIL FROM:<a@example.org>\r\n"
+        );
+        let steps: [(&[u8], &[u8]); 4] = [
+            (b"250 ok\r\n", b"RCPT TO:<r1@example.org>\r\n"),
+            (b"250 ok\r\n", b"RCPT TO:<r2@example.org>\r\n"),
+            (b"452 too many recipients\r\n", b"DATA\r\n"),
+            (b"354 go\r\n", b""),
+        ];
+        for (answer, expected) in steps {
+            let e = c.on_reply(reply(answer));
+            if expected.is_empty() {
+                assert!(matches!(e, Event::SendMessage { then: None, .. }));
+            } else {
+                assert_eq!(wire(&e), expected);
+            }
+        }
+        assert_eq!(
+            wire(&c.on_reply(reply(b"250 queued\r\n"))),
+            b"MAIL FROM:<a@example.org>\r\n"
+        );
+        assert_eq!(
+            wire(&c.on_reply(reply(b"250 ok\r\n"))),
+            b"RCPT TO:<r2@example.org>\r\n"
+        );
+        assert_eq!(
+            wire(&c.on_reply(reply(b"250 ok\r\n"))),
+            b"RCPT TO:<r3@example.org>\r\n"
+        );
+    }
+
+    /// A 452 that is not about the number of recipients, or one with no
+    /// recipient accepted, still refuses the message as before.
+    #[test]
+    fn other_temporary_refusals_still_abort() {
+        for (first, second) in [
+            (
+                &b"250 ok\r\n"[..],
+                &b"452 4.3.1 Insufficient system storage\r\n"[..],
+            ),
+            (
+                b"452 4.5.3 too many recipients\r\n",
+                b"452 4.5.3 too many recipients\r\n",
+            ),
+            (b"250 ok\r\n", b"450 4.2.1 mailbox busy\r\n"),
+        ] {
+            let mut c = Client::new(config(TlsPolicy::Plain));
+            c.on_reply(reply(b"220 mx\r\n"));
+            c.on_reply(reply(EHLO_PLAIN));
+            c.on_reply(reply(b"250 ok\r\n"));
+            c.on_reply(reply(first));
+            c.on_reply(reply(second));
+            assert_eq!(
+                c.on_reply(reply(b"554 no valid recipients\r\n")),
+                Event::Send(Flight::of(Command::Rset).unwrap())
+            );
+            c.on_reply(reply(b"250 ok\r\n"));
+            c.on_reply(reply(b"221 bye\r\n"));
+            let (err, report) = *c.finish().unwrap_err();
+            assert!(matches!(err, Error::RecipientsRefused { .. }), "{err:?}");
+            assert!(!report.recipients.iter().any(|r| r.delivered));
+        }
+    }
+
+    /// A session kept open sends one message after another: Idle after
+    /// each (after RSET when one was refused), QUIT only when asked.
+    #[test]
+    fn kept_open_session_sends_several_messages() {
+        let mut cfg = config(TlsPolicy::Plain);
+        cfg.keep_open = true;
+        cfg.recipients.truncate(1);
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 mx\r\n"));
+        c.on_reply(reply(EHLO_PLAIN));
+        c.on_reply(reply(b"250 ok\r\n"));
+        c.on_reply(reply(b"250 ok\r\n"));
+        let e = c.on_reply(reply(b"354 go\r\n"));
+        assert_eq!(
+            e,
+            Event::SendMessage {
+                size: 100,
+                then: None
+            }
+        );
+        assert_eq!(c.on_reply(reply(b"250 queued\r\n")), Event::Idle);
+        assert_eq!(c.take_delivered(), [0]);
+        assert!(c.take_outcome().unwrap().accepted);
+        let envelope = Envelope {
+            from: "a@example.org".into(),
+            recipients: vec!["x@example.org".into()],
+            dsn: Dsn::default(),
+        };
+        let e = c.next_message(&envelope, 5, false);
+        assert_eq!(
+            wire(&e),
+            b"MAIL FROM:<a@example.org> SIZE=5\r\nRCPT TO:<x@example.org>\r\nDATA\r\n"
+        );
+        c.on_reply(reply(b"250 ok\r\n"));
+        c.on_reply(reply(b"550 5.1.1 unknown\r\n"));
+        assert_eq!(
+            wire(&c.on_reply(reply(b"554 no valid recipients\r\n"))),
+            b"RSET\r\n"
+        );
+        assert_eq!(c.on_reply(reply(b"250 ok\r\n")), Event::Idle);
+        let (err, report) = *c.take_outcome().unwrap_err();
+        assert!(matches!(err, Error::RecipientsRefused { all: true, .. }));
+        assert_eq!(report.recipients[0].state, RecipientState::PermFailed);
+        assert!(report.tls == c.report().tls && c.report().capabilities.is_some());
+        assert_eq!(wire(&c.quit()), b"QUIT\r\n");
+        assert_eq!(c.on_reply(reply(b"221 bye\r\n")), Event::Close);
+    }
+
+    /// DSN parameters go on MAIL and every RCPT when the server offers
+    /// DSN; without it nothing is sent after EHLO but QUIT.
+    #[test]
+    fn dsn_parameters_or_a_refusal_before_mail() {
+        let dsn = Dsn {
+            notify: Some("SUCCESS,FAILURE".into()),
+            ret: Some(DsnRet::Hdrs),
+            envid: Some("id+1 x".into()),
+        };
+        let mut cfg = config(TlsPolicy::Plain);
+        cfg.dsn = dsn.clone();
+        let mut c = Client::new(cfg.clone());
+        c.on_reply(reply(b"220 mx\r\n"));
+        let e = c.on_reply(reply(b"250-mx\r\n250-DSN\r\n250 PIPELINING\r\n"));
+        assert_eq!(
+            wire(&e),
+            b"MAIL FROM:<a@example.org> RET=HDRS ENVID=id+2B1+20x\r\n\
+              RCPT TO:<b@example.org> NOTIFY=SUCCESS,FAILURE\r\n\
+              RCPT TO:<c@example.org> NOTIFY=SUCCESS,FAILURE\r\nDATA\r\n"
+        );
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 mx\r\n"));
+        assert_eq!(wire(&c.on_reply(reply(EHLO_PLAIN))), b"QUIT\r\n");
+        c.on_reply(reply(b"221 bye\r\n"));
+        assert_eq!(c.finish().unwrap_err().0, Error::DsnNotOffered);
     }
 }

@@ -12,7 +12,7 @@ use crate::text::{forbidden_in_argument, printable, ArgumentCheck};
 use super::Error;
 
 /// Parameters of `MAIL FROM` from the extensions in use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MailParams {
     /// `SIZE=n` (RFC 1870), when the server advertises SIZE.
     pub size: Option<u64>,
@@ -20,6 +20,66 @@ pub struct MailParams {
     pub eight_bit: bool,
     /// `SMTPUTF8` (RFC 6531).
     pub smtputf8: bool,
+    /// `RET=FULL|HDRS` (RFC 3461 section 4.3).
+    pub ret: Option<DsnRet>,
+    /// `ENVID=` (RFC 3461 section 4.4), sent xtext-encoded.
+    pub envid: Option<String>,
+}
+
+/// What a delivery status notification returns of the message (RFC 3461
+/// section 4.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DsnRet {
+    /// The whole message.
+    Full,
+    /// Its header only.
+    Hdrs,
+}
+
+impl DsnRet {
+    /// The parameter value.
+    pub fn name(self) -> &'static str {
+        match self {
+            DsnRet::Full => "FULL",
+            DsnRet::Hdrs => "HDRS",
+        }
+    }
+}
+
+/// Encodes `value` as xtext (RFC 3461 section 4): `+`, `=`, and bytes
+/// outside `!`..`~` become `+XX`.
+pub fn xtext(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Checks a `NOTIFY=` value (RFC 3461 section 4.1): `NEVER`, or a comma
+/// list of `SUCCESS`, `FAILURE` and `DELAY`; returns it in upper case.
+pub fn notify_value(value: &str) -> Result<String, Error> {
+    let upper = value.trim().to_ascii_uppercase();
+    let words: Vec<&str> = upper.split(',').map(str::trim).collect();
+    let valid = if words == ["NEVER"] {
+        true
+    } else {
+        !words.is_empty()
+            && words
+                .iter()
+                .all(|w| matches!(*w, "SUCCESS" | "FAILURE" | "DELAY"))
+    };
+    if !valid {
+        return Err(Error::InvalidArgument(format!(
+            "NOTIFY '{}': expected never, or a list of success, failure, delay",
+            printable(value.as_bytes())
+        )));
+    }
+    Ok(words.join(","))
 }
 
 /// One client command.
@@ -50,6 +110,14 @@ pub enum Command<'a> {
     },
     /// `RCPT TO:<path>`.
     Rcpt(&'a str),
+    /// `RCPT TO:<path> NOTIFY=value` (RFC 3461 section 4.1); the value
+    /// as [`notify_value`] gives it.
+    RcptNotify {
+        /// The forward-path.
+        to: &'a str,
+        /// `NEVER` or a list of `SUCCESS`, `FAILURE`, `DELAY`.
+        notify: &'a str,
+    },
     /// `DATA`.
     Data,
     /// `RSET`: abandon the current transaction.
@@ -129,14 +197,25 @@ impl Command<'_> {
                 if params.smtputf8 {
                     line.push_str(" SMTPUTF8");
                 }
+                if let Some(ret) = params.ret {
+                    line.push_str(&format!(" RET={}", ret.name()));
+                }
+                if let Some(envid) = &params.envid {
+                    line.push_str(&format!(" ENVID={}", xtext(envid)));
+                }
                 line
             }
-            Command::Rcpt(to) => {
+            Command::Rcpt(to) | Command::RcptNotify { to, .. } => {
                 check_path("recipient", to)?;
                 if to.is_empty() {
                     return Err(Error::InvalidArgument("empty recipient address".into()));
                 }
-                format!("RCPT TO:<{to}>")
+                match self {
+                    Command::RcptNotify { notify, .. } => {
+                        format!("RCPT TO:<{to}> NOTIFY={}", notify_value(notify)?)
+                    }
+                    _ => format!("RCPT TO:<{to}>"),
+                }
             }
             Command::Data => "DATA".to_string(),
             Command::Rset => "RSET".to_string(),
@@ -371,6 +450,7 @@ mod tests {
             size: Some(1234),
             eight_bit: true,
             smtputf8: true,
+            ..MailParams::default()
         };
         let cases: Vec<(Command, &[u8])> = vec![
             (Command::Ehlo("client.example"), b"EHLO client.example\r\n"),
@@ -482,6 +562,7 @@ mod tests {
                     size: Some(1234),
                     eight_bit: true,
                     smtputf8: true,
+                    ..MailParams::default()
                 },
             },
             Command::Mail {

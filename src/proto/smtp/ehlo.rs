@@ -27,6 +27,8 @@ pub struct Capabilities {
     pub smtputf8: bool,
     /// ENHANCEDSTATUSCODES (RFC 2034).
     pub enhanced_status_codes: bool,
+    /// DSN (RFC 3461).
+    pub dsn: bool,
 }
 
 impl Capabilities {
@@ -57,6 +59,7 @@ impl Capabilities {
                 "8BITMIME" => caps.eight_bit_mime = true,
                 "SMTPUTF8" => caps.smtputf8 = true,
                 "ENHANCEDSTATUSCODES" => caps.enhanced_status_codes = true,
+                "DSN" => caps.dsn = true,
                 "SIZE" => {
                     caps.size = Some(
                         params

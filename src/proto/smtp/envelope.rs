@@ -8,4 +8,6 @@ pub struct Envelope {
     pub from: String,
     /// The forward-paths (RCPT TO), each once.
     pub recipients: Vec<String>,
+    /// Delivery status notifications asked for (RFC 3461).
+    pub dsn: super::client::Dsn,
 }

@@ -89,6 +89,9 @@ pub enum Error {
         /// The server's limit.
         limit: u64,
     },
+    /// Delivery status notifications were asked for and the server does
+    /// not offer DSN.
+    DsnNotOffered,
     /// A non-ASCII address and no SMTPUTF8.
     NeedsSmtpUtf8 {
         /// The address.
@@ -186,6 +189,10 @@ impl fmt::Display for Error {
             Error::TooBig { size, limit } => write!(
                 f,
                 "the message is {size} bytes but the server accepts at most {limit} (SIZE)"
+            ),
+            Error::DsnNotOffered => f.write_str(
+                "delivery status notifications were asked for (--notify, --ret, --envid) \
+                 and the server does not offer DSN; nothing was sent",
             ),
             Error::NeedsSmtpUtf8 { address } => write!(
                 f,

@@ -37,6 +37,9 @@ fn config(recipients: &[&str]) -> ClientConfig {
         message_size: data::normalized_len(MESSAGE),
         eight_bit: true,
         probe: false,
+        keep_open: false,
+        partial: false,
+        dsn: Default::default(),
     }
 }
 
@@ -109,7 +112,7 @@ fn recorded_session(chunk: usize) -> Run {
                         run.log.extend(then.log);
                     }
                 }
-                Event::Abort(_) | Event::Close => closed = true,
+                Event::Abort(_) | Event::Close | Event::Idle => closed = true,
             }
             break;
         }
@@ -283,7 +286,7 @@ fn conversation(chunk: usize) -> (ServerSide, Result<Report, Box<(Error, Report)
                 }
                 Event::Wait => {}
                 Event::StartTls => unreachable!("handled above"),
-                Event::Abort(_) | Event::Close => break 'session,
+                Event::Abort(_) | Event::Close | Event::Idle => break 'session,
             }
         }
         if server.closed || to_server.is_empty() {
