@@ -67,18 +67,9 @@ mod tests {
     #[test]
     fn parses_capa_lines() {
         let mut caps = Capabilities::default();
-        for line in [
-            &b"TOP\r\n"[..],
-            b"user\r\n",
-            b"SASL PLAIN xoauth2\r\n",
-            b"RESP-CODES\r\n",
-            b"PIPELINING\r\n",
-            b"UIDL\r\n",
-            b"STLS\r\n",
-            b"EXPIRE NEVER\r\n",
-            b"IMPLEMENTATION Dovecot\r\n",
-            b"\r\n",
-        ] {
+        let capa = b"TOP\r\nuser\r\nSASL PLAIN xoauth2\r\nRESP-CODES\r\nPIPELINING\r\nUIDL\r\n\
+                     STLS\r\nEXPIRE NEVER\r\nIMPLEMENTATION Dovecot\r\n\r\n";
+        for line in capa.split_inclusive(|&b| b == b'\n') {
             caps.add_line(line);
         }
         assert!(caps.top && caps.user && caps.uidl && caps.stls && caps.pipelining);
