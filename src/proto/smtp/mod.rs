@@ -10,6 +10,7 @@ pub mod command;
 pub mod data;
 pub mod ehlo;
 pub mod envelope;
+pub mod fault;
 pub mod error;
 pub mod receive;
 pub mod reply;
