@@ -2,6 +2,7 @@
 //! ([`maildir`], [`mailbox`]) and the UIDL state of `fetch --new` ([`uidl`]).
 
 pub mod durable;
+pub mod index;
 pub mod journal;
 pub mod lock;
 pub mod mailbox;
