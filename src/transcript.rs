@@ -26,6 +26,14 @@ impl Transcript {
         }
     }
 
+    /// A transcript written to `sink`.
+    pub fn to(sink: Arc<Mutex<dyn Write + Send>>) -> Self {
+        Transcript {
+            sink: Some(sink),
+            prefix: String::new(),
+        }
+    }
+
     /// A transcript that records nothing.
     pub fn off() -> Self {
         Self::stderr(false)

@@ -3,6 +3,7 @@
 pub mod completions;
 pub mod config;
 pub mod fetch;
+pub mod inbox;
 pub mod man;
 pub mod parse;
 pub mod send;

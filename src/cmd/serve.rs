@@ -4,7 +4,7 @@
 use std::fs;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,6 @@ use crate::net::serve::listener::{self, ServerOptions};
 use crate::net::tls::Acceptor;
 use crate::proto::users::{Policy, Users};
 use crate::store::mailbox::MailStore;
-use crate::transcript::Transcript;
 
 /// Options of `mailctl serve`.
 #[derive(Debug, Args)]
@@ -99,6 +98,10 @@ pub struct ServeOptions {
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_connections: u64,
+
+    /// The web inbox and the fault rules.
+    #[command(flatten)]
+    pub inbox: super::inbox::InboxArgs,
 }
 
 /// Runs `mailctl serve`.
@@ -106,15 +109,35 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
     let args = *args.options;
     let smtp = listen_address(&args.smtp)?;
     let pop3 = listen_address(&args.pop3)?;
-    let users = load_users(&args)?;
-    let tls = tls_acceptor(&args)?;
+    let http = args.inbox.http.as_deref().map(listen_address).transpose()?;
+    let users = Arc::new(load_users(&args)?);
+    let identity = tls_identity(&args)?;
+    let tls = match &identity {
+        Some((cert, key)) => {
+            let key_path = args
+                .tls_key
+                .as_deref()
+                .unwrap_or(Path::new("generated key"));
+            Some(Acceptor::from_pem(cert, key, key_path)?)
+        }
+        None => None,
+    };
     let store = MailStore::open(&args.maildir)
         .map_err(|e| fail(Exit::CantCreate, format!("{}: {e}", args.maildir.display())))?;
+    let inbox = super::inbox::start(
+        &args.inbox,
+        http,
+        &args.maildir,
+        &store,
+        users.clone(),
+        identity,
+        globals.verbose > 0,
+    )?;
     let policy = Policy {
         hostname: crate::system::hostname(),
         max_size: args.max_size,
         tls_available: tls.is_some(),
-        users: Arc::new(users),
+        users,
     };
     let delivered = listener::run(ServerOptions {
         smtp,
@@ -122,10 +145,11 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
         policy,
         store,
         tls,
-        transcript: Transcript::stderr(globals.verbose > 0),
+        transcript: inbox.transcript,
         idle_timeout: Duration::from_secs(args.idle_timeout),
         exit_after: args.exit_after,
         max_connections: args.max_connections as usize,
+        hooks: inbox.hooks,
     })?;
     eprintln!("mailctl: stopped ({delivered} messages delivered)");
     Ok(Exit::Ok)
@@ -190,14 +214,18 @@ fn load_users(args: &ServeOptions) -> anyhow::Result<Users> {
     Ok(users)
 }
 
-fn tls_acceptor(args: &ServeOptions) -> anyhow::Result<Option<Acceptor>> {
+/// The certificate chain and private key (PEM) of the `--tls-*` options.
+fn tls_identity(args: &ServeOptions) -> anyhow::Result<Option<(Vec<u8>, Vec<u8>)>> {
     if let Some(out) = &args.tls_self_signed {
         let made = crate::net::tls::generate(&["localhost", "127.0.0.1"])?;
         crate::store::durable::replace(out, &made.cert_pem)
             .map_err(|e| fail(Exit::CantCreate, format!("{}: {e}", out.display())))?;
-        Ok(Some(made.acceptor()?))
+        Ok(Some((made.cert_pem, made.key_pem)))
     } else if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        Ok(Some(Acceptor::from_files(cert, key)?))
+        let read = |path: &PathBuf| {
+            fs::read(path).map_err(|e| fail(Exit::NoInput, format!("{}: {e}", path.display())))
+        };
+        Ok(Some((read(cert)?, read(key)?)))
     } else {
         Ok(None)
     }

@@ -86,42 +86,19 @@ fn sanitize(html: &str, pictures: HashMap<String, String>) -> String {
         .url_schemes(HashSet::from(["cid", "http", "https", "mailto"]))
         .link_rel(Some("noopener noreferrer"))
         .attribute_filter(move |element, attribute, value| {
-            let is_source = attribute == "src" || attribute == "srcset" || attribute == "background";
+            let is_source =
+                attribute == "src" || attribute == "srcset" || attribute == "background";
             if !is_source && !(element == "img" && attribute == "longdesc") {
                 return Some(Cow::Borrowed(value));
             }
             let cid = value.trim().strip_prefix("cid:")?;
             let cid = cid.trim_start_matches('<').trim_end_matches('>');
             pictures
-                .get(&percent_decoded(cid).to_ascii_lowercase())
+                .get(&crate::text::percent_decoded(cid).to_ascii_lowercase())
                 .map(|url| Cow::Owned(url.clone()))
         })
         .clean(html)
         .to_string()
-}
-
-/// `%XX` escapes decoded (a `cid:` URL is URL-encoded, RFC 2392).
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -141,9 +118,15 @@ Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--r--\r\n";
     fn html_is_cleaned_and_pictures_inlined() {
         let html = safe_html(MESSAGE).unwrap().unwrap();
         assert!(html.contains("你好"), "{html}");
-        assert!(!html.contains("script") && !html.contains("onclick"), "{html}");
+        assert!(
+            !html.contains("script") && !html.contains("onclick"),
+            "{html}"
+        );
         assert!(!html.contains("remote.example"), "{html}");
-        assert!(html.contains("src=\"data:image/png;base64,iVBORw0KGgo=\""), "{html}");
+        assert!(
+            html.contains("src=\"data:image/png;base64,iVBORw0KGgo=\""),
+            "{html}"
+        );
         assert!(html.contains("href=\"https://example.com/\""), "{html}");
     }
 
@@ -153,6 +136,5 @@ Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--r--\r\n";
         assert_eq!(p.content_type, "image/png");
         assert_eq!(p.data, b"\x89PNG\r\n\x1a\n");
         assert!(part(MESSAGE, "9").unwrap().is_none());
-        assert_eq!(percent_decoded("a%40b%zz"), "a@b%zz");
     }
 }

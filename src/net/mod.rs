@@ -9,6 +9,7 @@
 
 pub mod connection;
 mod error;
+pub mod http;
 pub mod pop3;
 pub mod serve;
 pub mod smtp;

@@ -212,7 +212,12 @@ impl MessageIndex {
 
     /// The messages passing `filter`, newest first: the total and the
     /// `limit` of them after skipping `offset`.
-    pub fn query(&self, filter: &Filter, offset: usize, limit: usize) -> (usize, Vec<Arc<Indexed>>) {
+    pub fn query(
+        &self,
+        filter: &Filter,
+        offset: usize,
+        limit: usize,
+    ) -> (usize, Vec<Arc<Indexed>>) {
         let mut hits: Vec<Arc<Indexed>> = self
             .entries()
             .by_id
@@ -291,7 +296,8 @@ fn summarize(mailbox: &str, entry: &MaildirEntry) -> Option<Indexed> {
     };
     if let Ok(summary) = crate::mail::extract::summarize_with(&raw, Limits { max_parts: 200 }) {
         let h = summary.headers;
-        (listing.from, listing.to, listing.subject, listing.date) = (h.from, h.to, h.subject, h.date);
+        (listing.from, listing.to, listing.subject, listing.date) =
+            (h.from, h.to, h.subject, h.date);
         listing.attachments = summary
             .parts
             .iter()
@@ -327,8 +333,14 @@ pub fn parse_since(text: &str) -> Option<u64> {
     }
     let text = text.trim_end_matches('Z');
     let (date, time) = text.split_once(['T', ' ']).unwrap_or((text, "00:00:00"));
-    let d: Vec<i64> = date.split('-').map(|p| p.parse().ok()).collect::<Option<_>>()?;
-    let t: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     let ([y, m, day], [hh, mm, ss]) = (d.as_slice(), t.as_slice()) else {
         return None;
     };

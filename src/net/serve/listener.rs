@@ -45,6 +45,8 @@ pub struct ServerOptions {
     pub exit_after: Option<u64>,
     /// Most connections served at once; more get 421 / `-ERR`.
     pub max_connections: usize,
+    /// The web inbox and the fault rules.
+    pub hooks: super::hooks::Hooks,
 }
 
 /// Why the server stops.
@@ -78,6 +80,8 @@ pub struct Shared {
     pub delivered: AtomicU64,
     /// Where a session reports that `--exit-after` was reached.
     pub stop: Sender<Stop>,
+    /// See [`ServerOptions::hooks`].
+    pub hooks: super::hooks::Hooks,
     connections: Mutex<HashMap<u64, TcpStream>>,
     all_closed: Condvar,
     next_id: AtomicU64,
@@ -107,6 +111,7 @@ pub fn run(options: ServerOptions) -> anyhow::Result<u64> {
         received: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
         stop: stop_tx.clone(),
+        hooks: options.hooks,
         connections: Mutex::new(HashMap::new()),
         all_closed: Condvar::new(),
         next_id: AtomicU64::new(1),

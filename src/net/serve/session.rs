@@ -13,6 +13,7 @@ use super::summary;
 use crate::net::connection::Connection;
 use crate::proto::line::LineReader;
 use crate::proto::pop3::server::{MessageStuffer, OpenError, Pop3Action, Pop3Server};
+use crate::proto::smtp::fault::Stage;
 use crate::proto::smtp::receive::DataReceiver;
 use crate::proto::smtp::server::{Action, DataOutcome, SmtpServer};
 use crate::store::mailbox::{Incoming, MailboxSession, Received};
@@ -199,6 +200,14 @@ pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) 
     };
     let mut machine = SmtpServer::new(shared.policy.clone(), peer.ip().is_loopback());
     let mut out = Vec::new();
+    if let Some(reply) = shared
+        .hooks
+        .fault(Stage::Connect, &[&peer.ip().to_string()])
+    {
+        emit(&t, &mut out, &reply);
+        let _ = flush(&mut conn, &mut out);
+        return conn.close();
+    }
     emit(&t, &mut out, &machine.greeting().to_bytes());
     loop {
         let line = match next_command(shared, &mut conn, &mut out, &t, &mut machine) {
@@ -207,6 +216,10 @@ pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) 
             Next::Broken => return,
         };
         t.client(&machine.redacted(&line));
+        if let Some(reply) = shared.hooks.command_fault(&machine, &line) {
+            emit(&t, &mut out, &reply);
+            continue;
+        }
         let step = machine.command(&line);
         emit(&t, &mut out, &step.reply.to_bytes());
         match step.action {
@@ -228,7 +241,11 @@ pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) 
                 }
                 let receiver = DataReceiver::after_command_line(line.ends_with(b"\r\n"));
                 match receive_data(shared, &mut conn, &machine, receiver, &t, peer, id) {
-                    Ok(outcome) => emit(&t, &mut out, &machine.data_done(outcome).to_bytes()),
+                    Ok(Ok(outcome)) => emit(&t, &mut out, &machine.data_done(outcome).to_bytes()),
+                    Ok(Err(fault)) => {
+                        machine.data_done(DataOutcome::Failed);
+                        emit(&t, &mut out, &fault);
+                    }
                     Err(e) => {
                         t.note("*", &format!("message abandoned: {e}"));
                         return;
@@ -242,7 +259,8 @@ pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) 
 }
 
 /// Receives one message's data into its mailboxes; an error means the
-/// connection was lost and nothing was kept.
+/// connection was lost and nothing was kept, an inner error is the reply of
+/// a fault rule that discarded the message.
 fn receive_data(
     shared: &Shared,
     conn: &mut Connection,
@@ -251,7 +269,7 @@ fn receive_data(
     t: &Transcript,
     peer: SocketAddr,
     id: u64,
-) -> io::Result<DataOutcome> {
+) -> io::Result<Result<DataOutcome, Vec<u8>>> {
     let envelope = machine
         .envelope()
         .ok_or_else(|| io::Error::other("no envelope in the data phase"))?;
@@ -284,7 +302,12 @@ fn receive_data(
         }
     }
     t.note("C", &format!("<message data, {} bytes>", incoming.size()));
-    Ok(match incoming.commit() {
+    let recipients: Vec<&str> = envelope.recipients.iter().map(String::as_str).collect();
+    if let Some(reply) = shared.hooks.fault(Stage::Dot, &recipients) {
+        t.note("*", "message discarded by a fault rule");
+        return Ok(Err(reply));
+    }
+    Ok(Ok(match incoming.commit() {
         Received::Delivered(paths) => {
             if t.enabled() {
                 t.note(
@@ -297,6 +320,7 @@ fn receive_data(
                     }
                 }
             }
+            shared.hooks.delivered();
             let delivered = shared.delivered.fetch_add(1, Ordering::SeqCst) + 1;
             if shared.exit_after == Some(delivered) {
                 let _ = shared.stop.send(Stop::ExitAfter);
@@ -314,7 +338,7 @@ fn receive_data(
             );
             DataOutcome::Failed
         }
-    })
+    }))
 }
 
 fn read_bounded(path: &std::path::Path) -> Option<Vec<u8>> {

@@ -392,7 +392,10 @@ mod tests {
         );
         assert_eq!(of(b"RCPT TO: <Bob@X>\r\n"), (Stage::Rcpt, "Bob@X".into()));
         assert_eq!(of(b"MAIL FROM:<>\r\n"), (Stage::Mail, String::new()));
-        assert_eq!(of(b"AUTH PLAIN AGFiYwA=\r\n"), (Stage::Auth, "PLAIN".into()));
+        assert_eq!(
+            of(b"AUTH PLAIN AGFiYwA=\r\n"),
+            (Stage::Auth, "PLAIN".into())
+        );
         assert_eq!(of(b"DATA\r\n").0, Stage::Data);
         assert!(Stage::of_command(b"NOOP\r\n").is_none());
     }

@@ -1,0 +1,204 @@
+//! Live events for the web inbox: deliveries wake a watcher that rescans
+//! the index and announces new messages; transcript lines are passed on as
+//! they are written. Each listener has a bounded queue: one that does not
+//! keep up loses events instead of growing the server's memory.
+
+use std::io::{self, Write};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::store::index::MessageIndex;
+
+/// Events queued per listener before further ones are dropped.
+const QUEUE: usize = 512;
+
+/// How often the watcher rescans without being woken (to see POP3
+/// deletions and files other programs put in the Maildirs).
+const RESCAN: Duration = Duration::from_millis(500);
+
+/// One server-sent event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A new message: its listing as JSON.
+    Message(String),
+    /// A transcript line.
+    Log(String),
+}
+
+impl Event {
+    /// The event in `text/event-stream` form.
+    pub fn to_sse(&self) -> String {
+        let (name, data) = match self {
+            Event::Message(json) => ("message", json.as_str()),
+            Event::Log(line) => ("log", line.as_str()),
+        };
+        let mut out = format!("event: {name}\n");
+        for line in data.lines() {
+            out.push_str("data: ");
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push('\n');
+        out
+    }
+}
+
+/// Where deliveries are announced and events handed out.
+#[derive(Default)]
+pub struct Hub {
+    listeners: Mutex<Vec<SyncSender<Event>>>,
+    /// Deliveries announced so far.
+    deliveries: Mutex<u64>,
+    delivered: Condvar,
+    /// Scans completed so far.
+    scans: Mutex<u64>,
+    scanned: Condvar,
+}
+
+impl Hub {
+    /// A hub with no listeners.
+    pub fn new() -> Arc<Hub> {
+        Arc::new(Hub::default())
+    }
+
+    /// Says that a message was just delivered.
+    pub fn delivered(&self) {
+        *self.deliveries.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.delivered.notify_all();
+    }
+
+    /// A new listener's queue.
+    pub fn listen(&self) -> Receiver<Event> {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        rx
+    }
+
+    /// Hands an event to every listener (dropping it for those whose queue
+    /// is full, forgetting those gone).
+    pub fn publish(&self, event: &Event) {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        listeners.retain(|tx| {
+            !matches!(
+                tx.try_send(event.clone()),
+                Err(TrySendError::Disconnected(_))
+            )
+        });
+    }
+
+    /// Waits until a scan completes after this call, or `deadline`;
+    /// returns false at the deadline.
+    pub fn wait_for_scan(&self, deadline: Instant) -> bool {
+        let scans = self.scans.lock().unwrap_or_else(|e| e.into_inner());
+        let start = *scans;
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return false;
+        };
+        let (scans, _) = self
+            .scanned
+            .wait_timeout_while(scans, left, |n| *n == start)
+            .unwrap_or_else(|e| e.into_inner());
+        *scans != start
+    }
+
+    /// The watcher: rescans the index after each delivery (and every
+    /// [`RESCAN`]) and announces the messages added. Runs for the life of
+    /// the process.
+    pub fn watch(self: Arc<Self>, index: Arc<MessageIndex>) {
+        let mut seen = 0u64;
+        loop {
+            {
+                let deliveries = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+                let (deliveries, _) = self
+                    .delivered
+                    .wait_timeout_while(deliveries, RESCAN, |n| *n == seen)
+                    .unwrap_or_else(|e| e.into_inner());
+                seen = *deliveries;
+            }
+            for added in index.scan() {
+                if let Ok(json) = serde_json::to_string(&added.listing) {
+                    self.publish(&Event::Message(json));
+                }
+            }
+            *self.scans.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            self.scanned.notify_all();
+        }
+    }
+}
+
+/// The transcript's sink when the web inbox is on: every line goes to the
+/// hub as a `log` event, and to stderr as well with `-v`.
+pub struct LogSink {
+    hub: Arc<Hub>,
+    stderr: bool,
+    partial: Vec<u8>,
+}
+
+impl LogSink {
+    /// A sink publishing to `hub`, copying to stderr when `stderr`.
+    pub fn new(hub: Arc<Hub>, stderr: bool) -> LogSink {
+        LogSink {
+            hub,
+            stderr,
+            partial: Vec::new(),
+        }
+    }
+}
+
+impl Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.stderr {
+            io::stderr().write_all(buf)?;
+        }
+        self.partial.extend_from_slice(buf);
+        while let Some(nl) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=nl).collect();
+            let text = String::from_utf8_lossy(&line[..nl]).into_owned();
+            self.hub.publish(&Event::Log(text));
+        }
+        if self.partial.len() > 64 * 1024 {
+            self.partial.clear();
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_reach_listeners_in_sse_form() {
+        let hub = Hub::new();
+        let rx = hub.listen();
+        let mut sink = LogSink::new(hub.clone(), false);
+        sink.write_all(b"[1] C: EHLO x\n[1] S: 250").unwrap();
+        sink.write_all(b" ok\n").unwrap();
+        assert_eq!(
+            rx.try_recv().unwrap().to_sse(),
+            "event: log\ndata: [1] C: EHLO x\n\n"
+        );
+        assert_eq!(rx.try_recv().unwrap(), Event::Log("[1] S: 250 ok".into()));
+        drop(rx);
+        hub.publish(&Event::Message("{}".into()));
+        assert!(hub.listeners.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_slow_listener_loses_events_not_memory() {
+        let hub = Hub::new();
+        let rx = hub.listen();
+        for n in 0..QUEUE * 3 {
+            hub.publish(&Event::Log(n.to_string()));
+        }
+        assert_eq!(rx.try_iter().count(), QUEUE);
+    }
+}
