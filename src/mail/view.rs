@@ -86,9 +86,9 @@ fn sanitize(html: &str, pictures: HashMap<String, String>) -> String {
         .url_schemes(HashSet::from(["cid", "http", "https", "mailto"]))
         .link_rel(Some("noopener noreferrer"))
         .attribute_filter(move |element, attribute, value| {
-            let is_source =
-                attribute == "src" || attribute == "srcset" || attribute == "background";
-            if !is_source && !(element == "img" && attribute == "longdesc") {
+            let loads = matches!(attribute, "src" | "srcset" | "background")
+                || (element == "img" && attribute == "longdesc");
+            if !loads {
                 return Some(Cow::Borrowed(value));
             }
             let cid = value.trim().strip_prefix("cid:")?;

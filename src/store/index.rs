@@ -89,7 +89,8 @@ pub struct Filter {
     pub mailbox: Option<String>,
     /// `From` contains this (ignoring case).
     pub from: Option<String>,
-    /// `To` contains this (ignoring case).
+    /// `To` or the mailbox name contains this (ignoring case): a message
+    /// without `To` is found by the recipient's mailbox.
     pub to: Option<String>,
     /// `Subject` contains this (ignoring case).
     pub subject: Option<String>,
@@ -109,7 +110,7 @@ impl Filter {
         let l = &m.listing;
         self.mailbox.as_ref().is_none_or(|b| *b == l.mailbox)
             && contains(&l.from, &self.from)
-            && contains(&l.to, &self.to)
+            && (contains(&l.to, &self.to) || contains(&Some(l.mailbox.clone()), &self.to))
             && contains(&l.subject, &self.subject)
             && self.since.is_none_or(|s| m.received_secs >= s)
     }

@@ -1,0 +1,554 @@
+//! `mailctl serve --http`: the JSON API, the live events and the fault
+//! rules, driven by real clients (curl, python3's smtplib) against the
+//! binary. A test whose client is missing prints "skipped".
+
+mod serve_support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use serve_support::{run, Client, Server};
+
+/// Whether a program can be run (`PROG --version`).
+fn have(program: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        println!("skipped: {program} is not installed");
+    }
+    found
+}
+
+/// An HTTP answer.
+struct Answer {
+    status: u16,
+    headers: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Runs curl against the server's web inbox: `path` after the port, then
+/// further curl arguments.
+fn curl(server: &Server, path: &str, args: &[&str]) -> Answer {
+    curl_at(server.http, path, args)
+}
+
+/// [`curl`] to a port.
+fn curl_at(port: u16, path: &str, args: &[&str]) -> Answer {
+    let dir = tempfile::tempdir().unwrap();
+    let (body, head) = (dir.path().join("body"), dir.path().join("head"));
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "-o"])
+        .arg(&body)
+        .arg("-D")
+        .arg(&head)
+        .args(["-w", "%{http_code}"])
+        .args(args)
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .unwrap();
+    Answer {
+        status: String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0),
+        headers: std::fs::read_to_string(&head).unwrap_or_default(),
+        body: std::fs::read(&body).unwrap_or_default(),
+    }
+}
+
+/// Sends messages with python3's smtplib: each item is (recipient,
+/// Python expression building an `EmailMessage` named `m`).
+fn smtplib_send(server: &Server, script: &str) {
+    let program = format!(
+        "import smtplib\nfrom email.message import EmailMessage\n\
+         s = smtplib.SMTP('127.0.0.1', {})\n{script}\ns.quit()\n",
+        server.smtp
+    );
+    let (ok, out, err) = run(Command::new("python3").args(["-c", &program]));
+    assert!(ok, "{out}{err}");
+}
+
+/// A message with a Chinese subject and attachment name, and a binary
+/// attachment.
+const CHINESE: &str = "m = EmailMessage()\n\
+m['From'] = 'Zhang <zhang@example.cn>'\nm['To'] = 'alice@example.com'\n\
+m['Subject'] = '测试邮件 report'\nm.set_content('你好, see https://example.com/confirm?t=42')\n\
+m.add_attachment(bytes(range(256)) * 3, maintype='application', subtype='octet-stream', \
+filename='报告.bin')\ns.send_message(m)";
+
+fn ids(answer: &Answer) -> Vec<String> {
+    answer.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn messages_are_listed_filtered_and_decoded_like_parse() {
+    if !have("curl") || !have("python3") {
+        return;
+    }
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    smtplib_send(&server, CHINESE);
+    server.deliver(
+        "a@x",
+        &["bob@example.com"],
+        b"Subject: plain one\r\n\r\nhi\r\n",
+    );
+    server.deliver(
+        "a@x",
+        &["bob@example.com"],
+        b"Subject: plain two\r\n\r\nhi\r\n",
+    );
+    let all = curl(&server, "/api/messages", &[]);
+    assert_eq!(all.status, 200);
+    let json = all.json();
+    assert_eq!(json["total"], 3);
+    let subjects: Vec<&str> = json["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, ["plain two", "plain one", "测试邮件 report"]);
+    let first = &json["messages"][2];
+    assert_eq!(first["mailbox"], "alice");
+    assert_eq!(first["attachments"], 1);
+    assert_eq!(first["from"], "Zhang <zhang@example.cn>");
+    let count =
+        |query: &str| curl(&server, &format!("/api/messages?{query}"), &[]).json()["total"].clone();
+    assert_eq!(count("subject=%E6%B5%8B%E8%AF%95"), 1);
+    assert_eq!(count("mailbox=bob"), 2);
+    assert_eq!(count("to=ALICE"), 1);
+    assert_eq!(count("from=nobody"), 0);
+    assert_eq!(count("since=2000-01-01"), 3);
+    assert_eq!(count("since=4000000000"), 0);
+    let page = curl(&server, "/api/messages?limit=1&offset=1", &[]);
+    assert_eq!(page.json()["total"], 3);
+    assert_eq!(page.json()["messages"][0]["subject"], "plain one");
+    assert_eq!(curl(&server, "/api/messages?since=soon", &[]).status, 400);
+
+    let id = first["id"].as_str().unwrap();
+    let file = &server.files("alice", "new")[0];
+    let raw = curl(&server, &format!("/api/messages/{id}/raw"), &[]);
+    assert_eq!(raw.body, std::fs::read(file).unwrap(), "raw is byte-exact");
+    let detail = curl(&server, &format!("/api/messages/{id}"), &[]).json();
+    let (ok, parsed, err) = run(Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["parse", "--json"])
+        .arg(file));
+    assert!(ok, "{err}");
+    let parsed: Value = serde_json::from_str(&parsed).unwrap();
+    for field in ["headers", "text", "html", "parts", "warnings"] {
+        assert_eq!(detail[field], parsed[field], "{field}");
+    }
+    assert_eq!(detail["id"], id);
+    let part = curl(
+        &server,
+        &format!("/api/messages/{id}/parts/2?download=1"),
+        &[],
+    );
+    assert_eq!(part.status, 200);
+    assert_eq!(part.body, (0..768).map(|n| n as u8).collect::<Vec<u8>>());
+    assert!(
+        part.headers
+            .contains("filename*=UTF-8''%E6%8A%A5%E5%91%8A.bin"),
+        "{}",
+        part.headers
+    );
+    assert!(
+        part.headers.contains("Content-Disposition: attachment"),
+        "{}",
+        part.headers
+    );
+    assert_eq!(
+        curl(&server, &format!("/api/messages/{id}/parts/9"), &[]).status,
+        404
+    );
+    assert_eq!(curl(&server, "/api/messages/nope", &[]).status, 404);
+}
+
+#[test]
+fn html_is_served_sanitised_under_a_policy_that_blocks_scripts() {
+    if !have("curl") {
+        return;
+    }
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    server.deliver(
+        "a@x",
+        &["alice@x"],
+        b"Subject: h\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+<p onclick=\"steal()\">hi<script>alert(1)</script><img src=\"http://remote.example/t.gif\"></p>\r\n",
+    );
+    let id = ids(&curl(&server, "/api/messages", &[]))[0].clone();
+    let html = curl(&server, &format!("/api/messages/{id}/html"), &[]);
+    let text = String::from_utf8(html.body).unwrap();
+    assert!(text.contains("<p>hi"), "{text}");
+    for gone in ["script", "onclick", "remote.example"] {
+        assert!(!text.contains(gone), "{text}");
+    }
+    assert!(html
+        .headers
+        .contains("Content-Security-Policy: default-src 'none'; img-src data:"));
+    assert!(html.headers.contains("sandbox"));
+    let page = curl(&server, "/", &[]);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.headers.contains("script-src 'self'"),
+        "{}",
+        page.headers
+    );
+}
+
+/// Reads POP3 UIDL lines into ids.
+fn pop3_uids(client: &mut Client) -> Vec<String> {
+    client.send(b"UIDL\r\n");
+    client.expect_line("+OK");
+    let listing = client.multiline();
+    let mut uids: Vec<String> = listing
+        .lines()
+        .filter(|l| *l != ".")
+        .map(|l| l.split(' ').nth(1).unwrap().to_string())
+        .collect();
+    uids.sort();
+    uids
+}
+
+#[test]
+fn ids_are_pop3_uidls_and_deletions_agree_both_ways() {
+    if !have("curl") {
+        return;
+    }
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    for n in 0..3 {
+        server.deliver(
+            "a@x",
+            &["alice@x"],
+            format!("Subject: m{n}\r\n\r\nhi\r\n").as_bytes(),
+        );
+    }
+    let mut api_ids = ids(&curl(&server, "/api/messages", &[]));
+    api_ids.sort();
+    let mut pop = server.pop3();
+    pop.expect_line("+OK");
+    pop.send(b"USER alice\r\n");
+    pop.expect_line("+OK");
+    pop.send(b"PASS x\r\n");
+    pop.expect_line("+OK");
+    assert_eq!(pop3_uids(&mut pop), api_ids);
+    let busy = curl(
+        &server,
+        &format!("/api/messages/{}", api_ids[0]),
+        &["-X", "DELETE"],
+    );
+    assert_eq!(busy.status, 409, "a POP3 session holds the mailbox");
+    pop.send(b"DELE 1\r\nQUIT\r\n");
+    pop.expect_line("+OK");
+    pop.expect_line("+OK");
+    let left = ids(&curl(&server, "/api/messages", &[]));
+    assert_eq!(left.len(), 2);
+    let gone = curl(
+        &server,
+        &format!("/api/messages/{}", left[0]),
+        &["-X", "DELETE"],
+    );
+    assert_eq!(gone.status, 200);
+    assert_eq!(
+        curl(&server, &format!("/api/messages/{}", left[0]), &[]).status,
+        404
+    );
+    let mut pop = server.pop3();
+    pop.expect_line("+OK");
+    pop.send(b"USER alice\r\nPASS x\r\n");
+    pop.expect_line("+OK");
+    pop.expect_line("+OK");
+    assert_eq!(pop3_uids(&mut pop), [left[1].clone()]);
+    pop.send(b"QUIT\r\n");
+    pop.expect_line("+OK");
+    let all = curl(&server, "/api/messages", &["-X", "DELETE"]);
+    assert_eq!(all.json()["deleted"], 1);
+    assert_eq!(curl(&server, "/api/messages", &[]).json()["total"], 0);
+    assert!(server.files("alice", "new").is_empty() && server.files("alice", "cur").is_empty());
+}
+
+#[test]
+fn ids_survive_a_restart() {
+    if !have("curl") {
+        return;
+    }
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    server.deliver("a@x", &["alice@x"], b"Subject: keep\r\n\r\nhi\r\n");
+    let before = ids(&curl(&server, "/api/messages", &[]));
+    let (_, _, dir) = server.terminate();
+    let server = Server::start_in(dir, &["--http", "127.0.0.1:0"]);
+    assert_eq!(ids(&curl(&server, "/api/messages", &[])), before);
+}
+
+#[test]
+fn wait_returns_a_message_there_or_arriving_or_408() {
+    if !have("curl") {
+        return;
+    }
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    server.deliver("a@x", &["alice@x"], b"Subject: early\r\n\r\nhi\r\n");
+    let there = curl(&server, "/api/wait?to=alice&subject=early", &[]);
+    assert_eq!(there.status, 200);
+    assert_eq!(there.json()["text"], "hi\n");
+    let none = curl(&server, "/api/wait?subject=never&timeout=0.5", &[]);
+    assert_eq!(none.status, 408);
+    let port = server.http;
+    std::thread::scope(|scope| {
+        let waiting =
+            scope.spawn(move || curl_at(port, "/api/wait?to=bob&subject=late&timeout=60", &[]));
+        std::thread::sleep(Duration::from_millis(300));
+        server.deliver("a@x", &["bob@x"], b"Subject: not this\r\n\r\nhi\r\n");
+        server.deliver("a@x", &["bob@x"], b"Subject: late one\r\n\r\nthe link\r\n");
+        let got = waiting.join().unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(got.json()["subject"], "late one");
+        assert_eq!(got.json()["mailbox"], "bob");
+    });
+    assert_eq!(curl(&server, "/api/wait?timeout=-1", &[]).status, 400);
+}
+
+#[test]
+fn events_announce_messages_and_log_lines_without_secrets() {
+    if !have("curl") || !have("python3") {
+        return;
+    }
+    let server = Server::start(&["--http", "127.0.0.1:0", "--user", "alice:s3cret-pass"]);
+    let mut stream = Command::new("curl")
+        .args(["-sN", "--max-time", "20"])
+        .arg(format!("http://127.0.0.1:{}/api/events", server.http))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stream.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), ": mailctl events");
+    smtplib_send(
+        &server,
+        "s.login('alice', 's3cret-pass')\ns.sendmail('a@x', ['alice@x'], 'Subject: live\\r\\n\\r\\nhi')",
+    );
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("data: {") && line.contains("\"subject\":\"live\"");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = stream.kill();
+    let _ = stream.wait();
+    let text = seen.join("\n");
+    assert!(text.contains("event: message"), "{text}");
+    assert!(
+        text.contains("event: log\ndata: [1] C: AUTH PLAIN <redacted>"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("s3cret") && !text.contains("czNjcmV0"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&base64_plain("alice", "s3cret-pass")),
+        "{text}"
+    );
+}
+
+fn base64_plain(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
+}
+
+/// One SMTP transaction by hand; returns the replies to RCPT and to the
+/// end of data.
+fn transaction(server: &Server, rcpt: &str, subject: &str) -> (String, String) {
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"EHLO test\r\nMAIL FROM:<a@x>\r\n");
+    c.expect_reply("250");
+    c.expect_reply("250");
+    c.send(format!("RCPT TO:<{rcpt}>\r\n").as_bytes());
+    let rcpt_reply = c.reply();
+    if !rcpt_reply.starts_with("250") {
+        return (rcpt_reply, String::new());
+    }
+    c.send(b"DATA\r\n");
+    c.expect_reply("354");
+    c.send(format!("Subject: {subject}\r\n\r\nhi\r\n.\r\n").as_bytes());
+    let dot = c.reply();
+    c.send(b"QUIT\r\n");
+    (rcpt_reply, dot)
+}
+
+#[test]
+fn fault_rules_answer_their_stage_exactly() {
+    if !have("curl") {
+        return;
+    }
+    let server = Server::start(&[
+        "--http",
+        "127.0.0.1:0",
+        "--fault",
+        "rcpt:bob@example.com=452 4.2.2 mailbox full",
+        "--fault",
+        "dot=421 4.3.0 try again later;first=1",
+    ]);
+    let (rcpt, _) = transaction(&server, "bob@example.com", "x");
+    assert_eq!(rcpt, "452 4.2.2 mailbox full\r\n");
+    let (rcpt, dot) = transaction(&server, "carol@example.com", "first");
+    assert!(rcpt.starts_with("250"));
+    assert_eq!(dot, "421 4.3.0 try again later\r\n");
+    let (_, dot) = transaction(&server, "carol@example.com", "second");
+    assert!(dot.starts_with("250 2.0.0"), "{dot}");
+    let stored = curl(&server, "/api/messages", &[]).json();
+    assert_eq!(stored["total"], 1, "the faulted message was not kept");
+    assert_eq!(stored["messages"][0]["subject"], "second");
+    let listed = curl(&server, "/api/faults", &[]).json();
+    assert_eq!(listed["rules"][1], "dot=421 4.3.0 try again later;first=1");
+
+    let put = curl(
+        &server,
+        "/api/faults",
+        &[
+            "-X",
+            "PUT",
+            "--data-binary",
+            "[\"connect=554 5.3.2 not now\"]",
+        ],
+    );
+    assert_eq!(put.status, 200);
+    let mut c = server.smtp();
+    assert_eq!(c.line(), "554 5.3.2 not now\r\n");
+    assert_eq!(c.rest(), "", "the connection is closed");
+    let bad = curl(
+        &server,
+        "/api/faults",
+        &["-X", "PUT", "--data-binary", "rcpt=250 fine"],
+    );
+    assert_eq!(bad.status, 400);
+    assert!(String::from_utf8_lossy(&bad.body).contains("invalid fault rule"));
+    let cleared = curl(&server, "/api/faults", &["-X", "PUT", "--data-binary", ""]);
+    assert_eq!(cleared.json()["rules"], Value::Array(vec![]));
+    let (_, dot) = transaction(&server, "bob@example.com", "third");
+    assert!(dot.starts_with("250"), "{dot}");
+}
+
+#[test]
+fn bad_options_fail_with_one_line_and_a_usage_status() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (
+            vec!["--fault", "rcpt=250 ok"],
+            "invalid fault rule 'rcpt=250 ok'",
+        ),
+        (vec!["--http", "0.0.0.0:0"], "needs --users-file"),
+        (vec!["--http", "nowhere"], "invalid listening address"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+            .args([
+                "serve",
+                "--smtp",
+                "127.0.0.1:0",
+                "--pop3",
+                "127.0.0.1:0",
+                "--maildir",
+            ])
+            .arg(dir.path().join("m"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("mailctl: error: ") && err.contains(says),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn off_loopback_every_request_needs_a_user_and_sees_only_its_mailbox() {
+    if !have("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, "alice:apple\nbob:banana\n").unwrap();
+    set_private(&users);
+    let users = users.to_str().unwrap().to_string();
+    let server = Server::start_in(dir, &["--http", "0.0.0.0:0", "--users-file", &users]);
+    for mailbox in ["alice", "bob"] {
+        let path = server.maildir().join(mailbox);
+        write_message(&path, &format!("Subject: for {mailbox}\r\n\r\nhi\r\n"));
+    }
+    assert_eq!(curl(&server, "/api/messages", &[]).status, 401);
+    assert_eq!(
+        curl(&server, "/api/messages", &["-u", "alice:wrong"]).status,
+        401
+    );
+    let mine = curl(&server, "/api/messages", &["-u", "alice:apple"]).json();
+    assert_eq!(mine["total"], 1);
+    assert_eq!(mine["messages"][0]["subject"], "for alice");
+    let theirs = curl(&server, "/api/messages?mailbox=bob", &["-u", "alice:apple"]);
+    assert_eq!(theirs.status, 403);
+    let bob_id = ids(&curl(&server, "/api/messages", &["-u", "bob:banana"]))[0].clone();
+    let peek = curl(
+        &server,
+        &format!("/api/messages/{bob_id}/raw"),
+        &["-u", "alice:apple"],
+    );
+    assert_eq!(peek.status, 404);
+    let faults = curl(
+        &server,
+        "/api/faults",
+        &["-u", "alice:apple", "-X", "PUT", "--data-binary", ""],
+    );
+    assert_eq!(faults.status, 404);
+}
+
+#[test]
+fn a_loopback_inbox_refuses_other_host_names() {
+    if !have("curl") {
+        return;
+    }
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    assert_eq!(
+        curl(&server, "/api/messages", &["-H", "Host: evil.example"]).status,
+        403
+    );
+    assert_eq!(
+        curl(&server, "/api/messages", &["-H", "Host: localhost:8025"]).status,
+        200
+    );
+}
+
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Puts a message into a Maildir's `new/` as another program would.
+fn write_message(maildir: &Path, text: &str) {
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let name = format!(
+        "1700000000.M1P1Q1.{}",
+        maildir.file_name().unwrap().to_string_lossy()
+    );
+    std::fs::write(maildir.join("new").join(name), text).unwrap();
+}
