@@ -552,3 +552,24 @@ fn write_message(maildir: &Path, text: &str) {
     );
     std::fs::write(maildir.join("new").join(name), text).unwrap();
 }
+
+/// The page in a real browser: tests/web/browser.py drives headless
+/// Chromium and writes target/web-screenshot.png.
+#[test]
+fn the_page_in_a_headless_browser() {
+    if !have("python3") || !have("chromium") {
+        return;
+    }
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../web-screenshot.png");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web/browser.py");
+    let (ok, out, err) = run(Command::new("python3")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{}/", server.http))
+        .arg(server.smtp.to_string())
+        .arg(env!("CARGO_BIN_EXE_mailctl"))
+        .arg(&screenshot));
+    println!("{out}");
+    assert!(ok, "{out}{err}");
+    assert!(!out.contains("FAIL"), "{out}");
+}
