@@ -262,6 +262,38 @@ def run_checks(page, browser, url, smtp, mailctl, screenshot, work, tracker, hit
     with open(screenshot, "wb") as f:
         f.write(base64.b64decode(shot))
     print(f"screenshot: {screenshot}")
+    keyboard_and_phone(page, screenshot)
+
+
+def press(page, key, code):
+    for kind in ["keyDown", "keyUp"]:
+        page.call("Input.dispatchKeyEvent", type=kind, key=key, code=code,
+                  text=key if kind == "keyDown" and len(key) == 1 else "")
+
+
+def keyboard_and_phone(page, screenshot):
+    shown = "document.querySelector('#headers').textContent"
+    page.eval("document.activeElement.blur()")
+    press(page, "j", "KeyJ")
+    page.until(f"{shown}.includes('测试邮件')", "j to open the next message")
+    press(page, "k", "KeyK")
+    page.until(f"{shown}.includes('html with picture')", "k to open the previous message")
+    press(page, "ArrowDown", "ArrowDown")
+    page.until(f"{shown}.includes('测试邮件')", "the down arrow to open the next message")
+    check("j/k and arrows move through the list", True)
+
+    page.call("Emulation.setDeviceMetricsOverride", width=390, height=800, deviceScaleFactor=1, mobile=True)
+    visible = "(id) => getComputedStyle(document.getElementById(id)).display !== 'none'"
+    page.until(f"({visible})('back') && !({visible})('list-pane')", "the phone layout showing the message")
+    wide = page.eval("document.documentElement.scrollWidth")
+    check("message fits a phone's width", wide <= 390, f"scrollWidth {wide}")
+    phone = screenshot.replace(".png", "-phone.png")
+    with open(phone, "wb") as f:
+        f.write(base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"]))
+    page.eval("document.getElementById('back').click()")
+    page.until(f"({visible})('list-pane') && !({visible})('view-pane')", "the list after Back")
+    check("phone layout switches between list and message", True)
+    print(f"screenshot: {phone}")
 
 
 if __name__ == "__main__":
