@@ -573,3 +573,70 @@ fn the_page_in_a_headless_browser() {
     assert!(ok, "{out}{err}");
     assert!(!out.contains("FAIL"), "{out}");
 }
+
+/// The port a listener line of the server's log names.
+fn listener_port(server: &Server, name: &str) -> u16 {
+    let prefix = format!("mailctl: {name} listening on ");
+    for _ in 0..600 {
+        if let Some(line) = server.log().iter().find(|l| l.starts_with(&prefix)) {
+            return line.rsplit(':').next().unwrap().parse().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no {name} listener: {:?}", server.log());
+}
+
+#[test]
+fn implicit_tls_listeners_serve_smtp_and_pop3() {
+    if !have("curl") {
+        return;
+    }
+    let (server, ca) = serve_support::tls_server(&[
+        "--smtps",
+        "127.0.0.1:0",
+        "--pop3s",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+    ]);
+    let (smtps, pop3s) = (
+        listener_port(&server, "smtps"),
+        listener_port(&server, "pop3s"),
+    );
+    let (ok, out, err) = run(Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["send", "--tls", "implicit", "--ca-file", &ca, "--server"])
+        .arg(format!("localhost:{smtps}"))
+        .args(["--from", "a@example.com", "--to", "alice@example.com"])
+        .args(["--subject", "over smtps", "--body", "secure"]));
+    assert!(ok, "{out}{err}");
+    let message = curl(&server, "/api/wait?subject=over+smtps&timeout=30", &[]);
+    assert_eq!(message.status, 200);
+    let (ok, listing, err) = run(Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--cacert", &ca])
+        .arg(format!("pop3s://localhost:{pop3s}/1"))
+        .args(["-u", "alice:x"]));
+    assert!(ok, "{err}");
+    assert!(listing.contains("Subject: over smtps"), "{listing}");
+    let mut plain = Client::connect(smtps);
+    plain.send(b"EHLO not-tls\r\n");
+    assert!(
+        !plain.rest().starts_with("220"),
+        "no plain-text greeting on smtps"
+    );
+}
+
+#[test]
+fn implicit_tls_needs_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["serve", "--smtps", "127.0.0.1:0", "--maildir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.starts_with("mailctl: error: --smtps and --pop3s need"),
+        "{err}"
+    );
+}

@@ -54,6 +54,16 @@ pub struct ServeOptions {
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:1110")]
     pub pop3: String,
 
+    /// Also listen for SMTP over implicit TLS (submissions, RFC 8314) here;
+    /// needs --tls-cert or --tls-self-signed.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub smtps: Option<String>,
+
+    /// Also listen for POP3 over implicit TLS (RFC 8314) here; needs
+    /// --tls-cert or --tls-self-signed.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub pop3s: Option<String>,
+
     /// An account, NAME:PASSWORD (repeatable). Visible to other local users
     /// in the process list: prefer --users-file.
     #[arg(long = "user", value_name = "NAME:PASSWORD")]
@@ -110,8 +120,16 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
     let smtp = listen_address(&args.smtp)?;
     let pop3 = listen_address(&args.pop3)?;
     let http = args.inbox.http.as_deref().map(listen_address).transpose()?;
+    let smtps = args.smtps.as_deref().map(listen_address).transpose()?;
+    let pop3s = args.pop3s.as_deref().map(listen_address).transpose()?;
     let users = Arc::new(load_users(&args)?);
     let identity = tls_identity(&args)?;
+    if (smtps.is_some() || pop3s.is_some()) && identity.is_none() {
+        return Err(fail(
+            Exit::Usage,
+            "--smtps and --pop3s need --tls-cert/--tls-key or --tls-self-signed",
+        ));
+    }
     let tls = match &identity {
         Some((cert, key)) => {
             let key_path = args
@@ -142,6 +160,8 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
     let delivered = listener::run(ServerOptions {
         smtp,
         pop3,
+        smtps,
+        pop3s,
         policy,
         store,
         tls,

@@ -31,6 +31,10 @@ pub struct ServerOptions {
     pub smtp: SocketAddr,
     /// POP3 listening address.
     pub pop3: SocketAddr,
+    /// SMTP over implicit TLS (RFC 8314), if any.
+    pub smtps: Option<SocketAddr>,
+    /// POP3 over implicit TLS (RFC 8314), if any.
+    pub pop3s: Option<SocketAddr>,
     /// What the protocol machines need.
     pub policy: Policy,
     /// The mailboxes.
@@ -97,8 +101,19 @@ enum Protocol {
 /// Runs the server until a signal or `--exit-after`; returns the number of
 /// messages delivered.
 pub fn run(options: ServerOptions) -> anyhow::Result<u64> {
-    let smtp = bind(options.smtp, "smtp")?;
-    let pop3 = bind(options.pop3, "pop3")?;
+    let mut listeners = vec![
+        (bind(options.smtp, "smtp")?, Protocol::Smtp, false),
+        (bind(options.pop3, "pop3")?, Protocol::Pop3, false),
+    ];
+    for (addr, protocol) in [
+        (options.smtps, Protocol::Smtp),
+        (options.pop3s, Protocol::Pop3),
+    ] {
+        if let Some(addr) = addr {
+            let name = protocol.name(true);
+            listeners.push((bind(addr, name)?, protocol, true));
+        }
+    }
     let (stop_tx, stop_rx) = mpsc::channel();
     let shared = Arc::new(Shared {
         policy: options.policy,
@@ -130,12 +145,8 @@ pub fn run(options: ServerOptions) -> anyhow::Result<u64> {
 
     let mut wake = Vec::new();
     let mut acceptors: Vec<JoinHandle<()>> = Vec::new();
-    for (listener, protocol) in [(smtp, Protocol::Smtp), (pop3, Protocol::Pop3)] {
-        let name = if protocol == Protocol::Smtp {
-            "smtp"
-        } else {
-            "pop3"
-        };
+    for (listener, protocol, implicit_tls) in listeners {
+        let name = protocol.name(implicit_tls);
         let addr = listener.local_addr()?;
         eprintln!("mailctl: {name} listening on {addr}");
         wake.push(addr);
@@ -143,7 +154,7 @@ pub fn run(options: ServerOptions) -> anyhow::Result<u64> {
         acceptors.push(
             std::thread::Builder::new()
                 .name(format!("{name}-accept"))
-                .spawn(move || accept_loop(&shared, listener, protocol))?,
+                .spawn(move || accept_loop(&shared, listener, protocol, implicit_tls))?,
         );
     }
 
@@ -199,7 +210,24 @@ fn reachable(mut addr: SocketAddr) -> SocketAddr {
     addr
 }
 
-fn accept_loop(shared: &Arc<Shared>, listener: TcpListener, protocol: Protocol) {
+impl Protocol {
+    /// The listener's name in messages.
+    fn name(self, implicit_tls: bool) -> &'static str {
+        match (self, implicit_tls) {
+            (Protocol::Smtp, false) => "smtp",
+            (Protocol::Pop3, false) => "pop3",
+            (Protocol::Smtp, true) => "smtps",
+            (Protocol::Pop3, true) => "pop3s",
+        }
+    }
+}
+
+fn accept_loop(
+    shared: &Arc<Shared>,
+    listener: TcpListener,
+    protocol: Protocol,
+    implicit_tls: bool,
+) {
     for stream in listener.incoming() {
         if shared.stopping.load(Ordering::SeqCst) {
             break;
@@ -246,8 +274,8 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener, protocol: Protocol) 
             .name(format!("conn-{id}"))
             .spawn(move || {
                 match protocol {
-                    Protocol::Smtp => session::smtp_session(&worker, tcp, peer, id),
-                    Protocol::Pop3 => session::pop3_session(&worker, tcp, peer, id),
+                    Protocol::Smtp => session::smtp_session(&worker, tcp, peer, id, implicit_tls),
+                    Protocol::Pop3 => session::pop3_session(&worker, tcp, peer, id, implicit_tls),
                 }
                 worker.finished(id);
             });

@@ -186,19 +186,41 @@ fn upgrade(shared: &Shared, conn: Connection, t: &Transcript) -> Option<Connecti
     }
 }
 
-fn accepted(shared: &Shared, tcp: TcpStream) -> Option<Connection> {
-    Connection::accepted(tcp, shared.idle_timeout).ok()
+/// The connection of an accepted socket, after the TLS handshake when
+/// `implicit_tls`.
+fn accepted(
+    shared: &Shared,
+    tcp: TcpStream,
+    implicit_tls: bool,
+    t: &Transcript,
+) -> Option<Connection> {
+    let conn = Connection::accepted(tcp, shared.idle_timeout).ok()?;
+    if implicit_tls {
+        upgrade(shared, conn, t)
+    } else {
+        Some(conn)
+    }
 }
 
-/// Serves one SMTP connection to its end.
-pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) {
+/// Serves one SMTP connection to its end; `implicit_tls`: TLS from the
+/// first byte (RFC 8314).
+pub fn smtp_session(
+    shared: &Shared,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    implicit_tls: bool,
+) {
     let t = shared.transcript.with_prefix(format!("[{id}] "));
     t.note("*", &format!("SMTP connection from {peer}"));
-    let mut conn = match accepted(shared, tcp) {
-        Some(c) => c,
-        None => return,
+    let Some(mut conn) = accepted(shared, tcp, implicit_tls, &t) else {
+        return;
     };
-    let mut machine = SmtpServer::new(shared.policy.clone(), peer.ip().is_loopback());
+    let mut machine = if implicit_tls {
+        SmtpServer::new_tls(shared.policy.clone(), peer.ip().is_loopback())
+    } else {
+        SmtpServer::new(shared.policy.clone(), peer.ip().is_loopback())
+    };
     let mut out = Vec::new();
     if let Some(reply) = shared
         .hooks
@@ -348,13 +370,19 @@ fn read_bounded(path: &std::path::Path) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// Serves one POP3 connection to its end.
-pub fn pop3_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) {
+/// Serves one POP3 connection to its end; `implicit_tls`: TLS from the
+/// first byte (RFC 8314).
+pub fn pop3_session(
+    shared: &Shared,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    implicit_tls: bool,
+) {
     let t = shared.transcript.with_prefix(format!("[{id}] "));
     t.note("*", &format!("POP3 connection from {peer}"));
-    let mut conn = match accepted(shared, tcp) {
-        Some(c) => c,
-        None => return,
+    let Some(mut conn) = accepted(shared, tcp, implicit_tls, &t) else {
+        return;
     };
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -366,6 +394,9 @@ pub fn pop3_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64) 
         shared.policy.hostname
     );
     let mut machine = Pop3Server::new(shared.policy.clone(), timestamp, peer.ip().is_loopback());
+    if implicit_tls {
+        machine.tls_started();
+    }
     let mut mailbox: Option<MailboxSession> = None;
     let mut out = Vec::new();
     emit(&t, &mut out, &machine.greeting());
