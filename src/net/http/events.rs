@@ -106,7 +106,7 @@ impl Hub {
     }
 
     /// The watcher: rescans the index after each delivery (and every
-    /// [`RESCAN`]) and announces the messages added. Runs for the life of
+    /// half a second) and announces the messages added. Runs for the life of
     /// the process.
     pub fn watch(self: Arc<Self>, index: Arc<MessageIndex>) {
         let mut seen = 0u64;
