@@ -102,11 +102,13 @@ pub fn start(
     })?;
     eprintln!("mailctl: {scheme} listening on {bound}");
     let sink = Arc::new(Mutex::new(LogSink::new(hub.clone(), verbose)));
+    // Without -v, lines are made only while a page or client listens.
+    let gate = (!verbose).then(|| hub.listened());
     Ok(Inbox {
         hooks: Hooks {
             hub: Some(hub),
             faults,
         },
-        transcript: Transcript::to(sink),
+        transcript: Transcript::to(sink, gate),
     })
 }

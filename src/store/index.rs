@@ -183,31 +183,72 @@ impl MessageIndex {
         let Ok(listed) = Maildir::create(&folder).and_then(|m| m.list()) else {
             return Vec::new();
         };
-        let known: HashMap<String, PathBuf> = self
-            .entries()
-            .by_id
-            .values()
-            .filter(|m| m.listing.mailbox == name)
-            .map(|m| (m.unique.clone(), m.path.clone()))
-            .collect();
-        let present: HashSet<&str> = listed.iter().map(|e| e.unique.as_str()).collect();
+        // Files not indexed yet, or moved (new/ to cur/), and whether each
+        // is new to the index.
+        let changed: Vec<(&MaildirEntry, bool)> = {
+            let entries = self.entries();
+            listed
+                .iter()
+                .filter_map(|e| match entries.by_id.get(&message_id(&e.unique)) {
+                    Some(m) if m.path == e.path => None,
+                    known => Some((e, known.is_none())),
+                })
+                .collect()
+        };
         let mut added = Vec::new();
-        for entry in &listed {
-            if known.get(&entry.unique) != Some(&entry.path) {
-                if let Some(indexed) = summarize(name, entry) {
-                    added.push(Arc::new(indexed));
-                }
+        let mut moved = Vec::new();
+        for (entry, fresh) in changed {
+            if let Some(indexed) = summarize(name, entry) {
+                if fresh { &mut added } else { &mut moved }.push(Arc::new(indexed));
             }
         }
+        let present: HashSet<&str> = listed.iter().map(|e| e.unique.as_str()).collect();
         let mut entries = self.entries();
         entries
             .by_id
             .retain(|_, m| m.listing.mailbox != name || present.contains(m.unique.as_str()));
-        for m in &added {
+        for m in added.iter().chain(&moved) {
             entries.by_id.insert(m.listing.id.clone(), m.clone());
         }
         entries.stamps.insert(name.to_string(), (new, cur));
-        added.retain(|m| !known.contains_key(&m.unique));
+        added
+    }
+
+    /// Indexes messages just delivered (`root/MAILBOX/new/NAME`) without
+    /// listing their folders; returns those that were not indexed yet.
+    pub fn add_delivered(&self, paths: &[PathBuf]) -> Vec<Arc<Indexed>> {
+        let _scanning = self.scanning.lock().unwrap_or_else(|e| e.into_inner());
+        let mut added = Vec::new();
+        for path in paths {
+            let mailbox = path
+                .parent()
+                .and_then(Path::parent)
+                .and_then(Path::file_name);
+            let (Some(mailbox), Some(name)) = (mailbox.and_then(|m| m.to_str()), path.file_name())
+            else {
+                continue;
+            };
+            let name = name.to_string_lossy();
+            let entry = MaildirEntry {
+                path: path.clone(),
+                unique: name.split(':').next().unwrap_or(&name).to_string(),
+                size: fs::metadata(path).map_or(0, |m| m.len()),
+            };
+            if self
+                .entries()
+                .by_id
+                .contains_key(&message_id(&entry.unique))
+            {
+                continue;
+            }
+            if let Some(indexed) = summarize(mailbox, &entry) {
+                let indexed = Arc::new(indexed);
+                self.entries()
+                    .by_id
+                    .insert(indexed.listing.id.clone(), indexed.clone());
+                added.push(indexed);
+            }
+        }
         added
     }
 
@@ -423,7 +464,16 @@ Subject: =?utf-8?B?5rWL6K+V?=\r\n\r\nhello\r\n";
             ..Filter::default()
         };
         assert_eq!(index.query(&filter, 0, 10).0, 1);
-        fs::remove_file(path).unwrap();
+        assert!(index.add_delivered(std::slice::from_ref(&path)).is_empty());
+        let id = added[0].listing.id.clone();
+        let seen = dir.path().join("alice/cur").join(format!("{id}:2,S"));
+        fs::rename(&path, &seen).unwrap();
+        assert!(
+            index.scan().is_empty(),
+            "a message read elsewhere is not new"
+        );
+        assert_eq!(index.get(&id).unwrap().path, seen);
+        fs::remove_file(seen).unwrap();
         index.scan();
         assert_eq!(index.query(&Filter::default(), 0, 10).0, 0);
     }

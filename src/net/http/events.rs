@@ -4,6 +4,8 @@
 //! keep up loses events instead of growing the server's memory.
 
 use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -48,8 +50,10 @@ impl Event {
 #[derive(Default)]
 pub struct Hub {
     listeners: Mutex<Vec<SyncSender<Event>>>,
-    /// Deliveries announced so far.
-    deliveries: Mutex<u64>,
+    /// Whether anyone listens (so that transcript lines are worth making).
+    listened: Arc<AtomicBool>,
+    /// Messages delivered and not indexed yet.
+    deliveries: Mutex<Vec<PathBuf>>,
     delivered: Condvar,
     /// Scans completed so far.
     scans: Mutex<u64>,
@@ -62,10 +66,18 @@ impl Hub {
         Arc::new(Hub::default())
     }
 
-    /// Says that a message was just delivered.
-    pub fn delivered(&self) {
-        *self.deliveries.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    /// Says that a message was just delivered into these files.
+    pub fn delivered(&self, paths: &[PathBuf]) {
+        self.deliveries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(paths);
         self.delivered.notify_all();
+    }
+
+    /// True while someone listens to the events.
+    pub fn listened(&self) -> Arc<AtomicBool> {
+        self.listened.clone()
     }
 
     /// A new listener's queue.
@@ -75,6 +87,7 @@ impl Hub {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(tx);
+        self.listened.store(true, Ordering::SeqCst);
         rx
     }
 
@@ -88,6 +101,7 @@ impl Hub {
                 Err(TrySendError::Disconnected(_))
             )
         });
+        self.listened.store(!listeners.is_empty(), Ordering::SeqCst);
     }
 
     /// Waits until a scan completes after this call, or `deadline`;
@@ -105,21 +119,26 @@ impl Hub {
         *scans != start
     }
 
-    /// The watcher: rescans the index after each delivery (and every
-    /// half a second) and announces the messages added. Runs for the life of
-    /// the process.
+    /// The watcher: indexes each delivery, rescans the folders every half a
+    /// second, and announces the messages added. Runs for the life of the
+    /// process.
     pub fn watch(self: Arc<Self>, index: Arc<MessageIndex>) {
-        let mut seen = 0u64;
+        let mut last_scan = Instant::now();
         loop {
-            {
+            let delivered = {
                 let deliveries = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
-                let (deliveries, _) = self
+                let (mut deliveries, _) = self
                     .delivered
-                    .wait_timeout_while(deliveries, RESCAN, |n| *n == seen)
+                    .wait_timeout_while(deliveries, RESCAN, |d| d.is_empty())
                     .unwrap_or_else(|e| e.into_inner());
-                seen = *deliveries;
+                std::mem::take(&mut *deliveries)
+            };
+            let mut added = index.add_delivered(&delivered);
+            if last_scan.elapsed() >= RESCAN {
+                added.extend(index.scan());
+                last_scan = Instant::now();
             }
-            for added in index.scan() {
+            for added in added {
                 if let Ok(json) = serde_json::to_string(&added.listing) {
                     self.publish(&Event::Message(json));
                 }

@@ -2,6 +2,7 @@
 //! delivery wakes the inbox, and each stage of a session asks the rules
 //! whether to answer with a fault instead.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::net::http::events::Hub;
@@ -18,10 +19,10 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    /// Says that a message was delivered.
-    pub fn delivered(&self) {
+    /// Says that a message was delivered into these files.
+    pub fn delivered(&self, paths: &[PathBuf]) {
         if let Some(hub) = &self.hub {
-            hub.delivered();
+            hub.delivered(paths);
         }
     }
 

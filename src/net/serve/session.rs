@@ -342,7 +342,7 @@ fn receive_data(
                     }
                 }
             }
-            shared.hooks.delivered();
+            shared.hooks.delivered(&paths);
             let delivered = shared.delivered.fetch_add(1, Ordering::SeqCst) + 1;
             if shared.exit_after == Some(delivered) {
                 let _ = shared.stop.send(Stop::ExitAfter);
