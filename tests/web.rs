@@ -640,3 +640,51 @@ fn implicit_tls_needs_a_certificate() {
         "{err}"
     );
 }
+
+#[test]
+fn off_loopback_with_a_certificate_the_inbox_speaks_https() {
+    if !have("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, "alice:apple\n").unwrap();
+    set_private(&users);
+    let ca = dir.path().join("ca.pem");
+    let args = [
+        "--http",
+        "0.0.0.0:0",
+        "--users-file",
+        users.to_str().unwrap(),
+        "--tls-self-signed",
+        ca.to_str().unwrap(),
+    ];
+    let server = Server::start_in(dir, &args);
+    assert!(server
+        .log()
+        .iter()
+        .any(|l| l.starts_with("mailctl: https listening on")));
+    write_message(&server.maildir().join("alice"), "Subject: secret\r\n\r\nhi\r\n");
+    let https = |extra: &[&str]| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "30", "--cacert"])
+            .arg(&ca)
+            .args(["-w", "\n%{http_code}"])
+            .args(extra)
+            .arg(format!(
+                "https://127.0.0.1:{}/api/wait?subject=secret&timeout=30",
+                server.http
+            ));
+        run(&mut cmd).1
+    };
+    let answer = https(&["-u", "alice:apple"]);
+    assert!(
+        answer.ends_with("\n200") && answer.contains("\"subject\": \"secret\""),
+        "{answer}"
+    );
+    assert!(https(&[]).ends_with("\n401"));
+    let (_, plain, _) = run(Command::new("curl")
+        .args(["-s", "--max-time", "10", "-u", "alice:apple"])
+        .arg(format!("http://127.0.0.1:{}/api/messages", server.http)));
+    assert!(!plain.contains("secret"), "no plain HTTP: {plain}");
+}
