@@ -123,6 +123,8 @@ impl Hub {
     /// second, and announces the messages added. Runs for the life of the
     /// process.
     pub fn watch(self: Arc<Self>, index: Arc<MessageIndex>) {
+        // The messages already stored are indexed here, not announced.
+        index.scan();
         let mut last_scan = Instant::now();
         loop {
             let delivered = {

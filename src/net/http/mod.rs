@@ -73,7 +73,6 @@ pub fn start(options: HttpOptions, web: Arc<Web>) -> io::Result<SocketAddr> {
     } else {
         Access::Users(options.users)
     };
-    web.index.scan();
     let (hub, index) = (web.hub.clone(), web.index.clone());
     std::thread::Builder::new()
         .name("http-watch".into())
