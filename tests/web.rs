@@ -664,7 +664,10 @@ fn off_loopback_with_a_certificate_the_inbox_speaks_https() {
         .log()
         .iter()
         .any(|l| l.starts_with("mailctl: https listening on")));
-    write_message(&server.maildir().join("alice"), "Subject: secret\r\n\r\nhi\r\n");
+    write_message(
+        &server.maildir().join("alice"),
+        "Subject: secret\r\n\r\nhi\r\n",
+    );
     let https = |extra: &[&str]| {
         let mut cmd = Command::new("curl");
         cmd.args(["-sS", "--max-time", "30", "--cacert"])
@@ -687,4 +690,63 @@ fn off_loopback_with_a_certificate_the_inbox_speaks_https() {
         .args(["-s", "--max-time", "10", "-u", "alice:apple"])
         .arg(format!("http://127.0.0.1:{}/api/messages", server.http)));
     assert!(!plain.contains("secret"), "no plain HTTP: {plain}");
+}
+
+#[test]
+fn fault_rules_at_every_command_stage_and_every_nth() {
+    let server = Server::start(&[
+        "--fault",
+        "ehlo:*.bad=554 5.7.1 go away",
+        "--fault",
+        "auth=454 4.7.0 try later",
+        "--fault",
+        "mail:*@spam.example=550 5.7.1 no spam",
+        "--fault",
+        "data:*@slow.example=451 4.3.0 slow down;every=2",
+    ]);
+    let mut c = server.smtp();
+    c.expect_reply("220");
+    c.send(b"EHLO host.bad\r\n");
+    assert_eq!(c.reply(), "554 5.7.1 go away\r\n");
+    c.send(b"EHLO host.good\r\nAUTH PLAIN AGFsaWNlAHB3\r\n");
+    c.expect_reply("250");
+    assert_eq!(c.reply(), "454 4.7.0 try later\r\n");
+    c.send(b"MAIL FROM:<x@SPAM.example>\r\n");
+    assert_eq!(c.reply(), "550 5.7.1 no spam\r\n");
+    let mut data_replies = Vec::new();
+    for _ in 0..4 {
+        c.send(b"MAIL FROM:<a@x>\r\nRCPT TO:<b@slow.example>\r\nDATA\r\n");
+        c.expect_reply("250");
+        c.expect_reply("250");
+        let reply = c.reply();
+        if reply.starts_with("354") {
+            c.send(b"Subject: s\r\n\r\nhi\r\n.\r\n");
+            c.expect_reply("250");
+        } else {
+            c.send(b"RSET\r\n");
+            c.expect_reply("250");
+        }
+        data_replies.push(reply);
+    }
+    assert_eq!(data_replies[1], "451 4.3.0 slow down\r\n");
+    assert_eq!(data_replies[3], "451 4.3.0 slow down\r\n");
+    assert!(data_replies[0].starts_with("354") && data_replies[2].starts_with("354"));
+    assert_eq!(server.files("b", "new").len(), 2);
+    c.send(b"QUIT\r\n");
+    c.expect_reply("221");
+}
+
+#[test]
+fn mailboxes_are_listed() {
+    if !have("curl") {
+        return;
+    }
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    assert_eq!(
+        curl(&server, "/api/mailboxes", &[]).json()["mailboxes"],
+        serde_json::json!([])
+    );
+    server.deliver("a@x", &["bob@x", "alice@x"], b"Subject: two\r\n\r\nhi\r\n");
+    let names = curl(&server, "/api/mailboxes", &[]).json();
+    assert_eq!(names["mailboxes"], serde_json::json!(["alice", "bob"]));
 }
