@@ -609,8 +609,17 @@ fn implicit_tls_listeners_serve_smtp_and_pop3() {
         .args(["--from", "a@example.com", "--to", "alice@example.com"])
         .args(["--subject", "over smtps", "--body", "secure"]));
     assert!(ok, "{out}{err}");
-    let message = curl(&server, "/api/wait?subject=over+smtps&timeout=30", &[]);
-    assert_eq!(message.status, 200);
+    // With a certificate the loopback inbox speaks HTTPS too.
+    let (ok, message, err) = run(Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--cacert", &ca])
+        .arg(format!(
+            "https://127.0.0.1:{}/api/wait?subject=over+smtps&timeout=30",
+            server.http
+        )));
+    assert!(
+        ok && message.contains("\"subject\": \"over smtps\""),
+        "{message}{err}"
+    );
     let (ok, listing, err) = run(Command::new("curl")
         .args(["-sS", "--max-time", "30", "--cacert", &ca])
         .arg(format!("pop3s://localhost:{pop3s}/1"))

@@ -9,8 +9,9 @@ use clap::Args;
 
 use crate::exit::{fail, Exit};
 use crate::net::http::events::{Hub, LogSink};
-use crate::net::http::{self, HttpOptions, Web};
+use crate::net::http::{self, HttpOptions, HttpServer, Web};
 use crate::net::serve::hooks::Hooks;
+use crate::net::tls::Acceptor;
 use crate::proto::smtp::fault::{parse_rule, Faults};
 use crate::proto::users::Users;
 use crate::store::index::MessageIndex;
@@ -35,8 +36,8 @@ at run time).
 #[derive(Debug, Args)]
 pub struct InboxArgs {
     /// Serve the web inbox and its JSON API here (e.g. 127.0.0.1:8025). Off
-    /// a loopback address it needs users and HTTP basic authentication, and
-    /// uses HTTPS when --tls-* is given.
+    /// a loopback address it needs users and HTTP basic authentication. It
+    /// speaks HTTPS when --tls-* is given.
     #[arg(long, value_name = "ADDR:PORT")]
     pub http: Option<String>,
 
@@ -52,18 +53,19 @@ pub struct Inbox {
     pub hooks: Hooks,
     /// The transcript (also sent to the inbox's live log).
     pub transcript: Transcript,
+    /// The web inbox, with `--http` (to stop it).
+    pub http: Option<HttpServer>,
 }
 
 /// Parses the fault rules and, with `--http`, starts the web inbox.
-/// `addr` is the parsed `--http` address; `tls` the certificate chain and
-/// key for HTTPS.
+/// `addr` is the parsed `--http` address; `tls` the identity for HTTPS.
 pub fn start(
     args: &InboxArgs,
     addr: Option<SocketAddr>,
     maildir: &Path,
     store: &Arc<MailStore>,
     users: Arc<Users>,
-    tls: Option<(Vec<u8>, Vec<u8>)>,
+    tls: Option<Acceptor>,
     verbose: bool,
 ) -> anyhow::Result<Inbox> {
     let rules = args
@@ -77,6 +79,7 @@ pub fn start(
         return Ok(Inbox {
             hooks,
             transcript: Transcript::stderr(verbose),
+            http: None,
         });
     };
     if !addr.ip().is_loopback() && !users.exist() {
@@ -92,15 +95,14 @@ pub fn start(
         hub: hub.clone(),
         faults: faults.clone(),
     });
-    let tls = tls.filter(|_| !addr.ip().is_loopback());
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let bound = http::start(HttpOptions { addr, users, tls }, web).map_err(|e| {
+    let server = http::start(HttpOptions { addr, users, tls }, web).map_err(|e| {
         fail(
             Exit::TempFail,
             format!("cannot listen for http on {addr}: {e}"),
         )
     })?;
-    eprintln!("mailctl: {scheme} listening on {bound}");
+    eprintln!("mailctl: {scheme} listening on {}", server.addr);
     let sink = Arc::new(Mutex::new(LogSink::new(hub.clone(), verbose)));
     // Without -v, lines are made only while a page or client listens.
     let gate = (!verbose).then(|| hub.listened());
@@ -110,5 +112,6 @@ pub fn start(
             faults,
         },
         transcript: Transcript::to(sink, gate),
+        http: Some(server),
     })
 }

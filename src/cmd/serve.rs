@@ -148,7 +148,7 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
         &args.maildir,
         &store,
         users.clone(),
-        identity,
+        tls.clone(),
         globals.verbose > 0,
     )?;
     let policy = Policy {
@@ -171,6 +171,9 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
         max_connections: args.max_connections as usize,
         hooks: inbox.hooks,
     })?;
+    if let Some(http) = inbox.http {
+        http.stop();
+    }
     eprintln!("mailctl: stopped ({delivered} messages delivered)");
     Ok(Exit::Ok)
 }

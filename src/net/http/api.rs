@@ -1,18 +1,28 @@
 //! The routes of the web inbox: the page and its files, and the JSON API
 //! under `/api/` (README, "Testing your application's mail").
 
-use std::io::{Cursor, Read, Write};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tiny_http::{Header, Method, Request, Response};
 
+use super::wire::{Reply, Request};
 use super::Web;
 use crate::proto::smtp::fault::{parse_rule, Faults};
 use crate::store::index::{parse_since, Filter, Indexed};
 
-/// A response with its body in memory.
-pub type Reply = Response<Cursor<Vec<u8>>>;
+/// The longest fault rules text a PUT may carry.
+const MAX_RULES: usize = 64 * 1024;
+
+/// What a request gets.
+#[derive(Debug)]
+pub enum Answer {
+    /// A whole response.
+    Reply(Reply),
+    /// The live event stream (`/api/events`), for as long as the client
+    /// reads it.
+    Events,
+}
 
 /// Messages larger than this are not decoded for the API (the raw bytes
 /// are still served).
@@ -36,20 +46,13 @@ const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'sel
 const MAIL_POLICY: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; \
     base-uri 'none'; form-action 'none'; sandbox";
 
-/// A header (names and values here are always valid).
-pub fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap_or_else(|()| {
-        Header::from_bytes(&b"X-Invalid"[..], &b"1"[..]).expect("valid header")
-    })
-}
-
 /// A response with a body and content type.
 fn body(status: u16, content_type: &str, data: Vec<u8>) -> Reply {
-    Response::from_data(data)
+    Reply::from_data(data)
         .with_status_code(status)
-        .with_header(header("Content-Type", content_type))
-        .with_header(header("X-Content-Type-Options", "nosniff"))
-        .with_header(header("Cache-Control", "no-store"))
+        .with_header("Content-Type", content_type)
+        .with_header("X-Content-Type-Options", "nosniff")
+        .with_header("Cache-Control", "no-store")
 }
 
 /// A JSON response.
@@ -79,9 +82,10 @@ fn split_url(url: &str) -> (String, Vec<(String, String)>) {
     (crate::text::percent_decoded(path), params)
 }
 
-/// Routes one request; `scope` limits it to one mailbox.
-pub fn route(web: &Web, scope: Option<&str>, request: Request) {
-    let (path, params) = split_url(request.url());
+/// Routes one request; `scope` limits it to one mailbox. HEAD is
+/// answered as GET (the body is left out when written).
+pub fn route(web: &Web, scope: Option<&str>, request: &Request) -> Answer {
+    let (path, params) = split_url(&request.url);
     let get = |name: &str| {
         params
             .iter()
@@ -89,40 +93,43 @@ pub fn route(web: &Web, scope: Option<&str>, request: Request) {
             .map(|(_, v)| v.clone())
     };
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let method = request.method().clone();
-    let reply = match (&method, segments.as_slice()) {
-        (Method::Get, [""]) => page_file(PAGE, "text/html; charset=utf-8"),
-        (Method::Get, ["app.js"]) => page_file(SCRIPT, "text/javascript; charset=utf-8"),
-        (Method::Get, ["app.css"]) => page_file(STYLE, "text/css; charset=utf-8"),
-        (Method::Get, ["api", "events"]) => return events(web, request),
-        (Method::Get, ["api", "mailboxes"]) => mailboxes(web, scope),
-        (Method::Get, ["api", "messages"]) => match filter(scope, &get) {
+    let method = match request.method.as_str() {
+        "HEAD" => "GET",
+        other => other,
+    };
+    let reply = match (method, segments.as_slice()) {
+        ("GET", [""]) => page_file(PAGE, "text/html; charset=utf-8"),
+        ("GET", ["app.js"]) => page_file(SCRIPT, "text/javascript; charset=utf-8"),
+        ("GET", ["app.css"]) => page_file(STYLE, "text/css; charset=utf-8"),
+        ("GET", ["api", "events"]) => return Answer::Events,
+        ("GET", ["api", "mailboxes"]) => mailboxes(web, scope),
+        ("GET", ["api", "messages"]) => match filter(scope, &get) {
             Ok(f) => list(web, &f, &get),
             Err(e) => e,
         },
-        (Method::Delete, ["api", "messages"]) => match filter(scope, &get) {
+        ("DELETE", ["api", "messages"]) => match filter(scope, &get) {
             Ok(f) => delete_all(web, &f),
             Err(e) => e,
         },
-        (Method::Get, ["api", "wait"]) => match filter(scope, &get) {
+        ("GET", ["api", "wait"]) => match filter(scope, &get) {
             Ok(f) => wait(web, &f, get("timeout")),
             Err(e) => e,
         },
-        (Method::Get, ["api", "faults"]) => faults(web),
-        (Method::Put, ["api", "faults"]) if scope.is_none() => return put_faults(web, request),
+        ("GET", ["api", "faults"]) => faults(web),
+        ("PUT", ["api", "faults"]) if scope.is_none() => put_faults(web, &request.body),
         (_, ["api", "messages", id, rest @ ..]) => {
-            message_route(web, scope, &method, id, rest, get("download").is_some())
+            message_route(web, scope, method, id, rest, get("download").is_some())
         }
         _ => error(404, "no such page"),
     };
-    let _ = request.respond(reply);
+    Answer::Reply(reply)
 }
 
 /// Routes `/api/messages/{id}/...`.
 fn message_route(
     web: &Web,
     scope: Option<&str>,
-    method: &Method,
+    method: &str,
     id: &str,
     rest: &[&str],
     download: bool,
@@ -136,25 +143,25 @@ fn message_route(
         return error(404, "no such message");
     };
     match (method, rest) {
-        (Method::Get, []) => detail(&m),
-        (Method::Delete, []) => match delete(web, &m) {
+        ("GET", []) => detail(&m),
+        ("DELETE", []) => match delete(web, &m) {
             Ok(()) => json_reply(200, &json!({ "deleted": 1 })),
             Err(e) => e,
         },
-        (Method::Get, ["raw"]) => match std::fs::read(&m.path) {
+        ("GET", ["raw"]) => match std::fs::read(&m.path) {
             Ok(raw) => body(200, "message/rfc822", raw),
             Err(_) => error(404, "no such message"),
         },
-        (Method::Get, ["html"]) => html(&m),
-        (Method::Get, ["parts", n]) => part(&m, n, download),
+        ("GET", ["html"]) => html(&m),
+        ("GET", ["parts", n]) => part(&m, n, download),
         _ => error(404, "no such page"),
     }
 }
 
 fn page_file(text: &str, content_type: &str) -> Reply {
     body(200, content_type, text.as_bytes().to_vec())
-        .with_header(header("Content-Security-Policy", PAGE_POLICY))
-        .with_header(header("X-Frame-Options", "DENY"))
+        .with_header("Content-Security-Policy", PAGE_POLICY)
+        .with_header("X-Frame-Options", "DENY")
 }
 
 /// The filter from query parameters, within `scope`.
@@ -255,7 +262,7 @@ fn html(m: &Indexed) -> Reply {
         Ok(Some(html)) => {
             let page = format!("<!doctype html><meta charset=\"utf-8\">{html}");
             body(200, "text/html; charset=utf-8", page.into_bytes())
-                .with_header(header("Content-Security-Policy", MAIL_POLICY))
+                .with_header("Content-Security-Policy", MAIL_POLICY)
         }
         _ => error(404, "this message has no HTML body"),
     }
@@ -281,8 +288,8 @@ fn part(m: &Indexed, number: &str, download: bool) -> Reply {
         None => kind.to_string(),
     };
     body(200, &content_type, p.data)
-        .with_header(header("Content-Disposition", &disposition))
-        .with_header(header("Content-Security-Policy", MAIL_POLICY))
+        .with_header("Content-Disposition", &disposition)
+        .with_header("Content-Security-Policy", MAIL_POLICY)
 }
 
 /// `%XX` escapes for everything but RFC 5987 `attr-char`s.
@@ -341,6 +348,9 @@ fn wait(web: &Web, filter: &Filter, timeout: Option<String>) -> Reply {
             return detail(m);
         }
         if !web.hub.wait_for_scan(deadline) {
+            if web.hub.is_closed() {
+                return error(503, "the server is stopping");
+            }
             return error(408, "no matching message arrived in time");
         }
     }
@@ -353,28 +363,24 @@ fn faults(web: &Web) -> Reply {
 
 /// Replaces the fault rules: a JSON array of rules, or `{"rules": [...]}`,
 /// or plain text with one rule a line.
-fn put_faults(web: &Web, mut request: Request) {
-    let mut text = String::new();
-    let read = request
-        .as_reader()
-        .take(64 * 1024)
-        .read_to_string(&mut text);
-    let reply = match read {
-        Err(_) => error(400, "the rules must be UTF-8 text of at most 64 KiB"),
-        Ok(_) => match rule_texts(&text).and_then(|rules| {
-            rules
-                .iter()
-                .map(|r| parse_rule(r).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<_>, _>>()
-        }) {
-            Ok(rules) => {
-                *web.faults.lock().unwrap_or_else(|e| e.into_inner()) = Faults::new(rules);
-                faults(web)
-            }
-            Err(e) => error(400, &e),
-        },
+fn put_faults(web: &Web, body: &[u8]) -> Reply {
+    let text = match std::str::from_utf8(body) {
+        Ok(text) if body.len() <= MAX_RULES => text,
+        _ => return error(400, "the rules must be UTF-8 text of at most 64 KiB"),
     };
-    let _ = request.respond(reply);
+    let parsed = rule_texts(text).and_then(|rules| {
+        rules
+            .iter()
+            .map(|r| parse_rule(r).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    match parsed {
+        Ok(rules) => {
+            *web.faults.lock().unwrap_or_else(|e| e.into_inner()) = Faults::new(rules);
+            faults(web)
+        }
+        Err(e) => error(400, &e),
+    }
 }
 
 fn rule_texts(text: &str) -> Result<Vec<String>, String> {
@@ -393,10 +399,10 @@ fn rule_texts(text: &str) -> Result<Vec<String>, String> {
         .map_err(|_| "expected an array of rule strings".to_string())
 }
 
-/// `/api/events`: server-sent events until the client goes away.
-fn events(web: &Web, request: Request) {
+/// `/api/events`: server-sent events until the client goes away, falls
+/// so far behind that its queue fills, or the server stops.
+pub fn events(web: &Web, out: &mut impl Write) {
     let queue = web.hub.listen();
-    let mut out = request.into_writer();
     let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
         Cache-Control: no-store\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n\
         : mailctl events\n\n";

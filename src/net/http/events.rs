@@ -1,12 +1,13 @@
 //! Live events for the web inbox: deliveries wake a watcher that rescans
 //! the index and announces new messages; transcript lines are passed on as
 //! they are written. Each listener has a bounded queue: one that does not
-//! keep up loses events instead of growing the server's memory.
+//! keep up is dropped when its queue is full, instead of growing the
+//! server's memory (its stream ends once the queue is drained).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,8 @@ pub struct Hub {
     listeners: Mutex<Vec<SyncSender<Event>>>,
     /// Whether anyone listens (so that transcript lines are worth making).
     listened: Arc<AtomicBool>,
+    /// Set when the server stops: no more listeners or waits.
+    closed: AtomicBool,
     /// Messages delivered and not indexed yet.
     deliveries: Mutex<Vec<PathBuf>>,
     delivered: Condvar,
@@ -80,32 +83,45 @@ impl Hub {
         self.listened.clone()
     }
 
-    /// A new listener's queue.
+    /// A new listener's queue (already ended once the hub is closed).
     pub fn listen(&self) -> Receiver<Event> {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
-        self.listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(tx);
-        self.listened.store(true, Ordering::SeqCst);
+        if !self.is_closed() {
+            self.listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(tx);
+            self.listened.store(true, Ordering::SeqCst);
+        }
         rx
     }
 
-    /// Hands an event to every listener (dropping it for those whose queue
-    /// is full, forgetting those gone).
+    /// Hands an event to every listener, forgetting those gone and those
+    /// whose queue is full (their streams end after what they hold).
     pub fn publish(&self, event: &Event) {
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        listeners.retain(|tx| {
-            !matches!(
-                tx.try_send(event.clone()),
-                Err(TrySendError::Disconnected(_))
-            )
-        });
+        listeners.retain(|tx| tx.try_send(event.clone()).is_ok());
         self.listened.store(!listeners.is_empty(), Ordering::SeqCst);
     }
 
+    /// Ends every listener's stream and every wait, for good.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.listened.store(false, Ordering::SeqCst);
+        self.scanned.notify_all();
+    }
+
+    /// Whether [`Hub::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     /// Waits until a scan completes after this call, or `deadline`;
-    /// returns false at the deadline.
+    /// returns false at the deadline or once the hub is closed.
     pub fn wait_for_scan(&self, deadline: Instant) -> bool {
         let scans = self.scans.lock().unwrap_or_else(|e| e.into_inner());
         let start = *scans;
@@ -114,9 +130,9 @@ impl Hub {
         };
         let (scans, _) = self
             .scanned
-            .wait_timeout_while(scans, left, |n| *n == start)
+            .wait_timeout_while(scans, left, |n| *n == start && !self.is_closed())
             .unwrap_or_else(|e| e.into_inner());
-        *scans != start
+        *scans != start && !self.is_closed()
     }
 
     /// The watcher: indexes each delivery, rescans the folders every half a
@@ -214,12 +230,24 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_listener_loses_events_not_memory() {
+    fn a_slow_listener_is_dropped_not_memory_grown() {
         let hub = Hub::new();
-        let rx = hub.listen();
+        let (slow, quick) = (hub.listen(), hub.listen());
         for n in 0..QUEUE * 3 {
             hub.publish(&Event::Log(n.to_string()));
+            assert_eq!(quick.try_recv().unwrap(), Event::Log(n.to_string()));
         }
-        assert_eq!(rx.try_iter().count(), QUEUE);
+        assert_eq!(slow.try_iter().count(), QUEUE);
+        assert!(matches!(
+            slow.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected)
+        ));
+        assert_eq!(hub.listeners.lock().unwrap().len(), 1);
+        hub.close();
+        assert!(matches!(
+            quick.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected)
+        ));
+        assert!(!hub.wait_for_scan(Instant::now() + Duration::from_secs(60)));
     }
 }
