@@ -759,3 +759,160 @@ fn mailboxes_are_listed() {
     let names = curl(&server, "/api/mailboxes", &[]).json();
     assert_eq!(names["mailboxes"], serde_json::json!(["alice", "bob"]));
 }
+
+/// The server's resident memory in KiB (`VmRSS` in /proc/PID/status).
+fn resident_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A connection to the web inbox that reads with a generous time-out.
+fn http_connection(server: &Server) -> std::net::TcpStream {
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", server.http)).unwrap();
+    tcp.set_read_timeout(Some(serve_support::LIMIT)).unwrap();
+    tcp
+}
+
+/// Everything the server sends until it closes (a reset ends it too).
+fn read_until_closed(tcp: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n @ 1..) = tcp.read(&mut chunk) {
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn an_endless_header_line_is_cut_off_with_431_and_memory_stays_flat() {
+    use std::io::Write;
+    if !have("curl") {
+        return;
+    }
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    assert_eq!(curl(&server, "/api/messages", &[]).status, 200);
+    let before = resident_kib(&server);
+    let mut tcp = http_connection(&server);
+    tcp.write_all(b"GET /api/messages HTTP/1.1\r\nHost: localhost\r\nX-Long: ")
+        .unwrap();
+    let chunk = vec![b'a'; 1024 * 1024];
+    let mut sent = 0;
+    while sent < 50 && tcp.write_all(&chunk).is_ok() {
+        sent += 1;
+    }
+    let answer = read_until_closed(&mut tcp);
+    assert!(
+        answer.starts_with("HTTP/1.1 431 ") && answer.contains("Connection: close"),
+        "after {sent} MiB: {answer}"
+    );
+    let after = resident_kib(&server);
+    println!("431 after {sent} MiB sent; resident {before} KiB before, {after} KiB after");
+    assert!(
+        after < before + 8 * 1024,
+        "resident memory grew from {before} KiB to {after} KiB"
+    );
+    assert_eq!(curl(&server, "/api/messages", &[]).status, 200);
+}
+
+#[test]
+fn a_stalled_head_gets_408_and_an_idle_connection_is_closed() {
+    use std::io::Write;
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    std::thread::scope(|scope| {
+        let mut tcp = http_connection(&server);
+        let stalled = scope.spawn(move || {
+            tcp.write_all(b"GET /api/messages HTTP/1.1\r\nHost: localh")
+                .unwrap();
+            let started = std::time::Instant::now();
+            let answer = read_until_closed(&mut tcp);
+            (answer, started.elapsed())
+        });
+        let mut idle = http_connection(&server);
+        idle.write_all(b"GET /api/mailboxes HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let answer = read_until_closed(&mut idle);
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n")
+                && answer.contains("Connection: keep-alive")
+                && answer.ends_with("{\n  \"mailboxes\": []\n}\n"),
+            "an idle kept-alive connection is closed with nothing more: {answer}"
+        );
+        let (answer, waited) = stalled.join().unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 408 ") && answer.contains("Connection: close"),
+            "{answer}"
+        );
+        assert!(waited >= Duration::from_secs(9), "closed after {waited:?}");
+    });
+}
+
+/// A connection to `port` on 127.0.0.1 from the loopback address `from`.
+fn connect_from(from: [u8; 4], port: u16) -> socket2::Socket {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let local = std::net::SocketAddr::from((from, 0));
+    socket.bind(&SockAddr::from(local)).unwrap();
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    socket.connect(&SockAddr::from(server)).unwrap();
+    socket
+}
+
+#[test]
+fn idle_connections_are_capped_per_address_and_in_total() {
+    if !have("curl") {
+        return;
+    }
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let fresh = || curl(&server, "/api/messages", &["--interface", "127.0.0.2"]);
+    let idle: Vec<_> = (0..200)
+        .map(|_| connect_from([127, 0, 0, 1], server.http))
+        .collect();
+    assert_eq!(fresh().status, 200, "another address is served");
+    let same = curl(&server, "/api/messages", &[]);
+    assert_eq!(same.status, 503, "over the cap of one address");
+    assert!(
+        same.headers.contains("Connection: close"),
+        "{}",
+        same.headers
+    );
+    // 16 held from 127.0.0.1 and 16 from each of three more: 64 in all.
+    let mut others: Vec<_> = (3..=5)
+        .flat_map(|n| (0..16).map(move |_| [127, 0, 0, n]))
+        .map(|from| connect_from(from, server.http))
+        .collect();
+    let refused = (0..100).map(|_| fresh().status).find(|&s| s == 503);
+    assert_eq!(refused, Some(503), "over the total cap");
+    others.clear();
+    let served = (0..100).map(|_| fresh().status).find(|&s| s == 200);
+    assert_eq!(served, Some(200), "served again once others left");
+    drop(idle);
+}
+
+#[test]
+fn a_terminated_server_ends_its_event_streams_and_connections() {
+    use std::io::Write;
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let mut events = http_connection(&server);
+    events
+        .write_all(b"GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut events, &mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK\r");
+    let mut waiting = http_connection(&server);
+    waiting
+        .write_all(b"GET /api/wait?subject=never&timeout=300 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let asked = std::time::Instant::now();
+    let (status, log, _dir) = server.terminate();
+    println!("stopped {:?} after SIGTERM", asked.elapsed());
+    assert!(status.success(), "{log:?}");
+    assert!(read_until_closed(&mut events).contains(": mailctl events"));
+    let answer = read_until_closed(&mut waiting);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 503 "),
+        "{answer}"
+    );
+}
