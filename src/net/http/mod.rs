@@ -134,13 +134,8 @@ impl HttpServer {
     pub fn stop(&self) {
         let front = &self.front;
         front.stopping.store(true, Ordering::SeqCst);
-        let mut wake = self.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
+        // The accept loop checks the flag after its next connection.
+        let wake = crate::net::serve::listener::reachable(self.addr);
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
         front.web.hub.close();
         let open = front.open.lock().unwrap_or_else(|e| e.into_inner());

@@ -186,10 +186,9 @@ impl Reader {
             .filter(|d| !d.is_zero())
             .ok_or(ReadError::TimedOut)?;
         let _ = tcp.set_read_timeout(Some(left));
-        match self.fill(stream) {
-            Ok(0) => Err(ReadError::Gone),
-            Ok(_) => Ok(()),
-            Err(e) => Err(e),
+        match self.fill(stream)? {
+            0 => Err(ReadError::Gone),
+            _ => Ok(()),
         }
     }
 

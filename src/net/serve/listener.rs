@@ -200,7 +200,7 @@ fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
 
 /// The address to connect to in order to reach a listener (an unspecified
 /// address is reached through loopback).
-fn reachable(mut addr: SocketAddr) -> SocketAddr {
+pub fn reachable(mut addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {
             SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
