@@ -170,6 +170,13 @@ function appendLog(line) {
 
 function listen() {
   const events = new EventSource("/api/events");
+  // A stream the server ended (it fell behind, or a restart) reconnects
+  // by itself; the list is reloaded for what was missed meanwhile.
+  let opened = false;
+  events.addEventListener("open", () => {
+    if (opened) load();
+    opened = true;
+  });
   events.addEventListener("message", (e) => {
     const m = JSON.parse(e.data);
     if (!state.mailbox && $("mailbox").querySelector('option[value="' + CSS.escape(m.mailbox) + '"]') === null) {
