@@ -916,3 +916,32 @@ fn a_terminated_server_ends_its_event_streams_and_connections() {
         "{answer}"
     );
 }
+
+#[test]
+fn a_tls_handshake_trickled_byte_by_byte_is_cut_at_its_deadline() {
+    use std::io::{Read, Write};
+    let (server, _ca) = serve_support::tls_server(&["--http", "127.0.0.1:0"]);
+    let mut tcp = http_connection(&server);
+    tcp.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    // A TLS record header announcing a 512-byte ClientHello, then one byte
+    // a second: each read is quick, the whole never completes.
+    tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+    let started = std::time::Instant::now();
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(45) {
+            break false;
+        }
+        if tcp.write_all(&[0x01]).is_err() {
+            break true;
+        }
+        match tcp.read(&mut [0u8; 64]) {
+            Ok(_) => break true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break true,
+        }
+    };
+    let waited = started.elapsed();
+    assert!(closed, "still open after {waited:?}");
+    assert!(waited >= Duration::from_secs(9), "closed after {waited:?}");
+}
