@@ -945,3 +945,54 @@ fn a_tls_handshake_trickled_byte_by_byte_is_cut_at_its_deadline() {
     assert!(closed, "still open after {waited:?}");
     assert!(waited >= Duration::from_secs(9), "closed after {waited:?}");
 }
+
+#[test]
+fn an_event_client_that_stops_reading_is_dropped() {
+    use std::io::{Read, Write};
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let mut events = http_connection(&server);
+    events
+        .write_all(b"GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 16];
+    events.read_exact(&mut head).unwrap();
+    // Not reading on: every SMTP command and reply is a log event.
+    let mut smtp = std::net::TcpStream::connect(("127.0.0.1", server.smtp)).unwrap();
+    let mut replies = smtp.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = replies.read_to_end(&mut all);
+        all.len()
+    });
+    let commands = 100_000;
+    smtp.write_all(&b"NOOP\r\n".repeat(commands)).unwrap();
+    smtp.write_all(b"QUIT\r\n").unwrap();
+    assert!(reader.join().unwrap() > commands * 8);
+    // Its queue overflowed, so the server dropped it: what was sent and
+    // queued comes out, then the end (not the keep-alives of a stream
+    // still open).
+    events
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let (mut received, started) = (0, std::time::Instant::now());
+    let ended = loop {
+        if started.elapsed() > Duration::from_secs(60) {
+            break false;
+        }
+        match events.read(&mut [0u8; 65536]) {
+            Ok(0) => break true,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    println!(
+        "{received} bytes of events received, of about {} sent",
+        commands * 2 * 40
+    );
+    assert!(ended, "still open after {received} bytes");
+    assert!(
+        received < commands * 2 * 30,
+        "{received} bytes: nothing dropped"
+    );
+}
