@@ -278,9 +278,18 @@ fn body_length(request: &Request) -> Result<usize, ReadError> {
     if request.header("Transfer-Encoding").is_some() {
         return Err(ReadError::LengthRequired);
     }
-    let Some(length) = request.header("Content-Length") else {
+    let mut lengths = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+        .map(|(_, v)| v.as_str());
+    let Some(length) = lengths.next() else {
         return Ok(0);
     };
+    // Two different lengths would let two readers split the stream apart.
+    if lengths.any(|other| other != length) {
+        return Err(ReadError::Malformed);
+    }
     let length: u64 = length.parse().map_err(|_| ReadError::Malformed)?;
     if length > MAX_BODY as u64 {
         return Err(ReadError::BodyTooLarge);
@@ -492,6 +501,8 @@ mod tests {
         );
         let bad_length = b"PUT / HTTP/1.1\r\nContent-Length: -1\r\n\r\n";
         assert_eq!(read_all(bad_length, 4096).1, ReadError::Malformed);
+        let two_lengths = b"PUT / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab";
+        assert_eq!(read_all(two_lengths, 4096).1, ReadError::Malformed);
     }
 
     #[test]
