@@ -4,8 +4,10 @@
 //!
 //! The front is ours: connections are capped in total and per client
 //! address (more are answered 503), TLS is the server's own
-//! [`Acceptor`], and each request is read within the bounds of [`wire`]
-//! (head size and deadline, body size, idle time-out).
+//! [`Acceptor`], each request is read within the bounds of [`wire`]
+//! (head size and deadline, body size, idle time-out), and a watchdog
+//! shuts connections whose handshake, request or response outlives its
+//! deadline.
 //!
 //! On a loopback address anyone on the machine may use it (requests must
 //! name a loopback host, so a web page elsewhere cannot reach it through
