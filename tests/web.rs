@@ -996,3 +996,35 @@ fn an_event_client_that_stops_reading_is_dropped() {
         "{received} bytes: nothing dropped"
     );
 }
+
+#[test]
+fn oversized_or_unmeasured_bodies_are_refused() {
+    if !have("curl") {
+        return;
+    }
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'#'; 2 * 1024 * 1024]).unwrap();
+    let data = format!("@{}", big.display());
+    let put = |extra: &[&str]| {
+        let mut args = vec!["-X", "PUT", "--data-binary", data.as_str()];
+        args.extend_from_slice(extra);
+        curl(&server, "/api/faults", &args)
+    };
+    let answer = put(&[]);
+    assert_eq!(
+        answer.status,
+        413,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let answer = put(&["-H", "Expect:"]);
+    assert_eq!(answer.status, 413, "without 100-continue too");
+    let chunked = put(&["-H", "Transfer-Encoding: chunked"]);
+    assert_eq!(chunked.status, 411);
+    assert_eq!(
+        curl(&server, "/api/faults", &[]).json()["rules"],
+        serde_json::json!([])
+    );
+}
