@@ -55,7 +55,6 @@ pub struct Web {
 }
 
 /// Who may do what: everything on loopback, one mailbox off it.
-#[derive(Clone)]
 enum Access {
     /// Loopback: no authentication, every mailbox.
     Local,
