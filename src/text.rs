@@ -71,6 +71,32 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c as u32, 0x200e | 0x200f | 0x202a..=0x202e | 0x2066..=0x2069)
 }
 
+/// `%XX` escapes decoded (URLs: RFC 3986 section 2.1); a `%` not followed
+/// by two hex digits stays as it is, and invalid UTF-8 becomes U+FFFD.
+pub fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +106,11 @@ mod tests {
         assert_eq!(count(0, "message"), "0 messages");
         assert_eq!(count(1, "message"), "1 message");
         assert_eq!(count(2, "deletion"), "2 deletions");
+    }
+
+    #[test]
+    fn percent_escapes() {
+        assert_eq!(percent_decoded("a%40b%zz%e6%b5%8b"), "a@b%zz测");
     }
 
     #[test]

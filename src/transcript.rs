@@ -6,6 +6,7 @@
 //! wire bytes of a credential.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::text::printable_line;
@@ -14,6 +15,8 @@ use crate::text::printable_line;
 #[derive(Clone)]
 pub struct Transcript {
     sink: Option<Arc<Mutex<dyn Write + Send>>>,
+    /// When given, lines are recorded only while it is true.
+    gate: Option<Arc<AtomicBool>>,
     prefix: String,
 }
 
@@ -22,6 +25,16 @@ impl Transcript {
     pub fn stderr(enabled: bool) -> Self {
         Transcript {
             sink: enabled.then(|| Arc::new(Mutex::new(std::io::stderr())) as _),
+            gate: None,
+            prefix: String::new(),
+        }
+    }
+
+    /// A transcript written to `sink`, only while `gate` (if any) is true.
+    pub fn to(sink: Arc<Mutex<dyn Write + Send>>, gate: Option<Arc<AtomicBool>>) -> Self {
+        Transcript {
+            sink: Some(sink),
+            gate,
             prefix: String::new(),
         }
     }
@@ -36,6 +49,7 @@ impl Transcript {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let t = Transcript {
             sink: Some(buf.clone() as _),
+            gate: None,
             prefix: String::new(),
         };
         (t, buf)
@@ -45,13 +59,14 @@ impl Transcript {
     pub fn with_prefix(&self, prefix: impl Into<String>) -> Self {
         Transcript {
             sink: self.sink.clone(),
+            gate: self.gate.clone(),
             prefix: prefix.into(),
         }
     }
 
     /// Whether lines are recorded at all (skip formatting work when not).
     pub fn enabled(&self) -> bool {
-        self.sink.is_some()
+        self.sink.is_some() && self.gate.as_ref().is_none_or(|g| g.load(Ordering::Relaxed))
     }
 
     /// Records a line the client sent (already redacted by the caller).
@@ -70,6 +85,9 @@ impl Transcript {
     }
 
     fn line(&self, tag: &str, line: &[u8]) {
+        if !self.enabled() {
+            return;
+        }
         if let Some(sink) = &self.sink {
             let text = format!("{}{tag}{}\n", self.prefix, printable_line(line));
             if let Ok(mut w) = sink.lock() {

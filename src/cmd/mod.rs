@@ -4,6 +4,7 @@ pub mod completions;
 pub mod config;
 pub mod copy;
 pub mod fetch;
+pub mod inbox;
 pub mod mailx;
 pub mod man;
 pub mod oauth2;

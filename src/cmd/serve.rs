@@ -16,7 +16,6 @@ use crate::net::serve::listener::{self, Limits, ServerOptions};
 use crate::net::tls::Acceptor;
 use crate::proto::users::{Policy, Users};
 use crate::store::mailbox::MailStore;
-use crate::transcript::Transcript;
 
 /// Options of `mailctl serve`.
 #[derive(Debug, Args)]
@@ -56,6 +55,16 @@ pub struct ServeOptions {
     /// POP3 listening address.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:1110")]
     pub pop3: String,
+
+    /// Also listen for SMTP over implicit TLS (submissions, RFC 8314) here;
+    /// needs --tls-cert or --tls-self-signed.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub smtps: Option<String>,
+
+    /// Also listen for POP3 over implicit TLS (RFC 8314) here; needs
+    /// --tls-cert or --tls-self-signed.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub pop3s: Option<String>,
 
     /// An account, NAME:PASSWORD (repeatable). Visible to other local users
     /// in the process list: prefer --users-file.
@@ -122,6 +131,10 @@ pub struct ServeOptions {
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_per_client: u64,
+
+    /// The web inbox and the fault rules.
+    #[command(flatten)]
+    pub inbox: super::inbox::InboxArgs,
 }
 
 /// Runs `mailctl serve`.
@@ -129,16 +142,38 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
     let args = *args.options;
     let smtp = listen_address(&args.smtp)?;
     let pop3 = listen_address(&args.pop3)?;
-    let users = load_users(&args)?;
-    refuse_open_catch_all(&users, &[smtp, pop3])?;
+    let http = args.inbox.http.as_deref().map(listen_address).transpose()?;
+    let smtps = args.smtps.as_deref().map(listen_address).transpose()?;
+    let pop3s = args.pop3s.as_deref().map(listen_address).transpose()?;
+    let users = Arc::new(load_users(&args)?);
+    let listening: Vec<SocketAddr> = [Some(smtp), Some(pop3), smtps, pop3s]
+        .into_iter()
+        .flatten()
+        .collect();
+    refuse_open_catch_all(&users, &listening)?;
     let tls = tls_acceptor(&args)?;
+    if (smtps.is_some() || pop3s.is_some()) && tls.is_none() {
+        return Err(fail(
+            Exit::Usage,
+            "--smtps and --pop3s need --tls-cert/--tls-key or --tls-self-signed",
+        ));
+    }
     let store = MailStore::open(&args.maildir)
         .map_err(|e| fail(Exit::CantCreate, format!("{}: {e}", args.maildir.display())))?;
+    let inbox = super::inbox::start(
+        &args.inbox,
+        http,
+        &args.maildir,
+        &store,
+        users.clone(),
+        tls.clone(),
+        globals.verbose > 0,
+    )?;
     let policy = Policy {
         hostname: crate::system::hostname(),
         max_size: args.max_size,
         tls_available: tls.is_some(),
-        users: Arc::new(users),
+        users,
     };
     let cap = |n: Option<u64>| n.unwrap_or(args.max_connections) as usize;
     let limits = Limits {
@@ -151,12 +186,15 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
     let delivered = listener::run(ServerOptions {
         smtp,
         pop3,
+        smtps,
+        pop3s,
         policy,
         store,
         tls,
-        transcript: Transcript::stderr(globals.verbose > 0),
+        transcript: inbox.transcript,
         limits,
         exit_after: args.exit_after,
+        hooks: inbox.hooks,
     })
     .map_err(|e| {
         let exit = if e.is_temporary() {
@@ -169,6 +207,9 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
         let reason = std::error::Error::source(&e).map(|s| format!(": {s}"));
         fail(exit, format!("{e}{}", reason.unwrap_or_default()))
     })?;
+    if let Some(http) = inbox.http {
+        http.stop();
+    }
     eprintln!(
         "mailctl: stopped ({} delivered)",
         crate::text::count(delivered as usize, "message")

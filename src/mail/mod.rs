@@ -4,6 +4,7 @@
 pub mod compose;
 pub mod extract;
 pub mod raw;
+pub mod view;
 
 use std::fmt;
 

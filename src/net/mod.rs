@@ -11,6 +11,7 @@
 
 pub mod connection;
 mod error;
+pub mod http;
 pub mod oauth2;
 pub mod pop3;
 pub mod serve;

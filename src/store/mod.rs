@@ -3,6 +3,7 @@
 //! OAuth 2 tokens ([`oauth2`]).
 
 pub mod durable;
+pub mod index;
 pub mod journal;
 pub mod lock;
 pub mod mailbox;

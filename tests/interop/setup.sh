@@ -29,7 +29,7 @@ POP3S_PORT=10995
 # mailbox; sink's mail is discarded (send benchmarks); bench and bigbench hold
 # the fetch benchmark's mailboxes.
 USERS="alice bob carol dave erin frank grace heidi ivan judy mike oscar peggy quinn rupert sybil sink bench bigbench olga otto"
-PACKAGES="postfix dovecot-core dovecot-pop3d swaks libnet-ssleay-perl libio-socket-ssl-perl msmtp mpop fetchmail curl hyperfine python3 openssl time bsdextrautils procps ca-certificates dbus gnome-keyring libdbus-1-dev pkg-config"
+PACKAGES="postfix dovecot-core dovecot-pop3d swaks libnet-ssleay-perl libio-socket-ssl-perl msmtp mpop fetchmail curl hyperfine python3 openssl time bsdextrautils procps ca-certificates dbus gnome-keyring libdbus-1-dev pkg-config chromium fonts-wqy-zenhei"
 
 INSTALL=1
 for arg in "$@"; do

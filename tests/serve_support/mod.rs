@@ -30,6 +30,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub smtp: u16,
     pub pop3: u16,
+    /// The web inbox's port, with `--http` (0 without).
+    pub http: u16,
     log: Arc<Mutex<Vec<String>>>,
     lines: Receiver<String>,
     reader: Option<JoinHandle<()>>,
@@ -97,6 +99,7 @@ impl Server {
             dir,
             smtp: 0,
             pop3: 0,
+            http: 0,
             log,
             lines,
             reader: Some(reader),
@@ -111,6 +114,10 @@ impl Server {
                 server.smtp = port(&line);
             } else if line.starts_with("mailctl: pop3 listening on ") {
                 server.pop3 = port(&line);
+            } else if line.starts_with("mailctl: http listening on ")
+                || line.starts_with("mailctl: https listening on ")
+            {
+                server.http = port(&line);
             }
         }
         server

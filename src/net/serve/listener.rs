@@ -58,6 +58,10 @@ pub struct ServerOptions {
     pub smtp: SocketAddr,
     /// POP3 listening address.
     pub pop3: SocketAddr,
+    /// SMTP over implicit TLS (RFC 8314), if any.
+    pub smtps: Option<SocketAddr>,
+    /// POP3 over implicit TLS (RFC 8314), if any.
+    pub pop3s: Option<SocketAddr>,
     /// What the protocol machines need.
     pub policy: Policy,
     /// The mailboxes.
@@ -70,6 +74,8 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// Stop after this many delivered messages.
     pub exit_after: Option<u64>,
+    /// The web inbox and the fault rules.
+    pub hooks: super::hooks::Hooks,
 }
 
 /// Why the server could not run.
@@ -233,11 +239,14 @@ enum Protocol {
 }
 
 impl Protocol {
-    /// Its name in messages.
-    fn name(self) -> &'static str {
-        match self {
-            Protocol::Smtp => "smtp",
-            Protocol::Pop3 => "pop3",
+    /// The name of its listener in messages: `smtps`, `pop3s` with TLS
+    /// from the first byte.
+    fn listener_name(self, implicit_tls: bool) -> &'static str {
+        match (self, implicit_tls) {
+            (Protocol::Smtp, false) => "smtp",
+            (Protocol::Pop3, false) => "pop3",
+            (Protocol::Smtp, true) => "smtps",
+            (Protocol::Pop3, true) => "pop3s",
         }
     }
 }
@@ -246,8 +255,18 @@ impl Protocol {
 /// messages delivered.
 pub fn run(options: ServerOptions) -> Result<u64, ServeError> {
     raise_file_limit();
-    let smtp = bind(options.smtp, Protocol::Smtp)?;
-    let pop3 = bind(options.pop3, Protocol::Pop3)?;
+    let mut listeners = vec![
+        bind(options.smtp, Protocol::Smtp, false)?,
+        bind(options.pop3, Protocol::Pop3, false)?,
+    ];
+    for (addr, protocol) in [
+        (options.smtps, Protocol::Smtp),
+        (options.pop3s, Protocol::Pop3),
+    ] {
+        if let Some(addr) = addr {
+            listeners.push(bind(addr, protocol, true)?);
+        }
+    }
     let (stop_tx, stop_rx) = mpsc::channel();
     let shared = Arc::new(Shared {
         options,
@@ -269,15 +288,16 @@ pub fn run(options: ServerOptions) -> Result<u64, ServeError> {
 
     let mut wake = Vec::new();
     let mut acceptors: Vec<JoinHandle<()>> = Vec::new();
-    for (listener, protocol) in [smtp, pop3] {
+    for (listener, protocol, implicit_tls) in listeners {
+        let name = protocol.listener_name(implicit_tls);
         let addr = listener.local_addr().map_err(ServeError::Start)?;
-        eprintln!("mailctl: {} listening on {addr}", protocol.name());
+        eprintln!("mailctl: {name} listening on {addr}");
         wake.push(addr);
         let shared = shared.clone();
         acceptors.push(
             std::thread::Builder::new()
-                .name(format!("{}-accept", protocol.name()))
-                .spawn(move || accept_loop(&shared, listener, protocol))
+                .name(format!("{name}-accept"))
+                .spawn(move || accept_loop(&shared, listener, protocol, implicit_tls))
                 .map_err(ServeError::Start)?,
         );
     }
@@ -312,12 +332,17 @@ fn raise_file_limit() {
     }
 }
 
-/// Listens on `addr` for `protocol`.
-fn bind(addr: SocketAddr, protocol: Protocol) -> Result<(TcpListener, Protocol), ServeError> {
+/// Listens on `addr` for `protocol`, with TLS from the first byte when
+/// `implicit_tls`.
+fn bind(
+    addr: SocketAddr,
+    protocol: Protocol,
+    implicit_tls: bool,
+) -> Result<(TcpListener, Protocol, bool), ServeError> {
     TcpListener::bind(addr)
-        .map(|listener| (listener, protocol))
+        .map(|listener| (listener, protocol, implicit_tls))
         .map_err(|source| ServeError::Bind {
-            name: protocol.name(),
+            name: protocol.listener_name(implicit_tls),
             addr,
             source,
         })
@@ -325,7 +350,7 @@ fn bind(addr: SocketAddr, protocol: Protocol) -> Result<(TcpListener, Protocol),
 
 /// The address to connect to in order to reach a listener (an unspecified
 /// address is reached through loopback).
-fn reachable(mut addr: SocketAddr) -> SocketAddr {
+pub fn reachable(mut addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {
             SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
@@ -336,7 +361,12 @@ fn reachable(mut addr: SocketAddr) -> SocketAddr {
 }
 
 /// Accepts connections until shutdown, each served on a thread of its own.
-fn accept_loop(shared: &Arc<Shared>, listener: TcpListener, protocol: Protocol) {
+fn accept_loop(
+    shared: &Arc<Shared>,
+    listener: TcpListener,
+    protocol: Protocol,
+    implicit_tls: bool,
+) {
     for stream in listener.incoming() {
         if shared.stopping.load(Ordering::SeqCst) {
             break;
@@ -373,8 +403,12 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener, protocol: Protocol) 
             .name(format!("conn-{id}"))
             .spawn(move || {
                 match protocol {
-                    Protocol::Smtp => session::smtp_session(&worker, tcp, peer, id, &watch),
-                    Protocol::Pop3 => session::pop3_session(&worker, tcp, peer, id, &watch),
+                    Protocol::Smtp => {
+                        session::smtp_session(&worker, tcp, (peer, id), &watch, implicit_tls)
+                    }
+                    Protocol::Pop3 => {
+                        session::pop3_session(&worker, tcp, (peer, id), &watch, implicit_tls)
+                    }
                 }
                 worker.finished(id);
             });

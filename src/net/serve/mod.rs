@@ -2,6 +2,7 @@
 //! connections, caps them and shuts down cleanly; [`session`] drives the
 //! SMTP or POP3 server machine over one connection.
 
+pub mod hooks;
 pub mod listener;
 pub mod session;
 pub mod signal;

@@ -13,6 +13,7 @@ use super::summary;
 use crate::net::connection::Connection;
 use crate::proto::line::LineReader;
 use crate::proto::pop3::server::{MessageStuffer, OpenError, Pop3Action, Pop3Server};
+use crate::proto::smtp::fault::Stage;
 use crate::proto::smtp::receive::DataReceiver;
 use crate::proto::smtp::server::{Action, DataOutcome, SmtpServer};
 use crate::store::mailbox::{Incoming, MailboxSession, Received};
@@ -213,25 +214,30 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    /// Logs the new connection and sets its time-outs; `None` if that fails.
+    /// Logs the new connection and sets its time-outs, then runs the TLS
+    /// handshake when `implicit_tls` (RFC 8314); `None` if that fails.
     fn open(
         shared: &Shared,
         tcp: TcpStream,
-        peer: SocketAddr,
-        id: u64,
+        (peer, id): (SocketAddr, u64),
         watch: &'a Watch,
         protocol: &str,
+        implicit_tls: bool,
     ) -> Option<Self> {
         let t = shared.options.transcript.with_prefix(format!("[{id}] "));
         t.note("*", &format!("{protocol} connection from {peer}"));
         let conn = Connection::accepted(tcp, shared.options.limits.idle_timeout).ok()?;
-        Some(Session {
+        let session = Session {
             conn,
             t,
             peer,
             id,
             watch,
-        })
+        };
+        match implicit_tls {
+            true => session.start_tls(shared, &mut Vec::new()),
+            false => Some(session),
+        }
     }
 
     /// Sends the queued replies, then switches to TLS; false if the
@@ -275,14 +281,30 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Serves one SMTP connection to its end.
-pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64, watch: &Watch) {
-    let Some(mut session) = Session::open(shared, tcp, peer, id, watch, "SMTP") else {
+/// Serves one SMTP connection to its end; `implicit_tls`: TLS from the
+/// first byte (RFC 8314).
+pub fn smtp_session(
+    shared: &Shared,
+    tcp: TcpStream,
+    (peer, id): (SocketAddr, u64),
+    watch: &Watch,
+    implicit_tls: bool,
+) {
+    let Some(mut session) = Session::open(shared, tcp, (peer, id), watch, "SMTP", implicit_tls)
+    else {
         return;
     };
     let policy = shared.options.policy.clone();
-    let mut machine = SmtpServer::new(policy, peer.ip().is_loopback());
+    let mut machine = match implicit_tls {
+        true => SmtpServer::new_tls(policy, peer.ip().is_loopback()),
+        false => SmtpServer::new(policy, peer.ip().is_loopback()),
+    };
     let mut out = Vec::new();
+    let hooks = &shared.options.hooks;
+    if let Some(reply) = hooks.fault(Stage::Connect, &[&peer.ip().to_string()]) {
+        emit(&session.t, &mut out, &reply);
+        return session.end(&mut out);
+    }
     emit(&session.t, &mut out, &machine.greeting().to_bytes());
     loop {
         let line = match next_command(shared, &mut session, &mut out, &mut machine) {
@@ -291,6 +313,10 @@ pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64, 
             Next::Broken => return,
         };
         session.t.client(&machine.redacted(&line));
+        if let Some(reply) = hooks.command_fault(&machine, &line) {
+            emit(&session.t, &mut out, &reply);
+            continue;
+        }
         let step = machine.command(&line);
         if let Some(user) = machine.take_failed_login() {
             session.login_failed(shared, "smtp", &user);
@@ -312,9 +338,13 @@ pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64, 
                 }
                 let receiver = DataReceiver::after_command_line(line.ends_with(b"\r\n"));
                 match receive_data(shared, &mut session, &machine, receiver) {
-                    Ok(outcome) => {
+                    Ok(Ok(outcome)) => {
                         let reply = machine.data_done(outcome).to_bytes();
                         emit(&session.t, &mut out, &reply);
+                    }
+                    Ok(Err(fault)) => {
+                        machine.data_done(DataOutcome::Failed);
+                        emit(&session.t, &mut out, &fault);
                     }
                     Err(e) => {
                         session.t.note("*", &format!("message abandoned: {e}"));
@@ -328,13 +358,14 @@ pub fn smtp_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64, 
 }
 
 /// Receives one message's data into its mailboxes; an error means the
-/// connection was lost and nothing was kept.
+/// connection was lost and nothing was kept, an inner error is the reply of
+/// a fault rule that discarded the message.
 fn receive_data(
     shared: &Shared,
     session: &mut Session,
     machine: &SmtpServer,
     mut receiver: DataReceiver,
-) -> io::Result<DataOutcome> {
+) -> io::Result<Result<DataOutcome, Vec<u8>>> {
     let (conn, t, watch) = (&mut session.conn, &session.t, session.watch);
     let (peer, id) = (session.peer, session.id);
     let policy = &shared.options.policy;
@@ -381,7 +412,12 @@ fn receive_data(
     }
     watch.disarm();
     t.note("C", &format!("<message data, {} bytes>", incoming.size()));
-    Ok(match incoming.commit() {
+    let recipients: Vec<&str> = envelope.recipients.iter().map(String::as_str).collect();
+    if let Some(reply) = shared.options.hooks.fault(Stage::Dot, &recipients) {
+        t.note("*", "message discarded by a fault rule");
+        return Ok(Err(reply));
+    }
+    Ok(Ok(match incoming.commit() {
         Received::Delivered(paths) => {
             if t.enabled() {
                 t.note(
@@ -394,6 +430,7 @@ fn receive_data(
                     }
                 }
             }
+            shared.options.hooks.delivered(&paths);
             let delivered = shared.delivered.fetch_add(1, Ordering::SeqCst) + 1;
             if shared.options.exit_after == Some(delivered) {
                 let _ = shared.stop.send(Stop::ExitAfter);
@@ -411,7 +448,7 @@ fn receive_data(
             );
             DataOutcome::Failed
         }
-    })
+    }))
 }
 
 fn read_bounded(path: &std::path::Path) -> Option<Vec<u8>> {
@@ -421,9 +458,17 @@ fn read_bounded(path: &std::path::Path) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// Serves one POP3 connection to its end.
-pub fn pop3_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64, watch: &Watch) {
-    let Some(mut session) = Session::open(shared, tcp, peer, id, watch, "POP3") else {
+/// Serves one POP3 connection to its end; `implicit_tls`: TLS from the
+/// first byte (RFC 8314).
+pub fn pop3_session(
+    shared: &Shared,
+    tcp: TcpStream,
+    (peer, id): (SocketAddr, u64),
+    watch: &Watch,
+    implicit_tls: bool,
+) {
+    let Some(mut session) = Session::open(shared, tcp, (peer, id), watch, "POP3", implicit_tls)
+    else {
         return;
     };
     let policy = &shared.options.policy;
@@ -433,6 +478,9 @@ pub fn pop3_session(shared: &Shared, tcp: TcpStream, peer: SocketAddr, id: u64, 
         .as_nanos();
     let timestamp = format!("<{}.{nanos}.{id}@{}>", std::process::id(), policy.hostname);
     let mut machine = Pop3Server::new(policy.clone(), timestamp, peer.ip().is_loopback());
+    if implicit_tls {
+        machine.tls_started();
+    }
     let mut mailbox: Option<MailboxSession> = None;
     let mut out = Vec::new();
     emit(&session.t, &mut out, &machine.greeting());

@@ -11,6 +11,7 @@ pub mod data;
 pub mod ehlo;
 pub mod envelope;
 pub mod error;
+pub mod fault;
 pub mod receive;
 pub mod reply;
 pub mod server;

@@ -241,6 +241,11 @@ impl SmtpServer {
         })
     }
 
+    /// The recipients accepted so far in this transaction.
+    pub fn recipients(&self) -> &[String] {
+        &self.recipients
+    }
+
     /// Whether an AUTH exchange is in progress (the next line is a SASL
     /// response, not a command).
     pub fn in_auth_exchange(&self) -> bool {
