@@ -1313,12 +1313,42 @@ fn large_send_shows_a_progress_bar_on_a_terminal_and_clears_it() {
     assert!(shown.text.contains("sending ["), "{:?}", shown.text);
     let (lines, widest) = pty_support::screen(&shown.text);
     assert!(widest < 80, "a line of {widest} columns: {:?}", shown.text);
+    let left: Vec<&String> = lines.iter().filter(|l| !l.is_empty()).collect();
     assert!(
-        lines.iter().all(|l| l.is_empty()),
+        left.len() == 1 && left[0].starts_with("sent to 1 recipient via "),
         "left on the screen: {lines:?}"
     );
     let message = server.finish().message();
     assert!(message.len() > bytes.len() * 4 / 3, "{}", message.len());
+}
+
+#[test]
+fn send_on_a_terminal_reads_the_body_typed_there_and_says_where_it_went() {
+    let server = FakeServer::start(Script::default());
+    let a = args(&server, "none");
+    let bin = env!("CARGO_BIN_EXE_mailctl");
+    let hint = "(enter the message, end with Ctrl-D on a line of its own)";
+    let keys = "typed at the terminal\nsecond line\n\x04";
+    let Some(shown) = pty_support::run_typing_on(hint, keys, bin, &a, &[]) else {
+        return;
+    };
+    assert_eq!(shown.code, 0, "{:?}", shown.text);
+    let expected = format!("sent to 1 recipient via {} (250", server.addr());
+    assert!(shown.text.contains(&expected), "{:?}", shown.text);
+    let message = String::from_utf8(server.finish().message()).unwrap();
+    assert!(
+        message.contains("typed at the terminal\r\nsecond line\r\n"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_send_from_a_script_prints_nothing_on_success() {
+    let server = FakeServer::start(Script::default());
+    let out = run(&with(args(&server, "none"), &["--body", "quiet"]), b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out), "");
 }
 
 #[test]

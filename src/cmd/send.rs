@@ -134,10 +134,10 @@ pub struct SendArgs {
     #[arg(long, value_name = "TEXT", conflicts_with = "body_file")]
     pub body: Option<String>,
 
-    /// Read the plain-text body from FILE (UTF-8). Without --body or
-    /// --body-file, the body is read from standard input when it is not a
-    /// terminal. A body over 1 MiB is spooled to an unlinked file in
-    /// $TMPDIR, not held in memory.
+    /// Read the plain-text body from FILE. Without --body or --body-file,
+    /// the body is read from standard input; on a terminal, typed up to a
+    /// Ctrl-D on a line of its own. A body over 1 MiB is spooled to an
+    /// unlinked file in $TMPDIR, not held in memory.
     #[arg(long, value_name = "FILE")]
     pub body_file: Option<PathBuf>,
 
@@ -390,12 +390,18 @@ fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message
     let body = match (&args.body, &args.body_file) {
         (Some(body), _) => Some(TextBody::Memory(body.clone())),
         (None, Some(path)) => Some(read_text_body(Some(path))?),
-        (None, None) if !std::io::stdin().is_terminal() => match read_text_body(None)? {
-            // An empty pipe with an HTML part means "HTML only".
-            TextBody::Memory(body) if body.is_empty() && args.html.is_some() => None,
-            body => Some(body),
-        },
-        (None, None) => None,
+        // On a terminal with an HTML part: HTML only, as before.
+        (None, None) if std::io::stdin().is_terminal() && args.html.is_some() => None,
+        (None, None) => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("(enter the message, end with Ctrl-D on a line of its own)");
+            }
+            match read_text_body(None)? {
+                // An empty pipe with an HTML part means "HTML only".
+                TextBody::Memory(body) if body.is_empty() && args.html.is_some() => None,
+                body => Some(body),
+            }
+        }
     };
     let (text, spooled_text) = match body {
         Some(TextBody::Memory(text)) => (Some(text), None),
@@ -751,6 +757,8 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
             }
             if args.json {
                 print_json(&report.to_json(None, 0)).map_err(Failed::Reported)?;
+            } else if std::io::stderr().is_terminal() {
+                eprintln!("{}", sent_summary(&report));
             }
             Ok(Exit::Ok)
         }
@@ -779,6 +787,22 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
             Err(Failed::Reported(error))
         }
     }
+}
+
+/// The one line a successful send shows on a terminal: how many
+/// recipients got the message, through which server, and its final reply.
+fn sent_summary(report: &smtp::SubmitReport) -> String {
+    let delivered = report.recipients.iter().filter(|r| r.delivered).count();
+    let noun = if delivered == 1 {
+        "recipient"
+    } else {
+        "recipients"
+    };
+    let mut line = format!("sent to {delivered} {noun} via {}", report.server);
+    if let Some(reply) = &report.final_reply {
+        line.push_str(&format!(" ({reply})"));
+    }
+    line
 }
 
 /// Saves the sent copy; the message is out already, so a failure here is
