@@ -1161,8 +1161,9 @@ fn large_body_file_keeps_the_mime_structure() {
     assert_eq!(parsed.attachment(0).unwrap().contents(), b"a,b\n1,2\n");
 }
 
-/// A large body that is not UTF-8 is refused as a small one is, wherever
-/// the bad byte is (a character cut at the end included).
+/// A large body whose first MiB is UTF-8 but whose rest is not (a
+/// character cut at the end included) is refused: the charset is chosen
+/// from the first MiB.
 #[test]
 fn large_body_not_utf8_is_65() {
     let dir = tempfile::tempdir().unwrap();
@@ -1457,4 +1458,107 @@ fn a_server_with_a_wrong_scram_signature_is_refused() {
         "{rec:?}"
     );
     assert!(!rec.saw("MAIL"), "{rec:?}");
+}
+
+/// The message `send --dry-run` prints for `extra` options and `stdin`,
+/// with its stderr.
+fn dry_run(extra: &[&str], stdin: &[u8]) -> (Vec<u8>, String) {
+    let mut argv = vec![
+        "-v",
+        "send",
+        "--dry-run",
+        "--from",
+        "cron@example.org",
+        "--to",
+        "ops@example.org",
+        "--subject",
+        "alert",
+    ];
+    argv.extend(extra);
+    let out = mailctl(&argv, stdin);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let said = stderr(&out);
+    (out.stdout, said)
+}
+
+#[test]
+fn a_latin1_body_is_detected_and_sent_as_utf8() {
+    let latin1 = b"Alerte: temp\xe9rature \xe9lev\xe9e dans la salle 3\n";
+    let (message, said) = dry_run(&[], latin1);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message)
+        .unwrap();
+    let text = String::from_utf8_lossy(&message);
+    assert!(text.contains("charset=\"utf-8\""), "{text}");
+    assert_eq!(
+        parsed.body_text(0).unwrap().trim_end(),
+        "Alerte: température élevée dans la salle 3"
+    );
+    assert!(
+        said.contains("is not UTF-8: read as windows-1252 (detected"),
+        "{said}"
+    );
+
+    // Not in a script's output without -v.
+    let out = mailctl(
+        &[
+            "send",
+            "--dry-run",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+        ],
+        latin1,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("windows-1252"), "{}", stderr(&out));
+}
+
+#[test]
+fn charset_names_the_body_file_charset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alert.txt");
+    // 0xA4 is the euro sign in ISO-8859-15, a currency sign in Latin-1.
+    std::fs::write(&path, b"co\xfbt: 12 \xa4\n").unwrap();
+    let file = path.to_str().unwrap();
+    let (message, said) = dry_run(&["--charset", "iso-8859-15", "--body-file", file], b"");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message)
+        .unwrap();
+    assert_eq!(parsed.body_text(0).unwrap().trim_end(), "coût: 12 €");
+    assert!(said.contains("read as ISO-8859-15 (--charset)"), "{said}");
+
+    let out = mailctl(
+        &[
+            "send",
+            "--dry-run",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--charset",
+            "klingon",
+        ],
+        b"x\n",
+    );
+    assert_eq!(code(&out), 64, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--charset klingon"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_large_latin1_body_is_transcoded_while_spooled() {
+    let line = b"journal: op\xe9ration termin\xe9e\n";
+    let body: Vec<u8> = line.repeat(3 * 1024 * 1024 / line.len());
+    let (message, _) = dry_run(&[], &body);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message)
+        .unwrap();
+    let text = parsed.body_text(0).unwrap();
+    let expected = "journal: opération terminée\r\n".repeat(body.len() / line.len());
+    assert!(text == expected, "{} bytes", text.len());
 }
