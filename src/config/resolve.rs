@@ -580,3 +580,32 @@ pub(crate) fn relative_to(config: &Path, path: &Path) -> PathBuf {
         .map(|dir| dir.join(path))
         .unwrap_or_else(|| path.to_path_buf())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_get_starttls_if_offered() {
+        let at = |host: &str, port: u16| Endpoint {
+            host: host.to_string(),
+            port,
+        };
+        let smtp = |host: &str, port: u16| Protocol::Smtp.implied_tls_for(&at(host, port));
+        for host in ["127.0.0.1", "127.3.2.1", "::1", "localhost", "LOCALHOST"] {
+            assert_eq!(smtp(host, 2525), TlsMode::StarttlsIfOffered, "{host}");
+            assert_eq!(smtp(host, 465), TlsMode::Implicit, "{host}");
+        }
+        for host in [
+            "192.0.2.1",
+            "10.0.0.1",
+            "localhost.example.org",
+            "::2",
+            "mail",
+        ] {
+            assert_eq!(smtp(host, 2525), TlsMode::Starttls, "{host}");
+        }
+        let pop3 = Protocol::Pop3.implied_tls_for(&at("127.0.0.1", 995));
+        assert_eq!(pop3, TlsMode::Implicit);
+    }
+}
