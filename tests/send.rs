@@ -407,17 +407,46 @@ fn missing_starttls_fails_before_anything_else_is_sent() {
     assert!(rec.commands[0].starts_with("EHLO"));
 }
 
-#[test]
-fn port_other_than_465_requires_starttls_by_default() {
-    let server = FakeServer::start(Script::default());
-    let a: Vec<String> = args(&server, "none")
+/// `args` with no TLS mode named, and a body.
+fn no_tls_named(server: &FakeServer) -> Vec<String> {
+    args(server, "none")
         .into_iter()
         .filter(|a| a != "--tls" && a != "none")
         .chain(["--body".to_string(), "x".to_string()])
-        .collect();
-    let out = run(&a, b"");
+        .collect()
+}
+
+/// Another host than loopback: STARTTLS is required on any port but 465,
+/// whether or not the server is on this machine.
+#[test]
+fn port_other_than_465_requires_starttls_by_default() {
+    let Some(host) = non_loopback_address() else {
+        println!("skipped: this machine has no address but loopback");
+        return;
+    };
+    let server = FakeServer::start_on(&host, Script::default());
+    let out = run(&no_tls_named(&server), b"");
     assert_eq!(code(&out), 76, "{}", stderr(&out));
+    assert!(stderr(&out).contains("STARTTLS"), "{}", stderr(&out));
     assert!(!server.finish().saw("MAIL"));
+}
+
+/// A loopback server with no mode named: STARTTLS when offered, else
+/// plain text.
+#[test]
+fn a_loopback_server_gets_starttls_if_it_offers_it() {
+    let plain = FakeServer::start(Script::default());
+    let out = run(&no_tls_named(&plain), b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(plain.finish().tls_at_mail, Some(false));
+
+    let tls = FakeServer::start(Script {
+        tls: ServerTls::Starttls,
+        ..Script::default()
+    });
+    let out = run(&no_tls_named(&tls), b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(tls.finish().tls_at_mail, Some(true));
 }
 
 #[test]
