@@ -126,7 +126,7 @@ pub const LOOPBACK_PLACEHOLDER_PASSWORD: &str = "mailctl";
 impl ResolvedServer {
     /// Obtains the password, prompting `Password for USER@HOST: ` when no
     /// other source is set; a loopback server with no source set gets
-    /// [`LOOPBACK_PLACEHOLDER_PASSWORD`] instead.
+    /// a fixed placeholder password instead.
     pub fn obtain_password(&self) -> anyhow::Result<Secret> {
         Ok(self.secret()?)
     }
