@@ -1002,7 +1002,16 @@ fn aborted_transactions_leave_no_maildirs() {
 /// no password, nothing else to set.
 #[test]
 fn the_commands_printed_at_start_up_send_and_fetch() {
-    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let with_tls = ["--tls-self-signed", ca.to_str().unwrap()];
+    for extra in [&[][..], &with_tls[..]] {
+        printed_commands_work(&Server::start(extra), !extra.is_empty());
+    }
+}
+
+/// Runs the commands `server` printed; `tls`: they must have used it.
+fn printed_commands_work(server: &Server, tls: bool) {
     server.wait_for_log("  mailctl fetch --server ");
     let log = server.log();
     let command = |verb: &str| -> Vec<String> {
@@ -1025,10 +1034,17 @@ fn the_commands_printed_at_start_up_send_and_fetch() {
             .env("XDG_CONFIG_HOME", state.path());
         serve_support::run(&mut cmd)
     };
-    let (ok, _, stderr) = client(command("send"));
+    let verbose = |verb: &str| {
+        let mut args = command(verb);
+        args.insert(0, "-v".to_string());
+        args
+    };
+    let (ok, _, stderr) = client(verbose("send"));
     assert!(ok, "{stderr}");
-    let (ok, listing, stderr) = client(command("fetch"));
+    assert_eq!(stderr.contains("STARTTLS"), tls, "{stderr}");
+    let (ok, listing, stderr) = client(verbose("fetch"));
     assert!(ok, "{stderr}");
+    assert_eq!(stderr.contains("STLS"), tls, "{stderr}");
     assert!(
         listing.contains("me@localhost") && listing.contains("hi"),
         "{listing}"
