@@ -44,6 +44,10 @@ pub enum AuthChoice {
     /// SCRAM-SHA-256 (RFC 7677), preferred by `auto` when offered.
     #[value(name = "scram-sha-256")]
     ScramSha256,
+    /// EXTERNAL (RFC 4422): the identity of the TLS client certificate
+    /// (--cert, --key), no password; `auto` uses it when offered and a
+    /// certificate is given.
+    External,
 }
 
 impl AuthChoice {
@@ -57,6 +61,7 @@ impl AuthChoice {
             AuthChoice::OAuthBearer => Some(Mechanism::OAuthBearer),
             AuthChoice::ScramSha1 => Some(Mechanism::ScramSha1),
             AuthChoice::ScramSha256 => Some(Mechanism::ScramSha256),
+            AuthChoice::External => Some(Mechanism::External),
         }
     }
 }
@@ -474,16 +479,24 @@ fn smtp_login(
     transcript: &Transcript,
 ) -> anyhow::Result<(Settings, bool)> {
     let mut cached = false;
+    let client_cert = server.tls_options.client_cert.is_some();
+    super::require_client_cert(mechanism == Some(Mechanism::External), server)?;
+    let mut secret_source = None;
     let credentials = match server.login_user()? {
         Some(user) => {
             let wants_token = mechanism.is_none_or(Mechanism::takes_token);
             let (secret, token) = match super::oauth2::token_for(server, wants_token, transcript)? {
                 Some(access) => {
                     cached = access.cached;
-                    (access.secret, true)
+                    (Some(access.secret), true)
+                }
+                // EXTERNAL may be chosen: the password only if it is not.
+                None if client_cert && mechanism.is_none_or(|m| !m.needs_secret()) => {
+                    secret_source = Some(password_source(server));
+                    (None, false)
                 }
                 None => (
-                    server.obtain_password()?,
+                    Some(server.obtain_password()?),
                     mechanism.is_some_and(Mechanism::takes_token),
                 ),
             };
@@ -492,6 +505,7 @@ fn smtp_login(
                 secret,
                 mechanism,
                 token,
+                client_cert,
                 nonce: crate::crypto::nonce()?,
             })
         }
@@ -504,8 +518,15 @@ fn smtp_login(
         timeout: server.checked_timeout()?,
         helo_name,
         credentials,
+        secret_source,
     };
     Ok((settings, cached))
+}
+
+/// The account's password source, consulted only when the session needs it.
+fn password_source(server: &ResolvedServer) -> smtp::SecretSource {
+    let server = server.clone();
+    smtp::SecretSource(Arc::new(move || server.obtain_password()))
 }
 
 /// Submits the message; when the server refuses a cached OAuth 2 token,
@@ -528,7 +549,7 @@ pub(crate) fn submit_with_login(
     };
     match (&first, &server.oauth2, settings.credentials.as_mut()) {
         (Err(e), Some(oauth2), Some(credentials)) if cached && credentials.token && refused(e) => {
-            credentials.secret = super::oauth2::fresh_token(oauth2, transcript)?;
+            credentials.secret = Some(super::oauth2::fresh_token(oauth2, transcript)?);
             Ok(smtp::submit(&settings, envelope, message, transcript))
         }
         _ => Ok(first),

@@ -294,6 +294,8 @@ pub enum SmtpAuth {
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
     ScramSha256,
+    /// AUTH EXTERNAL (the TLS client certificate's identity).
+    External,
 }
 
 /// `auth = "..."` in a `pop3` table.
@@ -316,6 +318,8 @@ pub enum Pop3Auth {
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
     ScramSha256,
+    /// AUTH EXTERNAL (the TLS client certificate's identity).
+    External,
 }
 
 /// The wire-independent name of an auth setting, as the command line spells it.
@@ -335,6 +339,7 @@ impl AuthName for SmtpAuth {
             SmtpAuth::Oauthbearer => "oauthbearer",
             SmtpAuth::ScramSha1 => "scram-sha-1",
             SmtpAuth::ScramSha256 => "scram-sha-256",
+            SmtpAuth::External => "external",
         }
     }
 }
@@ -350,6 +355,7 @@ impl AuthName for Pop3Auth {
             Pop3Auth::Oauthbearer => "oauthbearer",
             Pop3Auth::ScramSha1 => "scram-sha-1",
             Pop3Auth::ScramSha256 => "scram-sha-256",
+            Pop3Auth::External => "external",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! SASL mechanisms and password digests shared by SMTP and POP3 (pure
 //! functions, no I/O): PLAIN (RFC 4616), LOGIN, CRAM-MD5 (RFC 2195),
-//! XOAUTH2, OAUTHBEARER (RFC 7628), the POP3 APOP digest (RFC 1939 section 7), and the client side
+//! XOAUTH2, OAUTHBEARER (RFC 7628), EXTERNAL (RFC 4422 appendix A), the POP3 APOP digest (RFC 1939 section 7), and the client side
 //! of SCRAM ([`scram`]).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -28,6 +28,9 @@ pub enum Mechanism {
     ScramSha256,
     /// `OAUTHBEARER` (RFC 7628): an OAuth 2 bearer token.
     OAuthBearer,
+    /// `EXTERNAL` (RFC 4422 appendix A): the identity the TLS client
+    /// certificate established; no password.
+    External,
 }
 
 impl Mechanism {
@@ -41,6 +44,7 @@ impl Mechanism {
             Mechanism::ScramSha1 => "SCRAM-SHA-1",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::OAuthBearer => "OAUTHBEARER",
+            Mechanism::External => "EXTERNAL",
         }
     }
 
@@ -54,6 +58,7 @@ impl Mechanism {
             "SCRAM-SHA-1" => Some(Mechanism::ScramSha1),
             "SCRAM-SHA-256" => Some(Mechanism::ScramSha256),
             "OAUTHBEARER" => Some(Mechanism::OAuthBearer),
+            "EXTERNAL" => Some(Mechanism::External),
             _ => None,
         }
     }
@@ -76,6 +81,11 @@ impl Mechanism {
     /// Whether the mechanism carries an OAuth 2 access token.
     pub fn takes_token(self) -> bool {
         TOKEN_ORDER.contains(&self)
+    }
+
+    /// Whether the mechanism needs a password or token (all but EXTERNAL).
+    pub fn needs_secret(self) -> bool {
+        self != Mechanism::External
     }
 
     /// The SCRAM hash of a SCRAM mechanism.
@@ -142,6 +152,11 @@ pub fn token_error_answer(mechanism: Mechanism) -> &'static str {
         _ => "",
     }
 }
+
+/// The EXTERNAL initial response: `=`, an empty response (RFC 4954
+/// section 4, RFC 5034 section 4), so the server derives the
+/// authorisation identity from the client certificate.
+pub const EXTERNAL_RESPONSE: &str = "=";
 
 /// Base64 of one LOGIN step (the user name, then the password).
 pub fn login_step(value: &str) -> String {

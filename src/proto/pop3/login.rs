@@ -47,6 +47,9 @@ pub enum Method {
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
     ScramSha256,
+    /// AUTH EXTERNAL (RFC 4422 appendix A): the identity of the TLS client
+    /// certificate, no password.
+    External,
 }
 
 impl Method {
@@ -62,7 +65,13 @@ impl Method {
             Method::OAuthBearer => "OAUTHBEARER",
             Method::ScramSha1 => "SCRAM-SHA-1",
             Method::ScramSha256 => "SCRAM-SHA-256",
+            Method::External => "EXTERNAL",
         }
+    }
+
+    /// Whether the method needs the password or token (all but EXTERNAL).
+    pub fn needs_secret(self) -> bool {
+        self != Method::External
     }
 
     /// The SCRAM mechanism of a SCRAM method.
@@ -149,6 +158,9 @@ pub struct Request<'a> {
     pub loopback: bool,
     /// A fresh random printable string (no comma) for SCRAM's client nonce.
     pub nonce: &'a str,
+    /// Whether a TLS client certificate is presented: `auto` then means
+    /// EXTERNAL when offered.
+    pub client_cert: bool,
 }
 
 /// Refuses to send a password or token over an unencrypted connection,
@@ -171,13 +183,22 @@ pub fn plaintext_check(
     })
 }
 
-/// The method `auto` resolves to, from what the session knows: SCRAM when
-/// offered and the connection is encrypted or local, then APOP on an
-/// unencrypted connection, then PLAIN, then USER/PASS. For a token:
-/// OAUTHBEARER when offered, else XOAUTH2.
-fn resolve(method: Method, client: &Client, loopback: bool, token: bool) -> Method {
+/// The method `auto` resolves to, from what the session knows: EXTERNAL
+/// when offered and a client certificate is presented, SCRAM when offered
+/// and the connection is encrypted or local, then APOP on an unencrypted
+/// connection, then PLAIN, then USER/PASS. For a token: OAUTHBEARER when
+/// offered, else XOAUTH2. `secret` in `request` is not looked at.
+pub fn resolve(request: &Request<'_>, client: &Client) -> Method {
+    let (method, loopback, token) = (request.method, request.loopback, request.token);
     if method != Method::Auto {
         return method;
+    }
+    if request.client_cert
+        && client
+            .capabilities()
+            .is_some_and(|c| c.has_sasl("EXTERNAL"))
+    {
+        return Method::External;
     }
     if token {
         return match client.capabilities() {
@@ -203,7 +224,7 @@ impl Login {
     /// Chooses the method and returns the first commands to send. Fails,
     /// with nothing sent, when the policy refuses.
     pub fn start(request: &Request<'_>, client: &Client) -> Result<(Login, Vec<Command>), Error> {
-        let method = resolve(request.method, client, request.loopback, request.token);
+        let method = resolve(request, client);
         plaintext_check(
             request.method,
             method,
@@ -245,8 +266,14 @@ impl Login {
                 };
                 (stage, vec![command])
             }
-            Method::Plain | Method::Xoauth2 | Method::OAuthBearer | Method::Auto => {
-                let (mechanism, initial) = if let Some(token) = method.token() {
+            Method::Plain
+            | Method::Xoauth2
+            | Method::OAuthBearer
+            | Method::External
+            | Method::Auto => {
+                let (mechanism, initial) = if method == Method::External {
+                    ("EXTERNAL", sasl::EXTERNAL_RESPONSE.to_string())
+                } else if let Some(token) = method.token() {
                     (
                         token.name(),
                         sasl::token_response(token, request.user, request.secret.expose()),
@@ -451,6 +478,7 @@ mod tests {
             loopback,
             token: false,
             nonce: "rOprNGfwEbeRWgbNEkqO",
+            client_cert: false,
         }
     }
 
@@ -703,6 +731,70 @@ mod tests {
         let (sent, result) = run(&mut c, &mut login, first, b"+ eA==\r\n-ERR no\r\n");
         assert!(sent.ends_with(b"*\r\n"));
         assert!(matches!(result, Err(Error::Refused { .. })));
+    }
+
+    /// With a client certificate, `auto` sends AUTH EXTERNAL with the
+    /// empty initial response, whatever the chunk size of the server's
+    /// bytes; a challenge is cancelled and a refusal reported.
+    #[test]
+    fn external_with_a_client_certificate() {
+        let none = Secret::new("");
+        let with_cert = Request {
+            client_cert: true,
+            ..request(Method::Auto, &none, false)
+        };
+        let capa = b"+OK\r\nSASL PLAIN SCRAM-SHA-256 EXTERNAL\r\n.\r\n";
+        let cases: [(&[u8], &str, bool); 3] = [
+            (b"+OK quinn logged in\r\n", "AUTH EXTERNAL =\r\n", true),
+            (b"-ERR [AUTH] no\r\n", "AUTH EXTERNAL =\r\n", false),
+            (
+                b"+ \r\n-ERR cancelled\r\n",
+                "AUTH EXTERNAL =\r\n*\r\n",
+                false,
+            ),
+        ];
+        for (replies, expected, ok) in cases {
+            for chunk in 1..=replies.len() {
+                let mut c = client(true, b"+OK\r\n", capa);
+                assert!(!resolve(&with_cert, &c).needs_secret());
+                let (mut login, first) = Login::start(&with_cert, &c).unwrap();
+                assert_eq!(login.method(), Method::External);
+                let mut sent = Vec::new();
+                for command in &first {
+                    sent.extend(c.send(command).unwrap());
+                }
+                let result = feed_in_chunks(&mut c, &mut login, replies, chunk, &mut sent);
+                assert_eq!(String::from_utf8(sent).unwrap(), expected, "chunk {chunk}");
+                match result {
+                    Ok(()) => assert!(ok),
+                    Err(Error::Refused { what, .. }) => {
+                        assert!(!ok);
+                        assert_eq!(what, "AUTH EXTERNAL");
+                    }
+                    Err(other) => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+
+    /// `auto` picks EXTERNAL only with a certificate and when offered;
+    /// otherwise the method needs the password.
+    #[test]
+    fn external_only_with_a_certificate_and_when_offered() {
+        let secret = Secret::new("pw");
+        let offered = client(true, b"+OK\r\n", b"+OK\r\nSASL EXTERNAL PLAIN\r\n.\r\n");
+        let not_offered = client(true, b"+OK\r\n", b"+OK\r\nSASL PLAIN\r\n.\r\n");
+        let with_cert = Request {
+            client_cert: true,
+            ..request(Method::Auto, &secret, false)
+        };
+        let without = request(Method::Auto, &secret, false);
+        assert_eq!(resolve(&with_cert, &offered), Method::External);
+        assert_eq!(resolve(&without, &offered), Method::Plain);
+        assert_eq!(resolve(&with_cert, &not_offered), Method::Plain);
+        assert!(resolve(&with_cert, &not_offered).needs_secret());
+        let explicit = request(Method::External, &secret, false);
+        assert_eq!(resolve(&explicit, &not_offered), Method::External);
     }
 
     /// A token with `auto` goes with OAUTHBEARER when offered, else

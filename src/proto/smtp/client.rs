@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! Greeting -> Ehlo (-> Helo if EHLO is refused) -> StartTls -> Ehlo
-//!   -> Auth (PLAIN | LOGIN | CRAM-MD5 | XOAUTH2)
+//!   -> Auth (SCRAM-* | EXTERNAL | CRAM-MD5 | PLAIN | LOGIN | OAUTHBEARER | XOAUTH2)
 //!   -> MAIL, RCPT..., DATA   (one flight with PIPELINING, else one by one)
 //!   -> message, final dot (+ QUIT in the same flight with PIPELINING)
 //!   -> Quit -> Closed
@@ -48,8 +48,13 @@ pub enum TlsPolicy {
 pub struct Credentials {
     /// The user name.
     pub user: String,
-    /// The password, or the access token for XOAUTH2.
-    pub secret: Secret,
+    /// The password, or the access token for XOAUTH2; `None` until the
+    /// driver obtains it: the machine asks with [`Event::NeedSecret`] once
+    /// it has chosen a mechanism that needs one (all but EXTERNAL).
+    pub secret: Option<Secret>,
+    /// Whether a TLS client certificate is presented: with no mechanism
+    /// asked for, EXTERNAL is then used when offered.
+    pub client_cert: bool,
     /// A mechanism the user asked for; `None` picks the strongest offered.
     pub mechanism: Option<Mechanism>,
     /// Whether the secret is an OAuth 2 access token: with no mechanism
@@ -168,6 +173,10 @@ pub enum Event {
     /// [`Client::take_outcome`], then call [`Client::next_message`] or
     /// [`Client::quit`].
     Idle,
+    /// The chosen mechanism needs the password (or token), which the
+    /// credentials do not hold yet: obtain it and call
+    /// [`Client::provide_secret`].
+    NeedSecret,
 }
 
 /// What became of one recipient.
@@ -256,6 +265,8 @@ enum AuthStep {
     /// The exchange was cancelled with `*`; whatever the server answers,
     /// QUIT follows.
     Cancelled,
+    /// The mechanism is chosen; the driver is obtaining the secret.
+    AwaitSecret(Mechanism),
 }
 
 /// The longest command line, CRLF included (RFC 5321 section 4.5.3.1.4).
@@ -310,16 +321,19 @@ pub struct Client {
     scram: Option<Scram>,
 }
 
-/// The base64 initial response of PLAIN, XOAUTH2 or OAUTHBEARER.
+/// The base64 initial response of PLAIN, XOAUTH2, OAUTHBEARER or EXTERNAL.
 fn initial_response(mechanism: Mechanism, user: &str, secret: &str) -> String {
-    if mechanism.takes_token() {
+    if mechanism == Mechanism::External {
+        sasl::EXTERNAL_RESPONSE.to_string()
+    } else if mechanism.takes_token() {
         sasl::token_response(mechanism, user, secret)
     } else {
         sasl::plain_response(user, secret)
     }
 }
 
-/// The step after the initial response of PLAIN or a token mechanism.
+/// The step after the initial response of PLAIN, EXTERNAL or a token
+/// mechanism.
 fn after_initial(mechanism: Mechanism) -> AuthStep {
     if mechanism.takes_token() {
         AuthStep::TokenError
@@ -328,9 +342,10 @@ fn after_initial(mechanism: Mechanism) -> AuthStep {
     }
 }
 
-/// The mechanism to use: the one asked for if offered, else the preferred
-/// token mechanism offered for a token, or the strongest password
-/// mechanism offered for a password.
+/// The mechanism to use: the one asked for if offered, else EXTERNAL when
+/// a client certificate is presented and the server offers it, else the
+/// preferred token mechanism offered for a token, or the strongest
+/// password mechanism offered for a password.
 fn choose_mechanism(caps: &Capabilities, credentials: &Credentials) -> Result<Mechanism, Error> {
     let wanted = credentials.mechanism;
     if caps.auth_names.is_empty() {
@@ -343,6 +358,9 @@ fn choose_mechanism(caps: &Capabilities, credentials: &Credentials) -> Result<Me
             mechanism,
             offered: offered(),
         }),
+        None if credentials.client_cert && caps.auth.contains(&Mechanism::External) => {
+            Ok(Mechanism::External)
+        }
         None if credentials.token => Mechanism::preferred_for_token(&caps.auth)
             .ok_or_else(|| Error::NoUsableMechanism { offered: offered() }),
         None => Mechanism::strongest_for_password(&caps.auth)
@@ -451,6 +469,27 @@ impl Client {
         self.state = State::Ehlo;
         match Flight::of(Command::Ehlo(&self.config.helo_name)) {
             Ok(flight) => Event::Send(flight),
+            Err(err) => {
+                self.record(err);
+                self.state = State::Closed;
+                Event::Close
+            }
+        }
+    }
+
+    /// Call after [`Event::NeedSecret`] with the password (or token): the
+    /// chosen mechanism starts.
+    pub fn provide_secret(&mut self, secret: Secret) -> Event {
+        let State::Auth(AuthStep::AwaitSecret(mechanism)) = self.state else {
+            return Event::Wait;
+        };
+        let Some(credentials) = self.config.credentials.as_mut() else {
+            return Event::Wait;
+        };
+        credentials.secret = Some(secret);
+        let credentials = credentials.clone();
+        match self.start_auth(mechanism, &credentials) {
+            Ok(event) => event,
             Err(err) => {
                 self.record(err);
                 self.state = State::Closed;
@@ -768,9 +807,21 @@ impl Client {
         credentials: &Credentials,
     ) -> Result<Event, Error> {
         self.report.auth = Some(mechanism);
-        let (user, secret) = (credentials.user.as_str(), credentials.secret.expose());
+        let none = Secret::new("");
+        let password = match &credentials.secret {
+            Some(password) => password,
+            None if mechanism.needs_secret() => {
+                self.state = State::Auth(AuthStep::AwaitSecret(mechanism));
+                return Ok(Event::NeedSecret);
+            }
+            None => &none,
+        };
+        let (user, secret) = (credentials.user.as_str(), password.expose());
         match mechanism {
-            Mechanism::Plain | Mechanism::XOAuth2 | Mechanism::OAuthBearer => {
+            Mechanism::Plain
+            | Mechanism::XOAuth2
+            | Mechanism::OAuthBearer
+            | Mechanism::External => {
                 let initial = initial_response(mechanism, user, secret);
                 // RFC 4954 section 4: a response that would make the
                 // command too long is sent after the server's empty 334.
@@ -808,7 +859,7 @@ impl Client {
             ),
             Mechanism::ScramSha1 | Mechanism::ScramSha256 => {
                 let hash = mechanism.scram_hash().expect("a SCRAM mechanism");
-                let scram = match Scram::new(hash, user, &credentials.secret, &credentials.nonce) {
+                let scram = match Scram::new(hash, user, password, &credentials.nonce) {
                     Ok(scram) => scram,
                     Err(e) => return self.fail_and_quit(Error::Scram(e)),
                 };
@@ -871,7 +922,8 @@ impl Client {
                 return self.fail_and_quit(Error::AuthRefused { mechanism, reply });
             }
         };
-        let (user, secret) = (credentials.user.as_str(), credentials.secret.expose());
+        let secret = credentials.secret.as_ref().map_or("", Secret::expose);
+        let user = credentials.user.as_str();
         match step {
             AuthStep::Initial => {
                 let mechanism = self.report.auth.unwrap_or(Mechanism::Plain);
@@ -917,10 +969,12 @@ impl Client {
             AuthStep::ScramServerFirst | AuthStep::ScramServerFinal => {
                 self.scram_step(step, &reply)
             }
-            AuthStep::Final | AuthStep::Cancelled => Err(Error::Unexpected {
-                what: "challenge after the last response",
-                reply,
-            }),
+            AuthStep::Final | AuthStep::Cancelled | AuthStep::AwaitSecret(_) => {
+                Err(Error::Unexpected {
+                    what: "challenge after the last response",
+                    reply,
+                })
+            }
         }
     }
 
@@ -1181,9 +1235,10 @@ mod tests {
     fn with_auth(mut c: ClientConfig, mechanism: Option<Mechanism>) -> ClientConfig {
         c.credentials = Some(Credentials {
             user: "tim".into(),
-            secret: Secret::new("tanstaaftanstaaf"),
+            secret: Some(Secret::new("tanstaaftanstaaf")),
             mechanism,
             token: false,
+            client_cert: false,
             nonce: "rOprNGfwEbeRWgbNEkqO".into(),
         });
         c
@@ -1200,9 +1255,10 @@ mod tests {
         cfg.plaintext_auth_allowed = true;
         cfg.credentials = Some(Credentials {
             user: "user".into(),
-            secret: Secret::new("pencil"),
+            secret: Some(Secret::new("pencil")),
             mechanism: None,
             token: false,
+            client_cert: false,
             nonce: "rOprNGfwEbeRWgbNEkqO".into(),
         });
         let mut c = Client::new(cfg);
@@ -1550,6 +1606,7 @@ mod tests {
         let mut client = Client::new(cfg);
         let mut reader = ReplyReader::new();
         let (mut sent, mut rest) = (Vec::new(), server);
+        let mut asked = "";
         loop {
             let Some(reply) = reader.next_reply() else {
                 assert!(!rest.is_empty(), "the server script ended");
@@ -1558,7 +1615,12 @@ mod tests {
                 rest = &rest[take..];
                 continue;
             };
-            match client.on_reply(reply) {
+            let mut event = client.on_reply(reply);
+            if event == Event::NeedSecret {
+                asked = ", password asked";
+                event = client.provide_secret(Secret::new("tanstaaftanstaaf"));
+            }
+            match event {
                 Event::Send(flight) => sent.extend_from_slice(&flight.wire),
                 Event::Wait => {}
                 Event::Close | Event::Abort(_) => break,
@@ -1567,8 +1629,8 @@ mod tests {
         }
         assert!(rest.is_empty() && !reader.has_partial());
         let outcome = match client.finish() {
-            Ok(report) => format!("ok {:?}", report.auth),
-            Err(failed) => format!("{}", failed.0),
+            Ok(report) => format!("ok {:?}{asked}", report.auth),
+            Err(failed) => format!("{}{asked}", failed.0),
         };
         (sent, outcome)
     }
@@ -1601,13 +1663,104 @@ mod tests {
         }
     }
 
+    /// Credentials whose password is not obtained yet, with or without a
+    /// client certificate.
+    fn deferred_auth(
+        mut c: ClientConfig,
+        mechanism: Option<Mechanism>,
+        cert: bool,
+    ) -> ClientConfig {
+        c = with_auth(c, mechanism);
+        let credentials = c.credentials.as_mut().unwrap();
+        credentials.secret = None;
+        credentials.client_cert = cert;
+        c
+    }
+
+    /// With a client certificate, `auto` sends AUTH EXTERNAL with the empty
+    /// initial response and never asks for the password; the server's bytes
+    /// in every chunk size. A refusal is an authentication failure.
+    #[test]
+    fn external_with_a_client_certificate_needs_no_password() {
+        let mut cfg = deferred_auth(config(TlsPolicy::Implicit), None, true);
+        cfg.probe = true;
+        let accepted: &[u8] = b"220 mx ESMTP\r\n250-mx\r\n\
+            250 AUTH SCRAM-SHA-256 PLAIN EXTERNAL\r\n235 2.7.0 ok\r\n221 2.0.0 Bye\r\n";
+        let refused: &[u8] = b"220 mx ESMTP\r\n250-mx\r\n250 AUTH EXTERNAL\r\n\
+            535 5.7.8 no identity\r\n221 2.0.0 Bye\r\n";
+        let expected = "EHLO client.example\r\nAUTH EXTERNAL =\r\nQUIT\r\n";
+        for chunk in 1..=accepted.len() {
+            let (sent, outcome) = chunked_session(cfg.clone(), accepted, chunk);
+            assert_eq!(String::from_utf8(sent).unwrap(), expected, "chunk {chunk}");
+            assert_eq!(outcome, "ok Some(External)", "chunk {chunk}");
+        }
+        for chunk in 1..=refused.len() {
+            let (sent, outcome) = chunked_session(cfg.clone(), refused, chunk);
+            assert_eq!(String::from_utf8(sent).unwrap(), expected, "chunk {chunk}");
+            assert!(outcome.contains("535") && !outcome.contains("password asked"));
+        }
+    }
+
+    /// Without a certificate `auto` never picks EXTERNAL; with one but no
+    /// EXTERNAL offered, the password is asked for only then. EXTERNAL
+    /// asked for but not offered fails before anything is sent.
+    #[test]
+    fn external_only_with_a_certificate_and_when_offered() {
+        let script: &[u8] = b"220 mx\r\n250-mx\r\n250 AUTH EXTERNAL PLAIN\r\n\
+            235 ok\r\n221 Bye\r\n";
+        let plain = format!(
+            "EHLO client.example\r\nAUTH PLAIN {}\r\nQUIT\r\n",
+            sasl::plain_response("tim", "tanstaaftanstaaf")
+        );
+        let no_external: &[u8] = b"220 mx\r\n250-mx\r\n250 AUTH PLAIN\r\n235 ok\r\n221 Bye\r\n";
+        let cases: [(&[u8], bool, Option<Mechanism>, &str, &str); 4] = [
+            (
+                script,
+                false,
+                None,
+                &plain,
+                "ok Some(Plain), password asked",
+            ),
+            (
+                no_external,
+                true,
+                None,
+                &plain,
+                "ok Some(Plain), password asked",
+            ),
+            (
+                script,
+                true,
+                Some(Mechanism::External),
+                "EHLO client.example\r\nAUTH EXTERNAL =\r\nQUIT\r\n",
+                "ok Some(External)",
+            ),
+            (
+                b"220 mx\r\n250-mx\r\n250 AUTH PLAIN\r\n221 Bye\r\n",
+                true,
+                Some(Mechanism::External),
+                "EHLO client.example\r\nQUIT\r\n",
+                "the server does not offer AUTH EXTERNAL",
+            ),
+        ];
+        for (server, cert, mechanism, sent_expected, outcome_expected) in cases {
+            let mut cfg = deferred_auth(config(TlsPolicy::Implicit), mechanism, cert);
+            cfg.probe = true;
+            for chunk in [1, 7, server.len()] {
+                let (sent, outcome) = chunked_session(cfg.clone(), server, chunk);
+                assert_eq!(String::from_utf8(sent).unwrap(), sent_expected);
+                assert!(outcome.starts_with(outcome_expected), "{outcome}");
+            }
+        }
+    }
+
     /// RFC 4954 section 4: an initial response that would make the AUTH
     /// command longer than 512 octets waits for the server's empty 334.
     #[test]
     fn long_token_is_sent_after_the_empty_challenge() {
         let mut cfg = with_auth(config(TlsPolicy::Implicit), Some(Mechanism::XOAuth2));
         let token = "t".repeat(1500);
-        cfg.credentials.as_mut().unwrap().secret = Secret::new(token.as_str());
+        cfg.credentials.as_mut().unwrap().secret = Some(Secret::new(token.as_str()));
         let mut c = Client::new(cfg);
         c.on_reply(reply(b"220 hi\r\n"));
         let e = c.on_reply(reply(EHLO_AUTH));
@@ -1860,7 +2013,7 @@ mod tests {
                     awaiting_dot_reply = false;
                 }
                 match event {
-                    Event::Close | Event::Abort(_) | Event::Idle => break,
+                    Event::Close | Event::Abort(_) | Event::Idle | Event::NeedSecret => break,
                     Event::StartTls => {
                         c.tls_established();
                     }
