@@ -1713,7 +1713,9 @@ mod tests {
             sasl::plain_response("tim", "tanstaaftanstaaf")
         );
         let no_external: &[u8] = b"220 mx\r\n250-mx\r\n250 AUTH PLAIN\r\n235 ok\r\n221 Bye\r\n";
-        let cases: [(&[u8], bool, Option<Mechanism>, &str, &str); 4] = [
+        /// Server script, certificate, mechanism asked for, bytes sent, outcome.
+        type Case<'a> = (&'a [u8], bool, Option<Mechanism>, &'a str, &'a str);
+        let cases: [Case<'_>; 4] = [
             (
                 script,
                 false,
