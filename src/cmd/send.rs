@@ -44,6 +44,13 @@ pub enum AuthChoice {
     /// SCRAM-SHA-256 (RFC 7677), preferred by `auto` when offered.
     #[value(name = "scram-sha-256")]
     ScramSha256,
+    /// SCRAM-SHA-1-PLUS: SCRAM-SHA-1 bound to the TLS session
+    /// (tls-server-end-point), so a man in the middle cannot relay it.
+    #[value(name = "scram-sha-1-plus")]
+    ScramSha1Plus,
+    /// SCRAM-SHA-256-PLUS, preferred by `auto` over TLS when offered.
+    #[value(name = "scram-sha-256-plus")]
+    ScramSha256Plus,
     /// EXTERNAL (RFC 4422): the identity of the TLS client certificate
     /// (--cert, --key), no password; `auto` uses it when offered and a
     /// certificate is given.
@@ -61,6 +68,8 @@ impl AuthChoice {
             AuthChoice::OAuthBearer => Some(Mechanism::OAuthBearer),
             AuthChoice::ScramSha1 => Some(Mechanism::ScramSha1),
             AuthChoice::ScramSha256 => Some(Mechanism::ScramSha256),
+            AuthChoice::ScramSha1Plus => Some(Mechanism::ScramSha1Plus),
+            AuthChoice::ScramSha256Plus => Some(Mechanism::ScramSha256Plus),
             AuthChoice::External => Some(Mechanism::External),
         }
     }

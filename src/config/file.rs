@@ -294,6 +294,10 @@ pub enum SmtpAuth {
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
     ScramSha256,
+    /// AUTH SCRAM-SHA-1-PLUS.
+    ScramSha1Plus,
+    /// AUTH SCRAM-SHA-256-PLUS.
+    ScramSha256Plus,
     /// AUTH EXTERNAL (the TLS client certificate's identity).
     External,
 }
@@ -339,6 +343,8 @@ impl AuthName for SmtpAuth {
             SmtpAuth::Oauthbearer => "oauthbearer",
             SmtpAuth::ScramSha1 => "scram-sha-1",
             SmtpAuth::ScramSha256 => "scram-sha-256",
+            SmtpAuth::ScramSha1Plus => "scram-sha-1-plus",
+            SmtpAuth::ScramSha256Plus => "scram-sha-256-plus",
             SmtpAuth::External => "external",
         }
     }

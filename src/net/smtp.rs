@@ -639,6 +639,7 @@ fn perform(
                     &format!("<discarded {discarded} bytes received before the TLS handshake>"),
                 );
             }
+            client.set_channel_binding(conn.server_end_point());
             *wire = Some(Wire {
                 conn,
                 reader: reply_reader(transcript),
@@ -707,6 +708,9 @@ fn drive(
         }
         TlsMode::Starttls | TlsMode::None => Connection::connect(endpoint, settings.timeout),
     };
+    if let Ok(conn) = &connected {
+        client.set_channel_binding(conn.server_end_point());
+    }
     let mut wire = match connected {
         Ok(conn) => Some(Wire {
             conn,

@@ -47,6 +47,9 @@ pub enum Error {
     /// The server-final message is malformed or its signature is wrong:
     /// the server did not prove it knows the password.
     NotProven,
+    /// A -PLUS mechanism was asked for, but the session has no TLS
+    /// channel binding to offer.
+    NoChannelBinding,
 }
 
 impl std::fmt::Display for Error {
@@ -61,6 +64,10 @@ impl std::fmt::Display for Error {
                 "the server asks for {n} SCRAM iterations (at most {MAX_ITERATIONS} are computed)"
             ),
             Error::Server(e) => write!(f, "the server reported SCRAM error {e:?}"),
+            Error::NoChannelBinding => write!(
+                f,
+                "SCRAM -PLUS needs a TLS session whose server certificate can be bound"
+            ),
             Error::NotProven => write!(
                 f,
                 "the server's SCRAM signature is wrong: it did not prove it knows the password"

@@ -319,6 +319,9 @@ pub struct Client {
     failure: Option<Error>,
     /// The SCRAM exchange in progress, if any.
     scram: Option<Scram>,
+    /// The TLS session's `tls-server-end-point` data, as the driver
+    /// handed it in after the handshake.
+    channel_binding: Option<Vec<u8>>,
 }
 
 /// The base64 initial response of PLAIN, XOAUTH2, OAUTHBEARER or EXTERNAL.
@@ -346,7 +349,12 @@ fn after_initial(mechanism: Mechanism) -> AuthStep {
 /// a client certificate is presented and the server offers it, else the
 /// preferred token mechanism offered for a token, or the strongest
 /// password mechanism offered for a password.
-fn choose_mechanism(caps: &Capabilities, credentials: &Credentials) -> Result<Mechanism, Error> {
+/// `can_bind`: whether the session has a TLS channel binding for -PLUS.
+fn choose_mechanism(
+    caps: &Capabilities,
+    credentials: &Credentials,
+    can_bind: bool,
+) -> Result<Mechanism, Error> {
     let wanted = credentials.mechanism;
     if caps.auth_names.is_empty() {
         return Err(Error::AuthNotOffered);
@@ -363,7 +371,7 @@ fn choose_mechanism(caps: &Capabilities, credentials: &Credentials) -> Result<Me
         }
         None if credentials.token => Mechanism::preferred_for_token(&caps.auth)
             .ok_or_else(|| Error::NoUsableMechanism { offered: offered() }),
-        None => Mechanism::strongest_for_password(&caps.auth)
+        None => Mechanism::strongest_for_password(&caps.auth, can_bind)
             .ok_or_else(|| Error::NoUsableMechanism { offered: offered() }),
     }
 }
@@ -424,6 +432,7 @@ impl Client {
             },
             failure: None,
             scram: None,
+            channel_binding: None,
         }
     }
 
@@ -475,6 +484,14 @@ impl Client {
                 Event::Close
             }
         }
+    }
+
+    /// Call after each TLS handshake (implicit, or before
+    /// [`Client::tls_established`]) with the session's
+    /// `tls-server-end-point` channel binding, if it has one: SCRAM then
+    /// binds to it (-PLUS) or says it could (`y,,`).
+    pub fn set_channel_binding(&mut self, data: Option<Vec<u8>>) {
+        self.channel_binding = data;
     }
 
     /// Call after [`Event::NeedSecret`] with the password (or token): the
@@ -793,7 +810,8 @@ impl Client {
             if !self.tls_active && !self.config.plaintext_auth_allowed {
                 return Err(Error::PlaintextAuth);
             }
-            return match choose_mechanism(&caps, &credentials) {
+            let can_bind = self.tls_active && self.channel_binding.is_some();
+            return match choose_mechanism(&caps, &credentials, can_bind) {
                 Ok(mechanism) => self.start_auth(mechanism, &credentials),
                 Err(err) => self.fail_and_quit(err),
             };
@@ -857,9 +875,16 @@ impl Client {
                     initial: None,
                 },
             ),
-            Mechanism::ScramSha1 | Mechanism::ScramSha256 => {
+            Mechanism::ScramSha1
+            | Mechanism::ScramSha256
+            | Mechanism::ScramSha1Plus
+            | Mechanism::ScramSha256Plus => {
                 let hash = mechanism.scram_hash().expect("a SCRAM mechanism");
-                let scram = match Scram::new(hash, user, password, &credentials.nonce) {
+                let binding = self.scram_binding(mechanism);
+                let scram = match binding.and_then(|binding| {
+                    Scram::new(hash, user, password, &credentials.nonce)
+                        .map(|scram| scram.with_binding(binding))
+                }) {
                     Ok(scram) => scram,
                     Err(e) => return self.fail_and_quit(Error::Scram(e)),
                 };
@@ -873,6 +898,23 @@ impl Client {
                     },
                 )
             }
+        }
+    }
+
+    /// The channel binding for `mechanism`: the TLS data for -PLUS, `y`
+    /// for plain SCRAM when the session could bind but the server offered
+    /// no -PLUS (RFC 5802 section 6), else none.
+    fn scram_binding(&self, mechanism: Mechanism) -> Result<scram::Binding, scram::Error> {
+        let data = self.channel_binding.as_ref().filter(|_| self.tls_active);
+        let caps = self.report.capabilities.as_ref();
+        let plus_offered = caps.is_some_and(|c| c.auth.iter().any(|m| m.binds_channel()));
+        match data {
+            Some(data) if mechanism.binds_channel() => {
+                Ok(scram::Binding::ServerEndPoint(data.clone()))
+            }
+            _ if mechanism.binds_channel() => Err(scram::Error::NoChannelBinding),
+            Some(_) if !plus_offered => Ok(scram::Binding::NotOffered),
+            _ => Ok(scram::Binding::Unsupported),
         }
     }
 
@@ -1285,6 +1327,115 @@ mod tests {
         }
         let e = c.on_reply(reply(server_final));
         (c, e)
+    }
+
+    /// RFC 7677's SCRAM-SHA-256 exchange over implicit TLS whose channel
+    /// binding is the bytes 0x00..0x1f, with `offered` in EHLO: returns
+    /// the decoded client-first and client-final messages, and the outcome
+    /// once the server sent `server_final` (decoded) and 235.
+    fn bound_scram(offered: &str, server_final: &str) -> (String, String, Result<(), Error>) {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let decoded = |e: &Event| String::from_utf8(engine.decode(wire(e).trim_ascii()).unwrap());
+        let mut cfg = with_auth(config(TlsPolicy::Implicit), None);
+        cfg.probe = true;
+        let credentials = cfg.credentials.as_mut().unwrap();
+        credentials.user = "user".into();
+        credentials.secret = Some(Secret::new("pencil"));
+        let mut c = Client::new(cfg);
+        c.set_channel_binding(Some((0u8..32).collect()));
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(
+            format!("250-mx\r\n250 AUTH {offered}\r\n").as_bytes(),
+        ));
+        let first = String::from_utf8(wire(&e)).unwrap();
+        let first = first.rsplit(' ').next().unwrap().trim_end();
+        let first = String::from_utf8(engine.decode(first).unwrap()).unwrap();
+        let server_first = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                            s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let e = c.on_reply(reply(
+            format!("334 {}\r\n", engine.encode(server_first)).as_bytes(),
+        ));
+        let client_final = decoded(&e).unwrap();
+        let e = c.on_reply(reply(
+            format!("334 {}\r\n", engine.encode(server_final)).as_bytes(),
+        ));
+        if wire(&e) == b"\r\n" {
+            c.on_reply(reply(b"235 2.7.0 ok\r\n"));
+            c.on_reply(reply(b"221 bye\r\n"));
+        } else {
+            c.on_reply(reply(b"501 cancelled\r\n"));
+            c.on_reply(reply(b"221 bye\r\n"));
+        }
+        let outcome = c.finish().map(|_| ()).map_err(|failed| failed.0);
+        (first, client_final, outcome)
+    }
+
+    /// Over TLS, `auto` prefers SCRAM-SHA-256-PLUS: the GS2 header and the
+    /// channel binding enter the proof (computed independently), and the
+    /// server's signature covers them.
+    #[test]
+    fn scram_plus_is_preferred_over_tls_and_binds_the_channel() {
+        let (first, client_final, outcome) = bound_scram(
+            "SCRAM-SHA-256 SCRAM-SHA-256-PLUS PLAIN",
+            "v=RwppMGddhz/J0lFYaRReBjXcQeNUFP5Qc76Lo5Exrig=",
+        );
+        assert_eq!(
+            first,
+            "p=tls-server-end-point,,n=user,r=rOprNGfwEbeRWgbNEkqO"
+        );
+        assert_eq!(
+            client_final,
+            "c=cD10bHMtc2VydmVyLWVuZC1wb2ludCwsAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=,\
+             r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+             p=nY1Wus9a+gM2DrbQ1msXFgyhW6KM5ktOxWiU+/P/EGY="
+        );
+        outcome.unwrap();
+        // The signature of the unbound exchange does not do.
+        let (_, _, outcome) = bound_scram(
+            "SCRAM-SHA-256-PLUS",
+            "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+        );
+        assert_eq!(outcome.unwrap_err(), Error::Scram(scram::Error::NotProven));
+    }
+
+    /// A server that offers only SCRAM-SHA-256 over TLS gets `y,,`: the
+    /// client could bind, so a server that does support -PLUS (its offer
+    /// stripped by a man in the middle) sees the downgrade.
+    #[test]
+    fn scram_without_plus_over_tls_says_it_could_bind() {
+        let (first, client_final, outcome) = bound_scram(
+            "SCRAM-SHA-256 PLAIN",
+            "v=dI4KpiQJwBr1+V+K6U1dA6l6I4I9DUNXWND4pcpRU3U=",
+        );
+        assert_eq!(first, "y,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        assert_eq!(
+            client_final,
+            "c=eSws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+             p=FoqiHTtQEDE8lz1CdaEe3tK4mS+iMDTl77SPyDS53DY="
+        );
+        outcome.unwrap();
+    }
+
+    /// -PLUS asked for on a session with nothing to bind to fails before
+    /// AUTH; `auto` then never picks it.
+    #[test]
+    fn scram_plus_needs_a_channel_binding() {
+        let mut cfg = with_auth(
+            config(TlsPolicy::Implicit),
+            Some(Mechanism::ScramSha256Plus),
+        );
+        cfg.probe = true;
+        let server = b"220 mx\r\n250-mx\r\n250 AUTH SCRAM-SHA-256-PLUS\r\n221 bye\r\n";
+        let (sent, outcome) = chunked_session(cfg.clone(), server, server.len());
+        assert_eq!(sent, b"EHLO client.example\r\nQUIT\r\n");
+        assert!(outcome.contains("SCRAM -PLUS needs"), "{outcome}");
+        cfg.credentials.as_mut().unwrap().mechanism = None;
+        let server = b"220 mx\r\n250-mx\r\n250 AUTH SCRAM-SHA-256-PLUS SCRAM-SHA-1\r\n";
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 mx\r\n"));
+        let e = c.on_reply(reply(&server[8..]));
+        assert!(wire(&e).starts_with(b"AUTH SCRAM-SHA-1 "), "{e:?}");
     }
 
     #[test]
