@@ -322,6 +322,10 @@ pub enum Pop3Auth {
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
     ScramSha256,
+    /// AUTH SCRAM-SHA-1-PLUS.
+    ScramSha1Plus,
+    /// AUTH SCRAM-SHA-256-PLUS.
+    ScramSha256Plus,
     /// AUTH EXTERNAL (the TLS client certificate's identity).
     External,
 }
@@ -361,6 +365,8 @@ impl AuthName for Pop3Auth {
             Pop3Auth::Oauthbearer => "oauthbearer",
             Pop3Auth::ScramSha1 => "scram-sha-1",
             Pop3Auth::ScramSha256 => "scram-sha-256",
+            Pop3Auth::ScramSha1Plus => "scram-sha-1-plus",
+            Pop3Auth::ScramSha256Plus => "scram-sha-256-plus",
             Pop3Auth::External => "external",
         }
     }

@@ -51,6 +51,13 @@ pub enum AuthMethod {
     /// AUTH SCRAM-SHA-256 (RFC 7677), preferred by `auto` when offered.
     #[value(name = "scram-sha-256")]
     ScramSha256,
+    /// AUTH SCRAM-SHA-1-PLUS: SCRAM-SHA-1 bound to the TLS session
+    /// (tls-server-end-point).
+    #[value(name = "scram-sha-1-plus")]
+    ScramSha1Plus,
+    /// AUTH SCRAM-SHA-256-PLUS, preferred by `auto` over TLS when offered.
+    #[value(name = "scram-sha-256-plus")]
+    ScramSha256Plus,
     /// AUTH EXTERNAL (RFC 4422): the identity of the TLS client
     /// certificate (--cert, --key), no password; `auto` uses it when
     /// offered and a certificate is given.
@@ -68,6 +75,8 @@ impl From<AuthMethod> for Method {
             AuthMethod::OAuthBearer => Method::OAuthBearer,
             AuthMethod::ScramSha1 => Method::ScramSha1,
             AuthMethod::ScramSha256 => Method::ScramSha256,
+            AuthMethod::ScramSha1Plus => Method::ScramSha1Plus,
+            AuthMethod::ScramSha256Plus => Method::ScramSha256Plus,
             AuthMethod::External => Method::External,
         }
     }
@@ -388,6 +397,7 @@ impl Session {
         let server = self.endpoint.to_string();
         let nonce = crate::crypto::nonce()?;
         let none = Secret::new("");
+        let binding = self.conn.as_ref().and_then(Connection::server_end_point);
         let mut request = Request {
             method: method.into(),
             user,
@@ -397,6 +407,7 @@ impl Session {
             token,
             nonce: &nonce,
             client_cert: self.client_cert,
+            channel_binding: binding.as_deref(),
         };
         // The password source is consulted only for a method that needs it.
         let obtained;

@@ -47,6 +47,10 @@ pub enum Method {
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
     ScramSha256,
+    /// AUTH SCRAM-SHA-1-PLUS: SCRAM-SHA-1 bound to the TLS session.
+    ScramSha1Plus,
+    /// AUTH SCRAM-SHA-256-PLUS.
+    ScramSha256Plus,
     /// AUTH EXTERNAL (RFC 4422 appendix A): the identity of the TLS client
     /// certificate, no password.
     External,
@@ -65,6 +69,8 @@ impl Method {
             Method::OAuthBearer => "OAUTHBEARER",
             Method::ScramSha1 => "SCRAM-SHA-1",
             Method::ScramSha256 => "SCRAM-SHA-256",
+            Method::ScramSha1Plus => "SCRAM-SHA-1-PLUS",
+            Method::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
             Method::External => "EXTERNAL",
         }
     }
@@ -79,6 +85,8 @@ impl Method {
         match self {
             Method::ScramSha1 => Some(Mechanism::ScramSha1),
             Method::ScramSha256 => Some(Mechanism::ScramSha256),
+            Method::ScramSha1Plus => Some(Mechanism::ScramSha1Plus),
+            Method::ScramSha256Plus => Some(Mechanism::ScramSha256Plus),
             _ => None,
         }
     }
@@ -161,6 +169,9 @@ pub struct Request<'a> {
     /// Whether a TLS client certificate is presented: `auto` then means
     /// EXTERNAL when offered.
     pub client_cert: bool,
+    /// The TLS session's `tls-server-end-point` channel binding, if any:
+    /// `auto` then prefers SCRAM-*-PLUS when offered.
+    pub channel_binding: Option<&'a [u8]>,
 }
 
 /// Refuses to send a password or token over an unencrypted connection,
@@ -210,7 +221,10 @@ pub fn resolve(request: &Request<'_>, client: &Client) -> Method {
         .apop_timestamp()
         .is_some_and(sasl::valid_apop_timestamp);
     let private = client.is_tls() || loopback;
+    let bound = client.is_tls() && request.channel_binding.is_some();
     match client.capabilities() {
+        Some(c) if bound && c.has_sasl("SCRAM-SHA-256-PLUS") => Method::ScramSha256Plus,
+        Some(c) if bound && c.has_sasl("SCRAM-SHA-1-PLUS") => Method::ScramSha1Plus,
         Some(c) if private && c.has_sasl("SCRAM-SHA-256") => Method::ScramSha256,
         Some(c) if private && c.has_sasl("SCRAM-SHA-1") => Method::ScramSha1,
         _ if !client.is_tls() && valid_stamp => Method::Apop,
@@ -249,11 +263,16 @@ impl Login {
                     .map_err(|e| Error::Unexpected(format!("{e}; nothing was sent")))?;
                 (Stage::Apop, vec![command])
             }
-            Method::ScramSha1 | Method::ScramSha256 => {
+            Method::ScramSha1
+            | Method::ScramSha256
+            | Method::ScramSha1Plus
+            | Method::ScramSha256Plus => {
                 let mechanism = method.scram().expect("a SCRAM method");
                 let hash = mechanism.scram_hash().expect("a SCRAM mechanism");
+                let binding = scram_binding(mechanism, request, client).map_err(Error::Scram)?;
                 let scram = Scram::new(hash, request.user, request.secret, request.nonce)
-                    .map_err(Error::Scram)?;
+                    .map_err(Error::Scram)?
+                    .with_binding(binding);
                 let command = Command::Auth {
                     mechanism: mechanism.name().to_string(),
                     initial: Some(Secret::new(scram.client_first())),
@@ -443,6 +462,20 @@ fn scram_event(
     }
 }
 
+/// The channel binding for `mechanism` in this session
+/// (see [`scram::Binding::choose`]).
+fn scram_binding(
+    mechanism: Mechanism,
+    request: &Request<'_>,
+    client: &Client,
+) -> Result<scram::Binding, scram::Error> {
+    let data = request.channel_binding.filter(|_| client.is_tls());
+    let plus_offered = client
+        .capabilities()
+        .is_some_and(|c| c.has_sasl("SCRAM-SHA-256-PLUS") || c.has_sasl("SCRAM-SHA-1-PLUS"));
+    scram::Binding::choose(mechanism.binds_channel(), data, plus_offered)
+}
+
 /// The reply an event must be.
 fn expect_reply(event: Event, kind: Kind) -> Result<super::Reply, Error> {
     match event {
@@ -479,6 +512,7 @@ mod tests {
             token: false,
             nonce: "rOprNGfwEbeRWgbNEkqO",
             client_cert: false,
+            channel_binding: None,
         }
     }
 
@@ -514,6 +548,74 @@ mod tests {
             )
             .collect();
         (lines.join("|"), result)
+    }
+
+    /// RFC 7677's SCRAM-SHA-256 exchange over TLS whose channel binding is
+    /// the bytes 0x00..0x1f, with `sasl` in CAPA and the server's
+    /// `server_final` (decoded): the method, what the client sent (decoded,
+    /// `|` between lines) and the outcome.
+    fn bound_scram_login(sasl: &str, server_final: &str) -> (Method, String, Result<(), Error>) {
+        use base64::engine::general_purpose::STANDARD;
+        let secret = Secret::new("pencil");
+        let cb_data: Vec<u8> = (0u8..32).collect();
+        let capa = format!("+OK\r\nSASL {sasl}\r\n.\r\n");
+        let mut c = client(true, b"+OK\r\n", capa.as_bytes());
+        let req = Request {
+            user: "user",
+            channel_binding: Some(&cb_data),
+            ..request(Method::Auto, &secret, false)
+        };
+        let (mut login, first) = Login::start(&req, &c).unwrap();
+        let server_first =
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let server = format!(
+            "+ {}\r\n+ {}\r\n+OK in\r\n",
+            STANDARD.encode(server_first),
+            STANDARD.encode(server_final)
+        );
+        let (sent, result) = run(&mut c, &mut login, first, server.as_bytes());
+        let lines: Vec<String> = String::from_utf8(sent)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let payload = l.rsplit(' ').next().unwrap();
+                match STANDARD.decode(payload) {
+                    Ok(text) if l.len() > 1 => String::from_utf8(text).unwrap(),
+                    _ => l.to_string(),
+                }
+            })
+            .collect();
+        (login.method(), lines.join("|"), result)
+    }
+
+    /// Over TLS `auto` prefers SCRAM-SHA-256-PLUS, binding the channel (the
+    /// proof computed independently); with no -PLUS offered, plain
+    /// SCRAM-SHA-256 says `y,,`.
+    #[test]
+    fn scram_plus_over_tls_and_y_without_it() {
+        let (method, sent, result) = bound_scram_login(
+            "PLAIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS",
+            "v=RwppMGddhz/J0lFYaRReBjXcQeNUFP5Qc76Lo5Exrig=",
+        );
+        assert_eq!(method, Method::ScramSha256Plus);
+        result.unwrap();
+        assert_eq!(
+            sent,
+            "p=tls-server-end-point,,n=user,r=rOprNGfwEbeRWgbNEkqO|\
+             c=cD10bHMtc2VydmVyLWVuZC1wb2ludCwsAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=,\
+             r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+             p=nY1Wus9a+gM2DrbQ1msXFgyhW6KM5ktOxWiU+/P/EGY=|"
+        );
+        let (method, sent, result) = bound_scram_login(
+            "PLAIN SCRAM-SHA-256",
+            "v=dI4KpiQJwBr1+V+K6U1dA6l6I4I9DUNXWND4pcpRU3U=",
+        );
+        assert_eq!(method, Method::ScramSha256);
+        result.unwrap();
+        assert!(
+            sent.starts_with("y,,n=user,r=rOprNGfwEbeRWgbNEkqO|c=eSws,"),
+            "{sent}"
+        );
     }
 
     #[test]

@@ -133,6 +133,7 @@ fn session(wire: &mut Wire<'_>) -> Seen {
         token: false,
         nonce: "nonce",
         client_cert: false,
+        channel_binding: None,
     };
     let (mut login, first) = Login::start(&request, &wire.client).unwrap();
     assert_eq!(login.method(), Method::Plain);

@@ -93,6 +93,18 @@ pub enum Binding {
 }
 
 impl Binding {
+    /// The binding of an exchange: the TLS session's `data` for a -PLUS
+    /// mechanism (`plus`), `y` for plain SCRAM when the session could bind
+    /// but the server offered no -PLUS (RFC 5802 section 6), else none.
+    pub fn choose(plus: bool, data: Option<&[u8]>, plus_offered: bool) -> Result<Binding, Error> {
+        match data {
+            Some(data) if plus => Ok(Binding::ServerEndPoint(data.to_vec())),
+            _ if plus => Err(Error::NoChannelBinding),
+            Some(_) if !plus_offered => Ok(Binding::NotOffered),
+            _ => Ok(Binding::Unsupported),
+        }
+    }
+
     /// The GS2 header: the flag, and no authorisation identity.
     fn gs2_header(&self) -> &'static str {
         match self {

@@ -901,21 +901,17 @@ impl Client {
         }
     }
 
-    /// The channel binding for `mechanism`: the TLS data for -PLUS, `y`
-    /// for plain SCRAM when the session could bind but the server offered
-    /// no -PLUS (RFC 5802 section 6), else none.
+    /// The channel binding for `mechanism` in this session
+    /// (see [`scram::Binding::choose`]).
     fn scram_binding(&self, mechanism: Mechanism) -> Result<scram::Binding, scram::Error> {
         let data = self.channel_binding.as_ref().filter(|_| self.tls_active);
         let caps = self.report.capabilities.as_ref();
         let plus_offered = caps.is_some_and(|c| c.auth.iter().any(|m| m.binds_channel()));
-        match data {
-            Some(data) if mechanism.binds_channel() => {
-                Ok(scram::Binding::ServerEndPoint(data.clone()))
-            }
-            _ if mechanism.binds_channel() => Err(scram::Error::NoChannelBinding),
-            Some(_) if !plus_offered => Ok(scram::Binding::NotOffered),
-            _ => Ok(scram::Binding::Unsupported),
-        }
+        scram::Binding::choose(
+            mechanism.binds_channel(),
+            data.map(Vec::as_slice),
+            plus_offered,
+        )
     }
 
     /// The next SCRAM step: the client-final message answering the
