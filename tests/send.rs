@@ -1526,3 +1526,51 @@ fn external_asked_for_needs_a_certificate_and_the_offer() {
     assert!(!rec.saw("AUTH") && !rec.saw("MAIL"));
     assert!(!dir.path().join("asked").exists());
 }
+
+/// A SCRAM send over implicit TLS to a server offering `offered` that
+/// checks the proof and channel binding with `password`.
+fn scram_over_tls(offered: &str, password: &str) -> (std::process::Output, Recorded) {
+    let server = FakeServer::start(Script {
+        tls: ServerTls::Implicit,
+        extensions: vec![format!("AUTH PLAIN {offered}")],
+        scram_password: Some(password.into()),
+        ..Script::default()
+    });
+    let a = with(args(&server, "implicit"), &["--user", "ops", "--body", "x"]);
+    let out = run(&a, b"");
+    (out, server.finish())
+}
+
+/// Offered over TLS, SCRAM-SHA-256-PLUS is used: the server (its binding
+/// data from native-tls) verifies a proof that covers its certificate; a
+/// proof for another password is refused (77).
+#[test]
+fn scram_plus_binds_the_servers_certificate() {
+    let (out, rec) = scram_over_tls("SCRAM-SHA-256 SCRAM-SHA-256-PLUS", PASSWORD);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(rec.saw("AUTH SCRAM-SHA-256-PLUS "), "{:?}", rec.commands);
+    let first = rec.scram_client_first.unwrap();
+    assert!(
+        first.starts_with("p=tls-server-end-point,,n=ops,r="),
+        "{first}"
+    );
+    assert_eq!(rec.scram_verified, Some(true));
+    assert!(rec.data.is_some());
+
+    let (out, rec) = scram_over_tls("SCRAM-SHA-1-PLUS SCRAM-SHA-1", "another password");
+    assert_eq!(code(&out), 77, "{}", stderr(&out));
+    assert!(rec.saw("AUTH SCRAM-SHA-1-PLUS "), "{:?}", rec.commands);
+    assert_eq!(rec.scram_verified, Some(false));
+    assert!(!rec.saw("MAIL"));
+}
+
+/// A server that offers only SCRAM-SHA-256 over TLS gets `y,,` (the
+/// client could bind), inside the verified proof.
+#[test]
+fn scram_without_plus_over_tls_says_y() {
+    let (out, rec) = scram_over_tls("SCRAM-SHA-256", PASSWORD);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let first = rec.scram_client_first.unwrap();
+    assert!(first.starts_with("y,,n=ops,r="), "{first}");
+    assert_eq!(rec.scram_verified, Some(true));
+}
