@@ -22,8 +22,9 @@ use crate::transcript::Transcript;
 /// `--auth` choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AuthChoice {
-    /// The strongest password mechanism the server offers; for an account
-    /// with OAuth 2, OAUTHBEARER, then XOAUTH2.
+    /// The strongest password mechanism the server offers (SCRAM-*-PLUS
+    /// first over TLS); EXTERNAL first with --cert; for an account with
+    /// OAuth 2, OAUTHBEARER, then XOAUTH2.
     Auto,
     /// PLAIN (RFC 4616), sent as an initial response.
     Plain,

@@ -26,6 +26,7 @@ pub const BYTES_PER_TIMEOUT: u64 = 256 * 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthMethod {
     /// EXTERNAL when offered and a client certificate is given, else
+    /// SCRAM-SHA-256-PLUS or SCRAM-SHA-1-PLUS over TLS, else
     /// SCRAM-SHA-256 or SCRAM-SHA-1 when offered (over TLS or to a
     /// loopback server), else AUTH PLAIN when offered, else USER/PASS;
     /// APOP on an unencrypted connection when the greeting carries a valid

@@ -1,7 +1,8 @@
 //! SASL mechanisms and password digests shared by SMTP and POP3 (pure
 //! functions, no I/O): PLAIN (RFC 4616), LOGIN, CRAM-MD5 (RFC 2195),
-//! XOAUTH2, OAUTHBEARER (RFC 7628), EXTERNAL (RFC 4422 appendix A), the POP3 APOP digest (RFC 1939 section 7), and the client side
-//! of SCRAM ([`scram`]).
+//! XOAUTH2, OAUTHBEARER (RFC 7628), EXTERNAL (RFC 4422 appendix A), the
+//! POP3 APOP digest (RFC 1939 section 7), and the client side of SCRAM and
+//! SCRAM-*-PLUS ([`scram`]).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;

@@ -27,7 +27,9 @@ const MAX_AUTH_EVENTS: u32 = 4;
 /// How to log in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// SCRAM when offered over TLS or to a loopback server, else AUTH
+    /// EXTERNAL when offered and a client certificate is presented, else
+    /// SCRAM-*-PLUS over TLS with a channel binding, else SCRAM when
+    /// offered over TLS or to a loopback server, else AUTH
     /// PLAIN when offered, else USER/PASS; APOP on an unencrypted
     /// connection when the greeting carries a valid timestamp. With a
     /// token: OAUTHBEARER when offered, else XOAUTH2.
