@@ -309,6 +309,48 @@ impl ScramServer {
     }
 }
 
+/// Answers the line after a SCRAM challenge (`step` 2: the client-final
+/// message, 3: the answer to the server-final one); returns the next step,
+/// 0 once the exchange is over.
+fn scram_answer(
+    c: &mut Conn,
+    script: &Script,
+    rec: &mut Recorded,
+    step: u32,
+    server: &Option<ScramServer>,
+    text: &str,
+) -> u32 {
+    if let (2, Some(password), Some(server)) = (step, &script.scram_password, server) {
+        let client_final = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .unwrap_or_default();
+        let client_final = String::from_utf8_lossy(&client_final);
+        let end_point = c.server_end_point();
+        let answer = server.server_final(password, &client_final, &end_point);
+        rec.scram_verified = Some(answer.is_some());
+        return match answer {
+            Some(server_final) => {
+                c.reply(&format!("334 {}", b64(&server_final)));
+                step
+            }
+            None => {
+                c.reply("535 5.7.8 Error: authentication failed");
+                0
+            }
+        };
+    }
+    if step == 2 {
+        c.reply(&format!("334 {}", b64(&script.scram_final)));
+        return step;
+    }
+    c.reply(if text == "*" {
+        "501 5.7.0 Authentication cancelled"
+    } else {
+        &script.auth_reply
+    });
+    0
+}
+
 fn vmhwm_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -426,34 +468,14 @@ fn serve(
             continue;
         }
         if scram_step > 0 {
-            scram_step += 1;
-            if let (2, Some(password), Some(server)) =
-                (scram_step, &script.scram_password, &scram_server)
-            {
-                let client_final = base64::engine::general_purpose::STANDARD
-                    .decode(text.trim())
-                    .unwrap_or_default();
-                let client_final = String::from_utf8_lossy(&client_final);
-                let end_point = c.server_end_point();
-                let answer = server.server_final(password, &client_final, &end_point);
-                rec.scram_verified = Some(answer.is_some());
-                match answer {
-                    Some(server_final) => c.reply(&format!("334 {}", b64(&server_final))),
-                    None => {
-                        scram_step = 0;
-                        c.reply("535 5.7.8 Error: authentication failed");
-                    }
-                }
-            } else if scram_step == 2 {
-                c.reply(&format!("334 {}", b64(&script.scram_final)));
-            } else {
-                scram_step = 0;
-                c.reply(if text == "*" {
-                    "501 5.7.0 Authentication cancelled"
-                } else {
-                    &script.auth_reply
-                });
-            }
+            scram_step = scram_answer(
+                &mut c,
+                script,
+                &mut rec,
+                scram_step + 1,
+                &scram_server,
+                &text,
+            );
             continue;
         }
         if upper.starts_with("EHLO") {
