@@ -160,10 +160,11 @@ fn run(o: Options) -> anyhow::Result<()> {
     });
     let credentials = match o.user {
         Some(user) => Some(Credentials {
-            secret: Password::default().obtain(&format!("Password for {user}: "))?,
+            secret: Some(Password::default().obtain(&format!("Password for {user}: "))?),
             user,
             mechanism: None,
             token: false,
+            client_cert: false,
             nonce: mailctl::crypto::nonce()?,
         }),
         None => None,
@@ -178,6 +179,7 @@ fn run(o: Options) -> anyhow::Result<()> {
         timeout: Duration::from_secs(30),
         helo_name: None,
         credentials,
+        secret_source: None,
     };
     let report = submit(
         &settings,

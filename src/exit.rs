@@ -184,7 +184,7 @@ fn smtp_exit(e: &crate::proto::smtp::Error) -> Exit {
 fn scram_exit(e: &crate::proto::sasl::scram::Error) -> Exit {
     use crate::proto::sasl::scram::Error as E;
     match e {
-        E::Prepare(_) => Exit::Config,
+        E::Prepare(_) | E::NoChannelBinding => Exit::Config,
         E::Server(_) => Exit::NoPerm,
         E::ServerFirst(_) | E::TooManyIterations(_) | E::NotProven => Exit::Protocol,
     }

@@ -823,6 +823,83 @@ fn check_connect_probes_both_servers_and_sends_nothing() {
     assert_eq!(pop3_seen.join().unwrap(), ["CAPA", auth, "QUIT"]);
 }
 
+fn smtp_external_reply(line: &str) -> Option<&'static str> {
+    match line {
+        "AUTH EXTERNAL =" => Some("235 2.7.0 ok\r\n"),
+        "QUIT" => Some("221 bye\r\n"),
+        _ if line.starts_with("EHLO ") => Some("250-mx.test\r\n250 AUTH PLAIN EXTERNAL\r\n"),
+        _ => Some("502 unexpected\r\n"),
+    }
+}
+
+fn pop3_external_reply(line: &str) -> Option<&'static str> {
+    match line {
+        "CAPA" => Some("+OK\r\nUSER\r\nSASL PLAIN EXTERNAL\r\n.\r\n"),
+        "AUTH EXTERNAL =" => Some("+OK logged in\r\n"),
+        "QUIT" => Some("+OK bye\r\n"),
+        _ => Some("-ERR unexpected\r\n"),
+    }
+}
+
+/// With a client certificate (`tls_cert`, `tls_key`) and EXTERNAL
+/// offered, `config check --connect` logs in with EXTERNAL, names it, and
+/// never runs the password command.
+#[test]
+fn check_connect_names_external_and_asks_no_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    fs::write(&ca, fake::CERT_PEM).unwrap();
+    let key = dir.path().join("key.pem");
+    fs::write(&key, fake::KEY_PEM).unwrap();
+    let marker = dir.path().join("asked");
+    let (smtp, pop3) = (
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    );
+    let text = format!(
+        "[accounts.t]\nfrom = \"t@localhost\"\nuser = \"tester\"\n\
+         password_command = \"touch '{}'; echo pw\"\nca_file = \"{}\"\n\
+         tls_cert = \"{}\"\ntls_key = \"{}\"\n\
+         [accounts.t.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\n\
+         [accounts.t.pop3]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\n",
+        marker.display(),
+        ca.display(),
+        ca.display(),
+        key.display(),
+        smtp.local_addr().unwrap().port(),
+        pop3.local_addr().unwrap().port(),
+    );
+    let path = write_config(dir.path(), "c.toml", &text, 0o600);
+    let smtp_seen = serve_once(
+        smtp,
+        Some(fake::acceptor()),
+        "220 mx\r\n",
+        smtp_external_reply,
+    );
+    let pop3_seen = serve_once(pop3, Some(fake::acceptor()), "+OK\r\n", pop3_external_reply);
+    let out = mailctl(dir.path())
+        .arg("--config")
+        .arg(&path)
+        .args(["config", "check", "--connect"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        stdout.matches("auth: EXTERNAL as tester accepted").count(),
+        2,
+        "{stdout}"
+    );
+    assert!(!marker.exists(), "the password command ran");
+    let smtp_seen = smtp_seen.join().unwrap();
+    assert_eq!(smtp_seen[1..], ["AUTH EXTERNAL =", "QUIT"]);
+    assert_eq!(
+        pop3_seen.join().unwrap(),
+        ["CAPA", "AUTH EXTERNAL =", "QUIT"]
+    );
+}
+
 #[test]
 fn check_connect_reports_refused_login() {
     let dir = tempfile::tempdir().unwrap();

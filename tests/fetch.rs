@@ -1870,3 +1870,50 @@ fn retr_beyond_the_mailbox_says_how_many_there_are_and_creates_no_folder() {
     assert!(!dir.exists(), "an empty folder was left behind");
     server.finish();
 }
+
+/// With a client certificate and EXTERNAL offered, `--auth auto` logs in
+/// with `AUTH EXTERNAL =` and never runs the password command.
+#[test]
+fn external_with_a_client_certificate_runs_no_password_command() {
+    let state = tmp();
+    let (cert, dir, ca) = cert();
+    let key = dir.path().join("key.pem");
+    fs::write(&key, fetch_support::KEY_PEM).unwrap();
+    let marker = dir.path().join("asked");
+    let server = Server::start(
+        Config {
+            tls: Tls::Implicit(cert.clone()),
+            capa: Some(vec![
+                "USER".into(),
+                "UIDL".into(),
+                "SASL PLAIN EXTERNAL".into(),
+            ]),
+            ..Config::default()
+        },
+        vec![message("cert", b"by certificate\r\n")],
+    );
+    let command = format!("touch '{}'; echo s3cret-pw", marker.display());
+    let args = fetch_args(
+        &server.localhost(),
+        &[
+            "--tls",
+            "implicit",
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--cert",
+            ca.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--password-command",
+            &command,
+            "--all",
+            "--stdout",
+        ],
+    );
+    let out = mailctl_env(&args, state.path(), &[("MAILCTL_PASSWORD", "")]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, message("cert", b"by certificate\r\n"));
+    let log = server.finish();
+    assert_eq!(log.commands("AUTH"), ["AUTH EXTERNAL ="]);
+    assert!(!marker.exists(), "the password command ran");
+}

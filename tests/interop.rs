@@ -121,6 +121,10 @@ const TESTS: &[(&str, Body)] = &[
         send_with_a_client_certificate_is_accepted_only_with_it,
     ),
     (
+        "fetch_with_external_takes_the_user_from_the_client_certificate",
+        fetch_with_external_takes_the_user_from_the_client_certificate,
+    ),
+    (
         "round_trip_send_through_postfix_fetch_from_dovecot",
         round_trip_send_through_postfix_fetch_from_dovecot,
     ),
@@ -1178,6 +1182,59 @@ fn send_with_a_client_certificate_is_accepted_only_with_it(env: &InteropEnv) {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// Dovecot takes the user (quinn) from the test CA's client certificate:
+/// `--auth auto` logs in with SASL EXTERNAL and never runs the password
+/// command; a certificate the CA did not sign gets no login (77).
+fn fetch_with_external_takes_the_user_from_the_client_certificate(env: &InteropEnv) {
+    let server = env.server("POP3S_PORT");
+    let state = temp_dir();
+    let marker = state.path().join("password-asked");
+    let password_command = format!("touch '{}'; echo wrong", marker.display());
+    let list = |cert: &str, key: &str, auth: &str| {
+        let args = [
+            "fetch",
+            "-v",
+            "--server",
+            &server,
+            "--tls",
+            "implicit",
+            "--ca-file",
+            env.ca_file(),
+            "--user",
+            "quinn",
+            "--cert",
+            cert,
+            "--key",
+            key,
+            "--auth",
+            auth,
+            "--password-command",
+            &password_command,
+            "--list",
+            "--timeout",
+            "30",
+        ];
+        mailctl(&args, None, state.path())
+    };
+    // Read-only: quinn's mailbox is another test's, which this never changes.
+    let output = list(env.get("CLIENT_CERT"), env.get("CLIENT_KEY"), "auto");
+    assert_ok(&output, "fetch --list with the client certificate");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("C: AUTH EXTERNAL <redacted>"), "{stderr}");
+    assert!(!marker.exists(), "the password command ran");
+    let output = list(
+        env.get("STRANGER_CERT"),
+        env.get("STRANGER_KEY"),
+        "external",
+    );
+    assert_fails_with(
+        &output,
+        77,
+        "EXTERNAL with a certificate the CA did not sign",
+    );
+    assert!(!marker.exists(), "the password command ran");
 }
 
 fn fetch_list_decodes_gb18030_subjects(env: &InteropEnv) {

@@ -881,11 +881,13 @@ fn library_probe_checks_settings_without_sending() {
             helo_name: Some("client.example".into()),
             credentials: Some(Credentials {
                 user: "ops".into(),
-                secret: mailctl::secret::Secret::new(PASSWORD),
+                secret: Some(mailctl::secret::Secret::new(PASSWORD)),
                 mechanism: None,
                 token: false,
+                client_cert: false,
                 nonce: "nonce".into(),
             }),
+            secret_source: None,
         };
         let (transcript, log) = Transcript::memory();
         let result = probe(&settings, &transcript);
@@ -1487,6 +1489,150 @@ fn a_server_with_a_wrong_scram_signature_is_refused() {
         "{rec:?}"
     );
     assert!(!rec.saw("MAIL"), "{rec:?}");
+}
+
+/// `mailctl send` with `extra`, no `MAILCTL_PASSWORD`, and a password
+/// command that leaves a mark in `dir` when it runs.
+fn run_with_marked_password(args: &[String], dir: &std::path::Path) -> std::process::Output {
+    let marker = dir.join("asked");
+    let command = format!("touch '{}'; echo '{PASSWORD}'", marker.display());
+    std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(args)
+        .args(["--password-command", &command])
+        .env_remove("MAILCTL_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("mailctl runs")
+}
+
+/// The client certificate and key the tests present (the fake servers'
+/// own pair: the client side does not care what the certificate is for).
+fn client_cert_args() -> [String; 4] {
+    let fixture = |name: &str| format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"));
+    [
+        "--cert".into(),
+        fixture("cert.pem"),
+        "--key".into(),
+        fixture("key.pem"),
+    ]
+}
+
+/// With a client certificate and EXTERNAL offered, `--auth auto` sends
+/// `AUTH EXTERNAL =` and never runs the password command; without the
+/// certificate it logs in with the password (and so runs the command).
+#[test]
+fn external_with_a_client_certificate_needs_no_password() {
+    for with_cert in [true, false] {
+        let server = FakeServer::start(Script {
+            tls: ServerTls::Implicit,
+            extensions: vec!["AUTH PLAIN EXTERNAL".into()],
+            ..Script::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = with(args(&server, "implicit"), &["--user", "ops", "--body", "x"]);
+        if with_cert {
+            a.extend(client_cert_args());
+        }
+        let out = run_with_marked_password(&a, dir.path());
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let rec = server.finish();
+        assert_eq!(rec.saw("AUTH EXTERNAL ="), with_cert, "{:?}", rec.commands);
+        assert_eq!(rec.saw("AUTH PLAIN"), !with_cert, "{:?}", rec.commands);
+        assert_eq!(dir.path().join("asked").exists(), !with_cert);
+    }
+}
+
+/// `--auth external` without a certificate is a usage error before any
+/// connection; with one but EXTERNAL not offered, nothing is sent and the
+/// password is never asked for.
+#[test]
+fn external_asked_for_needs_a_certificate_and_the_offer() {
+    let dir = tempfile::tempdir().unwrap();
+    let a: Vec<String> = [
+        "send",
+        "--server",
+        "127.0.0.1:1",
+        "--user",
+        "ops",
+        "--auth",
+        "external",
+        "--from",
+        "a@example.org",
+        "--to",
+        "b@example.org",
+        "--body",
+        "x",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run_with_marked_password(&a, dir.path());
+    assert_eq!(code(&out), 64, "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("mailctl: error: --auth external needs a client certificate"));
+
+    let server = FakeServer::start(Script {
+        tls: ServerTls::Implicit,
+        ..Script::default()
+    });
+    let mut a = with(
+        args(&server, "implicit"),
+        &["--user", "ops", "--auth", "external", "--body", "x"],
+    );
+    a.extend(client_cert_args());
+    let out = run_with_marked_password(&a, dir.path());
+    assert_ne!(code(&out), 0);
+    assert!(stderr(&out).contains("EXTERNAL"), "{}", stderr(&out));
+    let rec = server.finish();
+    assert!(!rec.saw("AUTH") && !rec.saw("MAIL"));
+    assert!(!dir.path().join("asked").exists());
+}
+
+/// A SCRAM send over implicit TLS to a server offering `offered` that
+/// checks the proof and channel binding with `password`.
+fn scram_over_tls(offered: &str, password: &str) -> (std::process::Output, Recorded) {
+    let server = FakeServer::start(Script {
+        tls: ServerTls::Implicit,
+        extensions: vec![format!("AUTH PLAIN {offered}")],
+        scram_password: Some(password.into()),
+        ..Script::default()
+    });
+    let a = with(args(&server, "implicit"), &["--user", "ops", "--body", "x"]);
+    let out = run(&a, b"");
+    (out, server.finish())
+}
+
+/// Offered over TLS, SCRAM-SHA-256-PLUS is used: the server (its binding
+/// data from native-tls) verifies a proof that covers its certificate; a
+/// proof for another password is refused (77).
+#[test]
+fn scram_plus_binds_the_servers_certificate() {
+    let (out, rec) = scram_over_tls("SCRAM-SHA-256 SCRAM-SHA-256-PLUS", PASSWORD);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(rec.saw("AUTH SCRAM-SHA-256-PLUS "), "{:?}", rec.commands);
+    let first = rec.scram_client_first.unwrap();
+    assert!(
+        first.starts_with("p=tls-server-end-point,,n=ops,r="),
+        "{first}"
+    );
+    assert_eq!(rec.scram_verified, Some(true));
+    assert!(rec.data.is_some());
+
+    let (out, rec) = scram_over_tls("SCRAM-SHA-1-PLUS SCRAM-SHA-1", "another password");
+    assert_eq!(code(&out), 77, "{}", stderr(&out));
+    assert!(rec.saw("AUTH SCRAM-SHA-1-PLUS "), "{:?}", rec.commands);
+    assert_eq!(rec.scram_verified, Some(false));
+    assert!(!rec.saw("MAIL"));
+}
+
+/// A server that offers only SCRAM-SHA-256 over TLS gets `y,,` (the
+/// client could bind), inside the verified proof.
+#[test]
+fn scram_without_plus_over_tls_says_y() {
+    let (out, rec) = scram_over_tls("SCRAM-SHA-256", PASSWORD);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let first = rec.scram_client_first.unwrap();
+    assert!(first.starts_with("y,,n=ops,r="), "{first}");
+    assert_eq!(rec.scram_verified, Some(true));
 }
 
 /// The message `send --dry-run` prints for `extra` options and `stdin`,

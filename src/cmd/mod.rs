@@ -62,3 +62,18 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Man(args) => man::run(args),
     }
 }
+
+/// Refuses AUTH EXTERNAL (`external`) without a TLS client certificate to
+/// present: the server would have no identity to take.
+pub(crate) fn require_client_cert(
+    external: bool,
+    server: &crate::config::ResolvedServer,
+) -> anyhow::Result<()> {
+    if external && server.tls_options.client_cert.is_none() {
+        crate::bail_with!(
+            Exit::Usage,
+            "--auth external needs a client certificate (--cert and --key, or tls_cert and tls_key)"
+        );
+    }
+    Ok(())
+}

@@ -23,8 +23,9 @@ use encoding_rs::Encoding;
 /// `--auth` choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AuthChoice {
-    /// The strongest password mechanism the server offers; for an account
-    /// with OAuth 2, OAUTHBEARER, then XOAUTH2.
+    /// The strongest password mechanism the server offers (SCRAM-*-PLUS
+    /// first over TLS); EXTERNAL first with --cert; for an account with
+    /// OAuth 2, OAUTHBEARER, then XOAUTH2.
     Auto,
     /// PLAIN (RFC 4616), sent as an initial response.
     Plain,
@@ -45,6 +46,17 @@ pub enum AuthChoice {
     /// SCRAM-SHA-256 (RFC 7677), preferred by `auto` when offered.
     #[value(name = "scram-sha-256")]
     ScramSha256,
+    /// SCRAM-SHA-1-PLUS: SCRAM-SHA-1 bound to the TLS session
+    /// (tls-server-end-point), so a man in the middle cannot relay it.
+    #[value(name = "scram-sha-1-plus")]
+    ScramSha1Plus,
+    /// SCRAM-SHA-256-PLUS, preferred by `auto` over TLS when offered.
+    #[value(name = "scram-sha-256-plus")]
+    ScramSha256Plus,
+    /// EXTERNAL (RFC 4422): the identity of the TLS client certificate
+    /// (--cert, --key), no password; `auto` uses it when offered and a
+    /// certificate is given.
+    External,
 }
 
 impl AuthChoice {
@@ -58,6 +70,9 @@ impl AuthChoice {
             AuthChoice::OAuthBearer => Some(Mechanism::OAuthBearer),
             AuthChoice::ScramSha1 => Some(Mechanism::ScramSha1),
             AuthChoice::ScramSha256 => Some(Mechanism::ScramSha256),
+            AuthChoice::ScramSha1Plus => Some(Mechanism::ScramSha1Plus),
+            AuthChoice::ScramSha256Plus => Some(Mechanism::ScramSha256Plus),
+            AuthChoice::External => Some(Mechanism::External),
         }
     }
 }
@@ -532,16 +547,24 @@ fn smtp_login(
     transcript: &Transcript,
 ) -> anyhow::Result<(Settings, bool)> {
     let mut cached = false;
+    let client_cert = server.tls_options.client_cert.is_some();
+    super::require_client_cert(mechanism == Some(Mechanism::External), server)?;
+    let mut secret_source = None;
     let credentials = match server.login_user()? {
         Some(user) => {
             let wants_token = mechanism.is_none_or(Mechanism::takes_token);
             let (secret, token) = match super::oauth2::token_for(server, wants_token, transcript)? {
                 Some(access) => {
                     cached = access.cached;
-                    (access.secret, true)
+                    (Some(access.secret), true)
+                }
+                // EXTERNAL may be chosen: the password only if it is not.
+                None if client_cert && mechanism.is_none_or(|m| !m.needs_secret()) => {
+                    secret_source = Some(password_source(server));
+                    (None, false)
                 }
                 None => (
-                    server.obtain_password()?,
+                    Some(server.obtain_password()?),
                     mechanism.is_some_and(Mechanism::takes_token),
                 ),
             };
@@ -550,6 +573,7 @@ fn smtp_login(
                 secret,
                 mechanism,
                 token,
+                client_cert,
                 nonce: crate::crypto::nonce()?,
             })
         }
@@ -562,8 +586,15 @@ fn smtp_login(
         timeout: server.checked_timeout()?,
         helo_name,
         credentials,
+        secret_source,
     };
     Ok((settings, cached))
+}
+
+/// The account's password source, consulted only when the session needs it.
+fn password_source(server: &ResolvedServer) -> smtp::SecretSource {
+    let server = server.clone();
+    smtp::SecretSource(Arc::new(move || server.obtain_password()))
 }
 
 /// Submits the message; when the server refuses a cached OAuth 2 token,
@@ -586,7 +617,7 @@ pub(crate) fn submit_with_login(
     };
     match (&first, &server.oauth2, settings.credentials.as_mut()) {
         (Err(e), Some(oauth2), Some(credentials)) if cached && credentials.token && refused(e) => {
-            credentials.secret = super::oauth2::fresh_token(oauth2, transcript)?;
+            credentials.secret = Some(super::oauth2::fresh_token(oauth2, transcript)?);
             Ok(smtp::submit(&settings, envelope, message, transcript))
         }
         _ => Ok(first),

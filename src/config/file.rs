@@ -294,6 +294,12 @@ pub enum SmtpAuth {
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
     ScramSha256,
+    /// AUTH SCRAM-SHA-1-PLUS.
+    ScramSha1Plus,
+    /// AUTH SCRAM-SHA-256-PLUS.
+    ScramSha256Plus,
+    /// AUTH EXTERNAL (the TLS client certificate's identity).
+    External,
 }
 
 /// `auth = "..."` in a `pop3` table.
@@ -316,6 +322,12 @@ pub enum Pop3Auth {
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
     ScramSha256,
+    /// AUTH SCRAM-SHA-1-PLUS.
+    ScramSha1Plus,
+    /// AUTH SCRAM-SHA-256-PLUS.
+    ScramSha256Plus,
+    /// AUTH EXTERNAL (the TLS client certificate's identity).
+    External,
 }
 
 /// The wire-independent name of an auth setting, as the command line spells it.
@@ -335,6 +347,9 @@ impl AuthName for SmtpAuth {
             SmtpAuth::Oauthbearer => "oauthbearer",
             SmtpAuth::ScramSha1 => "scram-sha-1",
             SmtpAuth::ScramSha256 => "scram-sha-256",
+            SmtpAuth::ScramSha1Plus => "scram-sha-1-plus",
+            SmtpAuth::ScramSha256Plus => "scram-sha-256-plus",
+            SmtpAuth::External => "external",
         }
     }
 }
@@ -350,6 +365,9 @@ impl AuthName for Pop3Auth {
             Pop3Auth::Oauthbearer => "oauthbearer",
             Pop3Auth::ScramSha1 => "scram-sha-1",
             Pop3Auth::ScramSha256 => "scram-sha-256",
+            Pop3Auth::ScramSha1Plus => "scram-sha-1-plus",
+            Pop3Auth::ScramSha256Plus => "scram-sha-256-plus",
+            Pop3Auth::External => "external",
         }
     }
 }

@@ -179,6 +179,15 @@ impl Connection {
         matches!(self.stream, Stream::Tls(_))
     }
 
+    /// The `tls-server-end-point` channel binding of a client TLS session
+    /// (see [`super::tls::server_end_point`]); `None` without TLS.
+    pub fn server_end_point(&self) -> Option<Vec<u8>> {
+        match &self.stream {
+            Stream::Tls(s) => super::tls::server_end_point(s),
+            Stream::Plain(_) => None,
+        }
+    }
+
     /// The peer's address, if the socket still knows it.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.stream.tcp().peer_addr().ok()

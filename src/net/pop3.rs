@@ -25,6 +25,8 @@ pub const BYTES_PER_TIMEOUT: u64 = 256 * 1024;
 /// How to log in (`--auth`); the policy is [`crate::proto::pop3::login`]'s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthMethod {
+    /// EXTERNAL when offered and a client certificate is given, else
+    /// SCRAM-SHA-256-PLUS or SCRAM-SHA-1-PLUS over TLS, else
     /// SCRAM-SHA-256 or SCRAM-SHA-1 when offered (over TLS or to a
     /// loopback server), else AUTH PLAIN when offered, else USER/PASS;
     /// APOP on an unencrypted connection when the greeting carries a valid
@@ -50,6 +52,17 @@ pub enum AuthMethod {
     /// AUTH SCRAM-SHA-256 (RFC 7677), preferred by `auto` when offered.
     #[value(name = "scram-sha-256")]
     ScramSha256,
+    /// AUTH SCRAM-SHA-1-PLUS: SCRAM-SHA-1 bound to the TLS session
+    /// (tls-server-end-point).
+    #[value(name = "scram-sha-1-plus")]
+    ScramSha1Plus,
+    /// AUTH SCRAM-SHA-256-PLUS, preferred by `auto` over TLS when offered.
+    #[value(name = "scram-sha-256-plus")]
+    ScramSha256Plus,
+    /// AUTH EXTERNAL (RFC 4422): the identity of the TLS client
+    /// certificate (--cert, --key), no password; `auto` uses it when
+    /// offered and a certificate is given.
+    External,
 }
 
 impl From<AuthMethod> for Method {
@@ -63,6 +76,9 @@ impl From<AuthMethod> for Method {
             AuthMethod::OAuthBearer => Method::OAuthBearer,
             AuthMethod::ScramSha1 => Method::ScramSha1,
             AuthMethod::ScramSha256 => Method::ScramSha256,
+            AuthMethod::ScramSha1Plus => Method::ScramSha1Plus,
+            AuthMethod::ScramSha256Plus => Method::ScramSha256Plus,
+            AuthMethod::External => Method::External,
         }
     }
 }
@@ -97,6 +113,8 @@ pub struct Session {
     reply: Option<(Instant, u64)>,
     /// The size announced for the next reply (see [`Session::expect_size`]).
     expected: u64,
+    /// Whether a TLS client certificate was offered to the server.
+    client_cert: bool,
 }
 
 /// Refuses, before anything is sent, a password or token that would travel
@@ -148,6 +166,7 @@ impl Session {
             read_timeout: timeout,
             reply: None,
             expected: 0,
+            client_cert: tls_options.client_cert.is_some(),
         };
         match session.next_event()? {
             Event::Reply(r) if r.ok => {}
@@ -370,28 +389,39 @@ impl Session {
         Ok(())
     }
 
-    /// Logs in, and says which method did (`auto` resolved). The secret is
-    /// a password, or an OAuth 2 access token when `token` is set (or the
-    /// method is XOAUTH2 or OAUTHBEARER). What to send is [`Login`]'s
-    /// decision; this only carries the bytes.
+    /// Logs in, and says which method did (`auto` resolved). `secret`
+    /// yields a password, or an OAuth 2 access token when `token` is set
+    /// (or the method is XOAUTH2 or OAUTHBEARER); it is not called for
+    /// EXTERNAL. What to send is [`Login`]'s decision; this only carries
+    /// the bytes.
     pub fn login(
         &mut self,
         method: AuthMethod,
         user: &str,
-        secret: &Secret,
+        secret: &dyn Fn() -> anyhow::Result<Secret>,
         token: bool,
     ) -> anyhow::Result<Method> {
         let server = self.endpoint.to_string();
         let nonce = crate::crypto::nonce()?;
-        let request = Request {
+        let none = Secret::new("");
+        let binding = self.conn.as_ref().and_then(Connection::server_end_point);
+        let mut request = Request {
             method: method.into(),
             user,
-            secret,
+            secret: &none,
             server: &server,
             loopback: self.endpoint.is_loopback(),
             token,
             nonce: &nonce,
+            client_cert: self.client_cert,
+            channel_binding: binding.as_deref(),
         };
+        // The password source is consulted only for a method that needs it.
+        let obtained;
+        if login::resolve(&request, &self.client).needs_secret() {
+            obtained = secret()?;
+            request.secret = &obtained;
+        }
         let (mut login, mut commands) = Login::start(&request, &self.client)?;
         loop {
             for command in commands.drain(..) {

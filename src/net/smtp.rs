@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::io::{BufWriter, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,6 +18,7 @@ use crate::mail::compose::Message;
 use crate::net;
 use crate::net::connection::{Connection, Endpoint, TlsMode, TlsOptions};
 use crate::proto::sasl::Mechanism;
+use crate::secret::Secret;
 use crate::text::printable;
 use crate::transcript::Transcript;
 
@@ -48,6 +50,20 @@ pub struct Settings {
     pub helo_name: Option<String>,
     /// User, password or token, and mechanism (`None` = strongest offered).
     pub credentials: Option<Credentials>,
+    /// Where the password comes from when the credentials hold none and
+    /// the mechanism chosen needs one (not EXTERNAL).
+    pub secret_source: Option<SecretSource>,
+}
+
+/// Obtains the password (or token) the moment a session needs it, so a
+/// login with EXTERNAL never consults the password source.
+#[derive(Clone)]
+pub struct SecretSource(pub Arc<dyn Fn() -> anyhow::Result<Secret> + Send + Sync>);
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretSource")
+    }
 }
 
 pub use crate::proto::smtp::envelope::Envelope;
@@ -624,6 +640,7 @@ fn perform(
                     &format!("<discarded {discarded} bytes received before the TLS handshake>"),
                 );
             }
+            client.set_channel_binding(conn.server_end_point());
             *wire = Some(Wire {
                 conn,
                 reader: reply_reader(transcript),
@@ -649,6 +666,14 @@ fn perform(
         Event::Abort(note) => {
             transcript.note("C", &note);
             return Err(None);
+        }
+        Event::NeedSecret => {
+            let source = settings
+                .secret_source
+                .as_ref()
+                .ok_or_else(|| Some(anyhow::anyhow!("no password source for {endpoint}")))?;
+            let secret = (source.0)().map_err(Some)?;
+            return Ok(Some(client.provide_secret(secret)));
         }
         Event::Close => return Err(None),
         Event::Idle => return Err(Some(anyhow::anyhow!("the session has no next message"))),
@@ -686,6 +711,9 @@ fn drive(
             Connection::connect(endpoint, settings.timeout)
         }
     };
+    if let Ok(conn) = &connected {
+        client.set_channel_binding(conn.server_end_point());
+    }
     let mut wire = match connected {
         Ok(conn) => Some(Wire {
             conn,

@@ -255,6 +255,27 @@ impl Connector {
     }
 }
 
+/// The `tls-server-end-point` channel binding of a client session (RFC
+/// 5929 section 4.1): the hash of the server's certificate with its
+/// signature's hash, SHA-256 when that is MD5 or SHA-1. `None` without a
+/// peer certificate or with a signature of no single hash (such as
+/// Ed25519), where the binding is undefined.
+pub fn server_end_point(stream: &TlsStream) -> Option<Vec<u8>> {
+    let cert = stream.ssl().peer_certificate()?;
+    end_point_hash(&cert)
+}
+
+/// The RFC 5929 hash of `cert`.
+fn end_point_hash(cert: &X509) -> Option<Vec<u8>> {
+    let signature = cert.signature_algorithm().object().nid();
+    let digest = signature.signature_algorithms()?.digest;
+    let digest = match digest {
+        Nid::MD5 | Nid::SHA1 => MessageDigest::sha256(),
+        other => MessageDigest::from_nid(other)?,
+    };
+    cert.digest(digest).ok().map(|d| d.to_vec())
+}
+
 /// A failed client handshake as an [`Error`]: a silent server is a
 /// time-out, a dropped connection is temporary, anything else (certificate,
 /// protocol) is a TLS failure, described in a few words with a hint.
@@ -437,6 +458,30 @@ mod tests {
     use crate::net::connection::{Connection, Endpoint};
     use std::io::{Read, Write};
     use std::time::Duration;
+
+    /// RFC 5929: a certificate signed with SHA-256 (or with SHA-1, whose
+    /// hash is replaced by SHA-256) binds with the SHA-256 of its DER.
+    #[test]
+    fn server_end_point_is_the_certificate_hash() {
+        let generated = generate(&["localhost"]).unwrap();
+        let cert = X509::from_pem(&generated.cert_pem).unwrap();
+        let der = cert.to_der().unwrap();
+        let sha256 = openssl::sha::sha256(&der).to_vec();
+        assert_eq!(end_point_hash(&cert), Some(sha256.clone()));
+        let key = PKey::private_key_from_pem(&generated.key_pem).unwrap();
+        let mut builder = openssl::x509::X509Builder::new().unwrap();
+        builder.set_pubkey(&key).unwrap();
+        builder.sign(&key, MessageDigest::sha1()).unwrap();
+        let sha1_signed = builder.build();
+        let sha256 = openssl::sha::sha256(&sha1_signed.to_der().unwrap()).to_vec();
+        assert_eq!(end_point_hash(&sha1_signed), Some(sha256));
+        let mut builder = openssl::x509::X509Builder::new().unwrap();
+        builder.set_pubkey(&key).unwrap();
+        builder.sign(&key, MessageDigest::sha384()).unwrap();
+        let sha384_signed = builder.build();
+        let sha384 = openssl::sha::sha384(&sha384_signed.to_der().unwrap()).to_vec();
+        assert_eq!(end_point_hash(&sha384_signed), Some(sha384));
+    }
 
     fn serve_once(acceptor: Acceptor) -> (u16, std::thread::JoinHandle<()>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

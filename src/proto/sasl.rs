@@ -1,7 +1,8 @@
 //! SASL mechanisms and password digests shared by SMTP and POP3 (pure
 //! functions, no I/O): PLAIN (RFC 4616), LOGIN, CRAM-MD5 (RFC 2195),
-//! XOAUTH2, OAUTHBEARER (RFC 7628), the POP3 APOP digest (RFC 1939 section 7), and the client side
-//! of SCRAM ([`scram`]).
+//! XOAUTH2, OAUTHBEARER (RFC 7628), EXTERNAL (RFC 4422 appendix A), the
+//! POP3 APOP digest (RFC 1939 section 7), and the client side of SCRAM and
+//! SCRAM-*-PLUS ([`scram`]).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -26,8 +27,16 @@ pub enum Mechanism {
     ScramSha1,
     /// `SCRAM-SHA-256` (RFC 7677).
     ScramSha256,
+    /// `SCRAM-SHA-1-PLUS`: SCRAM-SHA-1 bound to the TLS channel
+    /// (`tls-server-end-point`, RFC 5929).
+    ScramSha1Plus,
+    /// `SCRAM-SHA-256-PLUS`: SCRAM-SHA-256 bound to the TLS channel.
+    ScramSha256Plus,
     /// `OAUTHBEARER` (RFC 7628): an OAuth 2 bearer token.
     OAuthBearer,
+    /// `EXTERNAL` (RFC 4422 appendix A): the identity the TLS client
+    /// certificate established; no password.
+    External,
 }
 
 impl Mechanism {
@@ -40,7 +49,10 @@ impl Mechanism {
             Mechanism::XOAuth2 => "XOAUTH2",
             Mechanism::ScramSha1 => "SCRAM-SHA-1",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha1Plus => "SCRAM-SHA-1-PLUS",
+            Mechanism::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
             Mechanism::OAuthBearer => "OAUTHBEARER",
+            Mechanism::External => "EXTERNAL",
         }
     }
 
@@ -53,18 +65,31 @@ impl Mechanism {
             "XOAUTH2" => Some(Mechanism::XOAuth2),
             "SCRAM-SHA-1" => Some(Mechanism::ScramSha1),
             "SCRAM-SHA-256" => Some(Mechanism::ScramSha256),
+            "SCRAM-SHA-1-PLUS" => Some(Mechanism::ScramSha1Plus),
+            "SCRAM-SHA-256-PLUS" => Some(Mechanism::ScramSha256Plus),
             "OAUTHBEARER" => Some(Mechanism::OAuthBearer),
+            "EXTERNAL" => Some(Mechanism::External),
             _ => None,
         }
     }
 
     /// The strongest password mechanism among `offered` for automatic
-    /// choice: SCRAM-SHA-256, then SCRAM-SHA-1 (password never sent, the
-    /// server proves it knows it), CRAM-MD5 (password never sent), then
-    /// PLAIN, then LOGIN. XOAUTH2 and OAUTHBEARER need a token, not a
-    /// password, so they are never chosen for one.
-    pub fn strongest_for_password(offered: &[Mechanism]) -> Option<Mechanism> {
-        STRENGTH_ORDER.into_iter().find(|m| offered.contains(m))
+    /// choice: with a TLS channel to bind to (`can_bind`),
+    /// SCRAM-SHA-256-PLUS, then SCRAM-SHA-1-PLUS; then SCRAM-SHA-256, then
+    /// SCRAM-SHA-1 (password never sent, the server proves it knows it),
+    /// CRAM-MD5 (password never sent), then PLAIN, then LOGIN. XOAUTH2 and
+    /// OAUTHBEARER need a token, not a password, so they are never chosen
+    /// for one.
+    pub fn strongest_for_password(offered: &[Mechanism], can_bind: bool) -> Option<Mechanism> {
+        STRENGTH_ORDER
+            .into_iter()
+            .filter(|m| can_bind || !m.binds_channel())
+            .find(|m| offered.contains(m))
+    }
+
+    /// Whether the mechanism binds the TLS channel (SCRAM-*-PLUS).
+    pub fn binds_channel(self) -> bool {
+        matches!(self, Mechanism::ScramSha1Plus | Mechanism::ScramSha256Plus)
     }
 
     /// The mechanism among `offered` for an OAuth 2 access token:
@@ -78,18 +103,26 @@ impl Mechanism {
         TOKEN_ORDER.contains(&self)
     }
 
+    /// Whether the mechanism needs a password or token (all but EXTERNAL).
+    pub fn needs_secret(self) -> bool {
+        self != Mechanism::External
+    }
+
     /// The SCRAM hash of a SCRAM mechanism.
     pub fn scram_hash(self) -> Option<scram::Hash> {
         match self {
             Mechanism::ScramSha1 => Some(scram::Hash::Sha1),
-            Mechanism::ScramSha256 => Some(scram::Hash::Sha256),
+            Mechanism::ScramSha256 | Mechanism::ScramSha256Plus => Some(scram::Hash::Sha256),
+            Mechanism::ScramSha1Plus => Some(scram::Hash::Sha1),
             _ => None,
         }
     }
 }
 
 /// Password mechanisms, strongest first.
-const STRENGTH_ORDER: [Mechanism; 5] = [
+const STRENGTH_ORDER: [Mechanism; 7] = [
+    Mechanism::ScramSha256Plus,
+    Mechanism::ScramSha1Plus,
     Mechanism::ScramSha256,
     Mechanism::ScramSha1,
     Mechanism::CramMd5,
@@ -142,6 +175,11 @@ pub fn token_error_answer(mechanism: Mechanism) -> &'static str {
         _ => "",
     }
 }
+
+/// The EXTERNAL initial response: `=`, an empty response (RFC 4954
+/// section 4, RFC 5034 section 4), so the server derives the
+/// authorisation identity from the client certificate.
+pub const EXTERNAL_RESPONSE: &str = "=";
 
 /// Base64 of one LOGIN step (the user name, then the password).
 pub fn login_step(value: &str) -> String {
@@ -338,15 +376,18 @@ mod tests {
     fn auto_choice() {
         use Mechanism::*;
         assert_eq!(
-            Mechanism::strongest_for_password(&[Login, Plain]),
+            Mechanism::strongest_for_password(&[Login, Plain], true),
             Some(Plain)
         );
         assert_eq!(
-            Mechanism::strongest_for_password(&[Login, CramMd5, Plain]),
+            Mechanism::strongest_for_password(&[Login, CramMd5, Plain], true),
             Some(CramMd5)
         );
-        assert_eq!(Mechanism::strongest_for_password(&[XOAuth2]), None);
-        assert_eq!(Mechanism::strongest_for_password(&[OAuthBearer]), None);
+        assert_eq!(Mechanism::strongest_for_password(&[XOAuth2], true), None);
+        assert_eq!(
+            Mechanism::strongest_for_password(&[OAuthBearer], true),
+            None
+        );
         assert_eq!(
             Mechanism::preferred_for_token(&[Plain, XOAuth2, OAuthBearer]),
             Some(OAuthBearer)

@@ -7,7 +7,7 @@
 #[path = "../fake/mod.rs"]
 mod fake;
 
-pub use fake::{acceptor, CERT_PEM};
+pub use fake::{acceptor, CERT_PEM, KEY_PEM};
 
 use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsStr;
@@ -485,6 +485,8 @@ impl<'a> ServerSession<'a> {
                             }
                             true
                         }
+                        // The identity comes from the TLS client certificate.
+                        "EXTERNAL" => response == "=",
                         _ => false,
                     };
                     if good {

@@ -133,12 +133,15 @@ EXT
     rm -f "$TLS/server.csr"
 fi
 # Client certificates: one signed by the CA and listed in Postfix's
-# relay_clientcerts, one self-signed that Postfix does not know.
+# relay_clientcerts, one self-signed that Postfix does not know. The CA's one
+# names the user quinn, whom Dovecot logs in with SASL EXTERNAL.
+CERT_USER=quinn
 if [ ! -s "$TLS/client.crt" ] || ! openssl x509 -checkend 86400 -noout -in "$TLS/client.crt" >/dev/null 2>&1 \
-    || ! openssl verify -CAfile "$TLS/ca.pem" "$TLS/client.crt" >/dev/null 2>&1; then
+    || ! openssl verify -CAfile "$TLS/ca.pem" "$TLS/client.crt" >/dev/null 2>&1 \
+    || ! openssl x509 -noout -subject -in "$TLS/client.crt" | grep -q "CN *= *$CERT_USER\$"; then
     log "generating client certificates"
     openssl req -newkey rsa:2048 -nodes -sha256 \
-        -keyout "$TLS/client.key" -out "$TLS/client.csr" -subj "/CN=mailctl interop client" 2>/dev/null
+        -keyout "$TLS/client.key" -out "$TLS/client.csr" -subj "/CN=$CERT_USER" 2>/dev/null
     printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' \
         >"$TLS/client.ext"
     openssl x509 -req -in "$TLS/client.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
@@ -167,6 +170,10 @@ for u in $USERS; do
     chown "$VMAIL_USER:$VMAIL_USER" "$DIR/mail/$DOMAIN" "$DIR/mail/$DOMAIN/$u" "$DIR/mail/$DOMAIN/$u/Maildir"
 done
 mv "$DIR/dovecot/users.new" "$DIR/dovecot/users"
+# SASL EXTERNAL: the client certificate's user, with no password to check.
+printf '%s:::::::nopassword=y\n' "$CERT_USER" >"$DIR/dovecot/users-cert"
+chown root:dovecot "$DIR/dovecot/users-cert"
+chmod 640 "$DIR/dovecot/users-cert"
 mv "$DIR/postfix/vmailbox.new" "$DIR/postfix/vmailbox"
 chown root:dovecot "$DIR/dovecot/users"
 chmod 640 "$DIR/dovecot/users"
@@ -218,11 +225,25 @@ ssl_cert = <$TLS/server.crt
 ssl_key = <$TLS/server.key
 $DH
 ssl_min_protocol = TLSv1.2
+# Client certificates from the test CA are asked for, not required; one
+# that verifies (the test CA has no CRL) names its user (commonName) for
+# SASL EXTERNAL.
+ssl_ca = <$TLS/ca.pem
+ssl_verify_client_cert = yes
+ssl_require_crl = no
+auth_ssl_username_from_cert = yes
+ssl_cert_username_field = commonName
 
-auth_mechanisms = plain login cram-md5 apop scram-sha-1 scram-sha-256 oauthbearer xoauth2
+auth_mechanisms = plain login cram-md5 apop scram-sha-1 scram-sha-256 oauthbearer xoauth2 external
 # Loopback counts as secure for Dovecot, so plaintext logins on 127.0.0.1
 # work without TLS too (the clients are the ones that must insist on TLS).
 disable_plaintext_auth = yes
+# EXTERNAL: the certificate's user, only if listed; no password.
+passdb {
+  driver = passwd-file
+  mechanisms = external
+  args = username_format=%n $DIR/dovecot/users-cert
+}
 # OAuth 2 tokens first, and only for the token mechanisms.
 passdb {
   driver = oauth2

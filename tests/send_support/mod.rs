@@ -58,6 +58,11 @@ pub struct Script {
     /// Recipients taken per transaction: RCPTs after them get
     /// `452 4.5.3 Error: too many recipients`.
     pub rcpt_limit: Option<usize>,
+    /// Verify SCRAM as a real server would, with this password: the
+    /// client's proof, and its channel binding against this connection's
+    /// `tls-server-end-point` (native-tls's, not mailctl's); a wrong one
+    /// gets 535. `scram_final` is then not used.
+    pub scram_password: Option<String>,
 }
 
 fn accept_all(_: &str) -> String {
@@ -102,6 +107,7 @@ impl Default for Script {
             expect_flight: false,
             scram_final: "v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
             rcpt_limit: None,
+            scram_password: None,
         }
     }
 }
@@ -127,6 +133,11 @@ pub struct Recorded {
     pub transactions: Vec<(Vec<String>, Vec<u8>)>,
     /// The recipients accepted in the current transaction.
     accepted_now: Vec<String>,
+    /// The decoded SCRAM client-first message, GS2 header included.
+    pub scram_client_first: Option<String>,
+    /// With `scram_password`: whether the client's proof and channel
+    /// binding checked out.
+    pub scram_verified: Option<bool>,
 }
 
 impl Recorded {
@@ -217,6 +228,127 @@ impl Conn {
     fn is_tls(&self) -> bool {
         matches!(self.stream, Stream::Tls(_))
     }
+
+    /// The connection's `tls-server-end-point` channel binding (RFC 5929).
+    fn server_end_point(&self) -> Vec<u8> {
+        match &self.stream {
+            Stream::Tls(s) => s.tls_server_end_point().ok().flatten().unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A SCRAM exchange seen from the server's side.
+struct ScramServer {
+    digest: openssl::hash::MessageDigest,
+    /// The client-first message: GS2 header and the bare part.
+    gs2_header: String,
+    first_bare: String,
+    server_first: String,
+}
+
+impl ScramServer {
+    /// From the decoded client-first message of `AUTH mechanism`.
+    fn new(mechanism: &str, client_first: &str) -> ScramServer {
+        let digest = if mechanism.contains("SHA-256") {
+            openssl::hash::MessageDigest::sha256()
+        } else {
+            openssl::hash::MessageDigest::sha1()
+        };
+        let split = client_first
+            .match_indices(',')
+            .nth(1)
+            .map_or(0, |(i, _)| i + 1);
+        let (gs2_header, first_bare) = client_first.split_at(split);
+        let nonce = first_bare.split(",r=").nth(1).unwrap_or_default();
+        ScramServer {
+            digest,
+            gs2_header: gs2_header.to_string(),
+            first_bare: first_bare.to_string(),
+            server_first: format!("r={nonce}fake,s=QSXCR+Q6sek8bf92,i=4096"),
+        }
+    }
+
+    fn hmac(&self, key: &[u8], data: &[u8]) -> Vec<u8> {
+        let key = openssl::pkey::PKey::hmac(key).unwrap();
+        let mut signer = openssl::sign::Signer::new(self.digest, &key).unwrap();
+        signer.sign_oneshot_to_vec(data).unwrap()
+    }
+
+    /// The server-final message for the decoded client-final message, or
+    /// `None` when its proof or channel binding is wrong.
+    fn server_final(&self, password: &str, client_final: &str, end_point: &[u8]) -> Option<String> {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let (without_proof, proof) = client_final.rsplit_once(",p=")?;
+        let mut binding = self.gs2_header.as_bytes().to_vec();
+        if self.gs2_header.starts_with("p=") {
+            binding.extend_from_slice(end_point);
+        }
+        if without_proof.split(',').next()? != format!("c={}", engine.encode(&binding)) {
+            return None;
+        }
+        let mut salted = vec![0u8; self.digest.size()];
+        let salt = engine.decode("QSXCR+Q6sek8bf92").unwrap();
+        openssl::pkcs5::pbkdf2_hmac(password.as_bytes(), &salt, 4096, self.digest, &mut salted)
+            .unwrap();
+        let auth_message = format!("{},{},{without_proof}", self.first_bare, self.server_first);
+        let client_key = self.hmac(&salted, b"Client Key");
+        let stored_key = openssl::hash::hash(self.digest, &client_key).unwrap();
+        let signature = self.hmac(&stored_key, auth_message.as_bytes());
+        let expected: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        if engine.decode(proof).ok()? != expected {
+            return None;
+        }
+        let server_key = self.hmac(&salted, b"Server Key");
+        let verifier = self.hmac(&server_key, auth_message.as_bytes());
+        Some(format!("v={}", engine.encode(verifier)))
+    }
+}
+
+/// Answers the line after a SCRAM challenge (`step` 2: the client-final
+/// message, 3: the answer to the server-final one); returns the next step,
+/// 0 once the exchange is over.
+fn scram_answer(
+    c: &mut Conn,
+    script: &Script,
+    rec: &mut Recorded,
+    step: u32,
+    server: &Option<ScramServer>,
+    text: &str,
+) -> u32 {
+    if let (2, Some(password), Some(server)) = (step, &script.scram_password, server) {
+        let client_final = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .unwrap_or_default();
+        let client_final = String::from_utf8_lossy(&client_final);
+        let end_point = c.server_end_point();
+        let answer = server.server_final(password, &client_final, &end_point);
+        rec.scram_verified = Some(answer.is_some());
+        return match answer {
+            Some(server_final) => {
+                c.reply(&format!("334 {}", b64(&server_final)));
+                step
+            }
+            None => {
+                c.reply("535 5.7.8 Error: authentication failed");
+                0
+            }
+        };
+    }
+    if step == 2 {
+        c.reply(&format!("334 {}", b64(&script.scram_final)));
+        return step;
+    }
+    c.reply(if text == "*" {
+        "501 5.7.0 Authentication cancelled"
+    } else {
+        &script.auth_reply
+    });
+    0
 }
 
 fn vmhwm_kb(pid: u32) -> Option<u64> {
@@ -321,6 +453,7 @@ fn serve(
     let pipelining = script.extensions.iter().any(|e| e == "PIPELINING");
     let mut login_step = 0;
     let mut scram_step = 0;
+    let mut scram_server: Option<ScramServer> = None;
     while let Some(line) = c.line() {
         let text = String::from_utf8_lossy(&line)
             .trim_end_matches(['\r', '\n'])
@@ -343,17 +476,14 @@ fn serve(
             continue;
         }
         if scram_step > 0 {
-            scram_step += 1;
-            if scram_step == 2 {
-                c.reply(&format!("334 {}", b64(&script.scram_final)));
-            } else {
-                scram_step = 0;
-                c.reply(if text == "*" {
-                    "501 5.7.0 Authentication cancelled"
-                } else {
-                    &script.auth_reply
-                });
-            }
+            scram_step = scram_answer(
+                &mut c,
+                script,
+                &mut rec,
+                scram_step + 1,
+                &scram_server,
+                &text,
+            );
             continue;
         }
         if upper.starts_with("EHLO") {
@@ -398,12 +528,12 @@ fn serve(
                 .decode(first)
                 .unwrap_or_default();
             let first = String::from_utf8_lossy(&first);
-            let nonce = first.split(",r=").nth(1).unwrap_or_default();
+            let mechanism = text.split(' ').nth(1).unwrap_or_default();
+            let server = ScramServer::new(mechanism, &first);
+            rec.scram_client_first = Some(first.to_string());
             scram_step = 1;
-            c.reply(&format!(
-                "334 {}",
-                b64(&format!("r={nonce}fake,s=QSXCR+Q6sek8bf92,i=4096"))
-            ));
+            c.reply(&format!("334 {}", b64(&server.server_first)));
+            scram_server = Some(server);
         } else if upper.starts_with("AUTH") {
             c.reply(&script.auth_reply);
         } else if upper.starts_with("MAIL FROM:") {

@@ -77,9 +77,20 @@ pub fn probe_smtp(server: &ResolvedServer, transcript: &Transcript) -> anyhow::R
     if refusal.is_some() {
         login.user = None;
     }
-    let settings = crate::cmd::send::smtp_settings(&login, server.smtp_mechanism(), None)?;
-    if let Some(credentials) = &settings.credentials {
-        check_password(&credentials.secret)?;
+    let mut settings = crate::cmd::send::smtp_settings(&login, server.smtp_mechanism(), None)?;
+    if let Some(secret) = settings
+        .credentials
+        .as_ref()
+        .and_then(|c| c.secret.as_ref())
+    {
+        check_password(secret)?;
+    }
+    if let Some(source) = settings.secret_source.take() {
+        settings.secret_source = Some(smtp::SecretSource(std::sync::Arc::new(move || {
+            let secret = (source.0)()?;
+            check_password(&secret)?;
+            Ok(secret)
+        })));
     }
     let user = login.user.as_deref().unwrap_or_default();
     let report = smtp::probe(&settings, transcript).map_err(|e| auth_failure(e, user))?;
@@ -164,12 +175,12 @@ pub fn probe_pop3(server: &ResolvedServer, transcript: &Transcript) -> anyhow::R
                 method,
                 AuthMethod::Auto | AuthMethod::Xoauth2 | AuthMethod::OAuthBearer
             );
-            crate::cmd::oauth2::token_for(server, wants_token, transcript)
+            crate::cmd::require_client_cert(method == AuthMethod::External, server)
+                .and_then(|()| crate::cmd::oauth2::token_for(server, wants_token, transcript))
                 .and_then(|token| match token {
-                    Some(token) => Ok((token.secret, true)),
-                    None => obtain_password(server).map(|secret| (secret, false)),
+                    Some(token) => session.login(method, user, &|| Ok(token.secret.clone()), true),
+                    None => session.login(method, user, &|| obtain_password(server), false),
                 })
-                .and_then(|(secret, token)| session.login(method, user, &secret, token))
                 .map(|used| format!("auth: {} as {user} accepted", used.shown()))
         }
     };

@@ -447,11 +447,13 @@ fn connect(
         auth,
         AuthMethod::Auto | AuthMethod::Xoauth2 | AuthMethod::OAuthBearer
     );
+    crate::cmd::require_client_cert(auth == AuthMethod::External, server)?;
     let Some(token) = crate::cmd::oauth2::token_for(server, wants_token, &transcript)? else {
-        let secret = server.obtain_password()?;
-        return open_and_login(server, auth, user, &secret, false, &transcript);
+        let password = || server.obtain_password();
+        return open_and_login(server, auth, user, &password, false, &transcript);
     };
-    let first = open_and_login(server, auth, user, &token.secret, true, &transcript);
+    let cached = || Ok(token.secret.clone());
+    let first = open_and_login(server, auth, user, &cached, true, &transcript);
     let refused = |e: &anyhow::Error| {
         e.downcast_ref::<crate::proto::pop3::Error>()
             .and_then(crate::proto::pop3::Error::refusal)
@@ -460,18 +462,19 @@ fn connect(
     match (&first, &server.oauth2) {
         (Err(e), Some(oauth2)) if token.cached && refused(e) => {
             let fresh = crate::cmd::oauth2::fresh_token(oauth2, &transcript)?;
-            open_and_login(server, auth, user, &fresh, true, &transcript)
+            open_and_login(server, auth, user, &|| Ok(fresh.clone()), true, &transcript)
         }
         _ => first,
     }
 }
 
-/// Opens a session and logs in with `secret` (an access token if `token`).
+/// Opens a session and logs in with what `secret` yields (an access token
+/// if `token`), asked for only if the method needs it.
 fn open_and_login(
     server: &ResolvedServer,
     auth: AuthMethod,
     user: &str,
-    secret: &crate::secret::Secret,
+    secret: &dyn Fn() -> anyhow::Result<crate::secret::Secret>,
     token: bool,
     transcript: &Transcript,
 ) -> anyhow::Result<Session> {

@@ -27,7 +27,9 @@ const MAX_AUTH_EVENTS: u32 = 4;
 /// How to log in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// SCRAM when offered over TLS or to a loopback server, else AUTH
+    /// EXTERNAL when offered and a client certificate is presented, else
+    /// SCRAM-*-PLUS over TLS with a channel binding, else SCRAM when
+    /// offered over TLS or to a loopback server, else AUTH
     /// PLAIN when offered, else USER/PASS; APOP on an unencrypted
     /// connection when the greeting carries a valid timestamp. With a
     /// token: OAUTHBEARER when offered, else XOAUTH2.
@@ -47,6 +49,13 @@ pub enum Method {
     ScramSha1,
     /// AUTH SCRAM-SHA-256.
     ScramSha256,
+    /// AUTH SCRAM-SHA-1-PLUS: SCRAM-SHA-1 bound to the TLS session.
+    ScramSha1Plus,
+    /// AUTH SCRAM-SHA-256-PLUS.
+    ScramSha256Plus,
+    /// AUTH EXTERNAL (RFC 4422 appendix A): the identity of the TLS client
+    /// certificate, no password.
+    External,
 }
 
 impl Method {
@@ -62,7 +71,15 @@ impl Method {
             Method::OAuthBearer => "OAUTHBEARER",
             Method::ScramSha1 => "SCRAM-SHA-1",
             Method::ScramSha256 => "SCRAM-SHA-256",
+            Method::ScramSha1Plus => "SCRAM-SHA-1-PLUS",
+            Method::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
+            Method::External => "EXTERNAL",
         }
+    }
+
+    /// Whether the method needs the password or token (all but EXTERNAL).
+    pub fn needs_secret(self) -> bool {
+        self != Method::External
     }
 
     /// The SCRAM mechanism of a SCRAM method.
@@ -70,6 +87,8 @@ impl Method {
         match self {
             Method::ScramSha1 => Some(Mechanism::ScramSha1),
             Method::ScramSha256 => Some(Mechanism::ScramSha256),
+            Method::ScramSha1Plus => Some(Mechanism::ScramSha1Plus),
+            Method::ScramSha256Plus => Some(Mechanism::ScramSha256Plus),
             _ => None,
         }
     }
@@ -149,6 +168,12 @@ pub struct Request<'a> {
     pub loopback: bool,
     /// A fresh random printable string (no comma) for SCRAM's client nonce.
     pub nonce: &'a str,
+    /// Whether a TLS client certificate is presented: `auto` then means
+    /// EXTERNAL when offered.
+    pub client_cert: bool,
+    /// The TLS session's `tls-server-end-point` channel binding, if any:
+    /// `auto` then prefers SCRAM-*-PLUS when offered.
+    pub channel_binding: Option<&'a [u8]>,
 }
 
 /// Refuses to send a password or token over an unencrypted connection,
@@ -171,13 +196,22 @@ pub fn plaintext_check(
     })
 }
 
-/// The method `auto` resolves to, from what the session knows: SCRAM when
-/// offered and the connection is encrypted or local, then APOP on an
-/// unencrypted connection, then PLAIN, then USER/PASS. For a token:
-/// OAUTHBEARER when offered, else XOAUTH2.
-fn resolve(method: Method, client: &Client, loopback: bool, token: bool) -> Method {
+/// The method `auto` resolves to, from what the session knows: EXTERNAL
+/// when offered and a client certificate is presented, SCRAM when offered
+/// and the connection is encrypted or local, then APOP on an unencrypted
+/// connection, then PLAIN, then USER/PASS. For a token: OAUTHBEARER when
+/// offered, else XOAUTH2. `secret` in `request` is not looked at.
+pub fn resolve(request: &Request<'_>, client: &Client) -> Method {
+    let (method, loopback, token) = (request.method, request.loopback, request.token);
     if method != Method::Auto {
         return method;
+    }
+    if request.client_cert
+        && client
+            .capabilities()
+            .is_some_and(|c| c.has_sasl("EXTERNAL"))
+    {
+        return Method::External;
     }
     if token {
         return match client.capabilities() {
@@ -189,7 +223,10 @@ fn resolve(method: Method, client: &Client, loopback: bool, token: bool) -> Meth
         .apop_timestamp()
         .is_some_and(sasl::valid_apop_timestamp);
     let private = client.is_tls() || loopback;
+    let bound = client.is_tls() && request.channel_binding.is_some();
     match client.capabilities() {
+        Some(c) if bound && c.has_sasl("SCRAM-SHA-256-PLUS") => Method::ScramSha256Plus,
+        Some(c) if bound && c.has_sasl("SCRAM-SHA-1-PLUS") => Method::ScramSha1Plus,
         Some(c) if private && c.has_sasl("SCRAM-SHA-256") => Method::ScramSha256,
         Some(c) if private && c.has_sasl("SCRAM-SHA-1") => Method::ScramSha1,
         _ if !client.is_tls() && valid_stamp => Method::Apop,
@@ -203,7 +240,7 @@ impl Login {
     /// Chooses the method and returns the first commands to send. Fails,
     /// with nothing sent, when the policy refuses.
     pub fn start(request: &Request<'_>, client: &Client) -> Result<(Login, Vec<Command>), Error> {
-        let method = resolve(request.method, client, request.loopback, request.token);
+        let method = resolve(request, client);
         plaintext_check(
             request.method,
             method,
@@ -228,11 +265,16 @@ impl Login {
                     .map_err(|e| Error::Unexpected(format!("{e}; nothing was sent")))?;
                 (Stage::Apop, vec![command])
             }
-            Method::ScramSha1 | Method::ScramSha256 => {
+            Method::ScramSha1
+            | Method::ScramSha256
+            | Method::ScramSha1Plus
+            | Method::ScramSha256Plus => {
                 let mechanism = method.scram().expect("a SCRAM method");
                 let hash = mechanism.scram_hash().expect("a SCRAM mechanism");
+                let binding = scram_binding(mechanism, request, client).map_err(Error::Scram)?;
                 let scram = Scram::new(hash, request.user, request.secret, request.nonce)
-                    .map_err(Error::Scram)?;
+                    .map_err(Error::Scram)?
+                    .with_binding(binding);
                 let command = Command::Auth {
                     mechanism: mechanism.name().to_string(),
                     initial: Some(Secret::new(scram.client_first())),
@@ -245,8 +287,14 @@ impl Login {
                 };
                 (stage, vec![command])
             }
-            Method::Plain | Method::Xoauth2 | Method::OAuthBearer | Method::Auto => {
-                let (mechanism, initial) = if let Some(token) = method.token() {
+            Method::Plain
+            | Method::Xoauth2
+            | Method::OAuthBearer
+            | Method::External
+            | Method::Auto => {
+                let (mechanism, initial) = if method == Method::External {
+                    ("EXTERNAL", sasl::EXTERNAL_RESPONSE.to_string())
+                } else if let Some(token) = method.token() {
                     (
                         token.name(),
                         sasl::token_response(token, request.user, request.secret.expose()),
@@ -416,6 +464,20 @@ fn scram_event(
     }
 }
 
+/// The channel binding for `mechanism` in this session
+/// (see [`scram::Binding::choose`]).
+fn scram_binding(
+    mechanism: Mechanism,
+    request: &Request<'_>,
+    client: &Client,
+) -> Result<scram::Binding, scram::Error> {
+    let data = request.channel_binding.filter(|_| client.is_tls());
+    let plus_offered = client
+        .capabilities()
+        .is_some_and(|c| c.has_sasl("SCRAM-SHA-256-PLUS") || c.has_sasl("SCRAM-SHA-1-PLUS"));
+    scram::Binding::choose(mechanism.binds_channel(), data, plus_offered)
+}
+
 /// The reply an event must be.
 fn expect_reply(event: Event, kind: Kind) -> Result<super::Reply, Error> {
     match event {
@@ -451,6 +513,8 @@ mod tests {
             loopback,
             token: false,
             nonce: "rOprNGfwEbeRWgbNEkqO",
+            client_cert: false,
+            channel_binding: None,
         }
     }
 
@@ -486,6 +550,74 @@ mod tests {
             )
             .collect();
         (lines.join("|"), result)
+    }
+
+    /// RFC 7677's SCRAM-SHA-256 exchange over TLS whose channel binding is
+    /// the bytes 0x00..0x1f, with `sasl` in CAPA and the server's
+    /// `server_final` (decoded): the method, what the client sent (decoded,
+    /// `|` between lines) and the outcome.
+    fn bound_scram_login(sasl: &str, server_final: &str) -> (Method, String, Result<(), Error>) {
+        use base64::engine::general_purpose::STANDARD;
+        let secret = Secret::new("pencil");
+        let cb_data: Vec<u8> = (0u8..32).collect();
+        let capa = format!("+OK\r\nSASL {sasl}\r\n.\r\n");
+        let mut c = client(true, b"+OK\r\n", capa.as_bytes());
+        let req = Request {
+            user: "user",
+            channel_binding: Some(&cb_data),
+            ..request(Method::Auto, &secret, false)
+        };
+        let (mut login, first) = Login::start(&req, &c).unwrap();
+        let server_first =
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let server = format!(
+            "+ {}\r\n+ {}\r\n+OK in\r\n",
+            STANDARD.encode(server_first),
+            STANDARD.encode(server_final)
+        );
+        let (sent, result) = run(&mut c, &mut login, first, server.as_bytes());
+        let lines: Vec<String> = String::from_utf8(sent)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let payload = l.rsplit(' ').next().unwrap();
+                match STANDARD.decode(payload) {
+                    Ok(text) if l.len() > 1 => String::from_utf8(text).unwrap(),
+                    _ => l.to_string(),
+                }
+            })
+            .collect();
+        (login.method(), lines.join("|"), result)
+    }
+
+    /// Over TLS `auto` prefers SCRAM-SHA-256-PLUS, binding the channel (the
+    /// proof computed independently); with no -PLUS offered, plain
+    /// SCRAM-SHA-256 says `y,,`.
+    #[test]
+    fn scram_plus_over_tls_and_y_without_it() {
+        let (method, sent, result) = bound_scram_login(
+            "PLAIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS",
+            "v=RwppMGddhz/J0lFYaRReBjXcQeNUFP5Qc76Lo5Exrig=",
+        );
+        assert_eq!(method, Method::ScramSha256Plus);
+        result.unwrap();
+        assert_eq!(
+            sent,
+            "p=tls-server-end-point,,n=user,r=rOprNGfwEbeRWgbNEkqO|\
+             c=cD10bHMtc2VydmVyLWVuZC1wb2ludCwsAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=,\
+             r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+             p=nY1Wus9a+gM2DrbQ1msXFgyhW6KM5ktOxWiU+/P/EGY=|"
+        );
+        let (method, sent, result) = bound_scram_login(
+            "PLAIN SCRAM-SHA-256",
+            "v=dI4KpiQJwBr1+V+K6U1dA6l6I4I9DUNXWND4pcpRU3U=",
+        );
+        assert_eq!(method, Method::ScramSha256);
+        result.unwrap();
+        assert!(
+            sent.starts_with("y,,n=user,r=rOprNGfwEbeRWgbNEkqO|c=eSws,"),
+            "{sent}"
+        );
     }
 
     #[test]
@@ -703,6 +835,70 @@ mod tests {
         let (sent, result) = run(&mut c, &mut login, first, b"+ eA==\r\n-ERR no\r\n");
         assert!(sent.ends_with(b"*\r\n"));
         assert!(matches!(result, Err(Error::Refused { .. })));
+    }
+
+    /// With a client certificate, `auto` sends AUTH EXTERNAL with the
+    /// empty initial response, whatever the chunk size of the server's
+    /// bytes; a challenge is cancelled and a refusal reported.
+    #[test]
+    fn external_with_a_client_certificate() {
+        let none = Secret::new("");
+        let with_cert = Request {
+            client_cert: true,
+            ..request(Method::Auto, &none, false)
+        };
+        let capa = b"+OK\r\nSASL PLAIN SCRAM-SHA-256 EXTERNAL\r\n.\r\n";
+        let cases: [(&[u8], &str, bool); 3] = [
+            (b"+OK quinn logged in\r\n", "AUTH EXTERNAL =\r\n", true),
+            (b"-ERR [AUTH] no\r\n", "AUTH EXTERNAL =\r\n", false),
+            (
+                b"+ \r\n-ERR cancelled\r\n",
+                "AUTH EXTERNAL =\r\n*\r\n",
+                false,
+            ),
+        ];
+        for (replies, expected, ok) in cases {
+            for chunk in 1..=replies.len() {
+                let mut c = client(true, b"+OK\r\n", capa);
+                assert!(!resolve(&with_cert, &c).needs_secret());
+                let (mut login, first) = Login::start(&with_cert, &c).unwrap();
+                assert_eq!(login.method(), Method::External);
+                let mut sent = Vec::new();
+                for command in &first {
+                    sent.extend(c.send(command).unwrap());
+                }
+                let result = feed_in_chunks(&mut c, &mut login, replies, chunk, &mut sent);
+                assert_eq!(String::from_utf8(sent).unwrap(), expected, "chunk {chunk}");
+                match result {
+                    Ok(()) => assert!(ok),
+                    Err(Error::Refused { what, .. }) => {
+                        assert!(!ok);
+                        assert_eq!(what, "AUTH EXTERNAL");
+                    }
+                    Err(other) => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+
+    /// `auto` picks EXTERNAL only with a certificate and when offered;
+    /// otherwise the method needs the password.
+    #[test]
+    fn external_only_with_a_certificate_and_when_offered() {
+        let secret = Secret::new("pw");
+        let offered = client(true, b"+OK\r\n", b"+OK\r\nSASL EXTERNAL PLAIN\r\n.\r\n");
+        let not_offered = client(true, b"+OK\r\n", b"+OK\r\nSASL PLAIN\r\n.\r\n");
+        let with_cert = Request {
+            client_cert: true,
+            ..request(Method::Auto, &secret, false)
+        };
+        let without = request(Method::Auto, &secret, false);
+        assert_eq!(resolve(&with_cert, &offered), Method::External);
+        assert_eq!(resolve(&without, &offered), Method::Plain);
+        assert_eq!(resolve(&with_cert, &not_offered), Method::Plain);
+        assert!(resolve(&with_cert, &not_offered).needs_secret());
+        let explicit = request(Method::External, &secret, false);
+        assert_eq!(resolve(&explicit, &not_offered), Method::External);
     }
 
     /// A token with `auto` goes with OAUTHBEARER when offered, else

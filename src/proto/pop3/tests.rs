@@ -132,6 +132,8 @@ fn session(wire: &mut Wire<'_>) -> Seen {
         loopback: false,
         token: false,
         nonce: "nonce",
+        client_cert: false,
+        channel_binding: None,
     };
     let (mut login, first) = Login::start(&request, &wire.client).unwrap();
     assert_eq!(login.method(), Method::Plain);

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! Greeting -> Ehlo (-> Helo if EHLO is refused) -> StartTls -> Ehlo
-//!   -> Auth (PLAIN | LOGIN | CRAM-MD5 | XOAUTH2)
+//!   -> Auth (SCRAM-* | EXTERNAL | CRAM-MD5 | PLAIN | LOGIN | OAUTHBEARER | XOAUTH2)
 //!   -> MAIL, RCPT..., DATA   (one flight with PIPELINING, else one by one)
 //!   -> message, final dot (+ QUIT in the same flight with PIPELINING)
 //!   -> Quit -> Closed
@@ -51,8 +51,13 @@ pub enum TlsPolicy {
 pub struct Credentials {
     /// The user name.
     pub user: String,
-    /// The password, or the access token for XOAUTH2.
-    pub secret: Secret,
+    /// The password, or the access token for XOAUTH2; `None` until the
+    /// driver obtains it: the machine asks with [`Event::NeedSecret`] once
+    /// it has chosen a mechanism that needs one (all but EXTERNAL).
+    pub secret: Option<Secret>,
+    /// Whether a TLS client certificate is presented: with no mechanism
+    /// asked for, EXTERNAL is then used when offered.
+    pub client_cert: bool,
     /// A mechanism the user asked for; `None` picks the strongest offered.
     pub mechanism: Option<Mechanism>,
     /// Whether the secret is an OAuth 2 access token: with no mechanism
@@ -171,6 +176,10 @@ pub enum Event {
     /// [`Client::take_outcome`], then call [`Client::next_message`] or
     /// [`Client::quit`].
     Idle,
+    /// The chosen mechanism needs the password (or token), which the
+    /// credentials do not hold yet: obtain it and call
+    /// [`Client::provide_secret`].
+    NeedSecret,
 }
 
 /// What became of one recipient.
@@ -259,6 +268,8 @@ enum AuthStep {
     /// The exchange was cancelled with `*`; whatever the server answers,
     /// QUIT follows.
     Cancelled,
+    /// The mechanism is chosen; the driver is obtaining the secret.
+    AwaitSecret(Mechanism),
 }
 
 /// The longest command line, CRLF included (RFC 5321 section 4.5.3.1.4).
@@ -311,18 +322,24 @@ pub struct Client {
     failure: Option<Error>,
     /// The SCRAM exchange in progress, if any.
     scram: Option<Scram>,
+    /// The TLS session's `tls-server-end-point` data, as the driver
+    /// handed it in after the handshake.
+    channel_binding: Option<Vec<u8>>,
 }
 
-/// The base64 initial response of PLAIN, XOAUTH2 or OAUTHBEARER.
+/// The base64 initial response of PLAIN, XOAUTH2, OAUTHBEARER or EXTERNAL.
 fn initial_response(mechanism: Mechanism, user: &str, secret: &str) -> String {
-    if mechanism.takes_token() {
+    if mechanism == Mechanism::External {
+        sasl::EXTERNAL_RESPONSE.to_string()
+    } else if mechanism.takes_token() {
         sasl::token_response(mechanism, user, secret)
     } else {
         sasl::plain_response(user, secret)
     }
 }
 
-/// The step after the initial response of PLAIN or a token mechanism.
+/// The step after the initial response of PLAIN, EXTERNAL or a token
+/// mechanism.
 fn after_initial(mechanism: Mechanism) -> AuthStep {
     if mechanism.takes_token() {
         AuthStep::TokenError
@@ -331,10 +348,16 @@ fn after_initial(mechanism: Mechanism) -> AuthStep {
     }
 }
 
-/// The mechanism to use: the one asked for if offered, else the preferred
-/// token mechanism offered for a token, or the strongest password
-/// mechanism offered for a password.
-fn choose_mechanism(caps: &Capabilities, credentials: &Credentials) -> Result<Mechanism, Error> {
+/// The mechanism to use: the one asked for if offered, else EXTERNAL when
+/// a client certificate is presented and the server offers it, else the
+/// preferred token mechanism offered for a token, or the strongest
+/// password mechanism offered for a password.
+/// `can_bind`: whether the session has a TLS channel binding for -PLUS.
+fn choose_mechanism(
+    caps: &Capabilities,
+    credentials: &Credentials,
+    can_bind: bool,
+) -> Result<Mechanism, Error> {
     let wanted = credentials.mechanism;
     if caps.auth_names.is_empty() {
         return Err(Error::AuthNotOffered);
@@ -346,9 +369,12 @@ fn choose_mechanism(caps: &Capabilities, credentials: &Credentials) -> Result<Me
             mechanism,
             offered: offered(),
         }),
+        None if credentials.client_cert && caps.auth.contains(&Mechanism::External) => {
+            Ok(Mechanism::External)
+        }
         None if credentials.token => Mechanism::preferred_for_token(&caps.auth)
             .ok_or_else(|| Error::NoUsableMechanism { offered: offered() }),
-        None => Mechanism::strongest_for_password(&caps.auth)
+        None => Mechanism::strongest_for_password(&caps.auth, can_bind)
             .ok_or_else(|| Error::NoUsableMechanism { offered: offered() }),
     }
 }
@@ -409,6 +435,7 @@ impl Client {
             },
             failure: None,
             scram: None,
+            channel_binding: None,
         }
     }
 
@@ -454,6 +481,35 @@ impl Client {
         self.state = State::Ehlo;
         match Flight::of(Command::Ehlo(&self.config.helo_name)) {
             Ok(flight) => Event::Send(flight),
+            Err(err) => {
+                self.record(err);
+                self.state = State::Closed;
+                Event::Close
+            }
+        }
+    }
+
+    /// Call after each TLS handshake (implicit, or before
+    /// [`Client::tls_established`]) with the session's
+    /// `tls-server-end-point` channel binding, if it has one: SCRAM then
+    /// binds to it (-PLUS) or says it could (`y,,`).
+    pub fn set_channel_binding(&mut self, data: Option<Vec<u8>>) {
+        self.channel_binding = data;
+    }
+
+    /// Call after [`Event::NeedSecret`] with the password (or token): the
+    /// chosen mechanism starts.
+    pub fn provide_secret(&mut self, secret: Secret) -> Event {
+        let State::Auth(AuthStep::AwaitSecret(mechanism)) = self.state else {
+            return Event::Wait;
+        };
+        let Some(credentials) = self.config.credentials.as_mut() else {
+            return Event::Wait;
+        };
+        credentials.secret = Some(secret);
+        let credentials = credentials.clone();
+        match self.start_auth(mechanism, &credentials) {
+            Ok(event) => event,
             Err(err) => {
                 self.record(err);
                 self.state = State::Closed;
@@ -763,7 +819,8 @@ impl Client {
             if !self.tls_active && !self.config.plaintext_auth_allowed {
                 return Err(Error::PlaintextAuth);
             }
-            return match choose_mechanism(&caps, &credentials) {
+            let can_bind = self.tls_active && self.channel_binding.is_some();
+            return match choose_mechanism(&caps, &credentials, can_bind) {
                 Ok(mechanism) => self.start_auth(mechanism, &credentials),
                 Err(err) => self.fail_and_quit(err),
             };
@@ -777,9 +834,21 @@ impl Client {
         credentials: &Credentials,
     ) -> Result<Event, Error> {
         self.report.auth = Some(mechanism);
-        let (user, secret) = (credentials.user.as_str(), credentials.secret.expose());
+        let none = Secret::new("");
+        let password = match &credentials.secret {
+            Some(password) => password,
+            None if mechanism.needs_secret() => {
+                self.state = State::Auth(AuthStep::AwaitSecret(mechanism));
+                return Ok(Event::NeedSecret);
+            }
+            None => &none,
+        };
+        let (user, secret) = (credentials.user.as_str(), password.expose());
         match mechanism {
-            Mechanism::Plain | Mechanism::XOAuth2 | Mechanism::OAuthBearer => {
+            Mechanism::Plain
+            | Mechanism::XOAuth2
+            | Mechanism::OAuthBearer
+            | Mechanism::External => {
                 let initial = initial_response(mechanism, user, secret);
                 // RFC 4954 section 4: a response that would make the
                 // command too long is sent after the server's empty 334.
@@ -815,9 +884,16 @@ impl Client {
                     initial: None,
                 },
             ),
-            Mechanism::ScramSha1 | Mechanism::ScramSha256 => {
+            Mechanism::ScramSha1
+            | Mechanism::ScramSha256
+            | Mechanism::ScramSha1Plus
+            | Mechanism::ScramSha256Plus => {
                 let hash = mechanism.scram_hash().expect("a SCRAM mechanism");
-                let scram = match Scram::new(hash, user, &credentials.secret, &credentials.nonce) {
+                let binding = self.scram_binding(mechanism);
+                let scram = match binding.and_then(|binding| {
+                    Scram::new(hash, user, password, &credentials.nonce)
+                        .map(|scram| scram.with_binding(binding))
+                }) {
                     Ok(scram) => scram,
                     Err(e) => return self.fail_and_quit(Error::Scram(e)),
                 };
@@ -832,6 +908,19 @@ impl Client {
                 )
             }
         }
+    }
+
+    /// The channel binding for `mechanism` in this session
+    /// (see [`scram::Binding::choose`]).
+    fn scram_binding(&self, mechanism: Mechanism) -> Result<scram::Binding, scram::Error> {
+        let data = self.channel_binding.as_ref().filter(|_| self.tls_active);
+        let caps = self.report.capabilities.as_ref();
+        let plus_offered = caps.is_some_and(|c| c.auth.iter().any(|m| m.binds_channel()));
+        scram::Binding::choose(
+            mechanism.binds_channel(),
+            data.map(Vec::as_slice),
+            plus_offered,
+        )
     }
 
     /// The next SCRAM step: the client-final message answering the
@@ -880,7 +969,8 @@ impl Client {
                 return self.fail_and_quit(Error::AuthRefused { mechanism, reply });
             }
         };
-        let (user, secret) = (credentials.user.as_str(), credentials.secret.expose());
+        let secret = credentials.secret.as_ref().map_or("", Secret::expose);
+        let user = credentials.user.as_str();
         match step {
             AuthStep::Initial => {
                 let mechanism = self.report.auth.unwrap_or(Mechanism::Plain);
@@ -926,10 +1016,12 @@ impl Client {
             AuthStep::ScramServerFirst | AuthStep::ScramServerFinal => {
                 self.scram_step(step, &reply)
             }
-            AuthStep::Final | AuthStep::Cancelled => Err(Error::Unexpected {
-                what: "challenge after the last response",
-                reply,
-            }),
+            AuthStep::Final | AuthStep::Cancelled | AuthStep::AwaitSecret(_) => {
+                Err(Error::Unexpected {
+                    what: "challenge after the last response",
+                    reply,
+                })
+            }
         }
     }
 
@@ -1190,9 +1282,10 @@ mod tests {
     fn with_auth(mut c: ClientConfig, mechanism: Option<Mechanism>) -> ClientConfig {
         c.credentials = Some(Credentials {
             user: "tim".into(),
-            secret: Secret::new("tanstaaftanstaaf"),
+            secret: Some(Secret::new("tanstaaftanstaaf")),
             mechanism,
             token: false,
+            client_cert: false,
             nonce: "rOprNGfwEbeRWgbNEkqO".into(),
         });
         c
@@ -1209,9 +1302,10 @@ mod tests {
         cfg.plaintext_auth_allowed = true;
         cfg.credentials = Some(Credentials {
             user: "user".into(),
-            secret: Secret::new("pencil"),
+            secret: Some(Secret::new("pencil")),
             mechanism: None,
             token: false,
+            client_cert: false,
             nonce: "rOprNGfwEbeRWgbNEkqO".into(),
         });
         let mut c = Client::new(cfg);
@@ -1238,6 +1332,115 @@ mod tests {
         }
         let e = c.on_reply(reply(server_final));
         (c, e)
+    }
+
+    /// RFC 7677's SCRAM-SHA-256 exchange over implicit TLS whose channel
+    /// binding is the bytes 0x00..0x1f, with `offered` in EHLO: returns
+    /// the decoded client-first and client-final messages, and the outcome
+    /// once the server sent `server_final` (decoded) and 235.
+    fn bound_scram(offered: &str, server_final: &str) -> (String, String, Result<(), Error>) {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let decoded = |e: &Event| String::from_utf8(engine.decode(wire(e).trim_ascii()).unwrap());
+        let mut cfg = with_auth(config(TlsPolicy::Implicit), None);
+        cfg.probe = true;
+        let credentials = cfg.credentials.as_mut().unwrap();
+        credentials.user = "user".into();
+        credentials.secret = Some(Secret::new("pencil"));
+        let mut c = Client::new(cfg);
+        c.set_channel_binding(Some((0u8..32).collect()));
+        c.on_reply(reply(b"220 hi\r\n"));
+        let e = c.on_reply(reply(
+            format!("250-mx\r\n250 AUTH {offered}\r\n").as_bytes(),
+        ));
+        let first = String::from_utf8(wire(&e)).unwrap();
+        let first = first.rsplit(' ').next().unwrap().trim_end();
+        let first = String::from_utf8(engine.decode(first).unwrap()).unwrap();
+        let server_first = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                            s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let e = c.on_reply(reply(
+            format!("334 {}\r\n", engine.encode(server_first)).as_bytes(),
+        ));
+        let client_final = decoded(&e).unwrap();
+        let e = c.on_reply(reply(
+            format!("334 {}\r\n", engine.encode(server_final)).as_bytes(),
+        ));
+        if wire(&e) == b"\r\n" {
+            c.on_reply(reply(b"235 2.7.0 ok\r\n"));
+            c.on_reply(reply(b"221 bye\r\n"));
+        } else {
+            c.on_reply(reply(b"501 cancelled\r\n"));
+            c.on_reply(reply(b"221 bye\r\n"));
+        }
+        let outcome = c.finish().map(|_| ()).map_err(|failed| failed.0);
+        (first, client_final, outcome)
+    }
+
+    /// Over TLS, `auto` prefers SCRAM-SHA-256-PLUS: the GS2 header and the
+    /// channel binding enter the proof (computed independently), and the
+    /// server's signature covers them.
+    #[test]
+    fn scram_plus_is_preferred_over_tls_and_binds_the_channel() {
+        let (first, client_final, outcome) = bound_scram(
+            "SCRAM-SHA-256 SCRAM-SHA-256-PLUS PLAIN",
+            "v=RwppMGddhz/J0lFYaRReBjXcQeNUFP5Qc76Lo5Exrig=",
+        );
+        assert_eq!(
+            first,
+            "p=tls-server-end-point,,n=user,r=rOprNGfwEbeRWgbNEkqO"
+        );
+        assert_eq!(
+            client_final,
+            "c=cD10bHMtc2VydmVyLWVuZC1wb2ludCwsAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=,\
+             r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+             p=nY1Wus9a+gM2DrbQ1msXFgyhW6KM5ktOxWiU+/P/EGY="
+        );
+        outcome.unwrap();
+        // The signature of the unbound exchange does not do.
+        let (_, _, outcome) = bound_scram(
+            "SCRAM-SHA-256-PLUS",
+            "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+        );
+        assert_eq!(outcome.unwrap_err(), Error::Scram(scram::Error::NotProven));
+    }
+
+    /// A server that offers only SCRAM-SHA-256 over TLS gets `y,,`: the
+    /// client could bind, so a server that does support -PLUS (its offer
+    /// stripped by a man in the middle) sees the downgrade.
+    #[test]
+    fn scram_without_plus_over_tls_says_it_could_bind() {
+        let (first, client_final, outcome) = bound_scram(
+            "SCRAM-SHA-256 PLAIN",
+            "v=dI4KpiQJwBr1+V+K6U1dA6l6I4I9DUNXWND4pcpRU3U=",
+        );
+        assert_eq!(first, "y,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        assert_eq!(
+            client_final,
+            "c=eSws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+             p=FoqiHTtQEDE8lz1CdaEe3tK4mS+iMDTl77SPyDS53DY="
+        );
+        outcome.unwrap();
+    }
+
+    /// -PLUS asked for on a session with nothing to bind to fails before
+    /// AUTH; `auto` then never picks it.
+    #[test]
+    fn scram_plus_needs_a_channel_binding() {
+        let mut cfg = with_auth(
+            config(TlsPolicy::Implicit),
+            Some(Mechanism::ScramSha256Plus),
+        );
+        cfg.probe = true;
+        let server = b"220 mx\r\n250-mx\r\n250 AUTH SCRAM-SHA-256-PLUS\r\n221 bye\r\n";
+        let (sent, outcome) = chunked_session(cfg.clone(), server, server.len());
+        assert_eq!(sent, b"EHLO client.example\r\nQUIT\r\n");
+        assert!(outcome.contains("SCRAM -PLUS needs"), "{outcome}");
+        cfg.credentials.as_mut().unwrap().mechanism = None;
+        let server = b"220 mx\r\n250-mx\r\n250 AUTH SCRAM-SHA-256-PLUS SCRAM-SHA-1\r\n";
+        let mut c = Client::new(cfg);
+        c.on_reply(reply(b"220 mx\r\n"));
+        let e = c.on_reply(reply(&server[8..]));
+        assert!(wire(&e).starts_with(b"AUTH SCRAM-SHA-1 "), "{e:?}");
     }
 
     #[test]
@@ -1559,6 +1762,7 @@ mod tests {
         let mut client = Client::new(cfg);
         let mut reader = ReplyReader::new();
         let (mut sent, mut rest) = (Vec::new(), server);
+        let mut asked = "";
         loop {
             let Some(reply) = reader.next_reply() else {
                 assert!(!rest.is_empty(), "the server script ended");
@@ -1567,7 +1771,12 @@ mod tests {
                 rest = &rest[take..];
                 continue;
             };
-            match client.on_reply(reply) {
+            let mut event = client.on_reply(reply);
+            if event == Event::NeedSecret {
+                asked = ", password asked";
+                event = client.provide_secret(Secret::new("tanstaaftanstaaf"));
+            }
+            match event {
                 Event::Send(flight) => sent.extend_from_slice(&flight.wire),
                 Event::Wait => {}
                 Event::Close | Event::Abort(_) => break,
@@ -1576,8 +1785,8 @@ mod tests {
         }
         assert!(rest.is_empty() && !reader.has_partial());
         let outcome = match client.finish() {
-            Ok(report) => format!("ok {:?}", report.auth),
-            Err(failed) => format!("{}", failed.0),
+            Ok(report) => format!("ok {:?}{asked}", report.auth),
+            Err(failed) => format!("{}{asked}", failed.0),
         };
         (sent, outcome)
     }
@@ -1610,13 +1819,106 @@ mod tests {
         }
     }
 
+    /// Credentials whose password is not obtained yet, with or without a
+    /// client certificate.
+    fn deferred_auth(
+        mut c: ClientConfig,
+        mechanism: Option<Mechanism>,
+        cert: bool,
+    ) -> ClientConfig {
+        c = with_auth(c, mechanism);
+        let credentials = c.credentials.as_mut().unwrap();
+        credentials.secret = None;
+        credentials.client_cert = cert;
+        c
+    }
+
+    /// With a client certificate, `auto` sends AUTH EXTERNAL with the empty
+    /// initial response and never asks for the password; the server's bytes
+    /// in every chunk size. A refusal is an authentication failure.
+    #[test]
+    fn external_with_a_client_certificate_needs_no_password() {
+        let mut cfg = deferred_auth(config(TlsPolicy::Implicit), None, true);
+        cfg.probe = true;
+        let accepted: &[u8] = b"220 mx ESMTP\r\n250-mx\r\n\
+            250 AUTH SCRAM-SHA-256 PLAIN EXTERNAL\r\n235 2.7.0 ok\r\n221 2.0.0 Bye\r\n";
+        let refused: &[u8] = b"220 mx ESMTP\r\n250-mx\r\n250 AUTH EXTERNAL\r\n\
+            535 5.7.8 no identity\r\n221 2.0.0 Bye\r\n";
+        let expected = "EHLO client.example\r\nAUTH EXTERNAL =\r\nQUIT\r\n";
+        for chunk in 1..=accepted.len() {
+            let (sent, outcome) = chunked_session(cfg.clone(), accepted, chunk);
+            assert_eq!(String::from_utf8(sent).unwrap(), expected, "chunk {chunk}");
+            assert_eq!(outcome, "ok Some(External)", "chunk {chunk}");
+        }
+        for chunk in 1..=refused.len() {
+            let (sent, outcome) = chunked_session(cfg.clone(), refused, chunk);
+            assert_eq!(String::from_utf8(sent).unwrap(), expected, "chunk {chunk}");
+            assert!(outcome.contains("535") && !outcome.contains("password asked"));
+        }
+    }
+
+    /// Without a certificate `auto` never picks EXTERNAL; with one but no
+    /// EXTERNAL offered, the password is asked for only then. EXTERNAL
+    /// asked for but not offered fails before anything is sent.
+    #[test]
+    fn external_only_with_a_certificate_and_when_offered() {
+        let script: &[u8] = b"220 mx\r\n250-mx\r\n250 AUTH EXTERNAL PLAIN\r\n\
+            235 ok\r\n221 Bye\r\n";
+        let plain = format!(
+            "EHLO client.example\r\nAUTH PLAIN {}\r\nQUIT\r\n",
+            sasl::plain_response("tim", "tanstaaftanstaaf")
+        );
+        let no_external: &[u8] = b"220 mx\r\n250-mx\r\n250 AUTH PLAIN\r\n235 ok\r\n221 Bye\r\n";
+        /// Server script, certificate, mechanism asked for, bytes sent, outcome.
+        type Case<'a> = (&'a [u8], bool, Option<Mechanism>, &'a str, &'a str);
+        let cases: [Case<'_>; 4] = [
+            (
+                script,
+                false,
+                None,
+                &plain,
+                "ok Some(Plain), password asked",
+            ),
+            (
+                no_external,
+                true,
+                None,
+                &plain,
+                "ok Some(Plain), password asked",
+            ),
+            (
+                script,
+                true,
+                Some(Mechanism::External),
+                "EHLO client.example\r\nAUTH EXTERNAL =\r\nQUIT\r\n",
+                "ok Some(External)",
+            ),
+            (
+                b"220 mx\r\n250-mx\r\n250 AUTH PLAIN\r\n221 Bye\r\n",
+                true,
+                Some(Mechanism::External),
+                "EHLO client.example\r\nQUIT\r\n",
+                "the server does not offer AUTH EXTERNAL",
+            ),
+        ];
+        for (server, cert, mechanism, sent_expected, outcome_expected) in cases {
+            let mut cfg = deferred_auth(config(TlsPolicy::Implicit), mechanism, cert);
+            cfg.probe = true;
+            for chunk in [1, 7, server.len()] {
+                let (sent, outcome) = chunked_session(cfg.clone(), server, chunk);
+                assert_eq!(String::from_utf8(sent).unwrap(), sent_expected);
+                assert!(outcome.starts_with(outcome_expected), "{outcome}");
+            }
+        }
+    }
+
     /// RFC 4954 section 4: an initial response that would make the AUTH
     /// command longer than 512 octets waits for the server's empty 334.
     #[test]
     fn long_token_is_sent_after_the_empty_challenge() {
         let mut cfg = with_auth(config(TlsPolicy::Implicit), Some(Mechanism::XOAuth2));
         let token = "t".repeat(1500);
-        cfg.credentials.as_mut().unwrap().secret = Secret::new(token.as_str());
+        cfg.credentials.as_mut().unwrap().secret = Some(Secret::new(token.as_str()));
         let mut c = Client::new(cfg);
         c.on_reply(reply(b"220 hi\r\n"));
         let e = c.on_reply(reply(EHLO_AUTH));
@@ -1869,7 +2171,7 @@ mod tests {
                     awaiting_dot_reply = false;
                 }
                 match event {
-                    Event::Close | Event::Abort(_) | Event::Idle => break,
+                    Event::Close | Event::Abort(_) | Event::Idle | Event::NeedSecret => break,
                     Event::StartTls => {
                         c.tls_established();
                     }

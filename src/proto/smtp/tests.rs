@@ -26,7 +26,8 @@ fn config(recipients: &[&str]) -> ClientConfig {
         tls: TlsPolicy::StartTls,
         credentials: Some(Credentials {
             user: "tim".into(),
-            secret: Secret::new("tanstaafl"),
+            secret: Some(Secret::new("tanstaafl")),
+            client_cert: false,
             mechanism: None,
             token: false,
             nonce: "nonce".into(),
@@ -119,7 +120,7 @@ fn session_against(config: ClientConfig, phases: &[&'static [u8]], chunk: usize)
                         run.log.extend(then.log);
                     }
                 }
-                Event::Abort(_) | Event::Close | Event::Idle => closed = true,
+                Event::Abort(_) | Event::Close | Event::Idle | Event::NeedSecret => closed = true,
             }
             break;
         }
@@ -342,7 +343,7 @@ fn conversation(chunk: usize) -> (ServerSide, Result<Report, Box<(Error, Report)
                 }
                 Event::Wait => {}
                 Event::StartTls => unreachable!("handled above"),
-                Event::Abort(_) | Event::Close | Event::Idle => break 'session,
+                Event::Abort(_) | Event::Close | Event::Idle | Event::NeedSecret => break 'session,
             }
         }
         if server.closed || to_server.is_empty() {
@@ -392,7 +393,7 @@ fn refused_login_between_the_machines() {
     let mut server = ServerSide::new();
     let mut cfg = config(&["tim@mx.test"]);
     if let Some(c) = cfg.credentials.as_mut() {
-        c.secret = Secret::new("wrong");
+        c.secret = Some(Secret::new("wrong"));
         c.mechanism = Some(Mechanism::Login);
     }
     let mut client = Client::new(cfg);
