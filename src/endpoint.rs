@@ -96,6 +96,10 @@ pub enum TlsMode {
     Starttls,
     /// No encryption at all.
     None,
+    /// STARTTLS / STLS when the server offers it, else plain text: only
+    /// for a loopback server when no mode was named, so credentials never
+    /// leave the machine unencrypted.
+    StarttlsIfOffered,
 }
 
 /// Certificate verification settings for client connections.

@@ -259,3 +259,54 @@ fn a_fetch_table_with_two_destinations_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn several_accounts_give_one_json_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&[]);
+    let message = |subject: &str| format!("Subject: {subject}\r\n\r\nbody\r\n").into_bytes();
+    server.deliver("x@example.test", &["alice@example.test"], &message("a1"));
+    server.deliver("x@example.test", &["bob@example.test"], &message("b1"));
+    server.deliver("x@example.test", &["bob@example.test"], &message("b2"));
+    let config = three_accounts(dir.path(), server.pop3);
+    let state = dir.path().join("state");
+    let parse = |out: &Output| -> serde_json::Value {
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+        })
+    };
+
+    let out = mailctl(
+        &config,
+        &state,
+        &["fetch", "--account", "a,b", "--list", "--json"],
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let listing = parse(&out);
+    assert_eq!(listing["exit_code"], 0);
+    let accounts = listing["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 2, "{listing}");
+    assert_eq!(accounts[0]["account"], "a");
+    assert_eq!(accounts[0]["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(accounts[1]["account"], "b");
+    assert_eq!(accounts[1]["messages"][1]["subject"], "b2", "{listing}");
+
+    let out = mailctl(
+        &config,
+        &state,
+        &["fetch", "--all-accounts", "--new", "--json"],
+    );
+    assert_eq!(code(&out), 75, "{}", String::from_utf8_lossy(&out.stderr));
+    let report = parse(&out);
+    assert_eq!(report["exit_code"], 75, "{report}");
+    let accounts = report["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 3, "{report}");
+    assert_eq!(accounts[0]["exit_code"], 0);
+    assert_eq!(accounts[0]["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(accounts[1]["messages"].as_array().unwrap().len(), 2);
+    assert!(accounts[1]["error"].is_null(), "{report}");
+    assert_eq!(accounts[2]["account"], "c");
+    assert_eq!(accounts[2]["exit_code"], 75);
+    assert!(accounts[2]["messages"].is_null(), "{report}");
+    assert!(accounts[2]["error"].as_str().is_some(), "{report}");
+}

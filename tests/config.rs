@@ -940,8 +940,9 @@ fn check_connect_reports_refused_login() {
 fn check_connect_refuses_missing_starttls() {
     let dir = tempfile::tempdir().unwrap();
     let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
+    // Named, STARTTLS is required even on loopback.
     let text = format!(
-        "[accounts.t.smtp]\nhost = \"127.0.0.1\"\nport = {}\n",
+        "[accounts.t.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\n",
         smtp.local_addr().unwrap().port()
     );
     let path = write_config(dir.path(), "c.toml", &text, 0o644);
@@ -1369,4 +1370,33 @@ fn init_asks_on_a_terminal_for_what_it_cannot_guess() {
         "{text}"
     );
     assert!(text.contains("from = \"me@example.org\""), "{text}");
+}
+
+#[test]
+fn only_a_loopback_server_gets_starttls_if_offered() {
+    let text = "[accounts.a.smtp]\nhost = \"127.0.0.1\"\nport = 2525\n\
+                [accounts.b.smtp]\nhost = \"192.0.2.7\"\nport = 2525\n\
+                [accounts.c.smtp]\nhost = \"localhost.example.org\"\nport = 2525\n\
+                [accounts.d.smtp]\nhost = \"::1\"\nport = 2525\ntls = \"starttls\"\n\
+                [accounts.e.pop3]\nhost = \"localhost\"\nport = 1110\n";
+    let (out, stderr, _path, _dir) = check(&format!("default = \"a\"\n{text}"), 0o600);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr;
+    assert!(
+        shown.contains("127.0.0.1:2525, STARTTLS if offered (loopback)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("localhost:1110, STARTTLS if offered (loopback)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("192.0.2.7:2525, STARTTLS required"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("localhost.example.org:2525, STARTTLS required"),
+        "{shown}"
+    );
+    assert!(shown.contains("[::1]:2525, STARTTLS required"), "{shown}");
 }

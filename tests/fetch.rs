@@ -523,7 +523,11 @@ fn cert() -> (Arc<native_tls::TlsAcceptor>, tempfile::TempDir, PathBuf) {
 fn stls_missing_when_required_sends_no_credentials() {
     let state = tmp();
     let server = Server::start(Config::default(), vec![message("m", b"x\r\n")]);
-    let out = mailctl(&fetch_args(&server.addr(), &[]), state.path());
+    // Named, STLS is required even on loopback.
+    let out = mailctl(
+        &fetch_args(&server.addr(), &["--tls", "starttls"]),
+        state.path(),
+    );
     assert_eq!(code(&out), 76, "{}", stderr(&out));
     assert!(stderr(&out).contains("does not offer STLS"));
     let log = server.finish();

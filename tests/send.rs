@@ -407,17 +407,46 @@ fn missing_starttls_fails_before_anything_else_is_sent() {
     assert!(rec.commands[0].starts_with("EHLO"));
 }
 
-#[test]
-fn port_other_than_465_requires_starttls_by_default() {
-    let server = FakeServer::start(Script::default());
-    let a: Vec<String> = args(&server, "none")
+/// `args` with no TLS mode named, and a body.
+fn no_tls_named(server: &FakeServer) -> Vec<String> {
+    args(server, "none")
         .into_iter()
         .filter(|a| a != "--tls" && a != "none")
         .chain(["--body".to_string(), "x".to_string()])
-        .collect();
-    let out = run(&a, b"");
+        .collect()
+}
+
+/// Another host than loopback: STARTTLS is required on any port but 465,
+/// whether or not the server is on this machine.
+#[test]
+fn port_other_than_465_requires_starttls_by_default() {
+    let Some(host) = non_loopback_address() else {
+        println!("skipped: this machine has no address but loopback");
+        return;
+    };
+    let server = FakeServer::start_on(&host, Script::default());
+    let out = run(&no_tls_named(&server), b"");
     assert_eq!(code(&out), 76, "{}", stderr(&out));
+    assert!(stderr(&out).contains("STARTTLS"), "{}", stderr(&out));
     assert!(!server.finish().saw("MAIL"));
+}
+
+/// A loopback server with no mode named: STARTTLS when offered, else
+/// plain text.
+#[test]
+fn a_loopback_server_gets_starttls_if_it_offers_it() {
+    let plain = FakeServer::start(Script::default());
+    let out = run(&no_tls_named(&plain), b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(plain.finish().tls_at_mail, Some(false));
+
+    let tls = FakeServer::start(Script {
+        tls: ServerTls::Starttls,
+        ..Script::default()
+    });
+    let out = run(&no_tls_named(&tls), b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(tls.finish().tls_at_mail, Some(true));
 }
 
 #[test]
@@ -1163,8 +1192,9 @@ fn large_body_file_keeps_the_mime_structure() {
     assert_eq!(parsed.attachment(0).unwrap().contents(), b"a,b\n1,2\n");
 }
 
-/// A large body that is not UTF-8 is refused as a small one is, wherever
-/// the bad byte is (a character cut at the end included).
+/// A large body whose first MiB is UTF-8 but whose rest is not (a
+/// character cut at the end included) is refused: the charset is chosen
+/// from the first MiB.
 #[test]
 fn large_body_not_utf8_is_65() {
     let dir = tempfile::tempdir().unwrap();
@@ -1315,12 +1345,42 @@ fn large_send_shows_a_progress_bar_on_a_terminal_and_clears_it() {
     assert!(shown.text.contains("sending ["), "{:?}", shown.text);
     let (lines, widest) = pty_support::screen(&shown.text);
     assert!(widest < 80, "a line of {widest} columns: {:?}", shown.text);
+    let left: Vec<&String> = lines.iter().filter(|l| !l.is_empty()).collect();
     assert!(
-        lines.iter().all(|l| l.is_empty()),
+        left.len() == 1 && left[0].starts_with("sent to 1 recipient via "),
         "left on the screen: {lines:?}"
     );
     let message = server.finish().message();
     assert!(message.len() > bytes.len() * 4 / 3, "{}", message.len());
+}
+
+#[test]
+fn send_on_a_terminal_reads_the_body_typed_there_and_says_where_it_went() {
+    let server = FakeServer::start(Script::default());
+    let a = args(&server, "none");
+    let bin = env!("CARGO_BIN_EXE_mailctl");
+    let hint = "(enter the message, end with Ctrl-D on a line of its own)";
+    let keys = "typed at the terminal\nsecond line\n\x04";
+    let Some(shown) = pty_support::run_typing_on(hint, keys, bin, &a, &[]) else {
+        return;
+    };
+    assert_eq!(shown.code, 0, "{:?}", shown.text);
+    let expected = format!("sent to 1 recipient via {} (250", server.addr());
+    assert!(shown.text.contains(&expected), "{:?}", shown.text);
+    let message = String::from_utf8(server.finish().message()).unwrap();
+    assert!(
+        message.contains("typed at the terminal\r\nsecond line\r\n"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_send_from_a_script_prints_nothing_on_success() {
+    let server = FakeServer::start(Script::default());
+    let out = run(&with(args(&server, "none"), &["--body", "quiet"]), b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out), "");
 }
 
 #[test]
@@ -1573,4 +1633,107 @@ fn scram_without_plus_over_tls_says_y() {
     let first = rec.scram_client_first.unwrap();
     assert!(first.starts_with("y,,n=ops,r="), "{first}");
     assert_eq!(rec.scram_verified, Some(true));
+}
+
+/// The message `send --dry-run` prints for `extra` options and `stdin`,
+/// with its stderr.
+fn dry_run(extra: &[&str], stdin: &[u8]) -> (Vec<u8>, String) {
+    let mut argv = vec![
+        "-v",
+        "send",
+        "--dry-run",
+        "--from",
+        "cron@example.org",
+        "--to",
+        "ops@example.org",
+        "--subject",
+        "alert",
+    ];
+    argv.extend(extra);
+    let out = mailctl(&argv, stdin);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let said = stderr(&out);
+    (out.stdout, said)
+}
+
+#[test]
+fn a_latin1_body_is_detected_and_sent_as_utf8() {
+    let latin1 = b"Alerte: temp\xe9rature \xe9lev\xe9e dans la salle 3\n";
+    let (message, said) = dry_run(&[], latin1);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message)
+        .unwrap();
+    let text = String::from_utf8_lossy(&message);
+    assert!(text.contains("charset=\"utf-8\""), "{text}");
+    assert_eq!(
+        parsed.body_text(0).unwrap().trim_end(),
+        "Alerte: température élevée dans la salle 3"
+    );
+    assert!(
+        said.contains("is not UTF-8: read as windows-1252 (detected"),
+        "{said}"
+    );
+
+    // Not in a script's output without -v.
+    let out = mailctl(
+        &[
+            "send",
+            "--dry-run",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+        ],
+        latin1,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("windows-1252"), "{}", stderr(&out));
+}
+
+#[test]
+fn charset_names_the_body_file_charset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alert.txt");
+    // 0xA4 is the euro sign in ISO-8859-15, a currency sign in Latin-1.
+    std::fs::write(&path, b"co\xfbt: 12 \xa4\n").unwrap();
+    let file = path.to_str().unwrap();
+    let (message, said) = dry_run(&["--charset", "iso-8859-15", "--body-file", file], b"");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message)
+        .unwrap();
+    assert_eq!(parsed.body_text(0).unwrap().trim_end(), "coût: 12 €");
+    assert!(said.contains("read as ISO-8859-15 (--charset)"), "{said}");
+
+    let out = mailctl(
+        &[
+            "send",
+            "--dry-run",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--charset",
+            "klingon",
+        ],
+        b"x\n",
+    );
+    assert_eq!(code(&out), 64, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--charset klingon"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_large_latin1_body_is_transcoded_while_spooled() {
+    let line = b"journal: op\xe9ration termin\xe9e\n";
+    let body: Vec<u8> = line.repeat(3 * 1024 * 1024 / line.len());
+    let (message, _) = dry_run(&[], &body);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message)
+        .unwrap();
+    let text = parsed.body_text(0).unwrap();
+    let expected = "journal: opération terminée\r\n".repeat(body.len() / line.len());
+    assert!(text == expected, "{} bytes", text.len());
 }

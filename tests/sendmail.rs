@@ -656,6 +656,27 @@ fn mailx_link_sends_a_report_with_an_attachment() {
 }
 
 #[test]
+fn mailx_sends_a_latin1_body_as_utf8() {
+    let (port, server) = fake_smtp(&[]);
+    let (_dir, config) = account(port, "");
+    let out = run(
+        &mailctl(),
+        &["mail", "-s", "cron", "root@example.org"],
+        &config,
+        b"sauvegarde \xe9chou\xe9e\n",
+    );
+    assert_success(&out);
+    let rec = server.join().unwrap();
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&rec.data)
+        .unwrap();
+    assert_eq!(
+        parsed.body_text(0).unwrap().trim_end(),
+        "sauvegarde échouée"
+    );
+}
+
+#[test]
 fn mailctl_mail_takes_a_sender_and_skips_an_empty_body_with_e() {
     let (port, server) = fake_smtp(&[]);
     let (_dir, config) = account(port, "");

@@ -997,3 +997,81 @@ fn aborted_transactions_leave_no_maildirs() {
     let left: Vec<_> = fs::read_dir(server.maildir()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The commands serve prints at start-up reach it as they are: no --tls,
+/// no password, nothing else to set.
+#[test]
+fn the_commands_printed_at_start_up_send_and_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let with_tls = ["--tls-self-signed", ca.to_str().unwrap()];
+    for extra in [&[][..], &with_tls[..]] {
+        printed_commands_work(&Server::start(extra), !extra.is_empty());
+    }
+}
+
+/// Runs the commands `server` printed; `tls`: they must have used it.
+fn printed_commands_work(server: &Server, tls: bool) {
+    server.wait_for_log("  mailctl fetch --server ");
+    let log = server.log();
+    let command = |verb: &str| -> Vec<String> {
+        let line = log
+            .iter()
+            .find(|l| l.starts_with(&format!("  mailctl {verb} ")))
+            .unwrap_or_else(|| panic!("no {verb} command: {log:?}"));
+        line.split_whitespace()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    let state = tempfile::tempdir().unwrap();
+    let client = |args: Vec<String>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailctl"));
+        cmd.args(args)
+            .env_remove("MAILCTL_PASSWORD")
+            .env_remove("MAILCTL_ACCOUNT")
+            .env("XDG_STATE_HOME", state.path())
+            .env("XDG_CONFIG_HOME", state.path());
+        serve_support::run(&mut cmd)
+    };
+    let verbose = |verb: &str| {
+        let mut args = command(verb);
+        args.insert(0, "-v".to_string());
+        args
+    };
+    let (ok, _, stderr) = client(verbose("send"));
+    assert!(ok, "{stderr}");
+    assert_eq!(stderr.contains("STARTTLS"), tls, "{stderr}");
+    let (ok, listing, stderr) = client(verbose("fetch"));
+    assert!(ok, "{stderr}");
+    assert_eq!(stderr.contains("STLS"), tls, "{stderr}");
+    assert!(
+        listing.contains("me@localhost") && listing.contains("hi"),
+        "{listing}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("[accounts.local.pop3]")),
+        "{log:?}"
+    );
+}
+
+/// A port in use: exit 75, and the option that picks another.
+#[test]
+fn a_taken_port_names_the_option_to_choose_another() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailctl"))
+        .args(["serve", "--maildir"])
+        .arg(dir.path())
+        .args(["--smtp", "127.0.0.1:0", "--pop3", &addr])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert!(
+        stderr.contains("choose another with --pop3 127.0.0.1:PORT"),
+        "{stderr}"
+    );
+}

@@ -139,7 +139,7 @@ pub fn run(args: MailxArgs, globals: Globals) -> anyhow::Result<Exit> {
             _ => err,
         }
     })?;
-    let Some(draft) = draft(&args, server.from.as_deref())? else {
+    let Some(draft) = draft(&args, server.from.as_deref(), globals.verbose > 0)? else {
         return Ok(Exit::Ok);
     };
     let envelope = draft.envelope()?;
@@ -155,9 +155,14 @@ pub fn run(args: MailxArgs, globals: Globals) -> anyhow::Result<Exit> {
     super::sendmail::submit(&server, &envelope, &message, globals, outbox.as_deref())
 }
 
-/// The message the command line and standard input describe; `None` with
-/// `-E` and an empty body.
-fn draft(args: &MailxArgs, account_from: Option<&str>) -> anyhow::Result<Option<Draft>> {
+/// The message the command line and standard input describe (a body not
+/// in UTF-8 transcoded from the charset detected, said with `verbose`);
+/// `None` with `-E` and an empty body.
+fn draft(
+    args: &MailxArgs,
+    account_from: Option<&str>,
+    verbose: bool,
+) -> anyhow::Result<Option<Draft>> {
     let list = |values: &[String]| -> anyhow::Result<Vec<Mailbox>> {
         let mut out = Vec::new();
         for value in values {
@@ -171,7 +176,7 @@ fn draft(args: &MailxArgs, account_from: Option<&str>) -> anyhow::Result<Option<
             "no sender: give -r FROM or a `from` in the account"
         );
     };
-    let (text, spooled_text) = match super::send::read_text_body(None)? {
+    let (text, spooled_text) = match super::send::read_text_body(None, None, verbose)? {
         TextBody::Memory(text) => (Some(text), None),
         TextBody::Spooled(spooled) => (None, Some(Arc::new(spooled))),
     };

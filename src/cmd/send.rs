@@ -11,13 +11,14 @@ use super::Globals;
 use crate::cli::ConnectArgs;
 use crate::config::ResolvedServer;
 use crate::exit::{fail, Exit};
-use crate::mail::compose::text::{self, ReadTextError, TextBody};
+use crate::mail::compose::text::{self, Charset, ReadTextError, TextBody};
 use crate::mail::compose::{self, address, Draft, Mailbox, Message};
 use crate::mail::raw;
 use crate::net::smtp::{self, Envelope, Settings};
 use crate::proto::sasl::Mechanism;
 use crate::store::outbox::Connection;
 use crate::transcript::Transcript;
+use encoding_rs::Encoding;
 
 /// `--auth` choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -81,6 +82,7 @@ const COMPOSE_ONLY: &[&str] = &[
     "header",
     "body",
     "body_file",
+    "charset",
     "html",
     "attach",
     "reply_to",
@@ -149,10 +151,16 @@ pub struct SendArgs {
     #[arg(long, value_name = "TEXT", conflicts_with = "body_file")]
     pub body: Option<String>,
 
-    /// Read the plain-text body from FILE (UTF-8). Without --body or
-    /// --body-file, the body is read from standard input when it is not a
-    /// terminal. A body over 1 MiB is spooled to an unlinked file in
-    /// $TMPDIR, not held in memory.
+    /// The charset of the body from --body-file or standard input, such as
+    /// latin1 or windows-1252 [default: UTF-8 when it is valid UTF-8, else
+    /// detected]; the body is sent transcoded to UTF-8.
+    #[arg(long, value_name = "NAME", conflicts_with = "body")]
+    pub charset: Option<String>,
+
+    /// Read the plain-text body from FILE. Without --body or --body-file,
+    /// the body is read from standard input; on a terminal, typed up to a
+    /// Ctrl-D on a line of its own. A body over 1 MiB is spooled to an
+    /// unlinked file in $TMPDIR, not held in memory.
     #[arg(long, value_name = "FILE")]
     pub body_file: Option<PathBuf>,
 
@@ -278,9 +286,29 @@ fn input_error(e: &std::io::Error) -> Exit {
     }
 }
 
+/// The encoding a `--charset` NAME stands for (any WHATWG label, such as
+/// `latin1`, `iso-8859-15`, `cp1252`, `shift_jis`, `gb18030`).
+pub fn charset_named(name: &str) -> anyhow::Result<&'static Encoding> {
+    Encoding::for_label(name.trim().as_bytes()).ok_or_else(|| {
+        fail(
+            Exit::Usage,
+            format!(
+                "--charset {}: not a charset mailctl knows",
+                crate::text::printable(name.as_bytes())
+            ),
+        )
+    })
+}
+
 /// Reads the text body from `--body-file` or standard input: small bodies
-/// in memory, large ones spooled (see [`text::read_text`]).
-pub fn read_text_body(path: Option<&Path>) -> anyhow::Result<TextBody> {
+/// in memory, large ones spooled, in the charset `declared` or else UTF-8
+/// or the one detected (see [`text::read_text_in`]), transcoded to UTF-8.
+/// With `verbose`, says on stderr what a body not in UTF-8 was read as.
+pub fn read_text_body(
+    path: Option<&Path>,
+    declared: Option<&'static Encoding>,
+    verbose: bool,
+) -> anyhow::Result<TextBody> {
     let result = match path {
         Some(path) => {
             let mut file = std::fs::File::open(path).map_err(|e| {
@@ -289,11 +317,26 @@ pub fn read_text_body(path: Option<&Path>) -> anyhow::Result<TextBody> {
                     format!("body file {}: {e}", path.display()),
                 )
             })?;
-            text::read_text(&mut file)
+            text::read_text_in(&mut file, declared)
         }
-        None => text::read_text(&mut std::io::stdin().lock()),
+        None => text::read_text_in(&mut std::io::stdin().lock(), declared),
     };
-    result.map_err(|e| match (e, path) {
+    let source = match path {
+        Some(path) => format!("body file {}", path.display()),
+        None => "the body on standard input".to_string(),
+    };
+    match &result {
+        Ok((_, Charset::Detected(encoding))) if verbose => eprintln!(
+            "mailctl: {source} is not UTF-8: read as {} (detected; --charset names another), sent as UTF-8",
+            encoding.name()
+        ),
+        Ok((_, Charset::Declared(encoding))) if verbose => eprintln!(
+            "mailctl: {source} read as {} (--charset), sent as UTF-8",
+            encoding.name()
+        ),
+        _ => {}
+    }
+    result.map(|(body, _)| body).map_err(|e| match (e, path) {
         (ReadTextError::Io(e), Some(path)) => fail(
             input_error(&e),
             format!("body file {}: {e}", path.display()),
@@ -301,11 +344,15 @@ pub fn read_text_body(path: Option<&Path>) -> anyhow::Result<TextBody> {
         (ReadTextError::Io(e), None) => fail(Exit::IoErr, format!("reading standard input: {e}")),
         (ReadTextError::NotUtf8, Some(path)) => fail(
             Exit::DataErr,
-            format!("body file {} is not UTF-8", path.display()),
+            format!(
+                "body file {} is not UTF-8 (give its charset with --charset)",
+                path.display()
+            ),
         ),
-        (ReadTextError::NotUtf8, None) => {
-            fail(Exit::DataErr, "the body on standard input is not UTF-8")
-        }
+        (ReadTextError::NotUtf8, None) => fail(
+            Exit::DataErr,
+            "the body on standard input is not UTF-8 (give its charset with --charset)",
+        ),
     })
 }
 
@@ -386,7 +433,11 @@ fn build_raw(
 }
 
 /// The message and envelope the command line describes.
-fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message, Envelope)> {
+fn build(
+    args: &SendArgs,
+    account_from: Option<&str>,
+    verbose: bool,
+) -> anyhow::Result<(Message, Envelope)> {
     let to = mailboxes(&args.to)?;
     let cc = mailboxes(&args.cc)?;
     let bcc = mailboxes(&args.bcc)?;
@@ -402,15 +453,22 @@ fn build(args: &SendArgs, account_from: Option<&str>) -> anyhow::Result<(Message
         return build_raw(args, from.as_ref(), given.map(|m| m.address.clone()));
     }
 
+    let charset = args.charset.as_deref().map(charset_named).transpose()?;
     let body = match (&args.body, &args.body_file) {
         (Some(body), _) => Some(TextBody::Memory(body.clone())),
-        (None, Some(path)) => Some(read_text_body(Some(path))?),
-        (None, None) if !std::io::stdin().is_terminal() => match read_text_body(None)? {
-            // An empty pipe with an HTML part means "HTML only".
-            TextBody::Memory(body) if body.is_empty() && args.html.is_some() => None,
-            body => Some(body),
-        },
-        (None, None) => None,
+        (None, Some(path)) => Some(read_text_body(Some(path), charset, verbose)?),
+        // On a terminal with an HTML part: HTML only, as before.
+        (None, None) if std::io::stdin().is_terminal() && args.html.is_some() => None,
+        (None, None) => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("(enter the message, end with Ctrl-D on a line of its own)");
+            }
+            match read_text_body(None, charset, verbose)? {
+                // An empty pipe with an HTML part means "HTML only".
+                TextBody::Memory(body) if body.is_empty() && args.html.is_some() => None,
+                body => Some(body),
+            }
+        }
     };
     let (text, spooled_text) = match body {
         Some(TextBody::Memory(text)) => (Some(text), None),
@@ -708,7 +766,8 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
         Err(err) => return Err(Failed::Early(err)),
     };
     let account_from = server.as_ref().and_then(|s| s.from.as_deref());
-    let (message, mut envelope) = build(&args, account_from).map_err(Failed::Early)?;
+    let (message, mut envelope) =
+        build(&args, account_from, globals.verbose > 0).map_err(Failed::Early)?;
     let ret = args.ret.map(|r| match r {
         RetChoice::Full => "full",
         RetChoice::Hdrs => "hdrs",
@@ -782,6 +841,8 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
             }
             if args.json {
                 print_json(&report.to_json(None, 0)).map_err(Failed::Reported)?;
+            } else if std::io::stderr().is_terminal() {
+                eprintln!("{}", sent_summary(&report));
             }
             Ok(Exit::Ok)
         }
@@ -810,6 +871,22 @@ fn send(args: SendArgs, globals: Globals) -> Result<Exit, Failed> {
             Err(Failed::Reported(error))
         }
     }
+}
+
+/// The one line a successful send shows on a terminal: how many
+/// recipients got the message, through which server, and its final reply.
+fn sent_summary(report: &smtp::SubmitReport) -> String {
+    let delivered = report.recipients.iter().filter(|r| r.delivered).count();
+    let noun = if delivered == 1 {
+        "recipient"
+    } else {
+        "recipients"
+    };
+    let mut line = format!("sent to {delivered} {noun} via {}", report.server);
+    if let Some(reply) = &report.final_reply {
+        line.push_str(&format!(" ({reply})"));
+    }
+    line
 }
 
 /// Saves the sent copy; the message is out already, so a failure here is

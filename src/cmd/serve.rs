@@ -34,7 +34,11 @@ slowed down per client address.
 
 At start-up one line per listener is printed on stderr, e.g.
   mailctl: smtp listening on 127.0.0.1:2525
-which tells the actual port when port 0 was asked for.")]
+which tells the actual port when port 0 was asked for, then the `mailctl send` and \
+`mailctl fetch` commands that reach the server and an account for the configuration file. \
+Clients need no --tls for a server on a loopback address (STARTTLS is used when offered), \
+and no password for a serve without users. If a port is taken, choose another with \
+--smtp / --pop3 (port 0 picks a free one).")]
 pub struct ServeArgs {
     /// The options proper (boxed: they are large next to other commands').
     #[command(flatten)]
@@ -183,6 +187,11 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
         max_pop3: cap(args.max_pop3_connections),
         max_per_client: args.max_per_client as usize,
     };
+    let how_to_reach = HowToReach {
+        users: policy.users.exist(),
+        ca_file: args.tls_self_signed.clone(),
+        tls: policy.tls_available,
+    };
     let delivered = listener::run(ServerOptions {
         smtp,
         pop3,
@@ -195,18 +204,9 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
         limits,
         exit_after: args.exit_after,
         hooks: inbox.hooks,
+        on_listening: Some(Box::new(move |bound| how_to_reach.print(bound))),
     })
-    .map_err(|e| {
-        let exit = if e.is_temporary() {
-            Exit::TempFail
-        } else if e.is_config() {
-            Exit::Config
-        } else {
-            Exit::Software
-        };
-        let reason = std::error::Error::source(&e).map(|s| format!(": {s}"));
-        fail(exit, format!("{e}{}", reason.unwrap_or_default()))
-    })?;
+    .map_err(|e| serve_error(&e))?;
     if let Some(http) = inbox.http {
         http.stop();
     }
@@ -215,6 +215,112 @@ pub fn run(args: ServeArgs, globals: Globals) -> anyhow::Result<Exit> {
         crate::text::count(delivered as usize, "message")
     );
     Ok(Exit::Ok)
+}
+
+/// The exit status and message for a server that could not run; an
+/// address in use names the option that picks another.
+fn serve_error(e: &listener::ServeError) -> anyhow::Error {
+    let exit = if e.is_temporary() {
+        Exit::TempFail
+    } else if e.is_config() {
+        Exit::Config
+    } else {
+        Exit::Software
+    };
+    let reason = std::error::Error::source(e).map(|s| format!(": {s}"));
+    let hint = match e {
+        listener::ServeError::Bind { name, addr, .. } if e.is_temporary() => format!(
+            " (another program has that port: choose another with --{name} {}:PORT, \
+             or --{name} {}:0 for any free one)",
+            addr.ip(),
+            addr.ip()
+        ),
+        _ => String::new(),
+    };
+    fail(exit, format!("{e}{}{hint}", reason.unwrap_or_default()))
+}
+
+/// What a client needs to reach this server, for the commands printed at
+/// start-up.
+struct HowToReach {
+    /// Accounts exist: clients log in (SMTP included).
+    users: bool,
+    /// The CA file written by --tls-self-signed, for clients to verify with.
+    ca_file: Option<PathBuf>,
+    /// STARTTLS / STLS are offered.
+    tls: bool,
+}
+
+impl HowToReach {
+    /// Prints on stderr the `mailctl send` and `mailctl fetch` commands
+    /// that reach the SMTP and POP3 listeners in `bound`, and the matching
+    /// account for the configuration file.
+    fn print(&self, bound: &[(&'static str, SocketAddr)]) {
+        let find = |name: &str| bound.iter().find(|(n, _)| *n == name).map(|(_, a)| *a);
+        let (Some(smtp), Some(pop3)) = (find("smtp"), find("pop3")) else {
+            return;
+        };
+        let (smtp, pop3) = (listener::reachable(smtp), listener::reachable(pop3));
+        let mut common = String::new();
+        // A loopback server needs no mode; another host wants TLS named.
+        if !smtp.ip().is_loopback() && !self.tls {
+            common.push_str(" --tls none");
+        }
+        if let Some(ca) = &self.ca_file {
+            common.push_str(&format!(
+                " --ca-file {}",
+                shell_word(&ca.display().to_string())
+            ));
+        }
+        let login = if self.users { " --user NAME" } else { "" };
+        let password = if self.users {
+            "  (the password from MAILCTL_PASSWORD or a prompt)\n"
+        } else {
+            ""
+        };
+        let mut toml = format!(
+            "  [accounts.local]\n  from = \"me@localhost\"\n  [accounts.local.smtp]\n  \
+             host = \"{}\"\n  port = {}\n  [accounts.local.pop3]\n  host = \"{}\"\n  port = {}\n  \
+             user = \"me\"\n",
+            smtp.ip(),
+            smtp.port(),
+            pop3.ip(),
+            pop3.port()
+        );
+        if let Some(ca) = &self.ca_file {
+            toml.push_str(&format!("  ca_file = \"{}\"\n", ca.display()));
+        }
+        eprint!(
+            "mailctl: send and fetch with:\n  \
+             mailctl send --server {}{common}{login} --from me@localhost --to me@localhost \
+             --subject hi --body hello\n  \
+             mailctl fetch --server {}{common} --user {} --list\n{password}\
+             mailctl: or as an account in ~/.config/mailctl/config.toml:\n{toml}",
+            endpoint_text(smtp),
+            endpoint_text(pop3),
+            if self.users { "NAME" } else { "me" },
+        );
+    }
+}
+
+/// `HOST:PORT` as `--server` takes it (`[V6]:PORT` for IPv6).
+fn endpoint_text(addr: SocketAddr) -> String {
+    crate::endpoint::Endpoint {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+    }
+    .to_string()
+}
+
+/// `text` quoted for a POSIX shell when it holds anything but plain
+/// path characters.
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// Without accounts anyone may read and delete any mailbox, so catch-all

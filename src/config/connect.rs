@@ -98,6 +98,8 @@ impl ValueEnum for TlsMode {
             TlsMode::Implicit => "implicit",
             TlsMode::Starttls => "starttls",
             TlsMode::None => "none",
+            // Never named: only implied for a loopback server.
+            TlsMode::StarttlsIfOffered => return None,
         }))
     }
 }

@@ -52,6 +52,13 @@ pub struct Password {
 }
 
 impl Password {
+    /// Whether no source is set at all: no `MAILCTL_PASSWORD`, no
+    /// `--password-command`, nothing in the file (a prompt would be next).
+    pub fn is_unset(&self) -> bool {
+        let env = std::env::var(PASSWORD_ENV).ok().filter(|v| !v.is_empty());
+        env.is_none() && self.command_line.is_none() && self.configured.is_none()
+    }
+
     /// Finds the password or token. Never reads it from an argument.
     pub fn obtain(&self, prompt: &str) -> Result<Secret, Error> {
         if let Some(value) = std::env::var(PASSWORD_ENV).ok().filter(|v| !v.is_empty()) {

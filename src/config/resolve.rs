@@ -76,6 +76,17 @@ impl Protocol {
             TlsMode::Starttls
         }
     }
+
+    /// The TLS mode when none is named: [`Protocol::implied_tls`], except
+    /// that a loopback server (127.0.0.0/8, ::1, localhost) on another port
+    /// than 465 / 995 gets STARTTLS / STLS only if it offers it, since
+    /// nothing sent to it leaves the machine.
+    pub fn implied_tls_for(self, endpoint: &Endpoint) -> TlsMode {
+        match self.implied_tls(endpoint.port) {
+            TlsMode::Starttls if endpoint.is_loopback() => TlsMode::StarttlsIfOffered,
+            tls => tls,
+        }
+    }
 }
 
 /// Everything needed to connect and log in to one server.
@@ -108,11 +119,24 @@ pub struct ResolvedServer {
     pub oauth2: Option<OAuth2Settings>,
 }
 
+/// The password sent to a loopback server when no source is set: `mailctl
+/// serve` without users accepts any, and nothing leaves the machine.
+pub const LOOPBACK_PLACEHOLDER_PASSWORD: &str = "mailctl";
+
 impl ResolvedServer {
     /// Obtains the password, prompting `Password for USER@HOST: ` when no
-    /// other source is set.
+    /// other source is set; a loopback server with no source set gets
+    /// a fixed placeholder password instead.
     pub fn obtain_password(&self) -> anyhow::Result<Secret> {
-        Ok(self.password.obtain(&self.password_prompt())?)
+        Ok(self.secret()?)
+    }
+
+    /// [`ResolvedServer::obtain_password`] with its typed error.
+    fn secret(&self) -> Result<Secret, Error> {
+        if self.password.is_unset() && self.endpoint.is_loopback() {
+            return Ok(Secret::new(LOOPBACK_PLACEHOLDER_PASSWORD.to_string()));
+        }
+        self.password.obtain(&self.password_prompt())
     }
 
     /// `Password for USER@HOST: `.
@@ -153,8 +177,7 @@ impl ResolvedServer {
         let Some(user) = self.login_user()? else {
             return Ok(None);
         };
-        let secret = self.password.obtain(&self.password_prompt())?;
-        Ok(Some((user, secret)))
+        Ok(Some((user, self.secret()?)))
     }
 
     /// The user to log in as, if one is set, once the checks of
@@ -199,6 +222,7 @@ impl ResolvedServer {
             TlsMode::Implicit => "implicit TLS",
             TlsMode::Starttls => "STARTTLS required",
             TlsMode::None => "no TLS",
+            TlsMode::StarttlsIfOffered => "STARTTLS if offered (loopback)",
         };
         let mut out = format!("{}, {tls}", self.endpoint);
         match &self.user {
@@ -295,7 +319,7 @@ fn from_flags(protocol: Protocol, connect: &ConnectArgs) -> anyhow::Result<Resol
     let endpoint = Endpoint::parse(server, protocol.default_port(connect.tls))?;
     let tls = connect
         .tls
-        .unwrap_or_else(|| protocol.implied_tls(endpoint.port));
+        .unwrap_or_else(|| protocol.implied_tls_for(&endpoint));
     Ok(ResolvedServer {
         protocol,
         account: None,
@@ -420,7 +444,7 @@ fn merge<A: AuthName>(
             }
         }
     };
-    let tls = explicit_tls.unwrap_or_else(|| protocol.implied_tls(endpoint.port));
+    let tls = explicit_tls.unwrap_or_else(|| protocol.implied_tls_for(&endpoint));
     let ca_file = connect.ca_file.clone().or_else(|| {
         server
             .ca_file
@@ -555,4 +579,33 @@ pub(crate) fn relative_to(config: &Path, path: &Path) -> PathBuf {
         .parent()
         .map(|dir| dir.join(path))
         .unwrap_or_else(|| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_get_starttls_if_offered() {
+        let at = |host: &str, port: u16| Endpoint {
+            host: host.to_string(),
+            port,
+        };
+        let smtp = |host: &str, port: u16| Protocol::Smtp.implied_tls_for(&at(host, port));
+        for host in ["127.0.0.1", "127.3.2.1", "::1", "localhost", "LOCALHOST"] {
+            assert_eq!(smtp(host, 2525), TlsMode::StarttlsIfOffered, "{host}");
+            assert_eq!(smtp(host, 465), TlsMode::Implicit, "{host}");
+        }
+        for host in [
+            "192.0.2.1",
+            "10.0.0.1",
+            "localhost.example.org",
+            "::2",
+            "mail",
+        ] {
+            assert_eq!(smtp(host, 2525), TlsMode::Starttls, "{host}");
+        }
+        let pop3 = Protocol::Pop3.implied_tls_for(&at("127.0.0.1", 995));
+        assert_eq!(pop3, TlsMode::Implicit);
+    }
 }

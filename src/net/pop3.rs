@@ -174,8 +174,14 @@ impl Session {
             _ => return Err(Error::Unexpected("unexpected greeting".into()).into()),
         }
         session.capa()?;
-        if tls == TlsMode::Starttls {
-            let offered = session.client.capabilities().map(|c| c.stls);
+        let offered = session.client.capabilities().map(|c| c.stls);
+        let upgrade = match tls {
+            TlsMode::Starttls => true,
+            // A loopback server with no mode named: STLS if it offers it.
+            TlsMode::StarttlsIfOffered => offered == Some(true),
+            TlsMode::Implicit | TlsMode::None => false,
+        };
+        if upgrade {
             if offered == Some(false) {
                 return Err(Error::Unexpected(format!(
                     "{endpoint} does not offer STLS; refusing to log in without TLS (use --tls implicit, or --tls none to allow plaintext)"

@@ -229,6 +229,7 @@ fn client_config(settings: &Settings) -> ClientConfig {
             TlsMode::Implicit => TlsPolicy::Implicit,
             TlsMode::Starttls => TlsPolicy::StartTls,
             TlsMode::None => TlsPolicy::Plain,
+            TlsMode::StarttlsIfOffered => TlsPolicy::StartTlsIfOffered,
         },
         credentials: settings.credentials.clone(),
         plaintext_auth_allowed: settings.endpoint.is_loopback(),
@@ -706,7 +707,9 @@ fn drive(
         TlsMode::Implicit => {
             Connection::connect_tls(endpoint, &settings.tls_options, settings.timeout)
         }
-        TlsMode::Starttls | TlsMode::None => Connection::connect(endpoint, settings.timeout),
+        TlsMode::Starttls | TlsMode::None | TlsMode::StarttlsIfOffered => {
+            Connection::connect(endpoint, settings.timeout)
+        }
     };
     if let Ok(conn) = &connected {
         client.set_channel_binding(conn.server_end_point());

@@ -60,12 +60,37 @@ pub fn run_typing<S: AsRef<OsStr>>(
     )
 }
 
+/// [`run`], typing `keys` at once (Ctrl-D as `\x04`) when `text` shows.
+pub fn run_typing_on<S: AsRef<OsStr>>(
+    text: &str,
+    keys: &str,
+    program: &str,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Option<Shown> {
+    let typing = ["--type-on", text, keys];
+    run_with(80, None, &[], &typing, program, args, env)
+}
+
 /// The runs above: `sigints` is the text to wait for and how many SIGINTs
 /// to send then, 0.3 s apart.
 fn run_full<S: AsRef<OsStr>>(
     columns: u16,
     sigints: Option<(&str, u32)>,
     answers: &[&str],
+    program: &str,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Option<Shown> {
+    run_with(columns, sigints, answers, &[], program, args, env)
+}
+
+/// [`run_full`] with `extra` options for run.py.
+fn run_with<S: AsRef<OsStr>>(
+    columns: u16,
+    sigints: Option<(&str, u32)>,
+    answers: &[&str],
+    extra: &[&str],
     program: &str,
     args: &[S],
     env: &[(&str, &str)],
@@ -79,6 +104,7 @@ fn run_full<S: AsRef<OsStr>>(
     if !answers.is_empty() {
         command.arg("--input").arg(answers.join("\n"));
     }
+    command.args(extra);
     command.arg("--").arg(program).args(args);
     command.env_remove("COLUMNS");
     for (name, value) in env {

@@ -359,6 +359,8 @@ fn vmhwm_kb(pid: u32) -> Option<u64> {
 
 /// A running fake server.
 pub struct FakeServer {
+    /// The address clients reach it at (127.0.0.1 unless [`FakeServer::start_on`]).
+    pub host: String,
     pub port: u16,
     pub ca_file: Option<PathBuf>,
     /// Set to the client's pid to have its memory recorded.
@@ -371,7 +373,12 @@ pub struct FakeServer {
 
 impl FakeServer {
     pub fn start(script: Script) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1", script)
+    }
+
+    /// A server listening on `host` (an IP address of this machine).
+    pub fn start_on(host: &str, script: Script) -> FakeServer {
+        let listener = TcpListener::bind((host, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let mut ca_file = None;
@@ -395,6 +402,7 @@ impl FakeServer {
             serve(tcp, &script, acceptor, &pid)
         });
         FakeServer {
+            host: host.to_string(),
             port,
             ca_file,
             client_pid,
@@ -404,9 +412,9 @@ impl FakeServer {
         }
     }
 
-    /// `127.0.0.1:PORT`.
+    /// `HOST:PORT`.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// Waits for the session to end and returns what the client did; fails
@@ -642,6 +650,16 @@ fn path_of(command: &str) -> String {
 
 /// Runs `mailctl` with `args`, `stdin` as standard input, and a password in
 /// MAILCTL_PASSWORD.
+/// An IPv4 address of this machine that is not loopback, if it has one
+/// (the source address a route to a documentation address would use; no
+/// packet is sent).
+pub fn non_loopback_address() -> Option<String> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then(|| ip.to_string())
+}
+
 pub fn mailctl(args: &[&str], stdin: &[u8]) -> Output {
     run_with(args, stdin, |_| {})
 }

@@ -30,6 +30,9 @@ fn tls_line(tls: TlsMode, discarded: usize) -> String {
         ),
         TlsMode::Starttls => "TLS: upgraded, certificate verified".into(),
         TlsMode::None => "TLS: none (as configured)".into(),
+        TlsMode::StarttlsIfOffered => {
+            "TLS: STARTTLS if offered (a loopback server with no mode named)".into()
+        }
     }
 }
 

@@ -98,7 +98,7 @@ pub struct FetchArgs {
 
     /// Fetch from every account of the configuration file that has a
     /// pop3 table, one after the other (as --account a,b names some).
-    #[arg(long, conflicts_with_all = ["server", "json"])]
+    #[arg(long, conflicts_with = "server")]
     pub all_accounts: bool,
 
     /// How to log in.
@@ -117,7 +117,9 @@ pub struct FetchArgs {
     #[arg(long)]
     pub uidl: bool,
 
-    /// Print the listing, or the per-message retrieval report, as JSON.
+    /// Print the listing, or the per-message retrieval report, as JSON;
+    /// for several accounts, one document:
+    /// {"accounts": [{"account", "exit_code", "error", "messages"}], "exit_code"}.
     #[arg(long)]
     pub json: bool,
 

@@ -19,8 +19,25 @@ pub struct Tally {
     pub saved: usize,
     /// Messages deleted on the server.
     pub deleted: usize,
-    /// The run is one of several: its summary line is left to the caller.
+    /// The run is one of several: its summary line is left to the caller,
+    /// and its JSON report is kept in `json` for the combined document.
     pub one_of_several: bool,
+    /// The JSON report of one of several runs, not printed.
+    pub json: Option<serde_json::Value>,
+}
+
+/// Prints the JSON report `value`, or keeps it in `tally` when the run is
+/// one of several (the caller prints them all as one document).
+fn emit_json(value: &impl serde::Serialize, tally: &mut Tally) -> anyhow::Result<()> {
+    tally.reported = true;
+    if tally.one_of_several {
+        tally.json = Some(serde_json::to_value(value)?);
+        return Ok(());
+    }
+    print_stdout(|out| {
+        serde_json::to_writer_pretty(&mut *out, value)?;
+        writeln!(out)
+    })
 }
 
 /// What `--list` shows.
@@ -64,12 +81,13 @@ pub fn list(
             printable(format!("{e:#}").as_bytes())
         );
     }
+    if listing.json {
+        emit_json(&rows, tally)?;
+        return Ok(Exit::Ok);
+    }
     tally.reported = true;
     print_stdout(|out| {
-        if listing.json {
-            serde_json::to_writer_pretty(&mut *out, &rows)?;
-            writeln!(out)
-        } else if rows.is_empty() {
+        if rows.is_empty() {
             let empty = match listing.only_new {
                 true => "no new mail",
                 false => "no messages",
@@ -98,11 +116,7 @@ pub fn report(finished: Finished, style: &Style, tally: &mut Tally) -> anyhow::R
     tally.saved = outcomes.iter().filter(|o| o.saved.is_some()).count();
     tally.deleted = outcomes.iter().filter(|o| o.deleted).count();
     if style.json {
-        tally.reported = true;
-        print_stdout(|out| {
-            serde_json::to_writer_pretty(&mut *out, outcomes)?;
-            writeln!(out)
-        })?;
+        emit_json(outcomes, tally)?;
     } else if !style.quiet && !tally.one_of_several {
         let (saved, deleted) = (tally.saved, tally.deleted);
         let verb = if style.delivered {

@@ -1,6 +1,9 @@
 //! `fetch --account a,b` and `fetch --all-accounts`: one run per account,
 //! each to its configured destination (or the one on the command line),
-//! then one summary, and the exit status of the worst run.
+//! then one summary, and the exit status of the worst run. With `--json`,
+//! one document: `{"accounts": [{"account", "exit_code", "error",
+//! "messages"}], "exit_code"}`, where `messages` is what the run of one
+//! account prints.
 
 use std::io::Write as _;
 
@@ -25,9 +28,6 @@ pub fn accounts(args: &FetchArgs, globals: Globals) -> anyhow::Result<Option<Vec
         .filter(|name| !name.is_empty())
         .map(str::to_string)
         .collect();
-    if args.json {
-        crate::bail_with!(Exit::Usage, "--json takes one account at a time");
-    }
     if args.connect.server.is_some() {
         crate::bail_with!(
             Exit::Usage,
@@ -42,6 +42,8 @@ struct AccountRun {
     name: String,
     tally: Tally,
     exit: Exit,
+    /// The failure, as printed.
+    error: Option<String>,
 }
 
 /// Fetches from each account in turn, then prints one summary; stops early
@@ -53,18 +55,20 @@ pub fn run(args: FetchArgs, accounts: &[String], globals: Globals) -> anyhow::Re
         let mut one = args.clone();
         one.all_accounts = false;
         one.connect.account = Some(name.clone());
-        if listing {
+        if listing && !args.json {
             super::output::print_stdout(|out| writeln!(out, "account {name}:"))?;
         }
         let mut tally = Tally {
             one_of_several: true,
             ..Tally::default()
         };
+        let mut error = None;
         let exit = match super::fetch(one, globals, &mut tally) {
             Ok(exit) => exit,
             Err(err) => {
                 let text = printable(format!("{err:#}").as_bytes());
                 say!("mailctl: error: account {name}: {text}");
+                error = Some(text);
                 exit_status(&err)
             }
         };
@@ -73,6 +77,7 @@ pub fn run(args: FetchArgs, accounts: &[String], globals: Globals) -> anyhow::Re
             name: name.clone(),
             tally,
             exit,
+            error,
         });
         if stop {
             break;
@@ -81,7 +86,32 @@ pub fn run(args: FetchArgs, accounts: &[String], globals: Globals) -> anyhow::Re
     if !listing {
         say!("mailctl: {}", summary(&runs));
     }
-    Ok(worst(runs.iter().map(|r| r.exit)))
+    let exit = worst(runs.iter().map(|r| r.exit));
+    if args.json {
+        let document = combined_json(&mut runs, exit);
+        super::output::print_stdout(|out| {
+            serde_json::to_writer_pretty(&mut *out, &document)?;
+            writeln!(out)
+        })?;
+    }
+    Ok(exit)
+}
+
+/// The one JSON document of several runs: each account's report (`null`
+/// when it failed before one) with its status, and the overall status.
+fn combined_json(runs: &mut [AccountRun], exit: Exit) -> serde_json::Value {
+    let accounts: Vec<serde_json::Value> = runs
+        .iter_mut()
+        .map(|run| {
+            serde_json::json!({
+                "account": run.name,
+                "exit_code": run.exit.code(),
+                "error": run.error,
+                "messages": run.tally.json.take(),
+            })
+        })
+        .collect();
+    serde_json::json!({"accounts": accounts, "exit_code": exit.code()})
 }
 
 /// `a: 2 saved, 1 deleted; b: failed (exit 77)`.

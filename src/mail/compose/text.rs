@@ -19,6 +19,8 @@ use std::io::{self, Read, Write};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use chardetng::{EncodingDetector, Iso2022JpDetection, Utf8Detection};
+use encoding_rs::{CoderResult, Decoder, Encoding};
 
 use super::message::BASE64_LINE_INPUT;
 use super::spool::{for_each_chunk, Spool, SpoolWriter, MEMORY_LIMIT};
@@ -371,46 +373,165 @@ impl TextStats {
     }
 }
 
-/// Reads a text body: kept in memory when it is at most [`MEMORY_LIMIT`]
-/// bytes, spooled otherwise. Either way it must be UTF-8.
+/// The charset a text body was read in; the body itself is always
+/// UTF-8 once read (other charsets are transcoded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Charset {
+    /// UTF-8 (ASCII included), as given.
+    Utf8,
+    /// Declared by the caller, transcoded to UTF-8.
+    Declared(&'static Encoding),
+    /// Not UTF-8: guessed from the first bytes, transcoded to UTF-8.
+    Detected(&'static Encoding),
+}
+
+/// Reads a UTF-8 text body: up to [`MEMORY_LIMIT`] bytes in memory, more
+/// spooled (see [`read_text_in`]).
 pub fn read_text(input: &mut dyn Read) -> Result<TextBody, ReadTextError> {
+    read_text_in(input, Some(encoding_rs::UTF_8)).map(|(body, _)| body)
+}
+
+/// Reads a text body in the charset `declared`, or, when `None`, in UTF-8
+/// if its first [`MEMORY_LIMIT`] bytes are UTF-8, else in the charset
+/// guessed from them. Up to [`MEMORY_LIMIT`] bytes are held in memory;
+/// more are spooled with CRLF line endings while the transfer encoding is
+/// chosen. Text in another charset than UTF-8 is transcoded (a byte
+/// sequence the charset does not have becomes U+FFFD); text read as UTF-8
+/// must be valid UTF-8.
+pub fn read_text_in(
+    input: &mut dyn Read,
+    declared: Option<&'static Encoding>,
+) -> Result<(TextBody, Charset), ReadTextError> {
     let mut head = Vec::new();
     (&mut *input)
         .take(MEMORY_LIMIT as u64 + 1)
         .read_to_end(&mut head)
         .map_err(ReadTextError::Io)?;
-    if head.len() <= MEMORY_LIMIT {
-        return String::from_utf8(head)
+    let complete = head.len() <= MEMORY_LIMIT;
+    let charset = match declared {
+        Some(encoding) if encoding == encoding_rs::UTF_8 => Charset::Utf8,
+        Some(encoding) => Charset::Declared(encoding),
+        None => match std::str::from_utf8(&head) {
+            Ok(_) => Charset::Utf8,
+            // A character cut where the head ends is completed later.
+            Err(e) if e.error_len().is_none() && !complete => Charset::Utf8,
+            Err(_) => Charset::Detected(guess_charset(&head, complete)),
+        },
+    };
+    let body = match charset {
+        Charset::Utf8 if complete => String::from_utf8(head)
             .map(TextBody::Memory)
-            .map_err(|_| ReadTextError::NotUtf8);
+            .map_err(|_| ReadTextError::NotUtf8)?,
+        Charset::Utf8 => spool_utf8(head, input)?,
+        Charset::Declared(encoding) | Charset::Detected(encoding) => {
+            transcode(encoding, head, complete, input)?
+        }
+    };
+    Ok((body, charset))
+}
+
+/// The charset `bytes` are most likely in (never UTF-8: they are not).
+fn guess_charset(bytes: &[u8], last: bool) -> &'static Encoding {
+    let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
+    detector.feed(bytes, last);
+    detector.guess(None, Utf8Detection::Deny)
+}
+
+/// Appends `bytes`, decoded by `decoder`, to `out`.
+fn decode_into(decoder: &mut Decoder, mut bytes: &[u8], last: bool, out: &mut String) {
+    loop {
+        let room = decoder
+            .max_utf8_buffer_length(bytes.len())
+            .unwrap_or(bytes.len() * 3 + 16);
+        out.reserve(room);
+        let (result, read, _) = decoder.decode_to_string(bytes, out, last);
+        bytes = &bytes[read..];
+        if result == CoderResult::InputEmpty {
+            return;
+        }
     }
+}
+
+/// Reads the rest of a body in `encoding` after its `head`, transcoded to
+/// UTF-8: in memory when `complete` (the head is all of it), else spooled
+/// a chunk at a time.
+fn transcode(
+    encoding: &'static Encoding,
+    head: Vec<u8>,
+    complete: bool,
+    input: &mut dyn Read,
+) -> Result<TextBody, ReadTextError> {
+    let mut decoder = encoding.new_decoder_without_bom_handling();
+    let mut text = String::new();
+    decode_into(&mut decoder, &head, complete, &mut text);
+    if complete {
+        return Ok(TextBody::Memory(text));
+    }
+    drop(head);
+    let mut spool = TextSpool::default();
+    spool.push(text.as_bytes())?;
+    let each = |chunk: &[u8]| {
+        text.clear();
+        decode_into(&mut decoder, chunk, false, &mut text);
+        spool.push(text.as_bytes())
+    };
+    for_each_chunk(input, each, ReadTextError::Io)?;
+    text.clear();
+    decode_into(&mut decoder, b"", true, &mut text);
+    spool.push(text.as_bytes())?;
+    spool.finish()
+}
+
+/// Spools a UTF-8 body of more than [`MEMORY_LIMIT`] bytes, checking it
+/// on the way.
+fn spool_utf8(head: Vec<u8>, input: &mut dyn Read) -> Result<TextBody, ReadTextError> {
     let mut utf8 = Utf8Check::default();
-    let mut writer = SpoolWriter::new();
-    let mut stats = TextStats::default();
+    let mut spool = TextSpool::default();
     if !utf8.push(&head) {
         return Err(ReadTextError::NotUtf8);
     }
-    stats.push(writer.push(&head).map_err(ReadTextError::Io)?);
+    spool.push(&head)?;
     drop(head);
     let each = |chunk: &[u8]| {
         if !utf8.push(chunk) {
             return Err(ReadTextError::NotUtf8);
         }
-        stats.push(writer.push(chunk).map_err(ReadTextError::Io)?);
-        Ok(())
+        spool.push(chunk)
     };
     for_each_chunk(input, each, ReadTextError::Io)?;
     if !utf8.finish() {
         return Err(ReadTextError::NotUtf8);
     }
-    stats.push(writer.end_line().map_err(ReadTextError::Io)?);
-    stats.finish();
-    let spooled = writer.finish().map_err(ReadTextError::Io)?;
-    Ok(TextBody::Spooled(SpooledText::new(
-        spooled.spool,
-        spooled.len,
-        &stats,
-    )))
+    spool.finish()
+}
+
+/// A spool being written, with what the encoding choice needs to know.
+#[derive(Default)]
+struct TextSpool {
+    writer: SpoolWriter,
+    stats: TextStats,
+}
+
+impl TextSpool {
+    /// Spools the next UTF-8 bytes.
+    fn push(&mut self, bytes: &[u8]) -> Result<(), ReadTextError> {
+        let spooled = self.writer.push(bytes).map_err(ReadTextError::Io)?;
+        self.stats.push(spooled);
+        Ok(())
+    }
+
+    /// The spooled body, its transfer encoding chosen.
+    fn finish(mut self) -> Result<TextBody, ReadTextError> {
+        let tail = self.writer.end_line().map_err(ReadTextError::Io)?;
+        self.stats.push(tail);
+        self.stats.finish();
+        let spooled = self.writer.finish().map_err(ReadTextError::Io)?;
+        Ok(TextBody::Spooled(SpooledText::new(
+            spooled.spool,
+            spooled.len,
+            &self.stats,
+        )))
+    }
 }
 
 impl SpooledText {
@@ -790,5 +911,40 @@ mod tests {
             read_text(&mut &[0xC3u8][..]),
             Err(ReadTextError::NotUtf8)
         ));
+    }
+
+    /// A reader giving `bytes` `size` at a time, as a pipe may.
+    struct Chunked<'a> {
+        bytes: &'a [u8],
+        size: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.size.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn text_in_another_charset_is_transcoded_in_any_chunk_size() {
+        let latin1 = b"temp\xe9rature \xe9lev\xe9e\n";
+        for size in 1..=latin1.len() {
+            let mut input = Chunked {
+                bytes: latin1,
+                size,
+            };
+            let (body, charset) = read_text_in(&mut input, None).unwrap();
+            assert_eq!(charset, Charset::Detected(encoding_rs::WINDOWS_1252));
+            assert!(matches!(body, TextBody::Memory(t) if t == "température élevée\n"));
+        }
+        let declared = Some(encoding_rs::ISO_8859_15);
+        let (body, charset) = read_text_in(&mut &b"12 \xa4"[..], declared).unwrap();
+        assert_eq!(charset, Charset::Declared(encoding_rs::ISO_8859_15));
+        assert!(matches!(body, TextBody::Memory(t) if t == "12 €"));
+        let (_, charset) = read_text_in(&mut "déjà".as_bytes(), None).unwrap();
+        assert_eq!(charset, Charset::Utf8);
     }
 }

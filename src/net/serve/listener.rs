@@ -76,7 +76,13 @@ pub struct ServerOptions {
     pub exit_after: Option<u64>,
     /// The web inbox and the fault rules.
     pub hooks: super::hooks::Hooks,
+    /// Called once every listener is bound, with each one's name (`smtp`,
+    /// `pop3`, `smtps`, `pop3s`) and actual address.
+    pub on_listening: Option<OnListening>,
 }
+
+/// What [`ServerOptions::on_listening`] holds.
+pub type OnListening = Box<dyn FnOnce(&[(&'static str, SocketAddr)]) + Send + Sync>;
 
 /// Why the server could not run.
 #[derive(Debug)]
@@ -253,8 +259,9 @@ impl Protocol {
 
 /// Runs the server until a signal or `--exit-after`; returns the number of
 /// messages delivered.
-pub fn run(options: ServerOptions) -> Result<u64, ServeError> {
+pub fn run(mut options: ServerOptions) -> Result<u64, ServeError> {
     raise_file_limit();
+    let on_listening = options.on_listening.take();
     let mut listeners = vec![
         bind(options.smtp, Protocol::Smtp, false)?,
         bind(options.pop3, Protocol::Pop3, false)?,
@@ -287,12 +294,14 @@ pub fn run(options: ServerOptions) -> Result<u64, ServeError> {
     .map_err(ServeError::Signals)?;
 
     let mut wake = Vec::new();
+    let mut bound = Vec::new();
     let mut acceptors: Vec<JoinHandle<()>> = Vec::new();
     for (listener, protocol, implicit_tls) in listeners {
         let name = protocol.listener_name(implicit_tls);
         let addr = listener.local_addr().map_err(ServeError::Start)?;
         eprintln!("mailctl: {name} listening on {addr}");
         wake.push(addr);
+        bound.push((name, addr));
         let shared = shared.clone();
         acceptors.push(
             std::thread::Builder::new()
@@ -302,6 +311,9 @@ pub fn run(options: ServerOptions) -> Result<u64, ServeError> {
         );
     }
 
+    if let Some(on_listening) = on_listening {
+        on_listening(&bound);
+    }
     let watchdog = shared.clone();
     std::thread::Builder::new()
         .name("watchdog".into())

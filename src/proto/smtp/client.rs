@@ -41,6 +41,9 @@ pub enum TlsPolicy {
     StartTls,
     /// No encryption.
     Plain,
+    /// STARTTLS when the server offers it, else no encryption (the driver
+    /// asks for it for loopback servers only).
+    StartTlsIfOffered,
 }
 
 /// A user name and password (or OAuth token), and the mechanism to use.
@@ -799,12 +802,18 @@ impl Client {
 
     fn after_ehlo(&mut self) -> Result<Event, Error> {
         let caps = self.report.capabilities.clone().unwrap_or_default();
-        if self.config.tls == TlsPolicy::StartTls && !self.tls_active {
+        let wants_tls = matches!(
+            self.config.tls,
+            TlsPolicy::StartTls | TlsPolicy::StartTlsIfOffered
+        );
+        if wants_tls && !self.tls_active {
             if caps.starttls {
                 return self.send(State::StartTls, Command::StartTls);
             }
-            // Nothing else is sent: no QUIT, no MAIL, no credentials.
-            return Err(Error::StartTlsNotOffered);
+            if self.config.tls == TlsPolicy::StartTls {
+                // Nothing else is sent: no QUIT, no MAIL, no credentials.
+                return Err(Error::StartTlsNotOffered);
+            }
         }
         if let Some(credentials) = self.config.credentials.clone() {
             if !self.tls_active && !self.config.plaintext_auth_allowed {

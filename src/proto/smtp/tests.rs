@@ -68,14 +68,21 @@ struct Run {
 /// Runs the client against `BEFORE_TLS` then `AFTER_TLS`, each fed in
 /// chunks of `chunk` bytes.
 fn recorded_session(chunk: usize) -> Run {
-    let mut client = Client::new(config(&["tim@mx.test", "ann@mx.test"]));
+    let config = config(&["tim@mx.test", "ann@mx.test"]);
+    session_against(config, &[BEFORE_TLS, AFTER_TLS], chunk)
+}
+
+/// Runs a client with `config` against the server bytes of each phase (the
+/// next one after a TLS handshake), fed in chunks of `chunk` bytes.
+fn session_against(config: ClientConfig, phases: &[&'static [u8]], chunk: usize) -> Run {
+    let mut client = Client::new(config);
     let mut run = Run {
         output: Vec::new(),
         log: Vec::new(),
         outcome: String::new(),
     };
     let mut reader = ReplyReader::new();
-    let mut phases = [BEFORE_TLS, AFTER_TLS].into_iter();
+    let mut phases = phases.iter().copied();
     let mut pending: &[u8] = phases.next().unwrap_or_default();
     let mut closed = false;
     while !closed {
@@ -175,6 +182,55 @@ AUTH PLAIN AHRpbQB0YW5zdGFhZmw=\r\n"
     let longest = BEFORE_TLS.len().max(AFTER_TLS.len());
     for chunk in 1..=longest {
         assert_eq!(recorded_session(chunk), whole, "chunks of {chunk} bytes");
+    }
+}
+
+/// A server that offers no STARTTLS, for a client that wants it only if
+/// offered (a loopback server with no mode named).
+const NO_STARTTLS: &[u8] =
+    b"220 mx.test ESMTP\r\n250-mx.test\r\n250-8BITMIME\r\n250 SIZE 10000\r\n\
+250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n250 2.0.0 Ok\r\n221 2.0.0 bye\r\n";
+
+/// STARTTLS if offered: the upgrade when the server offers it, exactly as
+/// when required; plain text when it does not, in every chunk size.
+#[test]
+fn starttls_if_offered_in_every_chunk_size() {
+    let if_offered = |credentials: bool| {
+        let mut config = config(&["tim@mx.test", "ann@mx.test"]);
+        config.tls = TlsPolicy::StartTlsIfOffered;
+        if !credentials {
+            config.credentials = None;
+            config.recipients.truncate(1);
+        }
+        config
+    };
+    let required = config(&["tim@mx.test", "ann@mx.test"]);
+    let upgraded = session_against(if_offered(true), &[BEFORE_TLS, AFTER_TLS], usize::MAX);
+    assert_eq!(
+        upgraded,
+        session_against(required, &[BEFORE_TLS, AFTER_TLS], usize::MAX)
+    );
+    assert!(
+        upgraded.outcome.contains("tls true"),
+        "{}",
+        upgraded.outcome
+    );
+
+    let plain = session_against(if_offered(false), &[NO_STARTTLS], usize::MAX);
+    let output = String::from_utf8_lossy(&plain.output);
+    assert!(
+        output.starts_with("EHLO client.example\r\nMAIL FROM:<a@example.org>"),
+        "{output}"
+    );
+    assert!(!output.contains("STARTTLS"), "{output}");
+    assert!(
+        plain.outcome.starts_with("accepted true tls false"),
+        "{}",
+        plain.outcome
+    );
+    for chunk in 1..=NO_STARTTLS.len() {
+        let run = session_against(if_offered(false), &[NO_STARTTLS], chunk);
+        assert_eq!(run, plain, "chunks of {chunk} bytes");
     }
 }
 
