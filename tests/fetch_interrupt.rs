@@ -464,33 +464,56 @@ fn a_second_fetch_on_the_same_state_waits_then_exits_75() {
 
 mod pty_support;
 
+/// A fetch of 60 messages into a fresh Maildir from a server that answers
+/// each RETR after `delay`: what a terminal test runs.
+struct SlowFetch {
+    _state: tempfile::TempDir,
+    _dest: tempfile::TempDir,
+    server: Server,
+    args: Vec<String>,
+    state_home: String,
+}
+
+impl SlowFetch {
+    fn start(delay: Duration) -> SlowFetch {
+        let (state, dest) = (tmp(), tmp());
+        let messages = (0..60)
+            .map(|i| message(&format!("m{i}"), b"x\r\n"))
+            .collect();
+        let config = Config {
+            retr_delay: Some(delay),
+            ..Config::default()
+        };
+        let server = Server::start(config, messages);
+        let maildir = dest.path().join("md");
+        let args = args(
+            &server,
+            "10",
+            &["--all", "--maildir", maildir.to_str().unwrap()],
+        );
+        let state_home = state.path().to_str().unwrap().to_string();
+        SlowFetch {
+            _state: state,
+            _dest: dest,
+            server,
+            args,
+            state_home,
+        }
+    }
+
+    fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("MAILCTL_PASSWORD", "s3cret-pw"),
+            ("XDG_STATE_HOME", &self.state_home),
+        ]
+    }
+}
+
 #[test]
 fn progress_bar_fits_the_terminal_and_is_cleared_on_sigint() {
-    let state = tmp();
-    let dest = tmp();
-    let messages = (0..60)
-        .map(|i| message(&format!("m{i}"), b"x\r\n"))
-        .collect();
-    let server = Server::start(
-        Config {
-            retr_delay: Some(Duration::from_millis(100)),
-            ..Config::default()
-        },
-        messages,
-    );
-    let maildir = dest.path().join("md");
-    let fetch = args(
-        &server,
-        "10",
-        &["--all", "--maildir", maildir.to_str().unwrap()],
-    );
-    let state_home = state.path().to_str().unwrap();
-    let env = [
-        ("MAILCTL_PASSWORD", "s3cret-pw"),
-        ("XDG_STATE_HOME", state_home),
-    ];
+    let fetch = SlowFetch::start(Duration::from_millis(100));
     let bin = env!("CARGO_BIN_EXE_mailctl");
-    let Some(shown) = pty_support::run(80, Some("messages"), bin, &fetch, &env) else {
+    let Some(shown) = pty_support::run(80, Some("messages"), bin, &fetch.args, &fetch.env()) else {
         return;
     };
     assert_eq!(shown.code, 130, "{:?}", shown.text);
@@ -505,32 +528,12 @@ fn progress_bar_fits_the_terminal_and_is_cleared_on_sigint() {
 
 #[test]
 fn a_second_sigint_ends_at_once_and_leaves_no_bar() {
-    let state = tmp();
-    let dest = tmp();
-    let messages = (0..60)
-        .map(|i| message(&format!("m{i}"), b"x\r\n"))
-        .collect();
-    let server = Server::start(
-        Config {
-            retr_delay: Some(Duration::from_secs(3)),
-            ..Config::default()
-        },
-        messages,
-    );
-    let maildir = dest.path().join("md");
-    let fetch = args(
-        &server,
-        "10",
-        &["--all", "--maildir", maildir.to_str().unwrap()],
-    );
-    let state_home = state.path().to_str().unwrap();
-    let env = [
-        ("MAILCTL_PASSWORD", "s3cret-pw"),
-        ("XDG_STATE_HOME", state_home),
-    ];
+    let fetch = SlowFetch::start(Duration::from_secs(3));
     let bin = env!("CARGO_BIN_EXE_mailctl");
     let started = Instant::now();
-    let Some(shown) = pty_support::run_interrupted_twice(80, "messages", bin, &fetch, &env) else {
+    let Some(shown) =
+        pty_support::run_interrupted_twice(80, "messages", bin, &fetch.args, &fetch.env())
+    else {
         return;
     };
     assert_eq!(shown.code, 130, "{:?}", shown.text);
@@ -541,5 +544,5 @@ fn a_second_sigint_ends_at_once_and_leaves_no_bar() {
         "a bar was left: {lines:?} from {:?}",
         shown.text
     );
-    drop(server);
+    drop(fetch.server);
 }
