@@ -40,24 +40,7 @@ done
 (cd "$ROOT" && cargo build --release --quiet)
 MAILCTL="${CARGO_TARGET_DIR:-$ROOT/target}/release/mailctl"
 
-peak_rss() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-    python3 - "$1" <<'PY'
-import socket, sys, time
-for _ in range(300):
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit(1)
-PY
-}
+. "$(dirname "$0")/common/servers.sh"
 
 FS=$(df -T "$WORK" | awk 'NR==2 {print $2}')
 DEV=$(df "$WORK" | awk 'NR==2 {print $1}')
@@ -108,7 +91,7 @@ run_one() { # server, round
             ;;
     esac
     OUT=$(python3 "$BLAST" 127.0.0.1 "$PORT" "$TOTAL" "$CLIENTS")
-    RSS=$(peak_rss "$SERVER_PID")
+    RSS=$(vm_peak "$SERVER_PID")
     kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
     case $srv in
         mailctl) COUNT=$(ls "$dir/inbox/new" | wc -l) ;;

@@ -45,24 +45,7 @@ MAILDEV="$MAILDEV_DIR/node_modules/.bin/maildev"
 (cd "$ROOT" && cargo build --release --quiet)
 MAILCTL="${CARGO_TARGET_DIR:-$ROOT/target}/release/mailctl"
 
-peak_rss() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-    python3 - "$1" <<'PY'
-import socket, sys, time
-for _ in range(600):
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit(1)
-PY
-}
+. "$(dirname "$0")/common/servers.sh"
 
 # start SERVER DIR: sets SERVER_PID, SMTP_PORT and LIST_URL.
 start() {
@@ -129,7 +112,7 @@ memory() {
     python3 "$BLAST" 127.0.0.1 "$SMTP_PORT" "$BIG" "$CLIENTS" >/dev/null
     n=0
     while [ "$(listed)" -lt "$BIG" ] && [ "$n" -lt 300 ]; do sleep 0.2; n=$((n + 1)); done
-    RSS=$(peak_rss "$SERVER_PID")
+    RSS=$(vm_peak "$SERVER_PID")
     stop
     echo "$1 $RSS" >>"$WORK/memory"
     printf '  %-8s peak RSS with %s messages: %s kB\n' "$1" "$BIG" "$RSS"
